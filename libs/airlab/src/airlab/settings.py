@@ -1,0 +1,91 @@
+"""Settings from the environment (AIRLAB_*) and from configs/airlab.yaml, in that order of precedence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
+
+
+def config_dir() -> Path:
+    """Where YAML configs live: AIRLAB_CONFIG_DIR, else ./configs."""
+    return Path(os.environ.get("AIRLAB_CONFIG_DIR", "configs"))
+
+
+def load_yaml(name: str) -> dict[str, Any]:
+    """One YAML file from the config dir, or {} when it does not exist."""
+    path = config_dir() / name
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+class BusSettings(BaseModel):
+    stream: str = "AIRLAB"
+    # Published events with the same id inside this window are stored once.
+    duplicate_window_seconds: float = Field(default=7200, gt=0)
+    # Deliveries of one message before it goes to the dead-letter subject.
+    max_deliver: int = Field(default=5, ge=1, le=100)
+    # Seconds a handler has before its message is delivered again.
+    ack_wait_seconds: float = Field(default=30, gt=0)
+    # Events kept in the stream, in days.
+    retention_days: float = Field(default=365, gt=0)
+
+
+class ResearchDefaults(BaseModel):
+    max_experiments: int = Field(default=12, ge=1, le=1000)
+    max_wall_seconds: int = Field(default=3600, ge=60)
+    max_tokens: int = Field(default=2_000_000, ge=1000)
+    max_cost_usd: float = Field(default=5.0, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=20)
+    test_fraction: float = Field(default=0.25, gt=0, le=0.5)
+
+
+class Settings(BaseSettings):
+    """Every setting a service or the CLI reads. Env vars win over configs/airlab.yaml."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLAB_", env_nested_delimiter="__", extra="ignore")
+
+    service: str = "airlab"
+    nats_url: str = "nats://127.0.0.1:4222"
+    grpc_host: str = "0.0.0.0"
+    # 0 binds a free port; the bound port is written to port_file when one is given.
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    port_file: Path | None = None
+    workspace: Path = Path(".airlab")
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # Seconds in-flight calls and handlers get to finish after SIGTERM.
+    drain_seconds: float = Field(default=10, ge=0)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    research: ResearchDefaults = Field(default_factory=ResearchDefaults)
+    # Fixed ports for `airlab up`, by service name ("nats" included); missing or 0 means a free port.
+    stack_ports: dict[str, int] = Field(default_factory=dict)
+    # Seconds `airlab up` waits for every service to report SERVING.
+    stack_start_timeout: float = Field(default=30, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_dir() / "airlab.yaml")
+        return (init_settings, env_settings, yaml_source, file_secret_settings)

@@ -1,0 +1,224 @@
+"""The embedded stack: nats-server and the five services as separate OS processes on one machine, with
+their state in the workspace directory. `up` returns once all report SERVING; `down` leaves nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from airlab.grpc_client import health_status
+from airlab.natsd import NatsServerError, start_nats
+from airlab.settings import SERVICE_NAMES, Settings
+
+STATE_FILE = "stack.json"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    # Start time of the process (clock ticks since boot), so a recycled pid is never signalled.
+    started: int
+    address: str
+    log: str
+
+
+@dataclass
+class StackState:
+    workspace: str
+    nats_url: str
+    processes: list[Proc]
+    started_in_seconds: float
+
+    def address_of(self, name: str) -> str:
+        for proc in self.processes:
+            if proc.name == name:
+                return proc.address
+        raise StackError(f"no {name} in the stack")
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time, or None if it is gone (a zombie counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _alive(proc: Proc) -> bool:
+    return _start_ticks(proc.pid) == proc.started
+
+
+def state_path(workspace: Path) -> Path:
+    return workspace / "run" / STATE_FILE
+
+
+def load_state(workspace: Path) -> StackState | None:
+    path = state_path(workspace)
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    raw["processes"] = [Proc(**p) for p in raw["processes"]]
+    return StackState(**raw)
+
+
+def _save_state(state: StackState) -> None:
+    path = state_path(Path(state.workspace))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    tmp.replace(path)
+
+
+def _signal(proc: Proc, sig: signal.Signals) -> None:
+    if _alive(proc):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)  # each was started in its own session: its children go too
+
+
+def _stop(procs: list[Proc], timeout: float) -> None:
+    for proc in procs:
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.05)
+    for proc in procs:
+        _signal(proc, signal.SIGKILL)
+    while any(_alive(p) for p in procs):
+        time.sleep(0.02)
+
+
+def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) -> StackState:
+    """Start nats-server and the five services; wait until every service reports SERVING."""
+    workspace = settings.workspace.resolve()
+    current = load_state(workspace)
+    if current and any(_alive(p) for p in current.processes):
+        raise StackError(f"a stack is already running in {workspace}: run 'airlab down' first")
+    for sub in ("run", "logs", "nats"):
+        (workspace / sub).mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    ports = settings.stack_ports
+    try:
+        nats = start_nats(
+            workspace / "nats",
+            port=ports.get("nats", 0),
+            log_file=workspace / "logs" / "nats.log",
+            detach=True,
+        )
+    except NatsServerError as exc:
+        raise StackError(str(exc)) from exc
+    procs = [
+        Proc("nats", nats.pid, _start_ticks(nats.pid) or 0, nats.url, str(workspace / "logs" / "nats.log"))
+    ]
+    report(f"nats-server {nats.url}")
+    state = StackState(str(workspace), nats.url, procs, 0.0)
+    try:
+        pending = {
+            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0)) for name in SERVICE_NAMES
+        }
+        procs.extend(pending.values())
+        _save_state(state)
+        _wait_serving(pending, workspace, began + settings.stack_start_timeout, report)
+    except BaseException:
+        _stop(procs[::-1], timeout=5)
+        state_path(workspace).unlink(missing_ok=True)
+        raise
+    state.started_in_seconds = round(time.monotonic() - began, 3)
+    _save_state(state)
+    return state
+
+
+def _spawn(name: str, settings: Settings, workspace: Path, nats_url: str, port: int) -> Proc:
+    port_file = workspace / "run" / f"{name}.port"
+    port_file.unlink(missing_ok=True)
+    log_path = workspace / "logs" / f"{name}.log"
+    env = {
+        **os.environ,
+        "AIRLAB_NATS_URL": nats_url,
+        "AIRLAB_GRPC_HOST": "127.0.0.1",
+        "AIRLAB_GRPC_PORT": str(port),
+        "AIRLAB_PORT_FILE": str(port_file),
+        "AIRLAB_WORKSPACE": str(workspace),
+    }
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"airlab_{name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path))
+
+
+def _wait_serving(
+    pending: dict[str, Proc], workspace: Path, deadline: float, report: Callable[[str], None]
+) -> None:
+    waiting = dict(pending)
+    while waiting:
+        for name, proc in list(waiting.items()):
+            if not _alive(proc):
+                raise StackError(
+                    f"{name} exited during startup; last lines of {proc.log}:\n{_tail(proc.log)}"
+                )
+            port_file = workspace / "run" / f"{name}.port"
+            if not proc.address and port_file.is_file():
+                proc.address = f"127.0.0.1:{int(port_file.read_text())}"
+            if proc.address and health_status(proc.address, timeout=0.5) == "SERVING":
+                report(f"{name:<9} {proc.address} SERVING")
+                del waiting[name]
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(waiting)
+            logs = "\n".join(f"--- {n}:\n{_tail(p.log)}" for n, p in waiting.items())
+            raise StackError(f"not SERVING in time: {names}\n{logs}")
+        time.sleep(0.02)
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def down(settings: Settings, timeout: float = 15.0) -> list[str]:
+    """Stop the services (graceful drain, then SIGKILL after `timeout`), then nats-server."""
+    workspace = settings.workspace.resolve()
+    state = load_state(workspace)
+    if state is None:
+        return []
+    services = [p for p in state.processes if p.name != "nats"]
+    running = [p.name for p in state.processes if _alive(p)]
+    _stop(services, timeout)
+    _stop([p for p in state.processes if p.name == "nats"], timeout)
+    state_path(workspace).unlink(missing_ok=True)
+    return running
+
+
+def status(settings: Settings) -> dict[str, tuple[str, str]]:
+    """name -> (address, health) for every process of the stack."""
+    state = load_state(settings.workspace.resolve())
+    if state is None:
+        return {}
+    result = {}
+    for proc in state.processes:
+        if not _alive(proc):
+            result[proc.name] = (proc.address, "DEAD")
+        elif proc.name == "nats":
+            result[proc.name] = (proc.address, "RUNNING")
+        else:
+            result[proc.name] = (proc.address, health_status(proc.address))
+    return result

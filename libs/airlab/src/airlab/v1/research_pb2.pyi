@@ -1,0 +1,130 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ResearchState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESEARCH_STATE_UNSPECIFIED: _ClassVar[ResearchState]
+    RESEARCH_STATE_CREATED: _ClassVar[ResearchState]
+    RESEARCH_STATE_NEEDS_HUMAN: _ClassVar[ResearchState]
+    RESEARCH_STATE_AWAITING_APPROVAL: _ClassVar[ResearchState]
+    RESEARCH_STATE_PLANNED: _ClassVar[ResearchState]
+    RESEARCH_STATE_RUNNING: _ClassVar[ResearchState]
+    RESEARCH_STATE_COMPLETED: _ClassVar[ResearchState]
+    RESEARCH_STATE_FAILED: _ClassVar[ResearchState]
+    RESEARCH_STATE_CANCELLED: _ClassVar[ResearchState]
+
+class MetricDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_DIRECTION_UNSPECIFIED: _ClassVar[MetricDirection]
+    METRIC_DIRECTION_MAXIMIZE: _ClassVar[MetricDirection]
+    METRIC_DIRECTION_MINIMIZE: _ClassVar[MetricDirection]
+
+class HumanGates(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HUMAN_GATES_UNSPECIFIED: _ClassVar[HumanGates]
+    HUMAN_GATES_OFF: _ClassVar[HumanGates]
+    HUMAN_GATES_PLAN: _ClassVar[HumanGates]
+    HUMAN_GATES_EVERY_EXPERIMENT: _ClassVar[HumanGates]
+RESEARCH_STATE_UNSPECIFIED: ResearchState
+RESEARCH_STATE_CREATED: ResearchState
+RESEARCH_STATE_NEEDS_HUMAN: ResearchState
+RESEARCH_STATE_AWAITING_APPROVAL: ResearchState
+RESEARCH_STATE_PLANNED: ResearchState
+RESEARCH_STATE_RUNNING: ResearchState
+RESEARCH_STATE_COMPLETED: ResearchState
+RESEARCH_STATE_FAILED: ResearchState
+RESEARCH_STATE_CANCELLED: ResearchState
+METRIC_DIRECTION_UNSPECIFIED: MetricDirection
+METRIC_DIRECTION_MAXIMIZE: MetricDirection
+METRIC_DIRECTION_MINIMIZE: MetricDirection
+HUMAN_GATES_UNSPECIFIED: HumanGates
+HUMAN_GATES_OFF: HumanGates
+HUMAN_GATES_PLAN: HumanGates
+HUMAN_GATES_EVERY_EXPERIMENT: HumanGates
+
+class Budget(_message.Message):
+    __slots__ = ("max_experiments", "max_wall_seconds", "max_tokens", "max_cost_usd")
+    MAX_EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    max_experiments: int
+    max_wall_seconds: int
+    max_tokens: int
+    max_cost_usd: float
+    def __init__(self, max_experiments: _Optional[int] = ..., max_wall_seconds: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
+
+class Plan(_message.Message):
+    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    task: str
+    metric: str
+    direction: MetricDirection
+    baseline: str
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    test_fraction: float
+    budget: Budget
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Question(_message.Message):
+    __slots__ = ("key", "text", "options")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    text: str
+    options: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Research(_message.Message):
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    GOAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_HINT_FIELD_NUMBER: _ClassVar[int]
+    METRIC_HINT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_HINT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    goal: str
+    state: ResearchState
+    state_reason: str
+    plan: Plan
+    questions: _containers.RepeatedCompositeFieldContainer[Question]
+    dataset_hint: str
+    metric_hint: str
+    requested_budget: Budget
+    gates: HumanGates
+    allow_defaults: bool
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    revision: int
+    baseline_hint: str
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,3 @@
+from airlab_coder.main import main
+
+main()

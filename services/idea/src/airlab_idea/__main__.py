@@ -1,0 +1,3 @@
+from airlab_idea.main import main
+
+main()

@@ -1,0 +1,3 @@
+from airlab_manager.main import main
+
+main()

@@ -1,0 +1,351 @@
+"""The research lifecycle behind the Lab API: storing researches, planning them when their events arrive,
+human decisions, cancellation and watching. Plain Python over a StateStore and an event reader."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
+from airlab.ids import check_id, check_token, new_id
+from airlab.state import Change, StateStore
+from airlab.v1 import events_pb2, lab_pb2, research_pb2
+from google.protobuf import json_format
+
+from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
+
+State = research_pb2.ResearchState
+TERMINAL_STATES = {
+    research_pb2.RESEARCH_STATE_COMPLETED,
+    research_pb2.RESEARCH_STATE_FAILED,
+    research_pb2.RESEARCH_STATE_CANCELLED,
+}
+TERMINAL_EVENTS = {"research.completed", "research.failed", "research.cancelled"}
+# Events after which the manager (re)plans a research.
+PLAN_TRIGGERS = ("research.created", "research.answered")
+ANSWER_KEYS = ("dataset", "metric", "baseline")
+TEXT_MAX_CHARS = 1000
+PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 500
+_BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class EventReader(Protocol):
+    def read(
+        self, subject_filter: str, *, from_sequence: int = 0, follow: bool = False
+    ) -> AsyncIterator[events_pb2.Event]: ...
+
+
+def research_id_for_request(request_id: str) -> str:
+    """The same idempotency key always names the same research."""
+    digest = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:17], "big")
+    return "r" + "".join(_BASE32[(digest >> (5 * i)) & 31] for i in range(26))
+
+
+def to_data(research: research_pb2.Research) -> dict[str, Any]:
+    data = json_format.MessageToDict(research, preserving_proto_field_name=True)
+    data.pop("revision", None)
+    return data
+
+
+def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
+    research = json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
+    research.revision = revision
+    return research
+
+
+def check_text(field: str, value: str, *, required: bool = False) -> None:
+    if required and not value.strip():
+        raise InvalidArgument(field, "is required")
+    if len(value) > TEXT_MAX_CHARS:
+        raise InvalidArgument(field, f"is {len(value)} characters; at most {TEXT_MAX_CHARS} are allowed")
+
+
+def check_enum(field: str, enum: Any, value: int) -> None:
+    if value not in enum.values():
+        raise InvalidArgument(field, f"unknown value {value}")
+
+
+class Lab:
+    def __init__(
+        self, store: StateStore, reader: EventReader, planner: Planner, *, source: str = "manager"
+    ) -> None:
+        self.store = store
+        self.reader = reader
+        self.planner = planner
+        self.source = source
+
+    def _event(
+        self, event_type: str, research_id: str, payload: Mapping[str, Any], event_id: str, cause: str = ""
+    ) -> events_pb2.Event:
+        return make_event(
+            event_type, research_id, payload, event_id=event_id, correlation_id=cause, source=self.source
+        )
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    async def start_research(self, request: lab_pb2.StartResearchRequest) -> research_pb2.Research:
+        plan_request = PlanRequest(
+            goal=request.goal,
+            dataset=request.dataset,
+            metric=request.metric,
+            baseline=request.baseline,
+            budget=request.budget,
+            allow_defaults=request.allow_defaults,
+        )
+        self.planner.check(plan_request)
+        check_enum("gates", research_pb2.HumanGates, request.gates)
+        if request.request_id:
+            check_token("request_id", request.request_id)
+        research_id = research_id_for_request(request.request_id) if request.request_id else new_id("r")
+        now = now_timestamp()
+        research = research_pb2.Research(
+            id=research_id,
+            goal=request.goal.strip(),
+            state=research_pb2.RESEARCH_STATE_CREATED,
+            dataset_hint=request.dataset,
+            metric_hint=request.metric,
+            baseline_hint=request.baseline,
+            requested_budget=request.budget,
+            gates=request.gates or research_pb2.HUMAN_GATES_OFF,
+            allow_defaults=request.allow_defaults,
+            created_at=now,
+            updated_at=now,
+        )
+        created = self._event(
+            "research.created", research_id, {"goal": research.goal}, f"{research_id}.created"
+        )
+        try:
+            record = await self.store.create(research_id, to_data(research), [created])
+        except AlreadyExists:
+            existing = await self.get_research(research_id)
+            if existing.goal != research.goal:
+                raise AlreadyExists(
+                    f"request_id {request.request_id!r} already started research {research_id} "
+                    "with another goal"
+                ) from None
+            return existing
+        return from_data(record.data, record.revision)
+
+    async def get_research(self, research_id: str, field: str = "id") -> research_pb2.Research:
+        check_id(field, research_id, "r")
+        record = await self.store.get(research_id)
+        return from_data(record.data, record.revision)
+
+    async def list_research(self, request: lab_pb2.ListResearchRequest) -> lab_pb2.ListResearchResponse:
+        if request.page_size > PAGE_SIZE_MAX:
+            raise InvalidArgument("page_size", f"must be 0..{PAGE_SIZE_MAX}, got {request.page_size}")
+        check_enum("state", research_pb2.ResearchState, request.state)
+        page_size = request.page_size or PAGE_SIZE_DEFAULT
+        researches = []
+        for key in await self.store.keys():
+            record = await self.store.find(key)
+            if record is not None:
+                researches.append(from_data(record.data, record.revision))
+        if request.state:
+            researches = [r for r in researches if r.state == request.state]
+        researches.sort(key=lambda r: (r.created_at.ToNanoseconds(), r.id), reverse=True)
+        start = 0
+        if request.page_token:
+            ids = [r.id for r in researches]
+            if request.page_token not in ids:
+                raise InvalidArgument(
+                    "page_token", "is not a token this list returned (or its research is gone)"
+                )
+            start = ids.index(request.page_token) + 1
+        page = researches[start : start + page_size]
+        more = start + page_size < len(researches)
+        return lab_pb2.ListResearchResponse(
+            researches=page, next_page_token=page[-1].id if more and page else ""
+        )
+
+    async def cancel_research(self, request: lab_pb2.CancelResearchRequest) -> research_pb2.Research:
+        check_id("id", request.id, "r")
+        check_text("reason", request.reason)
+        cause = new_id("c")
+
+        def cancel(data: dict[str, Any]) -> Change:
+            research = from_data(data)
+            if research.state in TERMINAL_STATES:
+                raise FailedPrecondition(
+                    f"research {research.id} is already {State.Name(research.state)} and cannot be cancelled"
+                )
+            research.state = research_pb2.RESEARCH_STATE_CANCELLED
+            research.state_reason = f"cancelled: {request.reason or 'no reason given'}"
+            research.updated_at.GetCurrentTime()
+            event = self._event("research.cancelled", research.id, {"reason": request.reason}, cause)
+            return Change(to_data(research), [event])
+
+        record, _ = await self.store.mutate(request.id, cancel, cause_id=cause)
+        return from_data(record.data, record.revision)
+
+    async def approve(self, request: lab_pb2.ApproveRequest) -> research_pb2.Research:
+        check_id("research_id", request.research_id, "r")
+        check_text("comment", request.comment)
+        for key in request.answers:
+            if key not in ANSWER_KEYS:
+                raise InvalidArgument(
+                    f"answers.{key}", f"unknown question key; expected one of {', '.join(ANSWER_KEYS)}"
+                )
+        answers = dict(request.answers)
+        check_hints(
+            self.planner.catalog,
+            answers.get("dataset", ""),
+            answers.get("metric", ""),
+            answers.get("baseline", ""),
+            prefix="answers.",
+        )
+        cause = new_id("c")
+
+        def approve(data: dict[str, Any]) -> Change:
+            research = from_data(data)
+            self._check_subject(research, request.subject)
+            research.updated_at.GetCurrentTime()
+            if research.state == research_pb2.RESEARCH_STATE_NEEDS_HUMAN:
+                missing = [q.key for q in research.questions if not answers.get(q.key)]
+                if missing:
+                    raise InvalidArgument(
+                        f"answers.{missing[0]}", "is required to answer the manager's question"
+                    )
+                research.dataset_hint = answers.get("dataset", research.dataset_hint)
+                research.metric_hint = answers.get("metric", research.metric_hint)
+                research.baseline_hint = answers.get("baseline", research.baseline_hint)
+                check_hints(
+                    self.planner.catalog,
+                    research.dataset_hint,
+                    research.metric_hint,
+                    research.baseline_hint,
+                    "answers.",
+                )
+                del research.questions[:]
+                research.state = research_pb2.RESEARCH_STATE_CREATED
+                research.state_reason = "answered by a person; planning again"
+                event = self._event(
+                    "research.answered", research.id, {"answers": answers, "comment": request.comment}, cause
+                )
+            else:  # AWAITING_APPROVAL
+                research.state = research_pb2.RESEARCH_STATE_PLANNED
+                research.state_reason = "plan approved by a person"
+                event = self._event(
+                    "research.approved", research.id, {"subject": "plan", "comment": request.comment}, cause
+                )
+            return Change(to_data(research), [event])
+
+        record, _ = await self.store.mutate(request.research_id, approve, cause_id=cause)
+        return from_data(record.data, record.revision)
+
+    async def reject(self, request: lab_pb2.RejectRequest) -> research_pb2.Research:
+        check_id("research_id", request.research_id, "r")
+        check_text("reason", request.reason, required=True)
+        cause = new_id("c")
+
+        def reject(data: dict[str, Any]) -> Change:
+            research = from_data(data)
+            self._check_subject(research, request.subject)
+            research.state = research_pb2.RESEARCH_STATE_CANCELLED
+            research.state_reason = f"rejected by a person: {request.reason}"
+            research.updated_at.GetCurrentTime()
+            event = self._event(
+                "research.rejected",
+                research.id,
+                {"subject": request.subject or "plan", "reason": request.reason},
+                cause,
+            )
+            return Change(to_data(research), [event])
+
+        record, _ = await self.store.mutate(request.research_id, reject, cause_id=cause)
+        return from_data(record.data, record.revision)
+
+    @staticmethod
+    def _check_subject(research: research_pb2.Research, subject: str) -> None:
+        waiting = {
+            research_pb2.RESEARCH_STATE_NEEDS_HUMAN: "questions",
+            research_pb2.RESEARCH_STATE_AWAITING_APPROVAL: "plan",
+        }
+        if research.state not in waiting:
+            raise FailedPrecondition(
+                f"research {research.id} is {State.Name(research.state)}: "
+                "nothing waits for a person's decision"
+            )
+        if subject and subject not in (waiting[research.state], "plan"):
+            raise InvalidArgument(
+                "subject", f"{subject!r} does not wait for a decision; {waiting[research.state]!r} does"
+            )
+
+    # -- events ---------------------------------------------------------------------------------------------
+
+    async def on_event(self, event: events_pb2.Event) -> None:
+        """Plan a research when it is created or a person answered its questions. Idempotent by event id."""
+        if event.type not in PLAN_TRIGGERS:
+            return
+
+        def plan(data: dict[str, Any]) -> Change | None:
+            research = from_data(data)
+            if research.state != research_pb2.RESEARCH_STATE_CREATED:
+                return None  # cancelled or already planned meanwhile
+            outcome = self.planner.plan(
+                PlanRequest(
+                    goal=research.goal,
+                    dataset=research.dataset_hint,
+                    metric=research.metric_hint,
+                    baseline=research.baseline_hint,
+                    budget=research.requested_budget,
+                    allow_defaults=research.allow_defaults,
+                )
+            )
+            return self._apply_outcome(research, outcome, event)
+
+        await self.store.mutate(event.research_id, plan, cause_id=event.id)
+
+    def _apply_outcome(
+        self, research: research_pb2.Research, outcome: PlanOutcome, cause: events_pb2.Event
+    ) -> Change:
+        research.updated_at.GetCurrentTime()
+        del research.questions[:]
+        if outcome.plan is None:
+            research.state = research_pb2.RESEARCH_STATE_NEEDS_HUMAN
+            research.state_reason = "the goal could not be pinned down: questions wait for a person"
+            research.questions.extend(outcome.questions)
+            event_type = "research.needs_human"
+            payload: dict[str, Any] = {
+                "questions": [
+                    json_format.MessageToDict(q, preserving_proto_field_name=True) for q in outcome.questions
+                ]
+            }
+        else:
+            research.plan.CopyFrom(outcome.plan)
+            gated = research.gates in (
+                research_pb2.HUMAN_GATES_PLAN,
+                research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
+            )
+            if gated:
+                research.state = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
+                research.state_reason = "the plan waits for a person's approval"
+                event_type = "research.awaiting_approval"
+            else:
+                research.state = research_pb2.RESEARCH_STATE_PLANNED
+                research.state_reason = "planned"
+                event_type = "research.planned"
+            payload = {"plan": json_format.MessageToDict(outcome.plan, preserving_proto_field_name=True)}
+        event = self._event(event_type, research.id, payload, follow_up_id(cause, "planned"), cause.id)
+        return Change(to_data(research), [event])
+
+    async def recover(self) -> int:
+        """After a crash: publish every event that was committed but not yet published."""
+        return await self.store.flush_all()
+
+    # -- queries --------------------------------------------------------------------------------------------
+
+    def preview_plan(self, request: PlanRequest) -> PlanOutcome:
+        self.planner.check(request)
+        return self.planner.plan(request)
+
+    async def watch(self, request: lab_pb2.WatchResearchRequest) -> AsyncIterator[events_pb2.Event]:
+        await self.get_research(request.id)  # NOT_FOUND before streaming anything
+        async for event in self.reader.read(
+            research_filter(request.id), from_sequence=request.from_sequence, follow=request.follow
+        ):
+            yield event
+            if request.follow and event.type in TERMINAL_EVENTS:
+                return

@@ -1,0 +1,200 @@
+"""Turns a goal into a plan, or into questions for a person when it cannot be pinned down.
+
+Plain rules over the dataset catalog: they are exact where the goal is explicit, and the plan records why
+each choice was made. Input hints (dataset, metric, baseline) are checked here and rejected with the name
+of the offending field."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from airlab.errors import InvalidArgument
+from airlab.settings import ResearchDefaults
+from airlab.v1 import research_pb2
+
+from airlab_manager.catalog import (
+    BASELINES,
+    METRICS,
+    DatasetCatalog,
+    DatasetSpec,
+    baselines_mentioned,
+    metrics_mentioned,
+)
+
+GOAL_MAX_CHARS = 4000
+
+
+@dataclass
+class PlanRequest:
+    goal: str
+    dataset: str = ""
+    metric: str = ""
+    baseline: str = ""
+    budget: research_pb2.Budget = field(default_factory=research_pb2.Budget)
+    allow_defaults: bool = False
+
+
+@dataclass
+class PlanOutcome:
+    plan: research_pb2.Plan | None
+    questions: list[research_pb2.Question]
+
+
+def check_goal(goal: str) -> str:
+    cleaned = goal.strip()
+    if not cleaned:
+        raise InvalidArgument("goal", "is required and must not be only whitespace")
+    if len(goal) > GOAL_MAX_CHARS:
+        raise InvalidArgument("goal", f"is {len(goal)} characters; at most {GOAL_MAX_CHARS} are allowed")
+    if any(ord(c) < 32 and c not in "\n\t" for c in goal):
+        raise InvalidArgument("goal", "contains control characters")
+    return cleaned
+
+
+def check_budget(budget: research_pb2.Budget, prefix: str = "budget") -> None:
+    def bounded(name: str, value: float, low: float, high: float) -> None:
+        if value != 0 and not (low <= value <= high):
+            raise InvalidArgument(
+                f"{prefix}.{name}", f"must be 0 (default) or {low:g}..{high:g}, got {value:g}"
+            )
+
+    bounded("max_experiments", budget.max_experiments, 1, 1000)
+    bounded("max_wall_seconds", budget.max_wall_seconds, 60, 2_592_000)
+    bounded("max_tokens", budget.max_tokens, 1000, 1_000_000_000)
+    if not math.isfinite(budget.max_cost_usd) or budget.max_cost_usd < 0 or budget.max_cost_usd > 100_000:
+        raise InvalidArgument(
+            f"{prefix}.max_cost_usd", f"must be 0 (default) or in (0, 100000], got {budget.max_cost_usd}"
+        )
+
+
+def check_hints(catalog: DatasetCatalog, dataset: str, metric: str, baseline: str, prefix: str = "") -> None:
+    """Unknown names, or a metric/baseline that does not fit the dataset's task, are rejected."""
+    spec = None
+    if dataset:
+        if dataset not in catalog.datasets:
+            raise InvalidArgument(
+                f"{prefix}dataset", f"unknown dataset {dataset!r}; known: {', '.join(catalog.names())}"
+            )
+        spec = catalog.datasets[dataset]
+    if metric:
+        if metric not in METRICS:
+            raise InvalidArgument(
+                f"{prefix}metric", f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}"
+            )
+        if spec and spec.task not in METRICS[metric].tasks:
+            raise InvalidArgument(
+                f"{prefix}metric", f"{metric!r} does not fit {dataset!r}, a {spec.task} dataset"
+            )
+    if baseline:
+        if baseline not in BASELINES:
+            raise InvalidArgument(
+                f"{prefix}baseline", f"unknown baseline {baseline!r}; known: {', '.join(sorted(BASELINES))}"
+            )
+        if spec and spec.task not in BASELINES[baseline].tasks:
+            raise InvalidArgument(
+                f"{prefix}baseline", f"{baseline!r} does not fit {dataset!r}, a {spec.task} dataset"
+            )
+
+
+def resolve_budget(budget: research_pb2.Budget, defaults: ResearchDefaults) -> research_pb2.Budget:
+    return research_pb2.Budget(
+        max_experiments=budget.max_experiments or defaults.max_experiments,
+        max_wall_seconds=budget.max_wall_seconds or defaults.max_wall_seconds,
+        max_tokens=budget.max_tokens or defaults.max_tokens,
+        max_cost_usd=budget.max_cost_usd or defaults.max_cost_usd,
+    )
+
+
+class Planner:
+    def __init__(self, catalog: DatasetCatalog, defaults: ResearchDefaults) -> None:
+        self.catalog = catalog
+        self.defaults = defaults
+
+    def check(self, request: PlanRequest) -> None:
+        check_goal(request.goal)
+        check_budget(request.budget)
+        check_hints(self.catalog, request.dataset, request.metric, request.baseline)
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        reasons: list[str] = []
+        spec = self._dataset(request, reasons)
+        if isinstance(spec, research_pb2.Question):
+            return PlanOutcome(None, [spec])
+        metric = self._metric(request, spec, reasons)
+        if isinstance(metric, research_pb2.Question):
+            return PlanOutcome(None, [metric])
+        baseline = self._baseline(request, spec, reasons)
+        plan = research_pb2.Plan(
+            dataset=spec.name,
+            task=spec.task,
+            metric=metric,
+            direction=METRICS[metric].direction,
+            baseline=baseline,
+            seeds=self.defaults.seeds,
+            test_fraction=self.defaults.test_fraction,
+            budget=resolve_budget(request.budget, self.defaults),
+            reasons=reasons,
+        )
+        plan.reasons.append(
+            f"evaluated over seeds {list(plan.seeds)} on a held-out {plan.test_fraction:.0%} split"
+        )
+        return PlanOutcome(plan, [])
+
+    def _dataset(self, request: PlanRequest, reasons: list[str]) -> DatasetSpec | research_pb2.Question:
+        if request.dataset:
+            reasons.append(f"dataset {request.dataset!r} was given explicitly")
+            return self.catalog.datasets[request.dataset]
+        named = self.catalog.mentioned_in(request.goal)
+        if len(named) == 1:
+            reasons.append(f"dataset {named[0]!r} is named in the goal")
+            return self.catalog.datasets[named[0]]
+        if request.allow_defaults:
+            choice = named[0] if named else self.catalog.default
+            why = (
+                f"the goal names several datasets ({', '.join(named)})"
+                if named
+                else "the goal names no dataset"
+            )
+            reasons.append(f"{why}; assumed {choice!r} because defaults were allowed")
+            return self.catalog.datasets[choice]
+        options = named or self.catalog.names()
+        text = (
+            f"The goal names several datasets ({', '.join(named)}): which one should be used?"
+            if named
+            else "The goal names no dataset I know: which dataset should be used?"
+        )
+        return research_pb2.Question(key="dataset", text=text, options=options)
+
+    def _metric(
+        self, request: PlanRequest, spec: DatasetSpec, reasons: list[str]
+    ) -> str | research_pb2.Question:
+        if request.metric:
+            reasons.append(f"metric {request.metric!r} was given explicitly")
+            return request.metric
+        named = metrics_mentioned(request.goal)
+        fitting = [m for m in named if spec.task in METRICS[m].tasks]
+        if fitting:
+            reasons.append(f"metric {fitting[0]!r} is named in the goal")
+            return fitting[0]
+        if named and not request.allow_defaults:
+            options = [m for m in METRICS if spec.task in METRICS[m].tasks]
+            return research_pb2.Question(
+                key="metric",
+                text=f"The goal names {', '.join(named)}, which does not fit {spec.name!r} ({spec.task}): "
+                "which metric?",
+                options=options,
+            )
+        reasons.append(f"metric {spec.metric!r} is the default of {spec.name!r}")
+        return spec.metric
+
+    def _baseline(self, request: PlanRequest, spec: DatasetSpec, reasons: list[str]) -> str:
+        if request.baseline:
+            reasons.append(f"baseline {request.baseline!r} was given explicitly")
+            return request.baseline
+        fitting = [b for b in baselines_mentioned(request.goal) if spec.task in BASELINES[b].tasks]
+        if fitting:
+            reasons.append(f"baseline {fitting[0]!r} is named in the goal")
+            return fitting[0]
+        reasons.append(f"baseline {spec.baseline!r} is the default of {spec.name!r}")
+        return spec.baseline

@@ -1,0 +1,76 @@
+"""gRPC adapters: each method hands the request to the Lab and returns its answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from airlab.errors import Unimplemented
+from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, manager_pb2, manager_pb2_grpc, research_pb2
+
+from airlab_manager.lab import Lab
+from airlab_manager.planner import PlanRequest
+
+
+class LabServicer(lab_pb2_grpc.LabServiceServicer):
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    async def StartResearch(
+        self, request: lab_pb2.StartResearchRequest, context: object
+    ) -> research_pb2.Research:
+        return await self.lab.start_research(request)
+
+    async def GetResearch(
+        self, request: lab_pb2.GetResearchRequest, context: object
+    ) -> research_pb2.Research:
+        return await self.lab.get_research(request.id)
+
+    async def ListResearch(
+        self, request: lab_pb2.ListResearchRequest, context: object
+    ) -> lab_pb2.ListResearchResponse:
+        return await self.lab.list_research(request)
+
+    async def WatchResearch(
+        self, request: lab_pb2.WatchResearchRequest, context: object
+    ) -> AsyncIterator[events_pb2.Event]:
+        async for event in self.lab.watch(request):
+            yield event
+
+    async def CancelResearch(
+        self, request: lab_pb2.CancelResearchRequest, context: object
+    ) -> research_pb2.Research:
+        return await self.lab.cancel_research(request)
+
+    async def Approve(self, request: lab_pb2.ApproveRequest, context: object) -> research_pb2.Research:
+        return await self.lab.approve(request)
+
+    async def Reject(self, request: lab_pb2.RejectRequest, context: object) -> research_pb2.Research:
+        return await self.lab.reject(request)
+
+
+class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    async def PlanResearch(
+        self, request: manager_pb2.PlanResearchRequest, context: object
+    ) -> manager_pb2.PlanResearchResponse:
+        outcome = self.lab.preview_plan(
+            PlanRequest(
+                goal=request.goal,
+                dataset=request.dataset,
+                metric=request.metric,
+                baseline=request.baseline,
+                budget=request.budget,
+                allow_defaults=request.allow_defaults,
+            )
+        )
+        return manager_pb2.PlanResearchResponse(plan=outcome.plan, questions=outcome.questions)
+
+    async def ReviewIdea(
+        self, request: manager_pb2.ReviewIdeaRequest, context: object
+    ) -> manager_pb2.IdeaReview:
+        raise Unimplemented("ManagerService.ReviewIdea is not available yet: idea review needs the LLM layer")
+
+    async def Decide(self, request: manager_pb2.DecideRequest, context: object) -> manager_pb2.Decision:
+        raise Unimplemented("ManagerService.Decide is not available yet: it needs the research loop")

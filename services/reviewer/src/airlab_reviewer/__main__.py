@@ -1,0 +1,3 @@
+from airlab_reviewer.main import main
+
+main()

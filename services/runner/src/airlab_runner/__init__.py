@@ -1,0 +1,1 @@
+"""The airlab runner service."""

@@ -1,0 +1,3 @@
+from airlab_runner.main import main
+
+main()
