@@ -132,12 +132,13 @@ class EventBus:
             )
 
     async def close(self) -> None:
-        """Stop consumers (letting in-flight handlers finish), then drain and close the connection."""
+        """Stop consumers (letting in-flight handlers finish), then close the connection."""
         for consumer in list(self._consumers):
             await consumer.stop()
         if self._nc is not None and not self._nc.is_closed:
+            # Consumers are stopped already; close() still flushes what was published.
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await self._nc.close()
         self._nc, self._js = None, None
 
     # -- publishing ---------------------------------------------------------------------------------------
@@ -294,7 +295,11 @@ class Consumer:
                     with contextlib.suppress(Exception):
                         await message.nak()
                     continue
-                await self._handle(message)
+                try:
+                    await self._handle(message)
+                except Exception:
+                    # Acking or dead-lettering failed (connection lost?): the server delivers it again.
+                    log.exception("could not settle a message", extra={"consumer": self.durable})
 
     async def _handle(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from enum import StrEnum
@@ -13,6 +14,7 @@ import grpc
 import typer
 from google.protobuf import json_format
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from airlab import stack
@@ -22,8 +24,8 @@ from airlab.settings import Settings
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
 app = typer.Typer(help="airlab: an autonomous multi-agent AI research lab.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 # Status codes that mean the caller's input was wrong: exit code 2, like a usage error.
 BAD_INPUT = {
@@ -61,7 +63,7 @@ def _settings(workspace: Path | None) -> Settings:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -86,9 +88,9 @@ def _state_name(state: int) -> str:
 
 
 def _print_research(research: research_pb2.Research) -> None:
-    out.print(f"[bold]{research.id}[/bold]  {_state_name(research.state)}  {research.goal}")
+    out.print(f"[bold]{research.id}[/bold]  {_state_name(research.state)}  {escape(research.goal)}")
     if research.state_reason:
-        out.print(f"  reason: {research.state_reason}")
+        out.print(f"  reason: {escape(research.state_reason)}")
     if research.HasField("plan"):
         plan = research.plan
         direction = (
@@ -104,15 +106,18 @@ def _print_research(research: research_pb2.Research) -> None:
             f"{budget.max_tokens} tokens, ${budget.max_cost_usd:g}"
         )
         for reason in plan.reasons:
-            out.print(f"    - {reason}")
+            out.print(f"    - {escape(reason)}")
     for question in research.questions:
         options = f" (options: {', '.join(question.options)})" if question.options else ""
-        out.print(f"  question [{question.key}]: {question.text}{options}")
+        out.print(escape(f"  question [{question.key}]: {question.text}{options}"))
 
 
 def _print_event(event: events_pb2.Event) -> None:
     stamp = event.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
-    out.print(f"#{event.sequence:<5} {stamp} {event.type:<28} {payload_dict(event)}")
+    payload = json.dumps(payload_dict(event), separators=(",", ":"))
+    if len(payload) > 160:
+        payload = payload[:157] + "..."
+    out.print(escape(f"#{event.sequence:<5} {stamp} {event.type:<28} {payload}"))
 
 
 # -- the embedded stack -------------------------------------------------------------------------------------

@@ -83,6 +83,14 @@ class Lab:
             event_type, research_id, payload, event_id=event_id, correlation_id=cause, source=self.source
         )
 
+    def _announce(
+        self, event_type: str, research_id: str, payload: Mapping[str, Any], cause_id: str
+    ) -> events_pb2.Event:
+        """The event a person's command produces. Its id differs from the command's cause id, which marks
+        the command applied on the record: handlers of the event must not find it applied already."""
+        suffix = event_type.split(".", 1)[1]
+        return self._event(event_type, research_id, payload, follow_up_id(cause_id, suffix), cause_id)
+
     # -- commands -------------------------------------------------------------------------------------------
 
     async def start_research(self, request: lab_pb2.StartResearchRequest) -> research_pb2.Research:
@@ -174,7 +182,7 @@ class Lab:
             research.state = research_pb2.RESEARCH_STATE_CANCELLED
             research.state_reason = f"cancelled: {request.reason or 'no reason given'}"
             research.updated_at.GetCurrentTime()
-            event = self._event("research.cancelled", research.id, {"reason": request.reason}, cause)
+            event = self._announce("research.cancelled", research.id, {"reason": request.reason}, cause)
             return Change(to_data(research), [event])
 
         record, _ = await self.store.mutate(request.id, cancel, cause_id=cause)
@@ -221,13 +229,13 @@ class Lab:
                 del research.questions[:]
                 research.state = research_pb2.RESEARCH_STATE_CREATED
                 research.state_reason = "answered by a person; planning again"
-                event = self._event(
+                event = self._announce(
                     "research.answered", research.id, {"answers": answers, "comment": request.comment}, cause
                 )
             else:  # AWAITING_APPROVAL
                 research.state = research_pb2.RESEARCH_STATE_PLANNED
                 research.state_reason = "plan approved by a person"
-                event = self._event(
+                event = self._announce(
                     "research.approved", research.id, {"subject": "plan", "comment": request.comment}, cause
                 )
             return Change(to_data(research), [event])
@@ -246,7 +254,7 @@ class Lab:
             research.state = research_pb2.RESEARCH_STATE_CANCELLED
             research.state_reason = f"rejected by a person: {request.reason}"
             research.updated_at.GetCurrentTime()
-            event = self._event(
+            event = self._announce(
                 "research.rejected",
                 research.id,
                 {"subject": request.subject or "plan", "reason": request.reason},
