@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 from airlab.settings import load_yaml
 from airlab.v1 import research_pb2
-from pydantic import BaseModel, Field
 
 Task = Literal["classification", "regression"]
 MAXIMIZE = research_pb2.METRIC_DIRECTION_MAXIMIZE

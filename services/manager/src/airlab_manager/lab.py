@@ -7,13 +7,13 @@ import hashlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
+from google.protobuf import json_format
+
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, new_id
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
-from google.protobuf import json_format
-
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
 
 State = research_pb2.ResearchState

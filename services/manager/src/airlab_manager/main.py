@@ -6,7 +6,6 @@ from airlab.events import type_filter
 from airlab.service import ServiceContext, run_service
 from airlab.state import StateStore
 from airlab.v1 import lab_pb2_grpc, manager_pb2_grpc
-
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import PLAN_TRIGGERS, Lab
 from airlab_manager.planner import Planner

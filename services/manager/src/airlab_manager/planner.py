@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
-
 from airlab_manager.catalog import (
     BASELINES,
     METRICS,

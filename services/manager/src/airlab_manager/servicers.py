@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 from airlab.errors import Unimplemented
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, manager_pb2, manager_pb2_grpc, research_pb2
-
 from airlab_manager.lab import Lab
 from airlab_manager.planner import PlanRequest
 

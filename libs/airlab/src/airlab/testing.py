@@ -1,0 +1,123 @@
+"""pytest fixtures that start real servers on free ports: nats-server with JetStream, and airlab services
+as separate processes (the same command a container runs). Loaded with `-p airlab.testing`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from airlab.bus import EventBus
+from airlab.grpc_client import health_status
+from airlab.natsd import NatsServer, start_nats
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = start_nats(tmp_path / "nats", log_file=tmp_path / "nats.log")
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def bus(nats_server: NatsServer) -> AsyncIterator[EventBus]:
+    connected = EventBus(nats_server.url, source="test")
+    await connected.connect(timeout=10)
+    yield connected
+    await connected.close()
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    port_file: Path
+    log: Path
+    address: str = ""
+
+    def wait_serving(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
+            if not self.address and self.port_file.is_file():
+                self.address = f"127.0.0.1:{int(self.port_file.read_text())}"
+            if self.address and health_status(self.address, timeout=0.5) == "SERVING":
+                return self.address
+            time.sleep(0.02)
+        raise TimeoutError(f"{self.name} not SERVING after {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no cleanup, as in a crash."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+@dataclass
+class ServiceLauncher:
+    nats_url: str
+    workdir: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+
+    def start(self, name: str, env: dict[str, str] | None = None, wait: bool = True) -> ServiceProcess:
+        """Start `python -m airlab_<name>` on a free port against the test's nats-server."""
+        index = len(self.started)
+        port_file = self.workdir / f"{name}-{index}.port"
+        log = self.workdir / f"{name}-{index}.log"
+        full_env = {
+            **os.environ,
+            "AIRLAB_NATS_URL": self.nats_url,
+            "AIRLAB_GRPC_HOST": "127.0.0.1",
+            "AIRLAB_GRPC_PORT": "0",
+            "AIRLAB_PORT_FILE": str(port_file),
+            "AIRLAB_WORKSPACE": str(self.workdir),
+            **(env or {}),
+        }
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"airlab_{name}"],
+                env=full_env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        service = ServiceProcess(name, process, port_file, log)
+        self.started.append(service)
+        if wait:
+            service.wait_serving()
+        return service
+
+    def stop_all(self) -> None:
+        for service in self.started:
+            service.kill()
+
+
+@pytest.fixture
+def services(nats_server: NatsServer, tmp_path: Path) -> Iterator[ServiceLauncher]:
+    launcher = ServiceLauncher(nats_server.url, tmp_path / "services")
+    launcher.workdir.mkdir()
+    yield launcher
+    launcher.stop_all()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)

@@ -1,0 +1,98 @@
+"""The planner's rules, on the repository's dataset catalog."""
+
+import pytest
+
+from airlab.errors import InvalidArgument
+from airlab.settings import ResearchDefaults
+from airlab.v1 import research_pb2
+from airlab_manager.catalog import DatasetCatalog
+from airlab_manager.planner import Planner, PlanRequest
+
+
+@pytest.fixture
+def planner(monkeypatch, repo_configs):
+    return Planner(DatasetCatalog.load(), ResearchDefaults())
+
+
+@pytest.fixture
+def repo_configs(monkeypatch, request):
+    root = request.config.rootpath
+    monkeypatch.setenv("AIRLAB_CONFIG_DIR", str(root / "configs"))
+
+
+def test_an_explicit_goal_is_planned_with_reasons(planner):
+    outcome = planner.plan(PlanRequest(goal="Beat the logistic-regression baseline on digits"))
+    plan = outcome.plan
+    assert outcome.questions == []
+    assert (plan.dataset, plan.task, plan.metric, plan.baseline) == (
+        "digits",
+        "classification",
+        "accuracy",
+        "logistic_regression",
+    )
+    assert plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE
+    assert list(plan.seeds) == [0, 1, 2]
+    assert plan.budget.max_experiments == 12
+    assert any("named in the goal" in reason for reason in plan.reasons)
+
+
+def test_metric_and_baseline_named_in_the_goal_win_over_dataset_defaults(planner):
+    plan = planner.plan(PlanRequest(goal="improve f1 over a random forest on the wine data")).plan
+    assert (plan.dataset, plan.metric, plan.baseline) == ("wine", "f1_macro", "random_forest")
+    regression = planner.plan(PlanRequest(goal="lower the MAE on diabetes")).plan
+    assert regression.metric == "mae"
+    assert regression.direction == research_pb2.METRIC_DIRECTION_MINIMIZE
+    assert regression.baseline == "linear_regression"
+
+
+def test_a_goal_without_a_dataset_becomes_a_question_unless_defaults_are_allowed(planner):
+    outcome = planner.plan(PlanRequest(goal="make the model better"))
+    assert outcome.plan is None
+    assert [q.key for q in outcome.questions] == ["dataset"]
+    assert set(outcome.questions[0].options) == {"digits", "breast_cancer", "wine", "diabetes"}
+    assumed = planner.plan(PlanRequest(goal="make the model better", allow_defaults=True)).plan
+    assert assumed.dataset == "digits"
+    assert any("assumed" in reason for reason in assumed.reasons)
+
+
+def test_two_datasets_named_ask_which_one(planner):
+    outcome = planner.plan(PlanRequest(goal="compare wine and diabetes"))
+    assert outcome.questions[0].key == "dataset"
+    assert list(outcome.questions[0].options) == ["wine", "diabetes"]
+
+
+def test_a_metric_that_does_not_fit_the_task_is_asked_about(planner):
+    outcome = planner.plan(PlanRequest(goal="reduce rmse on digits"))
+    assert outcome.questions[0].key == "metric"
+    assert "rmse" not in outcome.questions[0].options
+
+
+def test_budget_defaults_fill_only_missing_fields(planner):
+    budget = research_pb2.Budget(max_experiments=3, max_cost_usd=0.5)
+    plan = planner.plan(PlanRequest(goal="digits", budget=budget)).plan
+    assert plan.budget.max_experiments == 3
+    assert plan.budget.max_cost_usd == 0.5
+    assert plan.budget.max_wall_seconds == 3600
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "field"),
+    [
+        ({"goal": "  "}, "goal"),
+        ({"goal": "x" * 4001}, "goal"),
+        ({"goal": "a\x00b"}, "goal"),
+        ({"goal": "ok", "dataset": "imagenet"}, "dataset"),
+        ({"goal": "ok", "metric": "speed"}, "metric"),
+        ({"goal": "ok", "dataset": "diabetes", "metric": "accuracy"}, "metric"),
+        ({"goal": "ok", "dataset": "digits", "baseline": "ridge"}, "baseline"),
+        ({"goal": "ok", "budget": research_pb2.Budget(max_experiments=5000)}, "budget.max_experiments"),
+        ({"goal": "ok", "budget": research_pb2.Budget(max_wall_seconds=5)}, "budget.max_wall_seconds"),
+        ({"goal": "ok", "budget": research_pb2.Budget(max_cost_usd=float("nan"))}, "budget.max_cost_usd"),
+        ({"goal": "ok", "budget": research_pb2.Budget(max_cost_usd=-1)}, "budget.max_cost_usd"),
+    ],
+)
+def test_bad_input_names_the_field(planner, request_kwargs, field):
+    with pytest.raises(InvalidArgument) as raised:
+        planner.check(PlanRequest(**request_kwargs))
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}: ")

@@ -1,0 +1,112 @@
+"""`airlab up / status / down` as a user runs them, in a temporary workspace."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from airlab.grpc_client import health_status
+from airlab.v1 import (
+    coder_pb2,
+    idea_pb2,
+    lab_pb2,
+    manager_pb2,
+    reviewer_pb2,
+    runner_pb2,
+)
+
+CONTRACT_SERVICES = {
+    "idea": {idea_pb2.DESCRIPTOR.services_by_name["IdeaService"].full_name},
+    "manager": {
+        lab_pb2.DESCRIPTOR.services_by_name["LabService"].full_name,
+        manager_pb2.DESCRIPTOR.services_by_name["ManagerService"].full_name,
+    },
+    "coder": {coder_pb2.DESCRIPTOR.services_by_name["CoderService"].full_name},
+    "reviewer": {reviewer_pb2.DESCRIPTOR.services_by_name["ReviewerService"].full_name},
+    "runner": {runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name},
+}
+
+
+def airlab(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airlab.cli", *args, "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def reflected_services(address: str) -> set[str]:
+    with grpc.insecure_channel(address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        return {service.name for reply in replies for service in reply.list_services_response.service}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    path = tmp_path / "ws"
+    yield path
+    airlab(path, "down")  # whatever a failed test left behind
+
+
+def test_up_serves_all_five_then_down_leaves_nothing(workspace):
+    began = time.monotonic()
+    started = airlab(workspace, "up")
+    elapsed = time.monotonic() - began
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert elapsed < 15, f"stack took {elapsed:.1f} s"
+
+    state = json.loads((workspace / "run" / "stack.json").read_text())
+    processes = {p["name"]: p for p in state["processes"]}
+    assert set(processes) == {"nats", *CONTRACT_SERVICES}
+    for name, services in CONTRACT_SERVICES.items():
+        address = processes[name]["address"]
+        assert health_status(address) == "SERVING"
+        for service in services:
+            assert health_status(address, service) == "SERVING"
+        assert services | {"grpc.health.v1.Health"} <= reflected_services(address)
+
+    status = airlab(workspace, "status")
+    assert status.returncode == 0 and status.stdout.count("SERVING") == 5
+
+    again = airlab(workspace, "up")
+    assert again.returncode == 1 and "already running" in again.stderr
+
+    stopped = airlab(workspace, "down")
+    assert stopped.returncode == 0
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p["pid"]) for p in processes.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [name for name, p in processes.items() if pid_alive(p["pid"])] == []
+    assert not (workspace / "run" / "stack.json").exists()
+    assert airlab(workspace, "status").returncode == 1
+
+
+def test_cli_reports_bad_input_with_exit_code_2(workspace):
+    assert airlab(workspace, "up").returncode == 0
+    bad_id = airlab(workspace, "status", "not-an-id")
+    assert bad_id.returncode == 2 and "INVALID_ARGUMENT: id:" in bad_id.stderr
+    unknown = airlab(workspace, "cancel", "r" + "0" * 26)
+    assert unknown.returncode == 2 and "NOT_FOUND" in unknown.stderr
+    bad_dataset = airlab(workspace, "research", "beat it", "--dataset", "imagenet")
+    assert bad_dataset.returncode == 2 and "dataset: unknown dataset" in bad_dataset.stderr
+    bad_answer = airlab(workspace, "approve", "r" + "0" * 26, "--answer", "no-equals-sign")
+    assert bad_answer.returncode == 2
+    planned = airlab(workspace, "research", "beat the logistic-regression baseline on digits")
+    assert planned.returncode == 0 and "planned" in planned.stdout and "dataset=digits" in planned.stdout
