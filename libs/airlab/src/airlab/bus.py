@@ -44,6 +44,7 @@ class EventBus:
         self._js: JetStreamContext | None = None
         self._listeners: list[Callable[[bool], Awaitable[None]]] = []
         self._consumers: list[Consumer] = []
+        self._closing = False
 
     # -- connection ---------------------------------------------------------------------------------------
 
@@ -72,7 +73,8 @@ class EventBus:
         """Connect (retrying until `timeout`), then create the stream if it does not exist."""
 
         async def disconnected() -> None:
-            log.warning("disconnected from NATS", extra={"url": self.url})
+            if not self._closing:
+                log.warning("disconnected from NATS", extra={"url": self.url})
             await self._notify(False)
 
         async def reconnected() -> None:
@@ -133,6 +135,7 @@ class EventBus:
 
     async def close(self) -> None:
         """Stop consumers (letting in-flight handlers finish), then close the connection."""
+        self._closing = True
         for consumer in list(self._consumers):
             await consumer.stop()
         if self._nc is not None and not self._nc.is_closed:
@@ -167,13 +170,15 @@ class EventBus:
         max_deliver: int | None = None,
         ack_wait: float | None = None,
         batch: int = 16,
+        on_settled: Callable[[events_pb2.Event], None] | None = None,
     ) -> Consumer:
         """Run `handler` for every event on `subjects` through the durable consumer `durable`.
 
         A handler that returns has its message acked (and the ack confirmed by the server). One that raises
         gets it again with backoff, up to `max_deliver` deliveries; then the event goes to
         'airlab.deadletter.<durable>.<research>' and is terminated. Handlers must be idempotent by event id:
-        a crash between the handler's effect and the ack delivers the event again."""
+        a crash between the handler's effect and the ack delivers the event again. `on_settled(event)` runs
+        after a confirmed ack (for metrics and benchmarks)."""
         max_deliver = max_deliver or self.settings.max_deliver
         config = api.ConsumerConfig(
             name=durable,
@@ -191,7 +196,9 @@ class EventBus:
             config.filter_subjects = list(subjects)
         await self.js.add_consumer(self.settings.stream, config=config)
         subscription = await self.js.pull_subscribe_bind(durable=durable, stream=self.settings.stream)
-        consumer = Consumer(self, durable, subscription, handler, max_deliver=max_deliver, batch=batch)
+        consumer = Consumer(
+            self, durable, subscription, handler, max_deliver=max_deliver, batch=batch, on_settled=on_settled
+        )
         self._consumers.append(consumer)
         consumer.start()
         return consumer
@@ -258,6 +265,7 @@ class Consumer:
     handler: Handler
     max_deliver: int
     batch: int
+    on_settled: Callable[[events_pb2.Event], None] | None = None
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
 
@@ -331,3 +339,5 @@ class Consumer:
                 await message.nak(delay=min(0.2 * 2 ** (deliveries - 1), 10.0))
             return
         await message.ack_sync(timeout=5)
+        if self.on_settled is not None:
+            self.on_settled(event)

@@ -1,0 +1,126 @@
+"""Measures the foundation on this machine, in one run: embedded stack start time (up -> all SERVING),
+one event hop (publish -> handled -> ack confirmed) and one gRPC call on loopback.
+
+Usage: make bench   (or: .venv/bin/python scripts/bench_foundation.py [--rounds N])"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from airlab import stack
+from airlab.bus import EventBus
+from airlab.events import make_event, type_filter
+from airlab.natsd import start_nats
+from airlab.v1 import lab_pb2, lab_pb2_grpc
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return (
+        f"p50 {pick(0.5):7.3f} ms   p90 {pick(0.9):7.3f} ms   p99 {pick(0.99):7.3f} ms   (n={len(ordered)})"
+    )
+
+
+def airlab(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "airlab.cli", *args], check=True, capture_output=True)
+
+
+def bench_stack(rounds: int) -> tuple[list[float], Path]:
+    """Times `airlab up` (CLI start included) `rounds` times; leaves the last stack running."""
+    times = []
+    for round_number in range(rounds):
+        workspace = Path(tempfile.mkdtemp(prefix="airlab-bench-"))
+        began = time.monotonic()
+        airlab("up", "-w", str(workspace))
+        times.append(time.monotonic() - began)
+        if round_number < rounds - 1:
+            airlab("down", "-w", str(workspace))
+    return times, workspace
+
+
+async def bench_event_hop(count: int, batch: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_nats(Path(tmp) / "nats")
+        bus = EventBus(server.url, source="bench")
+        await bus.connect()
+        sent: dict[str, float] = {}
+        hops: list[float] = []
+        settled = asyncio.Event()
+
+        async def handle(event):  # the handler's own work is nil: this measures the bus
+            return None
+
+        def on_settled(event):
+            hops.append(time.perf_counter() - sent[event.id])
+            settled.set()
+
+        await bus.consume("bench", [type_filter("bench.hop")], handle, batch=batch, on_settled=on_settled)
+        for _ in range(count):
+            event = make_event("bench.hop")
+            settled.clear()
+            sent[event.id] = time.perf_counter()
+            await bus.publish(event)
+            await settled.wait()
+        await bus.close()
+        server.stop()
+    return hops[10:]  # without warm-up
+
+
+def bench_grpc(address: str, count: int) -> tuple[list[float], list[float]]:
+    with grpc.insecure_channel(address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        research = lab.StartResearch(lab_pb2.StartResearchRequest(goal="bench on digits"))
+        request = lab_pb2.GetResearchRequest(id=research.id)
+        health_request = health_pb2.HealthCheckRequest()
+        get_times, health_times = [], []
+        for _ in range(count):
+            began = time.perf_counter()
+            lab.GetResearch(request, timeout=5)
+            get_times.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            health.Check(health_request, timeout=5)
+            health_times.append(time.perf_counter() - began)
+    return get_times[20:], health_times[20:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3, help="stack starts")
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=1000)
+    args = parser.parse_args()
+
+    starts, workspace = bench_stack(args.rounds)
+    try:
+        state = stack.load_state(workspace)
+        assert state is not None
+        get_times, health_times = bench_grpc(state.address_of("manager"), args.calls)
+    finally:
+        airlab("down", "-w", str(workspace))
+    hops_single = asyncio.run(bench_event_hop(args.events, batch=1))
+    hops_batched = asyncio.run(bench_event_hop(args.events, batch=16))
+
+    runs = [round(t, 2) for t in starts]
+    ratio = statistics.median(get_times) / statistics.median(health_times)
+    print(f"stack start (airlab up -> 5 SERVING): median {statistics.median(starts):.2f} s, runs {runs}")
+    print(f"event hop, fetch batch 1  (publish -> handled -> acked): {percentiles(hops_single)}")
+    print(f"event hop, fetch batch 16 (the services' default):     {percentiles(hops_batched)}")
+    print(f"gRPC Lab.GetResearch (a KV read) on loopback:          {percentiles(get_times)}")
+    print(f"gRPC Health.Check (no work) on loopback:               {percentiles(health_times)}")
+    print(f"GetResearch / Health.Check p50 ratio: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
