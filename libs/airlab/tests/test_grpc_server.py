@@ -114,3 +114,28 @@ async def test_errors_map_to_status_codes_and_reflection_lists_services(host):
         )
         names = {s.name async for reply in replies for s in reply.list_services_response.service}
     assert {"airlab.v1.LabService", "airlab.v1.IdeaService", "grpc.health.v1.Health"} <= names
+
+
+async def test_client_channel_gives_unary_calls_a_default_deadline(tmp_path):
+    """A server that never answers: the helper's channel gives up at its default deadline."""
+    from airlab.grpc_client import channel
+
+    settings = Settings(grpc_host="127.0.0.1", grpc_port=0, drain_seconds=0)
+    hanging = ServiceHost("hang", settings)
+
+    class Hangs(lab_pb2_grpc.LabServiceServicer):
+        async def GetResearch(self, request, context):
+            await asyncio.sleep(30)
+
+    hanging.add(lab_pb2_grpc.add_LabServiceServicer_to_server, Hangs(), "airlab.v1.LabService")
+    await hanging.start()
+    hanging._started = True
+
+    def call():
+        with channel(f"127.0.0.1:{hanging.port}", default_timeout=0.3) as ch:
+            lab_pb2_grpc.LabServiceStub(ch).GetResearch(lab_pb2.GetResearchRequest(id="r"))
+
+    with pytest.raises(grpc.RpcError) as expired:
+        await asyncio.to_thread(call)
+    assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await hanging.server.stop(0)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from airlab import stack
 from airlab.events import payload_dict
-from airlab.grpc_client import DEFAULT_TIMEOUT_SECONDS, channel
+from airlab.grpc_client import channel
 from airlab.settings import Settings
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
@@ -150,9 +150,7 @@ def status(
     """Health of every process of the stack, or the state of one research."""
     if research_id:
         with _lab(manager, workspace) as lab:
-            _print_research(
-                lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id), timeout=DEFAULT_TIMEOUT_SECONDS)
-            )
+            _print_research(lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id)))
         return
     health = stack.status(_settings(workspace))
     if not health:
@@ -205,13 +203,11 @@ def research(
         request_id=request_id,
     )
     with _lab(manager, workspace) as lab:
-        created = lab.StartResearch(request, timeout=DEFAULT_TIMEOUT_SECONDS)
+        created = lab.StartResearch(request)
         out.print(f"started research {created.id}")
         if wait:
             _follow_until_settled(lab, created.id)
-            created = lab.GetResearch(
-                lab_pb2.GetResearchRequest(id=created.id), timeout=DEFAULT_TIMEOUT_SECONDS
-            )
+            created = lab.GetResearch(lab_pb2.GetResearchRequest(id=created.id))
         _print_research(created)
 
 
@@ -249,9 +245,7 @@ def list_(
         except ValueError:
             _fail(f"--state: unknown state {state!r}", 2)
     with _lab(manager, workspace) as lab:
-        reply = lab.ListResearch(
-            lab_pb2.ListResearchRequest(page_size=limit, state=state_value), timeout=DEFAULT_TIMEOUT_SECONDS
-        )
+        reply = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=limit, state=state_value))
     table = Table("id", "state", "dataset", "metric", "goal")
     for item in reply.researches:
         table.add_row(item.id, _state_name(item.state), item.plan.dataset, item.plan.metric, item.goal[:60])
@@ -282,11 +276,7 @@ def cancel(
 ) -> None:
     """Cancel a research."""
     with _lab(manager, workspace) as lab:
-        _print_research(
-            lab.CancelResearch(
-                lab_pb2.CancelResearchRequest(id=research_id, reason=reason), timeout=DEFAULT_TIMEOUT_SECONDS
-            )
-        )
+        _print_research(lab.CancelResearch(lab_pb2.CancelResearchRequest(id=research_id, reason=reason)))
 
 
 @app.command()
@@ -311,7 +301,7 @@ def approve(
         research_id=research_id, subject=subject, answers=answers, comment=comment
     )
     with _lab(manager, workspace) as lab:
-        _print_research(lab.Approve(request, timeout=DEFAULT_TIMEOUT_SECONDS))
+        _print_research(lab.Approve(request))
 
 
 @app.command()
@@ -325,7 +315,7 @@ def reject(
     """Reject what waits for you, with a reason."""
     with _lab(manager, workspace) as lab:
         request = lab_pb2.RejectRequest(research_id=research_id, subject=subject, reason=reason)
-        _print_research(lab.Reject(request, timeout=DEFAULT_TIMEOUT_SECONDS))
+        _print_research(lab.Reject(request))
 
 
 # -- the main job -------------------------------------------------------------------------------------------
@@ -344,9 +334,7 @@ def demo(
     try:
         research(goal, workspace=workspace, wait=True)
         with _lab(None, workspace) as lab:
-            listing = lab.ListResearch(
-                lab_pb2.ListResearchRequest(page_size=1), timeout=DEFAULT_TIMEOUT_SECONDS
-            )
+            listing = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=1))
         record = json_format.MessageToJson(listing.researches[0], preserving_proto_field_name=True)
         path = settings.workspace.resolve() / "last-research.json"
         path.write_text(record)

@@ -30,13 +30,37 @@ _OPTIONS = [("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
-def channel(address: str) -> grpc.Channel:
-    """A blocking channel that retries UNAVAILABLE; pass `timeout=` (a deadline) on every call."""
-    return grpc.insecure_channel(address, options=_OPTIONS)
+class _DefaultDeadline(grpc.UnaryUnaryClientInterceptor):
+    """Gives every unary call a deadline unless the caller set one: no call waits forever."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        if details.timeout is None:
+            details = _CallDetails(
+                details.method, self.seconds, details.metadata, details.credentials,
+                details.wait_for_ready, details.compression,
+            )  # fmt: skip
+        return continuation(details, request)
 
 
-def aio_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=_OPTIONS)
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
+def channel(address: str, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
+    """A blocking channel that retries UNAVAILABLE with backoff and gives unary calls a default deadline.
+    Streaming calls (watches) run until the caller cancels them or passes `timeout=`."""
+    return grpc.intercept_channel(
+        grpc.insecure_channel(address, options=_OPTIONS), _DefaultDeadline(default_timeout)
+    )
 
 
 def health_status(address: str, service: str = "", timeout: float = 1.0) -> str:
