@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,9 @@ status: setup
 
 bench: setup
 	$(PY) scripts/bench_foundation.py
+
+bench-storage: setup
+	$(PY) scripts/bench_storage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airlab

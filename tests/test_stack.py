@@ -110,3 +110,12 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
     assert bad_answer.returncode == 2
     planned = airlab(workspace, "research", "beat the logistic-regression baseline on digits")
     assert planned.returncode == 0 and "planned" in planned.stdout and "dataset=digits" in planned.stdout
+
+    saved = airlab(workspace, "backup", "first")
+    assert saved.returncode == 0 and "'airlab_research': 1" in saved.stdout
+    assert airlab(workspace, "backup", "first").returncode == 2  # names are not reused
+    assert airlab(workspace, "backup", "bad name").returncode == 2
+    refused = airlab(workspace, "restore", "first")
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    assert airlab(workspace, "restore", "missing").returncode == 2
+    assert "first" in airlab(workspace, "backups").stdout

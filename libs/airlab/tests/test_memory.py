@@ -90,6 +90,8 @@ def test_a_new_embedding_model_reembeds_instead_of_mixing(tmp_path, embedder):
     other = LocalE5Embedder(variant="enpt")  # another model, same dimension: mixing would go unnoticed
     again = open_memory(path, other)
     assert again.reembedded["idea"] == 4
+    names = [c.name for c in again.client.get_collections().collections if c.name.startswith("airlab_ideas_")]
+    assert names == [again.collection("idea")]  # the old model's collection is gone once switched
     top = again.recall("search the C hyperparameter of the logistic regression", kinds=["idea"], k=1)[0]
     assert top.text.startswith("Tune the inverse regularization strength C")
     again.close()

@@ -23,6 +23,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from airlab.errors import InvalidArgument, LabError, NotFound, Unavailable
+from airlab.settings import Settings
 
 CHUNK = 1 << 20
 MAX_KEY_BYTES = 1024
@@ -505,6 +506,16 @@ class S3ArtifactStore:
     def presigned_url(self, key: str, expires: timedelta = timedelta(hours=1)) -> str:
         self.stat(key)
         return self._call(self.client.presigned_get_object, self.bucket, key, expires=expires)
+
+
+def artifact_store_from(settings: Settings) -> ArtifactStore:
+    """The artifact store the settings name (credentials from AIRLAB_S3_ACCESS_KEY / _SECRET_KEY)."""
+    return open_artifact_store(
+        settings.resolved_artifacts_url(),
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        region=settings.s3_region,
+    )
 
 
 def open_artifact_store(

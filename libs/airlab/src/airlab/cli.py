@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import grpc
 import typer
@@ -18,11 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from airlab import stack
+from airlab.errors import LabError
 from airlab.events import payload_dict
 from airlab.grpc_client import channel
 from airlab.settings import Settings
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
+T = TypeVar("T")
 app = typer.Typer(help="airlab: an autonomous multi-agent AI research lab.", no_args_is_help=True)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -316,6 +319,84 @@ def reject(
     with _lab(manager, workspace) as lab:
         request = lab_pb2.RejectRequest(research_id=research_id, subject=subject, reason=reason)
         _print_research(lab.Reject(request))
+
+
+# -- backups ------------------------------------------------------------------------------------------------
+
+
+def _nats_url(settings: Settings) -> str:
+    state = stack.load_state(settings.workspace.resolve())
+    return state.nats_url if state else settings.nats_url
+
+
+async def _with_state(settings: Settings, action: str, name: str, force: bool = False) -> Any:
+    # Imported here: Qdrant's client and the embedding model are slow to import for every other command.
+    from airlab import backup
+    from airlab.blobs import artifact_store_from
+    from airlab.bus import EventBus
+    from airlab.memory import memory_from
+
+    store = artifact_store_from(settings)
+    memory = memory_from(settings)
+    bus = EventBus(_nats_url(settings), source="cli")
+    try:
+        await bus.connect(timeout=10)
+        if action == "backup":
+            return await backup.create_backup(bus, memory, store, name)
+        return await backup.restore_backup(bus, memory, store, name, force=force)
+    finally:
+        memory.close()
+        await bus.close()
+
+
+def _run_lab_call(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except LabError as exc:
+        _fail(str(exc), 2 if exc.code in {c.name for c in BAD_INPUT} else 1)
+    except (OSError, TimeoutError) as exc:
+        _fail(f"cannot reach the lab's state: {exc}")
+
+
+@app.command("backup")
+def backup_(
+    name: Annotated[str, typer.Argument(help="Backup name (default: the UTC time)")] = "",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Snapshot the KV state and the memory collections into the artifact store."""
+    settings = _settings(workspace)
+    manifest = _run_lab_call(lambda: asyncio.run(_with_state(settings, "backup", name)))
+    out.print(f"backup {manifest.name}: records {manifest.buckets}, memories {manifest.memories}")
+
+
+@app.command()
+def restore(
+    name: str,
+    force: Annotated[bool, typer.Option(help="Restore over a stack that is not empty")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Restore a backup into an empty stack."""
+    settings = _settings(workspace)
+    manifest = _run_lab_call(lambda: asyncio.run(_with_state(settings, "restore", name, force)))
+    out.print(f"restored {manifest.name}: records {manifest.buckets}, memories {manifest.memories}")
+
+
+@app.command()
+def backups(workspace: WorkspaceOpt = None) -> None:
+    """Backups in the artifact store, oldest first."""
+    from airlab import backup
+    from airlab.blobs import artifact_store_from
+
+    manifests = _run_lab_call(lambda: backup.list_backups(artifact_store_from(_settings(workspace))))
+    table = Table("name", "created", "records", "memories")
+    for manifest in manifests:
+        table.add_row(
+            manifest.name,
+            manifest.created,
+            str(sum(manifest.buckets.values())),
+            str(sum(manifest.memories.values())),
+        )
+    out.print(table)
 
 
 # -- the main job -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ re-embeds the stored texts instead of mixing vectors from two models."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from airlab.errors import InvalidArgument, Unavailable
+from airlab.settings import Settings
 
 KINDS = ("idea", "experiment", "review", "lesson")
 # Payload fields every memory may carry (others are allowed too); filters match them exactly.
@@ -129,58 +131,57 @@ class MemoryStore:
         self._ensure_collections()
 
     def collection(self, kind: str) -> str:
-        return f"{self.prefix}_{_check_kind(kind)}s"
+        """The collection that holds `kind` for this store's embedding model."""
+        return self._active[_check_kind(kind)]
 
     # -- collections and their embedding model ------------------------------------------------------------
 
+    def _collection_for_model(self, kind: str) -> str:
+        model = hashlib.sha256(f"{self.embedder.name}/{self.embedder.dim}".encode()).hexdigest()[:10]
+        return f"{self.prefix}_{kind}s_{model}"
+
     def _ensure_collections(self) -> None:
+        """Each kind lives in a collection named after its embedding model. Opening with another model
+        fills a new collection from the texts of the old one, then switches to it, then drops the old:
+        a crash midway leaves the old collection in use, and the next open starts over."""
+        self._active: dict[str, str] = {}
         if not self.client.collection_exists(self.meta_collection):
             self.client.create_collection(
                 self.meta_collection, vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT)
             )
         for kind in KINDS:
-            name = self.collection(kind)
-            recorded = self._recorded_model(name)
-            if not self.client.collection_exists(name):
-                self._create(name)
-            elif recorded != (self.embedder.name, self.embedder.dim):
-                self.reembedded[kind] = self._reembed(kind)
-            self._record_model(name)
-
-    def _create(self, name: str) -> None:
-        self.client.create_collection(
-            name, vectors_config=models.VectorParams(size=self.embedder.dim, distance=models.Distance.COSINE)
-        )
-
-    def _meta_id(self, name: str) -> str:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airlab-collection:{name}"))
-
-    def _recorded_model(self, name: str) -> tuple[str, int] | None:
-        found = self.client.retrieve(self.meta_collection, [self._meta_id(name)], with_payload=True)
-        if not found or not found[0].payload:
-            return None
-        return found[0].payload["model"], int(found[0].payload["dim"])
-
-    def _record_model(self, name: str) -> None:
-        self.client.upsert(
-            self.meta_collection,
-            [
-                models.PointStruct(
-                    id=self._meta_id(name),
-                    vector=[1.0],
-                    payload={"collection": name, "model": self.embedder.name, "dim": self.embedder.dim},
+            wanted = self._collection_for_model(kind)
+            current = self._recorded_collection(kind)
+            if not self.client.collection_exists(wanted):
+                self.client.create_collection(
+                    wanted,
+                    vectors_config=models.VectorParams(
+                        size=self.embedder.dim, distance=models.Distance.COSINE
+                    ),
                 )
-            ],
-        )
+            if current and current != wanted and self.client.collection_exists(current):
+                self._active[kind] = current
+                stored = list(self.export(kind))
+                self._active[kind] = wanted
+                self.reembedded[kind] = self.reembed_points(kind, stored)
+                self._record_collection(kind, wanted)
+                self.client.delete_collection(current)
+            else:
+                self._record_collection(kind, wanted)
+            self._active[kind] = wanted
 
-    def _reembed(self, kind: str) -> int:
-        """Embed every stored text again with the current model, into a fresh collection."""
-        name = self.collection(kind)
-        stored = [(p["id"], p["payload"]) for p in self.export(kind)]
-        self.client.delete_collection(name)
-        self._create(name)
-        self._upsert(kind, [(point_id, payload) for point_id, payload in stored])
-        return len(stored)
+    def _meta_id(self, kind: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airlab-memory:{self.prefix}:{kind}"))
+
+    def _recorded_collection(self, kind: str) -> str | None:
+        found = self.client.retrieve(self.meta_collection, [self._meta_id(kind)], with_payload=True)
+        return found[0].payload["collection"] if found and found[0].payload else None
+
+    def _record_collection(self, kind: str, name: str) -> None:
+        payload = {"kind": kind, "collection": name, "model": self.embedder.name, "dim": self.embedder.dim}
+        self.client.upsert(
+            self.meta_collection, [models.PointStruct(id=self._meta_id(kind), vector=[1.0], payload=payload)]
+        )
 
     # -- writing --------------------------------------------------------------------------------------------
 
@@ -296,6 +297,11 @@ class MemoryStore:
             )
         return len(points)
 
+    def reembed_points(self, kind: str, points: Sequence[Mapping[str, Any]]) -> int:
+        """Put exported points back with vectors from this store's embedder (another model made theirs)."""
+        self._upsert(kind, [(str(p["id"]), dict(p["payload"])) for p in points])
+        return len(points)
+
     @staticmethod
     def _memory(point_id: Any, payload: dict[str, Any], score: float | None) -> Memory:
         data = dict(payload)
@@ -303,6 +309,25 @@ class MemoryStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def embedder_from(settings: Settings) -> Embedder:
+    if settings.embeddings_url:
+        return OpenAIEmbedder(
+            settings.embeddings_url,
+            settings.embeddings_model,
+            api_key=settings.embeddings_api_key.get_secret_value(),
+        )
+    return LocalE5Embedder()
+
+
+def memory_from(settings: Settings, embedder: Embedder | None = None) -> MemoryStore:
+    """The memory the settings name, with the embedder they name."""
+    return open_memory(
+        settings.resolved_memory_url(),
+        embedder or embedder_from(settings),
+        api_key=settings.qdrant_api_key.get_secret_value(),
+    )
 
 
 def open_memory(url: str, embedder: Embedder, *, api_key: str = "", prefix: str = "airlab") -> MemoryStore:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,6 +77,25 @@ class Settings(BaseSettings):
     stack_ports: dict[str, int] = Field(default_factory=dict)
     # Seconds `airlab up` waits for every service to report SERVING.
     stack_start_timeout: float = Field(default=30, gt=0)
+
+    # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
+    artifacts_url: str = ""
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_region: str | None = None
+    # Memory: http(s)://QDRANT:6333, or a directory for Qdrant's local mode; empty: WORKSPACE/memory.
+    memory_url: str = ""
+    qdrant_api_key: SecretStr = SecretStr("")
+    # Embeddings: an OpenAI-compatible base URL (".../v1"); empty: the in-process local model.
+    embeddings_url: str = ""
+    embeddings_model: str = "multilingual-e5-small-q4"
+    embeddings_api_key: SecretStr = SecretStr("")
+
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or (self.workspace.resolve() / "artifacts").as_uri()
+
+    def resolved_memory_url(self) -> str:
+        return self.memory_url or str(self.workspace.resolve() / "memory")
 
     @classmethod
     def settings_customise_sources(
