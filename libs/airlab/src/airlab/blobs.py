@@ -202,19 +202,28 @@ class LocalArtifactStore:
         return self.root / key, self.root / self.META_DIR / f"{key}.json"
 
     @staticmethod
-    def _atomic_write(target: Path, source: BinaryIO) -> None:
+    def _write_temp(target: Path, source: BinaryIO) -> tuple[Path, str, int]:
+        """Copy `source` into a temp file beside `target`, hashing on the way; fsynced."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        digest, size = hashlib.sha256(), 0
         try:
             with open(tmp, "wb") as out:
                 while chunk := source.read(CHUNK):
+                    digest.update(chunk)
                     out.write(chunk)
+                    size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            tmp.replace(target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        return tmp, digest.hexdigest(), size
+
+    @classmethod
+    def _atomic_write(cls, target: Path, source: BinaryIO) -> None:
+        tmp, _, _ = cls._write_temp(target, source)
+        tmp.replace(target)
 
     def put(
         self,
@@ -226,12 +235,17 @@ class LocalArtifactStore:
     ) -> BlobInfo:
         data_path, meta_path = self._paths(key)
         metadata = _check_metadata(metadata)
-        body, sha, size = _spool(data)
-        with contextlib.closing(body):
+        source = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray | memoryview) else data
+        tmp, sha, size = self._write_temp(data_path, source)
+        try:
             info = BlobInfo(key, size, sha, _guess_type(key, content_type), metadata, datetime.now(UTC))
             record = {"sha256": sha, "size": size, "content_type": info.content_type, "metadata": metadata}
+            # The checksum is committed before the data becomes visible under its key.
             self._atomic_write(meta_path, io.BytesIO(json.dumps(record).encode()))
-            self._atomic_write(data_path, body)
+            tmp.replace(data_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return info
 
     def put_file(
