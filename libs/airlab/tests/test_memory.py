@@ -154,3 +154,8 @@ def test_an_openai_compatible_embeddings_endpoint(tmp_path):
         server.wait(10)
     with pytest.raises(Unavailable, match="unreachable"):
         OpenAIEmbedder(f"http://127.0.0.1:{port}/v1", "x", timeout=1)
+
+
+def test_an_unreachable_qdrant_server_is_a_clear_error(embedder):
+    with pytest.raises(Unavailable, match="unreachable"):
+        open_memory(f"http://127.0.0.1:{free_port()}", embedder)

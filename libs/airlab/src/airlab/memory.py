@@ -334,7 +334,7 @@ def open_memory(url: str, embedder: Embedder, *, api_key: str = "", prefix: str 
     """`http(s)://host:6333`: a Qdrant server; ':memory:': in process, gone on exit; anything else: a
     directory for Qdrant's embedded local mode (one process at a time holds it)."""
     if url.startswith(("http://", "https://")):
-        client = QdrantClient(url=url, api_key=api_key or None, timeout=10)
+        client = QdrantClient(url=url, api_key=api_key or None, timeout=10, check_compatibility=False)
         try:
             client.get_collections()
         except Exception as exc:
