@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
 
 from airlab.errors import InvalidArgument
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
+BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
 _BODY_LEN = 26
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -19,12 +20,19 @@ def new_id(prefix: str) -> str:
     chars = []
     for _ in range(_BODY_LEN):
         value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
+        chars.append(BASE32[digit])
     return prefix + "".join(reversed(chars))
 
 
+def derived_id(prefix: str, name: str) -> str:
+    """An id of new_id's shape that follows from `name`: the same name always gives the same id (for
+    idempotent creation: a retried request finds what the first one made)."""
+    value = int.from_bytes(hashlib.sha256(name.encode()).digest()[:17], "big")
+    return prefix + "".join(BASE32[(value >> (5 * i)) & 31] for i in range(_BODY_LEN))
+
+
 def id_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(rf"^{re.escape(prefix)}[{_ALPHABET}]{{{_BODY_LEN}}}$")
+    return re.compile(rf"^{re.escape(prefix)}[{BASE32}]{{{_BODY_LEN}}}$")
 
 
 def check_id(field: str, value: str, prefix: str) -> str:

@@ -4,6 +4,8 @@ start and stop. A service only says which servicers it serves and what runs once
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +15,12 @@ from airlab.logs import configure_logging
 from airlab.settings import Settings
 
 Hook = Callable[[], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service cannot run on this host as configured (a missing tool, a bad setting): it exits with
+    code 2 and this message instead of retrying."""
 
 
 @dataclass
@@ -59,4 +67,8 @@ def run_service(name: str, setup: Callable[[ServiceContext], None]) -> None:
     container; settings come from AIRLAB_* variables and configs/airlab.yaml."""
     settings = Settings(service=name)
     configure_logging(name, settings.log_level, settings.log_format)
-    asyncio.run(serve(name, settings, setup))
+    try:
+        asyncio.run(serve(name, settings, setup))
+    except StartupError as exc:
+        log.critical("cannot start: %s", exc)
+        sys.exit(2)

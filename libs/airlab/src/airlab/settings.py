@@ -55,6 +55,34 @@ class ResearchDefaults(BaseModel):
     test_fraction: float = Field(default=0.25, gt=0, le=0.5)
 
 
+class RunnerSettings(BaseModel):
+    # Names this runner in job records, so a restarted runner finds the jobs it was running; empty: hostname.
+    host: str = ""
+    # The sandbox a spec without a backend gets, and the backends this runner offers.
+    backend: Literal["local", "docker", "kubernetes"] = "local"
+    backends: list[Literal["local", "docker", "kubernetes"]] = Field(default_factory=lambda: ["local"])
+    # Jobs running at once on this host.
+    max_concurrent: int = Field(default=2, ge=1, le=256)
+    # Where jobs' work dirs live while they run; empty: WORKSPACE/runs.
+    work_dir: str = ""
+    # The Python that runs experiments in the local sandbox; empty: the runner's own.
+    python: str = ""
+    cgroup_parent: str = "airlab"
+    max_log_mib: int = Field(default=10, ge=1)
+    max_output_mib: int = Field(default=1024, ge=1)
+    # Runs of a job whose runner died while it ran, before it is reported failed.
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    # GPU ids when nvidia-smi is absent (a simulated inventory in tests).
+    gpus: list[str] = Field(default_factory=list)
+    lease_ttl_seconds: float = Field(default=30, gt=0)
+    # GPU id -> base URL of the local vLLM server that uses it (slept while a job has the GPU).
+    vllm_servers: dict[str, str] = Field(default_factory=dict)
+    docker_url: str = "unix:///var/run/docker.sock"
+    docker_image: str = "airlab-experiment:cpu"
+    kubernetes_namespace: str = "airlab"
+    kubernetes_image: str = "airlab-experiment:cpu"
+
+
 class Settings(BaseSettings):
     """Every setting a service or the CLI reads. Env vars win over configs/airlab.yaml."""
 
@@ -73,6 +101,7 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=10, ge=0)
     bus: BusSettings = Field(default_factory=BusSettings)
     research: ResearchDefaults = Field(default_factory=ResearchDefaults)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     # Fixed ports for `airlab up`, by service name ("nats" included); missing or 0 means a free port.
     stack_ports: dict[str, int] = Field(default_factory=dict)
     # Seconds `airlab up` waits for every service to report SERVING.

@@ -3,7 +3,6 @@ human decisions, cancellation and watching. Plain Python over a StateStore and a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -11,7 +10,7 @@ from google.protobuf import json_format
 
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
-from airlab.ids import check_id, check_token, new_id
+from airlab.ids import check_id, check_token, derived_id, new_id
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
@@ -28,7 +27,6 @@ PLAN_TRIGGERS = ("research.created", "research.answered")
 ANSWER_KEYS = ("dataset", "metric", "baseline")
 TEXT_MAX_CHARS = 1000
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 500
-_BASE32 = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 class EventReader(Protocol):
@@ -39,8 +37,7 @@ class EventReader(Protocol):
 
 def research_id_for_request(request_id: str) -> str:
     """The same idempotency key always names the same research."""
-    digest = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:17], "big")
-    return "r" + "".join(_BASE32[(digest >> (5 * i)) & 31] for i in range(26))
+    return derived_id("r", f"request:{request_id}")
 
 
 def to_data(research: research_pb2.Research) -> dict[str, Any]:

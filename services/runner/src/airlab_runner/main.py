@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
-from airlab.grpc_server import not_yet_servicer
-from airlab.service import ServiceContext, run_service
-from airlab.v1 import runner_pb2_grpc
+import asyncio
+import socket
+from pathlib import Path
 
-WHAT_IS_MISSING = "sandboxed execution is being built"
-SERVICE = "airlab.v1.RunnerService"
+from airlab.blobs import artifact_store_from
+from airlab.service import ServiceContext, StartupError, run_service
+from airlab.settings import RunnerSettings
+from airlab.state import StateStore
+from airlab.v1 import runner_pb2_grpc
+from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, VllmSleeper, detect_gpus
+from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
+from airlab_runner.sandbox import Sandbox, SandboxUnavailable
+from airlab_runner.servicer import RunnerServicer
+
+
+def build_sandboxes(settings: RunnerSettings) -> dict[str, Sandbox]:
+    """The sandbox of every enabled backend, each checked: a backend that cannot run here stops the
+    runner with the reason, so nothing ever runs unsandboxed."""
+    sandboxes: dict[str, Sandbox] = {}
+    for backend in dict.fromkeys([settings.backend, *settings.backends]):
+        if backend == "local":
+            from airlab_runner.sandbox.local import LocalSandbox
+
+            sandboxes[backend] = LocalSandbox(
+                python=settings.python or None, cgroup_parent=settings.cgroup_parent
+            )
+        else:
+            raise StartupError(f"the {backend} backend is not available in this build of the runner")
+        try:
+            sandboxes[backend].check()
+        except SandboxUnavailable as exc:
+            raise StartupError(f"{backend} sandbox: {exc}") from exc
+    return sandboxes
 
 
 def setup(context: ServiceContext) -> None:
-    # The contract's methods answer UNIMPLEMENTED with a reason until the agent logic behind them exists;
-    # the service already joins the bus and reports its health like the others.
-    servicer = not_yet_servicer(runner_pb2_grpc.RunnerServiceServicer, SERVICE, WHAT_IS_MISSING)
-    context.host.add(runner_pb2_grpc.add_RunnerServiceServicer_to_server, servicer, SERVICE)
+    settings = context.settings
+    runner_settings = settings.runner
+    store = StateStore(context.bus, JOB_BUCKET, kind="job")
+    config = RunnerConfig(
+        host=runner_settings.host or socket.gethostname(),
+        work_root=Path(runner_settings.work_dir or settings.workspace / "runs").resolve(),
+        backend=runner_settings.backend,
+        max_concurrent=runner_settings.max_concurrent,
+        max_log_bytes=runner_settings.max_log_mib << 20,
+        max_output_bytes=runner_settings.max_output_mib << 20,
+        max_attempts=runner_settings.max_attempts,
+        lease_ttl=runner_settings.lease_ttl_seconds,
+    )
+    runner = Runner(
+        store,
+        artifact_store_from(settings),
+        build_sandboxes(runner_settings),
+        config,
+        sleeper=VllmSleeper(runner_settings.vllm_servers) if runner_settings.vllm_servers else None,
+        source=context.name,
+    )
+    context.host.add(
+        runner_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(runner), "airlab.v1.RunnerService"
+    )
+    scheduler: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await store.open()
+        inventory = detect_gpus(runner_settings.gpus)
+        if inventory:
+            kv = await context.bus.key_value(LEASE_BUCKET, history=1)
+            runner.leases = GpuLeases(kv, inventory, holder=config.host, ttl=config.lease_ttl)
+        await runner.recover()
+        scheduler.append(asyncio.create_task(runner.run(), name="scheduler"))
+
+    async def stop() -> None:
+        await runner.stop()
+        for task in scheduler:
+            task.cancel()
+
+    context.on_start(start)
+    context.on_stop(stop)
 
 
 def main() -> None:

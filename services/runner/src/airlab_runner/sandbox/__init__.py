@@ -1,0 +1,66 @@
+"""Sandboxes that run untrusted experiment code: one interface, three backends (local, docker, kubernetes)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+Outcome = Literal["exited", "timeout", "oom", "cancelled", "error"]
+# Where the job's work dir appears inside every sandbox (and its current directory).
+WORK_MOUNT = "/airlab/work"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The backend cannot run jobs here (a missing tool, daemon or permission): said at startup."""
+
+
+@dataclass
+class Limits:
+    cpu_millis: int = 1000
+    memory_mib: int = 1024
+    wall_seconds: int = 3600
+    pids: int = 256
+    # Largest file the job may write, and its open files.
+    file_mib: int = 1024
+    open_files: int = 1024
+
+
+@dataclass
+class SandboxJob:
+    job_id: str
+    # Host directory holding the code; the job's only writable place, mounted at WORK_MOUNT.
+    workdir: Path
+    # Path of the script inside workdir.
+    entrypoint: str
+    limits: Limits = field(default_factory=Limits)
+    # Only these variables reach the job.
+    env: dict[str, str] = field(default_factory=dict)
+    # (host source, absolute target) mounted read-only.
+    datasets: list[tuple[str, str]] = field(default_factory=list)
+    gpu_ids: list[str] = field(default_factory=list)
+    image: str = ""
+
+
+@dataclass
+class SandboxResult:
+    outcome: Outcome
+    exit_code: int | None
+    detail: str = ""
+    duration_seconds: float = 0.0
+
+
+LineSink = Callable[[str], None]
+
+
+class Sandbox(Protocol):
+    name: str
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable with the reason if this backend cannot run jobs on this host."""
+
+    def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
+        """Run the job to its end (or its wall limit, or `cancel`), passing each output line to `on_line`;
+        the job's files are in job.workdir afterwards."""
