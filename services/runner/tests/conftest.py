@@ -1,0 +1,66 @@
+import os
+import shutil
+
+import grpc
+import pytest
+
+from airlab.v1 import runner_pb2, runner_pb2_grpc
+
+needs_sandbox = pytest.mark.skipif(
+    shutil.which("bwrap") is None or os.geteuid() != 0,
+    reason="the local sandbox needs bubblewrap and permission to create cgroups (.ci/run installs it)",
+)
+
+# A job that follows the contract: metric points as it goes, then result.json and a model file.
+GOOD_JOB = b"""
+import json, os, time
+for step in range(3):
+    print("epoch", step, flush=True)
+    with open("metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": step, "loss": 1 / (step + 1)}) + "\\n")
+    time.sleep(0.2)
+os.makedirs("models", exist_ok=True)
+open("models/weights.bin", "wb").write(b"w" * 100)
+json.dump({"metrics": {"accuracy": 0.9}, "seed": 0, "duration_seconds": 0.6}, open("result.json", "w"))
+"""
+
+
+def spec(code: bytes, experiment: str, research: str = "rtest", **resources) -> runner_pb2.ExperimentSpec:
+    return runner_pb2.ExperimentSpec(
+        research_id=research,
+        experiment_id=experiment,
+        files={"main.py": code},
+        entrypoint="main.py",
+        resources=runner_pb2.Resources(**resources),
+    )
+
+
+def run_to_end(stub, job_spec, timeout=60):
+    """Submit, follow the job to its end; returns (final job, log lines, metric points)."""
+    job = stub.Submit(runner_pb2.SubmitRequest(spec=job_spec))
+    lines, metrics, final = [], [], None
+    for update in stub.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=timeout):
+        kind = update.WhichOneof("update")
+        if kind == "log_line":
+            lines.append(update.log_line)
+        elif kind == "metric":
+            metrics.append(update.metric)
+        else:
+            final = update.final
+    return final, lines, metrics
+
+
+@pytest.fixture
+def runner_env(tmp_path):
+    return {"AIRLAB_WORKSPACE": str(tmp_path / "workspace"), "AIRLAB_RUNNER__HOST": "test-host"}
+
+
+@pytest.fixture
+def runner(services, runner_env):
+    return services.start("runner", env=runner_env)
+
+
+@pytest.fixture
+def stub(runner):
+    with grpc.insecure_channel(runner.address) as channel:
+        yield runner_pb2_grpc.RunnerServiceStub(channel)

@@ -1,0 +1,102 @@
+"""Hostile jobs through the runner service and the local sandbox: each is contained and reported."""
+
+import os
+import socket
+
+import pytest
+
+from airlab.v1 import runner_pb2
+
+from .conftest import needs_sandbox, run_to_end, spec
+
+pytestmark = needs_sandbox
+
+FAILED = runner_pb2.JOB_STATE_FAILED
+SUCCEEDED = runner_pb2.JOB_STATE_SUCCEEDED
+SECRET = "s3cr3t-value-the-job-must-not-see"
+
+HOSTILE = {
+    "network": (
+        b"import os, socket\nfor host in ('127.0.0.1', '1.1.1.1'):\n    try:\n"
+        b"        socket.create_connection((host, int(os.environ['HOST_PORT'])), timeout=3)\n"
+        b"        print('CONNECTED', host)\n"
+        b"    except OSError as e:\n        print('blocked', host, e)\nraise SystemExit(3)",
+        {},
+        lambda job, log: job.state == FAILED and "CONNECTED" not in log and "Network is unreachable" in log,
+    ),
+    "secret": (
+        b"import os, json\nprint(json.dumps(dict(os.environ)))\nprint(open('/proc/1/environ').read())",
+        {},
+        lambda job, log: SECRET not in log and "AIRLAB_" not in log,
+    ),
+    "write-outside": (
+        b"import os\nfor path in ('/etc/owned', '/tmp/../usr/owned', os.path.expanduser('~/../owned')):\n"
+        b"    try:\n        open(path, 'w').write('x'); print('WROTE', path)\n    except OSError as e:\n"
+        b"        print('refused', path, e.errno)\nopen('/airlab-owned', 'w')",
+        {},
+        lambda job, log: job.state == FAILED and "WROTE /etc" not in log and "WROTE /tmp/../usr" not in log,
+    ),
+    "memory": (
+        b"x = bytearray(1024 * 1024 * 1024)\nprint('ALLOCATED')",
+        {"memory_mib": 256},
+        lambda job, log: job.state == FAILED and "memory limit" in job.reason and "ALLOCATED" not in log,
+    ),
+    "fork-bomb": (
+        b"import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+        {"wall_seconds": 4},
+        lambda job, log: job.state == FAILED,
+    ),
+    "infinite-loop": (
+        b"while True:\n    pass",
+        {"wall_seconds": 2},
+        lambda job, log: job.state == FAILED and "wall-clock limit of 2 s" in job.reason,
+    ),
+    "stdout-flood": (
+        b"import sys, json\nline = 'x' * 99 + '\\n'\nfor _ in range(1_000_000):\n    sys.stdout.write(line)\n"
+        b"json.dump({'metrics': {'a': 1}, 'seed': 0, 'duration_seconds': 1}, open('result.json', 'w'))",
+        {},
+        lambda job, log: job.state == SUCCEEDED and len(log) <= 2 * 1024 * 1024,
+    ),
+    "invalid-result": (
+        b"open('result.json', 'w').write('{\"metrics\": {\"acc\": \"high\"}}')",
+        {},
+        lambda job, log: (
+            job.state == FAILED and "result.json" in job.reason and "finite number" in job.reason
+        ),
+    ),
+}
+
+
+@pytest.fixture
+def runner_env(tmp_path):
+    return {
+        "AIRLAB_WORKSPACE": str(tmp_path / "workspace"),
+        "AIRLAB_RUNNER__MAX_LOG_MIB": "2",
+        "AIRLAB_RUNNER__MAX_CONCURRENT": "4",
+        # A secret in the runner's own environment: no job may see it.
+        "AIRLAB_S3_SECRET_KEY": SECRET,
+        "MY_API_TOKEN": SECRET,
+    }
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_job_is_contained_and_reported(stub, tmp_path, name):
+    code, resources, contained = HOSTILE[name]
+    # A server on the host's loopback that the network job tries to reach: it must get no connection.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.5)
+    job_spec = spec(code, f"hostile-{name}", wall_seconds=resources.get("wall_seconds", 20),
+                    memory_mib=resources.get("memory_mib", 0))  # fmt: skip
+    job_spec.env["HOST_PORT"] = str(listener.getsockname()[1])
+    job, lines, _ = run_to_end(stub, job_spec)
+    log = "\n".join(lines)
+    assert contained(job, log), (runner_pb2.JobState.Name(job.state), job.reason, log[-2000:])
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()
+    assert job.finished_at.seconds > 0
+    assert (
+        not os.path.exists("/etc/owned")
+        and not os.path.exists("/usr/owned")
+        and not os.path.exists("/airlab-owned")
+    )

@@ -1,0 +1,177 @@
+"""The runner service over gRPC with a real nats-server and the local sandbox: queue, limits, cancel,
+watch, artifacts, events, restart recovery and bad input."""
+
+import asyncio
+import json
+import time
+
+import grpc
+import pytest
+
+from airlab.blobs import LocalArtifactStore
+from airlab.bus import EventBus
+from airlab.testing import wait_until
+from airlab.v1 import runner_pb2, runner_pb2_grpc
+
+from .conftest import GOOD_JOB, needs_sandbox, run_to_end, spec
+
+pytestmark = needs_sandbox
+SLEEPY = b"import time\nprint('started', flush=True)\ntime.sleep(30)"
+
+
+def events_of(nats_url, research_id):
+    async def read():
+        bus = EventBus(nats_url, source="test")
+        await bus.connect()
+        found = [e async for e in bus.read(f"airlab.experiment.*.{research_id}")]
+        await bus.close()
+        return found
+
+    return asyncio.run(read())
+
+
+def test_a_job_runs_and_everything_it_made_is_stored(stub, runner_env, nats_server):
+    job, lines, metrics = run_to_end(stub, spec(GOOD_JOB, "x1", research="rgood"))
+    assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, job.reason
+    assert lines == ["epoch 0", "epoch 1", "epoch 2"]
+    assert [(m.name, m.step) for m in metrics] == [("loss", 0), ("loss", 1), ("loss", 2)]
+    store = LocalArtifactStore(__import__("pathlib").Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    prefix = "research/rgood/experiments/x1/"
+    assert sorted(i.key[len(prefix) :] for i in store.list(prefix)) == [
+        "code/main.py",
+        "logs/attempt-1.log",
+        "metrics.jsonl",
+        "models/weights.bin",
+        "result.json",
+    ]
+    assert json.loads(store.get(prefix + "result.json"))["metrics"] == {"accuracy": 0.9}
+    types = [e.type for e in events_of(nats_server.url, "rgood")]
+    assert types[0] == "experiment.queued" and types[1] == "experiment.started"
+    assert types.count("experiment.progress") == 3 and types[-1] == "experiment.finished"
+    finished = events_of(nats_server.url, "rgood")[-1]
+    assert finished.payload["metrics"]["accuracy"] == 0.9 and finished.payload["job_id"] == job.id
+
+    # A finished job's watch replays its stored output; a retried submit returns the same job.
+    replay = list(stub.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=10))
+    assert [u.log_line for u in replay if u.HasField("log_line")] == lines
+    assert replay[-1].final.state == runner_pb2.JOB_STATE_SUCCEEDED
+    again = stub.Submit(runner_pb2.SubmitRequest(spec=spec(GOOD_JOB, "x1", research="rgood")))
+    assert again.id == job.id and again.state == runner_pb2.JOB_STATE_SUCCEEDED
+    with pytest.raises(grpc.RpcError) as clash:
+        stub.Submit(runner_pb2.SubmitRequest(spec=spec(b"print(1)", "x1", research="rgood")))
+    assert clash.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.fixture
+def runner_env(tmp_path):
+    return {
+        "AIRLAB_WORKSPACE": str(tmp_path / "workspace"),
+        "AIRLAB_RUNNER__HOST": "test-host",
+        "AIRLAB_RUNNER__MAX_CONCURRENT": "1",
+    }
+
+
+def test_concurrency_limit_queue_positions_and_cancel(stub):
+    first = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "slow-1")))
+    second = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "slow-2")))
+    third = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "slow-3")))
+    get = lambda job: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
+    wait_until(lambda: get(first).state == runner_pb2.JOB_STATE_RUNNING)
+    assert (get(second).queue_position, get(third).queue_position) == (1, 2)
+    assert get(second).state == runner_pb2.JOB_STATE_QUEUED  # one at a time on this runner
+
+    cancelled = stub.CancelJob(runner_pb2.CancelJobRequest(id=second.id))
+    assert cancelled.state == runner_pb2.JOB_STATE_CANCELLED
+    assert get(third).queue_position == 1
+    began = time.monotonic()
+    stub.CancelJob(runner_pb2.CancelJobRequest(id=first.id))
+    wait_until(lambda: get(first).state == runner_pb2.JOB_STATE_CANCELLED, timeout=10)
+    assert time.monotonic() - began < 5  # killed, not waited out
+    wait_until(lambda: get(third).state == runner_pb2.JOB_STATE_RUNNING)
+    with pytest.raises(grpc.RpcError) as again:
+        stub.CancelJob(runner_pb2.CancelJobRequest(id=first.id))
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    listed = stub.ListJobs(runner_pb2.ListJobsRequest(research_id="rtest")).jobs
+    assert [j.id for j in listed] == [first.id, second.id, third.id]
+    stub.CancelJob(runner_pb2.CancelJobRequest(id=third.id))
+
+
+def test_a_runner_killed_mid_job_queues_it_again_and_loses_no_queued_job(services, runner_env):
+    runner = services.start("runner", env=runner_env)
+    with grpc.insecure_channel(runner.address) as channel:
+        stub = runner_pb2_grpc.RunnerServiceStub(channel)
+        code = b"import json, os, time\nopen('/airlab/work/started', 'w')\ntime.sleep(2)\n" + GOOD_JOB
+        running = stub.Submit(runner_pb2.SubmitRequest(spec=spec(code, "survivor")))
+        queued = stub.Submit(runner_pb2.SubmitRequest(spec=spec(GOOD_JOB, "waiting")))
+        wait_until(
+            lambda: stub.GetJob(runner_pb2.GetJobRequest(id=running.id)).state == runner_pb2.JOB_STATE_RUNNING
+        )
+    runner.kill()
+
+    restarted = services.start("runner", env=runner_env)
+    with grpc.insecure_channel(restarted.address) as channel:
+        stub = runner_pb2_grpc.RunnerServiceStub(channel)
+        get = lambda job: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
+        wait_until(lambda: get(running).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
+        wait_until(lambda: get(queued).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
+    store = LocalArtifactStore(__import__("pathlib").Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    logs = sorted(i.key for i in store.list("research/rtest/experiments/survivor/logs/"))
+    assert logs == ["research/rtest/experiments/survivor/logs/attempt-2.log"]  # the killed attempt left none
+
+
+BAD = [
+    (spec(b"x", ""), "spec.experiment_id"),
+    (spec(b"x", "e", research="a b"), "spec.research_id"),
+    (runner_pb2.ExperimentSpec(research_id="r", experiment_id="e", entrypoint="main.py"), "spec.files"),
+    (
+        runner_pb2.ExperimentSpec(
+            research_id="r", experiment_id="e", files={"../x.py": b""}, entrypoint="x.py"
+        ),
+        "spec.files",
+    ),
+    (
+        runner_pb2.ExperimentSpec(research_id="r", experiment_id="e", files={"a.py": b""}, entrypoint="b.py"),
+        "spec.entrypoint",
+    ),
+    (spec(b"x", "e", memory_mib=10), "spec.resources.memory_mib"),
+    (spec(b"x", "e", gpus=1), "spec.resources.gpus"),
+    (spec(b"x", "e", wall_seconds=10**7), "spec.resources.wall_seconds"),
+]
+
+
+@pytest.mark.parametrize(("bad_spec", "field"), BAD)
+def test_bad_specs_are_refused_naming_the_field(stub, bad_spec, field):
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Submit(runner_pb2.SubmitRequest(spec=bad_spec))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith(field), refused.value.details()
+    assert list(stub.ListJobs(runner_pb2.ListJobsRequest()).jobs) == []
+
+
+def test_credentials_and_unknown_backends_are_refused(stub):
+    for name in ("AWS_SECRET_ACCESS_KEY", "AIRLAB_S3_SECRET_KEY", "HF_TOKEN", "lower"):
+        bad = spec(b"x", "e")
+        bad.env[name] = "v"
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Submit(runner_pb2.SubmitRequest(spec=bad))
+        assert refused.value.details().startswith(f"spec.env.{name}")
+    other = spec(b"x", "e")
+    other.backend = "kubernetes"
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Submit(runner_pb2.SubmitRequest(spec=other))
+    assert "not enabled" in refused.value.details()
+    for call in (stub.GetJob, stub.CancelJob):
+        with pytest.raises(grpc.RpcError) as missing:
+            call(
+                runner_pb2.GetJobRequest(id="j" + "0" * 26)
+                if call == stub.GetJob
+                else runner_pb2.CancelJobRequest(id="j" + "0" * 26)
+            )
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_runner_without_its_sandbox_refuses_to_start(services, runner_env):
+    env = {**runner_env, "PATH": "/nonexistent"}
+    runner = services.start("runner", env=env, wait=False)
+    assert runner.process.wait(30) == 2
+    assert "bwrap" in runner.log.read_text()
