@@ -6,11 +6,12 @@ import pytest
 
 from airlab.v1 import runner_pb2, runner_pb2_grpc
 
-# Skipped on a machine that cannot sandbox; never in CI, where a missing sandbox must fail the run.
-needs_sandbox = pytest.mark.skipif(
-    not os.environ.get("CI") and (shutil.which("bwrap") is None or os.geteuid() != 0),
-    reason="the local sandbox needs bubblewrap and permission to create cgroups (make setup installs it)",
+CANNOT_SANDBOX = shutil.which("bwrap") is None or os.geteuid() != 0
+SANDBOX_REASON = (
+    "the local sandbox needs bubblewrap and permission to create cgroups (make setup installs it)"
 )
+# Skipped on a machine that cannot sandbox; never in CI, where a missing sandbox must fail the run.
+needs_sandbox = pytest.mark.skipif(not os.environ.get("CI") and CANNOT_SANDBOX, reason=SANDBOX_REASON)
 
 # A job that follows the contract: metric points as it goes, then result.json and a model file.
 GOOD_JOB = b"""
@@ -24,6 +25,34 @@ os.makedirs("models", exist_ok=True)
 open("models/weights.bin", "wb").write(b"w" * 100)
 json.dump({"metrics": {"accuracy": 0.9}, "seed": 0, "duration_seconds": 0.6}, open("result.json", "w"))
 """
+
+
+def docker_ready(image: str) -> str:
+    """'' if a Docker Engine answers and has `image`, else why not."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.images.get(image)
+    except Exception as exc:
+        return f"no Docker Engine with {image} ({type(exc).__name__}): scripts/start-dockerd provides both"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The docker sandbox's test image; .ci/run starts dockerd and builds it, so CI never skips."""
+    image = os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm")
+    problem = docker_ready(image)
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return image
+
+
+def docker_env(image: str) -> dict[str, str]:
+    return {"AIRLAB_RUNNER__BACKENDS": '["local", "docker"]', "AIRLAB_RUNNER__DOCKER_IMAGE": image}
 
 
 def spec(code: bytes, experiment: str, research: str = "rtest", **resources) -> runner_pb2.ExperimentSpec:

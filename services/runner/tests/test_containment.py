@@ -1,4 +1,5 @@
-"""Hostile jobs through the runner service and the local sandbox: each is contained and reported."""
+"""Hostile jobs through the runner service, on the local sandbox and on the docker sandbox (a real
+dockerd): each is contained and reported."""
 
 import os
 import socket
@@ -7,9 +8,7 @@ import pytest
 
 from airlab.v1 import runner_pb2
 
-from .conftest import needs_sandbox, run_to_end, spec
-
-pytestmark = needs_sandbox
+from .conftest import docker_env, needs_sandbox, run_to_end, spec
 
 FAILED = runner_pb2.JOB_STATE_FAILED
 SUCCEEDED = runner_pb2.JOB_STATE_SUCCEEDED
@@ -67,9 +66,19 @@ HOSTILE = {
 }
 
 
+pytestmark = needs_sandbox  # the runner serves both backends and always checks its local sandbox
+
+
+@pytest.fixture(params=["local", "docker"])
+def backend(request):
+    if request.param == "docker":
+        request.getfixturevalue("docker_image")
+    return request.param
+
+
 @pytest.fixture
-def runner_env(tmp_path):
-    return {
+def runner_env(tmp_path, backend, request):
+    env = {
         "AIRLAB_WORKSPACE": str(tmp_path / "workspace"),
         "AIRLAB_RUNNER__MAX_LOG_MIB": "2",
         "AIRLAB_RUNNER__MAX_CONCURRENT": "4",
@@ -77,10 +86,13 @@ def runner_env(tmp_path):
         "AIRLAB_S3_SECRET_KEY": SECRET,
         "MY_API_TOKEN": SECRET,
     }
+    if backend == "docker":
+        env.update(docker_env(request.getfixturevalue("docker_image")))
+    return env
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_job_is_contained_and_reported(stub, tmp_path, name):
+def test_hostile_job_is_contained_and_reported(stub, backend, name):
     code, resources, contained = HOSTILE[name]
     # A server on the host's loopback that the network job tries to reach: it must get no connection.
     listener = socket.create_server(("127.0.0.1", 0))
@@ -88,6 +100,7 @@ def test_hostile_job_is_contained_and_reported(stub, tmp_path, name):
     job_spec = spec(code, f"hostile-{name}", wall_seconds=resources.get("wall_seconds", 20),
                     memory_mib=resources.get("memory_mib", 0))  # fmt: skip
     job_spec.env["HOST_PORT"] = str(listener.getsockname()[1])
+    job_spec.backend = backend
     job, lines, _ = run_to_end(stub, job_spec)
     log = "\n".join(lines)
     assert contained(job, log), (runner_pb2.JobState.Name(job.state), job.reason, log[-2000:])

@@ -82,7 +82,7 @@ class FakeVllm(BaseHTTPRequestHandler):
 
     calls: list[str] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         FakeVllm.calls.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

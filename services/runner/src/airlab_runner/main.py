@@ -13,7 +13,7 @@ from airlab.state import StateStore
 from airlab.v1 import runner_pb2_grpc
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, VllmSleeper, detect_gpus
 from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
-from airlab_runner.sandbox import Sandbox, SandboxUnavailable
+from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
 
 
@@ -22,15 +22,8 @@ def build_sandboxes(settings: RunnerSettings) -> dict[str, Sandbox]:
     runner with the reason, so nothing ever runs unsandboxed."""
     sandboxes: dict[str, Sandbox] = {}
     for backend in dict.fromkeys([settings.backend, *settings.backends]):
-        if backend == "local":
-            from airlab_runner.sandbox.local import LocalSandbox
-
-            sandboxes[backend] = LocalSandbox(
-                python=settings.python or None, cgroup_parent=settings.cgroup_parent
-            )
-        else:
-            raise StartupError(f"the {backend} backend is not available in this build of the runner")
         try:
+            sandboxes[backend] = sandbox_for(backend, settings)
             sandboxes[backend].check()
         except SandboxUnavailable as exc:
             raise StartupError(f"{backend} sandbox: {exc}") from exc

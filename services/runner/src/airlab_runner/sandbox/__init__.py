@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from airlab.settings import RunnerSettings
+
 Outcome = Literal["exited", "timeout", "oom", "cancelled", "error"]
 # Where the job's work dir appears inside every sandbox (and its current directory).
 WORK_MOUNT = "/airlab/work"
@@ -64,3 +66,20 @@ class Sandbox(Protocol):
     def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
         """Run the job to its end (or its wall limit, or `cancel`), passing each output line to `on_line`;
         the job's files are in job.workdir afterwards."""
+
+
+def sandbox_for(backend: str, settings: RunnerSettings) -> Sandbox:
+    """The sandbox of a backend, configured from the runner's settings (the one place that picks it)."""
+    if backend == "local":
+        from airlab_runner.sandbox.local import LocalSandbox
+
+        return LocalSandbox(python=settings.python or None, cgroup_parent=settings.cgroup_parent)
+    if backend == "docker":
+        from airlab_runner.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(base_url=settings.docker_url, image=settings.docker_image)
+    if backend == "kubernetes":
+        from airlab_runner.sandbox.kubernetes import KubernetesSandbox
+
+        return KubernetesSandbox(namespace=settings.kubernetes_namespace, image=settings.kubernetes_image)
+    raise SandboxUnavailable(f"unknown sandbox backend {backend!r}")
