@@ -13,7 +13,7 @@ from airlab.bus import EventBus
 from airlab.testing import wait_until
 from airlab.v1 import runner_pb2, runner_pb2_grpc
 
-from .conftest import GOOD_JOB, needs_sandbox, run_to_end, spec
+from .conftest import GOOD_JOB, docker_env, needs_sandbox, run_to_end, spec
 
 pytestmark = needs_sandbox
 SLEEPY = b"import time\nprint('started', flush=True)\ntime.sleep(30)"
@@ -175,3 +175,25 @@ def test_a_runner_without_its_sandbox_refuses_to_start(services, runner_env):
     runner = services.start("runner", env=env, wait=False)
     assert runner.process.wait(30) == 2
     assert "bwrap" in runner.log.read_text()
+
+
+def test_gpu_jobs_take_leases_from_the_inventory_and_fail_clearly_without_nvidia(
+    services, runner_env, docker_image
+):
+    env = {**runner_env, **docker_env(docker_image), "AIRLAB_RUNNER__GPUS": '["0", "1"]'}
+    runner = services.start("runner", env=env)
+    with grpc.insecure_channel(runner.address) as channel:
+        stub = runner_pb2_grpc.RunnerServiceStub(channel)
+        local = spec(b"import os\nprint('GPUS', os.environ['CUDA_VISIBLE_DEVICES'])", "gpu-local", gpus=2)
+        job, lines, _ = run_to_end(stub, local)
+        assert "GPUS 0,1" in lines, (job.reason, lines)
+        on_docker = spec(b"print('never')", "gpu-docker", gpus=2)
+        on_docker.backend = "docker"
+        job, _, _ = run_to_end(stub, on_docker)
+        assert job.state == runner_pb2.JOB_STATE_FAILED and "no NVIDIA runtime" in job.reason
+        with pytest.raises(grpc.RpcError) as too_many:
+            stub.Submit(runner_pb2.SubmitRequest(spec=spec(b"x", "gpu-3", gpus=3)))
+        assert too_many.value.details().startswith("spec.resources.gpus")
+        # Both GPUs were given back: another 2-GPU job runs.
+        job, lines, _ = run_to_end(stub, spec(b"print('again')", "gpu-again", gpus=2))
+        assert lines == ["again"] and job.started_at.seconds > 0

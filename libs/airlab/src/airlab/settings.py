@@ -81,6 +81,8 @@ class RunnerSettings(BaseModel):
     docker_image: str = "airlab-experiment:cpu"
     kubernetes_namespace: str = "airlab"
     kubernetes_image: str = "airlab-experiment:cpu"
+    # A ReadWriteMany claim mounted at the runner's work dir and shared (by sub-path) with its job pods.
+    kubernetes_runs_claim: str = "airlab-runs"
 
 
 class Settings(BaseSettings):

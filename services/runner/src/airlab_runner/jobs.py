@@ -353,7 +353,7 @@ class Runner:
                 return
             job, _ = by_id[job_id]
             gpus: list[str] = []
-            if job.spec.resources.gpus:
+            if job.spec.resources.gpus and job.spec.backend != "kubernetes":  # a cluster places its own GPUs
                 assert self.leases is not None
                 acquired = await self.leases.try_acquire(job_id, job.spec.resources.gpus)
                 if acquired is None:
@@ -468,6 +468,7 @@ class Runner:
             env=dict(job.spec.env),
             datasets=[(m.source, m.target) for m in job.spec.datasets],
             gpu_ids=gpus,
+            gpu_count=resources.gpus,
             image=job.spec.image,
         )
         sink = LogSink(

@@ -17,13 +17,13 @@ from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
 
 
-def build_sandboxes(settings: RunnerSettings) -> dict[str, Sandbox]:
+def build_sandboxes(settings: RunnerSettings, work_root: Path) -> dict[str, Sandbox]:
     """The sandbox of every enabled backend, each checked: a backend that cannot run here stops the
     runner with the reason, so nothing ever runs unsandboxed."""
     sandboxes: dict[str, Sandbox] = {}
     for backend in dict.fromkeys([settings.backend, *settings.backends]):
         try:
-            sandboxes[backend] = sandbox_for(backend, settings)
+            sandboxes[backend] = sandbox_for(backend, settings, work_root)
             sandboxes[backend].check()
         except SandboxUnavailable as exc:
             raise StartupError(f"{backend} sandbox: {exc}") from exc
@@ -47,7 +47,7 @@ def setup(context: ServiceContext) -> None:
     runner = Runner(
         store,
         artifact_store_from(settings),
-        build_sandboxes(runner_settings),
+        build_sandboxes(runner_settings, config.work_root),
         config,
         sleeper=VllmSleeper(runner_settings.vllm_servers) if runner_settings.vllm_servers else None,
         source=context.name,

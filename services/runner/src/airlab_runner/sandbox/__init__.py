@@ -42,7 +42,9 @@ class SandboxJob:
     env: dict[str, str] = field(default_factory=dict)
     # (host source, absolute target) mounted read-only.
     datasets: list[tuple[str, str]] = field(default_factory=list)
+    # GPUs leased on this host (local, docker), or only counted (kubernetes: the cluster places them).
     gpu_ids: list[str] = field(default_factory=list)
+    gpu_count: int = 0
     image: str = ""
 
 
@@ -68,7 +70,7 @@ class Sandbox(Protocol):
         the job's files are in job.workdir afterwards."""
 
 
-def sandbox_for(backend: str, settings: RunnerSettings) -> Sandbox:
+def sandbox_for(backend: str, settings: RunnerSettings, work_root: Path) -> Sandbox:
     """The sandbox of a backend, configured from the runner's settings (the one place that picks it)."""
     if backend == "local":
         from airlab_runner.sandbox.local import LocalSandbox
@@ -81,5 +83,10 @@ def sandbox_for(backend: str, settings: RunnerSettings) -> Sandbox:
     if backend == "kubernetes":
         from airlab_runner.sandbox.kubernetes import KubernetesSandbox
 
-        return KubernetesSandbox(namespace=settings.kubernetes_namespace, image=settings.kubernetes_image)
+        return KubernetesSandbox(
+            namespace=settings.kubernetes_namespace,
+            image=settings.kubernetes_image,
+            runs_claim=settings.kubernetes_runs_claim,
+            runs_root=work_root,
+        )
     raise SandboxUnavailable(f"unknown sandbox backend {backend!r}")
