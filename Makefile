@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,10 @@ bench: setup
 
 bench-storage: setup
 	$(PY) scripts/bench_storage.py
+
+# Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
+bench-runner: setup
+	$(PY) scripts/bench_runner.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airlab

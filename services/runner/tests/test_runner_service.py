@@ -4,6 +4,7 @@ watch, artifacts, events, restart recovery and bad input."""
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -35,7 +36,7 @@ def test_a_job_runs_and_everything_it_made_is_stored(stub, runner_env, nats_serv
     assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, job.reason
     assert lines == ["epoch 0", "epoch 1", "epoch 2"]
     assert [(m.name, m.step) for m in metrics] == [("loss", 0), ("loss", 1), ("loss", 2)]
-    store = LocalArtifactStore(__import__("pathlib").Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
     prefix = "research/rgood/experiments/x1/"
     assert sorted(i.key[len(prefix) :] for i in store.list(prefix)) == [
         "code/main.py",
@@ -114,7 +115,7 @@ def test_a_runner_killed_mid_job_queues_it_again_and_loses_no_queued_job(service
         get = lambda job: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
         wait_until(lambda: get(running).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
         wait_until(lambda: get(queued).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
-    store = LocalArtifactStore(__import__("pathlib").Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
     logs = sorted(i.key for i in store.list("research/rtest/experiments/survivor/logs/"))
     assert logs == ["research/rtest/experiments/survivor/logs/attempt-2.log"]  # the killed attempt left none
 
@@ -197,3 +198,36 @@ def test_gpu_jobs_take_leases_from_the_inventory_and_fail_clearly_without_nvidia
         # Both GPUs were given back: another 2-GPU job runs.
         job, lines, _ = run_to_end(stub, spec(b"print('again')", "gpu-again", gpus=2))
         assert lines == ["again"] and job.started_at.seconds > 0
+
+
+def test_the_pytorch_template_runs_in_the_sandbox_seeded_and_by_the_contract(stub, runner_env):
+    from airlab.job_templates import template_source
+
+    code = template_source("pytorch_train_template.py").encode()
+    store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    results = []
+    for run in ("a", "b"):
+        job_spec = spec(code, f"template-{run}", memory_mib=2048, wall_seconds=300)
+        job_spec.files["config.json"] = json.dumps({"epochs": 4, "seed": 7}).encode()
+        job, _, metrics = run_to_end(stub, job_spec, timeout=300)
+        assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, job.reason
+        assert [m.step for m in metrics] == [0, 1, 2, 3]
+        results.append(json.loads(store.get(f"research/rtest/experiments/template-{run}/result.json")))
+        assert store.exists(f"research/rtest/experiments/template-{run}/models/model.pt")
+    assert results[0]["metrics"] == results[1]["metrics"]  # seeded: the same seed, the same result
+    assert results[0]["metrics"]["accuracy"] > 0.85 and results[0]["seed"] == 7
+
+
+@pytest.mark.parametrize(("dataset", "metric"), [("breast_cancer", "roc_auc"), ("diabetes", "rmse")])
+def test_the_pytorch_template_handles_each_task(tmp_path, monkeypatch, dataset, metric):
+    import runpy
+
+    from airlab.job_templates import template_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.py").write_text(template_source("pytorch_train_template.py"))
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": dataset, "epochs": 3}))
+    runpy.run_path(str(tmp_path / "main.py"), run_name="__main__")
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert metric in result["metrics"] and result["seed"] == 0
+    assert (tmp_path / "models" / "model.pt").stat().st_size > 0
