@@ -50,8 +50,9 @@ class LocalSandbox:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_bare_env())
 
     def _view(self) -> list[str]:
-        """Read-only mounts of the system and of the Python that runs experiments."""
-        args: list[str] = []
+        """Read-only mounts of the system and of the Python that runs experiments. /tmp comes first: the
+        Python may live under /tmp (a checkout there), and a later tmpfs would hide it."""
+        args: list[str] = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for path in SYSTEM_PATHS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
@@ -65,7 +66,7 @@ class LocalSandbox:
         for path in sorted(python_dirs):
             if not path.startswith(SYSTEM_PATHS) and os.path.isdir(path):
                 args += ["--ro-bind", path, path]
-        return [*args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        return args
 
     def _command(self, job: SandboxJob, cgroup: JobCgroup) -> list[str]:
         limits = job.limits
