@@ -108,12 +108,16 @@ def test_a_runner_killed_mid_job_queues_it_again_and_loses_no_queued_job(service
             lambda: stub.GetJob(runner_pb2.GetJobRequest(id=running.id)).state == runner_pb2.JOB_STATE_RUNNING
         )
     runner.kill()
+    cgroups = Path("/sys/fs/cgroup/memory/airlab") / running.id
+    if not cgroups.parent.exists():
+        cgroups = Path("/sys/fs/cgroup/airlab") / running.id  # cgroup v2
 
     restarted = services.start("runner", env=runner_env)
     with grpc.insecure_channel(restarted.address) as channel:
         stub = runner_pb2_grpc.RunnerServiceStub(channel)
         get = lambda job: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
         wait_until(lambda: get(running).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
+        assert not cgroups.exists()  # nothing of either attempt is left in the cgroup tree
         wait_until(lambda: get(queued).state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
     store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
     logs = sorted(i.key for i in store.list("research/rtest/experiments/survivor/logs/"))

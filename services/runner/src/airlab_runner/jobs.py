@@ -322,6 +322,10 @@ class Runner:
                 )
 
             await self.store.mutate(job.id, requeue, cause_id=cause)
+            sandbox = self.sandboxes.get(job.spec.backend)
+            if sandbox is not None:
+                await asyncio.to_thread(sandbox.cleanup, job.id)
+            shutil.rmtree(self.config.work_root / job.id, ignore_errors=True)
             if self.leases is not None:
                 await self.leases.release(job.id, list(data.get("gpus", [])))
 

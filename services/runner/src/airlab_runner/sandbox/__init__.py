@@ -69,6 +69,10 @@ class Sandbox(Protocol):
         """Run the job to its end (or its wall limit, or `cancel`), passing each output line to `on_line`;
         the job's files are in job.workdir afterwards."""
 
+    def cleanup(self, job_id: str) -> None:
+        """Remove whatever a run of this job left behind when the runner died during it (processes,
+        containers, cluster Jobs)."""
+
 
 def sandbox_for(backend: str, settings: RunnerSettings, work_root: Path) -> Sandbox:
     """The sandbox of a backend, configured from the runner's settings (the one place that picks it)."""

@@ -88,6 +88,13 @@ class DockerSandbox:
                 f"the experiment image {self.image!r} is not on this Docker host"
             ) from None
 
+    def cleanup(self, job_id: str) -> None:
+        import docker.errors
+
+        for container in self.client.containers.list(all=True, filters={"label": f"airlab.job={job_id}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
     def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
         import docker.errors
 

@@ -151,6 +151,13 @@ class KubernetesSandbox:
                 f"cannot manage Jobs in namespace {self.namespace!r} (in-cluster config or kubeconfig): {exc}"
             ) from exc
 
+    def cleanup(self, job_id: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        batch, _ = self._apis()
+        with contextlib.suppress(ApiException):
+            batch.delete_namespaced_job(job_name(job_id), self.namespace, propagation_policy="Background")
+
     def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
         from kubernetes.client.exceptions import ApiException
 

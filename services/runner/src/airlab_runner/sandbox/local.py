@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable
+from airlab_runner.sandbox import WORK_MOUNT, Limits, LineSink, SandboxJob, SandboxResult, SandboxUnavailable
 from airlab_runner.sandbox.cgroups import JobCgroup, version
 
 SANDBOX_UID = 65534  # nobody
@@ -96,6 +96,10 @@ class LocalSandbox:
         # The first process joins the job's cgroups before anything of the job runs.
         join = "; ".join(f"echo $$ > {shlex.quote(str(f))}" for f in cgroup.procs_files())
         return ["/bin/sh", "-c", f'{join}; exec "$@"', "sh", *prlimit, *bwrap]
+
+    def cleanup(self, job_id: str) -> None:
+        """Kill what is left in the job's cgroups and remove them."""
+        JobCgroup(self.cgroup_parent, job_id, Limits()).remove()
 
     def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
         cgroup = JobCgroup(self.cgroup_parent, job.job_id, job.limits)
