@@ -1,0 +1,126 @@
+"""Which LLM servers exist (configs/llm_servers.yaml) and which agent uses which (configs/agents.yaml).
+Secrets are never in these files: a server names the environment variable that holds its API key."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from airlab.errors import InvalidArgument
+from airlab.settings import load_yaml
+
+AGENTS = ("idea", "manager", "coder", "reviewer")
+ServerKind = Literal["llamacpp", "vllm", "openai"]
+
+
+class Price(BaseModel):
+    # US dollars per million tokens; local models cost 0.
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok) / 1e6
+
+
+class VllmLaunch(BaseModel):
+    """How `vllm serve` starts this server on GPUs (used by compose and k8s)."""
+
+    model: str = ""
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    max_model_len: int = Field(default=8192, ge=256)
+    gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    enable_sleep_mode: bool = True
+    port: int = 8000
+    extra_args: list[str] = Field(default_factory=list)
+
+    def command(self, served_name: str) -> list[str]:
+        args = [
+            "vllm", "serve", self.model or served_name,
+            "--served-model-name", served_name,
+            "--host", "0.0.0.0", "--port", str(self.port),
+            "--tensor-parallel-size", str(self.tensor_parallel_size),
+            "--max-model-len", str(self.max_model_len),
+            "--gpu-memory-utilization", str(self.gpu_memory_utilization),
+        ]  # fmt: skip
+        if self.enable_sleep_mode:
+            args.append("--enable-sleep-mode")
+        return [*args, *self.extra_args]
+
+
+class ServerConfig(BaseModel):
+    name: str = ""
+    kind: ServerKind
+    # OpenAI-compatible base URL ending in /v1. Empty for a llamacpp server: `airlab up` starts it.
+    base_url: str = ""
+    model: str
+    # Name of the environment variable that holds the API key (empty: none needed).
+    api_key_env: str = ""
+    timeout_seconds: float = Field(default=120, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    price: Price = Field(default_factory=Price)
+    vllm: VllmLaunch | None = None
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+
+class AgentConfig(BaseModel):
+    # Servers in the order they are tried: the first that answers serves the call.
+    servers: list[str] = Field(default_factory=list)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_tokens: int = Field(default=1024, ge=1, le=32768)
+
+
+class LLMConfig(BaseModel):
+    servers: dict[str, ServerConfig]
+    agents: dict[str, AgentConfig]
+    # Local llama.cpp model for servers of kind llamacpp that airlab starts itself.
+    local_model: str = "qwen2.5-coder-0.5b-instruct"
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> LLMConfig:
+        for name, server in self.servers.items():
+            server.name = name
+        for agent, config in self.agents.items():
+            if not config.servers:
+                raise ValueError(f"agent {agent!r} names no LLM server")
+            for server in config.servers:
+                if server not in self.servers:
+                    raise ValueError(f"agent {agent!r} routes to unknown server {server!r}")
+        return self
+
+    def route(self, agent: str) -> list[ServerConfig]:
+        if agent not in self.agents:
+            raise InvalidArgument(
+                "agent", f"unknown agent {agent!r}; configured: {', '.join(sorted(self.agents))}"
+            )
+        return [self.servers[name] for name in self.agents[agent].servers]
+
+    def with_urls(self, urls: dict[str, str]) -> LLMConfig:
+        """The same config with base URLs filled in (e.g. the local server `airlab up` started)."""
+        copy = self.model_copy(deep=True)
+        for name, url in urls.items():
+            if name in copy.servers:
+                copy.servers[name].base_url = url
+        return copy
+
+    def local_servers(self) -> list[str]:
+        """llamacpp servers without a URL: the ones `airlab up` must start."""
+        used = {s for agent in self.agents.values() for s in agent.servers}
+        return [n for n, s in self.servers.items() if s.kind == "llamacpp" and not s.base_url and n in used]
+
+    @classmethod
+    def load(cls) -> LLMConfig:
+        servers = load_yaml("llm_servers.yaml")
+        agents = load_yaml("agents.yaml")
+        defaults = agents.get("defaults", {})
+        merged = {name: {**defaults, **(spec or {})} for name, spec in agents.get("agents", {}).items()}
+        for agent in AGENTS:
+            merged.setdefault(agent, dict(defaults))
+        return cls(
+            servers=servers.get("servers", {}),
+            agents=merged,
+            local_model=servers.get("local_model", cls.model_fields["local_model"].default),
+        )
