@@ -12,11 +12,12 @@ PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(STAMP): requirements.txt requirements-dev.txt requirements-llm.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	scripts/install-system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e libs/airlab $(foreach s,$(SERVICES),-e services/$(s))
+	PY=$(PY) scripts/install-llama-cpp
 	touch $(STAMP)
 
 # Regenerates the Python code of the gRPC contract (messages, stubs and type stubs) into the library.

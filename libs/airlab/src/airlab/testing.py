@@ -17,7 +17,10 @@ import pytest_asyncio
 
 from airlab.bus import EventBus
 from airlab.grpc_client import health_status
+from airlab.llm.local import LlamaServer, start_llama_server
 from airlab.natsd import NatsServer, start_nats
+
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 
 
 @pytest.fixture
@@ -113,6 +116,22 @@ def services(nats_server: NatsServer, tmp_path: Path) -> Iterator[ServiceLaunche
     launcher.workdir.mkdir()
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaServer]:
+    """The real local LLM server (llama.cpp, Qwen2.5-Coder-0.5B) on a free port, for the whole session.
+    Skipped where llama-cpp-python is not installed, except in CI, where that is a failure."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        message = "llama-cpp-python is not installed (scripts/install-llama-cpp)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = start_llama_server(DEFAULT_LOCAL_MODEL, threads=2)
+    yield server
+    server.stop()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
