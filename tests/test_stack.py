@@ -74,7 +74,7 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
 
     state = json.loads((workspace / "run" / "stack.json").read_text())
     processes = {p["name"]: p for p in state["processes"]}
-    assert set(processes) == {"nats", *CONTRACT_SERVICES}
+    assert set(processes) == {"nats", "llm", *CONTRACT_SERVICES}
     for name, services in CONTRACT_SERVICES.items():
         address = processes[name]["address"]
         assert health_status(address) == "SERVING"
@@ -83,7 +83,12 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
         assert services | {"grpc.health.v1.Health"} <= reflected_services(address)
 
     status = airlab(workspace, "status")
-    assert status.returncode == 0 and status.stdout.count("SERVING") == 5
+    assert status.returncode == 0 and status.stdout.count("SERVING") == 6  # five services and the LLM
+    llm = airlab(workspace, "llm", "check")
+    assert llm.returncode == 0, llm.stdout + llm.stderr
+    for agent in ("idea", "manager", "coder", "reviewer"):
+        assert agent in llm.stdout
+    assert processes["llm"]["address"] in llm.stdout
 
     again = airlab(workspace, "up")
     assert again.returncode == 1 and "already running" in again.stderr

@@ -321,6 +321,44 @@ def reject(
         _print_research(lab.Reject(request))
 
 
+# -- LLMs ---------------------------------------------------------------------------------------------------
+
+llm_app = typer.Typer(help="The LLM servers the agents use.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("check")
+def llm_check(workspace: WorkspaceOpt = None) -> None:
+    """For each agent: the endpoint it resolves to, whether it answers, latency and tokens/s."""
+    from airlab.llm.check import check
+    from airlab.llm.config import LLMConfig
+
+    settings = _settings(workspace)
+    config = LLMConfig.load()
+    state = stack.load_state(settings.workspace.resolve())
+    started = {p.name: p.address for p in state.processes} if state else {}
+    local = dict.fromkeys(config.local_servers(), started["llm"]) if "llm" in started else {}
+    config = config.with_urls({**local, **settings.llm_urls})
+    table = Table("agent", "server", "model", "endpoint", "answers", "latency", "tokens/s")
+    failed = False
+    for agent, (resolved, route) in asyncio.run(check(config)).items():
+        failed |= resolved is None
+        for position, probe in enumerate(route):
+            chosen = probe is resolved
+            table.add_row(
+                agent if position == 0 else "",
+                f"[bold]{probe.server}[/bold]" if chosen else probe.server,
+                probe.model,
+                probe.url or "-",
+                "[green]yes[/green]" if probe.ok else f"[red]no[/red] {escape(probe.detail)}",
+                f"{probe.latency_seconds:.2f} s" if probe.ok else "",
+                f"{probe.tokens_per_second:.1f}" if probe.ok else "",
+            )
+    out.print(table)
+    if failed:
+        _fail("some agents have no LLM endpoint that answers")
+
+
 # -- backups ------------------------------------------------------------------------------------------------
 
 

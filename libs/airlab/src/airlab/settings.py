@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # Seconds `airlab up` waits for every service to report SERVING.
     stack_start_timeout: float = Field(default=30, gt=0)
 
+    # Base URLs of LLM servers known only at run time (the local one `airlab up` starts), by server name.
+    llm_urls: dict[str, str] = Field(default_factory=dict)
+    # Threads of the local llama.cpp server; 0: all cores.
+    local_llm_threads: int = Field(default=0, ge=0)
+
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""
     s3_access_key: SecretStr = SecretStr("")

@@ -125,8 +125,11 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     report(f"nats-server {nats.url}")
     state = StackState(str(workspace), nats.url, procs, 0.0)
     try:
+        llm_urls = _start_local_llm(settings, workspace, procs, report)
+        env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
         pending = {
-            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0)) for name in SERVICE_NAMES
+            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0), env)
+            for name in SERVICE_NAMES
         }
         procs.extend(pending.values())
         _save_state(state)
@@ -140,7 +143,37 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     return state
 
 
-def _spawn(name: str, settings: Settings, workspace: Path, nats_url: str, port: int) -> Proc:
+def _start_local_llm(
+    settings: Settings, workspace: Path, procs: list[Proc], report: Callable[[str], None]
+) -> dict[str, str]:
+    """Start the local llama.cpp server when an agent routes to a local server that has no URL."""
+    from airlab.llm.config import LLMConfig
+    from airlab.llm.local import LocalModelError, start_llama_server
+
+    config = LLMConfig.load().with_urls(settings.llm_urls)
+    local = config.local_servers()
+    if not local:
+        return {}
+    log = workspace / "logs" / "llm.log"
+    try:
+        server = start_llama_server(
+            config.local_model,
+            port=settings.stack_ports.get("llm", 0),
+            threads=settings.local_llm_threads or None,
+            log_file=log,
+            detach=True,
+            report=report,
+        )
+    except LocalModelError as exc:
+        raise StackError(f"local LLM: {exc}") from exc
+    procs.append(Proc("llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log)))
+    report(f"llm       {server.url} ({config.local_model}, llama.cpp)")
+    return dict.fromkeys(local, server.url)
+
+
+def _spawn(
+    name: str, settings: Settings, workspace: Path, nats_url: str, port: int, extra_env: dict[str, str]
+) -> Proc:
     port_file = workspace / "run" / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log_path = workspace / "logs" / f"{name}.log"
@@ -151,6 +184,7 @@ def _spawn(name: str, settings: Settings, workspace: Path, nats_url: str, port: 
         "AIRLAB_GRPC_PORT": str(port),
         "AIRLAB_PORT_FILE": str(port_file),
         "AIRLAB_WORKSPACE": str(workspace),
+        **extra_env,
     }
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -200,12 +234,21 @@ def down(settings: Settings, timeout: float = 15.0) -> list[str]:
     state = load_state(workspace)
     if state is None:
         return []
-    services = [p for p in state.processes if p.name != "nats"]
+    services = [p for p in state.processes if p.name not in ("nats", "llm")]
     running = [p.name for p in state.processes if _alive(p)]
     _stop(services, timeout)
-    _stop([p for p in state.processes if p.name == "nats"], timeout)
+    _stop([p for p in state.processes if p.name in ("nats", "llm")], timeout)
     state_path(workspace).unlink(missing_ok=True)
     return running
+
+
+def _llm_health(url: str) -> str:
+    import httpx
+
+    try:
+        return "SERVING" if httpx.get(f"{url}/models", timeout=2).status_code == 200 else "NOT_SERVING"
+    except httpx.HTTPError:
+        return "UNREACHABLE"
 
 
 def status(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -219,6 +262,8 @@ def status(settings: Settings) -> dict[str, tuple[str, str]]:
             result[proc.name] = (proc.address, "DEAD")
         elif proc.name == "nats":
             result[proc.name] = (proc.address, "RUNNING")
+        elif proc.name == "llm":
+            result[proc.name] = (proc.address, _llm_health(proc.address))
         else:
             result[proc.name] = (proc.address, health_status(proc.address))
     return result

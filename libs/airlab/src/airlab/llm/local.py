@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def model_path(name: str) -> Path:
     return cache_dir() / "models" / f"{name}.gguf"
 
 
-def ensure_model(name: str, *, report=lambda message: None) -> Path:  # type: ignore[no-untyped-def]
+def ensure_model(name: str, *, report: Callable[[str], None] = lambda message: None) -> Path:
     """The verified GGUF file of a known local model, assembled into the cache on first use."""
     if name not in MODELS:
         raise LocalModelError(f"unknown local model {name!r}; known: {', '.join(MODELS)}")
@@ -176,6 +177,7 @@ def start_llama_server(
     log_file: Path | None = None,
     detach: bool = False,
     timeout: float = 120.0,
+    report: Callable[[str], None] = lambda message: None,
 ) -> LlamaServer:
     """Start llama.cpp's OpenAI-compatible server with a local model; returns once it answers."""
     try:
@@ -184,7 +186,7 @@ def start_llama_server(
         raise LocalModelError(
             "llama-cpp-python is not installed: scripts/install-llama-cpp builds it (make setup runs it)"
         ) from None
-    model_file = ensure_model(name)
+    model_file = ensure_model(name, report=report)
     port = port or free_port()
     command = llama_server_command(model_file, name, port, threads or os.cpu_count() or 2, n_ctx)
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
