@@ -5,7 +5,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, VllmSleeper, detect_gpus
+from airlab.llm.vllm import VllmSleeper
+from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 
 INVENTORY = ["0", "1"]
 

@@ -3,7 +3,7 @@
 Leases live in a JetStream KV bucket, one key per GPU, taken by compare-and-set: `create` when free,
 `update` on the exact revision when the previous holder's lease expired. Holders renew (heartbeat)
 before the TTL runs out; a crashed holder's lease simply expires. If a local vLLM server owns a GPU, it is
-asked to sleep before a job gets the GPU and woken after."""
+asked to sleep before a job gets the GPU and woken after (airlab.llm.vllm.VllmSleeper)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
 import nats.js.errors
 from nats.js.kv import KeyValue
 
@@ -133,32 +132,3 @@ class GpuLeases:
             if lease and lease.holder and lease.expires >= now:
                 found[gpu] = lease
         return found
-
-
-class VllmSleeper:
-    """Asks the local vLLM servers that share GPUs with experiments to free them (sleep mode), and back.
-    `servers` maps a GPU id to the base URL of the vLLM server using it."""
-
-    def __init__(self, servers: dict[str, str], timeout: float = 120.0) -> None:
-        self.servers = servers
-        self.timeout = timeout
-
-    def _urls(self, gpus: Sequence[str]) -> list[str]:
-        return sorted({self.servers[g].rstrip("/") for g in gpus if g in self.servers})
-
-    async def sleep(self, gpus: Sequence[str]) -> list[str]:
-        """Put the servers on these GPUs to sleep (level 1: weights offloaded, cache dropped)."""
-        urls = self._urls(gpus)
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            for url in urls:
-                reply = await client.post(f"{url}/sleep", params={"level": "1"})
-                reply.raise_for_status()
-        return urls
-
-    async def wake(self, urls: Sequence[str]) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            for url in urls:
-                try:
-                    (await client.post(f"{url}/wake_up")).raise_for_status()
-                except httpx.HTTPError as exc:
-                    log.error("could not wake vLLM at %s: %s", url, exc)

@@ -23,11 +23,12 @@ from airlab.blobs import ArtifactStore, experiment_key
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp
 from airlab.ids import check_id, derived_id, new_id
+from airlab.llm.vllm import VllmSleeper
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, runner_pb2
 from airlab_runner import contract
 from airlab_runner.feed import Feed
-from airlab_runner.gpus import GpuLeases, VllmSleeper
+from airlab_runner.gpus import GpuLeases
 from airlab_runner.sandbox import Limits, Sandbox, SandboxJob, SandboxResult
 from airlab_runner.spec import check_spec, resolved_resources
 

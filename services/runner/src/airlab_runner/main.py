@@ -7,11 +7,12 @@ import socket
 from pathlib import Path
 
 from airlab.blobs import artifact_store_from
+from airlab.llm.vllm import VllmSleeper
 from airlab.service import ServiceContext, StartupError, run_service
 from airlab.settings import RunnerSettings
 from airlab.state import StateStore
 from airlab.v1 import runner_pb2_grpc
-from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, VllmSleeper, detect_gpus
+from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
