@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,10 @@ bench: setup
 
 bench-storage: setup
 	$(PY) scripts/bench_storage.py
+
+# Downloads the 1.5B model's parts once (1.1 GB) besides the default 0.5B.
+bench-llm: setup
+	$(PY) scripts/bench_llm.py
 
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
 bench-runner: setup
