@@ -235,3 +235,21 @@ def test_the_pytorch_template_handles_each_task(tmp_path, monkeypatch, dataset, 
     result = json.loads((tmp_path / "result.json").read_text())
     assert metric in result["metrics"] and result["seed"] == 0
     assert (tmp_path / "models" / "model.pt").stat().st_size > 0
+
+
+def test_a_job_can_run_code_already_in_the_artifact_store(stub, runner_env):
+    store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+    store.put("research/rtest/experiments/shared/code/main.py", GOOD_JOB)
+    by_ref = runner_pb2.ExperimentSpec(
+        research_id="rtest", experiment_id="by-ref", code_ref="research/rtest/experiments/shared/code",
+        entrypoint="main.py",
+    )  # fmt: skip
+    job, lines, _ = run_to_end(stub, by_ref)
+    assert job.state == runner_pb2.JOB_STATE_SUCCEEDED and lines[0] == "epoch 0"
+    assert job.spec.code_ref == "research/rtest/experiments/shared/code/"
+    missing = runner_pb2.ExperimentSpec(
+        research_id="rtest", experiment_id="none", code_ref="nowhere", entrypoint="main.py"
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Submit(runner_pb2.SubmitRequest(spec=missing))
+    assert refused.value.details().startswith("spec.code_ref: holds no 'main.py'")

@@ -180,10 +180,36 @@ class _VerifyingReader:
             )
 
 
+class _StoreBase:
+    """What both backends derive from stat() and stream()."""
+
+    def stat(self, key: str) -> BlobInfo:
+        raise NotImplementedError
+
+    def stream(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except BlobNotFound:
+            return False
+        return True
+
+    def get(self, key: str) -> bytes:
+        return b"".join(self.stream(key))
+
+    def download(self, key: str, path: Path) -> BlobInfo:
+        """Copy an object to a local file, verified, written atomically."""
+        info = self.stat(key)
+        LocalArtifactStore._atomic_write(path, _IterReader(self.stream(key)))
+        return info
+
+
 # -- local directory ----------------------------------------------------------------------------------------
 
 
-class LocalArtifactStore:
+class LocalArtifactStore(_StoreBase):
     """Objects are plain files under `root` (browsable), their checksum and metadata in `root/.meta/`.
 
     A write goes to a temp file then is renamed into place; the metadata is committed first, so a crash
@@ -266,13 +292,6 @@ class LocalArtifactStore:
             key, stat.st_size, record["sha256"], record["content_type"], record["metadata"], modified
         )
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except BlobNotFound:
-            return False
-        return True
-
     def stream(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         info = self.stat(key)
         data_path, _ = self._paths(key)
@@ -283,14 +302,6 @@ class LocalArtifactStore:
                     yield chunk
 
         return iter(_VerifyingReader(key, chunks(), info.sha256))
-
-    def get(self, key: str) -> bytes:
-        return b"".join(self.stream(key))
-
-    def download(self, key: str, path: Path) -> BlobInfo:
-        info = self.stat(key)
-        self._atomic_write(path, _IterReader(self.stream(key)))
-        return info
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         check_prefix(prefix)
@@ -346,7 +357,7 @@ class _IterReader(io.RawIOBase):
 # -- S3 / MinIO ---------------------------------------------------------------------------------------------
 
 
-class S3ArtifactStore:
+class S3ArtifactStore(_StoreBase):
     """Objects in one S3 bucket through the minio SDK; the checksum travels as x-amz-meta-sha256."""
 
     PART_SIZE = 16 * CHUNK
@@ -466,13 +477,6 @@ class S3ArtifactStore:
         sha = metadata.pop("sha256", "")
         return BlobInfo(key, result.size or 0, sha, result.content_type or "", metadata, result.last_modified)
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except BlobNotFound:
-            return False
-        return True
-
     def stream(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         info = self.stat(key)
         if not info.sha256:
@@ -487,14 +491,6 @@ class S3ArtifactStore:
                 response.release_conn()
 
         return iter(_VerifyingReader(key, chunks(), info.sha256))
-
-    def get(self, key: str) -> bytes:
-        return b"".join(self.stream(key))
-
-    def download(self, key: str, path: Path) -> BlobInfo:
-        info = self.stat(key)
-        LocalArtifactStore._atomic_write(path, _IterReader(self.stream(key)))
-        return info
 
     def list(self, prefix: str = "") -> Iterator[BlobInfo]:
         check_prefix(prefix)

@@ -446,7 +446,8 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Leave the stack running afterwards")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Bring the embedded stack up, run a research goal through it, and bring the stack down."""
+    """Bring the embedded stack up, plan a research goal, run its baseline over the plan's seeds in the
+    sandbox, and bring the stack down."""
     settings = _settings(workspace)
     began = time.monotonic()
     up(workspace)
@@ -454,14 +455,82 @@ def demo(
         research(goal, workspace=workspace, wait=True)
         with _lab(None, workspace) as lab:
             listing = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=1))
-        record = json_format.MessageToJson(listing.researches[0], preserving_proto_field_name=True)
+        planned = listing.researches[0]
+        if planned.state == research_pb2.RESEARCH_STATE_PLANNED:
+            _run_baseline(settings, planned)
         path = settings.workspace.resolve() / "last-research.json"
-        path.write_text(record)
-        out.print(f"research record written to {path}")
+        path.write_text(json_format.MessageToJson(planned, preserving_proto_field_name=True))
+        out.print(f"research record: {path}")
+        out.print(f"artifacts: {settings.resolved_artifacts_url()}/research/{planned.id}/")
     finally:
         if not keep:
             down(workspace)
     out.print(f"demo finished in {time.monotonic() - began:.1f} s")
+
+
+# Baselines of the planner -> models of the scikit-learn job template, by task.
+TEMPLATE_MODELS = {
+    ("logistic_regression", "classification"): "logistic_regression",
+    ("linear_regression", "regression"): "linear_regression",
+    ("ridge", "regression"): "ridge",
+    ("random_forest", "classification"): "random_forest_classifier",
+    ("random_forest", "regression"): "random_forest_regressor",
+    ("gradient_boosting", "classification"): "gradient_boosting_classifier",
+    ("gradient_boosting", "regression"): "gradient_boosting_regressor",
+    ("mlp", "classification"): "mlp_classifier",
+    ("mlp", "regression"): "mlp_regressor",
+    ("svm", "classification"): "svm_classifier",
+    ("knn", "classification"): "knn_classifier",
+    ("knn", "regression"): "knn_regressor",
+}
+
+
+def _run_baseline(settings: Settings, planned: research_pb2.Research) -> None:
+    """The plan's baseline, once per seed, through the runner and its sandbox: the bar to beat."""
+    from airlab.blobs import artifact_store_from, experiment_key
+    from airlab.job_templates import template_source
+    from airlab.v1 import runner_pb2, runner_pb2_grpc
+
+    plan = planned.plan
+    artifacts = artifact_store_from(settings)
+    code = template_source("sklearn_train_template.py").encode()
+    state = stack.load_state(settings.workspace.resolve())
+    assert state is not None
+    scores = []
+    with channel(state.address_of("runner")) as ch:
+        runner = runner_pb2_grpc.RunnerServiceStub(ch)
+        for seed in plan.seeds:
+            config = {
+                "dataset": plan.dataset,
+                "metric": plan.metric,
+                "model": TEMPLATE_MODELS[(plan.baseline, plan.task)],
+                "seed": seed,
+                "test_fraction": plan.test_fraction,
+            }
+            spec = runner_pb2.ExperimentSpec(
+                research_id=planned.id,
+                experiment_id=f"baseline-seed{seed}",
+                files={"main.py": code, "config.json": json.dumps(config).encode()},
+                entrypoint="main.py",
+                resources=runner_pb2.Resources(cpu_millis=1000, memory_mib=1024, wall_seconds=300),
+            )
+            job = runner.Submit(runner_pb2.SubmitRequest(spec=spec))
+            final = None
+            for update in runner.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=600):
+                if update.HasField("final"):
+                    final = update.final
+            if final is None or final.state != runner_pb2.JOB_STATE_SUCCEEDED:
+                _fail(f"baseline run with seed {seed} failed: {final.reason if final else 'no final state'}")
+            result = json.loads(artifacts.get(experiment_key(planned.id, spec.experiment_id, "result.json")))
+            scores.append(result["metrics"][plan.metric])
+            out.print(
+                f"baseline {plan.baseline}, seed {seed}: {plan.metric} = {scores[-1]:.4f} (job {job.id})"
+            )
+    mean = sum(scores) / len(scores)
+    spread = (sum((x - mean) ** 2 for x in scores) / max(1, len(scores) - 1)) ** 0.5
+    out.print(
+        f"[bold]baseline to beat: {plan.metric} = {mean:.4f} ± {spread:.4f} over {len(scores)} seeds[/bold]"
+    )
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from airlab.processes import spawn
+
 
 class NatsServerError(RuntimeError):
     pass
@@ -74,18 +76,7 @@ def start_nats(
         "--store_dir", str(store_dir),
         "--ports_file_dir", str(ports_dir),
     ]  # fmt: skip
-    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    try:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detach,
-        )
-    finally:
-        if log_file:
-            output.close()  # type: ignore[union-attr]
+    process = spawn(command, log_file=log_file, detach=detach)
     deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"{Path(command[0]).name}_{process.pid}.ports"
     while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
+from airlab.processes import spawn
 from airlab.settings import SERVICE_NAMES, Settings
 
 STATE_FILE = "stack.json"
@@ -186,15 +186,7 @@ def _spawn(
         "AIRLAB_WORKSPACE": str(workspace),
         **extra_env,
     }
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", f"airlab_{name}"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = spawn([sys.executable, "-m", f"airlab_{name}"], log_file=log_path, detach=True, env=env)
     return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path))
 
 

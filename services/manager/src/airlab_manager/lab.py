@@ -91,15 +91,7 @@ class Lab:
     # -- commands -------------------------------------------------------------------------------------------
 
     async def start_research(self, request: lab_pb2.StartResearchRequest) -> research_pb2.Research:
-        plan_request = PlanRequest(
-            goal=request.goal,
-            dataset=request.dataset,
-            metric=request.metric,
-            baseline=request.baseline,
-            budget=request.budget,
-            allow_defaults=request.allow_defaults,
-        )
-        self.planner.check(plan_request)
+        self.planner.check(PlanRequest.of(request))
         check_enum("gates", research_pb2.HumanGates, request.gates)
         if request.request_id:
             check_token("request_id", request.request_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
@@ -32,6 +33,18 @@ class PlanRequest:
     baseline: str = ""
     budget: research_pb2.Budget = field(default_factory=research_pb2.Budget)
     allow_defaults: bool = False
+
+    @classmethod
+    def of(cls, request: Any) -> PlanRequest:
+        """From a StartResearchRequest or a PlanResearchRequest (they share these fields)."""
+        return cls(
+            goal=request.goal,
+            dataset=request.dataset,
+            metric=request.metric,
+            baseline=request.baseline,
+            budget=request.budget,
+            allow_defaults=request.allow_defaults,
+        )
 
 
 @dataclass

@@ -54,16 +54,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def PlanResearch(
         self, request: manager_pb2.PlanResearchRequest, context: object
     ) -> manager_pb2.PlanResearchResponse:
-        outcome = self.lab.preview_plan(
-            PlanRequest(
-                goal=request.goal,
-                dataset=request.dataset,
-                metric=request.metric,
-                baseline=request.baseline,
-                budget=request.budget,
-                allow_defaults=request.allow_defaults,
-            )
-        )
+        outcome = self.lab.preview_plan(PlanRequest.of(request))
         return manager_pb2.PlanResearchResponse(plan=outcome.plan, questions=outcome.questions)
 
     async def ReviewIdea(

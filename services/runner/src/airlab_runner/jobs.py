@@ -148,9 +148,13 @@ class Runner:
         stored = runner_pb2.ExperimentSpec()
         stored.CopyFrom(spec)
         stored.ClearField("files")
+        if spec.code_ref:
+            stored.code_ref = spec.code_ref.rstrip("/") + "/"
         stored.backend = spec.backend or self.config.backend
         stored.resources.CopyFrom(resolved_resources(spec.resources))
-        if stored.resources.gpus and (
+        # Local and docker jobs take GPUs from this host's inventory; a cluster places its own.
+        on_host = stored.backend != "kubernetes"
+        if on_host and stored.resources.gpus and (
             self.leases is None or stored.resources.gpus > len(self.leases.inventory)
         ):
             have = len(self.leases.inventory) if self.leases else 0
@@ -165,9 +169,7 @@ class Runner:
         if spec.files:
             stored.code_ref = experiment_key(spec.research_id, spec.experiment_id, "code") + "/"
             await asyncio.to_thread(self._store_code, stored.code_ref, dict(spec.files))
-        elif not await asyncio.to_thread(
-            self.artifacts.exists, spec.code_ref.rstrip("/") + "/" + spec.entrypoint
-        ):
+        elif not await asyncio.to_thread(self.artifacts.exists, stored.code_ref + spec.entrypoint):
             raise InvalidArgument("spec.code_ref", f"holds no {spec.entrypoint!r}")
         job = runner_pb2.Job(
             id=job_id, spec=stored, state=runner_pb2.JOB_STATE_QUEUED, submitted_at=now_timestamp()
@@ -431,9 +433,11 @@ class Runner:
         shutil.rmtree(run_dir, ignore_errors=True)
         workdir = run_dir / "work"
         workdir.mkdir(parents=True)
-        prefix = job.spec.code_ref
+        prefix = job.spec.code_ref.rstrip("/") + "/"
         for info in self.artifacts.list(prefix):
-            target = workdir / info.key[len(prefix) :]
+            target = (workdir / info.key[len(prefix) :]).resolve()
+            if not target.is_relative_to(workdir.resolve()):
+                raise ValueError(f"artifact {info.key} would land outside the work dir")
             target.parent.mkdir(parents=True, exist_ok=True)
             self.artifacts.download(info.key, target)
         return workdir

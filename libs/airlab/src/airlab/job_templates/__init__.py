@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-TEMPLATES = ("pytorch_train_template.py",)
+TEMPLATES = ("pytorch_train_template.py", "sklearn_train_template.py")
 
 
 def template_source(name: str) -> str:

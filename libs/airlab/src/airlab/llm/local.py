@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from airlab.errors import LabError
+from airlab.processes import spawn
 
 
 class LocalModelError(LabError):
@@ -189,18 +190,7 @@ def start_llama_server(
     model_file = ensure_model(name, report=report)
     port = port or free_port()
     command = llama_server_command(model_file, name, port, threads or os.cpu_count() or 2, n_ctx)
-    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    try:
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detach,
-        )
-    finally:
-        if log_file:
-            output.close()  # type: ignore[union-attr]
+    process = spawn(command, log_file=log_file, detach=detach)
     server = LlamaServer(process, f"http://127.0.0.1:{port}/v1", name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

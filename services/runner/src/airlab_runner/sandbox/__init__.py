@@ -59,6 +59,23 @@ class SandboxResult:
 LineSink = Callable[[str], None]
 
 
+def ended(
+    outcome: Outcome, exit_code: int | None, oom: bool, limits: Limits, duration: float
+) -> SandboxResult:
+    """How a run ended, said the same way by every backend."""
+    if outcome == "timeout":
+        return SandboxResult(
+            "timeout", None, f"killed at the wall-clock limit of {limits.wall_seconds} s", duration
+        )
+    if outcome == "cancelled":
+        return SandboxResult("cancelled", None, "cancelled", duration)
+    if oom:
+        return SandboxResult(
+            "oom", exit_code, f"killed at the memory limit of {limits.memory_mib} MiB", duration
+        )
+    return SandboxResult("exited", exit_code, "", duration)
+
+
 class Sandbox(Protocol):
     name: str
 

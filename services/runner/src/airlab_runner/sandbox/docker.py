@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable
+from airlab_runner.sandbox import (
+    WORK_MOUNT,
+    LineSink,
+    SandboxJob,
+    SandboxResult,
+    SandboxUnavailable,
+    ended,
+)
 
 SANDBOX_USER = "65534:65534"
 MAX_LINE_BYTES = 64 * 1024
@@ -125,18 +132,7 @@ class DockerSandbox:
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-        duration = time.monotonic() - began
-        if outcome == "timeout":
-            return SandboxResult(
-                "timeout", None, f"killed at the wall-clock limit of {job.limits.wall_seconds} s", duration
-            )
-        if outcome == "cancelled":
-            return SandboxResult("cancelled", None, "cancelled", duration)
-        if oom:
-            return SandboxResult(
-                "oom", exit_code, f"killed at the memory limit of {job.limits.memory_mib} MiB", duration
-            )
-        return SandboxResult("exited", exit_code, "", duration)
+        return ended(outcome, exit_code, oom, job.limits, time.monotonic() - began)
 
     @staticmethod
     def _wait(

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable
+from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable, ended
 
 SANDBOX_UID = 65534
 TTL_AFTER_FINISHED = 600
@@ -224,24 +224,14 @@ class KubernetesSandbox:
     def _outcome(job: SandboxJob, status: Any, pod: Any, duration: float) -> SandboxResult:
         for condition in (status.conditions or []) if status else []:
             if condition.type == "Failed" and condition.reason == "DeadlineExceeded":
-                return SandboxResult(
-                    "timeout",
-                    None,
-                    f"killed at the wall-clock limit of {job.limits.wall_seconds} s",
-                    duration,
-                )
+                return ended("timeout", None, False, job.limits, duration)
         terminated = None
         if pod is not None and pod.status and pod.status.container_statuses:
             terminated = pod.status.container_statuses[0].state.terminated
-        if terminated is not None and terminated.reason == "OOMKilled":
-            return SandboxResult(
-                "oom",
-                terminated.exit_code,
-                f"killed at the memory limit of {job.limits.memory_mib} MiB",
-                duration,
-            )
         if terminated is not None:
-            return SandboxResult("exited", terminated.exit_code, "", duration)
+            return ended(
+                "exited", terminated.exit_code, terminated.reason == "OOMKilled", job.limits, duration
+            )
         return SandboxResult(
             "exited", 0 if status.succeeded else 1, "" if status.succeeded else "the Job failed", duration
         )

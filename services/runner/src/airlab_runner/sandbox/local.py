@@ -15,7 +15,16 @@ import threading
 import time
 from pathlib import Path
 
-from airlab_runner.sandbox import WORK_MOUNT, Limits, LineSink, SandboxJob, SandboxResult, SandboxUnavailable
+from airlab_runner.sandbox import (
+    WORK_MOUNT,
+    Limits,
+    LineSink,
+    Outcome,
+    SandboxJob,
+    SandboxResult,
+    SandboxUnavailable,
+    ended,
+)
 from airlab_runner.sandbox.cgroups import JobCgroup, version
 
 SANDBOX_UID = 65534  # nobody
@@ -119,7 +128,7 @@ class LocalSandbox:
             return SandboxResult("error", None, f"could not start the sandbox: {exc}")
         reader = threading.Thread(target=_pump, args=(process.stdout, on_line), daemon=True)
         reader.start()
-        outcome = None
+        outcome: Outcome | None = None
         deadline = began + job.limits.wall_seconds
         while process.poll() is None:
             if cancel.is_set():
@@ -139,17 +148,7 @@ class LocalSandbox:
         duration = time.monotonic() - began
         oom = cgroup.oom_killed() and exit_code in (137, -9)
         cgroup.remove()
-        if outcome == "timeout":
-            return SandboxResult(
-                "timeout", None, f"killed at the wall-clock limit of {job.limits.wall_seconds} s", duration
-            )
-        if outcome == "cancelled":
-            return SandboxResult("cancelled", None, "cancelled", duration)
-        if oom:
-            return SandboxResult(
-                "oom", exit_code, f"killed at the memory limit of {job.limits.memory_mib} MiB", duration
-            )
-        return SandboxResult("exited", exit_code, "", duration)
+        return ended(outcome or "exited", exit_code, oom, job.limits, duration)
 
 
 def _bare_env() -> dict[str, str]:
