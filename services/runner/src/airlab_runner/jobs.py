@@ -154,8 +154,10 @@ class Runner:
         stored.resources.CopyFrom(resolved_resources(spec.resources))
         # Local and docker jobs take GPUs from this host's inventory; a cluster places its own.
         on_host = stored.backend != "kubernetes"
-        if on_host and stored.resources.gpus and (
-            self.leases is None or stored.resources.gpus > len(self.leases.inventory)
+        if (
+            on_host
+            and stored.resources.gpus
+            and (self.leases is None or stored.resources.gpus > len(self.leases.inventory))
         ):
             have = len(self.leases.inventory) if self.leases else 0
             raise InvalidArgument(
