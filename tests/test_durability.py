@@ -5,12 +5,11 @@ import asyncio
 import collections
 
 from airlab.settings import ResearchDefaults
-from airlab.state import StateStore
+from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import lab_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import Lab
 from airlab_manager.main import PLANNER_CONSUMER as PLANNER
-from airlab_manager.main import RESEARCH_BUCKET
 from airlab_manager.planner import Planner
 
 N = 1000

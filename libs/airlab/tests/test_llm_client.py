@@ -13,8 +13,7 @@ from airlab.llm.client import InvalidModelOutput, LLMClient, NoEndpointAnswered,
 from airlab.llm.config import LLMConfig
 from airlab.llm.prompts import render
 from airlab.state import StateStore
-
-from .fake_openai import FakeOpenAIServer, Reply
+from airlab.testing import FakeOpenAIServer, Reply
 
 FAST = RetryPolicy(initial_seconds=0.01, max_seconds=0.02)
 

@@ -23,6 +23,9 @@ from airlab.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
+# Buckets of the lab's records, shared by the services that read them.
+RESEARCH_BUCKET = "airlab_research"
+
 # How many applied event ids a record remembers. Redeliveries come long before this many newer events.
 APPLIED_LIMIT = 512
 

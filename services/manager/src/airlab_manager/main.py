@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from airlab.events import type_filter
 from airlab.service import ServiceContext, run_service
-from airlab.state import StateStore
+from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import lab_pb2_grpc, manager_pb2_grpc
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import PLAN_TRIGGERS, Lab
 from airlab_manager.planner import Planner
 from airlab_manager.servicers import LabServicer, ManagerServicer
 
-RESEARCH_BUCKET = "airlab_research"
 PLANNER_CONSUMER = "manager-planner"
 
 

@@ -1,0 +1,109 @@
+"""The idea agent: proposes concrete, testable changes for a planned research through the LLM, asks for
+them as structured output, and drops near-duplicates of what was already tried."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field, model_validator
+
+from airlab.errors import FailedPrecondition, InvalidArgument
+from airlab.ids import new_id
+from airlab.llm.accounting import Budget
+from airlab.llm.client import LLMClient
+from airlab.llm.prompts import render
+from airlab.v1 import idea_pb2, research_pb2
+
+MAX_IDEAS = 10
+DEFAULT_IDEAS = 3
+READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
+
+
+class SearchRange(BaseModel):
+    low: float
+    high: float
+    log_scale: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError("low must be below high")
+        if self.log_scale and self.low <= 0:
+            raise ValueError("a log-scale range must be positive")
+        return self
+
+
+class Proposal(BaseModel):
+    title: str = Field(min_length=3, max_length=200, description="one line naming the change")
+    change: str = Field(min_length=10, description="what changes against the baseline")
+    expected_effect: str = Field(
+        min_length=5, description="what it should do to the metric, roughly how much"
+    )
+    rationale: str = Field(default="", description="why it should work")
+    search_space: dict[str, SearchRange] = Field(
+        default_factory=dict, description="numeric hyperparameters of the change and their ranges"
+    )
+
+
+class Proposals(BaseModel):
+    ideas: list[Proposal] = Field(min_length=1, max_length=MAX_IDEAS)
+
+
+def _key(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
+
+
+class IdeaAgent:
+    def __init__(self, llm: LLMClient) -> None:
+        self.llm = llm
+
+    async def propose(
+        self, research: research_pb2.Research, count: int, tried: Sequence[str] = ()
+    ) -> list[idea_pb2.Idea]:
+        """Up to `count` ideas for a planned research; ideas whose title repeats one tried or one already
+        proposed in this batch are dropped."""
+        if count > MAX_IDEAS:
+            raise InvalidArgument("count", f"must be 0..{MAX_IDEAS}, got {count}")
+        if research.state not in READY_STATES:
+            state = research_pb2.ResearchState.Name(research.state)
+            raise FailedPrecondition(f"research {research.id} is {state}: ideas come after its plan")
+        count = count or DEFAULT_IDEAS
+        plan = research.plan
+        prompt = render(
+            "idea/propose",
+            goal=research.goal,
+            dataset=plan.dataset,
+            task=plan.task,
+            metric=plan.metric,
+            direction="higher" if plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE else "lower",
+            baseline=plan.baseline,
+            tried=list(tried),
+            count=count,
+        )
+        budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
+        proposals = await self.llm.structured(
+            "idea", Proposals, prompt, research_id=research.id, purpose="propose ideas", budget=budget
+        )
+        seen = {_key(t) for t in tried}
+        ideas = []
+        for proposal in proposals.ideas:
+            if _key(proposal.title) in seen:
+                continue
+            seen.add(_key(proposal.title))
+            ideas.append(
+                idea_pb2.Idea(
+                    id=new_id("i"),
+                    research_id=research.id,
+                    title=proposal.title,
+                    change=proposal.change,
+                    expected_effect=proposal.expected_effect,
+                    rationale=proposal.rationale,
+                    search_space={
+                        name: idea_pb2.Range(low=r.low, high=r.high, log_scale=r.log_scale, integer=r.integer)
+                        for name, r in proposal.search_space.items()
+                    },
+                )
+            )
+        return ideas[:count]

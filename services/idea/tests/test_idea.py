@@ -1,0 +1,129 @@
+"""The idea agent: its rules with a fake LLM server (named as such), and the idea service over gRPC with
+the real local model."""
+
+import json
+
+import grpc
+import pytest
+
+from airlab.errors import FailedPrecondition, InvalidArgument
+from airlab.llm.client import LLMClient
+from airlab.llm.config import LLMConfig
+from airlab.testing import FakeOpenAIServer, Reply, wait_until
+from airlab.v1 import idea_pb2, idea_pb2_grpc, lab_pb2, lab_pb2_grpc, research_pb2
+from airlab_idea.agent import IdeaAgent
+
+
+def planned_research() -> research_pb2.Research:
+    return research_pb2.Research(
+        id="r" + "1" * 26,
+        goal="beat the logistic-regression baseline on digits",
+        state=research_pb2.RESEARCH_STATE_PLANNED,
+        plan=research_pb2.Plan(
+            dataset="digits",
+            task="classification",
+            metric="accuracy",
+            direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+            baseline="logistic_regression",
+            budget=research_pb2.Budget(max_tokens=100_000),
+        ),
+    )
+
+
+def proposal(title: str, **extra) -> dict:
+    return {
+        "title": title,
+        "change": f"{title}, instead of the baseline",
+        "expected_effect": "+1% accuracy",
+        **extra,
+    }
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeOpenAIServer()
+    config = LLMConfig(
+        servers={"fake": {"kind": "vllm", "base_url": server.url, "model": "fake"}},
+        agents={"idea": {"servers": ["fake"]}},
+    )
+    yield server, LLMClient(config)
+    server.close()
+
+
+async def test_ideas_repeating_what_was_tried_or_each_other_are_dropped(fake_llm):
+    server, client = fake_llm
+    ideas = [
+        proposal(
+            "Tune C of the logistic regression",
+            search_space={"C": {"low": 0.001, "high": 100, "log_scale": True}},
+        ),
+        proposal("tune c of the Logistic-Regression"),
+        proposal("A small MLP"),
+        proposal("Gradient boosted trees"),
+    ]
+    server.script = [Reply(content=json.dumps({"ideas": ideas}))]
+    found = await IdeaAgent(client).propose(planned_research(), 3, tried=["Gradient boosted trees"])
+    assert [i.title for i in found] == ["Tune C of the logistic regression", "A small MLP"]
+    assert found[0].search_space["C"].log_scale and found[0].id.startswith("i")
+    assert "Gradient boosted trees" in server.requests[0]["messages"][-1]["content"]
+
+
+async def test_an_invalid_search_space_is_sent_back_for_repair(fake_llm):
+    server, client = fake_llm
+    bad = proposal("Tune C", search_space={"C": {"low": 10, "high": 1}})
+    server.script = [
+        Reply(content=json.dumps({"ideas": [bad]})),
+        Reply(content=json.dumps({"ideas": [proposal("Tune C")]})),
+    ]
+    found = await IdeaAgent(client).propose(planned_research(), 1)
+    assert [i.title for i in found] == ["Tune C"]
+    assert "low must be below high" in server.requests[1]["messages"][-1]["content"]
+
+
+async def test_ideas_wait_for_a_plan_and_a_sane_count(fake_llm):
+    _, client = fake_llm
+    research = planned_research()
+    with pytest.raises(InvalidArgument, match="count"):
+        await IdeaAgent(client).propose(research, 11)
+    research.state = research_pb2.RESEARCH_STATE_NEEDS_HUMAN
+    with pytest.raises(FailedPrecondition, match="after its plan"):
+        await IdeaAgent(client).propose(research, 2)
+
+
+def test_the_idea_service_proposes_with_the_real_local_model(services, llama_server, tmp_path):
+    env = {
+        "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
+        "AIRLAB_WORKSPACE": str(tmp_path / "ws"),
+    }
+    manager = services.start("manager", env=env)
+    idea = services.start("idea", env=env)
+    with (
+        grpc.insecure_channel(manager.address) as lab_channel,
+        grpc.insecure_channel(idea.address) as idea_channel,
+    ):
+        lab = lab_pb2_grpc.LabServiceStub(lab_channel)
+        ideas = idea_pb2_grpc.IdeaServiceStub(idea_channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(goal="beat the logistic-regression baseline on digits")
+        )
+        wait_until(
+            lambda: (
+                lab.GetResearch(lab_pb2.GetResearchRequest(id=research.id)).state
+                == research_pb2.RESEARCH_STATE_PLANNED
+            )
+        )
+        reply = ideas.ProposeIdeas(
+            idea_pb2.ProposeIdeasRequest(research_id=research.id, count=2), timeout=240
+        )
+        assert 1 <= len(reply.ideas) <= 2
+        assert all(i.title and i.change and i.research_id == research.id for i in reply.ideas)
+        exchanges = list(
+            (tmp_path / "ws" / "artifacts" / "research" / research.id / "llm" / "idea").glob("*.json")
+        )
+        assert len(exchanges) >= 1
+        with pytest.raises(grpc.RpcError) as missing:
+            ideas.ProposeIdeas(idea_pb2.ProposeIdeasRequest(research_id="r" + "0" * 26))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as too_many:
+            ideas.ProposeIdeas(idea_pb2.ProposeIdeasRequest(research_id=research.id, count=50))
+        assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
