@@ -8,11 +8,11 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm wheels images experiment-image clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-llm.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(STAMP): requirements.txt requirements-dev.txt requirements-experiment.txt requirements-llm.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	scripts/install-system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -69,6 +69,23 @@ bench-llm: setup
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
 bench-runner: setup
 	$(PY) scripts/bench_runner.py
+
+# The pinned requirements as wheels, so image builds need no network.
+wheels: setup
+	$(PY) -m pip wheel --quiet -r requirements.txt setuptools==80.9.0 wheel==0.48.0 -w build/wheels
+
+# The five service images and NATS's, on BASE_IMAGE (default: python:3.11-slim-bookworm).
+images: wheels
+	for s in $(SERVICES); do \
+		docker build -q -f deploy/docker/service.Dockerfile --build-arg SERVICE=$$s \
+			$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t airlab-$$s:dev . || exit 1; \
+	done
+	docker build -q -f deploy/docker/nats.Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		-t airlab-nats:dev .
+
+# The experiments' image (PyTorch, scikit-learn); its build installs from the package index.
+experiment-image:
+	docker build -f deploy/docker/experiment.Dockerfile -t airlab-experiment:cpu .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airlab

@@ -41,7 +41,7 @@ def sandboxed(sandbox, workdir: Path):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--image", default=os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm"))
+    parser.add_argument("--image", default=os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm-v2"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

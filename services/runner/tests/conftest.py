@@ -42,7 +42,7 @@ def docker_ready(image: str) -> str:
 @pytest.fixture(scope="session")
 def docker_image() -> str:
     """The docker sandbox's test image; .ci/run starts dockerd and builds it, so CI never skips."""
-    image = os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm")
+    image = os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm-v2")
     problem = docker_ready(image)
     if problem:
         if os.environ.get("CI"):

@@ -1,0 +1,16 @@
+# The image the runner's docker and kubernetes sandboxes run experiments in: Python with PyTorch and
+# scikit-learn (the job templates' dependencies). TORCH_INDEX picks the build: the default index gives the
+# pinned CPU wheel here; for GPUs, pass --build-arg TORCH_INDEX=<a PyTorch CUDA wheel index matching the
+# host's driver>. Jobs run as uid 65534 with a read-only root: nothing here is written to.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
+ARG TORCH_INDEX=""
+COPY requirements-experiment.txt /tmp/requirements-experiment.txt
+RUN python3 -m venv /opt/experiment \
+    && /opt/experiment/bin/pip install --no-cache-dir ${TORCH_INDEX:+--index-url ${TORCH_INDEX}} \
+        -r /tmp/requirements-experiment.txt \
+    && rm /tmp/requirements-experiment.txt
+ENV PATH=/opt/experiment/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+USER 65534:65534
+WORKDIR /airlab/work
+CMD ["python3"]
