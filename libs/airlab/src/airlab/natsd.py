@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlab.processes import spawn
+from airlab.processes import spawn, stop_process
 
 
 class NatsServerError(RuntimeError):
@@ -43,13 +42,7 @@ class NatsServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (nats-server flushes JetStream and exits), then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
 
 def start_nats(

@@ -25,6 +25,7 @@ from airlab.bus import EventBus
 from airlab.grpc_client import health_status
 from airlab.llm.local import LlamaServer, cache_dir, free_port, start_llama_server
 from airlab.natsd import NatsServer, start_nats
+from airlab.processes import stop_process
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 
@@ -177,12 +178,7 @@ def vllm_server() -> Iterator[str]:
             time.sleep(1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=30)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:

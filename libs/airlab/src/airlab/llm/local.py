@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from airlab.errors import LabError
-from airlab.processes import spawn
+from airlab.processes import spawn, stop_process
 
 
 class LocalModelError(LabError):
@@ -150,13 +149,7 @@ class LlamaServer:
     model: str
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
 
 def llama_server_command(model_file: Path, alias: str, port: int, threads: int, n_ctx: int) -> list[str]:
