@@ -77,15 +77,15 @@ wheels: setup
 # The five service images and NATS's, on BASE_IMAGE (default: python:3.11-slim-bookworm).
 images: wheels
 	for s in $(SERVICES); do \
-		docker build -q -f deploy/docker/service.Dockerfile --build-arg SERVICE=$$s \
+		docker build -q --force-rm -f deploy/docker/service.Dockerfile --build-arg SERVICE=$$s \
 			$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t airlab-$$s:dev . || exit 1; \
 	done
-	docker build -q -f deploy/docker/nats.Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	docker build -q --force-rm -f deploy/docker/nats.Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 		-t airlab-nats:dev .
 
 # The experiments' image (PyTorch, scikit-learn); its build installs from the package index.
 experiment-image:
-	docker build -f deploy/docker/experiment.Dockerfile -t airlab-experiment:cpu .
+	docker build --force-rm -f deploy/docker/experiment.Dockerfile -t airlab-experiment:cpu .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airlab

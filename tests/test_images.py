@@ -43,6 +43,7 @@ def images():
         result = docker(
             "build",
             "-q",
+            "--force-rm",  # a failed build leaves no container behind
             "-f",
             dockerfile,
             "--build-arg",
