@@ -75,8 +75,3 @@ def health_status(address: str, service: str = "", timeout: float = 1.0) -> str:
                 return "SERVICE_UNKNOWN"
             return "UNREACHABLE"
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-
-
-def status_message(exc: grpc.RpcError) -> str:
-    code: Any = exc.code()
-    return f"{code.name}: {exc.details()}"

@@ -151,16 +151,10 @@ class ServiceHost:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         await self.start()
+        # Startup retries until it succeeds, so it only ends early when a stop cuts it short.
         started = asyncio.create_task(self._run_startup(startup))
-        stop_wait = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait({started, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if started.done() and started.exception() is not None:
-            stop_wait.cancel()
-            await self.server.stop(0)
-            raise started.exception()  # type: ignore[misc]
-        if not started.done():
-            started.cancel()
         await self._stopping.wait()
+        started.cancel()
         log.info("stopping: draining in-flight calls", extra={"grace_seconds": self.settings.drain_seconds})
         await self.refresh_health()
         await self.server.stop(self.settings.drain_seconds)
