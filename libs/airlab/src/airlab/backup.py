@@ -58,12 +58,8 @@ async def lab_buckets(bus: EventBus) -> list[str]:
 
 async def _bucket_rows(bus: EventBus, bucket: str) -> list[dict[str, Any]]:
     kv = await bus.js.key_value(bucket)
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return []
     rows = []
-    for key in sorted(keys):
+    for key in await bus.kv_keys(bucket):
         try:
             entry = await kv.get(key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):

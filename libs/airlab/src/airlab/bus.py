@@ -133,6 +133,13 @@ class EventBus:
                 api.KeyValueConfig(bucket=bucket, history=history, storage=api.StorageType.FILE)
             )
 
+    async def kv_keys(self, bucket: str) -> list[str]:
+        """Every key a KV bucket has held (deleted ones included: reading them says so), from the stream's
+        own subject index. nats-py's KeyValue.keys() can come back empty while a key is being updated."""
+        prefix = f"$KV.{bucket}."
+        info = await self.js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+        return sorted(subject[len(prefix) :] for subject in (info.state.subjects or {}))
+
     async def close(self) -> None:
         """Stop consumers (letting in-flight handlers finish), then close the connection."""
         self._closing = True

@@ -73,6 +73,7 @@ Mutation = Callable[[dict[str, Any]], Change | None]
 
 class Bus(Publisher, Protocol):
     async def key_value(self, bucket: str, *, history: int = 8) -> KeyValue: ...
+    async def kv_keys(self, bucket: str) -> list[str]: ...
 
 
 class StateStore:
@@ -111,10 +112,9 @@ class StateStore:
             return None
 
     async def keys(self) -> list[str]:
-        try:
-            return list(await self.kv.keys())
-        except nats.js.errors.NoKeysError:
-            return []
+        """Keys of the bucket; a deleted one may be listed, and find() then returns None for it."""
+        _ = self.kv  # Unavailable before open()
+        return await self.bus.kv_keys(self.bucket)
 
     async def create(
         self, key: str, data: dict[str, Any], events: Sequence[events_pb2.Event] = (), *, publish: bool = True
