@@ -204,7 +204,14 @@ class EventBus:
         await self.js.add_consumer(self.settings.stream, config=config)
         subscription = await self.js.pull_subscribe_bind(durable=durable, stream=self.settings.stream)
         consumer = Consumer(
-            self, durable, subscription, handler, max_deliver=max_deliver, batch=batch, on_settled=on_settled
+            self,
+            durable,
+            subscription,
+            handler,
+            max_deliver=max_deliver,
+            batch=batch,
+            ack_wait=config.ack_wait,
+            on_settled=on_settled,
         )
         self._consumers.append(consumer)
         consumer.start()
@@ -272,6 +279,7 @@ class Consumer:
     handler: Handler
     max_deliver: int
     batch: int
+    ack_wait: float
     on_settled: Callable[[events_pb2.Event], None] | None = None
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
@@ -316,6 +324,13 @@ class Consumer:
                     # Acking or dead-lettering failed (connection lost?): the server delivers it again.
                     log.exception("could not settle a message", extra={"consumer": self.durable})
 
+    async def _keep_in_progress(self, message: Msg) -> None:
+        interval = max(self.ack_wait / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
     async def _handle(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered
         try:
@@ -327,9 +342,13 @@ class Consumer:
             await self.bus.dead_letter(self.durable, bogus, repr(exc), deliveries)
             await message.term()
             return
+        # A long handler (an LLM call, a smoke run) tells the server it is still at work, so the message
+        # is not delivered to anyone else meanwhile.
+        heartbeat = asyncio.create_task(self._keep_in_progress(message))
         try:
             await self.handler(event)
         except Exception as exc:
+            heartbeat.cancel()
             if deliveries >= self.max_deliver:
                 log.exception(
                     "handler failed for the last time; event goes to dead letters",
@@ -345,6 +364,8 @@ class Consumer:
                 )
                 await message.nak(delay=min(0.2 * 2 ** (deliveries - 1), 10.0))
             return
+        finally:
+            heartbeat.cancel()
         await message.ack_sync(timeout=5)
         if self.on_settled is not None:
             self.on_settled(event)

@@ -110,6 +110,11 @@ def _print_research(research: research_pb2.Research) -> None:
         )
         for reason in plan.reasons:
             out.print(f"    - {escape(reason)}")
+    if research.HasField("progress"):
+        out.print("  progress: " + escape(_progress_line(research)))
+    if research.awaiting:
+        idea = f" (idea {research.awaiting_idea_id})" if research.awaiting_idea_id else ""
+        out.print(f"  waiting for a person: {research.awaiting}{idea}")
     for question in research.questions:
         options = f" (options: {', '.join(question.options)})" if question.options else ""
         out.print(escape(f"  question [{question.key}]: {question.text}{options}"))
@@ -183,8 +188,8 @@ def research(
     gates: Annotated[Gates, typer.Option(help="What waits for a person")] = Gates.off,
     allow_defaults: Annotated[bool, typer.Option(help="Assume defaults instead of asking questions")] = False,
     request_id: Annotated[str, typer.Option(help="Idempotency key")] = "",
-    wait: Annotated[
-        bool, typer.Option(help="Follow its events until it is planned or needs a person")
+    follow: Annotated[
+        bool, typer.Option(help="Show live progress until it ends or waits for a person")
     ] = True,
     workspace: WorkspaceOpt = None,
     manager: ManagerOpt = None,
@@ -208,28 +213,102 @@ def research(
     with _lab(manager, workspace) as lab:
         created = lab.StartResearch(request)
         out.print(f"started research {created.id}")
-        if wait:
-            _follow_until_settled(lab, created.id)
+        if follow:
+            _follow(lab, created.id)
             created = lab.GetResearch(lab_pb2.GetResearchRequest(id=created.id))
         _print_research(created)
+        if created.report_markdown_key:
+            _print_report_location(_settings(workspace), created)
 
 
-def _follow_until_settled(lab: lab_pb2_grpc.LabServiceStub, research_id: str, timeout: float = 60.0) -> None:
-    """Print events until the research leaves the CREATED state (planned, waiting for a person, ended)."""
-    settled = {
-        "research.planned",
-        "research.needs_human",
-        "research.awaiting_approval",
-        "research.cancelled",
-        "research.failed",
-        "research.completed",
-    }
+# Events after which the research stops for now: it ended, or a person must act.
+SETTLED = {
+    "research.needs_human",
+    "research.awaiting_approval",
+    "research.cancelled",
+    "research.failed",
+    "research.completed",
+}
+# Events worth a progress line.
+PROGRESS_EVENTS = {
+    "research.planned",
+    "research.decided",
+    "idea.reviewed",
+    "code.ready",
+    "code.failed",
+    "experiment.finished",
+    "experiment.failed",
+    "evaluation.completed",
+    "report.written",
+}
+
+
+def _progress_line(research: research_pb2.Research) -> str:
+    p = research.progress
+    queued = p.experiments_requested - p.experiments_finished - p.experiments_failed
+    parts = [
+        f"round {p.round}",
+        p.phase or _state_name(research.state),
+        f"experiments {p.experiments_finished} done, {p.experiments_failed} failed, {queued} queued",
+    ]
+    metric = research.plan.metric
+    if p.has_baseline:
+        parts.append(f"baseline {metric} {p.baseline_mean:.4f} ± {p.baseline_std:.4f}")
+    if p.has_best:
+        mark = " (significant)" if p.best_significant else ""
+        parts.append(f"best {p.best_mean:.4f} ± {p.best_std:.4f}{mark}")
+    parts.append(f"{p.tokens} tokens, ${p.cost_usd:.4f}")
+    return " | ".join(parts)
+
+
+def _follow(lab: lab_pb2_grpc.LabServiceStub, research_id: str, timeout: float = 7 * 86400) -> None:
+    """Print what happens, with a progress line after each step, until the research ends or waits."""
     stream = lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research_id, follow=True), timeout=timeout)
     for event in stream:
-        _print_event(event)
-        if event.type in settled:
+        if event.type in PROGRESS_EVENTS or event.type.startswith("research."):
+            _print_event(event)
+        if event.type in PROGRESS_EVENTS:
+            out.print(
+                "  " + escape(_progress_line(lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))))
+            )
+        if event.type in SETTLED:
             stream.cancel()
             return
+
+
+def _report_location(settings: Settings, key: str) -> str:
+    url = settings.resolved_artifacts_url()
+    if url.startswith("file://"):
+        return str(Path(url.removeprefix("file://")) / key)
+    from airlab.blobs import artifact_store_from
+
+    return artifact_store_from(settings).presigned_url(key)
+
+
+def _print_report_location(settings: Settings, research: research_pb2.Research) -> None:
+    out.print(f"report: {_report_location(settings, research.report_markdown_key)}")
+    out.print(f"report (HTML): {_report_location(settings, research.report_html_key)}")
+
+
+@app.command()
+def report(
+    research_id: Annotated[str, typer.Argument(help="The research id")],
+    show: Annotated[bool, typer.Option("--print", help="Print the Markdown report")] = False,
+    workspace: WorkspaceOpt = None,
+    manager: ManagerOpt = None,
+) -> None:
+    """Where a research's report is (or the report itself with --print)."""
+    settings = _settings(workspace)
+    with _lab(manager, workspace) as lab:
+        found = lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
+    if not found.report_markdown_key:
+        _fail(f"research {research_id} has no report yet ({_state_name(found.state)}: {found.state_reason})")
+    if show:
+        from airlab.blobs import artifact_store_from
+
+        print(artifact_store_from(settings).get(found.report_markdown_key).decode())
+        return
+    _print_report_location(settings, found)
 
 
 @app.command("list")
@@ -443,94 +522,28 @@ def backups(workspace: WorkspaceOpt = None) -> None:
 @app.command()
 def demo(
     goal: Annotated[str, typer.Argument()] = DEMO_GOAL,
+    max_experiments: Annotated[int, typer.Option(min=0, help="Experiment budget (0: the demo's 12)")] = 12,
     keep: Annotated[bool, typer.Option(help="Leave the stack running afterwards")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Bring the embedded stack up, plan a research goal, run its baseline over the plan's seeds in the
-    sandbox, and bring the stack down."""
+    """Bring the embedded stack up, run a research goal end to end (baseline, ideas from the local LLM,
+    code, search, evaluation over seeds, report), print where the report is, and bring the stack down."""
     settings = _settings(workspace)
     began = time.monotonic()
     up(workspace)
     try:
-        research(goal, workspace=workspace, wait=True)
+        research(goal, max_experiments=max_experiments, allow_defaults=True, workspace=workspace)
         with _lab(None, workspace) as lab:
-            listing = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=1))
-        planned = listing.researches[0]
-        if planned.state == research_pb2.RESEARCH_STATE_PLANNED:
-            _run_baseline(settings, planned)
+            done = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=1)).researches[0]
         path = settings.workspace.resolve() / "last-research.json"
-        path.write_text(json_format.MessageToJson(planned, preserving_proto_field_name=True))
+        path.write_text(json_format.MessageToJson(done, preserving_proto_field_name=True))
         out.print(f"research record: {path}")
-        out.print(f"artifacts: {settings.resolved_artifacts_url()}/research/{planned.id}/")
+        if done.state not in (research_pb2.RESEARCH_STATE_COMPLETED, research_pb2.RESEARCH_STATE_FAILED):
+            _fail(f"the research ended {_state_name(done.state)}: {done.state_reason}")
     finally:
         if not keep:
             down(workspace)
     out.print(f"demo finished in {time.monotonic() - began:.1f} s")
-
-
-# Baselines of the planner -> models of the scikit-learn job template, by task.
-TEMPLATE_MODELS = {
-    ("logistic_regression", "classification"): "logistic_regression",
-    ("linear_regression", "regression"): "linear_regression",
-    ("ridge", "regression"): "ridge",
-    ("random_forest", "classification"): "random_forest_classifier",
-    ("random_forest", "regression"): "random_forest_regressor",
-    ("gradient_boosting", "classification"): "gradient_boosting_classifier",
-    ("gradient_boosting", "regression"): "gradient_boosting_regressor",
-    ("mlp", "classification"): "mlp_classifier",
-    ("mlp", "regression"): "mlp_regressor",
-    ("svm", "classification"): "svm_classifier",
-    ("knn", "classification"): "knn_classifier",
-    ("knn", "regression"): "knn_regressor",
-}
-
-
-def _run_baseline(settings: Settings, planned: research_pb2.Research) -> None:
-    """The plan's baseline, once per seed, through the runner and its sandbox: the bar to beat."""
-    from airlab.blobs import artifact_store_from, experiment_key
-    from airlab.job_templates import template_source
-    from airlab.v1 import runner_pb2, runner_pb2_grpc
-
-    plan = planned.plan
-    artifacts = artifact_store_from(settings)
-    code = template_source("sklearn_train_template.py").encode()
-    state = stack.load_state(settings.workspace.resolve())
-    assert state is not None
-    scores = []
-    with channel(state.address_of("runner")) as ch:
-        runner = runner_pb2_grpc.RunnerServiceStub(ch)
-        for seed in plan.seeds:
-            config = {
-                "dataset": plan.dataset,
-                "metric": plan.metric,
-                "model": TEMPLATE_MODELS[(plan.baseline, plan.task)],
-                "seed": seed,
-                "test_fraction": plan.test_fraction,
-            }
-            spec = runner_pb2.ExperimentSpec(
-                research_id=planned.id,
-                experiment_id=f"baseline-seed{seed}",
-                files={"main.py": code, "config.json": json.dumps(config).encode()},
-                entrypoint="main.py",
-                resources=runner_pb2.Resources(cpu_millis=1000, memory_mib=1024, wall_seconds=300),
-            )
-            job = runner.Submit(runner_pb2.SubmitRequest(spec=spec))
-            final = None
-            for update in runner.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=600):
-                if update.HasField("final"):
-                    final = update.final
-            if final is None or final.state != runner_pb2.JOB_STATE_SUCCEEDED:
-                _fail(f"baseline run with seed {seed} failed: {final.reason if final else 'no final state'}")
-            result = json.loads(artifacts.get(experiment_key(planned.id, spec.experiment_id, "result.json")))
-            scores.append(result["metrics"][plan.metric])
-            out.print(
-                f"baseline {plan.baseline}, seed {seed}: {plan.metric} = {scores[-1]:.4f} (job {job.id})"
-            )
-    mean = sum(scores) / len(scores)
-    spread = (sum((x - mean) ** 2 for x in scores) / max(1, len(scores) - 1)) ** 0.5
-    out.print(
-        f"[bold]baseline to beat: {plan.metric} = {mean:.4f} ± {spread:.4f} over {len(scores)} seeds[/bold]"
-    )
 
 
 def main() -> None:

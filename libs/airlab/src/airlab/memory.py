@@ -188,14 +188,22 @@ class MemoryStore:
     def remember(self, kind: str, text: str, payload: Mapping[str, Any] | None = None) -> str:
         return self.remember_many(kind, [(text, payload or {})])[0]
 
-    def remember_many(self, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
-        """Store texts with their payloads, embedded and upserted in batches; returns their ids."""
+    def remember_many(
+        self, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]], *, keys: Sequence[str] | None = None
+    ) -> list[str]:
+        """Store texts with their payloads, embedded and upserted in batches; returns their ids. With
+        `keys`, each point's id follows from its key, so remembering the same thing again replaces it."""
         _check_kind(kind)
+        if keys is not None and len(keys) != len(items):
+            raise InvalidArgument("keys", f"{len(keys)} keys for {len(items)} items")
         entries = []
-        for text, payload in items:
+        for n, (text, payload) in enumerate(items):
             if not text.strip():
                 raise InvalidArgument("text", "is required")
-            entries.append((str(uuid.uuid4()), {"time": time.time(), **payload, "kind": kind, "text": text}))
+            point_id = (
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"airlab:{kind}:{keys[n]}")) if keys else str(uuid.uuid4())
+            )
+            entries.append((point_id, {"time": time.time(), **payload, "kind": kind, "text": text}))
         self._upsert(kind, entries)
         return [point_id for point_id, _ in entries]
 

@@ -53,6 +53,19 @@ class ResearchDefaults(BaseModel):
     max_cost_usd: float = Field(default=5.0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=20)
     test_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    # The research loop.
+    ideas_per_round: int = Field(default=3, ge=1, le=10)
+    # Hyperparameter-search trials per idea (TPE), within what the experiment budget leaves.
+    trials_per_idea: int = Field(default=4, ge=1, le=200)
+    # Stop after this many rounds of ideas in a row without a new significant gain.
+    patience_rounds: int = Field(default=2, ge=1, le=100)
+    code_attempts: int = Field(default=3, ge=1, le=10)
+    # Ask a person after this many ideas in a row failed to become working code.
+    escalate_after_failures: int = Field(default=3, ge=1, le=100)
+    stop_when_goal_met: bool = True
+    experiment_cpu_millis: int = Field(default=1000, ge=100)
+    experiment_memory_mib: int = Field(default=2048, ge=64)
+    experiment_wall_seconds: int = Field(default=600, ge=1)
 
 
 class RunnerSettings(BaseModel):

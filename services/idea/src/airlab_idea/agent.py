@@ -3,13 +3,15 @@ them as structured output, and drops near-duplicates of what was already tried."
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from airlab.errors import FailedPrecondition, InvalidArgument
-from airlab.ids import new_id
+from airlab.ids import derived_id, new_id
 from airlab.llm.accounting import Budget
 from airlab.llm.client import LLMClient
 from airlab.llm.prompts import render
@@ -46,6 +48,28 @@ class Proposal(BaseModel):
         default_factory=dict, description="numeric hyperparameters of the change and their ranges"
     )
 
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _usable_ranges(cls, value: Any) -> Any:
+        """Small models often get a range backwards or make it empty: mend what can be mended (swap the
+        ends, drop a log scale that cannot be one) and leave out what cannot, rather than lose the idea."""
+        if not isinstance(value, dict):
+            return {}
+        kept = {}
+        for name, r in value.items():
+            if not isinstance(r, dict):
+                continue
+            try:
+                low, high = float(r.get("low")), float(r.get("high"))
+            except (TypeError, ValueError):
+                continue
+            if not (math.isfinite(low) and math.isfinite(high)) or low == high:
+                continue
+            low, high = min(low, high), max(low, high)
+            log_scale = bool(r.get("log_scale")) and low > 0
+            kept[name] = {**r, "low": low, "high": high, "log_scale": log_scale}
+        return kept
+
 
 class Proposals(BaseModel):
     ideas: list[Proposal] = Field(min_length=1, max_length=MAX_IDEAS)
@@ -60,10 +84,19 @@ class IdeaAgent:
         self.llm = llm
 
     async def propose(
-        self, research: research_pb2.Research, count: int, tried: Sequence[str] = ()
+        self,
+        research: research_pb2.Research,
+        count: int,
+        tried: Sequence[str] = (),
+        *,
+        results: Sequence[str] = (),
+        recalled: Sequence[str] = (),
+        ids_from: str = "",
     ) -> list[idea_pb2.Idea]:
         """Up to `count` ideas for a planned research; ideas whose title repeats one tried or one already
-        proposed in this batch are dropped."""
+        proposed in this batch are dropped. `results` says how this research's ideas did, `recalled` what
+        memory holds from earlier researches. With `ids_from`, ids derive from it (a retried request
+        proposes under the same ids)."""
         if count > MAX_IDEAS:
             raise InvalidArgument("count", f"must be 0..{MAX_IDEAS}, got {count}")
         if research.state not in READY_STATES:
@@ -80,6 +113,8 @@ class IdeaAgent:
             direction="higher" if plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE else "lower",
             baseline=plan.baseline,
             tried=list(tried),
+            results=list(results),
+            recalled=list(recalled),
             count=count,
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
@@ -94,7 +129,7 @@ class IdeaAgent:
             seen.add(_key(proposal.title))
             ideas.append(
                 idea_pb2.Idea(
-                    id=new_id("i"),
+                    id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),
                     research_id=research.id,
                     title=proposal.title,
                     change=proposal.change,

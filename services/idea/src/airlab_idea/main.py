@@ -1,18 +1,30 @@
-"""Entrypoint of the idea service: `airlab-idea` (or `python -m airlab_idea`)."""
+"""Entrypoint of the idea service: `airlab-idea` (or `python -m airlab_idea`).
+
+It answers `idea.requested` events with `idea.proposed`, and IdeaService.ProposeIdeas calls; both run
+the same agent."""
 
 from __future__ import annotations
 
+import logging
+
 from google.protobuf import json_format
 
-from airlab.blobs import artifact_store_from
+from airlab.events import follow_up_id, make_event, payload_dict, type_filter
 from airlab.ids import check_id
-from airlab.llm.accounting import USAGE_BUCKET, ArtifactExchangeLog, KvUsageLedger
-from airlab.llm.client import LLMClient
-from airlab.llm.config import LLMConfig
+from airlab.llm.factory import llm_for
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import idea_pb2, idea_pb2_grpc, research_pb2
+from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc, research_pb2
 from airlab_idea.agent import IdeaAgent
+
+log = logging.getLogger(__name__)
+CONSUMER = "idea"
+REQUESTED = "idea.requested"
+
+
+async def load_research(researches: StateStore, research_id: str) -> research_pb2.Research:
+    record = await researches.get(research_id)
+    return json_format.ParseDict(record.data, research_pb2.Research(), ignore_unknown_fields=True)
 
 
 class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
@@ -24,29 +36,50 @@ class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
         self, request: idea_pb2.ProposeIdeasRequest, context: object
     ) -> idea_pb2.ProposeIdeasResponse:
         check_id("research_id", request.research_id, "r")
-        record = await self.researches.get(request.research_id)
-        research = json_format.ParseDict(record.data, research_pb2.Research(), ignore_unknown_fields=True)
+        research = await load_research(self.researches, request.research_id)
         return idea_pb2.ProposeIdeasResponse(ideas=await self.agent.propose(research, request.count))
 
 
 def setup(context: ServiceContext) -> None:
-    settings = context.settings
     researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
-    usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
-    llm = LLMClient(
-        LLMConfig.load().with_urls(settings.llm_urls),
-        ledger=KvUsageLedger(usage),
-        exchanges=ArtifactExchangeLog(artifact_store_from(settings)),
-    )
-    servicer = IdeaServicer(IdeaAgent(llm), researches)
+    agent = IdeaAgent(llm_for(context))
+    servicer = IdeaServicer(agent, researches)
     context.host.add(idea_pb2_grpc.add_IdeaServiceServicer_to_server, servicer, "airlab.v1.IdeaService")
+
+    async def handle(event: events_pb2.Event) -> None:
+        body = payload_dict(event)
+        research = await load_research(researches, event.research_id)
+        try:
+            ideas = await agent.propose(
+                research,
+                int(body.get("count", 0)),
+                body.get("tried", []),
+                results=body.get("results", []),
+                recalled=body.get("recalled", []),
+                ids_from=event.id,
+            )
+            payload = {
+                "round": body.get("round", 0),
+                "ideas": [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in ideas],
+            }
+        except Exception as exc:  # the loop decides what a round without ideas means
+            log.exception("proposing failed", extra={"research_id": event.research_id})
+            payload = {"round": body.get("round", 0), "ideas": [], "error": f"{type(exc).__name__}: {exc}"}
+        await context.bus.publish(
+            make_event(
+                "idea.proposed",
+                event.research_id,
+                payload,
+                event_id=follow_up_id(event, "proposed"),
+                correlation_id=event.id,
+            )
+        )
 
     async def start() -> None:
         await researches.open()
-        await usage.open()
+        await context.bus.consume(CONSUMER, [type_filter(REQUESTED)], handle, batch=1)
 
     context.on_start(start)
-    context.on_stop(llm.close)
 
 
 def main() -> None:

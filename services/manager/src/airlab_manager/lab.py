@@ -46,6 +46,14 @@ def to_data(research: research_pb2.Research) -> dict[str, Any]:
     return data
 
 
+def record_of(research: research_pb2.Research, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored record of `research`, keeping the research loop's own state from `data`."""
+    record = to_data(research)
+    if "loop" in data:
+        record["loop"] = data["loop"]
+    return record
+
+
 def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
     research = json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
     research.revision = revision
@@ -172,7 +180,7 @@ class Lab:
             research.state_reason = f"cancelled: {request.reason or 'no reason given'}"
             research.updated_at.GetCurrentTime()
             event = self._announce("research.cancelled", research.id, {"reason": request.reason}, cause)
-            return Change(to_data(research), [event])
+            return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.id, cancel, cause_id=cause)
         return from_data(record.data, record.revision)
@@ -221,13 +229,25 @@ class Lab:
                 event = self._announce(
                     "research.answered", research.id, {"answers": answers, "comment": request.comment}, cause
                 )
-            else:  # AWAITING_APPROVAL
+            elif research.awaiting in ("", "plan"):
                 research.state = research_pb2.RESEARCH_STATE_PLANNED
                 research.state_reason = "plan approved by a person"
+                research.awaiting = ""
                 event = self._announce(
                     "research.approved", research.id, {"subject": "plan", "comment": request.comment}, cause
                 )
-            return Change(to_data(research), [event])
+            else:  # an idea under the every-experiment gate, or an escalation
+                subject, idea_id = research.awaiting, research.awaiting_idea_id
+                research.state = research_pb2.RESEARCH_STATE_RUNNING
+                research.state_reason = f"{subject} approved by a person"
+                research.awaiting, research.awaiting_idea_id = "", ""
+                event = self._announce(
+                    "research.approved",
+                    research.id,
+                    {"subject": subject, "idea_id": idea_id, "comment": request.comment},
+                    cause,
+                )
+            return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.research_id, approve, cause_id=cause)
         return from_data(record.data, record.revision)
@@ -240,16 +260,19 @@ class Lab:
         def reject(data: dict[str, Any]) -> Change:
             research = from_data(data)
             self._check_subject(research, request.subject)
-            research.state = research_pb2.RESEARCH_STATE_CANCELLED
-            research.state_reason = f"rejected by a person: {request.reason}"
             research.updated_at.GetCurrentTime()
-            event = self._announce(
-                "research.rejected",
-                research.id,
-                {"subject": request.subject or "plan", "reason": request.reason},
-                cause,
-            )
-            return Change(to_data(research), [event])
+            if research.awaiting in ("experiment", "continue"):
+                subject, idea_id = research.awaiting, research.awaiting_idea_id
+                research.state = research_pb2.RESEARCH_STATE_RUNNING
+                research.state_reason = f"{subject} rejected by a person: {request.reason}"
+                research.awaiting, research.awaiting_idea_id = "", ""
+                payload = {"subject": subject, "idea_id": idea_id, "reason": request.reason}
+            else:
+                research.state = research_pb2.RESEARCH_STATE_CANCELLED
+                research.state_reason = f"rejected by a person: {request.reason}"
+                payload = {"subject": request.subject or "plan", "reason": request.reason}
+            event = self._announce("research.rejected", research.id, payload, cause)
+            return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.research_id, reject, cause_id=cause)
         return from_data(record.data, record.revision)
@@ -258,14 +281,15 @@ class Lab:
     def _check_subject(research: research_pb2.Research, subject: str) -> None:
         waiting = {
             research_pb2.RESEARCH_STATE_NEEDS_HUMAN: "questions",
-            research_pb2.RESEARCH_STATE_AWAITING_APPROVAL: "plan",
+            research_pb2.RESEARCH_STATE_AWAITING_APPROVAL: research.awaiting or "plan",
         }
         if research.state not in waiting:
             raise FailedPrecondition(
                 f"research {research.id} is {State.Name(research.state)}: "
                 "nothing waits for a person's decision"
             )
-        if subject and subject not in (waiting[research.state], "plan"):
+        allowed = (waiting[research.state],) if research.awaiting else (waiting[research.state], "plan")
+        if subject and subject not in allowed:
             raise InvalidArgument(
                 "subject", f"{subject!r} does not wait for a decision; {waiting[research.state]!r} does"
             )
@@ -319,6 +343,7 @@ class Lab:
             if gated:
                 research.state = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
                 research.state_reason = "the plan waits for a person's approval"
+                research.awaiting = "plan"
                 event_type = "research.awaiting_approval"
             else:
                 research.state = research_pb2.RESEARCH_STATE_PLANNED

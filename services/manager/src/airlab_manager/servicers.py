@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from airlab.errors import Unimplemented
+from google.protobuf import json_format
+
+from airlab.errors import InvalidArgument
+from airlab.ids import check_id
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, manager_pb2, manager_pb2_grpc, research_pb2
+from airlab_manager.conductor import Conductor
 from airlab_manager.lab import Lab
 from airlab_manager.planner import PlanRequest
 
@@ -48,8 +52,9 @@ class LabServicer(lab_pb2_grpc.LabServiceServicer):
 
 
 class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, conductor: Conductor) -> None:
         self.lab = lab
+        self.conductor = conductor
 
     async def PlanResearch(
         self, request: manager_pb2.PlanResearchRequest, context: object
@@ -60,7 +65,22 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     async def ReviewIdea(
         self, request: manager_pb2.ReviewIdeaRequest, context: object
     ) -> manager_pb2.IdeaReview:
-        raise Unimplemented("ManagerService.ReviewIdea is not available yet: idea review needs the LLM layer")
+        check_id("research_id", request.research_id, "r")
+        if not request.idea.title.strip():
+            raise InvalidArgument("idea.title", "is required")
+        idea = json_format.MessageToDict(request.idea, preserving_proto_field_name=True)
+        review = await self.conductor.review(request.research_id, idea)
+        return manager_pb2.IdeaReview(
+            idea_id=request.idea.id,
+            approved=review.approved,
+            clarity=review.clarity,
+            novelty=review.novelty,
+            feasibility=review.feasibility,
+            alignment=review.alignment,
+            reasons=review.reasons,
+        )
 
     async def Decide(self, request: manager_pb2.DecideRequest, context: object) -> manager_pb2.Decision:
-        raise Unimplemented("ManagerService.Decide is not available yet: it needs the research loop")
+        check_id("research_id", request.research_id, "r")
+        kind, reason = await self.conductor.decision(request.research_id)
+        return manager_pb2.Decision(research_id=request.research_id, kind=kind, reason=reason)

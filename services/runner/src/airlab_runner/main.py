@@ -6,12 +6,15 @@ import asyncio
 import socket
 from pathlib import Path
 
+from airlab import experiments
 from airlab.blobs import artifact_store_from
+from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from airlab.events import follow_up_id, make_event, payload_dict, type_filter
 from airlab.llm.vllm import VllmSleeper
 from airlab.service import ServiceContext, StartupError, run_service
 from airlab.settings import RunnerSettings
 from airlab.state import StateStore
-from airlab.v1 import runner_pb2_grpc
+from airlab.v1 import events_pb2, runner_pb2_grpc
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
@@ -29,6 +32,36 @@ def build_sandboxes(settings: RunnerSettings, work_root: Path) -> dict[str, Sand
         except SandboxUnavailable as exc:
             raise StartupError(f"{backend} sandbox: {exc}") from exc
     return sandboxes
+
+
+REQUESTS_CONSUMER = "runner-requests"
+
+
+def request_handler(runner: Runner, context: ServiceContext):  # type: ignore[no-untyped-def]
+    """Agents ask for experiments with `experiment.requested`; a spec the runner refuses becomes an
+    `experiment.failed` with the reason, so the requester never waits for a job that does not exist."""
+
+    async def handle(event: events_pb2.Event) -> None:
+        try:
+            await runner.submit(experiments.spec_of(event))
+        except (InvalidArgument, AlreadyExists, FailedPrecondition, ValueError, KeyError) as exc:
+            experiment = payload_dict(event).get("experiment_id", "")
+            await context.bus.publish(
+                make_event(
+                    "experiment.failed",
+                    event.research_id,
+                    {
+                        "experiment_id": experiment,
+                        "reason": f"refused by the runner: {exc}",
+                        "outcome": "refused",
+                    },
+                    event_id=follow_up_id(event, "refused"),
+                    correlation_id=event.id,
+                    source=context.name,
+                )
+            )
+
+    return handle
 
 
 def setup(context: ServiceContext) -> None:
@@ -66,6 +99,9 @@ def setup(context: ServiceContext) -> None:
             runner.leases = GpuLeases(kv, inventory, holder=config.host, ttl=config.lease_ttl)
         await runner.recover()
         scheduler.append(asyncio.create_task(runner.run(), name="scheduler"))
+        await context.bus.consume(
+            REQUESTS_CONSUMER, [type_filter(experiments.REQUESTED)], request_handler(runner, context)
+        )
 
     async def stop() -> None:
         await runner.stop()

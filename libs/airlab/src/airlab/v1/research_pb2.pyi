@@ -96,7 +96,7 @@ class Question(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Research(_message.Message):
-    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint")
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,11 @@ class Research(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     BASELINE_HINT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_MARKDOWN_KEY_FIELD_NUMBER: _ClassVar[int]
+    REPORT_HTML_KEY_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: ResearchState
@@ -127,4 +132,49 @@ class Research(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     revision: int
     baseline_hint: str
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ...) -> None: ...
+    progress: ResearchProgress
+    report_markdown_key: str
+    report_html_key: str
+    awaiting: str
+    awaiting_idea_id: str
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ...) -> None: ...
+
+class ResearchProgress(_message.Message):
+    __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    IDEAS_PROPOSED_FIELD_NUMBER: _ClassVar[int]
+    IDEAS_APPROVED_FIELD_NUMBER: _ClassVar[int]
+    HAS_BASELINE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_STD_FIELD_NUMBER: _ClassVar[int]
+    HAS_BEST_FIELD_NUMBER: _ClassVar[int]
+    BEST_MEAN_FIELD_NUMBER: _ClassVar[int]
+    BEST_STD_FIELD_NUMBER: _ClassVar[int]
+    BEST_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
+    BEST_TITLE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    experiments_requested: int
+    experiments_finished: int
+    experiments_failed: int
+    ideas_proposed: int
+    ideas_approved: int
+    has_baseline: bool
+    baseline_mean: float
+    baseline_std: float
+    has_best: bool
+    best_mean: float
+    best_std: float
+    best_idea_id: str
+    best_title: str
+    best_significant: bool
+    tokens: int
+    cost_usd: float
+    phase: str
+    def __init__(self, round: _Optional[int] = ..., experiments_requested: _Optional[int] = ..., experiments_finished: _Optional[int] = ..., experiments_failed: _Optional[int] = ..., ideas_proposed: _Optional[int] = ..., ideas_approved: _Optional[int] = ..., has_baseline: _Optional[bool] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., has_best: _Optional[bool] = ..., best_mean: _Optional[float] = ..., best_std: _Optional[float] = ..., best_idea_id: _Optional[str] = ..., best_title: _Optional[str] = ..., best_significant: _Optional[bool] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...

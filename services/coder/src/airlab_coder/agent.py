@@ -1,0 +1,259 @@
+"""The coder agent: turns an idea into experiment code by editing a job template, checks it, smoke-runs
+it on a small subset through the runner, and repairs it from the errors, a bounded number of times.
+
+Every attempt is kept under research/<id>/code/<idea>/attempt-<n>/; the code that passed goes to
+research/<id>/code/<idea>/final/, which is what experiments run."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from airlab import experiments
+from airlab.blobs import ArtifactStore, research_prefix
+from airlab.job_templates import template_source
+from airlab.llm.accounting import Budget
+from airlab.llm.client import LLMClient
+from airlab.llm.prompts import render
+
+TEMPLATE = "sklearn_train_template.py"
+BEGIN, END = "# <airlab:model>", "# </airlab:model>"
+MODULES = (
+    "decomposition, ensemble, linear_model, naive_bayes, neighbors, neural_network, pipeline, preprocessing, "
+    "svm, tree"
+)
+BASELINE = "baseline"
+SMOKE_SAMPLES = 300
+MAX_ATTEMPTS = 10
+DEFAULT_ATTEMPTS = 3
+# Undefined names, syntax errors and other mistakes that would only show when the code runs.
+RUFF_RULES = "F821,F822,F823,F811,F632,F701,F702,F704,F706,E9"
+
+
+class CodeProblem(ValueError):
+    """The code cannot be used; the message is fed back to the model."""
+
+
+class GeneratedCode(BaseModel):
+    code: str = Field(min_length=20, description="the complete build_model function")
+
+
+@dataclass
+class CodeTask:
+    research_id: str
+    # The idea's id, or "baseline" for the plan's baseline (no LLM involved).
+    name: str
+    job_config: dict[str, Any]
+    idea: dict[str, Any] | None = None
+    max_attempts: int = DEFAULT_ATTEMPTS
+    budget: Budget | None = None
+
+
+@dataclass
+class CodeOutcome:
+    ok: bool
+    code_ref: str
+    attempts: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def entrypoint(self) -> str:
+        return experiments.CODE_FILE
+
+
+@dataclass
+class SmokeResult:
+    ok: bool
+    detail: str = ""
+
+
+class SmokeRunner(Protocol):
+    async def run(
+        self, research_id: str, experiment_id: str, code_ref: str, config: dict[str, Any]
+    ) -> SmokeResult: ...
+
+
+def code_prefix(research_id: str, name: str, part: str) -> str:
+    return f"{research_prefix(research_id)}code/{name}/{part}/"
+
+
+def model_region(source: str) -> str:
+    start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
+    return source[start:end].strip()
+
+
+def with_model(source: str, function_code: str) -> str:
+    start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
+    return f"{source[:start]}\n{function_code.strip()}\n\n\n{source[end:]}"
+
+
+def extract_function(code: str) -> str:
+    """The build_model function (and imports) out of what the model wrote; anything else is a problem."""
+    code = re.sub(r"^\s*```[a-z]*\s*$", "", code.strip(), flags=re.MULTILINE).strip()
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise CodeProblem(f"syntax error on line {exc.lineno}: {exc.msg}") from None
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_model"]
+    if not functions:
+        raise CodeProblem("the code must define `def build_model(params, seed):`")
+    args = [a.arg for a in functions[0].args.args]
+    if args[:2] != ["params", "seed"] or len(args) != 2:
+        raise CodeProblem(f"build_model must take (params, seed), not ({', '.join(args)})")
+    kept = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom) or n is functions[0]]
+    return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
+
+
+def ruff_command() -> list[str]:
+    found = shutil.which("ruff")
+    return [found] if found else [sys.executable, "-m", "ruff"]
+
+
+def check_source(source: str) -> list[str]:
+    """Compile it and let ruff look for undefined names and other errors; the problems found, if any."""
+    try:
+        compile(source, "train.py", "exec")
+    except SyntaxError as exc:
+        return [f"syntax error on line {exc.lineno}: {exc.msg}"]
+    done = subprocess.run(
+        [
+            *ruff_command(),
+            "check",
+            "--no-cache",
+            "--isolated",
+            "--select",
+            RUFF_RULES,
+            "--output-format",
+            "concise",
+            "--stdin-filename",
+            "train.py",
+            "-",
+        ],
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode == 0:
+        return []
+    lines = [line for line in done.stdout.splitlines() if line.startswith("train.py:")]
+    return lines or [done.stderr.strip() or "ruff failed"]
+
+
+class CoderAgent:
+    def __init__(self, llm: LLMClient | None, artifacts: ArtifactStore, smoke: SmokeRunner) -> None:
+        self.llm = llm
+        self.artifacts = artifacts
+        self.smoke = smoke
+        self.template = template_source(TEMPLATE)
+
+    async def implement(self, task: CodeTask) -> CodeOutcome:
+        """Code for the task that passed its checks and smoke run, or the problems of every attempt."""
+        final = code_prefix(task.research_id, task.name, "final")
+        if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
+            return CodeOutcome(True, final, 0)  # done before a crash: the same code again
+        if task.idea is None:
+            source = self.template
+            problems = await asyncio.to_thread(check_source, source)
+            await self._keep(task, 1, source, problems)
+            if problems:
+                return CodeOutcome(False, "", 1, problems)
+            await self._publish(final, source)
+            return CodeOutcome(True, final, 1)
+        if self.llm is None:
+            raise CodeProblem("no LLM is configured for the coder")
+        attempts = max(1, min(task.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
+        history: list[str] = []
+        function = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                function = await self._draft(task, function, history[-1] if history else "")
+                source = with_model(self.template, function)
+                problems = await asyncio.to_thread(check_source, source)
+            except CodeProblem as exc:
+                source, problems = function, [str(exc)]
+            if not problems:
+                problems = await self._smoke(task, attempt, source)
+            await self._keep(task, attempt, source, problems)
+            if not problems:
+                await self._publish(final, source)
+                return CodeOutcome(True, final, attempt, history)
+            history.append(f"attempt {attempt}: " + "\n".join(problems))
+        return CodeOutcome(False, "", attempts, history)
+
+    async def _draft(self, task: CodeTask, previous: str, problems: str) -> str:
+        assert self.llm is not None and task.idea is not None
+        idea = task.idea
+        space = idea.get("search_space") or {}
+        if previous or problems:
+            prompt = render(
+                "coder/repair",
+                modules=MODULES,
+                param_names=", ".join(space) or "(none)",
+                title=idea.get("title", ""),
+                change=idea.get("change", ""),
+                code=previous or "(none)",
+                problems=problems[-3000:],
+            )
+        else:
+            config = task.job_config
+            prompt = render(
+                "coder/implement",
+                modules=MODULES,
+                task=config.get("task", ""),
+                dataset=config.get("dataset", ""),
+                metric=config.get("metric", ""),
+                baseline_code=model_region(self.template),
+                title=idea.get("title", ""),
+                change=idea.get("change", ""),
+                params=space,
+            )
+        reply = await self.llm.structured(
+            "coder",
+            GeneratedCode,
+            prompt,
+            research_id=task.research_id,
+            purpose=f"code {task.name}",
+            budget=task.budget,
+        )
+        return extract_function(reply.code)
+
+    async def _smoke(self, task: CodeTask, attempt: int, source: str) -> list[str]:
+        prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
+        await self._publish(prefix, source)
+        space = (task.idea or {}).get("search_space") or {}
+        config = {
+            **task.job_config,
+            "params": experiments.default_params(space),
+            "max_samples": SMOKE_SAMPLES,
+            "save_model": False,
+        }
+        experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{attempt}")
+        result = await self.smoke.run(task.research_id, experiment, prefix, config)
+        return [] if result.ok else [f"the smoke run failed: {result.detail}"]
+
+    async def _keep(self, task: CodeTask, attempt: int, source: str, problems: list[str]) -> None:
+        prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
+        await self._publish(prefix, source)
+        report = {"attempt": attempt, "passed": not problems, "problems": problems}
+        await asyncio.to_thread(
+            self.artifacts.put,
+            prefix + "check.json",
+            json.dumps(report, indent=2).encode(),
+            content_type="application/json",
+        )
+
+    async def _publish(self, prefix: str, source: str) -> None:
+        await asyncio.to_thread(
+            self.artifacts.put, prefix + experiments.CODE_FILE, source.encode(), content_type="text/x-python"
+        )

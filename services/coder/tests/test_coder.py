@@ -1,0 +1,117 @@
+"""The coder agent's rules with a fake LLM server and a fake smoke runner (both named as such): the
+template edit, the checks, the repair loop and its bound, and that every attempt is kept."""
+
+import json
+
+import pytest
+
+from airlab.blobs import LocalArtifactStore
+from airlab.llm.client import LLMClient
+from airlab.llm.config import LLMConfig
+from airlab.testing import FakeOpenAIServer, Reply
+from airlab_coder.agent import (
+    CodeProblem,
+    CoderAgent,
+    CodeTask,
+    SmokeResult,
+    check_source,
+    extract_function,
+    with_model,
+)
+
+RESEARCH = "r" + "2" * 26
+IDEA = {
+    "id": "i" + "3" * 26,
+    "title": "Random forest",
+    "change": "use a random forest instead of the logistic regression",
+    "search_space": {"n_estimators": {"low": 10, "high": 200, "integer": True}},
+}
+CONFIG = {"dataset": "digits", "task": "classification", "metric": "accuracy", "model": "logistic_regression"}
+GOOD = """def build_model(params, seed):
+    return ensemble.RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
+UNDEFINED = """def build_model(params, seed):
+    return RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
+
+
+class FakeSmokeRunner:
+    """Stands in for the runner: answers each smoke run from a script, and records what it was asked."""
+
+    def __init__(self, *results: SmokeResult) -> None:
+        self.results = list(results)
+        self.calls: list[dict] = []
+
+    async def run(self, research_id, experiment_id, code_ref, config):
+        self.calls.append({"experiment_id": experiment_id, "code_ref": code_ref, "config": config})
+        return self.results.pop(0) if self.results else SmokeResult(True)
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeOpenAIServer()
+    config = LLMConfig(
+        servers={"fake": {"kind": "vllm", "base_url": server.url, "model": "fake"}},
+        agents={"coder": {"servers": ["fake"]}},
+    )
+    yield server, LLMClient(config)
+    server.close()
+
+
+def code_reply(code: str) -> Reply:
+    return Reply(content=json.dumps({"code": code}))
+
+
+def test_the_template_edit_checks_undefined_names():
+    from airlab.job_templates import template_source
+
+    template = template_source("sklearn_train_template.py")
+    assert check_source(template) == []
+    assert check_source(with_model(template, GOOD)) == []
+    problems = check_source(with_model(template, UNDEFINED))
+    assert problems and "RandomForestClassifier" in problems[0]
+    with pytest.raises(CodeProblem, match="build_model"):
+        extract_function("def fit(x):\n    return x")
+    with pytest.raises(CodeProblem, match="syntax"):
+        extract_function("def build_model(params, seed)\n    return 1")
+    assert extract_function(f"```python\n{GOOD}\n```") == GOOD
+
+
+async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
+    server, llm = fake_llm
+    server.script = [code_reply(UNDEFINED), code_reply(GOOD)]
+    store = LocalArtifactStore(tmp_path)
+    smoke = FakeSmokeRunner()
+    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA))
+    assert outcome.ok and outcome.attempts == 2
+    assert "RandomForestClassifier" in outcome.problems[0]
+    # The repair prompt carried the error back to the model.
+    assert "RandomForestClassifier" in server.requests[1]["messages"][-1]["content"]
+    # Only the checked draft was smoke-run, on a small subset with the middle of the search space.
+    assert len(smoke.calls) == 1 and smoke.calls[0]["config"]["max_samples"] > 0
+    assert smoke.calls[0]["config"]["params"] == {"n_estimators": 105}
+    final = store.get(outcome.code_ref + "train.py").decode()
+    assert "RandomForestClassifier(n_estimators" in final
+    kept = sorted(b.key.split("/code/")[1] for b in store.list(f"research/{RESEARCH}/code/"))
+    assert f"{IDEA['id']}/attempt-1/check.json" in kept and f"{IDEA['id']}/attempt-2/train.py" in kept
+    first = json.loads(store.get(f"research/{RESEARCH}/code/{IDEA['id']}/attempt-1/check.json"))
+    assert not first["passed"]
+
+
+async def test_the_repair_loop_stops_at_its_bound(fake_llm, tmp_path):
+    server, llm = fake_llm
+    server.script = [code_reply(GOOD)] * 5
+    smoke = FakeSmokeRunner(*[SmokeResult(False, "ValueError: boom")] * 5)
+    agent = CoderAgent(llm, LocalArtifactStore(tmp_path), smoke)
+    outcome = await agent.implement(CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA, max_attempts=3))
+    assert not outcome.ok and outcome.attempts == 3
+    assert len(outcome.problems) == 3 and all("boom" in p for p in outcome.problems)
+    assert len(smoke.calls) == 3 and len(server.requests) == 3
+    assert len({c["experiment_id"] for c in smoke.calls}) == 3
+
+
+async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_path):
+    store = LocalArtifactStore(tmp_path)
+    agent = CoderAgent(None, store, FakeSmokeRunner())
+    first = await agent.implement(CodeTask(RESEARCH, "baseline", CONFIG))
+    assert first.ok and first.attempts == 1
+    again = await agent.implement(CodeTask(RESEARCH, "baseline", CONFIG))
+    assert again.ok and again.attempts == 0 and again.code_ref == first.code_ref

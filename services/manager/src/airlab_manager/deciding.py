@@ -1,0 +1,55 @@
+"""The manager's decision after each idea: continue, stop (goal met, budget spent, no progress), or ask a
+person (the coder keeps failing). Plain rules over the loop's state; the reason is always written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airlab.settings import ResearchDefaults
+from airlab.v1 import manager_pb2, research_pb2
+
+CONTINUE = manager_pb2.DECISION_KIND_CONTINUE
+STOP = manager_pb2.DECISION_KIND_STOP
+ASK_HUMAN = manager_pb2.DECISION_KIND_ASK_HUMAN
+
+
+@dataclass
+class Spend:
+    experiments: int
+    seconds: float
+    tokens: int
+    cost_usd: float
+
+
+def experiments_per_idea(plan: research_pb2.Plan) -> int:
+    """The least an idea costs: one search trial plus its evaluation on the other seeds."""
+    return max(len(plan.seeds), 1)
+
+
+def decide(
+    loop: dict[str, Any], plan: research_pb2.Plan, spend: Spend, rules: ResearchDefaults
+) -> tuple[int, str]:
+    budget = plan.budget
+    best = loop.get("best") or {}
+    if best.get("significant") and rules.stop_when_goal_met:
+        return STOP, (
+            f"goal met: {best.get('title', best.get('idea_id'))!r} beats the baseline significantly "
+            f"({best.get('mean', 0):.4f} against {loop.get('baseline', {}).get('mean', 0):.4f})"
+        )
+    left = budget.max_experiments - spend.experiments
+    if left < experiments_per_idea(plan):
+        return STOP, f"experiment budget spent: {spend.experiments} of {budget.max_experiments} used"
+    if budget.max_wall_seconds and spend.seconds >= budget.max_wall_seconds:
+        return STOP, f"wall-clock budget spent: {spend.seconds:.0f} s of {budget.max_wall_seconds} s"
+    if budget.max_tokens and spend.tokens >= budget.max_tokens:
+        return STOP, f"token budget spent: {spend.tokens} of {budget.max_tokens}"
+    if budget.max_cost_usd and spend.cost_usd >= budget.max_cost_usd:
+        return STOP, f"cost budget spent: ${spend.cost_usd:.2f} of ${budget.max_cost_usd:.2f}"
+    stale = int(loop.get("rounds_without_progress", 0))
+    if stale >= rules.patience_rounds:
+        return STOP, f"no progress in {stale} rounds of ideas"
+    failures = int(loop.get("consecutive_failures", 0))
+    if failures >= rules.escalate_after_failures and not loop.get("escalated"):
+        return ASK_HUMAN, f"{failures} ideas in a row failed to become working experiments: continue?"
+    return CONTINUE, f"{left} experiments left in the budget"

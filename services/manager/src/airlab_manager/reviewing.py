@@ -1,0 +1,110 @@
+"""The manager's review of an idea: clarity, novelty against memory and this research, feasibility within
+what the budget leaves, alignment with the task and metric. Plain rules with written reasons."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_PARAMS = 6
+WRONG_TASK_WORDS = {"classification": r"\bregressor\b|\bregression trees?\b", "regression": r"\bclassifier\b"}
+
+
+@dataclass
+class Novelty:
+    """What memory says about an idea: the closest earlier idea, if any came near."""
+
+    duplicate_of: str = ""
+    similarity: float = 0.0
+
+
+@dataclass
+class IdeaReview:
+    idea_id: str
+    approved: bool
+    clarity: float
+    novelty: float
+    feasibility: float
+    alignment: float
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def title_key(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
+
+
+def review_idea(
+    idea: Mapping[str, Any],
+    *,
+    task: str,
+    metric: str,
+    experiments_left: int,
+    experiments_per_idea: int,
+    tried_titles: list[str],
+    novelty: Novelty,
+) -> IdeaReview:
+    reasons: list[str] = []
+    # Clarity: a title, a change that says what changes, a search space that can be searched.
+    checks = []
+    title, change = str(idea.get("title", "")).strip(), str(idea.get("change", "")).strip()
+    checks.append(len(title) >= 3)
+    checks.append(len(change) >= 10)
+    checks.append(bool(str(idea.get("expected_effect", "")).strip()))
+    space = idea.get("search_space") or {}
+    bad_params = [name for name in space if not IDENTIFIER.match(name)]
+    bad_ranges = [
+        name
+        for name, r in space.items()
+        if not (math.isfinite(float(r.get("low", 0))) and math.isfinite(float(r.get("high", 0))))
+        or float(r.get("low", 0)) >= float(r.get("high", 0))
+        or (r.get("log_scale") and float(r.get("low", 0)) <= 0)
+    ]
+    checks.append(not bad_params and not bad_ranges and len(space) <= MAX_PARAMS)
+    clarity = sum(checks) / len(checks)
+    if len(change) < 10:
+        reasons.append("the change is not described")
+    if bad_params or bad_ranges:
+        reasons.append(f"unusable hyperparameters: {', '.join(bad_params + bad_ranges)}")
+    if len(space) > MAX_PARAMS:
+        reasons.append(f"{len(space)} hyperparameters; at most {MAX_PARAMS} can be searched in an idea")
+    # Novelty: not a near-duplicate of an idea tried here or remembered from earlier research.
+    if title_key(title) in {title_key(t) for t in tried_titles}:
+        novelty_score = 0.0
+        reasons.append(f"already tried in this research: {title!r}")
+    elif novelty.duplicate_of:
+        novelty_score = 0.0
+        reasons.append(
+            f"a near-duplicate of an idea already tried: {novelty.duplicate_of!r} "
+            f"(similarity {novelty.similarity:.2f})"
+        )
+    else:
+        novelty_score = round(1.0 - max(novelty.similarity, 0.0), 3)
+    # Feasibility: the budget must leave room for at least one trial and the evaluation seeds.
+    if experiments_left >= experiments_per_idea:
+        feasibility = 1.0
+    else:
+        feasibility = 0.0
+        reasons.append(
+            f"needs at least {experiments_per_idea} experiments; {experiments_left} are left in the budget"
+        )
+    # Alignment: the idea must fit the task the metric measures.
+    text = f"{title} {change}".lower()
+    wrong = WRONG_TASK_WORDS.get(task)
+    if wrong and re.search(wrong, text):
+        alignment = 0.2
+        reasons.append(f"it reads as a model for another task than {task} ({metric})")
+    else:
+        alignment = 1.0
+    approved = clarity >= 0.75 and novelty_score > 0 and feasibility > 0 and alignment >= 0.5
+    if approved:
+        reasons.insert(0, "clear, new, fits the budget and the metric")
+    return IdeaReview(
+        str(idea.get("id", "")), approved, clarity, novelty_score, feasibility, alignment, reasons
+    )

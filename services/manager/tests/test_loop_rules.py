@@ -1,0 +1,91 @@
+"""The manager's review and decision rules, and the search inside an idea, on plain data."""
+
+from airlab.settings import ResearchDefaults
+from airlab.v1 import manager_pb2, research_pb2
+from airlab_manager import deciding, search
+from airlab_manager.reviewing import Novelty, review_idea
+
+IDEA = {
+    "id": "i" + "4" * 26,
+    "title": "Support vector machine with an RBF kernel",
+    "change": "replace the logistic regression with an SVC",
+    "expected_effect": "+1% accuracy",
+    "search_space": {"C": {"low": 0.1, "high": 100, "log_scale": True}},
+}
+
+
+def review(**overrides):
+    arguments = dict(
+        task="classification",
+        metric="accuracy",
+        experiments_left=9,
+        experiments_per_idea=3,
+        tried_titles=[],
+        novelty=Novelty(similarity=0.4),
+    )
+    arguments.update(overrides)
+    return review_idea(IDEA, **arguments)
+
+
+def test_a_clear_new_feasible_idea_is_approved():
+    verdict = review()
+    assert verdict.approved and verdict.novelty > 0.5 and verdict.feasibility == 1.0
+
+
+def test_duplicates_are_rejected_with_the_reason():
+    remembered = review(novelty=Novelty(duplicate_of="SVM with RBF kernel", similarity=0.96))
+    assert not remembered.approved and "near-duplicate" in remembered.reasons[0]
+    here = review(tried_titles=["support vector machine with an rbf-kernel"])
+    assert not here.approved and "already tried" in here.reasons[0]
+
+
+def test_an_idea_the_budget_cannot_afford_is_rejected():
+    verdict = review(experiments_left=2)
+    assert not verdict.approved and "2 are left" in verdict.reasons[0]
+
+
+def test_a_regressor_for_a_classification_metric_is_misaligned():
+    idea = {**IDEA, "title": "Gradient boosting regressor", "change": "fit a GradientBoostingRegressor"}
+    verdict = review_idea(idea, task="classification", metric="accuracy", experiments_left=9,
+                          experiments_per_idea=3, tried_titles=[], novelty=Novelty())  # fmt: skip
+    assert not verdict.approved and verdict.alignment < 0.5
+
+
+def plan(max_experiments=12, seeds=(0, 1, 2)):
+    return research_pb2.Plan(seeds=seeds, budget=research_pb2.Budget(max_experiments=max_experiments,
+                                                                      max_wall_seconds=3600))  # fmt: skip
+
+
+def test_decisions():
+    rules = ResearchDefaults()
+    spend = deciding.Spend(experiments=3, seconds=10, tokens=0, cost_usd=0)
+    kind, reason = deciding.decide({}, plan(), spend, rules)
+    assert kind == manager_pb2.DECISION_KIND_CONTINUE
+    kind, reason = deciding.decide({}, plan(), deciding.Spend(10, 10, 0, 0), rules)
+    assert kind == manager_pb2.DECISION_KIND_STOP and "budget spent: 10 of 12" in reason
+    kind, reason = deciding.decide({}, plan(), deciding.Spend(3, 4000, 0, 0), rules)
+    assert kind == manager_pb2.DECISION_KIND_STOP and "wall-clock" in reason
+    best = {"best": {"significant": True, "title": "SVM", "mean": 0.98}, "baseline": {"mean": 0.96}}
+    kind, reason = deciding.decide(best, plan(), spend, rules)
+    assert kind == manager_pb2.DECISION_KIND_STOP and reason.startswith("goal met")
+    kind, reason = deciding.decide({"rounds_without_progress": 2}, plan(), spend, rules)
+    assert kind == manager_pb2.DECISION_KIND_STOP and "no progress in 2 rounds" in reason
+    kind, _ = deciding.decide({"consecutive_failures": 3}, plan(), spend, rules)
+    assert kind == manager_pb2.DECISION_KIND_ASK_HUMAN
+    kind, _ = deciding.decide({"consecutive_failures": 3, "escalated": True}, plan(), spend, rules)
+    assert kind == manager_pb2.DECISION_KIND_CONTINUE
+
+
+def test_the_search_is_repeatable_and_stays_in_its_ranges():
+    space = {
+        "C": {"low": 0.1, "high": 100, "log_scale": True},
+        "depth": {"low": 2, "high": 9, "integer": True},
+    }
+    done = []
+    for step in range(6):
+        params = search.next_params(space, done, maximize=True, seed=0)
+        assert params == search.next_params(space, done, maximize=True, seed=0)
+        assert 0.1 <= params["C"] <= 100 and 2 <= params["depth"] <= 9 and isinstance(params["depth"], int)
+        done.append((params, None if step == 2 else -abs(params["C"] - 10)))
+    assert len({round(p["C"], 6) for p, _ in done}) == len(done)
+    assert search.next_params({}, [], maximize=True, seed=0) == {}

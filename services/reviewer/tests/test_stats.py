@@ -1,0 +1,72 @@
+"""The reviewer's significance rule on made-up runs: a clear gain is called, noise is not, one seed is
+never enough, and the direction of the metric is respected."""
+
+import numpy as np
+
+from airlab_reviewer.stats import RunResult, compare, metric_value
+
+
+def runs(metric: str, values: list[float], predictions=None, targets=None) -> dict[int, RunResult]:
+    return {
+        seed: RunResult(seed, {metric: value}, targets, None if predictions is None else predictions[seed])
+        for seed, value in enumerate(values)
+    }
+
+
+def test_a_clear_gain_is_significant():
+    result = compare("accuracy", runs("accuracy", [0.90, 0.91, 0.905]), runs("accuracy", [0.96, 0.97, 0.965]))
+    assert result.significant and result.gain > 0.05
+    assert any("t-test" in f for f in result.findings)
+
+
+def test_a_gain_inside_the_noise_is_not_significant():
+    result = compare("accuracy", runs("accuracy", [0.90, 0.95, 0.92]), runs("accuracy", [0.93, 0.92, 0.94]))
+    assert not result.significant
+    assert any("does not clear" in f for f in result.findings)
+
+
+def test_one_seed_is_never_enough():
+    result = compare("accuracy", runs("accuracy", [0.5]), runs("accuracy", [0.99]))
+    assert not result.significant and "only 1 seed" in result.findings[0]
+
+
+def test_lower_is_better_for_rmse():
+    worse = compare("rmse", runs("rmse", [50.0, 51.0, 50.5]), runs("rmse", [60.0, 61.0, 60.5]))
+    better = compare("rmse", runs("rmse", [60.0, 61.0, 60.5]), runs("rmse", [50.0, 51.0, 50.5]))
+    assert worse.gain < 0 and not worse.significant
+    assert better.gain > 0 and better.significant
+
+
+def test_the_bootstrap_over_test_examples_can_veto_a_consistent_tiny_gain():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 2, 40)
+    base = {s: targets.copy() for s in range(3)}
+    for s in base:
+        base[s][:8] = 1 - base[s][:8]  # 8 of 40 wrong
+    cand = {s: base[s].copy() for s in range(3)}
+    for s in cand:
+        cand[s][0] = targets[0]  # one more right: 0.825 against 0.8 on every seed
+    b_acc = [metric_value("accuracy", targets, base[s]) for s in range(3)]
+    c_acc = [metric_value("accuracy", targets, cand[s]) for s in range(3)]
+    result = compare(
+        "accuracy",
+        runs("accuracy", b_acc, {s: base[s].tolist() for s in base}, targets.tolist()),
+        runs("accuracy", c_acc, {s: cand[s].tolist() for s in cand}, targets.tolist()),
+    )
+    # Same gain on every seed (no seed noise at all), but one test example is not evidence.
+    assert result.gain > 0 and result.bootstrap_interval is not None
+    assert result.bootstrap_interval[0] <= 0 and not result.significant
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 200)
+    scores = rng.random((200, 3))
+    scores /= scores.sum(axis=1, keepdims=True)
+    assert abs(metric_value("roc_auc", y, scores) - roc_auc_score(y, scores, multi_class="ovr")) < 1e-9
+    binary = rng.integers(0, 2, 200)
+    assert abs(metric_value("roc_auc", binary, scores[:, 0]) - roc_auc_score(binary, scores[:, 0])) < 1e-9
+    predicted = rng.integers(0, 3, 200)
+    assert abs(metric_value("f1_macro", y, predicted) - f1_score(y, predicted, average="macro")) < 1e-9
