@@ -57,7 +57,7 @@ def fake_llm():
 
 
 def code_reply(code: str) -> Reply:
-    return Reply(content=json.dumps({"code": code}))
+    return Reply(content=f"Here it is:\n```python\n{code}\n```\n")
 
 
 def test_the_template_edit_checks_undefined_names():

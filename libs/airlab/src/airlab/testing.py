@@ -206,6 +206,8 @@ class FakeOpenAIServer:
 
     script: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # When set, answers every request the script does not (for tests whose call order is not fixed).
+    responder: Callable[[dict[str, Any]], Reply] | None = None
 
     def __post_init__(self) -> None:
         fake = self
@@ -214,7 +216,10 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
-                reply = fake.script.pop(0) if fake.script else Reply()
+                if fake.script:
+                    reply = fake.script.pop(0)
+                else:
+                    reply = fake.responder(body) if fake.responder else Reply()
                 if reply.status != 200:
                     payload = {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
                 else:

@@ -16,8 +16,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from airlab import experiments
 from airlab.blobs import ArtifactStore, research_prefix
 from airlab.job_templates import template_source
@@ -41,10 +39,6 @@ RUFF_RULES = "F821,F822,F823,F811,F632,F701,F702,F704,F706,E9"
 
 class CodeProblem(ValueError):
     """The code cannot be used; the message is fed back to the model."""
-
-
-class GeneratedCode(BaseModel):
-    code: str = Field(min_length=20, description="the complete build_model function")
 
 
 @dataclass
@@ -94,6 +88,12 @@ def model_region(source: str) -> str:
 def with_model(source: str, function_code: str) -> str:
     start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
     return f"{source[:start]}\n{function_code.strip()}\n\n\n{source[end:]}"
+
+
+def code_block(text: str) -> str:
+    """The first fenced code block of a reply, or the reply itself when it has none."""
+    match = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, flags=re.DOTALL)
+    return match.group(1) if match else text
 
 
 def extract_function(code: str) -> str:
@@ -218,15 +218,12 @@ class CoderAgent:
                 change=idea.get("change", ""),
                 params=space,
             )
-        reply = await self.llm.structured(
-            "coder",
-            GeneratedCode,
-            prompt,
-            research_id=task.research_id,
-            purpose=f"code {task.name}",
-            budget=task.budget,
+        # Plain text, not JSON: small models write code far more reliably in a code block than escaped
+        # inside a JSON string.
+        reply = await self.llm.complete(
+            "coder", prompt, research_id=task.research_id, purpose=f"code {task.name}", budget=task.budget
         )
-        return extract_function(reply.code)
+        return extract_function(code_block(reply.text))
 
     async def _smoke(self, task: CodeTask, attempt: int, source: str) -> list[str]:
         prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")

@@ -96,6 +96,9 @@ def settings() -> dict:
     if Path("config.json").is_file():
         config.update(json.loads(Path("config.json").read_text()))
     config.update(json.loads(os.environ.get("JOB_CONFIG") or "{}"))
+    # Settings that travelled through JSON may come back as floats: these must be whole.
+    for name in ("seed", "split_seed", "max_samples"):
+        config[name] = int(config[name])
     return config
 
 

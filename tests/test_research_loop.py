@@ -1,0 +1,207 @@
+"""The research loop end to end: the five services as processes against a real nats-server, experiments in
+the real sandbox, memory in Qdrant's embedded mode.
+
+- with the real local 0.5B model: a small research on digits completes and its report's numbers are the
+  stored results';
+- with a fake LLM server (named as such, so the outcome does not hang on a small model's mood): a goal
+  that cannot be meaningfully beaten ends with a report that claims no significant gain, and a research
+  whose services are all SIGKILLed mid-way completes after a restart with no experiment lost or run twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+
+from airlab.events import payload_dict
+from airlab.testing import FakeOpenAIServer, Reply, wait_until
+from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
+
+SERVICES = ("runner", "coder", "idea", "reviewer", "manager")
+DONE = (research_pb2.RESEARCH_STATE_COMPLETED, research_pb2.RESEARCH_STATE_FAILED)
+
+
+def start_lab(services, env: dict[str, str]) -> dict:
+    return {name: services.start(name, env=env) for name in SERVICES}
+
+
+def get(lab, research_id: str) -> research_pb2.Research:
+    return lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
+
+
+def wait_done(lab, research_id: str, timeout: float) -> research_pb2.Research:
+    wait_until(lambda: get(lab, research_id).state in DONE, timeout=timeout, interval=0.5)
+    return get(lab, research_id)
+
+
+def stored_result(workspace: Path, research_id: str, experiment_id: str) -> dict:
+    path = workspace / "artifacts" / "research" / research_id / "experiments" / experiment_id / "result.json"
+    return json.loads(path.read_text())
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return mean, std
+
+
+def check_report_against_results(workspace: Path, research: research_pb2.Research) -> dict:
+    """The report's numbers, recomputed from each run's stored result.json."""
+    reports = workspace / "artifacts" / research.report_markdown_key
+    assert reports.is_file() and (workspace / "artifacts" / research.report_html_key).is_file()
+    summary = json.loads((reports.parent / "summary.json").read_text())
+    metric = summary["metric"]
+    baseline = [
+        stored_result(workspace, research.id, x)["metrics"][metric]
+        for x in summary["baseline_experiments"].values()
+    ]
+    mean, std = mean_std(baseline)
+    assert summary["baseline"]["mean"] == pytest.approx(mean) and summary["baseline"]["std"] == pytest.approx(
+        std
+    )
+    markdown = reports.read_text()
+    assert f"**{mean:.4f} ± {std:.4f}**" in markdown
+    for idea in summary["ideas"]:
+        if idea["evaluation"]:
+            runs = [
+                stored_result(workspace, research.id, x)["metrics"][metric]
+                for x in idea["evaluation"]["candidate"].values()
+            ]
+            idea_mean, idea_std = mean_std(runs)
+            assert idea["evaluation"]["mean"] == pytest.approx(idea_mean)
+            assert f"{idea_mean:.4f} ± {idea_std:.4f}" in markdown
+    html = (workspace / "artifacts" / research.report_html_key).read_text()
+    assert "data:image/png;base64," in html
+    assert research.progress.experiments_finished == summary["counts"]["finished"]
+    return summary
+
+
+def test_a_small_research_on_digits_runs_end_to_end_with_the_local_model(services, llama_server, tmp_path):
+    workspace = tmp_path / "ws"
+    env = {"AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}), "AIRLAB_WORKSPACE": str(workspace)}
+    lab_processes = start_lab(services, env)
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the logistic-regression baseline on digits",
+                budget=research_pb2.Budget(max_experiments=6),
+            )
+        )
+        done = wait_done(lab, research.id, timeout=900)
+        assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+        summary = check_report_against_results(workspace, done)
+        assert done.progress.has_baseline and done.progress.experiments_requested <= 6
+        assert summary["counts"]["requested"] <= 6
+        # The idea agent's and (when it got an approved idea) the coder's exchanges are kept.
+        llm = workspace / "artifacts" / "research" / research.id / "llm"
+        assert list((llm / "idea").glob("*.json"))
+
+
+# -- with a fake LLM --------------------------------------------------------------------------------------
+
+SVC_IDEA = {
+    "title": "Support vector machine with an RBF kernel",
+    "change": "replace the logistic regression with an RBF-kernel SVC on standardized features",
+    "expected_effect": "a slightly higher score on non-linear boundaries",
+    "rationale": "kernels capture interactions a linear model misses",
+    "search_space": {"C": {"low": 0.1, "high": 10.0, "log_scale": True}},
+}
+SVC_CODE = """```python
+def build_model(params, seed):
+    return pipeline.make_pipeline(
+        preprocessing.StandardScaler(),
+        svm.SVC(C=float(params["C"]), probability=True, random_state=seed),
+    )
+```"""
+
+
+def fake_agents(request: dict) -> Reply:
+    """The fake LLM: ideas for the idea agent, code for the coder (told apart by their prompts)."""
+    system = request["messages"][0]["content"]
+    if "coder agent" in system:
+        return Reply(content=SVC_CODE)
+    return Reply(content=json.dumps({"ideas": [SVC_IDEA]}))
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeOpenAIServer(responder=fake_agents)
+    yield server
+    server.close()
+
+
+def fake_env(fake_llm: FakeOpenAIServer, workspace: Path, **extra: str) -> dict[str, str]:
+    return {
+        "AIRLAB_LLM_URLS": json.dumps({"local-cpu": fake_llm.url}),
+        "AIRLAB_WORKSPACE": str(workspace),
+        "AIRLAB_RESEARCH__PATIENCE_ROUNDS": "1",
+        **extra,
+    }
+
+
+def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_llm, tmp_path):
+    workspace = tmp_path / "ws"
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the logistic-regression baseline on breast cancer",
+                budget=research_pb2.Budget(max_experiments=8),
+            )
+        )
+        done = wait_done(lab, research.id, timeout=600)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    assert done.plan.metric == "roc_auc" and done.progress.baseline_mean > 0.98
+    summary = check_report_against_results(workspace, done)
+    evaluated = [i for i in summary["ideas"] if i["evaluation"]]
+    assert evaluated, "the SVM idea should have been run and evaluated"
+    assert not any(i["evaluation"]["significant"] for i in evaluated)
+    assert summary["best_idea_id"] is None
+    markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
+    assert "no significant gain over the baseline" in markdown
+    assert "Nothing beat the baseline significantly." in markdown
+
+
+def test_killing_every_service_mid_research_loses_and_repeats_nothing(
+    services, fake_llm, nats_server, tmp_path
+):
+    workspace = tmp_path / "ws"
+    env = fake_env(
+        fake_llm, workspace, AIRLAB_RESEARCH__TRIALS_PER_IDEA="4", AIRLAB_RESEARCH__STOP_WHEN_GOAL_MET="false"
+    )
+    lab_processes = start_lab(services, env)
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the logistic-regression baseline on wine",
+                budget=research_pb2.Budget(max_experiments=9),
+            )
+        )
+        wait_until(
+            lambda: get(lab, research.id).progress.experiments_finished >= 5, timeout=300, interval=0.2
+        )
+    for process in lab_processes.values():
+        process.kill()
+    restarted = start_lab(services, env)
+    with grpc.insecure_channel(restarted["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        done = wait_done(lab, research.id, timeout=600)
+        events = list(lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research.id), timeout=60))
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    summary = check_report_against_results(workspace, done)
+    finished = Counter(payload_dict(e)["experiment_id"] for e in events if e.type == "experiment.finished")
+    requested = {payload_dict(e)["experiment_id"] for e in events if e.type == "experiment.requested"}
+    smoke = {x for x in finished if x not in requested}
+    research_runs = {x: n for x, n in finished.items() if x not in smoke}
+    # 3 baseline seeds + 4 search trials + 2 more evaluation seeds: all finished, each exactly once.
+    assert summary["counts"] == {"requested": 9, "finished": 9, "failed": 0}
+    assert len(research_runs) == 9, "an experiment was lost"
+    assert max(research_runs.values()) == 1, f"an experiment finished twice: {research_runs}"
+    assert set(research_runs) == requested
