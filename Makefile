@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm wheels images experiment-image clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research wheels images experiment-image clean
 
 setup: $(STAMP)
 
@@ -67,6 +67,9 @@ bench-llm: setup
 	$(PY) scripts/bench_llm.py
 
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
+bench-research: setup
+	$(PY) scripts/bench_research.py
+
 bench-runner: setup
 	$(PY) scripts/bench_runner.py
 

@@ -197,9 +197,12 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
     summary = check_report_against_results(workspace, done)
     finished = Counter(payload_dict(e)["experiment_id"] for e in events if e.type == "experiment.finished")
-    requested = {payload_dict(e)["experiment_id"] for e in events if e.type == "experiment.requested"}
-    smoke = {x for x in finished if x not in requested}
-    research_runs = {x: n for x, n in finished.items() if x not in smoke}
+    requested = {
+        payload_dict(e)["experiment_id"]
+        for e in events
+        if e.type == "experiment.requested" and payload_dict(e)["labels"]["kind"] != "smoke"
+    }
+    research_runs = {x: n for x, n in finished.items() if x in requested}
     # 3 baseline seeds + 4 search trials + 2 more evaluation seeds: all finished, each exactly once.
     assert summary["counts"] == {"requested": 9, "finished": 9, "failed": 0}
     assert len(research_runs) == 9, "an experiment was lost"

@@ -34,7 +34,7 @@ SMOKE_SAMPLES = 300
 MAX_ATTEMPTS = 10
 DEFAULT_ATTEMPTS = 3
 # Undefined names, syntax errors and other mistakes that would only show when the code runs.
-RUFF_RULES = "F821,F822,F823,F811,F632,F701,F702,F704,F706,E9"
+RUFF_RULES = "F821,F822,F823,F632,F701,F702,F704,F706,E9"
 
 
 class CodeProblem(ValueError):
