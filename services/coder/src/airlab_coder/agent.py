@@ -30,6 +30,17 @@ MODULES = (
     "svm, tree"
 )
 BASELINE = "baseline"
+FORBIDDEN_CALLS = {
+    "fit",
+    "fit_transform",
+    "fit_predict",
+    "predict",
+    "predict_proba",
+    "score",
+    "train_test_split",
+    "cross_val_score",
+    "open",
+}
 SMOKE_SAMPLES = 300
 MAX_ATTEMPTS = 10
 DEFAULT_ATTEMPTS = 3
@@ -109,6 +120,15 @@ def extract_function(code: str) -> str:
     args = [a.arg for a in functions[0].args.args]
     if args[:2] != ["params", "seed"] or len(args) != 2:
         raise CodeProblem(f"build_model must take (params, seed), not ({', '.join(args)})")
+    # The script loads the data and fits; a build_model that does either wastes the run (or cheats).
+    for node in ast.walk(functions[0]):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in FORBIDDEN_CALLS or name.startswith(("load_", "fetch_", "read_")):
+                raise CodeProblem(
+                    f"build_model calls {name}(): it must only build and return the unfitted estimator; "
+                    "the script loads the data, fits and scores"
+                )
     kept = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom) or n is functions[0]]
     return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
 
