@@ -119,6 +119,10 @@ async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_pat
 
 def test_a_build_model_that_loads_data_or_fits_is_refused():
     with pytest.raises(CodeProblem, match="fit"):
-        extract_function("def build_model(params, seed):\n    m = svm.SVC()\n    m.fit([[0]], [0])\n    return m")
+        extract_function(
+            "def build_model(params, seed):\n    m = svm.SVC()\n    m.fit([[0]], [0])\n    return m"
+        )
     with pytest.raises(CodeProblem, match="load_digits"):
-        extract_function("def build_model(params, seed):\n    x = datasets.load_digits()\n    return svm.SVC()")
+        extract_function(
+            "def build_model(params, seed):\n    x = datasets.load_digits()\n    return svm.SVC()"
+        )
