@@ -208,3 +208,49 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     assert len(research_runs) == 9, "an experiment was lost"
     assert max(research_runs.values()) == 1, f"an experiment finished twice: {research_runs}"
     assert set(research_runs) == requested
+
+
+def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
+    """A CSV file with a header row and a label column, mounted read-only into every experiment."""
+    import csv as csv_module
+
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    csv = tmp_path / "my-wine.csv"
+    with csv.open("w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow([*wine.feature_names, "cultivar"])
+        writer.writerows(
+            [*row, f"kind-{label}"] for row, label in zip(wine.data.tolist(), wine.target, strict=True)
+        )
+    workspace = tmp_path / "ws"
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the baseline on my wine measurements",
+                user_dataset=research_pb2.UserDataset(
+                    source=str(csv), target="cultivar", task="classification"
+                ),
+                budget=research_pb2.Budget(max_experiments=6),
+            )
+        )
+        done = wait_done(lab, research.id, timeout=600)
+        with pytest.raises(grpc.RpcError) as bad:
+            lab.StartResearch(
+                lab_pb2.StartResearchRequest(
+                    goal="g",
+                    user_dataset=research_pb2.UserDataset(source=str(csv), target="", task="classification"),
+                )
+            )
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    assert (done.plan.dataset, done.plan.metric, done.plan.dataset_target) == (
+        "my_wine",
+        "accuracy",
+        "cultivar",
+    )
+    summary = check_report_against_results(workspace, done)
+    assert summary["baseline"]["mean"] > 0.9

@@ -186,14 +186,21 @@ async def test_exchanges_are_kept_with_the_research(servers, tmp_path, bus):
     )
     context = {"goal": "beat it", "dataset": "digits", "task": "classification", "metric": "accuracy"}
     prompt = render(
-        "idea/propose", **context, direction="higher", baseline="logreg", tried=["a CNN"], count=1
+        "idea/propose",
+        **context,
+        direction="higher",
+        baseline="logreg",
+        tried=["a CNN"],
+        results=[],
+        recalled=[],
+        count=1,
     )
     await client.structured("idea", Idea, prompt, research_id="r7", purpose="propose")
     (exchange,) = ArtifactExchangeLog(store).read("r7")
     assert (exchange.agent, exchange.prompt, exchange.prompt_version, exchange.server) == (
         "idea",
         "idea/propose",
-        "1",
+        "3",
         "first",
     )
     assert (exchange.prompt_tokens, exchange.completion_tokens) == (42, 7)

@@ -96,3 +96,38 @@ def test_bad_input_names_the_field(planner, request_kwargs, field):
         planner.check(PlanRequest(**request_kwargs))
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: ")
+
+
+def user(source="/data/houses.csv", target="price", task="regression") -> research_pb2.UserDataset:
+    return research_pb2.UserDataset(source=source, target=target, task=task)
+
+
+def test_a_users_csv_dataset_is_planned_from_its_task(planner):
+    outcome = planner.plan(PlanRequest(goal="predict house prices better", user_dataset=user()))
+    plan = outcome.plan
+    assert (plan.dataset, plan.task, plan.metric, plan.baseline) == (
+        "houses", "regression", "rmse", "linear_regression",
+    )  # fmt: skip
+    assert (plan.dataset_source, plan.dataset_target) == ("/data/houses.csv", "price")
+    assert plan.direction == research_pb2.METRIC_DIRECTION_MINIMIZE
+    s3 = planner.plan(
+        PlanRequest(goal="g", user_dataset=user("s3://lab/churn.csv", "left", "classification"))
+    )
+    assert (s3.plan.metric, s3.plan.dataset_source) == ("accuracy", "s3://lab/churn.csv")
+
+
+@pytest.mark.parametrize(
+    "dataset, metric, field",
+    [
+        (user(source="relative/houses.csv"), "", "user_dataset.source"),
+        (user(source="/data/houses.parquet"), "", "user_dataset.source"),
+        (user(source="s3://only-a-bucket.csv"), "", "user_dataset.source"),
+        (user(target=""), "", "user_dataset.target"),
+        (user(task="ranking"), "", "user_dataset.task"),
+        (user(), "accuracy", "metric"),
+    ],
+)
+def test_a_bad_user_dataset_names_the_field(planner, dataset, metric, field):
+    with pytest.raises(InvalidArgument) as error:
+        planner.check(PlanRequest(goal="g", user_dataset=dataset, metric=metric))
+    assert str(error.value).startswith(field)

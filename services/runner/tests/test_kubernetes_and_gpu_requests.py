@@ -2,6 +2,7 @@
 emulator (kmock) and the Kubernetes schema, GPU device requests, and the error on a host without GPUs."""
 
 import asyncio
+import io
 import threading
 from pathlib import Path
 
@@ -173,3 +174,34 @@ async def test_an_unreachable_cluster_is_reported_at_startup():
     broken = sandbox(kubernetes.client.ApiClient(config))
     with pytest.raises(Exception, match="cannot manage Jobs in namespace 'lab'"):
         await asyncio.to_thread(broken.check)
+
+
+def test_an_s3_dataset_is_fetched_once_into_the_runners_cache(tmp_path):
+    """Against moto's S3 server: the lab's credentials fetch the object; the job only ever gets a path."""
+    from minio import Minio
+    from moto.server import ThreadedMotoServer
+
+    from airlab.errors import InvalidArgument
+    from airlab.settings import Settings
+    from airlab_runner.datasets import S3Datasets
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = Minio(f"{host}:{port}", access_key="test", secret_key="test", secure=False)
+        client.make_bucket("datasets")
+        body = b"a,b,label\n1,2,x\n3,4,y\n"
+        client.put_object("datasets", "team/table.csv", io.BytesIO(body), len(body))
+        settings = Settings(
+            artifacts_url=f"s3+http://{host}:{port}/airlab", s3_access_key="test", s3_secret_key="test"
+        )
+        fetcher = S3Datasets(settings, tmp_path / "cache")
+        path = fetcher.local_copy("s3://datasets/team/table.csv", "spec.datasets[0].source")
+        assert path.endswith("/table.csv") and Path(path).read_bytes() == body
+        client.remove_object("datasets", "team/table.csv")
+        assert fetcher.local_copy("s3://datasets/team/table.csv", "f") == path  # cached, not fetched again
+        with pytest.raises(InvalidArgument, match="NoSuchKey"):
+            fetcher.local_copy("s3://datasets/missing.csv", "spec.datasets[0].source")
+    finally:
+        server.stop()

@@ -186,6 +186,11 @@ def research(
     max_tokens: Annotated[int, typer.Option(min=0, help="LLM token budget (0: default)")] = 0,
     max_cost_usd: Annotated[float, typer.Option(min=0, help="LLM cost budget in USD (0: default)")] = 0.0,
     gates: Annotated[Gates, typer.Option(help="What waits for a person")] = Gates.off,
+    data: Annotated[
+        str, typer.Option(help="Your own CSV: an absolute path on the runner's host, or s3://BUCKET/KEY")
+    ] = "",
+    target: Annotated[str, typer.Option(help="With --data: the label column")] = "",
+    task: Annotated[str, typer.Option(help="With --data: classification or regression")] = "",
     allow_defaults: Annotated[bool, typer.Option(help="Assume defaults instead of asking questions")] = False,
     request_id: Annotated[str, typer.Option(help="Idempotency key")] = "",
     follow: Annotated[
@@ -209,6 +214,11 @@ def research(
         gates=GATES[gates],
         allow_defaults=allow_defaults,
         request_id=request_id,
+        user_dataset=research_pb2.UserDataset(
+            source=str(Path(data).resolve()) if data and not data.startswith("s3://") else data,
+            target=target,
+            task=task,
+        ),
     )
     with _lab(manager, workspace) as lab:
         created = lab.StartResearch(request)

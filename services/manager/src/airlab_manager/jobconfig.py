@@ -37,18 +37,24 @@ def job_config(plan: research_pb2.Plan, catalog: DatasetCatalog) -> dict[str, An
         "split_seed": int(plan.seeds[0]) if plan.seeds else 0,
         "test_fraction": plan.test_fraction,
     }
-    spec = catalog.datasets.get(plan.dataset)
-    if spec is not None and spec.source:
-        config |= {
-            "dataset": "csv",
-            "csv_path": f"{DATA_DIR}/{PurePosixPath(spec.source).name}",
-            "target": spec.target or "",
-        }
+    source, target = _source_of(plan, catalog)
+    if source:
+        config |= {"dataset": "csv", "csv_path": f"{DATA_DIR}/{PurePosixPath(source).name}", "target": target}
     return config
 
 
-def dataset_mounts(plan: research_pb2.Plan, catalog: DatasetCatalog) -> list[dict[str, str]]:
+def _source_of(plan: research_pb2.Plan, catalog: DatasetCatalog) -> tuple[str, str]:
+    """A user dataset's file and label column: from the plan, or from the catalog entry it names."""
+    if plan.dataset_source:
+        return plan.dataset_source, plan.dataset_target
     spec = catalog.datasets.get(plan.dataset)
-    if spec is None or not spec.source:
+    if spec is not None and spec.source:
+        return spec.source, spec.target or ""
+    return "", ""
+
+
+def dataset_mounts(plan: research_pb2.Plan, catalog: DatasetCatalog) -> list[dict[str, str]]:
+    source, _ = _source_of(plan, catalog)
+    if not source:
         return []
-    return [{"source": spec.source, "target": f"{DATA_DIR}/{PurePosixPath(spec.source).name}"}]
+    return [{"source": source, "target": f"{DATA_DIR}/{PurePosixPath(source).name}"}]

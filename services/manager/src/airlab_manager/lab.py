@@ -113,6 +113,7 @@ class Lab:
             metric_hint=request.metric,
             baseline_hint=request.baseline,
             requested_budget=request.budget,
+            user_dataset=request.user_dataset,
             gates=request.gates or research_pb2.HUMAN_GATES_OFF,
             allow_defaults=request.allow_defaults,
             created_at=now,
@@ -313,6 +314,7 @@ class Lab:
                     baseline=research.baseline_hint,
                     budget=research.requested_budget,
                     allow_defaults=research.allow_defaults,
+                    user_dataset=research.user_dataset,
                 )
             )
             return self._apply_outcome(research, outcome, event)

@@ -7,7 +7,9 @@ of the offending field."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from airlab.errors import InvalidArgument
@@ -33,6 +35,7 @@ class PlanRequest:
     baseline: str = ""
     budget: research_pb2.Budget = field(default_factory=research_pb2.Budget)
     allow_defaults: bool = False
+    user_dataset: research_pb2.UserDataset = field(default_factory=research_pb2.UserDataset)
 
     @classmethod
     def of(cls, request: Any) -> PlanRequest:
@@ -44,6 +47,7 @@ class PlanRequest:
             baseline=request.baseline,
             budget=request.budget,
             allow_defaults=request.allow_defaults,
+            user_dataset=request.user_dataset,
         )
 
 
@@ -118,6 +122,34 @@ def resolve_budget(budget: research_pb2.Budget, defaults: ResearchDefaults) -> r
     )
 
 
+USER_DEFAULTS = {
+    "classification": ("accuracy", "logistic_regression"),
+    "regression": ("rmse", "linear_regression"),
+}
+
+
+def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
+    """The catalog entry of a user's CSV dataset; InvalidArgument naming the field when it cannot be one."""
+    source, target, task = dataset.source.strip(), dataset.target.strip(), dataset.task.strip()
+    if not source.lower().endswith(".csv"):
+        raise InvalidArgument("user_dataset.source", f"must name a .csv file, got {source[:200]!r}")
+    if source.startswith("s3://"):
+        bucket, _, key = source.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise InvalidArgument("user_dataset.source", "an S3 source is s3://BUCKET/KEY")
+    elif not source.startswith("/") or ".." in source.split("/"):
+        raise InvalidArgument(
+            "user_dataset.source", "must be an absolute path (on the runner's host) or s3://BUCKET/KEY"
+        )
+    if not target:
+        raise InvalidArgument("user_dataset.target", "is required: the name of the label column")
+    if task not in USER_DEFAULTS:
+        raise InvalidArgument("user_dataset.task", f"must be classification or regression, got {task!r}")
+    metric, baseline = USER_DEFAULTS[task]
+    name = re.sub(r"[^a-z0-9_]+", "_", PurePosixPath(source).stem.lower()).strip("_") or "user_dataset"
+    return DatasetSpec(name=name, task=task, metric=metric, baseline=baseline, source=source, target=target)
+
+
 class Planner:
     def __init__(self, catalog: DatasetCatalog, defaults: ResearchDefaults) -> None:
         self.catalog = catalog
@@ -126,6 +158,17 @@ class Planner:
     def check(self, request: PlanRequest) -> None:
         check_goal(request.goal)
         check_budget(request.budget)
+        if request.user_dataset.source:
+            spec = user_dataset_spec(request.user_dataset)
+            if request.metric and (
+                request.metric not in METRICS or spec.task not in METRICS[request.metric].tasks
+            ):
+                raise InvalidArgument("metric", f"{request.metric!r} does not fit a {spec.task} dataset")
+            if request.baseline and (
+                request.baseline not in BASELINES or spec.task not in BASELINES[request.baseline].tasks
+            ):
+                raise InvalidArgument("baseline", f"{request.baseline!r} does not fit a {spec.task} dataset")
+            return
         check_hints(self.catalog, request.dataset, request.metric, request.baseline)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
@@ -138,6 +181,8 @@ class Planner:
             return PlanOutcome(None, [metric])
         baseline = self._baseline(request, spec, reasons)
         plan = research_pb2.Plan(
+            dataset_source=spec.source or "",
+            dataset_target=spec.target or "",
             dataset=spec.name,
             task=spec.task,
             metric=metric,
@@ -154,6 +199,13 @@ class Planner:
         return PlanOutcome(plan, [])
 
     def _dataset(self, request: PlanRequest, reasons: list[str]) -> DatasetSpec | research_pb2.Question:
+        if request.user_dataset.source:
+            spec = user_dataset_spec(request.user_dataset)
+            reasons.append(
+                f"the user's dataset {spec.source} ({spec.task}, label column {spec.target!r}) "
+                "was given explicitly"
+            )
+            return spec
         if request.dataset:
             reasons.append(f"dataset {request.dataset!r} was given explicitly")
             return self.catalog.datasets[request.dataset]

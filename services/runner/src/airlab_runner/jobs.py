@@ -27,6 +27,7 @@ from airlab.llm.vllm import VllmSleeper
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, runner_pb2
 from airlab_runner import contract
+from airlab_runner.datasets import S3Datasets
 from airlab_runner.feed import Feed
 from airlab_runner.gpus import GpuLeases
 from airlab_runner.sandbox import Limits, Sandbox, SandboxJob, SandboxResult
@@ -128,6 +129,7 @@ class Runner:
         self.leases = leases
         self.sleeper = sleeper
         self.source = source
+        self.s3_datasets: S3Datasets | None = None
         self.feeds: dict[str, Feed] = {}
         self.cancels: dict[str, threading.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -144,6 +146,12 @@ class Runner:
     # -- commands -------------------------------------------------------------------------------------------
 
     async def submit(self, spec: runner_pb2.ExperimentSpec) -> runner_pb2.Job:
+        for index, mount in enumerate(spec.datasets):
+            if mount.source.startswith("s3://"):
+                if self.s3_datasets is None:
+                    raise FailedPrecondition("this runner cannot fetch S3 datasets")
+                field = f"spec.datasets[{index}].source"
+                mount.source = await asyncio.to_thread(self.s3_datasets.local_copy, mount.source, field)
         check_spec(spec, tuple(self.sandboxes))
         stored = runner_pb2.ExperimentSpec()
         stored.CopyFrom(spec)

@@ -15,6 +15,7 @@ from airlab.service import ServiceContext, StartupError, run_service
 from airlab.settings import RunnerSettings
 from airlab.state import StateStore
 from airlab.v1 import events_pb2, runner_pb2_grpc
+from airlab_runner.datasets import S3Datasets
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
@@ -86,6 +87,8 @@ def setup(context: ServiceContext) -> None:
         sleeper=VllmSleeper(runner_settings.vllm_servers) if runner_settings.vllm_servers else None,
         source=context.name,
     )
+    # Inside the runs dir: on the docker backend that path is the same on the host, so it can be mounted.
+    runner.s3_datasets = S3Datasets(settings, config.work_root / ".datasets")
     context.host.add(
         runner_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(runner), "airlab.v1.RunnerService"
     )

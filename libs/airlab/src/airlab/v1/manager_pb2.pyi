@@ -21,20 +21,22 @@ DECISION_KIND_STOP: DecisionKind
 DECISION_KIND_ASK_HUMAN: DecisionKind
 
 class PlanResearchRequest(_message.Message):
-    __slots__ = ("goal", "dataset", "metric", "budget", "allow_defaults", "baseline")
+    __slots__ = ("goal", "dataset", "metric", "budget", "allow_defaults", "baseline", "user_dataset")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     ALLOW_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
+    USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     goal: str
     dataset: str
     metric: str
     budget: _research_pb2.Budget
     allow_defaults: bool
     baseline: str
-    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., allow_defaults: _Optional[bool] = ..., baseline: _Optional[str] = ...) -> None: ...
+    user_dataset: _research_pb2.UserDataset
+    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., allow_defaults: _Optional[bool] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ...) -> None: ...
 
 class PlanResearchResponse(_message.Message):
     __slots__ = ("plan", "questions")

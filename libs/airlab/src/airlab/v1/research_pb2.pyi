@@ -64,7 +64,7 @@ class Budget(_message.Message):
     def __init__(self, max_experiments: _Optional[int] = ..., max_wall_seconds: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons")
+    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons", "dataset_source", "dataset_target")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,8 @@ class Plan(_message.Message):
     TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_TARGET_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     task: str
     metric: str
@@ -83,7 +85,19 @@ class Plan(_message.Message):
     test_fraction: float
     budget: Budget
     reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    dataset_source: str
+    dataset_target: str
+    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., dataset_source: _Optional[str] = ..., dataset_target: _Optional[str] = ...) -> None: ...
+
+class UserDataset(_message.Message):
+    __slots__ = ("source", "target", "task")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    target: str
+    task: str
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., task: _Optional[str] = ...) -> None: ...
 
 class Question(_message.Message):
     __slots__ = ("key", "text", "options")
@@ -96,7 +110,7 @@ class Question(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Research(_message.Message):
-    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id")
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +131,7 @@ class Research(_message.Message):
     REPORT_HTML_KEY_FIELD_NUMBER: _ClassVar[int]
     AWAITING_FIELD_NUMBER: _ClassVar[int]
     AWAITING_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: ResearchState
@@ -137,7 +152,8 @@ class Research(_message.Message):
     report_html_key: str
     awaiting: str
     awaiting_idea_id: str
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ...) -> None: ...
+    user_dataset: UserDataset
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
     __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase")
