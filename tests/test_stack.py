@@ -12,6 +12,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from airlab.grpc_client import health_status
+from airlab.testing import wait_until
 from airlab.v1 import (
     coder_pb2,
     idea_pb2,
@@ -113,8 +114,12 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
     assert bad_dataset.returncode == 2 and "dataset: unknown dataset" in bad_dataset.stderr
     bad_answer = airlab(workspace, "approve", "r" + "0" * 26, "--answer", "no-equals-sign")
     assert bad_answer.returncode == 2
-    planned = airlab(workspace, "research", "beat the logistic-regression baseline on digits")
-    assert planned.returncode == 0 and "planned" in planned.stdout and "dataset=digits" in planned.stdout
+    started = airlab(workspace, "research", "beat the logistic-regression baseline on digits", "--no-follow")
+    assert started.returncode == 0 and "started research r" in started.stdout
+    research_id = started.stdout.split("started research ")[1].split()[0]
+    wait_until(lambda: "dataset=digits" in airlab(workspace, "status", research_id).stdout, timeout=30)
+    # Its loop is not what this test is about: stop it.
+    assert airlab(workspace, "cancel", research_id, "--reason", "test").returncode == 0
 
     saved = airlab(workspace, "backup", "first")
     assert saved.returncode == 0 and "'airlab_research': 1" in saved.stdout

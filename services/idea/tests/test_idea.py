@@ -68,16 +68,22 @@ async def test_ideas_repeating_what_was_tried_or_each_other_are_dropped(fake_llm
     assert "Gradient boosted trees" in server.requests[0]["messages"][-1]["content"]
 
 
-async def test_an_invalid_search_space_is_sent_back_for_repair(fake_llm):
+async def test_a_broken_search_space_is_mended_or_dropped_not_the_idea(fake_llm):
     server, client = fake_llm
-    bad = proposal("Tune C", search_space={"C": {"low": 10, "high": 1}})
-    server.script = [
-        Reply(content=json.dumps({"ideas": [bad]})),
-        Reply(content=json.dumps({"ideas": [proposal("Tune C")]})),
-    ]
-    found = await IdeaAgent(client).propose(planned_research(), 1)
-    assert [i.title for i in found] == ["Tune C"]
-    assert "low must be below high" in server.requests[1]["messages"][-1]["content"]
+    bad = proposal(
+        "Tune C",
+        search_space={
+            "C": {"low": 10, "high": 1, "log_scale": True},  # backwards: swapped
+            "gamma": {"low": -1, "high": 1, "log_scale": True},  # a log scale through zero: made linear
+            "degree": {"low": 3, "high": 3},  # empty: dropped
+        },
+    )
+    server.script = [Reply(content=json.dumps({"ideas": [bad]}))]
+    (found,) = await IdeaAgent(client).propose(planned_research(), 1)
+    assert found.title == "Tune C" and len(server.requests) == 1
+    assert (found.search_space["C"].low, found.search_space["C"].high) == (1, 10)
+    assert found.search_space["gamma"].log_scale is False
+    assert "degree" not in found.search_space
 
 
 async def test_ideas_wait_for_a_plan_and_a_sane_count(fake_llm):

@@ -23,6 +23,10 @@ def lab(manager):
 
 
 def settled(lab, research_id, state):
+    """Wait for `state`. A planned research goes on at once: the manager starts its loop (the baseline's
+    code request, which nothing answers here), so PLANNED settles as RUNNING in the baseline phase."""
+    if state == research_pb2.RESEARCH_STATE_PLANNED:
+        state = research_pb2.RESEARCH_STATE_RUNNING
     wait_until(lambda: lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id)).state == state)
     return lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
 
@@ -43,14 +47,15 @@ def test_a_goal_is_stored_planned_and_its_events_watchable(lab):
     assert planned.revision > started.revision
 
     events = list(lab.WatchResearch(lab_pb2.WatchResearchRequest(id=started.id)))
-    assert [e.type for e in events] == ["research.created", "research.planned"]
+    assert [e.type for e in events] == ["research.created", "research.planned", "code.requested"]
+    assert planned.progress.phase == "baseline"
     assert all(e.research_id == started.id for e in events)
     assert events[1].correlation_id == events[0].id
     assert events[1].payload["plan"]["dataset"] == "digits"
     later = list(
         lab.WatchResearch(lab_pb2.WatchResearchRequest(id=started.id, from_sequence=events[1].sequence))
     )
-    assert [e.id for e in later] == [events[1].id]
+    assert [e.id for e in later] == [events[1].id, events[2].id]
 
 
 def test_follow_streams_until_the_research_ends(lab):

@@ -7,6 +7,7 @@ re-embeds the stored texts instead of mixing vectors from two models."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
@@ -357,3 +358,21 @@ def open_memory(url: str, embedder: Embedder, *, api_key: str = "", prefix: str 
         except RuntimeError as exc:  # the directory is locked by another process
             raise Unavailable(f"memory at {path} is in use by another process: {exc}") from exc
     return MemoryStore(client, embedder, prefix=prefix)
+
+
+class MemorySessions:
+    """The memory opened for each use and closed after it. Qdrant's embedded mode lets one process hold its
+    directory at a time; a service that gives it back between uses leaves it to backups and other tools.
+    The embedding model stays loaded."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or embedder_from(settings)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[MemoryStore]:
+        store = memory_from(self.settings, self.embedder)
+        try:
+            yield store
+        finally:
+            store.close()

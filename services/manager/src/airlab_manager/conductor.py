@@ -30,7 +30,7 @@ from airlab.errors import FailedPrecondition
 from airlab.events import event_from_dict, make_event, payload_dict
 from airlab.ids import derived_id
 from airlab.llm.accounting import UsageLedger
-from airlab.memory import MemoryStore
+from airlab.memory import MemorySessions
 from airlab.settings import ResearchDefaults
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, manager_pb2, research_pb2, runner_pb2
@@ -119,7 +119,7 @@ class Conductor:
         catalog: DatasetCatalog,
         rules: ResearchDefaults,
         *,
-        memory: MemoryStore | None = None,
+        memory: MemorySessions | None = None,
         ledger: UsageLedger | None = None,
         source: str = "manager",
         clock: Callable[[], float] = time.time,
@@ -168,43 +168,48 @@ class Conductor:
             context.tokens, context.cost_usd = total.tokens, total.cost_usd
         if self.memory is None:
             return context
-        dataset = research.plan.dataset
+        ideas = payload_dict(event).get("ideas", []) if event.type == "idea.proposed" else []
         async with self._memory_lock:
-            if event.type == "idea.proposed":
-                for idea in payload_dict(event).get("ideas", []):
-                    closest = await asyncio.to_thread(
-                        self.memory.nearest,
-                        f"{idea.get('title', '')}: {idea.get('change', '')}",
-                        kind="idea",
-                        filters={"dataset": dataset},
-                    )
-                    score = (closest.score or 0.0) if closest else 0.0
-                    duplicate = (
-                        closest.payload.get("title", closest.text)
-                        if closest and score >= IDEA_DUPLICATE_SIMILARITY
-                        else ""
-                    )
-                    context.novelty[idea.get("id", "")] = Novelty(duplicate, score)
-            if loop.get("phase") in ("", None, "baseline", "ideas", "coding", "searching", "evaluating"):
-                found = await asyncio.to_thread(
-                    self.memory.recall,
-                    research.goal,
-                    kinds=["lesson"],
-                    filters={"dataset": dataset},
-                    k=5,
-                )
-                context.recalled = [m.text for m in found if m.payload.get("research_id") != research.id]
+            try:
+                context.novelty, context.recalled = await asyncio.to_thread(self._look_up, research, ideas)
+            except Exception:  # memory is advice: the loop goes on without it
+                log.exception("memory lookup failed", extra={"research_id": research.id})
         return context
+
+    def _look_up(
+        self, research: research_pb2.Research, ideas: list[dict[str, Any]]
+    ) -> tuple[dict[str, Novelty], list[str]]:
+        """How close each idea comes to one tried before, and what earlier research on the dataset taught."""
+        assert self.memory is not None
+        dataset = research.plan.dataset
+        novelty = {}
+        with self.memory.open() as memory:
+            for idea in ideas:
+                text = f"{idea.get('title', '')}: {idea.get('change', '')}"
+                closest = memory.nearest(text, kind="idea", filters={"dataset": dataset})
+                score = (closest.score or 0.0) if closest else 0.0
+                duplicate = ""
+                if closest and score >= IDEA_DUPLICATE_SIMILARITY:
+                    duplicate = closest.payload.get("title", closest.text)
+                novelty[idea.get("id", "")] = Novelty(duplicate, score)
+            found = memory.recall(research.goal, kinds=["lesson"], filters={"dataset": dataset}, k=5)
+        return novelty, [m.text for m in found if m.payload.get("research_id") != research.id]
 
     async def _remember(self, memories: list[tuple[str, str, dict[str, Any], str]]) -> None:
         if self.memory is None or not memories:
             return
+
+        def write() -> None:
+            assert self.memory is not None
+            with self.memory.open() as memory:
+                for kind, text, payload, key in memories:
+                    memory.remember_many(kind, [(text, payload)], keys=[key])
+
         async with self._memory_lock:
-            for kind, text, payload, key in memories:
-                try:
-                    await asyncio.to_thread(self.memory.remember_many, kind, [(text, payload)], keys=[key])
-                except Exception:  # memory is advice: the loop goes on without it
-                    log.exception("could not remember", extra={"kind": kind})
+            try:
+                await asyncio.to_thread(write)
+            except Exception:  # memory is advice: the loop goes on without it
+                log.exception("could not remember", extra={"count": len(memories)})
 
     # -- direct calls (ManagerService): the same rules, nothing stored -------------------------------------
 

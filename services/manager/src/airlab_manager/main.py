@@ -9,7 +9,7 @@ import asyncio
 
 from airlab.events import type_filter
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
-from airlab.memory import memory_from
+from airlab.memory import MemorySessions
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import lab_pb2_grpc, manager_pb2_grpc
@@ -41,18 +41,14 @@ def setup(context: ServiceContext) -> None:
     async def start() -> None:
         await store.open()
         await usage.open()
-        conductor.memory = await asyncio.to_thread(memory_from, settings)
+        # Loading the embedding model takes a moment: off the event loop.
+        conductor.memory = await asyncio.to_thread(MemorySessions, settings)
         await lab.recover()
         await context.bus.consume(PLANNER_CONSUMER, [type_filter(t) for t in PLAN_TRIGGERS], lab.on_event)
         subjects = [type_filter(t) for t in HANDLED] + [type_filter("deadletter.*")]
         await context.bus.consume(CONDUCTOR_CONSUMER, subjects, conductor.on_event)
 
-    async def stop() -> None:
-        if conductor.memory is not None:
-            conductor.memory.close()
-
     context.on_start(start)
-    context.on_stop(stop)
 
 
 def main() -> None:
