@@ -19,7 +19,16 @@ import pytest
 
 from airlab.events import payload_dict
 from airlab.testing import FakeOpenAIServer, Reply, wait_until
-from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
+from airlab.v1 import (
+    idea_pb2,
+    lab_pb2,
+    lab_pb2_grpc,
+    manager_pb2,
+    manager_pb2_grpc,
+    research_pb2,
+    reviewer_pb2,
+    reviewer_pb2_grpc,
+)
 
 SERVICES = ("runner", "coder", "idea", "reviewer", "manager")
 DONE = (research_pb2.RESEARCH_STATE_COMPLETED, research_pb2.RESEARCH_STATE_FAILED)
@@ -166,6 +175,35 @@ def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_
     markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
     assert "no significant gain over the baseline" in markdown
     assert "Nothing beat the baseline significantly." in markdown
+
+    # The same agents answer direct gRPC calls from other tools.
+    idea = evaluated[0]
+    with (
+        grpc.insecure_channel(lab_processes["manager"].address) as manager_channel,
+        grpc.insecure_channel(lab_processes["reviewer"].address) as reviewer_channel,
+    ):
+        reviewer = reviewer_pb2_grpc.ReviewerServiceStub(reviewer_channel)
+        evaluation = reviewer.EvaluateExperiment(
+            reviewer_pb2.EvaluateExperimentRequest(research_id=done.id, experiment_id=idea["id"])
+        )
+        assert evaluation.mean == pytest.approx(idea["evaluation"]["mean"]) and not evaluation.significant
+        manager = manager_pb2_grpc.ManagerServiceStub(manager_channel)
+        again = manager.ReviewIdea(
+            manager_pb2.ReviewIdeaRequest(
+                research_id=done.id,
+                idea=idea_pb2.Idea(
+                    id=idea["id"], **{k: SVC_IDEA[k] for k in ("title", "change", "expected_effect")}
+                ),
+            )
+        )
+        assert not again.approved and any("already tried" in r for r in again.reasons)
+        decision = manager.Decide(manager_pb2.DecideRequest(research_id=done.id))
+        assert decision.kind == manager_pb2.DECISION_KIND_STOP and decision.reason
+        with pytest.raises(grpc.RpcError) as missing:
+            reviewer.EvaluateExperiment(
+                reviewer_pb2.EvaluateExperimentRequest(research_id=done.id, experiment_id="i" + "0" * 26)
+            )
+        assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_killing_every_service_mid_research_loses_and_repeats_nothing(

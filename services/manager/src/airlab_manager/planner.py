@@ -158,6 +158,13 @@ class Planner:
     def check(self, request: PlanRequest) -> None:
         check_goal(request.goal)
         check_budget(request.budget)
+        seeds = len(self.defaults.seeds)
+        if 0 < request.budget.max_experiments < seeds:
+            raise InvalidArgument(
+                "budget.max_experiments",
+                f"must cover at least the baseline's {seeds} runs (one per seed), "
+                f"got {request.budget.max_experiments}",
+            )
         if request.user_dataset.source:
             spec = user_dataset_spec(request.user_dataset)
             if request.metric and (
