@@ -292,3 +292,36 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     )
     summary = check_report_against_results(workspace, done)
     assert summary["baseline"]["mean"] > 0.9
+
+
+def test_every_experiment_waits_for_a_person_under_that_gate(services, fake_llm, tmp_path):
+    workspace = tmp_path / "ws"
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the logistic-regression baseline on wine",
+                gates=research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
+                budget=research_pb2.Budget(max_experiments=6),
+            )
+        )
+        awaiting = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
+        wait_until(lambda: get(lab, research.id).state == awaiting, timeout=60, interval=0.2)
+        assert get(lab, research.id).awaiting == "plan"
+        lab.Approve(lab_pb2.ApproveRequest(research_id=research.id))
+        wait_until(lambda: get(lab, research.id).awaiting == "experiment", timeout=120, interval=0.2)
+        waiting = get(lab, research.id)
+        assert waiting.state == awaiting and waiting.awaiting_idea_id and waiting.progress.has_baseline
+        # Nothing is coded before a person says so.
+        assert not (
+            workspace / "artifacts" / "research" / research.id / "code" / waiting.awaiting_idea_id
+        ).exists()
+        with pytest.raises(grpc.RpcError) as wrong:
+            lab.Approve(lab_pb2.ApproveRequest(research_id=research.id, subject="plan"))
+        assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        lab.Approve(lab_pb2.ApproveRequest(research_id=research.id, subject="experiment", comment="go"))
+        done = wait_done(lab, research.id, timeout=300)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    summary = check_report_against_results(workspace, done)
+    assert [i["status"] for i in summary["ideas"]] == ["evaluated"]
