@@ -120,6 +120,8 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
     wait_until(lambda: "dataset=digits" in airlab(workspace, "status", research_id).stdout, timeout=30)
     # Its loop is not what this test is about: stop it.
     assert airlab(workspace, "cancel", research_id, "--reason", "test").returncode == 0
+    no_report = airlab(workspace, "report", research_id)
+    assert no_report.returncode == 1 and "has no report yet (cancelled" in no_report.stderr + no_report.stdout
 
     saved = airlab(workspace, "backup", "first")
     assert saved.returncode == 0 and "'airlab_research': 1" in saved.stdout

@@ -378,7 +378,9 @@ def approve(
         list[str] | None, typer.Option(help="KEY=VALUE answer to a question (repeatable)")
     ] = None,
     comment: Annotated[str, typer.Option()] = "",
-    subject: Annotated[str, typer.Option(help="What to approve: plan (default: whatever waits)")] = "",
+    subject: Annotated[
+        str, typer.Option(help="What to approve: plan, experiment or continue (default: whatever waits)")
+    ] = "",
     workspace: WorkspaceOpt = None,
     manager: ManagerOpt = None,
 ) -> None:
@@ -400,7 +402,9 @@ def approve(
 def reject(
     research_id: str,
     reason: Annotated[str, typer.Option(help="Why (required)")],
-    subject: Annotated[str, typer.Option(help="What to reject: plan (default: whatever waits)")] = "",
+    subject: Annotated[
+        str, typer.Option(help="What to reject: plan, experiment or continue (default: whatever waits)")
+    ] = "",
     workspace: WorkspaceOpt = None,
     manager: ManagerOpt = None,
 ) -> None:
