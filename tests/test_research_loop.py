@@ -292,6 +292,8 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     )
     summary = check_report_against_results(workspace, done)
     assert summary["baseline"]["mean"] > 0.9
+    # The idea's smoke run and experiments read the same mounted file.
+    assert [i["status"] for i in summary["ideas"]] == ["evaluated"]
 
 
 def test_every_experiment_waits_for_a_person_under_that_gate(services, fake_llm, tmp_path):

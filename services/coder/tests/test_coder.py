@@ -40,7 +40,7 @@ class FakeSmokeRunner:
         self.results = list(results)
         self.calls: list[dict] = []
 
-    async def run(self, research_id, experiment_id, code_ref, config):
+    async def run(self, research_id, experiment_id, code_ref, config, mounts):
         self.calls.append({"experiment_id": experiment_id, "code_ref": code_ref, "config": config})
         return self.results.pop(0) if self.results else SmokeResult(True)
 

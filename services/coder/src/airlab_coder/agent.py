@@ -61,6 +61,8 @@ class CodeTask:
     idea: dict[str, Any] | None = None
     max_attempts: int = DEFAULT_ATTEMPTS
     budget: Budget | None = None
+    # Read-only dataset mounts every run of the research gets ({"source": ..., "target": ...}).
+    mounts: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -83,7 +85,12 @@ class SmokeResult:
 
 class SmokeRunner(Protocol):
     async def run(
-        self, research_id: str, experiment_id: str, code_ref: str, config: dict[str, Any]
+        self,
+        research_id: str,
+        experiment_id: str,
+        code_ref: str,
+        config: dict[str, Any],
+        mounts: list[dict[str, str]],
     ) -> SmokeResult: ...
 
 
@@ -256,7 +263,7 @@ class CoderAgent:
             "save_model": False,
         }
         experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{attempt}")
-        result = await self.smoke.run(task.research_id, experiment, prefix, config)
+        result = await self.smoke.run(task.research_id, experiment, prefix, config, task.mounts)
         return [] if result.ok else [f"the smoke run failed: {result.detail}"]
 
     async def _keep(self, task: CodeTask, attempt: int, source: str, problems: list[str]) -> None:

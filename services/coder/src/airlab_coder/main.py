@@ -40,7 +40,12 @@ class BusSmokeRunner:
         self.source = source
 
     async def run(
-        self, research_id: str, experiment_id: str, code_ref: str, config: dict[str, Any]
+        self,
+        research_id: str,
+        experiment_id: str,
+        code_ref: str,
+        config: dict[str, Any],
+        mounts: list[dict[str, str]],
     ) -> SmokeResult:
         request = experiments.request(
             research_id,
@@ -48,6 +53,7 @@ class BusSmokeRunner:
             code_ref=code_ref,
             config=config,
             resources=SMOKE_RESOURCES,
+            datasets=[runner_pb2.DatasetMount(source=m["source"], target=m["target"]) for m in mounts],
             labels={"kind": "smoke"},
             source=self.source,
         )
@@ -78,6 +84,7 @@ def task_of(event: events_pb2.Event) -> CodeTask:
         job_config=body["job_config"],
         idea=body.get("idea"),
         max_attempts=int(body.get("max_attempts", 0)),
+        mounts=list(body.get("mounts") or []),
         budget=Budget(
             max_tokens=int(budget.get("max_tokens", 0)), max_cost_usd=float(budget.get("max_cost_usd", 0.0))
         ),
@@ -103,8 +110,11 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
         if not job_config:
             raise FailedPrecondition(f"research {request.research_id} has no plan being run yet")
         idea = json_format.MessageToDict(request.idea, preserving_proto_field_name=True)
+        mounts = (record.data.get("loop") or {}).get("mounts") or []
         outcome = await self.agent.implement(
-            CodeTask(request.research_id, request.idea.id, job_config, idea, request.max_attempts)
+            CodeTask(
+                request.research_id, request.idea.id, job_config, idea, request.max_attempts, mounts=mounts
+            )
         )
         files = {experiments.CODE_FILE: outcome.code_ref + experiments.CODE_FILE} if outcome.ok else {}
         return coder_pb2.CodeBundle(
