@@ -485,7 +485,9 @@ class Conductor:
         if experiment["kind"] == "trial":
             if idea.get("status") != "searching":
                 return True
-            if len(idea["trials"]) < idea["trial_budget"]:
+            wall = step.plan.budget.max_wall_seconds
+            out_of_time = bool(wall) and step.context.now - loop["started_at"] >= wall
+            if len(idea["trials"]) < idea["trial_budget"] and not out_of_time:
                 self._request_trial(step, idea)
             else:
                 self._finish_search(step, idea)
