@@ -16,6 +16,7 @@ from airlab_coder.agent import (
     SmokeResult,
     check_source,
     extract_function,
+    registry_function,
     with_model,
 )
 
@@ -103,9 +104,42 @@ async def test_the_repair_loop_stops_at_its_bound(fake_llm, tmp_path):
     agent = CoderAgent(llm, LocalArtifactStore(tmp_path), smoke)
     outcome = await agent.implement(CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA, max_attempts=3))
     assert not outcome.ok and outcome.attempts == 3
-    assert len(outcome.problems) == 3 and all("boom" in p for p in outcome.problems)
-    assert len(smoke.calls) == 3 and len(server.requests) == 3
-    assert len({c["experiment_id"] for c in smoke.calls}) == 3
+    # Three drafts from the model, then one from the template's registry (the idea names a random forest).
+    assert len(server.requests) == 3 and len(smoke.calls) == 4
+    assert len(outcome.problems) == 4 and all("boom" in p for p in outcome.problems)
+    assert len({c["experiment_id"] for c in smoke.calls}) == 4
+
+
+async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(fake_llm, tmp_path):
+    server, llm = fake_llm
+    loads_data = "def build_model(params, seed):\n    x = datasets.load_digits()\n    return svm.SVC()"
+    server.script = [code_reply(loads_data)] * 3
+    store = LocalArtifactStore(tmp_path)
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
+        CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA)
+    )
+    assert outcome.ok and outcome.attempts == 4 and "registry" in outcome.problems[-1]
+    final = store.get(outcome.code_ref + "train.py").decode()
+    assert "MODELS['random_forest_classifier']" in final
+    assert registry_function({"title": "Nothing known", "change": "a quantum model"}, "classification") == ""
+    assert registry_function({"title": "SVM", "change": "x"}, "regression") == ""
+
+
+def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from airlab.job_templates import template_source
+
+    function = registry_function({"title": "Random forest", "change": ""}, "classification")
+    script = tmp_path / "train.py"
+    script.write_text(with_model(template_source("sklearn_train_template.py"), function))
+    config = {**CONFIG, "params": {"n_estimators": 20.0, "max_depth": 4, "low": 1}, "max_samples": 300}
+    env = {**os.environ, "JOB_CONFIG": json.dumps(config)}
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, check=True, capture_output=True)
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert 0.5 < result["metrics"]["accuracy"] <= 1.0
 
 
 async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_path):

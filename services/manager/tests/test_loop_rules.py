@@ -74,6 +74,9 @@ def test_decisions():
     assert kind == manager_pb2.DECISION_KIND_ASK_HUMAN
     kind, _ = deciding.decide({"consecutive_failures": 3, "escalated": True}, plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
+    # With human gates off nobody is asked: the no-progress rule ends a research whose ideas keep failing.
+    kind, _ = deciding.decide({"consecutive_failures": 3}, plan(), spend, rules, ask_people=False)
+    assert kind == manager_pb2.DECISION_KIND_CONTINUE
 
 
 def test_the_search_is_repeatable_and_stays_in_its_ranges():

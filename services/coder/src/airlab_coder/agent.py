@@ -177,6 +177,48 @@ def check_source(source: str) -> list[str]:
     return lines or [done.stderr.strip() or "ruff failed"]
 
 
+# Words in an idea -> the template's registry entry (by task), for the fallback when drafts keep failing.
+FAMILIES = (
+    (
+        r"random forest",
+        {"classification": "random_forest_classifier", "regression": "random_forest_regressor"},
+    ),
+    (
+        r"gradient[- ]boost|\bgbm\b|boosted trees",
+        {"classification": "gradient_boosting_classifier", "regression": "gradient_boosting_regressor"},
+    ),
+    (r"\bsvm\b|\bsvc\b|support vector", {"classification": "svm_classifier"}),
+    (r"nearest neighbo|\bk-?nn\b", {"classification": "knn_classifier", "regression": "knn_regressor"}),
+    (
+        r"\bmlp\b|neural net|perceptron|hidden (layer|unit)",
+        {"classification": "mlp_classifier", "regression": "mlp_regressor"},
+    ),
+    (r"logistic", {"classification": "logistic_regression"}),
+    (r"\bridge\b", {"regression": "ridge"}),
+)
+REGISTRY_FUNCTION = """def build_model(params, seed):
+    estimator = MODELS[{name!r}](seed)
+    accepted = estimator.get_params()
+    chosen = {{}}
+    for key, value in params.items():
+        if key in accepted:
+            whole = isinstance(value, float) and value.is_integer() and not isinstance(accepted[key], float)
+            chosen[key] = int(value) if whole else value
+    return pipeline.make_pipeline(preprocessing.StandardScaler(), estimator.set_params(**chosen))"""
+
+
+def registry_function(idea: dict[str, Any] | None, task: str) -> str:
+    """A build_model for the model family the idea names, from the template's registry; "" if none fits.
+    Hyperparameters the estimator does not take are left out."""
+    if not idea:
+        return ""
+    text = f"{idea.get('title', '')} {idea.get('change', '')}".lower()
+    for pattern, by_task in FAMILIES:
+        if re.search(pattern, text) and task in by_task:
+            return REGISTRY_FUNCTION.format(name=by_task[task])
+    return ""
+
+
 class CoderAgent:
     def __init__(self, llm: LLMClient | None, artifacts: ArtifactStore, smoke: SmokeRunner) -> None:
         self.llm = llm
@@ -203,20 +245,37 @@ class CoderAgent:
         history: list[str] = []
         function = ""
         for attempt in range(1, attempts + 1):
-            try:
-                function = await self._draft(task, function, history[-1] if history else "")
-                source = with_model(self.template, function)
-                problems = await asyncio.to_thread(check_source, source)
-            except CodeProblem as exc:
-                source, problems = function, [str(exc)]
-            if not problems:
-                problems = await self._smoke(task, attempt, source)
-            await self._keep(task, attempt, source, problems)
-            if not problems:
-                await self._publish(final, source)
+            draft = await self._draft(task, function, history[-1] if history else "")
+            ok, source, problems = await self._try(task, attempt, draft)
+            function = source if ok else draft
+            if ok:
+                await self._publish(final, with_model(self.template, source))
                 return CodeOutcome(True, final, attempt, history)
             history.append(f"attempt {attempt}: " + "\n".join(problems))
+        # A small model may never write a usable function. When the idea names a model family the template
+        # already knows, build it from the template's registry instead: checked and smoke-run the same way.
+        fallback = registry_function(task.idea, task.job_config.get("task", ""))
+        if fallback:
+            ok, _, problems = await self._try(task, attempts + 1, fallback)
+            if ok:
+                history.append(f"attempt {attempts + 1}: built from the template's model registry")
+                await self._publish(final, with_model(self.template, fallback))
+                return CodeOutcome(True, final, attempts + 1, history)
+            history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(problems))
         return CodeOutcome(False, "", attempts, history)
+
+    async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
+        """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""
+        try:
+            function = extract_function(draft)
+            source = with_model(self.template, function)
+            problems = await asyncio.to_thread(check_source, source)
+        except CodeProblem as exc:
+            function, source, problems = draft, draft, [str(exc)]
+        if not problems:
+            problems = await self._smoke(task, attempt, source)
+        await self._keep(task, attempt, source, problems)
+        return not problems, function, problems
 
     async def _draft(self, task: CodeTask, previous: str, problems: str) -> str:
         assert self.llm is not None and task.idea is not None
@@ -250,7 +309,7 @@ class CoderAgent:
         reply = await self.llm.complete(
             "coder", prompt, research_id=task.research_id, purpose=f"code {task.name}", budget=task.budget
         )
-        return extract_function(code_block(reply.text))
+        return code_block(reply.text)
 
     async def _smoke(self, task: CodeTask, attempt: int, source: str) -> list[str]:
         prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")

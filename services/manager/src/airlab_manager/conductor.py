@@ -246,7 +246,8 @@ class Conductor:
         spend = deciding.Spend(
             len(loop["experiments"]), context.now - loop["started_at"], context.tokens, context.cost_usd
         )
-        return deciding.decide(loop, research.plan, spend, self.rules)
+        ask_people = research.gates != research_pb2.HUMAN_GATES_OFF
+        return deciding.decide(loop, research.plan, spend, self.rules, ask_people=ask_people)
 
     # -- steps ----------------------------------------------------------------------------------------------
 
@@ -728,7 +729,8 @@ class Conductor:
             step.context.tokens,
             step.context.cost_usd,
         )
-        kind, reason = deciding.decide(loop, plan, spend, self.rules)
+        ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
+        kind, reason = deciding.decide(loop, plan, spend, self.rules, ask_people=ask_people)
         decision = {"round": loop["round"], "kind": manager_pb2.DecisionKind.Name(kind), "reason": reason}
         loop["decisions"].append(decision)
         self._emit(step, "research.decided", decision)

@@ -28,8 +28,15 @@ def experiments_per_idea(plan: research_pb2.Plan) -> int:
 
 
 def decide(
-    loop: dict[str, Any], plan: research_pb2.Plan, spend: Spend, rules: ResearchDefaults
+    loop: dict[str, Any],
+    plan: research_pb2.Plan,
+    spend: Spend,
+    rules: ResearchDefaults,
+    *,
+    ask_people: bool = True,
 ) -> tuple[int, str]:
+    """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
+    failing ideas then end the research through the no-progress rule instead)."""
     budget = plan.budget
     best = loop.get("best") or {}
     if best.get("significant") and rules.stop_when_goal_met:
@@ -50,6 +57,6 @@ def decide(
     if stale >= rules.patience_rounds:
         return STOP, f"no progress in {stale} rounds of ideas"
     failures = int(loop.get("consecutive_failures", 0))
-    if failures >= rules.escalate_after_failures and not loop.get("escalated"):
+    if failures >= rules.escalate_after_failures and not loop.get("escalated") and ask_people:
         return ASK_HUMAN, f"{failures} ideas in a row failed to become working experiments: continue?"
     return CONTINUE, f"{left} experiments left in the budget"
