@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -513,13 +514,13 @@ class Conductor:
             return True
         tests = [runs[x]["test"] for x in done.values()]
         validations = [runs[x]["validation"] for x in done.values() if runs[x]["validation"] is not None]
-        mean = sum(tests) / len(tests)
-        std = (sum((t - mean) ** 2 for t in tests) / (len(tests) - 1)) ** 0.5 if len(tests) > 1 else 0.0
+        mean = statistics.fmean(tests)
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
         loop["baseline"] = {
             "mean": mean,
             "std": std,
             "experiments": done,
-            "validation": sum(validations) / len(validations) if validations else None,
+            "validation": statistics.fmean(validations) if validations else None,
         }
         step.research.state_reason = f"baseline measured: {step.plan.metric} {mean:.4f} ± {std:.4f}"
         loop["phase"] = "ideas"
