@@ -449,14 +449,15 @@ class Conductor:
         idea = loop["ideas"].get(name)
         if idea is None or idea.get("status") != "coding":
             return False
-        idea["code_attempts"] = body.get("attempts", 0)
+        # Event payloads carry numbers as floats (protobuf Struct): the count is whole again here.
+        attempts = int(body.get("attempts", 0))
+        idea["code_attempts"] = attempts
         idea["code_problems"] = body.get("problems", [])
         if not ok:
             self._idea_failed(
                 step,
                 idea,
-                "no working code after "
-                f"{body.get('attempts', 0)} attempt(s): {' | '.join(body.get('problems', []))[-600:]}",
+                f"no working code after {attempts} attempt(s): {' | '.join(body.get('problems', []))[-600:]}",
             )
             return True
         idea["code_ref"] = body["code_ref"]
