@@ -119,6 +119,21 @@ def test_a_second_client_cannot_open_the_same_local_memory(tmp_path, embedder):
     holder.close()
 
 
+def test_opening_local_memory_waits_for_a_holder_that_gives_it_back(tmp_path, embedder):
+    """Services hold embedded memory only for a step: a backup waits for it instead of failing."""
+    import threading
+
+    path = str(tmp_path / "memory")
+    holder = open_memory(path, embedder)
+    release = threading.Timer(0.5, holder.close)
+    release.start()
+    began = time.monotonic()
+    second = open_memory(path, embedder, wait_seconds=10)
+    assert 0.4 < time.monotonic() - began < 10
+    second.close()
+    release.join()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

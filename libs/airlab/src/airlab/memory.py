@@ -330,18 +330,26 @@ def embedder_from(settings: Settings) -> Embedder:
     return LocalE5Embedder()
 
 
+# How long a tool or service waits for embedded memory another process holds for a moment.
+MEMORY_WAIT_SECONDS = 15.0
+
+
 def memory_from(settings: Settings, embedder: Embedder | None = None) -> MemoryStore:
     """The memory the settings name, with the embedder they name."""
     return open_memory(
         settings.resolved_memory_url(),
         embedder or embedder_from(settings),
         api_key=settings.qdrant_api_key.get_secret_value(),
+        wait_seconds=MEMORY_WAIT_SECONDS,
     )
 
 
-def open_memory(url: str, embedder: Embedder, *, api_key: str = "", prefix: str = "airlab") -> MemoryStore:
+def open_memory(
+    url: str, embedder: Embedder, *, api_key: str = "", prefix: str = "airlab", wait_seconds: float = 0.0
+) -> MemoryStore:
     """`http(s)://host:6333`: a Qdrant server; ':memory:': in process, gone on exit; anything else: a
-    directory for Qdrant's embedded local mode (one process at a time holds it)."""
+    directory for Qdrant's embedded local mode (one process at a time holds it; `wait_seconds` is how long
+    to wait for a holder that gives it back, as services do after each use)."""
     if url.startswith(("http://", "https://")):
         client = QdrantClient(url=url, api_key=api_key or None, timeout=10, check_compatibility=False)
         try:
@@ -353,10 +361,15 @@ def open_memory(url: str, embedder: Embedder, *, api_key: str = "", prefix: str 
     else:
         path = Path(url.removeprefix("file://"))
         path.mkdir(parents=True, exist_ok=True)
-        try:
-            client = QdrantClient(path=str(path))
-        except RuntimeError as exc:  # the directory is locked by another process
-            raise Unavailable(f"memory at {path} is in use by another process: {exc}") from exc
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                client = QdrantClient(path=str(path))
+                break
+            except RuntimeError as exc:  # the directory is locked by another process
+                if time.monotonic() >= deadline:
+                    raise Unavailable(f"memory at {path} is in use by another process: {exc}") from exc
+                time.sleep(0.05)
     return MemoryStore(client, embedder, prefix=prefix)
 
 
