@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research wheels images experiment-image clean
+.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention wheels images experiment-image clean
 
 setup: $(STAMP)
 
@@ -69,6 +69,10 @@ bench-llm: setup
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
 bench-research: setup
 	$(PY) scripts/bench_research.py
+
+# The local LLM's speed beside experiment mixes, old behaviour against each CPU-sharing rule (about 10 min).
+bench-contention: setup
+	$(PY) scripts/bench_contention.py
 
 bench-runner: setup
 	$(PY) scripts/bench_runner.py

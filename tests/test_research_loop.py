@@ -86,6 +86,10 @@ def check_report_against_results(workspace: Path, research: research_pb2.Researc
     html = (workspace / "artifacts" / research.report_html_key).read_text()
     assert "data:image/png;base64," in html
     assert research.progress.experiments_finished == summary["counts"]["finished"]
+    # Where the time went: experiments ran for a measurable time, and the report says so.
+    assert research.progress.experiment_seconds > 0
+    assert summary["timing"]["experiment_seconds"] == pytest.approx(research.progress.experiment_seconds)
+    assert "## Where the time went" in markdown
     return summary
 
 
@@ -246,6 +250,13 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     assert len(research_runs) == 9, "an experiment was lost"
     assert max(research_runs.values()) == 1, f"an experiment finished twice: {research_runs}"
     assert set(research_runs) == requested
+    # The search kept two trials in flight: its first two were asked for in one step.
+    trial_causes = Counter(
+        e.correlation_id
+        for e in events
+        if e.type == "experiment.requested" and payload_dict(e)["labels"]["kind"] == "trial"
+    )
+    assert max(trial_causes.values()) == 2
 
 
 def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):

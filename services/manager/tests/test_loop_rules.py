@@ -92,3 +92,16 @@ def test_the_search_is_repeatable_and_stays_in_its_ranges():
         done.append((params, None if step == 2 else -abs(params["C"] - 10)))
     assert len({round(p["C"], 6) for p, _ in done}) == len(done)
     assert search.next_params({}, [], maximize=True, seed=0) == {}
+
+
+def test_parallel_trials_are_told_apart_by_a_constant_liar():
+    space = {"C": {"low": 0.1, "high": 100, "log_scale": True}}
+    done = [({"C": 1.0}, 0.9), ({"C": 50.0}, 0.7)]
+    running = search.next_params(space, done, maximize=True, seed=0)
+    beside = search.next_params(space, done, pending=[running], maximize=True, seed=0)
+    # Repeatable (a restarted manager asks for the same point), and not the point already running.
+    assert beside == search.next_params(space, done, pending=[running], maximize=True, seed=0)
+    assert beside != running and 0.1 <= beside["C"] <= 100
+    # Before any trial has a score, running points are still counted (a fresh random start-up draw).
+    first = search.next_params(space, [], pending=[{"C": 3.0}], maximize=False, seed=0)
+    assert first != {"C": 3.0}

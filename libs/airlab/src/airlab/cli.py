@@ -268,6 +268,10 @@ def _progress_line(research: research_pb2.Research) -> str:
         mark = " (significant)" if p.best_significant else ""
         parts.append(f"best {p.best_mean:.4f} ± {p.best_std:.4f}{mark}")
     parts.append(f"{p.tokens} tokens, ${p.cost_usd:.4f}")
+    parts.append(
+        f"time: LLM {p.llm_seconds:.0f} s, experiments {p.experiment_seconds:.0f} s, "
+        f"waiting for a slot {p.waiting_seconds:.0f} s"
+    )
     return " | ".join(parts)
 
 

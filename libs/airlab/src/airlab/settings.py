@@ -15,6 +15,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from airlab.cpus import CpuSettings
+
 SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
 
 
@@ -57,6 +59,8 @@ class ResearchDefaults(BaseModel):
     ideas_per_round: int = Field(default=3, ge=1, le=10)
     # Hyperparameter-search trials per idea (TPE), within what the experiment budget leaves.
     trials_per_idea: int = Field(default=4, ge=1, le=200)
+    # Search trials of one idea in flight at once (asynchronous TPE, constant liar): the runner's slots.
+    parallel_trials: int = Field(default=2, ge=1, le=64)
     # Stop after this many rounds of ideas in a row without a new significant gain.
     patience_rounds: int = Field(default=2, ge=1, le=100)
     code_attempts: int = Field(default=3, ge=1, le=10)
@@ -124,8 +128,8 @@ class Settings(BaseSettings):
 
     # Base URLs of LLM servers known only at run time (the local one `airlab up` starts), by server name.
     llm_urls: dict[str, str] = Field(default_factory=dict)
-    # Threads of the local llama.cpp server; 0: all cores.
-    local_llm_threads: int = Field(default=0, ge=0)
+    # How this host's cores are shared between the local LLM server and experiments (airlab.cpus).
+    cpu: CpuSettings = Field(default_factory=CpuSettings)
 
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""

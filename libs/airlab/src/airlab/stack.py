@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
 from airlab.processes import spawn
@@ -125,8 +126,10 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     report(f"nats-server {nats.url}")
     state = StackState(str(workspace), nats.url, procs, 0.0)
     try:
-        llm_urls = _start_local_llm(settings, workspace, procs, report)
+        llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
+        if cpus is not None:  # the runner pins experiments around the LLM server's cores
+            env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))
         pending = {
             name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0), env)
             for name in SERVICE_NAMES
@@ -145,7 +148,7 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
 
 def _start_local_llm(
     settings: Settings, workspace: Path, procs: list[Proc], report: Callable[[str], None]
-) -> dict[str, str]:
+) -> tuple[dict[str, str], CpuPlan | None]:
     """Start the local llama.cpp server when an agent routes to a local server that has no URL."""
     from airlab.llm.config import LLMConfig
     from airlab.llm.local import LocalModelError, start_llama_server
@@ -153,13 +156,14 @@ def _start_local_llm(
     config = LLMConfig.load().with_urls(settings.llm_urls)
     local = config.local_servers()
     if not local:
-        return {}
+        return {}, None
     log = workspace / "logs" / "llm.log"
+    cpus = plan_cpus(settings.cpu, local_llm=True)
     try:
         server = start_llama_server(
             config.local_model,
             port=settings.stack_ports.get("llm", 0),
-            threads=settings.local_llm_threads or None,
+            cores=cpus.llm,
             log_file=log,
             detach=True,
             report=report,
@@ -167,8 +171,12 @@ def _start_local_llm(
     except LocalModelError as exc:
         raise StackError(f"local LLM: {exc}") from exc
     procs.append(Proc("llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log)))
-    report(f"llm       {server.url} ({config.local_model}, llama.cpp)")
-    return dict.fromkeys(local, server.url)
+    report(f"llm       {server.url} ({config.local_model}, llama.cpp, cores {_cores(cpus.llm)})")
+    return dict.fromkeys(local, server.url), cpus
+
+
+def _cores(cores: tuple[int, ...]) -> str:
+    return ",".join(map(str, cores)) or "all"
 
 
 def _spawn(

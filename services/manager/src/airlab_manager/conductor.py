@@ -73,6 +73,7 @@ class StepContext:
     now: float
     tokens: int = 0
     cost_usd: float = 0.0
+    llm_seconds: float = 0.0
     novelty: dict[str, Novelty] = field(default_factory=dict)
     recalled: list[str] = field(default_factory=list)
 
@@ -167,6 +168,7 @@ class Conductor:
         if self.ledger is not None:
             total = (await self.ledger.usage(research.id)).total
             context.tokens, context.cost_usd = total.tokens, total.cost_usd
+            context.llm_seconds = total.latency_seconds
         if self.memory is None:
             return context
         ideas = payload_dict(event).get("ideas", []) if event.type == "idea.proposed" else []
@@ -468,7 +470,7 @@ class Conductor:
             return True
         idea["status"] = "searching"
         loop["phase"] = "searching"
-        self._request_trial(step, idea)
+        self._fill_trials(step, idea)
         return True
 
     def _experiment_done(self, step: Step, body: dict[str, Any], *, finished: bool) -> bool | None:
@@ -482,6 +484,8 @@ class Conductor:
         experiment["validation"] = metrics.get(f"val_{step.plan.metric}") if finished else None
         if not finished:
             experiment["reason"] = str(body.get("reason") or step.cause.type)[:1000]
+        experiment["run_seconds"] = float(body.get("run_seconds") or 0.0)
+        experiment["queued_seconds"] = float(body.get("queued_seconds") or 0.0)
         if experiment["kind"] == "baseline":
             return self._baseline_progress(step)
         idea = loop["ideas"][experiment["name"]]
@@ -490,9 +494,9 @@ class Conductor:
                 return True
             wall = step.plan.budget.max_wall_seconds
             out_of_time = bool(wall) and step.context.now - loop["started_at"] >= wall
-            if len(idea["trials"]) < idea["trial_budget"] and not out_of_time:
-                self._request_trial(step, idea)
-            else:
+            if not out_of_time:
+                self._fill_trials(step, idea)
+            if all(loop["experiments"][x]["state"] != "requested" for x in idea["trials"]):
                 self._finish_search(step, idea)
             return True
         if idea.get("status") == "evaluating" and all(
@@ -570,16 +574,26 @@ class Conductor:
         step.events.append(event)
         return experiment
 
+    def _fill_trials(self, step: Step, idea: dict[str, Any]) -> None:
+        """Keep up to `parallel_trials` of the idea's search trials in flight (the runner's free slots),
+        within its trial budget."""
+        runs = step.loop["experiments"]
+        in_flight = sum(1 for x in idea["trials"] if runs[x]["state"] == "requested")
+        while len(idea["trials"]) < idea["trial_budget"] and in_flight < self.rules.parallel_trials:
+            self._request_trial(step, idea)
+            in_flight += 1
+
     def _request_trial(self, step: Step, idea: dict[str, Any]) -> None:
         space = idea.get("search_space") or {}
-        done = [
-            (step.loop["experiments"][x]["params"], step.loop["experiments"][x]["validation"])
-            for x in idea["trials"]
-        ]
-        if not done:
+        runs = [step.loop["experiments"][x] for x in idea["trials"]]
+        done = [(e["params"], e["validation"]) for e in runs if e["state"] != "requested"]
+        pending = [e["params"] for e in runs if e["state"] == "requested"]
+        if not runs:
             params = experiments.default_params(space)
         else:
-            params = search.next_params(space, done, maximize=step.maximize, seed=int(step.plan.seeds[0]))
+            params = search.next_params(
+                space, done, pending=pending, maximize=step.maximize, seed=int(step.plan.seeds[0])
+            )
         seed = step.plan.seeds[0]
         experiment = self._request_run(
             step, idea["id"], "trial", f"trial{len(idea['trials'])}", seed, params, idea["code_ref"]
@@ -833,6 +847,9 @@ class Conductor:
             tokens=step.context.tokens,
             cost_usd=step.context.cost_usd,
             phase=loop.get("phase", ""),
+            llm_seconds=step.context.llm_seconds,
+            experiment_seconds=sum(e.get("run_seconds", 0.0) for e in runs),
+            waiting_seconds=sum(e.get("queued_seconds", 0.0) for e in runs),
         )
         if loop.get("baseline"):
             progress.has_baseline = True

@@ -32,10 +32,14 @@ def next_params(
     *,
     maximize: bool,
     seed: int,
+    pending: Sequence[Mapping[str, Any]] = (),
     startup_trials: int = 2,
 ) -> dict[str, Any]:
-    """The next point to try given the finished trials (params, validation score or None if it failed).
-    The first points come from TPE's random start-up; a failed trial counts as the worst."""
+    """The next point to try given the finished trials (params, validation score or None if it failed)
+    and the points still running (`pending`, for parallel trials). The first points come from TPE's random
+    start-up; a failed trial counts as the worst. A running point is told to TPE as if it had scored the
+    worst value seen so far (a constant liar), so parallel trials spread out instead of piling on one
+    promising point."""
     dists = distributions(space)
     if not dists:
         return {}
@@ -43,9 +47,13 @@ def next_params(
         direction="maximize" if maximize else "minimize",
         # The study is rebuilt at every step: vary the sampler's seed with the step so its random
         # start-up does not draw the same point again.
-        sampler=optuna.samplers.TPESampler(seed=seed + 7919 * len(done), n_startup_trials=startup_trials),
+        sampler=optuna.samplers.TPESampler(
+            seed=seed + 7919 * (len(done) + len(pending)), n_startup_trials=startup_trials
+        ),
     )
-    for params, value in done:
+    scores = [float(value) for _, value in done if value is not None]
+    lie = (min(scores) if maximize else max(scores)) if scores else None
+    for params, value in [*done, *((p, lie) for p in pending)]:
         if any(name not in params for name in dists):
             continue
         kept = {name: params[name] for name in dists}

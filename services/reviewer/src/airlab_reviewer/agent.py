@@ -169,6 +169,11 @@ class Reviewer:
             for x, e in runs.items()
             if e["state"] == "failed"
         ]
+        timing = {
+            "llm_seconds": usage.total.latency_seconds,
+            "experiment_seconds": sum(float(e.get("run_seconds", 0.0)) for e in runs.values()),
+            "waiting_seconds": sum(float(e.get("queued_seconds", 0.0)) for e in runs.values()),
+        }
         counts = {
             "requested": len(runs),
             "finished": sum(1 for e in runs.values() if e["state"] == "finished"),
@@ -194,6 +199,7 @@ class Reviewer:
             "best_params": json.dumps(best["params"]) if best else "",
             "usage": {a: u.__dict__ for a, u in sorted(usage.agents.items())},
             "counts": counts,
+            "timing": timing,
             "failures": failures,
             "fmt": fmt,
         }
@@ -210,6 +216,7 @@ class Reviewer:
             "ideas": [{k: v for k, v in i.items() if k not in ("why",)} for i in ideas],
             "best_idea_id": best["id"] if best else None,
             "counts": counts,
+            "timing": timing,
             "usage": context["usage"],
         }
         md_key, html_key = report_key(research_id, "report.md"), report_key(research_id, "report.html")

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from airlab.blobs import ArtifactStore, experiment_key
+from airlab.cpus import CpuPlan, SlotCpus
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp
 from airlab.ids import check_id, derived_id, new_id
@@ -58,6 +60,8 @@ class RunnerConfig:
     max_attempts: int = 2
     poll_seconds: float = 0.5
     lease_ttl: float = 30.0
+    # How this host's cores are shared with a local LLM server; None: jobs are not pinned.
+    cpu_plan: CpuPlan | None = None
 
 
 def job_id_for(research_id: str, experiment_id: str) -> str:
@@ -133,6 +137,8 @@ class Runner:
         self.feeds: dict[str, Feed] = {}
         self.cancels: dict[str, threading.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        # The CPU slot (index into the host's CPU plan) of each running job.
+        self.slots: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -380,6 +386,7 @@ class Runner:
                 if self.leases is not None:
                     await self.leases.release(job_id, gpus)
                 continue
+            self.slots[job_id] = min(set(range(self.config.max_concurrent)) - set(self.slots.values()))
             self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
 
     async def _claim(self, job_id: str, gpus: list[str]) -> bool:
@@ -435,6 +442,7 @@ class Runner:
         await feed.close(final)
         del self.feeds[job_id], self.cancels[job_id]
         self.tasks.pop(job_id, None)
+        self.slots.pop(job_id, None)
         shutil.rmtree(run_dir, ignore_errors=True)
         self._wake.set()
 
@@ -489,6 +497,7 @@ class Runner:
             gpu_ids=gpus,
             gpu_count=resources.gpus,
             image=job.spec.image,
+            cpus=self._cpus(job),
         )
         sink = LogSink(
             run_dir / LOG_FILE,
@@ -518,6 +527,15 @@ class Runner:
         if contract_error:
             return None, contract_error, "invalid"
         return result, "", "exited"
+
+    def _cpus(self, job: runner_pb2.Job) -> SlotCpus | None:
+        """The cores of the job's slot, and no more threads than its CPU limit allows (a cluster places its
+        own pods: only the thread count is set there, by the sandbox)."""
+        plan = self.config.cpu_plan
+        if plan is None or job.spec.backend == "kubernetes":
+            return None
+        slot = plan.slot(self.slots.get(job.id, 0), self.config.max_concurrent)
+        return slot.capped(job.spec.resources.cpu_millis)
 
     async def _progress(self, job: runner_pb2.Job, point: contract.MetricPoint, cause: str) -> None:
         event = self._event(
@@ -569,6 +587,9 @@ class Runner:
             job.finished_at.CopyFrom(now_timestamp())
             job.reason = reason
             prefix = experiment_key(job.spec.research_id, job.spec.experiment_id) + "/"
+            # Where the job's time went: waiting in the queue (for a slot or a GPU lease), then running.
+            times = {"run_seconds": _seconds(job.started_at, job.finished_at),
+                     "queued_seconds": _seconds(job.submitted_at, job.started_at)}  # fmt: skip
             if outcome == "cancelled" or data.get("cancel_requested"):
                 job.state = runner_pb2.JOB_STATE_CANCELLED
                 job.reason = "cancelled"
@@ -578,11 +599,13 @@ class Runner:
                 job.exit_code = 0
                 event = self._event(
                     "finished", job, cause, metrics=result.metrics, seed=result.seed,
-                    duration_seconds=result.duration_seconds, artifacts=prefix,
+                    duration_seconds=result.duration_seconds, artifacts=prefix, **times,
                 )  # fmt: skip
             else:
                 job.state = runner_pb2.JOB_STATE_FAILED
-                event = self._event("failed", job, cause, reason=reason, outcome=outcome, artifacts=prefix)
+                event = self._event(
+                    "failed", job, cause, reason=reason, outcome=outcome, artifacts=prefix, **times
+                )
             return Change({**data, **_data_of(job), "result": result.__dict__ if result else None}, [event])
 
         record, _ = await self.store.mutate(job_id, finish, cause_id=cause)
@@ -628,6 +651,13 @@ class MetricsTail:
                 if self.announced < MAX_PROGRESS_EVENTS:
                     self.announced += 1
                     await self.announce(point, f"metric.{self.line_number}.{point.name}")
+
+
+def _seconds(start: Timestamp, end: Timestamp) -> float:
+    """Seconds between two stored instants; 0 when either was never set."""
+    if not start.seconds or not end.seconds:
+        return 0.0
+    return round(max(0.0, (end.ToNanoseconds() - start.ToNanoseconds()) / 1e9), 3)
 
 
 def _last_line(path: Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from airlab import experiments
 from airlab.blobs import artifact_store_from
+from airlab.cpus import plan_cpus
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, payload_dict, type_filter
 from airlab.llm.vllm import VllmSleeper
@@ -78,6 +79,8 @@ def setup(context: ServiceContext) -> None:
         max_output_bytes=runner_settings.max_output_mib << 20,
         max_attempts=runner_settings.max_attempts,
         lease_ttl=runner_settings.lease_ttl_seconds,
+        # `airlab up` says how many cores its local LLM server holds (AIRLAB_CPU__LLM_CORES).
+        cpu_plan=plan_cpus(settings.cpu, local_llm=False),
     )
     runner = Runner(
         store,

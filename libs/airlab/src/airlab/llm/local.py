@@ -12,12 +12,13 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from airlab.cpus import pin_command
 from airlab.errors import LabError
 from airlab.processes import spawn, stop_process
 
@@ -167,13 +168,15 @@ def start_llama_server(
     *,
     port: int = 0,
     threads: int | None = None,
+    cores: Sequence[int] = (),
     n_ctx: int = 4096,
     log_file: Path | None = None,
     detach: bool = False,
     timeout: float = 120.0,
     report: Callable[[str], None] = lambda message: None,
 ) -> LlamaServer:
-    """Start llama.cpp's OpenAI-compatible server with a local model; returns once it answers."""
+    """Start llama.cpp's OpenAI-compatible server with a local model; returns once it answers. With
+    `cores`, it is pinned to them and runs one thread per core (unless `threads` says otherwise)."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -182,7 +185,10 @@ def start_llama_server(
         ) from None
     model_file = ensure_model(name, report=report)
     port = port or free_port()
-    command = llama_server_command(model_file, name, port, threads or os.cpu_count() or 2, n_ctx)
+    threads = threads or len(cores) or os.cpu_count() or 2
+    command = llama_server_command(model_file, name, port, threads, n_ctx)
+    if cores:
+        command = pin_command(cores) + command
     process = spawn(command, log_file=log_file, detach=detach)
     server = LlamaServer(process, f"http://127.0.0.1:{port}/v1", name)
     deadline = time.monotonic() + timeout

@@ -156,7 +156,7 @@ class Research(_message.Message):
     def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
-    __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase")
+    __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_FINISHED_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +175,9 @@ class ResearchProgress(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
+    LLM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_SECONDS_FIELD_NUMBER: _ClassVar[int]
     round: int
     experiments_requested: int
     experiments_finished: int
@@ -193,4 +196,7 @@ class ResearchProgress(_message.Message):
     tokens: int
     cost_usd: float
     phase: str
-    def __init__(self, round: _Optional[int] = ..., experiments_requested: _Optional[int] = ..., experiments_finished: _Optional[int] = ..., experiments_failed: _Optional[int] = ..., ideas_proposed: _Optional[int] = ..., ideas_approved: _Optional[int] = ..., has_baseline: _Optional[bool] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., has_best: _Optional[bool] = ..., best_mean: _Optional[float] = ..., best_std: _Optional[float] = ..., best_idea_id: _Optional[str] = ..., best_title: _Optional[str] = ..., best_significant: _Optional[bool] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., phase: _Optional[str] = ...) -> None: ...
+    llm_seconds: float
+    experiment_seconds: float
+    waiting_seconds: float
+    def __init__(self, round: _Optional[int] = ..., experiments_requested: _Optional[int] = ..., experiments_finished: _Optional[int] = ..., experiments_failed: _Optional[int] = ..., ideas_proposed: _Optional[int] = ..., ideas_approved: _Optional[int] = ..., has_baseline: _Optional[bool] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., has_best: _Optional[bool] = ..., best_mean: _Optional[float] = ..., best_std: _Optional[float] = ..., best_idea_id: _Optional[str] = ..., best_title: _Optional[str] = ..., best_significant: _Optional[bool] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., phase: _Optional[str] = ..., llm_seconds: _Optional[float] = ..., experiment_seconds: _Optional[float] = ..., waiting_seconds: _Optional[float] = ...) -> None: ...

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from airlab.cpus import SlotCpus
 from airlab.settings import RunnerSettings
 
 Outcome = Literal["exited", "timeout", "oom", "cancelled", "error"]
@@ -46,6 +47,12 @@ class SandboxJob:
     gpu_ids: list[str] = field(default_factory=list)
     gpu_count: int = 0
     image: str = ""
+    # The cores the job is pinned to and its thread-pool size (None: the backend's whole share).
+    cpus: SlotCpus | None = None
+
+    def job_env(self) -> dict[str, str]:
+        """The job's variables, with its thread pools sized to its cores."""
+        return {**self.env, **(self.cpus.env() if self.cpus else {})}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from airlab_runner.sandbox import Limits, SandboxUnavailable
 ROOT = Path("/sys/fs/cgroup")
 CPU_PERIOD_US = 100_000
 V1_CONTROLLERS = ("memory", "cpu", "pids")
+CPUSET = "cpuset"
 
 
 def version(root: Path = ROOT) -> int:
@@ -29,7 +30,9 @@ def version(root: Path = ROOT) -> int:
 class JobCgroup:
     """The cgroup(s) of one job: created with limits, joined by the job's first process, killed whole."""
 
-    def __init__(self, parent: str, job_id: str, limits: Limits, root: Path = ROOT) -> None:
+    def __init__(
+        self, parent: str, job_id: str, limits: Limits, root: Path = ROOT, cores: tuple[int, ...] = ()
+    ) -> None:
         self.version = version(root)
         self.root = root
         if self.version == 2:
@@ -38,6 +41,39 @@ class JobCgroup:
             self.dirs = [root / controller / parent / job_id for controller in V1_CONTROLLERS]
         self.parent = parent
         self.limits = limits
+        self.cores = cores
+        # Whether the job's cores are enforced by a cpuset cgroup (its CPU affinity is set regardless).
+        self.cpuset = False
+
+    def _pin_v1(self) -> None:
+        """v1: a cpuset group under the parent, whose cpus and mems must be set before anything joins."""
+        base = self.root / CPUSET
+        if not self.cores or not (base / "cgroup.procs").is_file():
+            return
+        parent, group = base / self.parent, self._cpuset_v1()
+        parent.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not (parent / name).read_text().strip():
+                (parent / name).write_text((base / name).read_text().strip())
+        group.mkdir(exist_ok=True)
+        (group / "cpuset.mems").write_text((parent / "cpuset.mems").read_text().strip())
+        (group / "cpuset.cpus").write_text(",".join(map(str, self.cores)))
+        self.dirs.append(group)
+        self.cpuset = True
+
+    def _cpuset_v1(self) -> Path:
+        return self.root / CPUSET / self.parent / self.dirs[0].name
+
+    def _pin_v2(self, parent: Path) -> None:
+        """v2: the cpuset controller where the host delegates it (affinity alone where it does not)."""
+        if not self.cores:
+            return
+        try:
+            (parent / "cgroup.subtree_control").write_text("+cpuset")
+            (self.dirs[0] / "cpuset.cpus").write_text(",".join(map(str, self.cores)))
+        except OSError:
+            return
+        self.cpuset = True
 
     def create(self) -> None:
         memory = self.limits.memory_mib * 1024 * 1024
@@ -55,6 +91,7 @@ class JobCgroup:
                     (group / "memory.swap.max").write_text("0")
                 (group / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
                 (group / "pids.max").write_text(str(self.limits.pids))
+                self._pin_v2(parent)
             else:
                 memory_dir, cpu_dir, pids_dir = self.dirs
                 for group in self.dirs:
@@ -65,6 +102,7 @@ class JobCgroup:
                 (cpu_dir / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                 (cpu_dir / "cpu.cfs_quota_us").write_text(str(quota))
                 (pids_dir / "pids.max").write_text(str(self.limits.pids))
+                self._pin_v1()
         except OSError as exc:
             self.remove()
             raise SandboxUnavailable(
@@ -109,7 +147,10 @@ class JobCgroup:
 
     def remove(self) -> None:
         self.kill()
-        for group in self.dirs:
+        groups = list(self.dirs)
+        if self.version == 1 and self._cpuset_v1() not in groups:  # left by a run that died
+            groups.append(self._cpuset_v1())
+        for group in groups:
             for _ in range(50):
                 try:
                     group.rmdir()

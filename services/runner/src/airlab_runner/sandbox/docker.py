@@ -32,7 +32,7 @@ def container_options(job: SandboxJob, image: str) -> dict[str, Any]:
     limits = job.limits
     volumes = {str(job.workdir): {"bind": WORK_MOUNT, "mode": "rw"}}
     volumes.update({source: {"bind": target, "mode": "ro"} for source, target in job.datasets})
-    environment = {"HOME": WORK_MOUNT, "PYTHONUNBUFFERED": "1", **job.env}
+    environment = {"HOME": WORK_MOUNT, "PYTHONUNBUFFERED": "1", **job.job_env()}
     options: dict[str, Any] = {
         "image": job.image or image,
         "command": ["python3", job.entrypoint],
@@ -57,6 +57,10 @@ def container_options(job: SandboxJob, image: str) -> dict[str, Any]:
         "labels": {"airlab.job": job.job_id},
         "detach": True,
     }
+    if job.cpus and job.cpus.cores:
+        options["cpuset_cpus"] = job.cpus.cpuset()
+        if job.cpus.idle_priority:
+            options["cpu_shares"] = 2  # the lowest weight: the container yields borrowed cores at once
     if job.gpu_ids:
         environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(job.gpu_ids)
         options["device_requests"] = [DeviceRequest(device_ids=list(job.gpu_ids), capabilities=[["gpu"]])]

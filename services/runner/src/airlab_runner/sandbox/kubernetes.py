@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airlab.cpus import SlotCpus, whole_cpus
 from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable, ended
 
 SANDBOX_UID = 65534
@@ -31,14 +32,24 @@ def job_manifest(
 ) -> dict[str, Any]:
     """The batch/v1 Job for a sandbox job: its whole security and resource setup."""
     limits = job.limits
+    # Whole CPUs, requested as limited: a Guaranteed pod, to which a node's static CPU manager gives cores
+    # of its own (so a job never shares cores with an LLM server on the same node), and whose thread pools
+    # are sized to that count.
+    cpus = whole_cpus(limits.cpu_millis)
     resources: dict[str, Any] = {
-        "limits": {"cpu": f"{limits.cpu_millis}m", "memory": f"{limits.memory_mib}Mi"},
-        "requests": {"cpu": f"{limits.cpu_millis}m", "memory": f"{limits.memory_mib}Mi"},
+        "limits": {"cpu": str(cpus), "memory": f"{limits.memory_mib}Mi"},
+        "requests": {"cpu": str(cpus), "memory": f"{limits.memory_mib}Mi"},
     }
     if job.gpu_count:
         resources["limits"]["nvidia.com/gpu"] = str(job.gpu_count)
     env = [
-        {"name": k, "value": v} for k, v in {"HOME": WORK_MOUNT, "PYTHONUNBUFFERED": "1", **job.env}.items()
+        {"name": k, "value": v}
+        for k, v in {
+            "HOME": WORK_MOUNT,
+            "PYTHONUNBUFFERED": "1",
+            **job.env,
+            **SlotCpus((), cpus).env(),
+        }.items()
     ]
     mounts = [
         {"name": "work", "mountPath": WORK_MOUNT, "subPath": job.workdir.relative_to(runs_root).as_posix()},

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from airlab.cpus import pin_command
 from airlab_runner.sandbox import (
     WORK_MOUNT,
     Limits,
@@ -42,7 +43,7 @@ class LocalSandbox:
         self.cgroup_parent = cgroup_parent
 
     def check(self) -> None:
-        for tool, package in (("bwrap", "bubblewrap"), ("prlimit", "util-linux")):
+        for tool, package in (("bwrap", "bubblewrap"), ("prlimit", "util-linux"), ("taskset", "util-linux")):
             if shutil.which(tool) is None:
                 raise SandboxUnavailable(
                     f"the local sandbox needs {tool}: install it (apt-get install {package}); "
@@ -87,7 +88,7 @@ class LocalSandbox:
             "--clearenv", "--setenv", "HOME", WORK_MOUNT, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
             "--setenv", "PYTHONUNBUFFERED", "1",
         ]  # fmt: skip
-        for name, value in job.env.items():
+        for name, value in job.job_env().items():
             bwrap += ["--setenv", name, value]
         if job.gpu_ids:
             bwrap += ["--setenv", "CUDA_VISIBLE_DEVICES", ",".join(job.gpu_ids)]
@@ -102,16 +103,19 @@ class LocalSandbox:
             "prlimit", f"--cpu={cpu_seconds}", f"--fsize={limits.file_mib * 1024 * 1024}",
             f"--nofile={limits.open_files}", "--core=0", "--",
         ]  # fmt: skip
+        # Pinned to its cores (and at idle priority on cores it borrows) before its first thread starts.
+        pin = pin_command(job.cpus.cores, idle_priority=job.cpus.idle_priority) if job.cpus else []
         # The first process joins the job's cgroups before anything of the job runs.
         join = "; ".join(f"echo $$ > {shlex.quote(str(f))}" for f in cgroup.procs_files())
-        return ["/bin/sh", "-c", f'{join}; exec "$@"', "sh", *prlimit, *bwrap]
+        return ["/bin/sh", "-c", f'{join}; exec "$@"', "sh", *pin, *prlimit, *bwrap]
 
     def cleanup(self, job_id: str) -> None:
         """Kill what is left in the job's cgroups and remove them."""
         JobCgroup(self.cgroup_parent, job_id, Limits()).remove()
 
     def run(self, job: SandboxJob, on_line: LineSink, cancel: threading.Event) -> SandboxResult:
-        cgroup = JobCgroup(self.cgroup_parent, job.job_id, job.limits)
+        cores = job.cpus.cores if job.cpus else ()
+        cgroup = JobCgroup(self.cgroup_parent, job.job_id, job.limits, cores=cores)
         cgroup.create()
         began = time.monotonic()
         try:
