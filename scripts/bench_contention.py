@@ -86,17 +86,8 @@ class Rule:
 def rules(cores: int) -> dict[str, Rule]:
     return {
         "old": Rule("old: LLM on every core, jobs unpinned", None),
-        "split": Rule(
-            "split: LLM pinned to its core(s), jobs on the others", CpuSettings(share_llm_cores=False)
-        ),
-        "lend": Rule(
-            "lend: split, and the LLM's core(s) lent to jobs at idle priority",
-            CpuSettings(share_llm_cores=True),
-        ),
-        "turns": Rule(
-            "turns: LLM on every core, jobs at idle priority",
-            CpuSettings(llm_cores=cores, share_llm_cores=True),
-        ),
+        "split": Rule("split (default): LLM pinned to its core(s), jobs pinned to the others", CpuSettings()),
+        "turns": Rule("turns: LLM on every core, jobs there at idle priority", CpuSettings(llm_cores=cores)),
     }
 
 
@@ -266,11 +257,15 @@ def research_calls(cores: int) -> None:
         )
 
 
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=24, help="measuring window per mix")
     parser.add_argument("--calls", type=int, default=4, help="LLM calls per idle measurement (at least)")
-    parser.add_argument("--rules", nargs="*", default=["old", "split", "lend", "turns"])
+    parser.add_argument("--rules", nargs="*", default=["old", "split", "turns"])
     parser.add_argument("--research", action=argparse.BooleanOptionalAction, default=True,
                         help="also run a research on the embedded stack and time its LLM calls")  # fmt: skip
     args = parser.parse_args()
@@ -287,10 +282,11 @@ def main() -> None:
     reference = results.get("old", next(iter(results.values())))
     idle_decode = reference["idle"]["decode"]
     print(f"\n{cores} cores; the LLM's idle decode under the old behaviour: {idle_decode:.1f} tokens/s")
-    print("decode and prefill in tokens/s (median), jobs in units/s; ratios against the old behaviour's")
-    print("idle LLM and the old behaviour's jobs alone\n")
+    print("decode and prefill in tokens/s (median), jobs in units of work/s. 'x idle': decode against the")
+    print("old behaviour's idle LLM; 'x old': jobs beside the LLM against the old behaviour's jobs alone;")
+    print("'x own': against the same rule's jobs alone (what the LLM's calls cost them)\n")
     header = f"{'rule':6} {'mix':22} {'decode':>7} {'x idle':>7} {'slowest':>8} {'prefill':>8} "
-    print(header + f"{'jobs alone':>11} {'jobs+LLM':>9} {'x alone':>8}")
+    print(header + f"{'jobs alone':>11} {'jobs+LLM':>9} {'x old':>7} {'x own':>7}")
     for name, rows in results.items():
         for mix, row in rows.items():
             line = (
@@ -298,15 +294,14 @@ def main() -> None:
                 f"{row['slowest decode']:8.1f} {row['prefill']:8.1f} "
             )
             if "jobs alone" in row:
+                busy, alone = row["jobs beside LLM"], row["jobs alone"]
                 old_alone = reference[mix]["jobs alone"]
-                ratio = row["jobs beside LLM"] / old_alone if old_alone else float("nan")
-                line += f"{row['jobs alone']:11.2f} {row['jobs beside LLM']:9.2f} {ratio:8.2f}"
+                line += f"{alone:11.2f} {busy:9.2f} {_ratio(busy, old_alone):7.2f} {_ratio(busy, alone):7.2f}"
             print(line)
     for name in results:
         plan = known[name].plan()
         if plan is not None:
-            lent = "lent to jobs" if plan.share_llm_cores else "not lent"
-            print(f"{name}: LLM cores {plan.llm} ({lent}), experiment cores {plan.experiments}")
+            print(f"{name}: LLM cores {plan.llm}, experiment cores {plan.experiments}")
     if args.research:
         research_calls(cores)
 

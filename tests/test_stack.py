@@ -11,6 +11,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from airlab.cpus import CpuSettings, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.testing import wait_until
 from airlab.v1 import (
@@ -82,6 +83,16 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
         for service in services:
             assert health_status(address, service) == "SERVING"
         assert services | {"grpc.health.v1.Health"} <= reflected_services(address)
+
+    # The LLM server runs on cores of its own with one thread per core, and the runner is told how many
+    # it holds, so experiments are pinned to the others.
+    cpus = plan_cpus(CpuSettings(), local_llm=True)
+    llm_pid = processes["llm"]["pid"]
+    assert os.sched_getaffinity(llm_pid) == set(cpus.llm)
+    command = Path(f"/proc/{llm_pid}/cmdline").read_bytes().split(b"\0")
+    assert command[command.index(b"--n_threads") + 1] == str(len(cpus.llm)).encode()
+    runner_env = Path(f"/proc/{processes['runner']['pid']}/environ").read_bytes().split(b"\0")
+    assert f"AIRLAB_CPU__LLM_CORES={len(cpus.llm)}".encode() in runner_env
 
     status = airlab(workspace, "status")
     assert status.returncode == 0 and status.stdout.count("SERVING") == 6  # five services and the LLM

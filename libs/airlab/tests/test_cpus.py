@@ -10,19 +10,14 @@ def plan(cores: int, *, local_llm: bool = True, **settings):
 
 
 def test_two_cores_with_a_local_llm_give_it_one_and_experiments_the_other():
-    split = plan(2, share_llm_cores=False)
+    split = plan(2)
     assert (split.llm, split.experiments) == ((0,), (1,))
     # Two slots share the one experiment core, each with one thread at normal priority.
     assert split.slot(0, 2) == split.slot(1, 2) == SlotCpus((1,), 1, idle_priority=False)
 
 
-def test_lent_cores_run_jobs_at_idle_priority():
-    lend = plan(2, share_llm_cores=True)
-    assert lend.slot(0, 2) == SlotCpus((0, 1), 2, idle_priority=True)
-
-
 def test_a_larger_host_reserves_a_quarter_for_the_llm_and_splits_the_rest_evenly():
-    big = plan(16, share_llm_cores=False)
+    big = plan(16)
     assert big.llm == (0, 1, 2, 3)
     assert [big.slot(i, 3).cores for i in range(3)] == [(4, 5, 6, 7), (8, 9, 10, 11), (12, 13, 14, 15)]
     assert big.llm_threads == 4
@@ -41,7 +36,7 @@ def test_an_explicit_count_wins_and_is_bounded_by_the_host():
 
 
 def test_when_the_llm_holds_every_core_jobs_take_turns_with_it():
-    turns = plan(2, llm_cores=2, share_llm_cores=False)
+    turns = plan(2, llm_cores=2)
     assert turns.slot(0, 2) == SlotCpus((0,), 1, idle_priority=True)
     assert turns.slot(1, 2) == SlotCpus((1,), 1, idle_priority=True)
 

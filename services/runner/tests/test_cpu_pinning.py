@@ -38,25 +38,23 @@ CPUSET_CONTROLLER = (ROOT / "cpuset" / "cgroup.procs").is_file() or (
 pytestmark = needs_sandbox
 
 
-@pytest.fixture(
-    params=[("local", False), ("local", True), ("docker", False)], ids=lambda p: f"{p[0]}-lend{p[1]}"
-)
+@pytest.fixture(params=[("local", 1), ("local", 2), ("docker", 1)], ids=lambda p: f"{p[0]}-llm{p[1]}")
 def layout(request):
-    backend, lend = request.param
+    """The backend, and how many cores the local LLM server holds (2 on a 2-core host: all of them)."""
+    backend, llm_cores = request.param
     if backend == "docker":
         request.getfixturevalue("docker_image")
-    return backend, lend
+    return backend, llm_cores
 
 
 @pytest.fixture
 def runner_env(tmp_path, layout, request):
-    backend, lend = layout
+    backend, llm_cores = layout
     env = {
         "AIRLAB_WORKSPACE": str(tmp_path / "workspace"),
         "AIRLAB_RUNNER__MAX_CONCURRENT": str(SLOTS),
-        # As `airlab up` tells the runner when it starts a local LLM server pinned to one core.
-        "AIRLAB_CPU__LLM_CORES": "1",
-        "AIRLAB_CPU__SHARE_LLM_CORES": json.dumps(lend),
+        # As `airlab up` tells the runner when it starts a local LLM server pinned to its cores.
+        "AIRLAB_CPU__LLM_CORES": str(llm_cores),
     }
     if backend == "docker":
         env.update(docker_env(request.getfixturevalue("docker_image")))
@@ -64,10 +62,10 @@ def runner_env(tmp_path, layout, request):
 
 
 def test_a_job_is_pinned_to_its_slot_with_thread_pools_of_that_size(stub, layout):
-    backend, lend = layout
-    plan = plan_cpus(CpuSettings(llm_cores=1, share_llm_cores=lend), local_llm=False)
+    backend, llm_cores = layout
+    plan = plan_cpus(CpuSettings(llm_cores=llm_cores), local_llm=False)
     expected = plan.slot(0, SLOTS).capped(2000)
-    job_spec = spec(PROBE, f"cpu-{backend}-{lend}", wall_seconds=30, cpu_millis=2000)
+    job_spec = spec(PROBE, f"cpu-{backend}-{llm_cores}", wall_seconds=30, cpu_millis=2000)
     job_spec.backend = backend
     job, lines, _ = run_to_end(stub, job_spec)
     assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, (job.reason, lines[-20:])
@@ -79,5 +77,5 @@ def test_a_job_is_pinned_to_its_slot_with_thread_pools_of_that_size(stub, layout
     # The job cannot take more cores than its slot's (the cpuset cgroup, or the container's cpuset).
     if backend == "docker" or CPUSET_CONTROLLER:
         assert report["widened"] == list(expected.cores)
-    if not lend:  # the LLM server's core is its own
-        assert plan.llm == (0,) and not set(report["cores"]) & set(plan.llm)
+    if plan.experiments:  # the LLM server's cores are its own
+        assert not set(report["cores"]) & set(plan.llm)

@@ -12,6 +12,7 @@ import pytest
 from kmock import KubernetesEmulator
 from kmock._internal.apps import Server
 
+from airlab.cpus import SlotCpus
 from airlab_runner.sandbox import Limits, SandboxJob
 from airlab_runner.sandbox.docker import DockerSandbox, container_options
 from airlab_runner.sandbox.kubernetes import KubernetesSandbox, job_manifest, job_name
@@ -47,7 +48,12 @@ def test_the_job_manifest_is_valid_kubernetes_and_locks_the_pod_down():
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65534
     container = pod["containers"][0]
-    assert container["resources"]["limits"] == {"cpu": "2000m", "memory": "4096Mi", "nvidia.com/gpu": "2"}
+    # Whole CPUs requested as limited (a Guaranteed pod: a static CPU manager gives it cores of its own),
+    # and thread pools sized to them.
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4096Mi", "nvidia.com/gpu": "2"}
+    assert container["resources"]["requests"] == {"cpu": "2", "memory": "4096Mi"}
+    assert {"name": "OMP_NUM_THREADS", "value": "2"} in container["env"]
+    assert {"name": "AIRLAB_CPU_THREADS", "value": "2"} in container["env"]
     assert container["securityContext"] == {
         "runAsNonRoot": True,
         "readOnlyRootFilesystem": True,
@@ -75,6 +81,17 @@ def test_docker_device_requests_and_container_lockdown_for_two_gpus():
         2_000_000_000,
         128,
     )
+    assert "cpuset_cpus" not in options  # not pinned unless the runner's CPU plan gives it cores
+
+
+def test_docker_pins_a_job_to_its_slot_and_sizes_its_thread_pools():
+    job = two_gpu_job()
+    job.cpus = SlotCpus((2, 3), 2)
+    options = container_options(job, "exp:gpu")
+    assert options["cpuset_cpus"] == "2,3" and "cpu_shares" not in options
+    assert options["environment"]["OMP_NUM_THREADS"] == options["environment"]["LOKY_MAX_CPU_COUNT"] == "2"
+    job.cpus = SlotCpus((0, 1), 2, idle_priority=True)  # cores borrowed from the LLM: the lowest weight
+    assert container_options(job, "exp:gpu")["cpu_shares"] == 2
 
 
 def test_a_gpu_job_on_a_docker_host_without_nvidia_runtime_fails_clearly(docker_image, tmp_path):

@@ -1,18 +1,19 @@
 """How one host's CPU cores are shared between the local LLM server and the runner's experiment slots.
 
-The rule (chosen by `make bench-contention`; the README has its table):
-- The LLM server is pinned to its cores and runs as many threads as it has cores. llama.cpp's threads wait
-  for each other at every step of a token (spinning, not sleeping), so a single thread of it that loses its
-  core to another process stalls them all; with more runnable threads than cores this cascades into the
-  collapse we saw (under 1 token/s for minutes).
-- Experiment slots get the other cores, split evenly; every job is pinned to its slot's cores (cpuset where
-  the cgroup controller exists, CPU affinity always) and its thread pools (OpenMP, BLAS, joblib, PyTorch)
-  are sized to them, so a job never starts more threads than it has cores.
-- With `share_llm_cores` (the default where the LLM would otherwise hold a core of a small machine idle),
-  the LLM's cores are lent to experiments at the kernel's idle priority (SCHED_IDLE): a job runs there
-  only while the LLM does not compute, and the LLM takes its core back at once when it does.
+The rule, chosen by `make bench-contention` (the README has its table): the LLM server is pinned to cores of
+its own and runs one thread per core; experiment slots get the other cores, split evenly, and every job is
+pinned to its slot's cores (a cpuset cgroup where the controller exists, CPU affinity always) with its
+thread pools (OpenMP, BLAS, joblib, PyTorch) sized to them.
 
-A host without a local LLM (compose with vLLM on a GPU, or OpenAI) gives every core to experiments."""
+Why: llama.cpp's threads, like OpenMP's, wait for each other at every step by spinning. When the threads of
+the LLM and of a job outnumber the cores, a thread that loses its core stalls the others of its group, and
+each step then costs a scheduler time slice: measured on 2 cores, the LLM fell from 40 to 0.4 tokens/s
+beside one scikit-learn job, and the job starved too. Lending the LLM's cores to jobs at idle priority was
+measured as well: the LLM kept its speed, but a job with one thread on a lent core stalled whenever the LLM
+took it back (0.01-0.04 of its speed), so nothing is lent.
+
+A host without a local LLM (compose with vLLM on a GPU, or OpenAI) gives every core to experiments; a host
+whose every core is the LLM's (one core) runs jobs on them at idle priority, taking turns with it."""
 
 from __future__ import annotations
 
@@ -41,8 +42,6 @@ class CpuSettings(BaseModel):
     # Cores reserved for the local LLM server on this host: -1 picks a quarter of the cores (at least 1)
     # when a local LLM server runs here, none otherwise; 0 reserves none.
     llm_cores: int = Field(default=-1, ge=-1, le=1024)
-    # Lend the LLM's cores to experiments at idle priority (they yield them whenever the LLM computes).
-    share_llm_cores: bool = True
     # Cores the plan may use, e.g. [0, 1, 2, 3]; empty: those this process may run on.
     cores: list[int] = Field(default_factory=list)
 
@@ -50,7 +49,7 @@ class CpuSettings(BaseModel):
 @dataclass(frozen=True)
 class SlotCpus:
     """Where one experiment runs: the cores it is pinned to, its thread count, and whether it runs at idle
-    priority (on cores it borrows from the LLM)."""
+    priority (when it shares the LLM's cores, on a host with no others)."""
 
     cores: tuple[int, ...]
     threads: int
@@ -73,8 +72,6 @@ class CpuPlan:
     llm: tuple[int, ...]
     # Cores for experiment slots.
     experiments: tuple[int, ...]
-    # Whether experiments may also run on the LLM's cores, at idle priority.
-    share_llm_cores: bool
 
     @property
     def llm_threads(self) -> int:
@@ -82,19 +79,15 @@ class CpuPlan:
 
     def slot(self, index: int, slots: int) -> SlotCpus:
         """The cores of experiment slot `index` of `slots`: an even share of the experiment cores (slots
-        share cores when there are fewer cores than slots), plus the LLM's cores at idle priority when
-        those are lent."""
+        share cores when there are fewer cores than slots); on a host whose every core is the LLM's, a
+        share of those at idle priority."""
         if slots < 1 or not 0 <= index < slots:
             raise ValueError(f"slot {index} of {slots} does not exist")
         own = _share(self.experiments, index, slots)
-        if self.share_llm_cores and self.llm:
-            lent = _share(self.llm, index, slots)
-            cores = tuple(sorted({*own, *lent}))
-            return SlotCpus(cores, len(cores), idle_priority=True)
-        if not own:  # every core is the LLM's and none is lent: share them, at idle priority
-            own = _share(self.llm, index, slots)
-            return SlotCpus(own, len(own), idle_priority=True)
-        return SlotCpus(own, len(own))
+        if own:
+            return SlotCpus(own, len(own))
+        borrowed = _share(self.llm, index, slots)
+        return SlotCpus(borrowed, len(borrowed), idle_priority=True)
 
 
 def _share(cores: Sequence[int], index: int, slots: int) -> tuple[int, ...]:
@@ -128,7 +121,7 @@ def plan_cpus(settings: CpuSettings, *, local_llm: bool) -> CpuPlan:
     automatic = max(1, len(cores) // 4) if local_llm else 0
     wanted = min(automatic if settings.llm_cores < 0 else settings.llm_cores, len(cores))
     llm, experiments = cores[:wanted], cores[wanted:]
-    return CpuPlan(llm, experiments, settings.share_llm_cores)
+    return CpuPlan(llm, experiments)
 
 
 def pin_command(cores: Sequence[int], *, idle_priority: bool = False) -> list[str]:
