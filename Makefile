@@ -8,16 +8,20 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention wheels images experiment-image clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention wheels images experiment-image clean
 
+RUNTIME := $(VENV)/.runtime
+
+# What the lab needs to run (the demo), in timed phases; then PyTorch and the test tools for development.
+setup-runtime: $(RUNTIME)
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-experiment.txt requirements-llm.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
-	scripts/install-system-deps
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(RUNTIME): requirements.txt requirements-sklearn.txt requirements-llm.txt libs/airlab/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+	PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup-runtime
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) requirements-dev.txt requirements-experiment.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e libs/airlab $(foreach s,$(SERVICES),-e services/$(s))
-	PY=$(PY) scripts/install-llama-cpp
 	touch $(STAMP)
 
 # Regenerates the Python code of the gRPC contract (messages, stubs and type stubs) into the library.
@@ -44,16 +48,16 @@ test: setup
 	$(PY) -m pytest
 
 # The main job on the embedded default: bring the stack up, run the first real flow, bring it down.
-demo: setup
+demo: setup-runtime
 	$(VENV)/bin/airlab demo
 
-up: setup
+up: setup-runtime
 	$(VENV)/bin/airlab up
 
-down: setup
+down: setup-runtime
 	$(VENV)/bin/airlab down
 
-status: setup
+status: setup-runtime
 	$(VENV)/bin/airlab status
 
 bench: setup

@@ -46,7 +46,7 @@ with open("units.log", "a") as out:
 TORCH_JOB = """
 import os, time
 import torch
-threads = int(os.environ.get("AIRLAB_CPU_THREADS") or 0)
+threads = int(os.environ.get("JOB_CPU_THREADS") or 0)
 if threads:
     torch.set_num_threads(threads)
 torch.manual_seed(0)

@@ -5,11 +5,11 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 ARG TORCH_INDEX=""
-COPY requirements-experiment.txt /tmp/requirements-experiment.txt
+COPY requirements-experiment.txt requirements-sklearn.txt /tmp/requirements/
 RUN python3 -m venv /opt/experiment \
     && /opt/experiment/bin/pip install --no-cache-dir ${TORCH_INDEX:+--index-url ${TORCH_INDEX}} \
-        -r /tmp/requirements-experiment.txt \
-    && rm /tmp/requirements-experiment.txt
+        -r /tmp/requirements/requirements-experiment.txt \
+    && rm -r /tmp/requirements
 ENV PATH=/opt/experiment/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 USER 65534:65534
 WORKDIR /airlab/work

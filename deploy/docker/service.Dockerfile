@@ -8,7 +8,7 @@ FROM ${BASE_IMAGE} AS build
 ARG SERVICE
 WORKDIR /src
 COPY build/wheels /wheels
-COPY requirements.txt ./
+COPY requirements.txt requirements-sklearn.txt ./
 RUN python3 -m venv /opt/airlab \
     && /opt/airlab/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt setuptools wheel
 COPY libs/airlab libs/airlab
@@ -20,10 +20,10 @@ FROM ${BASE_IMAGE}
 ARG SERVICE
 RUN groupadd --system --gid 10001 airlab \
     && useradd --system --uid 10001 --gid 10001 --no-create-home airlab \
-    && mkdir -p /var/lib/airlab \
+    && mkdir -p /var/lib/airlab /etc/airlab \
     && chown airlab:airlab /var/lib/airlab
 COPY --from=build /opt/airlab /opt/airlab
-COPY configs /etc/airlab
+# Config files mounted here (compose, k8s) win over the defaults packaged with the library, file by file.
 ENV PATH=/opt/airlab/bin:$PATH \
     AIRLAB_SERVICE=${SERVICE} \
     AIRLAB_CONFIG_DIR=/etc/airlab \

@@ -1,4 +1,4 @@
-"""The planner's rules, on the repository's dataset catalog."""
+"""The planner's rules, on the packaged dataset catalog."""
 
 import pytest
 
@@ -15,9 +15,11 @@ def planner(monkeypatch, repo_configs):
 
 
 @pytest.fixture
-def repo_configs(monkeypatch, request):
-    root = request.config.rootpath
-    monkeypatch.setenv("AIRLAB_CONFIG_DIR", str(root / "configs"))
+def repo_configs(monkeypatch, tmp_path):
+    """The datasets packaged with the library, whatever the current directory holds."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIRLAB_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
 
 
 def test_an_explicit_goal_is_planned_with_reasons(planner):

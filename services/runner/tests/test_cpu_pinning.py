@@ -14,7 +14,7 @@ from .conftest import docker_env, needs_sandbox, run_to_end, spec
 # Reports the cores the job may use, whether it can widen them, its scheduling policy and thread settings.
 PROBE = b"""
 import json, os
-THREADS = ("OMP_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "AIRLAB_CPU_THREADS")
+THREADS = ("OMP_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "JOB_CPU_THREADS")
 cores = sorted(os.sched_getaffinity(0))
 try:
     os.sched_setaffinity(0, range(os.cpu_count()))
@@ -71,7 +71,7 @@ def test_a_job_is_pinned_to_its_slot_with_thread_pools_of_that_size(stub, layout
     assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, (job.reason, lines[-20:])
     report = json.loads(next(line for line in lines if line.startswith("CPU "))[4:])
     assert report["cores"] == list(expected.cores)
-    assert report["threads"] == dict.fromkeys(("OMP_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "AIRLAB_CPU_THREADS"),
+    assert report["threads"] == dict.fromkeys(("OMP_NUM_THREADS", "LOKY_MAX_CPU_COUNT", "JOB_CPU_THREADS"),
                                               str(expected.threads))  # fmt: skip
     assert report["idle"] == (expected.idle_priority and backend == "local")
     # The job cannot take more cores than its slot's (the cpuset cgroup, or the container's cpuset).

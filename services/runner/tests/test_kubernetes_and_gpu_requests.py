@@ -53,7 +53,7 @@ def test_the_job_manifest_is_valid_kubernetes_and_locks_the_pod_down():
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4096Mi", "nvidia.com/gpu": "2"}
     assert container["resources"]["requests"] == {"cpu": "2", "memory": "4096Mi"}
     assert {"name": "OMP_NUM_THREADS", "value": "2"} in container["env"]
-    assert {"name": "AIRLAB_CPU_THREADS", "value": "2"} in container["env"]
+    assert {"name": "JOB_CPU_THREADS", "value": "2"} in container["env"]
     assert container["securityContext"] == {
         "runAsNonRoot": True,
         "readOnlyRootFilesystem": True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -14,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import grpc
 import typer
 from google.protobuf import json_format
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,13 +24,14 @@ from airlab import stack
 from airlab.errors import LabError
 from airlab.events import payload_dict
 from airlab.grpc_client import channel
-from airlab.settings import Settings
+from airlab.settings import CONFIG_FILES, ConfigError, Settings, described, find_config
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
 T = TypeVar("T")
 app = typer.Typer(help="airlab: an autonomous multi-agent AI research lab.", no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a long line is never broken (a path or an id stays whole, terminal or not).
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Status codes that mean the caller's input was wrong: exit code 2, like a usage error.
 BAD_INPUT = {
@@ -41,7 +44,11 @@ DEMO_GOAL = "beat the logistic-regression baseline on digits"
 
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", help="Stack directory (default: $AIRLAB_WORKSPACE or .airlab)"),
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Stack directory (default: $AIRLAB_WORKSPACE; .airlab in a checkout; else the user's data dir)",
+    ),
 ]
 ManagerOpt = Annotated[
     str | None, typer.Option("--manager", envvar="AIRLAB_MANAGER_ADDR", help="host:port of the Lab API")
@@ -59,6 +66,22 @@ GATES = {
     Gates.plan: research_pb2.HUMAN_GATES_PLAN,
     Gates.every: research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
 }
+
+
+@app.callback()
+def options(
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-dir",
+            help="Look here first for airlab.yaml, agents.yaml, llm_servers.yaml and datasets.yaml "
+            "(then ./configs, the user's config dir, the packaged defaults; `airlab config show` tells)",
+        ),
+    ] = None,
+) -> None:
+    if config_dir is not None:
+        # Through the environment, so the services `airlab up` starts read the same files.
+        os.environ["AIRLAB_CONFIG_DIR"] = str(config_dir.resolve())
 
 
 def _settings(workspace: Path | None) -> Settings:
@@ -178,7 +201,7 @@ def status(
 @app.command()
 def research(
     goal: Annotated[str, typer.Argument(help='The research goal, e.g. "beat the MLP baseline on digits"')],
-    dataset: Annotated[str, typer.Option(help="Dataset name from configs/datasets.yaml")] = "",
+    dataset: Annotated[str, typer.Option(help="Dataset name from datasets.yaml (airlab config show)")] = "",
     metric: Annotated[str, typer.Option(help="Metric name, e.g. accuracy, roc_auc, rmse")] = "",
     baseline: Annotated[str, typer.Option(help="Baseline to beat, e.g. logistic_regression")] = "",
     max_experiments: Annotated[int, typer.Option(min=0, help="Experiment budget (0: default)")] = 0,
@@ -564,8 +587,29 @@ def demo(
     out.print(f"demo finished in {time.monotonic() - began:.1f} s")
 
 
+config_app = typer.Typer(help="The configuration in force, and where it comes from.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(workspace: WorkspaceOpt = None) -> None:
+    """Every config file and setting in force, and where each comes from (secrets masked)."""
+    out.print("config files (looked for in AIRLAB_CONFIG_DIR, ./configs, the user's config dir, then the "
+              "packaged defaults):")  # fmt: skip
+    for name in CONFIG_FILES:
+        origin, path = find_config(name)
+        out.print(f"  {name:17} {origin:17} {escape(str(path.resolve()))}")
+    out.print("settings:")
+    for key, value, source in described(_settings(workspace)):
+        out.print(f"  {key} = {escape(value)}  ({escape(source)})")
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except (ConfigError, ValidationError) as exc:
+        err.print(f"[red]error:[/red] the configuration cannot be used: {escape(str(exc))}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

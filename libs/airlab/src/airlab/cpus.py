@@ -34,7 +34,7 @@ THREAD_VARIABLES = (
     # joblib/loky: n_jobs=-1 means this many workers.
     "LOKY_MAX_CPU_COUNT",
     # Read by the job templates (torch.set_num_threads, n_jobs).
-    "AIRLAB_CPU_THREADS",
+    "JOB_CPU_THREADS",
 )
 
 

@@ -64,7 +64,7 @@ async def serve(name: str, settings: Settings, setup: Callable[[ServiceContext],
 
 def run_service(name: str, setup: Callable[[ServiceContext], None]) -> None:
     """The console entrypoint of a service: the same command runs it alone, in `airlab up` and in a
-    container; settings come from AIRLAB_* variables and configs/airlab.yaml."""
+    container; settings come from AIRLAB_* variables and airlab.yaml (airlab.settings.config_dirs)."""
     settings = Settings(service=name)
     configure_logging(name, settings.log_level, settings.log_format)
     try:

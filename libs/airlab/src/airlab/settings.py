@@ -1,4 +1,6 @@
-"""Settings from the environment (AIRLAB_*) and from configs/airlab.yaml, in that order of precedence."""
+"""Settings from the environment (AIRLAB_*) and from airlab.yaml, in that order of precedence. Config
+files are looked up by config_dirs(): AIRLAB_CONFIG_DIR, ./configs, the user's config directory, then the
+defaults packaged with the library."""
 
 from __future__ import annotations
 
@@ -20,20 +22,66 @@ from airlab.cpus import CpuSettings
 SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
 
 
-def config_dir() -> Path:
-    """Where YAML configs live: AIRLAB_CONFIG_DIR, else ./configs."""
-    return Path(os.environ.get("AIRLAB_CONFIG_DIR", "configs"))
+# The defaults shipped with the library: what runs when nothing else is configured.
+PACKAGED_CONFIGS = Path(__file__).parent / "defaults"
+CONFIG_FILES = ("airlab.yaml", "agents.yaml", "llm_servers.yaml", "datasets.yaml")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, said with where it came from and what to do."""
+
+
+def user_config_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "airlab"
+
+
+def user_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "airlab"
+
+
+def config_dirs() -> list[tuple[str, Path]]:
+    """Where each config file is looked for, in order; the first directory that has it wins, file by file:
+    AIRLAB_CONFIG_DIR (what `--config-dir` sets), ./configs, the user's config directory, and last the
+    defaults packaged with the library (which always have every file)."""
+    dirs: list[tuple[str, Path]] = []
+    explicit = os.environ.get("AIRLAB_CONFIG_DIR")
+    if explicit:
+        if not Path(explicit).is_dir():
+            raise ConfigError(f"AIRLAB_CONFIG_DIR (or --config-dir) is {explicit!r}: not a directory")
+        dirs.append(("AIRLAB_CONFIG_DIR", Path(explicit)))
+    dirs.append(("./configs", Path("configs")))
+    dirs.append(("user config", user_config_dir()))
+    dirs.append(("packaged default", PACKAGED_CONFIGS))
+    return dirs
+
+
+def find_config(name: str) -> tuple[str, Path]:
+    """The file `name` is read from, and which place of config_dirs() it came from."""
+    for origin, folder in config_dirs():
+        if (folder / name).is_file():
+            return origin, folder / name
+    places = ", ".join(str(folder) for _, folder in config_dirs())
+    raise ConfigError(f"no {name} in {places}: the packaged defaults are missing, reinstall airlab")
 
 
 def load_yaml(name: str) -> dict[str, Any]:
-    """One YAML file from the config dir, or {} when it does not exist."""
-    path = config_dir() / name
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    """One YAML config file, from the first place of config_dirs() that has it."""
+    _, path = find_config(name)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def default_workspace() -> Path:
+    """./.airlab inside a checkout of the repository (or where one exists already), else the user's data
+    directory, so `airlab` works from any directory."""
+    if Path(".airlab").is_dir() or Path("libs/airlab/pyproject.toml").is_file():
+        return Path(".airlab")
+    return user_data_dir() / "workspace"
 
 
 class BusSettings(BaseModel):
@@ -103,7 +151,7 @@ class RunnerSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Every setting a service or the CLI reads. Env vars win over configs/airlab.yaml."""
+    """Every setting a service or the CLI reads. Env vars win over airlab.yaml."""
 
     model_config = SettingsConfigDict(env_prefix="AIRLAB_", env_nested_delimiter="__", extra="ignore")
 
@@ -113,7 +161,7 @@ class Settings(BaseSettings):
     # 0 binds a free port; the bound port is written to port_file when one is given.
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     port_file: Path | None = None
-    workspace: Path = Path(".airlab")
+    workspace: Path = Field(default_factory=default_workspace)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     # Seconds in-flight calls and handlers get to finish after SIGTERM.
@@ -159,5 +207,34 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_dir() / "airlab.yaml")
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=find_config("airlab.yaml")[1])
         return (init_settings, env_settings, yaml_source, file_secret_settings)
+
+
+def described(settings: Settings) -> list[tuple[str, str, str]]:
+    """Every setting as (dotted key, value, where it came from: an AIRLAB_* variable, the airlab.yaml that
+    was read, or the default). Secrets show masked."""
+    origin, _ = find_config("airlab.yaml")
+    from_file = load_yaml("airlab.yaml")
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(model: BaseModel, keys: list[str], data: Any) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            here = [*keys, name]
+            found = data.get(name) if isinstance(data, dict) else None
+            if isinstance(value, BaseModel):
+                walk(value, here, found)
+                continue
+            variable = "AIRLAB_" + "__".join(here).upper()
+            if variable in os.environ:
+                source = f"env {variable}"
+            elif isinstance(data, dict) and name in data:
+                source = f"airlab.yaml, {origin}"
+            else:
+                source = "default"
+            shown = "**********" if isinstance(value, SecretStr) and value.get_secret_value() else value
+            rows.append((".".join(here), str(shown), source))
+
+    walk(settings, [], from_file)
+    return rows

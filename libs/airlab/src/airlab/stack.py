@@ -150,6 +150,7 @@ def _start_local_llm(
     settings: Settings, workspace: Path, procs: list[Proc], report: Callable[[str], None]
 ) -> tuple[dict[str, str], CpuPlan | None]:
     """Start the local llama.cpp server when an agent routes to a local server that has no URL."""
+    from airlab.extras import MissingExtra
     from airlab.llm.config import LLMConfig
     from airlab.llm.local import LocalModelError, start_llama_server
 
@@ -168,7 +169,7 @@ def _start_local_llm(
             detach=True,
             report=report,
         )
-    except LocalModelError as exc:
+    except (LocalModelError, MissingExtra) as exc:
         raise StackError(f"local LLM: {exc}") from exc
     procs.append(Proc("llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log)))
     report(f"llm       {server.url} ({config.local_model}, llama.cpp, cores {_cores(cpus.llm)})")

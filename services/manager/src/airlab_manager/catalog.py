@@ -1,4 +1,4 @@
-"""What the manager knows how to measure: datasets (from configs/datasets.yaml), metrics and baselines."""
+"""What the manager knows how to measure: datasets (from datasets.yaml), metrics and baselines."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ def settings() -> dict:
 
 
 def seed_everything(seed: int) -> None:
-    # As many threads as the runner gave this job cores (AIRLAB_CPU_THREADS), not one per core of the host.
-    threads = int(os.environ.get("AIRLAB_CPU_THREADS") or 0)
+    # As many threads as the runner gave this job cores (JOB_CPU_THREADS), not one per core of the host.
+    threads = int(os.environ.get("JOB_CPU_THREADS") or 0)
     if threads > 0:
         torch.set_num_threads(threads)
     random.seed(seed)

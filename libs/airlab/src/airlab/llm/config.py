@@ -1,4 +1,4 @@
-"""Which LLM servers exist (configs/llm_servers.yaml) and which agent uses which (configs/agents.yaml).
+"""Which LLM servers exist (llm_servers.yaml) and which agent uses which (agents.yaml).
 Secrets are never in these files: a server names the environment variable that holds its API key."""
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import httpx
 
 from airlab.cpus import pin_command
 from airlab.errors import LabError
+from airlab.extras import require
 from airlab.processes import spawn, stop_process
 
 
@@ -177,12 +178,12 @@ def start_llama_server(
 ) -> LlamaServer:
     """Start llama.cpp's OpenAI-compatible server with a local model; returns once it answers. With
     `cores`, it is pinned to them and runs one thread per core (unless `threads` says otherwise)."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        raise LocalModelError(
-            "llama-cpp-python is not installed: scripts/install-llama-cpp builds it (make setup runs it)"
-        ) from None
+    require(
+        "llama_cpp",
+        "llm",
+        "the local LLM server",
+        "build it without -march=native, as scripts/install-llama-cpp does: some CPUs crash otherwise",
+    )
     model_file = ensure_model(name, report=report)
     port = port or free_port()
     threads = threads or len(cores) or os.cpu_count() or 2

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from airlab.cpus import SlotCpus
+from airlab.extras import require
 from airlab.settings import RunnerSettings
 
 Outcome = Literal["exited", "timeout", "oom", "cancelled", "error"]
@@ -105,10 +106,12 @@ def sandbox_for(backend: str, settings: RunnerSettings, work_root: Path) -> Sand
 
         return LocalSandbox(python=settings.python or None, cgroup_parent=settings.cgroup_parent)
     if backend == "docker":
+        require("docker", "docker", "the docker sandbox")
         from airlab_runner.sandbox.docker import DockerSandbox
 
         return DockerSandbox(base_url=settings.docker_url, image=settings.docker_image)
     if backend == "kubernetes":
+        require("kubernetes", "k8s", "the kubernetes sandbox")
         from airlab_runner.sandbox.kubernetes import KubernetesSandbox
 
         return KubernetesSandbox(
