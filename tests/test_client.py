@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from airlab.client import Lab
-from airlab.testing import FakeOpenAIServer, Reply
+from airlab.testing import FakeOpenAIServer, agent_replies
 from airlab.v1 import research_pb2
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -36,13 +36,6 @@ def build_model(params, seed):
         neighbors.KNeighborsClassifier(n_neighbors=int(params["n_neighbors"])),
     )
 ```"""
-
-
-def fake_agents(request: dict) -> Reply:
-    """The fake LLM: an idea for the idea agent, code for the coder (told apart by their prompts)."""
-    if "coder agent" in request["messages"][0]["content"]:
-        return Reply(content=KNN_CODE)
-    return Reply(content=json.dumps({"ideas": [KNN_IDEA]}))
 
 
 def client_example() -> str:
@@ -68,7 +61,7 @@ def empty_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def stack_here(empty_dir, monkeypatch):
-    fake = FakeOpenAIServer(responder=fake_agents)
+    fake = FakeOpenAIServer(responder=agent_replies(KNN_IDEA, KNN_CODE))
     monkeypatch.setenv("AIRLAB_LLM_URLS", json.dumps({"local-cpu": fake.url}))
     monkeypatch.setenv("AIRLAB_RESEARCH__PATIENCE_ROUNDS", "1")
 

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from airlab.events import payload_dict
-from airlab.testing import FakeOpenAIServer, Reply, wait_until
+from airlab.testing import FakeOpenAIServer, agent_replies, wait_until
 from airlab.v1 import (
     idea_pb2,
     lab_pb2,
@@ -133,17 +133,9 @@ def build_model(params, seed):
 ```"""
 
 
-def fake_agents(request: dict) -> Reply:
-    """The fake LLM: ideas for the idea agent, code for the coder (told apart by their prompts)."""
-    system = request["messages"][0]["content"]
-    if "coder agent" in system:
-        return Reply(content=SVC_CODE)
-    return Reply(content=json.dumps({"ideas": [SVC_IDEA]}))
-
-
 @pytest.fixture
 def fake_llm():
-    server = FakeOpenAIServer(responder=fake_agents)
+    server = FakeOpenAIServer(responder=agent_replies(SVC_IDEA, SVC_CODE))
     yield server
     server.close()
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from airlab import stack
+from airlab.client import start_request
 from airlab.errors import LabError
 from airlab.events import payload_dict
 from airlab.grpc_client import channel
@@ -58,14 +59,7 @@ ManagerOpt = Annotated[
 class Gates(StrEnum):
     off = "off"
     plan = "plan"
-    every = "every"
-
-
-GATES = {
-    Gates.off: research_pb2.HUMAN_GATES_OFF,
-    Gates.plan: research_pb2.HUMAN_GATES_PLAN,
-    Gates.every: research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
-}
+    every_experiment = "every-experiment"
 
 
 @app.callback()
@@ -223,18 +217,16 @@ def research(
     manager: ManagerOpt = None,
 ) -> None:
     """Start a research."""
-    request = lab_pb2.StartResearchRequest(
-        goal=goal,
+    request = start_request(
+        goal,
         dataset=dataset,
         metric=metric,
         baseline=baseline,
-        budget=research_pb2.Budget(
-            max_experiments=max_experiments,
-            max_wall_seconds=max_wall_seconds,
-            max_tokens=max_tokens,
-            max_cost_usd=max_cost_usd,
-        ),
-        gates=GATES[gates],
+        max_experiments=max_experiments,
+        max_wall_seconds=max_wall_seconds,
+        max_tokens=max_tokens,
+        max_cost_usd=max_cost_usd,
+        gates=gates.value,
         allow_defaults=allow_defaults,
         request_id=request_id,
         user_dataset=research_pb2.UserDataset(

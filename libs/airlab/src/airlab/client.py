@@ -63,6 +63,40 @@ class Report:
     summary: dict[str, Any]
 
 
+def start_request(
+    goal: str,
+    *,
+    dataset: str = "",
+    metric: str = "",
+    baseline: str = "",
+    max_experiments: int = 0,
+    max_wall_seconds: int = 0,
+    max_tokens: int = 0,
+    max_cost_usd: float = 0.0,
+    gates: Gates = "off",
+    allow_defaults: bool = True,
+    user_dataset: research_pb2.UserDataset | None = None,
+    request_id: str = "",
+) -> lab_pb2.StartResearchRequest:
+    """The Lab API's request to start a research (the CLI's `airlab research` sends the same)."""
+    return lab_pb2.StartResearchRequest(
+        goal=goal,
+        dataset=dataset,
+        metric=metric,
+        baseline=baseline,
+        budget=research_pb2.Budget(
+            max_experiments=max_experiments,
+            max_wall_seconds=max_wall_seconds,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd,
+        ),
+        gates=GATES[gates],
+        allow_defaults=allow_defaults,
+        request_id=request_id,
+        user_dataset=user_dataset,
+    )
+
+
 class Lab:
     """A connection to the Lab API (the manager). Errors are grpc.RpcError with the server's status code
     and message (INVALID_ARGUMENT names the field at fault)."""
@@ -100,41 +134,10 @@ class Lab:
 
     # -- researches -----------------------------------------------------------------------------------------
 
-    def start(
-        self,
-        goal: str,
-        *,
-        dataset: str = "",
-        metric: str = "",
-        baseline: str = "",
-        max_experiments: int = 0,
-        max_wall_seconds: int = 0,
-        max_tokens: int = 0,
-        max_cost_usd: float = 0.0,
-        gates: Gates = "off",
-        allow_defaults: bool = True,
-        user_dataset: research_pb2.UserDataset | None = None,
-        request_id: str = "",
-    ) -> research_pb2.Research:
-        """Start a research (0 for a budget field: the server's default). `request_id` makes a retried
-        start return the same research."""
-        request = lab_pb2.StartResearchRequest(
-            goal=goal,
-            dataset=dataset,
-            metric=metric,
-            baseline=baseline,
-            budget=research_pb2.Budget(
-                max_experiments=max_experiments,
-                max_wall_seconds=max_wall_seconds,
-                max_tokens=max_tokens,
-                max_cost_usd=max_cost_usd,
-            ),
-            gates=GATES[gates],
-            allow_defaults=allow_defaults,
-            request_id=request_id,
-            user_dataset=user_dataset,
-        )
-        return self._stub.StartResearch(request)
+    def start(self, goal: str, **options: Any) -> research_pb2.Research:
+        """Start a research; `options` are those of start_request (a budget field left 0 takes the
+        server's default). A retried start with the same `request_id` returns the same research."""
+        return self._stub.StartResearch(start_request(goal, **options))
 
     def get(self, research_id: str) -> research_pb2.Research:
         return self._stub.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
@@ -252,4 +255,4 @@ class Lab:
         return written
 
 
-__all__ = ["GATES", "Lab", "Report"]
+__all__ = ["GATES", "Lab", "Report", "start_request"]

@@ -199,6 +199,18 @@ class Reply:
     completion_tokens: int = 5
 
 
+def agent_replies(idea: dict[str, Any], code: str) -> Callable[[dict[str, Any]], Reply]:
+    """A FakeOpenAIServer responder for the lab's agents, told apart by their prompts: `code` (a fenced
+    build_model) for the coder, a list holding `idea` for the idea agent."""
+
+    def reply(request: dict[str, Any]) -> Reply:
+        if "coder agent" in request["messages"][0]["content"]:
+            return Reply(content=code)
+        return Reply(content=json.dumps({"ideas": [idea]}))
+
+    return reply
+
+
 @dataclass
 class FakeOpenAIServer:
     """A fake OpenAI-compatible chat server for unit tests of logic around the LLM boundary: each request
