@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from airlab import stack
-from airlab.client import start_request
+from airlab.client import GATES, start_request
 from airlab.errors import LabError
 from airlab.events import payload_dict
 from airlab.grpc_client import channel
@@ -56,10 +56,8 @@ ManagerOpt = Annotated[
 ]
 
 
-class Gates(StrEnum):
-    off = "off"
-    plan = "plan"
-    every_experiment = "every-experiment"
+# The human gates a research can have, as the client names them (off, plan, every-experiment).
+Gates = StrEnum("Gates", {name.replace("-", "_"): name for name in GATES})  # type: ignore[misc]
 
 
 @app.callback()

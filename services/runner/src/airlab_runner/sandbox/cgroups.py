@@ -53,7 +53,8 @@ class JobCgroup:
         parent, group = base / self.parent, self._cpuset_v1()
         parent.mkdir(exist_ok=True)
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if not (parent / name).read_text().strip():
+            # A new cpuset group starts with empty cpus and mems (clone_children off): the root's are given.
+            if not (parent / name).is_file() or not (parent / name).read_text().strip():
                 (parent / name).write_text((base / name).read_text().strip())
         group.mkdir(exist_ok=True)
         (group / "cpuset.mems").write_text((parent / "cpuset.mems").read_text().strip())
