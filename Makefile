@@ -83,7 +83,7 @@ bench-runner: setup
 
 # The pinned requirements as wheels, so image builds need no network.
 wheels: setup
-	$(PY) -m pip wheel --quiet -r requirements.txt setuptools==80.9.0 wheel==0.48.0 -w build/wheels
+	$(PY) -m pip wheel --quiet -r requirements.txt wheel==0.48.0 -w build/wheels
 
 # The five service images and NATS's, on BASE_IMAGE (default: python:3.11-slim-bookworm).
 images: wheels

@@ -20,7 +20,6 @@ def test_a_larger_host_reserves_a_quarter_for_the_llm_and_splits_the_rest_evenly
     big = plan(16)
     assert big.llm == (0, 1, 2, 3)
     assert [big.slot(i, 3).cores for i in range(3)] == [(4, 5, 6, 7), (8, 9, 10, 11), (12, 13, 14, 15)]
-    assert big.llm_threads == 4
 
 
 def test_no_local_llm_gives_every_core_to_experiments():

@@ -11,6 +11,7 @@ import pytest
 
 from airlab.blobs import LocalArtifactStore
 from airlab.bus import EventBus
+from airlab.events import make_event
 from airlab.testing import wait_until
 from airlab.v1 import runner_pb2, runner_pb2_grpc
 
@@ -253,3 +254,27 @@ def test_a_job_can_run_code_already_in_the_artifact_store(stub, runner_env):
     with pytest.raises(grpc.RpcError) as refused:
         stub.Submit(runner_pb2.SubmitRequest(spec=missing))
     assert refused.value.details().startswith("spec.code_ref: holds no 'main.py'")
+
+
+def test_a_cancelled_research_stops_its_running_and_queued_jobs(stub, nats_server):
+    """CancelResearch announces research.cancelled; the runner stops every job of that research within
+    seconds, and leaves other researches' jobs alone."""
+    running = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "c-1", research="rgone")))
+    queued = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "c-2", research="rgone")))
+    other = stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "c-3", research="rkept")))
+    get = lambda job: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
+    wait_until(lambda: get(running).state == runner_pb2.JOB_STATE_RUNNING)
+
+    async def announce():
+        bus = EventBus(nats_server.url, source="test")
+        await bus.connect()
+        await bus.publish(make_event("research.cancelled", "rgone", {"reason": "a person cancelled it"}))
+        await bus.close()
+
+    began = time.monotonic()
+    asyncio.run(announce())
+    wait_until(lambda: get(running).state == runner_pb2.JOB_STATE_CANCELLED, timeout=10)
+    assert get(queued).state == runner_pb2.JOB_STATE_CANCELLED
+    assert time.monotonic() - began < 5
+    wait_until(lambda: get(other).state == runner_pb2.JOB_STATE_RUNNING, timeout=10)
+    stub.CancelJob(runner_pb2.CancelJobRequest(id=other.id))

@@ -33,7 +33,7 @@ THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
     # joblib/loky: n_jobs=-1 means this many workers.
     "LOKY_MAX_CPU_COUNT",
-    # Read by the job templates (torch.set_num_threads, n_jobs).
+    # Read by the PyTorch template (torch.set_num_threads), and by any job code that sizes its own pools.
     "JOB_CPU_THREADS",
 )
 
@@ -72,10 +72,6 @@ class CpuPlan:
     llm: tuple[int, ...]
     # Cores for experiment slots.
     experiments: tuple[int, ...]
-
-    @property
-    def llm_threads(self) -> int:
-        return len(self.llm)
 
     def slot(self, index: int, slots: int) -> SlotCpus:
         """The cores of experiment slot `index` of `slots`: an even share of the experiment cores (slots

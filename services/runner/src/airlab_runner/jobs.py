@@ -244,6 +244,21 @@ class Runner:
             self.cancels[job_id].set()
         return await self.get(job_id)
 
+    async def cancel_research(self, research_id: str) -> list[str]:
+        """Cancel every job of a cancelled research that this runner can stop: the queued ones (whichever
+        runner gets there first), and the running ones it runs itself. Every runner handles the same
+        event, so each stops its own. Returns the ids of the jobs it cancelled."""
+        cancelled = []
+        for job, _ in await self._all():
+            if job.spec.research_id != research_id or job.state in TERMINAL:
+                continue
+            if job.state == runner_pb2.JOB_STATE_RUNNING and job.id not in self.cancels:
+                continue  # another runner's: it cancels it on the same event
+            with contextlib.suppress(FailedPrecondition):  # it ended meanwhile
+                await self.cancel(job.id)
+                cancelled.append(job.id)
+        return cancelled
+
     # -- queries --------------------------------------------------------------------------------------------
 
     async def _all(self) -> list[tuple[runner_pb2.Job, dict[str, Any]]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import socket
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from airlab_runner.jobs import JOB_BUCKET, Runner, RunnerConfig
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
 
+log = logging.getLogger(__name__)
+
 
 def build_sandboxes(settings: RunnerSettings, work_root: Path) -> dict[str, Sandbox]:
     """The sandbox of every enabled backend, each checked: a backend that cannot run here stops the
@@ -37,6 +41,8 @@ def build_sandboxes(settings: RunnerSettings, work_root: Path) -> dict[str, Sand
 
 
 REQUESTS_CONSUMER = "runner-requests"
+# One durable consumer per runner host: every runner must see a cancellation to stop the jobs it runs.
+CANCELS_CONSUMER = "runner-cancels"
 
 
 def request_handler(runner: Runner, context: ServiceContext):  # type: ignore[no-untyped-def]
@@ -107,6 +113,16 @@ def setup(context: ServiceContext) -> None:
         scheduler.append(asyncio.create_task(runner.run(), name="scheduler"))
         await context.bus.consume(
             REQUESTS_CONSUMER, [type_filter(experiments.REQUESTED)], request_handler(runner, context)
+        )
+
+        async def research_cancelled(event: events_pb2.Event) -> None:
+            stopped = await runner.cancel_research(event.research_id)
+            if stopped:
+                log.info("cancelled the jobs of a cancelled research", extra={"jobs": stopped})
+
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", config.host)
+        await context.bus.consume(
+            f"{CANCELS_CONSUMER}-{host}", [type_filter("research.cancelled")], research_cancelled
         )
 
     async def stop() -> None:
