@@ -139,3 +139,26 @@ async def test_client_channel_gives_unary_calls_a_default_deadline(tmp_path):
         await asyncio.to_thread(call)
     assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await hanging.server.stop(0)
+
+
+async def test_corrupt_request_bytes_answer_invalid_argument_without_a_traceback(host, caplog):
+    await host.start()
+    host._started = True
+    garbage = b"\xff\xff\xff\xff\x0f\x00corrupt"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        for method, streams in (
+            ("/airlab.v1.LabService/GetResearch", False),
+            ("/airlab.v1.LabService/WatchResearch", True),
+        ):
+            call = channel.unary_stream if streams else channel.unary_unary
+            raw = call(method, request_serializer=None, response_deserializer=None)
+            with pytest.raises(grpc.aio.AioRpcError) as corrupt:
+                if streams:
+                    async for _ in raw(garbage):
+                        pass
+                else:
+                    await raw(garbage)
+            assert corrupt.value.code() == grpc.StatusCode.INVALID_ARGUMENT, corrupt.value
+            assert "could not be parsed" in corrupt.value.details()
+            assert "Traceback" not in corrupt.value.details()
+    assert not [r for r in caplog.records if r.exc_info], "a corrupt request logged a traceback"

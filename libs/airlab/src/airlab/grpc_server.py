@@ -27,8 +27,30 @@ log = logging.getLogger(__name__)
 ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
+class _Unparsable:
+    """Stands for a request whose bytes did not parse, so the method answers INVALID_ARGUMENT itself
+    (grpc's own deserialization failure logs a traceback per call and answers UNKNOWN with the error)."""
+
+
+UNPARSABLE = _Unparsable()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception:  # protobuf's DecodeError, or anything a corrupt payload provokes
+            return UNPARSABLE
+
+    return parse
+
+
 class _StatusInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls with UNAVAILABLE until the service is ready, and turns LabError into its status."""
+    """Refuses calls with UNAVAILABLE until the service is ready, and requests whose bytes do not parse with
+    INVALID_ARGUMENT; turns LabError into its status."""
 
     def __init__(self, is_ready: Callable[[], bool]) -> None:
         self._is_ready = is_ready
@@ -43,7 +65,12 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             return handler
         is_ready = self._is_ready
 
-        async def refuse_unready(context: grpc.aio.ServicerContext) -> None:
+        async def refuse_unready(request: Any, context: grpc.aio.ServicerContext) -> None:
+            if request is UNPARSABLE:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the request could not be parsed as {details.method}'s message (corrupt bytes?)",
+                )
             if not is_ready():
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, "service is starting or lost its dependencies"
@@ -53,7 +80,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await refuse_unready(context)
+                await refuse_unready(request, context)
                 try:
                     return await inner(request, context)
                 except LabError as exc:
@@ -61,14 +88,14 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await refuse_unready(context)
+                await refuse_unready(request, context)
                 try:
                     async for item in inner_stream(request, context):
                         yield item
@@ -77,7 +104,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
