@@ -278,3 +278,8 @@ def test_a_cancelled_research_stops_its_running_and_queued_jobs(stub, nats_serve
     assert time.monotonic() - began < 5
     wait_until(lambda: get(other).state == runner_pb2.JOB_STATE_RUNNING, timeout=10)
     stub.CancelJob(runner_pb2.CancelJobRequest(id=other.id))
+    # An experiment of the cancelled research asked for afterwards (a request still in flight) is refused.
+    with pytest.raises(grpc.RpcError) as late:
+        stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, "c-4", research="rgone")))
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "rgone was cancelled" in late.value.details()

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats.js.errors
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js.kv import KeyValue
 
 from airlab.blobs import ArtifactStore, experiment_key
 from airlab.cpus import CpuPlan, SlotCpus
@@ -38,6 +40,8 @@ from airlab_runner.spec import check_spec, resolved_resources
 log = logging.getLogger(__name__)
 
 JOB_BUCKET = "airlab_jobs"
+# Researches that were cancelled: their experiments are refused, on every runner.
+CANCELLED_BUCKET = "airlab_cancelled_researches"
 State = runner_pb2.JobState
 TERMINAL = {runner_pb2.JOB_STATE_SUCCEEDED, runner_pb2.JOB_STATE_FAILED, runner_pb2.JOB_STATE_CANCELLED}
 MAX_PROGRESS_EVENTS = 500
@@ -134,6 +138,8 @@ class Runner:
         self.sleeper = sleeper
         self.source = source
         self.s3_datasets: S3Datasets | None = None
+        # Set once the bus is up (main.setup); None: cancellations are not remembered (unit use).
+        self.cancelled_researches: KeyValue | None = None
         self.feeds: dict[str, Feed] = {}
         self.cancels: dict[str, threading.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -151,6 +157,15 @@ class Runner:
 
     # -- commands -------------------------------------------------------------------------------------------
 
+    async def _was_cancelled(self, research_id: str) -> bool:
+        if self.cancelled_researches is None or not research_id:
+            return False
+        try:
+            await self.cancelled_researches.get(research_id)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return False
+        return True
+
     async def submit(self, spec: runner_pb2.ExperimentSpec) -> runner_pb2.Job:
         for index, mount in enumerate(spec.datasets):
             if mount.source.startswith("s3://"):
@@ -159,6 +174,8 @@ class Runner:
                 field = f"spec.datasets[{index}].source"
                 mount.source = await asyncio.to_thread(self.s3_datasets.local_copy, mount.source, field)
         check_spec(spec, tuple(self.sandboxes))
+        if await self._was_cancelled(spec.research_id):
+            raise FailedPrecondition(f"research {spec.research_id} was cancelled: its experiments do not run")
         stored = runner_pb2.ExperimentSpec()
         stored.CopyFrom(spec)
         stored.ClearField("files")
@@ -195,6 +212,10 @@ class Runner:
             await self.store.create(job_id, _data_of(job, attempts=0, host="", code_sha256=digest), [event])
         except AlreadyExists:
             return await self._resubmitted((await self.store.get(job_id)).data, stored, digest)
+        if await self._was_cancelled(stored.research_id):
+            # The research was cancelled while this job was being stored: it never starts.
+            with contextlib.suppress(FailedPrecondition):
+                await self.cancel(job_id)
         self._wake.set()
         return await self.get(job_id)
 
@@ -248,6 +269,9 @@ class Runner:
         """Cancel every job of a cancelled research that this runner can stop: the queued ones (whichever
         runner gets there first), and the running ones it runs itself. Every runner handles the same
         event, so each stops its own. Returns the ids of the jobs it cancelled."""
+        if self.cancelled_researches is not None:
+            # Remembered first, so an experiment asked for before the cancellation is refused after it.
+            await self.cancelled_researches.put(research_id, b"cancelled")
         cancelled = []
         for job, _ in await self._all():
             if job.spec.research_id != research_id or job.state in TERMINAL:
