@@ -145,6 +145,21 @@ BAD = [
 ]
 
 
+def test_jobs_beyond_the_hosts_capacity_are_refused(stub):
+    """More cores or memory than this machine has, or more time than a job may have here (2 days)."""
+    for resources, field, says in (
+        ({"cpu_millis": 256_000}, "cpu_millis", "core(s)"),
+        ({"memory_mib": 1_048_576}, "memory_mib", "MiB asked for; this host has"),
+        ({"wall_seconds": 604_800}, "wall_seconds", "at most 172800 s"),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Submit(runner_pb2.SubmitRequest(spec=spec(SLEEPY, f"big-{field}", **resources)))
+        details = refused.value.details()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith(f"spec.resources.{field}") and says in details, details
+    assert list(stub.ListJobs(runner_pb2.ListJobsRequest()).jobs) == []
+
+
 @pytest.mark.parametrize(("bad_spec", "field"), BAD)
 def test_bad_specs_are_refused_naming_the_field(stub, bad_spec, field):
     with pytest.raises(grpc.RpcError) as refused:

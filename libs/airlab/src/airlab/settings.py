@@ -135,6 +135,8 @@ class RunnerSettings(BaseModel):
     cgroup_parent: str = "airlab"
     max_log_mib: int = Field(default=10, ge=1)
     max_output_mib: int = Field(default=1024, ge=1)
+    # The longest wall-clock limit one job may ask for on this runner (2 days).
+    max_job_wall_seconds: int = Field(default=172_800, ge=1, le=604_800)
     # Runs of a job whose runner died while it ran, before it is reported failed.
     max_attempts: int = Field(default=2, ge=1, le=10)
     # GPU ids when nvidia-smi is absent (a simulated inventory in tests).

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js.kv import KeyValue
 
 from airlab.blobs import ArtifactStore, experiment_key
-from airlab.cpus import CpuPlan, SlotCpus
+from airlab.cpus import CpuPlan, SlotCpus, available_cores
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp
 from airlab.ids import check_id, derived_id, new_id
@@ -66,6 +67,40 @@ class RunnerConfig:
     lease_ttl: float = 30.0
     # How this host's cores are shared with a local LLM server; None: jobs are not pinned.
     cpu_plan: CpuPlan | None = None
+    # The most one job may ask for here (a cluster checks CPU and memory against its own quotas).
+    capacity: Capacity = field(default_factory=lambda: Capacity.of_host())
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cores: int
+    memory_mib: int
+    wall_seconds: int = 172_800
+
+    @classmethod
+    def of_host(cls, wall_seconds: int = 172_800) -> Capacity:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+        return cls(len(available_cores()), memory, wall_seconds)
+
+
+def check_capacity(resources: runner_pb2.Resources, capacity: Capacity, *, on_host: bool = True) -> None:
+    """Refuse, naming the field, a job that asks for more time than a job may have here, or (when it runs
+    on this host) more cores or memory than the host has."""
+    if on_host and resources.cpu_millis > capacity.cores * 1000:
+        raise InvalidArgument(
+            "spec.resources.cpu_millis",
+            f"{resources.cpu_millis} asked for; this host has {capacity.cores} core(s)",
+        )
+    if on_host and resources.memory_mib > capacity.memory_mib:
+        raise InvalidArgument(
+            "spec.resources.memory_mib",
+            f"{resources.memory_mib} MiB asked for; this host has {capacity.memory_mib} MiB",
+        )
+    if resources.wall_seconds > capacity.wall_seconds:
+        raise InvalidArgument(
+            "spec.resources.wall_seconds",
+            f"{resources.wall_seconds} s asked for; a job may have at most {capacity.wall_seconds} s here",
+        )
 
 
 def job_id_for(research_id: str, experiment_id: str) -> str:
@@ -194,6 +229,7 @@ class Runner:
             raise InvalidArgument(
                 "spec.resources.gpus", f"{stored.resources.gpus} asked for; this runner has {have}"
             )
+        check_capacity(stored.resources, self.config.capacity, on_host=on_host)
         job_id = job_id_for(spec.research_id, spec.experiment_id)
         digest = code_digest(dict(spec.files))
         existing = await self.store.find(job_id)

@@ -20,7 +20,7 @@ from airlab.state import StateStore
 from airlab.v1 import events_pb2, runner_pb2_grpc
 from airlab_runner.datasets import S3Datasets
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
-from airlab_runner.jobs import CANCELLED_BUCKET, JOB_BUCKET, Runner, RunnerConfig
+from airlab_runner.jobs import CANCELLED_BUCKET, JOB_BUCKET, Capacity, Runner, RunnerConfig
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
 
@@ -87,6 +87,7 @@ def setup(context: ServiceContext) -> None:
         lease_ttl=runner_settings.lease_ttl_seconds,
         # `airlab up` says how many cores its local LLM server holds (AIRLAB_CPU__LLM_CORES).
         cpu_plan=plan_cpus(settings.cpu, local_llm=False),
+        capacity=Capacity.of_host(runner_settings.max_job_wall_seconds),
     )
     runner = Runner(
         store,
