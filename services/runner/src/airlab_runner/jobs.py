@@ -29,6 +29,7 @@ from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp
 from airlab.ids import check_id, derived_id, new_id
 from airlab.llm.vllm import VllmSleeper
+from airlab.settings import RunnerSettings
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, runner_pb2
 from airlab_runner import contract
@@ -54,32 +55,18 @@ def log_key(attempt: int) -> str:
     return f"logs/attempt-{attempt}.log"
 
 
-@dataclass
-class RunnerConfig:
-    host: str
-    work_root: Path
-    backend: str = "local"
-    max_concurrent: int = 2
-    max_log_bytes: int = 10 << 20
-    max_output_bytes: int = 1 << 30
-    max_attempts: int = 2
-    poll_seconds: float = 0.5
-    lease_ttl: float = 30.0
-    # How this host's cores are shared with a local LLM server; None: jobs are not pinned.
-    cpu_plan: CpuPlan | None = None
-    # The most one job may ask for here (a cluster checks CPU and memory against its own quotas).
-    capacity: Capacity = field(default_factory=lambda: Capacity.of_host())
-
-
 @dataclass(frozen=True)
 class Capacity:
     cores: int
     memory_mib: int
-    wall_seconds: int = 172_800
+    # The longest wall-clock limit a job may ask for (runner.max_job_wall_seconds).
+    wall_seconds: int
 
     @classmethod
-    def of_host(cls, wall_seconds: int = 172_800) -> Capacity:
+    def of_host(cls, wall_seconds: int | None = None) -> Capacity:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+        if wall_seconds is None:
+            wall_seconds = RunnerSettings.model_fields["max_job_wall_seconds"].default
         return cls(len(available_cores()), memory, wall_seconds)
 
 
@@ -101,6 +88,23 @@ def check_capacity(resources: runner_pb2.Resources, capacity: Capacity, *, on_ho
             "spec.resources.wall_seconds",
             f"{resources.wall_seconds} s asked for; a job may have at most {capacity.wall_seconds} s here",
         )
+
+
+@dataclass
+class RunnerConfig:
+    host: str
+    work_root: Path
+    backend: str = "local"
+    max_concurrent: int = 2
+    max_log_bytes: int = 10 << 20
+    max_output_bytes: int = 1 << 30
+    max_attempts: int = 2
+    poll_seconds: float = 0.5
+    lease_ttl: float = 30.0
+    # How this host's cores are shared with a local LLM server; None: jobs are not pinned.
+    cpu_plan: CpuPlan | None = None
+    # The most one job may ask for here (a cluster checks CPU and memory against its own quotas).
+    capacity: Capacity = field(default_factory=Capacity.of_host)
 
 
 def job_id_for(research_id: str, experiment_id: str) -> str:
