@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from airlab.cpus import CpuPlan, CpuSettings, available_cores, plan_cpus
-from airlab.llm.local import LlamaServer, start_llama_server
+from airlab.llm.local import start_llama_server
 from airlab_runner.sandbox import Limits, SandboxJob
 from airlab_runner.sandbox.local import LocalSandbox
 
@@ -97,7 +97,7 @@ class Speed:
     decode: float  # generated tokens per second
 
 
-def llm_speed(server: LlamaServer, calls: int, until: float | None = None) -> list[Speed]:
+def llm_speed(url: str, model: str, calls: int, until: float | None = None) -> list[Speed]:
     """Streamed completions of 96 tokens with a fresh prompt each (llama.cpp caches prompt prefixes):
     prefill from the time to the first token, decode from the tokens after it."""
     found: list[Speed] = []
@@ -106,18 +106,18 @@ def llm_speed(server: LlamaServer, calls: int, until: float | None = None) -> li
         while len(found) < calls if until is None else (not found or time.time() < until):
             prompt = f"Request {uuid.uuid4().hex}. {FILLER}\n{PROMPT}"
             count = http.post(
-                server.url.removesuffix("/v1") + "/extras/tokenize/count", json={"input": prompt}
+                url.removesuffix("/v1") + "/extras/tokenize/count", json={"input": prompt}
             ).json()["count"]
             began = time.perf_counter()
             first, tokens = 0.0, 0
             body = {
-                "model": server.model,
+                "model": model,
                 "prompt": prompt,
                 "max_tokens": 96,
                 "temperature": 0,
                 "stream": True,
             }
-            with http.stream("POST", f"{server.url}/completions", json=body) as reply:
+            with http.stream("POST", f"{url}/completions", json=body) as reply:
                 for line in reply.iter_lines():
                     if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
@@ -179,8 +179,8 @@ def measure(rule: Rule, seconds: float, calls: int, root: Path) -> dict[str, dic
     server = start_llama_server(MODEL, cores=cores, threads=None if cores else len(available_cores()))
     rows: dict[str, dict[str, float]] = {}
     try:
-        llm_speed(server, 1)  # warm-up
-        idle = llm_speed(server, calls)
+        llm_speed(server.url, server.model, 1)  # warm-up
+        idle = llm_speed(server.url, server.model, calls)
         rows["idle"] = _row(idle, None)
         for mix, codes in MIXES.items():
             with Jobs(codes, plan, root) as jobs:
@@ -189,7 +189,7 @@ def measure(rule: Rule, seconds: float, calls: int, root: Path) -> dict[str, dic
                 time.sleep(seconds / 2)
                 alone = jobs.units(start, time.time())
                 start = time.time()
-                busy = llm_speed(server, calls, until=start + seconds / 2)
+                busy = llm_speed(server.url, server.model, calls, until=start + seconds / 2)
                 row = _row(busy, jobs.units(start, time.time()))
                 row["jobs alone"] = alone
                 rows[mix] = row
@@ -230,7 +230,7 @@ def research_calls(cores: int) -> None:
             state = load_state(workspace)
             assert state is not None
             url = state.address_of("llm")
-            idle = llm_speed(LlamaServer(None, url, MODEL), 4)  # type: ignore[arg-type]
+            idle = llm_speed(url, MODEL, 4)
             prefill = statistics.median(s.prefill for s in idle)
             decode = statistics.median(s.decode for s in idle)
             began = time.monotonic()

@@ -15,6 +15,7 @@ the artifact layout.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,10 +192,8 @@ class Lab:
 
     def wait(self, research_id: str, *, timeout: float | None = None) -> research_pb2.Research:
         """Block until the research ends or waits for a person; returns it."""
-        last = self.get(research_id)
-        for last in self.progress(research_id, timeout=timeout):  # noqa: B007 - the last one is the answer
-            pass
-        return last
+        # progress() yields at least once, and its last item is the answer.
+        return deque(self.progress(research_id, timeout=timeout), maxlen=1)[0]
 
     def approve(
         self,
