@@ -65,9 +65,11 @@ async def bench_event_hop(count: int, batch: int) -> list[float]:
             hops.append(time.perf_counter() - sent[event.id])
             settled.set()
 
-        await bus.consume("bench", [type_filter("bench.hop")], handle, batch=batch, on_settled=on_settled)
+        await bus.consume(
+            "bench", [type_filter("experiment.progress")], handle, batch=batch, on_settled=on_settled
+        )
         for _ in range(count):
-            event = make_event("bench.hop")
+            event = make_event("experiment.progress")
             settled.clear()
             sent[event.id] = time.perf_counter()
             await bus.publish(event)

@@ -17,12 +17,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from airlab.events import payload_dict
+from airlab.events import body_of
 from airlab.testing import FakeOpenAIServer, agent_replies, wait_until
 from airlab.v1 import (
     idea_pb2,
     lab_pb2,
     lab_pb2_grpc,
+    loop_pb2,
     manager_pb2,
     manager_pb2_grpc,
     research_pb2,
@@ -230,11 +231,11 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
         events = list(lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research.id), timeout=60))
     assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
     summary = check_report_against_results(workspace, done)
-    finished = Counter(payload_dict(e)["experiment_id"] for e in events if e.type == "experiment.finished")
+    finished = Counter(body_of(e).experiment_id for e in events if e.type == "experiment.finished")
     requested = {
-        payload_dict(e)["experiment_id"]
+        body_of(e).experiment_id
         for e in events
-        if e.type == "experiment.requested" and payload_dict(e)["labels"]["kind"] != "smoke"
+        if e.type == "experiment.requested" and body_of(e).kind != loop_pb2.EXPERIMENT_KIND_SMOKE
     }
     research_runs = {x: n for x, n in finished.items() if x in requested}
     # 3 baseline seeds + 4 search trials + 2 more evaluation seeds: all finished, each exactly once.
@@ -246,7 +247,7 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     trial_causes = Counter(
         e.correlation_id
         for e in events
-        if e.type == "experiment.requested" and payload_dict(e)["labels"]["kind"] == "trial"
+        if e.type == "experiment.requested" and body_of(e).kind == loop_pb2.EXPERIMENT_KIND_TRIAL
     )
     assert max(trial_causes.values()) == 2
 

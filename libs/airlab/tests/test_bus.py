@@ -5,8 +5,9 @@ import asyncio
 import pytest
 
 from airlab.bus import EventBus
-from airlab.events import make_event, research_filter, type_filter
+from airlab.events import body_of, make_event, research_filter, type_filter
 from airlab.settings import BusSettings
+from airlab.v1 import events_pb2
 
 
 async def collect(bus: EventBus, subject: str, **kwargs) -> list:
@@ -27,7 +28,7 @@ async def test_stream_creation_is_idempotent_and_follows_settings(nats_server):
 
 
 async def test_an_event_published_twice_is_stored_once(bus):
-    event = make_event("research.created", "r1", {"goal": "g"})
+    event = make_event("research.created", "r1", events_pb2.ResearchCreated(goal="g"))
     first = await bus.publish(event)
     again = await bus.publish(event)
     assert first == again
@@ -35,7 +36,7 @@ async def test_an_event_published_twice_is_stored_once(bus):
     assert [e.id for e in events] == [event.id]
     assert events[0].sequence == first
     assert events[0].source == "test"
-    assert dict(events[0].payload) == {"goal": "g"}
+    assert events[0].research_created.goal == "g"
 
 
 async def test_consumer_handles_each_event_once_and_acks(bus):
@@ -47,9 +48,14 @@ async def test_consumer_handles_each_event_once_and_acks(bus):
         if len(seen) == 5:
             done.set()
 
-    consumer = await bus.consume("worker", [type_filter("work.item")], handler)
-    ids = [(await bus.publish(make_event("work.item", payload={"n": n})), n)[1] for n in range(5)]
-    await bus.publish(make_event("other.thing"))  # not on the consumer's subjects
+    consumer = await bus.consume("worker", [type_filter("experiment.progress")], handler)
+    ids = [
+        (await bus.publish(make_event("experiment.progress", body=events_pb2.ExperimentProgress(step=n))), n)[
+            1
+        ]
+        for n in range(5)
+    ]
+    await bus.publish(make_event("experiment.started"))  # not on the consumer's subjects
     await asyncio.wait_for(done.wait(), 10)
     await asyncio.sleep(0.2)
     assert len(seen) == len(ids) == 5
@@ -65,8 +71,8 @@ async def test_failing_handler_is_retried_then_dead_lettered(bus):
         attempts.append(1)
         raise ValueError("cannot handle this")
 
-    await bus.consume("fragile", [type_filter("work.item")], always_fails, max_deliver=3)
-    event = make_event("work.item", "r9", {"n": 1})
+    await bus.consume("fragile", [type_filter("experiment.progress")], always_fails, max_deliver=3)
+    event = make_event("experiment.progress", "r9", events_pb2.ExperimentProgress(step=1))
     await bus.publish(event)
     for _ in range(200):
         dead = await collect(bus, "airlab.deadletter.*.r9")
@@ -78,9 +84,9 @@ async def test_failing_handler_is_retried_then_dead_lettered(bus):
     letter = dead[0]
     assert letter.type == "deadletter.fragile"
     assert letter.correlation_id == event.id
-    assert letter.payload["deliveries"] == 3
-    assert "ValueError: cannot handle this" in letter.payload["error"]
-    assert letter.payload["event"]["id"] == event.id
+    assert letter.dead_letter.deliveries == 3
+    assert "ValueError: cannot handle this" in letter.dead_letter.error
+    assert letter.dead_letter.event.id == event.id
     await asyncio.sleep(0.5)
     assert len(attempts) == 3  # terminated: not delivered again
 
@@ -95,8 +101,8 @@ async def test_a_handler_that_fails_once_succeeds_on_redelivery(bus):
             raise ConnectionError("transient")
         done.set()
 
-    await bus.consume("flaky", [type_filter("work.item")], flaky)
-    await bus.publish(make_event("work.item"))
+    await bus.consume("flaky", [type_filter("experiment.progress")], flaky)
+    await bus.publish(make_event("experiment.progress"))
     await asyncio.wait_for(done.wait(), 10)
     assert len(calls) == 2
 
@@ -107,38 +113,38 @@ async def test_undecodable_messages_go_to_dead_letters(bus):
     async def handler(event):
         handled.append(event.id)
 
-    await bus.consume("strict", [type_filter("work.item")], handler)
-    await bus.js.publish("airlab.work.item._", b"\xff\xfe not protobuf", stream="AIRLAB")
+    await bus.consume("strict", [type_filter("experiment.progress")], handler)
+    await bus.js.publish("airlab.experiment.progress._", b"\xff\xfe not protobuf", stream="AIRLAB")
     for _ in range(100):
         dead = await collect(bus, "airlab.deadletter.strict.>")
         if dead:
             break
         await asyncio.sleep(0.05)
     assert handled == []
-    assert dead and dead[0].payload["event"]["type"] == "bus.undecodable"
+    assert dead and dead[0].dead_letter.event.type == "bus.undecodable"
 
 
 async def test_read_replays_from_a_sequence_and_follows_new_events(bus):
     for n in range(3):
-        await bus.publish(make_event("research.progress", "r2", {"n": n}))
-    await bus.publish(make_event("research.progress", "r3", {"n": 99}))
+        await bus.publish(make_event("experiment.progress", "r2", events_pb2.ExperimentProgress(step=n)))
+    await bus.publish(make_event("experiment.progress", "r3", events_pb2.ExperimentProgress(step=99)))
     stored = await collect(bus, research_filter("r2"))
-    assert [e.payload["n"] for e in stored] == [0, 1, 2]
+    assert [e.experiment_progress.step for e in stored] == [0, 1, 2]
     tail = await collect(bus, research_filter("r2"), from_sequence=stored[1].sequence)
-    assert [e.payload["n"] for e in tail] == [1, 2]
+    assert [e.experiment_progress.step for e in tail] == [1, 2]
     assert await collect(bus, research_filter("nobody")) == []
 
     followed: list[int] = []
 
     async def follow():
         async for event in bus.read(research_filter("r2"), from_sequence=stored[2].sequence, follow=True):
-            followed.append(int(event.payload["n"]))
+            followed.append(event.experiment_progress.step)
             if len(followed) == 2:
                 return
 
     watcher = asyncio.create_task(follow())
     await asyncio.sleep(0.3)
-    await bus.publish(make_event("research.progress", "r2", {"n": 3}))
+    await bus.publish(make_event("experiment.progress", "r2", events_pb2.ExperimentProgress(step=3)))
     await asyncio.wait_for(watcher, 10)
     assert followed == [2, 3]
 
@@ -146,3 +152,15 @@ async def test_read_replays_from_a_sequence_and_follows_new_events(bus):
 def test_event_types_must_be_aggregate_dot_event():
     with pytest.raises(ValueError):
         make_event("Research Created")
+
+
+def test_an_event_carries_the_body_its_type_names():
+    event = make_event("code.ready", "r1", events_pb2.CodeOutcome(name="i1", attempts=2))
+    assert event.WhichOneof("body") == "code_ready" and body_of(event).attempts == 2
+    assert make_event("code.failed").WhichOneof("body") == "code_failed"  # an empty body of its type
+    with pytest.raises(TypeError, match="carries CodeOutcome"):
+        make_event("code.ready", "r1", events_pb2.ResearchCreated(goal="g"))
+    with pytest.raises(ValueError, match="no body in the contract"):
+        make_event("work.item")
+    letter = make_event("deadletter.any_consumer", "r1", events_pb2.DeadLetter(error="x"))
+    assert letter.WhichOneof("body") == "dead_letter"

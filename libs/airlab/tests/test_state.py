@@ -7,6 +7,7 @@ import pytest
 from airlab.errors import AlreadyExists, NotFound, Unavailable
 from airlab.events import make_event, research_filter
 from airlab.state import Change, StateStore
+from airlab.v1 import events_pb2
 
 
 async def open_store(bus, bucket="things"):
@@ -53,7 +54,17 @@ async def test_a_cause_is_applied_once_and_its_events_published_once(bus):
 
     def increment(data):
         data["n"] += 1
-        return Change(data, [make_event("thing.counted", "r5", {"n": data["n"]}, event_id="cause-1.counted")])
+        return Change(
+            data,
+            [
+                make_event(
+                    "experiment.progress",
+                    "r5",
+                    events_pb2.ExperimentProgress(step=data["n"]),
+                    event_id="cause-1.counted",
+                )
+            ],
+        )
 
     _, first = await store.mutate("r5", increment, cause_id="cause-1")
     record, second = await store.mutate("r5", increment, cause_id="cause-1")
@@ -77,7 +88,7 @@ async def test_events_committed_before_a_crash_are_published_on_recovery(bus):
     crashing.publisher = FailingPublisher()
 
     def advance(data):
-        return Change({"state": "done"}, [make_event("thing.done", "r6", event_id="c-7.done")])
+        return Change({"state": "done"}, [make_event("research.completed", "r6", event_id="c-7.done")])
 
     with pytest.raises(ConnectionError):
         await crashing.mutate("r6", advance, cause_id="c-7")
@@ -97,7 +108,7 @@ async def test_flush_all_publishes_every_pending_outbox(bus):
     store = await open_store(bus)
     for key in ("r7", "r8"):
         await store.create(
-            key, {}, [make_event("thing.created", key, event_id=f"{key}.created")], publish=False
+            key, {}, [make_event("research.created", key, event_id=f"{key}.created")], publish=False
         )
     assert await store.flush_all() == 2
     assert await store.flush_all() == 0

@@ -9,6 +9,7 @@ from airlab.blobs import LocalArtifactStore
 from airlab.llm.client import LLMClient
 from airlab.llm.config import LLMConfig
 from airlab.testing import FakeOpenAIServer, Reply
+from airlab.v1 import idea_pb2, loop_pb2
 from airlab_coder.agent import (
     CodeProblem,
     CoderAgent,
@@ -21,12 +22,13 @@ from airlab_coder.agent import (
 )
 
 RESEARCH = "r" + "2" * 26
-IDEA = {
-    "id": "i" + "3" * 26,
-    "title": "Random forest",
-    "change": "use a random forest instead of the logistic regression",
-    "search_space": {"n_estimators": {"low": 10, "high": 200, "integer": True}},
-}
+IDEA = idea_pb2.Idea(
+    id="i" + "3" * 26,
+    title="Random forest",
+    change="use a random forest instead of the logistic regression",
+    search_space={"n_estimators": idea_pb2.Range(low=10, high=200, integer=True)},
+)
+JOB = loop_pb2.JobConfig(dataset="digits", task="classification", metric="accuracy", model="logistic_regression")
 CONFIG = {"dataset": "digits", "task": "classification", "metric": "accuracy", "model": "logistic_regression"}
 GOOD = """def build_model(params, seed):
     return ensemble.RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
@@ -81,7 +83,7 @@ async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
     server.script = [code_reply(UNDEFINED), code_reply(GOOD)]
     store = LocalArtifactStore(tmp_path)
     smoke = FakeSmokeRunner()
-    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA))
+    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA))
     assert outcome.ok and outcome.attempts == 2
     assert "RandomForestClassifier" in outcome.problems[0]
     # The repair prompt carried the error back to the model.
@@ -92,8 +94,8 @@ async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "RandomForestClassifier(n_estimators" in final
     kept = sorted(b.key.split("/code/")[1] for b in store.list(f"research/{RESEARCH}/code/"))
-    assert f"{IDEA['id']}/attempt-1/check.json" in kept and f"{IDEA['id']}/attempt-2/train.py" in kept
-    first = json.loads(store.get(f"research/{RESEARCH}/code/{IDEA['id']}/attempt-1/check.json"))
+    assert f"{IDEA.id}/attempt-1/check.json" in kept and f"{IDEA.id}/attempt-2/train.py" in kept
+    first = json.loads(store.get(f"research/{RESEARCH}/code/{IDEA.id}/attempt-1/check.json"))
     assert not first["passed"]
 
 
@@ -102,7 +104,7 @@ async def test_the_repair_loop_stops_at_its_bound(fake_llm, tmp_path):
     server.script = [code_reply(GOOD)] * 5
     smoke = FakeSmokeRunner(*[SmokeResult(False, "ValueError: boom")] * 5)
     agent = CoderAgent(llm, LocalArtifactStore(tmp_path), smoke)
-    outcome = await agent.implement(CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA, max_attempts=3))
+    outcome = await agent.implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA, max_attempts=3))
     assert not outcome.ok and outcome.attempts == 3
     # Three drafts from the model, then one from the template's registry (the idea names a random forest).
     assert len(server.requests) == 3 and len(smoke.calls) == 4
@@ -116,13 +118,13 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
     server.script = [code_reply(loads_data)] * 3
     store = LocalArtifactStore(tmp_path)
     outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
-        CodeTask(RESEARCH, IDEA["id"], CONFIG, IDEA)
+        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
     )
     assert outcome.ok and outcome.attempts == 4 and "registry" in outcome.problems[-1]
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "MODELS['random_forest_classifier']" in final
-    assert registry_function({"title": "Nothing known", "change": "a quantum model"}, "classification") == ""
-    assert registry_function({"title": "SVM", "change": "x"}, "regression") == ""
+    assert registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), "classification") == ""
+    assert registry_function(idea_pb2.Idea(title="SVM", change="x"), "regression") == ""
 
 
 def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take(tmp_path):
@@ -132,7 +134,7 @@ def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take
 
     from airlab.job_templates import template_source
 
-    function = registry_function({"title": "Random forest", "change": ""}, "classification")
+    function = registry_function(idea_pb2.Idea(title="Random forest"), "classification")
     script = tmp_path / "train.py"
     script.write_text(with_model(template_source("sklearn_train_template.py"), function))
     config = {**CONFIG, "params": {"n_estimators": 20.0, "max_depth": 4, "low": 1}, "max_samples": 300}
@@ -145,9 +147,9 @@ def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take
 async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_path):
     store = LocalArtifactStore(tmp_path)
     agent = CoderAgent(None, store, FakeSmokeRunner())
-    first = await agent.implement(CodeTask(RESEARCH, "baseline", CONFIG))
+    first = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
     assert first.ok and first.attempts == 1
-    again = await agent.implement(CodeTask(RESEARCH, "baseline", CONFIG))
+    again = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
     assert again.ok and again.attempts == 0 and again.code_ref == first.code_ref
 
 

@@ -51,7 +51,7 @@ def test_a_goal_is_stored_planned_and_its_events_watchable(lab):
     assert planned.progress.phase == "baseline"
     assert all(e.research_id == started.id for e in events)
     assert events[1].correlation_id == events[0].id
-    assert events[1].payload["plan"]["dataset"] == "digits"
+    assert events[1].research_planned.plan.dataset == "digits"
     later = list(
         lab.WatchResearch(lab_pb2.WatchResearchRequest(id=started.id, from_sequence=events[1].sequence))
     )

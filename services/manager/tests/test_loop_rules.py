@@ -1,17 +1,18 @@
 """The manager's review and decision rules, and the search inside an idea, on plain data."""
 
 from airlab.settings import ResearchDefaults
-from airlab.v1 import manager_pb2, research_pb2
+from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding, search
 from airlab_manager.reviewing import Novelty, review_idea
 
-IDEA = {
-    "id": "i" + "4" * 26,
-    "title": "Support vector machine with an RBF kernel",
-    "change": "replace the logistic regression with an SVC",
-    "expected_effect": "+1% accuracy",
-    "search_space": {"C": {"low": 0.1, "high": 100, "log_scale": True}},
-}
+IDEA = idea_pb2.Idea(
+    id="i" + "4" * 26,
+    title="Support vector machine with an RBF kernel",
+    change="replace the logistic regression with an SVC",
+    expected_effect="+1% accuracy",
+    search_space={"C": idea_pb2.Range(low=0.1, high=100, log_scale=True)},
+)
+Loop = loop_pb2.ResearchLoop
 
 
 def review(**overrides):
@@ -45,7 +46,9 @@ def test_an_idea_the_budget_cannot_afford_is_rejected():
 
 
 def test_a_regressor_for_a_classification_metric_is_misaligned():
-    idea = {**IDEA, "title": "Gradient boosting regressor", "change": "fit a GradientBoostingRegressor"}
+    idea = idea_pb2.Idea(title="Gradient boosting regressor", change="fit a GradientBoostingRegressor")
+    idea.MergeFrom(IDEA)
+    idea.title, idea.change = "Gradient boosting regressor", "fit a GradientBoostingRegressor"
     verdict = review_idea(idea, task="classification", metric="accuracy", experiments_left=9,
                           experiments_per_idea=3, tried_titles=[], novelty=Novelty())  # fmt: skip
     assert not verdict.approved and verdict.alignment < 0.5
@@ -59,30 +62,31 @@ def plan(max_experiments=12, seeds=(0, 1, 2)):
 def test_decisions():
     rules = ResearchDefaults()
     spend = deciding.Spend(experiments=3, seconds=10, tokens=0, cost_usd=0)
-    kind, reason = deciding.decide({}, plan(), spend, rules)
+    kind, reason = deciding.decide(Loop(), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
-    kind, reason = deciding.decide({}, plan(), deciding.Spend(10, 10, 0, 0), rules)
+    kind, reason = deciding.decide(Loop(), plan(), deciding.Spend(10, 10, 0, 0), rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "budget spent: 10 of 12" in reason
-    kind, reason = deciding.decide({}, plan(), deciding.Spend(3, 4000, 0, 0), rules)
+    kind, reason = deciding.decide(Loop(), plan(), deciding.Spend(3, 4000, 0, 0), rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "wall-clock" in reason
-    best = {"best": {"significant": True, "title": "SVM", "mean": 0.98}, "baseline": {"mean": 0.96}}
+    best = Loop(best=loop_pb2.BestIdea(significant=True, title="SVM", mean=0.98),
+                baseline=loop_pb2.BaselineResult(mean=0.96))  # fmt: skip
     kind, reason = deciding.decide(best, plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and reason.startswith("goal met")
-    kind, reason = deciding.decide({"rounds_without_progress": 2}, plan(), spend, rules)
+    kind, reason = deciding.decide(Loop(rounds_without_progress=2), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "no progress in 2 rounds" in reason
-    kind, _ = deciding.decide({"consecutive_failures": 3}, plan(), spend, rules)
+    kind, _ = deciding.decide(Loop(consecutive_failures=3), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_ASK_HUMAN
-    kind, _ = deciding.decide({"consecutive_failures": 3, "escalated": True}, plan(), spend, rules)
+    kind, _ = deciding.decide(Loop(consecutive_failures=3, escalated=True), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
     # With human gates off nobody is asked: the no-progress rule ends a research whose ideas keep failing.
-    kind, _ = deciding.decide({"consecutive_failures": 3}, plan(), spend, rules, ask_people=False)
+    kind, _ = deciding.decide(Loop(consecutive_failures=3), plan(), spend, rules, ask_people=False)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
 
 
 def test_the_search_is_repeatable_and_stays_in_its_ranges():
     space = {
-        "C": {"low": 0.1, "high": 100, "log_scale": True},
-        "depth": {"low": 2, "high": 9, "integer": True},
+        "C": idea_pb2.Range(low=0.1, high=100, log_scale=True),
+        "depth": idea_pb2.Range(low=2, high=9, integer=True),
     }
     done = []
     for step in range(6):
@@ -95,7 +99,7 @@ def test_the_search_is_repeatable_and_stays_in_its_ranges():
 
 
 def test_parallel_trials_are_told_apart_by_a_constant_liar():
-    space = {"C": {"low": 0.1, "high": 100, "log_scale": True}}
+    space = {"C": idea_pb2.Range(low=0.1, high=100, log_scale=True)}
     done = [({"C": 1.0}, 0.9), ({"C": 50.0}, 0.7)]
     running = search.next_params(space, done, maximize=True, seed=0)
     beside = search.next_params(space, done, pending=[running], maximize=True, seed=0)

@@ -54,8 +54,8 @@ def test_the_bootstrap_over_test_examples_can_veto_a_consistent_tiny_gain():
         runs("accuracy", c_acc, {s: cand[s].tolist() for s in cand}, targets.tolist()),
     )
     # Same gain on every seed (no seed noise at all), but one test example is not evidence.
-    assert result.gain > 0 and result.bootstrap_interval is not None
-    assert result.bootstrap_interval[0] <= 0 and not result.significant
+    assert result.gain > 0 and result.HasField("bootstrap_low")
+    assert result.bootstrap_low <= 0 and not result.significant
 
 
 def test_metrics_match_scikit_learn():

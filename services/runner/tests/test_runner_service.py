@@ -13,7 +13,7 @@ from airlab.blobs import LocalArtifactStore
 from airlab.bus import EventBus
 from airlab.events import make_event
 from airlab.testing import wait_until
-from airlab.v1 import runner_pb2, runner_pb2_grpc
+from airlab.v1 import events_pb2, runner_pb2, runner_pb2_grpc
 
 from .conftest import GOOD_JOB, docker_env, needs_sandbox, run_to_end, spec
 
@@ -51,7 +51,10 @@ def test_a_job_runs_and_everything_it_made_is_stored(stub, runner_env, nats_serv
     assert types[0] == "experiment.queued" and types[1] == "experiment.started"
     assert types.count("experiment.progress") == 3 and types[-1] == "experiment.finished"
     finished = events_of(nats_server.url, "rgood")[-1]
-    assert finished.payload["metrics"]["accuracy"] == 0.9 and finished.payload["job_id"] == job.id
+    assert (
+        finished.experiment_finished.metrics["accuracy"] == 0.9
+        and finished.experiment_finished.job_id == job.id
+    )
 
     # A finished job's watch replays its stored output; a retried submit returns the same job.
     replay = list(stub.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=10))
@@ -283,7 +286,11 @@ def test_a_cancelled_research_stops_its_running_and_queued_jobs(stub, nats_serve
     async def announce():
         bus = EventBus(nats_server.url, source="test")
         await bus.connect()
-        await bus.publish(make_event("research.cancelled", "rgone", {"reason": "a person cancelled it"}))
+        await bus.publish(
+            make_event(
+                "research.cancelled", "rgone", events_pb2.ResearchCancelled(reason="a person cancelled it")
+            )
+        )
         await bus.close()
 
     began = time.monotonic()

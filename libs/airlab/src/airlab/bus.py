@@ -18,14 +18,13 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from airlab.events import event_to_dict, follow_up_id, make_event, subject_for
+from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
 from airlab.v1 import events_pb2
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[events_pb2.Event], Awaitable[None]]
-DEAD_LETTER_AGGREGATE = "deadletter"
 
 
 class Publisher(Protocol):
@@ -222,7 +221,7 @@ class EventBus:
             make_event(
                 f"{DEAD_LETTER_AGGREGATE}.{durable.lower().replace('-', '_')}",
                 event.research_id,
-                {"event": event_to_dict(event), "error": error[:4000], "deliveries": deliveries},
+                events_pb2.DeadLetter(event=event, error=error[:4000], deliveries=deliveries),
                 event_id=follow_up_id(event, f"dlq.{durable}"),
                 correlation_id=event.id,
             )
@@ -338,7 +337,7 @@ class Consumer:
             event.sequence = message.metadata.sequence.stream
         except Exception as exc:
             log.error("undecodable message sent to dead letters", extra={"subject": message.subject})
-            bogus = make_event("bus.undecodable", payload={"subject": message.subject})
+            bogus = make_event("bus.undecodable", body=events_pb2.Undecodable(subject=message.subject))
             await self.bus.dead_letter(self.durable, bogus, repr(exc), deliveries)
             await message.term()
             return

@@ -23,7 +23,7 @@ from rich.table import Table
 from airlab import stack
 from airlab.client import GATES, start_request
 from airlab.errors import LabError
-from airlab.events import payload_dict
+from airlab.events import body_dict
 from airlab.grpc_client import channel
 from airlab.settings import CONFIG_FILES, ConfigError, Settings, described, find_config
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
@@ -137,7 +137,7 @@ def _print_research(research: research_pb2.Research) -> None:
 
 def _print_event(event: events_pb2.Event) -> None:
     stamp = event.time.ToDatetime().strftime("%H:%M:%S.%f")[:-3]
-    payload = json.dumps(payload_dict(event), separators=(",", ":"))
+    payload = json.dumps(body_dict(event), separators=(",", ":"))
     if len(payload) > 160:
         payload = payload[:157] + "..."
     out.print(escape(f"#{event.sequence:<5} {stamp} {event.type:<28} {payload}"))

@@ -12,15 +12,14 @@ import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from google.protobuf import json_format
-
-from airlab.events import make_event, payload_dict
+from airlab.events import body_of, make_event
 from airlab.ids import derived_id
-from airlab.v1 import events_pb2, runner_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, runner_pb2
 
 REQUESTED = "experiment.requested"
 OUTCOMES = ("experiment.finished", "experiment.failed", "experiment.cancelled")
 CODE_FILE = "train.py"
+Param = int | float | str | bool
 
 
 class Bus(Protocol):
@@ -34,6 +33,52 @@ def experiment_id(research_id: str, *parts: str) -> str:
     return derived_id("x", ":".join([research_id, *parts]))
 
 
+def param_value(value: Param) -> loop_pb2.ParamValue:
+    if isinstance(value, bool):
+        return loop_pb2.ParamValue(flag=value)
+    if isinstance(value, int):
+        return loop_pb2.ParamValue(integer=value)
+    if isinstance(value, float):
+        return loop_pb2.ParamValue(number=value)
+    if isinstance(value, str):
+        return loop_pb2.ParamValue(text=value)
+    raise TypeError(f"a hyperparameter is a number, a string or a flag, not {type(value).__name__}")
+
+
+def param_values(params: Mapping[str, Param]) -> dict[str, loop_pb2.ParamValue]:
+    return {name: param_value(value) for name, value in params.items()}
+
+
+def plain_params(params: Mapping[str, loop_pb2.ParamValue]) -> dict[str, Param]:
+    """The values as Python numbers, strings and flags (whole numbers stay int)."""
+    found: dict[str, Param] = {}
+    for name, value in params.items():
+        kind = value.WhichOneof("value")
+        if kind is not None:
+            found[name] = getattr(value, kind)
+    return found
+
+
+def run_config(
+    job: loop_pb2.JobConfig, *, seed: int, params: Mapping[str, loop_pb2.ParamValue], learning_curve: bool
+) -> dict[str, Any]:
+    """What one run reads from JOB_CONFIG: the research's template settings plus the run's own."""
+    config: dict[str, Any] = {
+        "dataset": job.dataset,
+        "task": job.task,
+        "metric": job.metric,
+        "model": job.model,
+        "split_seed": job.split_seed,
+        "test_fraction": job.test_fraction,
+        "seed": seed,
+        "params": plain_params(params),
+        "learning_curve": learning_curve,
+    }
+    if job.csv_path:
+        config |= {"csv_path": job.csv_path, "target": job.target}
+    return config
+
+
 def request(
     research_id: str,
     experiment: str,
@@ -41,14 +86,15 @@ def request(
     code_ref: str,
     config: Mapping[str, Any],
     resources: runner_pb2.Resources,
+    kind: loop_pb2.ExperimentKind.ValueType,
+    name: str = "",
     entrypoint: str = CODE_FILE,
-    labels: Mapping[str, Any] | None = None,
     datasets: list[runner_pb2.DatasetMount] | None = None,
     source: str = "",
     cause: str = "",
 ) -> events_pb2.Event:
     """The `experiment.requested` event for one run of the code under `code_ref` with `config` (handed to
-    the job as JOB_CONFIG). `labels` travel with it for the requester's bookkeeping."""
+    the job as JOB_CONFIG). `kind` and `name` travel with it for the requester's bookkeeping."""
     spec = runner_pb2.ExperimentSpec(
         research_id=research_id,
         experiment_id=experiment,
@@ -58,15 +104,11 @@ def request(
         datasets=datasets or [],
         env={"JOB_CONFIG": json.dumps(dict(config), sort_keys=True)},
     )
-    payload = {
-        "experiment_id": experiment,
-        "spec": json_format.MessageToDict(spec, preserving_proto_field_name=True),
-        "labels": dict(labels or {}),
-    }
+    body = events_pb2.ExperimentRequested(experiment_id=experiment, spec=spec, kind=kind, name=name)
     return make_event(
         REQUESTED,
         research_id,
-        payload,
+        body,
         event_id=f"{experiment}.requested",
         correlation_id=cause,
         source=source,
@@ -74,7 +116,7 @@ def request(
 
 
 def spec_of(event: events_pb2.Event) -> runner_pb2.ExperimentSpec:
-    return json_format.ParseDict(payload_dict(event)["spec"], runner_pb2.ExperimentSpec())
+    return body_of(event).spec  # type: ignore[no-any-return]
 
 
 async def wait_for(
@@ -87,18 +129,17 @@ async def wait_for(
         async for event in bus.read(
             f"airlab.experiment.*.{research_id}", from_sequence=from_sequence, follow=True
         ):
-            if event.type in OUTCOMES and payload_dict(event).get("experiment_id") == experiment:
-                return event
+            if event.type in OUTCOMES and body_of(event).experiment_id == experiment:
+                return event  # type: ignore[no-any-return]
         raise RuntimeError("the event stream ended")  # pragma: no cover - follow never ends by itself
 
     return await asyncio.wait_for(first(), timeout)
 
 
-def default_params(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def default_params(search_space: Mapping[str, idea_pb2.Range]) -> dict[str, Param]:
     """The middle of every range (geometric for log scales): what the smoke run uses."""
-    params: dict[str, Any] = {}
+    params: dict[str, Param] = {}
     for name, r in search_space.items():
-        low, high = float(r.get("low", 0.0)), float(r.get("high", 0.0))
-        middle = math.sqrt(low * high) if r.get("log_scale") and low > 0 else (low + high) / 2
-        params[name] = round(middle) if r.get("integer") else middle
+        middle = math.sqrt(r.low * r.high) if r.log_scale and r.low > 0 else (r.low + r.high) / 2
+        params[name] = round(middle) if r.integer else middle
     return params

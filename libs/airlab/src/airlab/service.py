@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from google.protobuf import message
+
 from airlab.bus import EventBus
+from airlab.events import follow_up_id, make_event, type_filter
 from airlab.grpc_server import ServiceHost
 from airlab.logs import configure_logging
 from airlab.settings import Settings
+from airlab.v1 import events_pb2
 
 Hook = Callable[[], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -21,6 +25,10 @@ log = logging.getLogger(__name__)
 class StartupError(RuntimeError):
     """The service cannot run on this host as configured (a missing tool, a bad setting): it exits with
     code 2 and this message instead of retrying."""
+
+
+# An agent's answer to a request event: the reply's event type and body.
+Answerer = Callable[[events_pb2.Event], Awaitable[tuple[str, message.Message]]]
 
 
 @dataclass
@@ -39,6 +47,31 @@ class ServiceContext:
     def on_stop(self, hook: Hook) -> None:
         """Run `hook` after in-flight calls drained, before the bus closes."""
         self.shutdown.append(hook)
+
+    def answer(self, consumer: str, agents: Mapping[str, tuple[Answerer, str]]) -> None:
+        """Once started, answer every event of each request type with the reply its agent returns (an
+        event type and its body), one request at a time (each may take minutes: LLM calls, smoke runs).
+        `agents`: request type -> (agent, reply id suffix). The reply's id follows from the request's, so
+        answering a redelivered request again is stored once."""
+
+        async def handle(event: events_pb2.Event) -> None:
+            agent, suffix = agents[event.type]
+            reply_type, body = await agent(event)
+            await self.bus.publish(
+                make_event(
+                    reply_type,
+                    event.research_id,
+                    body,
+                    event_id=follow_up_id(event, suffix),
+                    correlation_id=event.id,
+                    source=self.name,
+                )
+            )
+
+        async def start() -> None:
+            await self.bus.consume(consumer, [type_filter(t) for t in agents], handle, batch=1)
+
+        self.on_start(start)
 
 
 async def serve(name: str, settings: Settings, setup: Callable[[ServiceContext], None]) -> None:

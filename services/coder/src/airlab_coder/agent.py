@@ -22,6 +22,7 @@ from airlab.job_templates import template_source
 from airlab.llm.accounting import Budget
 from airlab.llm.client import LLMClient
 from airlab.llm.prompts import render
+from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 
 TEMPLATE = "sklearn_train_template.py"
 BEGIN, END = "# <airlab:model>", "# </airlab:model>"
@@ -57,12 +58,12 @@ class CodeTask:
     research_id: str
     # The idea's id, or "baseline" for the plan's baseline (no LLM involved).
     name: str
-    job_config: dict[str, Any]
-    idea: dict[str, Any] | None = None
+    job_config: loop_pb2.JobConfig
+    idea: idea_pb2.Idea | None = None
     max_attempts: int = DEFAULT_ATTEMPTS
     budget: Budget | None = None
-    # Read-only dataset mounts every run of the research gets ({"source": ..., "target": ...}).
-    mounts: list[dict[str, str]] = field(default_factory=list)
+    # Read-only dataset mounts every run of the research gets.
+    mounts: list[runner_pb2.DatasetMount] = field(default_factory=list)
 
 
 @dataclass
@@ -90,7 +91,7 @@ class SmokeRunner(Protocol):
         experiment_id: str,
         code_ref: str,
         config: dict[str, Any],
-        mounts: list[dict[str, str]],
+        mounts: list[runner_pb2.DatasetMount],
     ) -> SmokeResult: ...
 
 
@@ -207,12 +208,12 @@ REGISTRY_FUNCTION = """def build_model(params, seed):
     return pipeline.make_pipeline(preprocessing.StandardScaler(), estimator.set_params(**chosen))"""
 
 
-def registry_function(idea: dict[str, Any] | None, task: str) -> str:
+def registry_function(idea: idea_pb2.Idea | None, task: str) -> str:
     """A build_model for the model family the idea names, from the template's registry; "" if none fits.
     Hyperparameters the estimator does not take are left out."""
     if not idea:
         return ""
-    text = f"{idea.get('title', '')} {idea.get('change', '')}".lower()
+    text = f"{idea.title} {idea.change}".lower()
     for pattern, by_task in FAMILIES:
         if re.search(pattern, text) and task in by_task:
             return REGISTRY_FUNCTION.format(name=by_task[task])
@@ -254,7 +255,7 @@ class CoderAgent:
             history.append(f"attempt {attempt}: " + "\n".join(problems))
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
-        fallback = registry_function(task.idea, task.job_config.get("task", ""))
+        fallback = registry_function(task.idea, task.job_config.task)
         if fallback:
             ok, _, problems = await self._try(task, attempts + 1, fallback)
             if ok:
@@ -280,14 +281,14 @@ class CoderAgent:
     async def _draft(self, task: CodeTask, previous: str, problems: str) -> str:
         assert self.llm is not None and task.idea is not None
         idea = task.idea
-        space = idea.get("search_space") or {}
+        space = idea.search_space
         if previous or problems:
             prompt = render(
                 "coder/repair",
                 modules=MODULES,
                 param_names=", ".join(space) or "(none)",
-                title=idea.get("title", ""),
-                change=idea.get("change", ""),
+                title=idea.title,
+                change=idea.change,
                 code=previous or "(none)",
                 problems=problems[-3000:],
             )
@@ -296,12 +297,12 @@ class CoderAgent:
             prompt = render(
                 "coder/implement",
                 modules=MODULES,
-                task=config.get("task", ""),
-                dataset=config.get("dataset", ""),
-                metric=config.get("metric", ""),
+                task=config.task,
+                dataset=config.dataset,
+                metric=config.metric,
                 baseline_code=model_region(self.template),
-                title=idea.get("title", ""),
-                change=idea.get("change", ""),
+                title=idea.title,
+                change=idea.change,
                 params=space,
             )
         # Plain text, not JSON: small models write code far more reliably in a code block than escaped
@@ -314,13 +315,11 @@ class CoderAgent:
     async def _smoke(self, task: CodeTask, attempt: int, source: str) -> list[str]:
         prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
         await self._publish(prefix, source)
-        space = (task.idea or {}).get("search_space") or {}
-        config = {
-            **task.job_config,
-            "params": experiments.default_params(space),
-            "max_samples": SMOKE_SAMPLES,
-            "save_model": False,
-        }
+        space = task.idea.search_space if task.idea is not None else {}
+        params = experiments.param_values(experiments.default_params(space))
+        job = task.job_config
+        config = experiments.run_config(job, seed=job.split_seed, params=params, learning_curve=False)
+        config |= {"max_samples": SMOKE_SAMPLES, "save_model": False}
         experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{attempt}")
         result = await self.smoke.run(task.research_id, experiment, prefix, config, task.mounts)
         return [] if result.ok else [f"the smoke run failed: {result.detail}"]

@@ -9,18 +9,17 @@ import asyncio
 import logging
 from typing import Any
 
-from google.protobuf import json_format
-
 from airlab import experiments
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
-from airlab.events import follow_up_id, make_event, payload_dict, type_filter
+from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.accounting import Budget
 from airlab.llm.factory import llm_for
+from airlab.research_record import loop_of
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, runner_pb2
+from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
 from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class BusSmokeRunner:
         experiment_id: str,
         code_ref: str,
         config: dict[str, Any],
-        mounts: list[dict[str, str]],
+        mounts: list[runner_pb2.DatasetMount],
     ) -> SmokeResult:
         request = experiments.request(
             research_id,
@@ -53,8 +52,8 @@ class BusSmokeRunner:
             code_ref=code_ref,
             config=config,
             resources=SMOKE_RESOURCES,
-            datasets=[runner_pb2.DatasetMount(source=m["source"], target=m["target"]) for m in mounts],
-            labels={"kind": "smoke"},
+            datasets=list(mounts),
+            kind=loop_pb2.EXPERIMENT_KIND_SMOKE,
             source=self.source,
         )
         sequence = await self.bus.publish(request)
@@ -63,7 +62,7 @@ class BusSmokeRunner:
         )
         if outcome.type == "experiment.finished":
             return SmokeResult(True)
-        reason = str(payload_dict(outcome).get("reason", outcome.type))
+        reason = body_of(outcome).reason or outcome.type
         return SmokeResult(False, f"{reason}\n{await self._log_tail(research_id, experiment_id)}".strip())
 
     async def _log_tail(self, research_id: str, experiment_id: str) -> str:
@@ -76,18 +75,15 @@ class BusSmokeRunner:
 
 
 def task_of(event: events_pb2.Event) -> CodeTask:
-    body = payload_dict(event)
-    budget = body.get("budget") or {}
+    body: events_pb2.CodeRequested = body_of(event)
     return CodeTask(
         research_id=event.research_id,
-        name=body["name"],
-        job_config=body["job_config"],
-        idea=body.get("idea"),
-        max_attempts=int(body.get("max_attempts", 0)),
-        mounts=list(body.get("mounts") or []),
-        budget=Budget(
-            max_tokens=int(budget.get("max_tokens", 0)), max_cost_usd=float(budget.get("max_cost_usd", 0.0))
-        ),
+        name=body.name,
+        job_config=body.job_config,
+        idea=body.idea if body.HasField("idea") else None,
+        max_attempts=body.max_attempts,
+        mounts=list(body.mounts),
+        budget=Budget(max_tokens=body.budget.max_tokens, max_cost_usd=body.budget.max_cost_usd),
     )
 
 
@@ -106,14 +102,17 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
         if request.max_attempts > 10:
             raise InvalidArgument("max_attempts", f"must be 0..10, got {request.max_attempts}")
         record = await self.researches.get(request.research_id)
-        job_config = (record.data.get("loop") or {}).get("job_config")
-        if not job_config:
+        loop = loop_of(record.data)
+        if loop is None:
             raise FailedPrecondition(f"research {request.research_id} has no plan being run yet")
-        idea = json_format.MessageToDict(request.idea, preserving_proto_field_name=True)
-        mounts = (record.data.get("loop") or {}).get("mounts") or []
         outcome = await self.agent.implement(
             CodeTask(
-                request.research_id, request.idea.id, job_config, idea, request.max_attempts, mounts=mounts
+                request.research_id,
+                request.idea.id,
+                loop.job_config,
+                request.idea,
+                request.max_attempts,
+                mounts=list(loop.mounts),
             )
         )
         files = {experiments.CODE_FILE: outcome.code_ref + experiments.CODE_FILE} if outcome.ok else {}
@@ -137,7 +136,7 @@ def setup(context: ServiceContext) -> None:
         "airlab.v1.CoderService",
     )
 
-    async def handle(event: events_pb2.Event) -> None:
+    async def code(event: events_pb2.Event) -> tuple[str, events_pb2.CodeOutcome]:
         task = task_of(event)
         try:
             outcome = await agent.implement(task)
@@ -145,35 +144,15 @@ def setup(context: ServiceContext) -> None:
             Exception
         ) as exc:  # an LLM that never answers, a spent budget: the idea fails, the loop goes on
             log.exception("coding failed", extra={"research_id": task.research_id, "idea": task.name})
-            await context.bus.publish(
-                make_event(
-                    "code.failed",
-                    event.research_id,
-                    {"name": task.name, "attempts": 0, "problems": [f"{type(exc).__name__}: {exc}"]},
-                    event_id=follow_up_id(event, "coded"),
-                    correlation_id=event.id,
-                )
-            )
-            return
-        payload = {"name": task.name, "attempts": outcome.attempts, "problems": outcome.problems}
+            problem = f"{type(exc).__name__}: {exc}"
+            return "code.failed", events_pb2.CodeOutcome(name=task.name, attempts=0, problems=[problem])
+        reply = events_pb2.CodeOutcome(name=task.name, attempts=outcome.attempts, problems=outcome.problems)
         if outcome.ok:
-            payload |= {"code_ref": outcome.code_ref, "entrypoint": outcome.entrypoint}
-        await context.bus.publish(
-            make_event(
-                "code.ready" if outcome.ok else "code.failed",
-                event.research_id,
-                payload,
-                event_id=follow_up_id(event, "coded"),
-                correlation_id=event.id,
-            )
-        )
+            reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint
+        return ("code.ready" if outcome.ok else "code.failed"), reply
 
-    async def start() -> None:
-        await researches.open()
-        # One request at a time: each may take minutes (LLM calls, smoke runs).
-        await context.bus.consume(CONSUMER, [type_filter(REQUESTED)], handle, batch=1)
-
-    context.on_start(start)
+    context.on_start(researches.open)
+    context.answer(CONSUMER, {REQUESTED: (code, "coded")})
 
 
 def main() -> None:

@@ -4,12 +4,12 @@ them as structured output, and drops near-duplicates of what was already tried."
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from airlab.domain import title_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.ids import derived_id, new_id
 from airlab.llm.accounting import Budget
@@ -75,10 +75,6 @@ class Proposals(BaseModel):
     ideas: list[Proposal] = Field(min_length=1, max_length=MAX_IDEAS)
 
 
-def _key(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
-
-
 class IdeaAgent:
     def __init__(self, llm: LLMClient) -> None:
         self.llm = llm
@@ -121,12 +117,12 @@ class IdeaAgent:
         proposals = await self.llm.structured(
             "idea", Proposals, prompt, research_id=research.id, purpose="propose ideas", budget=budget
         )
-        seen = {_key(t) for t in tried}
+        seen = {title_key(t) for t in tried}
         ideas = []
         for proposal in proposals.ideas:
-            if _key(proposal.title) in seen:
+            if title_key(proposal.title) in seen:
                 continue
-            seen.add(_key(proposal.title))
+            seen.add(title_key(proposal.title))
             ideas.append(
                 idea_pb2.Idea(
                     id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),

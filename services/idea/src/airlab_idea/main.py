@@ -9,7 +9,7 @@ import logging
 
 from google.protobuf import json_format
 
-from airlab.events import follow_up_id, make_event, payload_dict, type_filter
+from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.factory import llm_for
 from airlab.service import ServiceContext, run_service
@@ -46,40 +46,27 @@ def setup(context: ServiceContext) -> None:
     servicer = IdeaServicer(agent, researches)
     context.host.add(idea_pb2_grpc.add_IdeaServiceServicer_to_server, servicer, "airlab.v1.IdeaService")
 
-    async def handle(event: events_pb2.Event) -> None:
-        body = payload_dict(event)
+    async def propose(event: events_pb2.Event) -> tuple[str, events_pb2.IdeaProposed]:
+        request: events_pb2.IdeaRequested = body_of(event)
         research = await load_research(researches, event.research_id)
         try:
             ideas = await agent.propose(
                 research,
-                int(body.get("count", 0)),
-                body.get("tried", []),
-                results=body.get("results", []),
-                recalled=body.get("recalled", []),
+                request.count,
+                request.tried,
+                results=request.results,
+                recalled=request.recalled,
                 ids_from=event.id,
             )
-            payload = {
-                "round": body.get("round", 0),
-                "ideas": [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in ideas],
-            }
         except Exception as exc:  # the loop decides what a round without ideas means
             log.exception("proposing failed", extra={"research_id": event.research_id})
-            payload = {"round": body.get("round", 0), "ideas": [], "error": f"{type(exc).__name__}: {exc}"}
-        await context.bus.publish(
-            make_event(
-                "idea.proposed",
-                event.research_id,
-                payload,
-                event_id=follow_up_id(event, "proposed"),
-                correlation_id=event.id,
+            return "idea.proposed", events_pb2.IdeaProposed(
+                round=request.round, error=f"{type(exc).__name__}: {exc}"
             )
-        )
+        return "idea.proposed", events_pb2.IdeaProposed(round=request.round, ideas=ideas)
 
-    async def start() -> None:
-        await researches.open()
-        await context.bus.consume(CONSUMER, [type_filter(REQUESTED)], handle, batch=1)
-
-    context.on_start(start)
+    context.on_start(researches.open)
+    context.answer(CONSUMER, {REQUESTED: (propose, "proposed")})
 
 
 def main() -> None:

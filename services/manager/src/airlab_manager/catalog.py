@@ -3,65 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from airlab.domain import METRICS, MODEL_FAMILIES, Task
 from airlab.settings import load_yaml
-from airlab.v1 import research_pb2
 
-Task = Literal["classification", "regression"]
-MAXIMIZE = research_pb2.METRIC_DIRECTION_MAXIMIZE
-MINIMIZE = research_pb2.METRIC_DIRECTION_MINIMIZE
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    tasks: tuple[Task, ...]
-    direction: research_pb2.MetricDirection.ValueType
-    aliases: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BaselineSpec:
-    name: str
-    tasks: tuple[Task, ...]
-    aliases: tuple[str, ...]
-
-
-METRICS = {
-    m.name: m
-    for m in (
-        MetricSpec("accuracy", ("classification",), MAXIMIZE, ("accuracy", "acc")),
-        MetricSpec("roc_auc", ("classification",), MAXIMIZE, ("roc auc", "roc_auc", "auroc", "auc")),
-        MetricSpec("f1_macro", ("classification",), MAXIMIZE, ("f1", "f1 score", "macro f1")),
-        MetricSpec("rmse", ("regression",), MINIMIZE, ("rmse", "root mean squared error")),
-        MetricSpec("mae", ("regression",), MINIMIZE, ("mae", "mean absolute error")),
-        MetricSpec("r2", ("regression",), MAXIMIZE, ("r2", "r squared", "coefficient of determination")),
-    )
-}
-
-BASELINES = {
-    b.name: b
-    for b in (
-        BaselineSpec(
-            "logistic_regression", ("classification",), ("logistic regression", "logreg", "logistic")
-        ),
-        BaselineSpec("linear_regression", ("regression",), ("linear regression", "ols")),
-        BaselineSpec("ridge", ("regression",), ("ridge", "ridge regression")),
-        BaselineSpec(
-            "mlp", ("classification", "regression"), ("mlp", "multilayer perceptron", "neural network")
-        ),
-        BaselineSpec("random_forest", ("classification", "regression"), ("random forest",)),
-        BaselineSpec("gradient_boosting", ("classification", "regression"), ("gradient boosting", "gbm")),
-        BaselineSpec("svm", ("classification",), ("svm", "svc", "support vector machine")),
-        BaselineSpec(
-            "knn", ("classification", "regression"), ("knn", "k nearest neighbors", "nearest neighbors")
-        ),
-    )
-}
+# The metrics and model families live in the shared domain catalog; the planner calls families baselines.
+BASELINES = MODEL_FAMILIES
 
 
 class DatasetSpec(BaseModel):

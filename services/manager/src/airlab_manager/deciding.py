@@ -4,10 +4,9 @@ person (the coder keeps failing). Plain rules over the loop's state; the reason 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from airlab.settings import ResearchDefaults
-from airlab.v1 import manager_pb2, research_pb2
+from airlab.v1 import loop_pb2, manager_pb2, research_pb2
 
 CONTINUE = manager_pb2.DECISION_KIND_CONTINUE
 STOP = manager_pb2.DECISION_KIND_STOP
@@ -28,7 +27,7 @@ def experiments_per_idea(plan: research_pb2.Plan) -> int:
 
 
 def decide(
-    loop: dict[str, Any],
+    loop: loop_pb2.ResearchLoop,
     plan: research_pb2.Plan,
     spend: Spend,
     rules: ResearchDefaults,
@@ -38,11 +37,11 @@ def decide(
     """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
     failing ideas then end the research through the no-progress rule instead)."""
     budget = plan.budget
-    best = loop.get("best") or {}
-    if best.get("significant") and rules.stop_when_goal_met:
+    best = loop.best
+    if loop.HasField("best") and best.significant and rules.stop_when_goal_met:
         return STOP, (
-            f"goal met: {best.get('title', best.get('idea_id'))!r} beats the baseline significantly "
-            f"({best.get('mean', 0):.4f} against {loop.get('baseline', {}).get('mean', 0):.4f})"
+            f"goal met: {best.title or best.idea_id!r} beats the baseline significantly "
+            f"({best.mean:.4f} against {loop.baseline.mean:.4f})"
         )
     left = budget.max_experiments - spend.experiments
     if left < experiments_per_idea(plan):
@@ -53,10 +52,10 @@ def decide(
         return STOP, f"token budget spent: {spend.tokens} of {budget.max_tokens}"
     if budget.max_cost_usd and spend.cost_usd >= budget.max_cost_usd:
         return STOP, f"cost budget spent: ${spend.cost_usd:.2f} of ${budget.max_cost_usd:.2f}"
-    stale = int(loop.get("rounds_without_progress", 0))
+    stale = loop.rounds_without_progress
     if stale >= rules.patience_rounds:
         return STOP, f"no progress in {stale} rounds of ideas"
-    failures = int(loop.get("consecutive_failures", 0))
-    if failures >= rules.escalate_after_failures and not loop.get("escalated") and ask_people:
+    failures = loop.consecutive_failures
+    if failures >= rules.escalate_after_failures and not loop.escalated and ask_people:
         return ASK_HUMAN, f"{failures} ideas in a row failed to become working experiments: continue?"
     return CONTINUE, f"{left} experiments left in the budget"

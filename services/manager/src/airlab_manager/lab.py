@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
@@ -82,19 +83,17 @@ class Lab:
         self.source = source
 
     def _event(
-        self, event_type: str, research_id: str, payload: Mapping[str, Any], event_id: str, cause: str = ""
+        self, event_type: str, research_id: str, body: Message, event_id: str, cause: str = ""
     ) -> events_pb2.Event:
         return make_event(
-            event_type, research_id, payload, event_id=event_id, correlation_id=cause, source=self.source
+            event_type, research_id, body, event_id=event_id, correlation_id=cause, source=self.source
         )
 
-    def _announce(
-        self, event_type: str, research_id: str, payload: Mapping[str, Any], cause_id: str
-    ) -> events_pb2.Event:
+    def _announce(self, event_type: str, research_id: str, body: Message, cause_id: str) -> events_pb2.Event:
         """The event a person's command produces. Its id differs from the command's cause id, which marks
         the command applied on the record: handlers of the event must not find it applied already."""
         suffix = event_type.split(".", 1)[1]
-        return self._event(event_type, research_id, payload, follow_up_id(cause_id, suffix), cause_id)
+        return self._event(event_type, research_id, body, follow_up_id(cause_id, suffix), cause_id)
 
     # -- commands -------------------------------------------------------------------------------------------
 
@@ -120,7 +119,10 @@ class Lab:
             updated_at=now,
         )
         created = self._event(
-            "research.created", research_id, {"goal": research.goal}, f"{research_id}.created"
+            "research.created",
+            research_id,
+            events_pb2.ResearchCreated(goal=research.goal),
+            f"{research_id}.created",
         )
         try:
             record = await self.store.create(research_id, to_data(research), [created])
@@ -180,7 +182,8 @@ class Lab:
             research.state = research_pb2.RESEARCH_STATE_CANCELLED
             research.state_reason = f"cancelled: {request.reason or 'no reason given'}"
             research.updated_at.GetCurrentTime()
-            event = self._announce("research.cancelled", research.id, {"reason": request.reason}, cause)
+            body = events_pb2.ResearchCancelled(reason=request.reason)
+            event = self._announce("research.cancelled", research.id, body, cause)
             return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.id, cancel, cause_id=cause)
@@ -227,27 +230,21 @@ class Lab:
                 del research.questions[:]
                 research.state = research_pb2.RESEARCH_STATE_CREATED
                 research.state_reason = "answered by a person; planning again"
-                event = self._announce(
-                    "research.answered", research.id, {"answers": answers, "comment": request.comment}, cause
-                )
+                body = events_pb2.ResearchAnswered(answers=answers, comment=request.comment)
+                event = self._announce("research.answered", research.id, body, cause)
             elif research.awaiting in ("", "plan"):
                 research.state = research_pb2.RESEARCH_STATE_PLANNED
                 research.state_reason = "plan approved by a person"
                 research.awaiting = ""
-                event = self._announce(
-                    "research.approved", research.id, {"subject": "plan", "comment": request.comment}, cause
-                )
+                body = events_pb2.PersonDecision(subject="plan", comment=request.comment)
+                event = self._announce("research.approved", research.id, body, cause)
             else:  # an idea under the every-experiment gate, or an escalation
                 subject, idea_id = research.awaiting, research.awaiting_idea_id
                 research.state = research_pb2.RESEARCH_STATE_RUNNING
                 research.state_reason = f"{subject} approved by a person"
                 research.awaiting, research.awaiting_idea_id = "", ""
-                event = self._announce(
-                    "research.approved",
-                    research.id,
-                    {"subject": subject, "idea_id": idea_id, "comment": request.comment},
-                    cause,
-                )
+                body = events_pb2.PersonDecision(subject=subject, idea_id=idea_id, comment=request.comment)
+                event = self._announce("research.approved", research.id, body, cause)
             return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.research_id, approve, cause_id=cause)
@@ -267,12 +264,12 @@ class Lab:
                 research.state = research_pb2.RESEARCH_STATE_RUNNING
                 research.state_reason = f"{subject} rejected by a person: {request.reason}"
                 research.awaiting, research.awaiting_idea_id = "", ""
-                payload = {"subject": subject, "idea_id": idea_id, "reason": request.reason}
+                body = events_pb2.PersonDecision(subject=subject, idea_id=idea_id, comment=request.reason)
             else:
                 research.state = research_pb2.RESEARCH_STATE_CANCELLED
                 research.state_reason = f"rejected by a person: {request.reason}"
-                payload = {"subject": request.subject or "plan", "reason": request.reason}
-            event = self._announce("research.rejected", research.id, payload, cause)
+                body = events_pb2.PersonDecision(subject=request.subject or "plan", comment=request.reason)
+            event = self._announce("research.rejected", research.id, body, cause)
             return Change(record_of(research, data), [event])
 
         record, _ = await self.store.mutate(request.research_id, reject, cause_id=cause)
@@ -331,11 +328,7 @@ class Lab:
             research.state_reason = "the goal could not be pinned down: questions wait for a person"
             research.questions.extend(outcome.questions)
             event_type = "research.needs_human"
-            payload: dict[str, Any] = {
-                "questions": [
-                    json_format.MessageToDict(q, preserving_proto_field_name=True) for q in outcome.questions
-                ]
-            }
+            body: Message = events_pb2.ResearchNeedsHuman(questions=outcome.questions)
         else:
             research.plan.CopyFrom(outcome.plan)
             gated = research.gates in (
@@ -347,12 +340,15 @@ class Lab:
                 research.state_reason = "the plan waits for a person's approval"
                 research.awaiting = "plan"
                 event_type = "research.awaiting_approval"
+                body = events_pb2.ResearchAwaitingApproval(
+                    subject="plan", plan=outcome.plan, reason=research.state_reason
+                )
             else:
                 research.state = research_pb2.RESEARCH_STATE_PLANNED
                 research.state_reason = "planned"
                 event_type = "research.planned"
-            payload = {"plan": json_format.MessageToDict(outcome.plan, preserving_proto_field_name=True)}
-        event = self._event(event_type, research.id, payload, follow_up_id(cause, "planned"), cause.id)
+                body = events_pb2.ResearchPlanned(plan=outcome.plan)
+        event = self._event(event_type, research.id, body, follow_up_id(cause, "planned"), cause.id)
         return Change(to_data(research), [event])
 
     async def recover(self) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from airlab.domain import title_key
+from airlab.v1 import idea_pb2, manager_pb2
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMS = 6
@@ -22,49 +24,31 @@ class Novelty:
     similarity: float = 0.0
 
 
-@dataclass
-class IdeaReview:
-    idea_id: str
-    approved: bool
-    clarity: float
-    novelty: float
-    feasibility: float
-    alignment: float
-    reasons: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def title_key(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
-
-
 def review_idea(
-    idea: Mapping[str, Any],
+    idea: idea_pb2.Idea,
     *,
     task: str,
     metric: str,
     experiments_left: int,
     experiments_per_idea: int,
-    tried_titles: list[str],
+    tried_titles: Iterable[str],
     novelty: Novelty,
-) -> IdeaReview:
+) -> manager_pb2.IdeaReview:
     reasons: list[str] = []
     # Clarity: a title, a change that says what changes, a search space that can be searched.
     checks = []
-    title, change = str(idea.get("title", "")).strip(), str(idea.get("change", "")).strip()
+    title, change = idea.title.strip(), idea.change.strip()
     checks.append(len(title) >= 3)
     checks.append(len(change) >= 10)
-    checks.append(bool(str(idea.get("expected_effect", "")).strip()))
-    space = idea.get("search_space") or {}
+    checks.append(bool(idea.expected_effect.strip()))
+    space = idea.search_space
     bad_params = [name for name in space if not IDENTIFIER.match(name)]
     bad_ranges = [
         name
         for name, r in space.items()
-        if not (math.isfinite(float(r.get("low", 0))) and math.isfinite(float(r.get("high", 0))))
-        or float(r.get("low", 0)) >= float(r.get("high", 0))
-        or (r.get("log_scale") and float(r.get("low", 0)) <= 0)
+        if not (math.isfinite(r.low) and math.isfinite(r.high))
+        or r.low >= r.high
+        or (r.log_scale and r.low <= 0)
     ]
     checks.append(not bad_params and not bad_ranges and len(space) <= MAX_PARAMS)
     clarity = sum(checks) / len(checks)
@@ -105,6 +89,13 @@ def review_idea(
     approved = clarity >= 0.75 and novelty_score > 0 and feasibility > 0 and alignment >= 0.5
     if approved:
         reasons.insert(0, "clear, new, fits the budget and the metric")
-    return IdeaReview(
-        str(idea.get("id", "")), approved, clarity, novelty_score, feasibility, alignment, reasons
+    return manager_pb2.IdeaReview(
+        idea_id=idea.id,
+        title=idea.title,
+        approved=approved,
+        clarity=clarity,
+        novelty=novelty_score,
+        feasibility=feasibility,
+        alignment=alignment,
+        reasons=reasons,
     )

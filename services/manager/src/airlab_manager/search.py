@@ -9,14 +9,16 @@ from typing import Any
 
 import optuna
 
+from airlab.v1 import idea_pb2
+
 optuna.logging.set_verbosity(logging.WARNING)
 
 
-def distributions(space: Mapping[str, Mapping[str, Any]]) -> dict[str, optuna.distributions.BaseDistribution]:
+def distributions(space: Mapping[str, idea_pb2.Range]) -> dict[str, optuna.distributions.BaseDistribution]:
     found: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, r in space.items():
-        low, high, log = float(r["low"]), float(r["high"]), bool(r.get("log_scale"))
-        if r.get("integer"):
+        low, high, log = r.low, r.high, r.log_scale
+        if r.integer:
             start = round(low)
             found[name] = optuna.distributions.IntDistribution(
                 start, max(round(high), start + 1), log=log and low >= 1
@@ -27,7 +29,7 @@ def distributions(space: Mapping[str, Mapping[str, Any]]) -> dict[str, optuna.di
 
 
 def next_params(
-    space: Mapping[str, Mapping[str, Any]],
+    space: Mapping[str, idea_pb2.Range],
     done: Sequence[tuple[Mapping[str, Any], float | None]],
     *,
     maximize: bool,

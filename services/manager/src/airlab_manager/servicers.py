@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from google.protobuf import json_format
-
 from airlab.errors import InvalidArgument
 from airlab.ids import check_id
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, manager_pb2, manager_pb2_grpc, research_pb2
@@ -68,17 +66,7 @@ class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
         check_id("research_id", request.research_id, "r")
         if not request.idea.title.strip():
             raise InvalidArgument("idea.title", "is required")
-        idea = json_format.MessageToDict(request.idea, preserving_proto_field_name=True)
-        review = await self.conductor.review(request.research_id, idea)
-        return manager_pb2.IdeaReview(
-            idea_id=request.idea.id,
-            approved=review.approved,
-            clarity=review.clarity,
-            novelty=review.novelty,
-            feasibility=review.feasibility,
-            alignment=review.alignment,
-            reasons=review.reasons,
-        )
+        return await self.conductor.review(request.research_id, request.idea)
 
     async def Decide(self, request: manager_pb2.DecideRequest, context: object) -> manager_pb2.Decision:
         check_id("research_id", request.research_id, "r")

@@ -19,10 +19,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from google.protobuf import json_format
 
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
 from airlab.llm.accounting import ResearchUsage
-from airlab_reviewer.stats import MINIMIZED, Comparison, RunResult, compare, mean_std
+from airlab.v1 import loop_pb2, manager_pb2, research_pb2
+from airlab_reviewer.stats import RunResult, compare, mean_std
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("airlab_reviewer", "templates"),
@@ -53,23 +55,23 @@ class Reviewer:
         research_id: str,
         name: str,
         metric: str,
-        candidate: Mapping[str, str],
-        baseline: Mapping[str, str],
+        candidate: Mapping[int, str],
+        baseline: Mapping[int, str],
         *,
         maximize: bool | None = None,
-    ) -> Comparison:
+    ) -> loop_pb2.Comparison:
         """The candidate's runs (seed -> experiment id) against the baseline's, from their stored results."""
         candidate_runs = {int(s): self.result(research_id, x) for s, x in candidate.items()}
         baseline_runs = {int(s): self.result(research_id, x) for s, x in baseline.items()}
         comparison = compare(metric, baseline_runs, candidate_runs, maximize=maximize)
         self.artifacts.put(
             f"{research_prefix(research_id)}reviews/{name}.json",
-            json.dumps(comparison.to_dict(), indent=2).encode(),
+            json.dumps(comparison_view(comparison), indent=2).encode(),
             content_type="application/json",
         )
         return comparison
 
-    async def evaluate_async(self, *args: Any, **kwargs: Any) -> Comparison:
+    async def evaluate_async(self, *args: Any, **kwargs: Any) -> loop_pb2.Comparison:
         return await asyncio.to_thread(self.evaluate, *args, **kwargs)
 
     # -- the report -----------------------------------------------------------------------------------------
@@ -87,44 +89,46 @@ class Reviewer:
         return points
 
     def write_report(
-        self, research: Mapping[str, Any], usage: ResearchUsage, *, written_at: dt.datetime | None = None
+        self,
+        research: research_pb2.Research,
+        loop: loop_pb2.ResearchLoop,
+        usage: ResearchUsage,
+        *,
+        written_at: dt.datetime | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
         """Write reports/report.md, report.html, summary.json and the plots; returns the two report keys and
         the summary."""
-        research_id = research["id"]
-        loop = research.get("loop") or {}
-        plan = research.get("plan") or {}
-        metric = plan.get("metric", "")
-        maximize = plan.get("direction", "METRIC_DIRECTION_MAXIMIZE") != "METRIC_DIRECTION_MINIMIZE"
-        if not plan.get("direction"):
-            maximize = metric not in MINIMIZED
-        runs = loop.get("experiments", {})
+        research_id = research.id
+        plan = research.plan
+        metric = plan.metric
+        maximize = plan.direction != research_pb2.METRIC_DIRECTION_MINIMIZE
+        runs = list(loop.experiments)
         # The baseline, recomputed from its stored results.
-        baseline_ids = (loop.get("baseline") or {}).get("experiments", {})
+        baseline_ids = dict(loop.baseline.experiments)
         baseline_results = {s: self.result(research_id, x) for s, x in baseline_ids.items()}
         baseline = None
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
             baseline = {"mean": mean, "std": std, "seeds": len(baseline_results)}
         ideas, worked, not_worked = [], [], []
-        for idea in loop.get("ideas", {}).values():
+        for idea in loop.ideas:
             evaluation = None
-            if idea.get("status") == "evaluated" and baseline_ids:
-                evaluation = self.evaluate(
-                    research_id, idea["id"], metric, idea["evaluations"], baseline_ids, maximize=maximize
-                ).to_dict()
-                evaluation["candidate"] = {s: x for s, x in idea["evaluations"].items()}
-            review = idea.get("review") or {}
+            if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
+                comparison = self.evaluate(
+                    research_id, idea.idea.id, metric, idea.evaluations, baseline_ids, maximize=maximize
+                )
+                evaluation = comparison_view(comparison) | {"candidate": dict(idea.evaluations)}
+            review = idea.review
             row = {
-                "id": idea["id"],
-                "title": idea.get("title", ""),
-                "change": idea.get("change", ""),
-                "approved": bool(review.get("approved")),
-                "status": idea.get("status", ""),
-                "trials": len(idea.get("trials", [])),
+                "id": idea.idea.id,
+                "title": idea.idea.title,
+                "change": idea.idea.change,
+                "approved": review.approved,
+                "status": words(loop_pb2.IdeaStatus.Name(idea.status), "IDEA_STATUS_"),
+                "trials": len(idea.trials),
                 "evaluation": evaluation,
-                "params": idea.get("best_params"),
-                "code_ref": idea.get("code_ref", ""),
+                "params": plain(idea.best_params) if idea.best_params else None,
+                "code_ref": idea.code_ref,
             }
             ideas.append(row)
             if evaluation and evaluation["significant"]:
@@ -136,10 +140,10 @@ class Reviewer:
                         f"gain {evaluation['gain']:+.4f}: "
                         f"not significant. {' '.join(evaluation['findings'])}"
                     )
-                elif idea.get("status") == "rejected":
-                    why = "rejected in review: " + "; ".join(review.get("reasons", []))
+                elif idea.status == loop_pb2.IDEA_STATUS_REJECTED:
+                    why = "rejected in review: " + "; ".join(review.reasons)
                 else:
-                    why = f"{idea.get('status', '')}: {idea.get('failure', '')}".strip(": ")
+                    why = f"{row['status']}: {idea.failure}".strip(": ")
                 row["why"] = why
                 not_worked.append(row)
         evaluated = [i for i in ideas if i["evaluation"]]
@@ -161,29 +165,28 @@ class Reviewer:
         best_code = ""
         if best is not None and best["code_ref"]:
             best_code = self.artifacts.get(best["code_ref"] + "train.py").decode(errors="replace")
-        failures = [
-            f"{f.get('title') or f.get('what', '')}: {f.get('error', '')}" for f in loop.get("failures", [])
-        ]
+        failures = [f"{f.title or f.what}: {f.error}" for f in loop.failures]
         failures += [
-            f"experiment {x} ({e['kind']} of {e['name']}): {e.get('reason', '')}"
-            for x, e in runs.items()
-            if e["state"] == "failed"
+            f"experiment {e.id} ({words(loop_pb2.ExperimentKind.Name(e.kind), 'EXPERIMENT_KIND_')} of "
+            f"{e.name}): {e.reason}"
+            for e in runs
+            if e.state == loop_pb2.EXPERIMENT_STATE_FAILED
         ]
         timing = {
             "llm_seconds": usage.total.latency_seconds,
-            "experiment_seconds": sum(float(e.get("run_seconds", 0.0)) for e in runs.values()),
-            "waiting_seconds": sum(float(e.get("queued_seconds", 0.0)) for e in runs.values()),
+            "experiment_seconds": sum(e.run_seconds for e in runs),
+            "waiting_seconds": sum(e.queued_seconds for e in runs),
         }
         counts = {
             "requested": len(runs),
-            "finished": sum(1 for e in runs.values() if e["state"] == "finished"),
-            "failed": sum(1 for e in runs.values() if e["state"] == "failed"),
+            "finished": sum(1 for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED),
+            "failed": sum(1 for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FAILED),
         }
         context = {
-            "goal": research.get("goal", ""),
+            "goal": research.goal,
             "research_id": research_id,
             "verdict": verdict,
-            "stop_reason": loop.get("stop_reason", ""),
+            "stop_reason": loop.stop_reason,
             "written_at": (written_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
             "plan": _plan_view(plan),
             "maximize": maximize,
@@ -192,7 +195,14 @@ class Reviewer:
             "worked": worked,
             "not_worked": not_worked,
             "compared": len(evaluated),
-            "decisions": loop.get("decisions", []),
+            "decisions": [
+                {
+                    "round": d.round,
+                    "kind": words(manager_pb2.DecisionKind.Name(d.kind), "DECISION_KIND_"),
+                    "reason": d.reason,
+                }
+                for d in loop.decisions
+            ],
             "plots": plots,
             "best_code": best_code,
             "best_title": best["title"] if best else "",
@@ -210,7 +220,7 @@ class Reviewer:
             "metric": metric,
             "maximize": maximize,
             "verdict": verdict,
-            "stop_reason": loop.get("stop_reason", ""),
+            "stop_reason": loop.stop_reason,
             "baseline": baseline,
             "baseline_experiments": baseline_ids,
             "ideas": [{k: v for k, v in i.items() if k not in ("why",)} for i in ideas],
@@ -232,14 +242,15 @@ class Reviewer:
     def _plots(
         self,
         research_id: str,
-        loop: Mapping[str, Any],
+        loop: loop_pb2.ResearchLoop,
         metric: str,
         maximize: bool,
         baseline: dict[str, Any] | None,
         evaluated: list[dict[str, Any]],
     ) -> list[dict[str, str]]:
-        runs = list(loop.get("experiments", {}).items())
-        titles = {i: idea.get("title", i) for i, idea in loop.get("ideas", {}).items()}
+        runs = list(loop.experiments)
+        titles = {i.idea.id: i.idea.title or i.idea.id for i in loop.ideas}
+        baseline_validation = loop.baseline.validation if loop.baseline.HasField("validation") else None
         plots = []
 
         def keep(name: str, title: str, figure: plt.Figure) -> None:
@@ -253,19 +264,15 @@ class Reviewer:
 
         # Validation score of every experiment, in the order they were asked for.
         figure, axis = plt.subplots(figsize=(8, 3.6))
-        names = sorted({e["name"] for _, e in runs})
+        names = sorted({e.name for e in runs})
         for name in names:
             points = [
-                (n, e["validation"])
-                for n, (_, e) in enumerate(runs)
-                if e["name"] == name and e["validation"] is not None
+                (n, e.validation) for n, e in enumerate(runs) if e.name == name and e.HasField("validation")
             ]
             if points:
                 axis.scatter(*zip(*points, strict=True), label=titles.get(name, name)[:40], s=22)
-        if (loop.get("baseline") or {}).get("validation") is not None:
-            axis.axhline(
-                loop["baseline"]["validation"], color="grey", linestyle="--", label="baseline (validation)"
-            )
+        if baseline_validation is not None:
+            axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline (validation)")
         axis.set_xlabel("experiment")
         axis.set_ylabel(f"validation {metric}")
         axis.legend(fontsize=7, loc="best")
@@ -274,15 +281,15 @@ class Reviewer:
         # Best validation score so far over the search trials.
         figure, axis = plt.subplots(figsize=(8, 3.2))
         best_so_far, series = None, []
-        for _, e in runs:
-            if e["kind"] == "trial" and e["validation"] is not None:
-                value = e["validation"]
+        for e in runs:
+            if e.kind == loop_pb2.EXPERIMENT_KIND_TRIAL and e.HasField("validation"):
+                value = e.validation
                 best_so_far = value if best_so_far is None else (max if maximize else min)(best_so_far, value)
                 series.append(best_so_far)
         if series:
             axis.plot(range(1, len(series) + 1), series, marker="o")
-        if (loop.get("baseline") or {}).get("validation") is not None:
-            axis.axhline(loop["baseline"]["validation"], color="grey", linestyle="--", label="baseline")
+        if baseline_validation is not None:
+            axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline")
             axis.legend(fontsize=7)
         axis.set_xlabel("search trial")
         axis.set_ylabel(f"best validation {metric}")
@@ -290,7 +297,7 @@ class Reviewer:
 
         # Learning curves (validation score against training samples) of the baseline and evaluated ideas.
         figure, axis = plt.subplots(figsize=(8, 3.6))
-        curves = [("baseline", (loop.get("baseline") or {}).get("experiments", {}))]
+        curves: list[tuple[str, Mapping[int, str]]] = [("baseline", loop.baseline.experiments)]
         curves += [(i["title"][:40], i["evaluation"]["candidate"]) for i in evaluated]
         for label, ids in curves:
             by_size: dict[int, list[float]] = {}
@@ -328,20 +335,41 @@ class Reviewer:
         return plots
 
 
-def _plan_view(plan: Mapping[str, Any]) -> dict[str, Any]:
-    budget = plan.get("budget") or {}
+def words(enum_name: str, prefix: str) -> str:
+    """'not run' for IDEA_STATUS_NOT_RUN: enum names as people read them."""
+    return enum_name.removeprefix(prefix).replace("_", " ").lower()
+
+
+def plain(params: Mapping[str, loop_pb2.ParamValue]) -> dict[str, Any]:
+    return {name: getattr(v, v.WhichOneof("value") or "number") for name, v in params.items()}
+
+
+def comparison_view(comparison: loop_pb2.Comparison) -> dict[str, Any]:
+    """The comparison as JSON (reviews/<idea>.json, summary.json and the report's context)."""
+    view = json_format.MessageToDict(
+        comparison, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    view["seeds"] = list(comparison.seeds)
+    view["per_seed"] = [
+        {"seed": p.seed, "baseline": p.baseline, "candidate": p.candidate} for p in comparison.per_seed
+    ]
+    return view
+
+
+def _plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
+    budget = plan.budget
     return {
-        "dataset": plan.get("dataset", ""),
-        "task": plan.get("task", ""),
-        "metric": plan.get("metric", ""),
-        "baseline": plan.get("baseline", ""),
-        "seeds": plan.get("seeds", []),
-        "test_fraction": float(plan.get("test_fraction", 0.0)),
-        "reasons": plan.get("reasons", []),
+        "dataset": plan.dataset,
+        "task": plan.task,
+        "metric": plan.metric,
+        "baseline": plan.baseline,
+        "seeds": list(plan.seeds),
+        "test_fraction": plan.test_fraction,
+        "reasons": list(plan.reasons),
         "budget": {
-            "max_experiments": int(budget.get("max_experiments", 0)),
-            "max_wall_seconds": int(budget.get("max_wall_seconds", 0)),
-            "max_tokens": int(budget.get("max_tokens", 0)),
-            "max_cost_usd": float(budget.get("max_cost_usd", 0.0)),
+            "max_experiments": budget.max_experiments,
+            "max_wall_seconds": budget.max_wall_seconds,
+            "max_tokens": budget.max_tokens,
+            "max_cost_usd": budget.max_cost_usd,
         },
     }

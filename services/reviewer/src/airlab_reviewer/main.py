@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import asyncio
 
+from google.protobuf import json_format
+
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
-from airlab.events import follow_up_id, make_event, payload_dict, type_filter
+from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
+from airlab.research_record import OldLoopSchema, loop_of
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import events_pb2, reviewer_pb2, reviewer_pb2_grpc
+from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
 from airlab_reviewer.agent import Reviewer
 
 CONSUMER = "reviewer"
-REQUESTS = ("evaluation.requested", "report.requested")
 
 
 class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
@@ -27,26 +29,39 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
         self.researches = researches
         self.ledger = ledger
 
+    async def _research(self, research_id: str) -> tuple[research_pb2.Research, loop_pb2.ResearchLoop]:
+        record = await self.researches.get(research_id)
+        research = json_format.ParseDict(record.data, research_pb2.Research(), ignore_unknown_fields=True)
+        try:
+            loop = loop_of(record.data)
+        except OldLoopSchema as exc:
+            raise FailedPrecondition(f"research {research_id}: {exc}") from None
+        if loop is None:
+            raise FailedPrecondition(f"research {research_id} has not started its experiments")
+        return research, loop
+
     async def EvaluateExperiment(
         self, request: reviewer_pb2.EvaluateExperimentRequest, context: object
     ) -> reviewer_pb2.Evaluation:
         """experiment_id names an idea of the research: its evaluation runs against the baseline's."""
         check_id("research_id", request.research_id, "r")
         check_id("experiment_id", request.experiment_id, "i")
-        loop = (await self.researches.get(request.research_id)).data.get("loop") or {}
-        idea = loop.get("ideas", {}).get(request.experiment_id)
+        research, loop = await self._research(request.research_id)
+        idea = next((i for i in loop.ideas if i.idea.id == request.experiment_id), None)
         if idea is None:
             raise InvalidArgument(
                 "experiment_id", f"research {request.research_id} has no idea {request.experiment_id}"
             )
-        baseline = (loop.get("baseline") or {}).get("experiments")
-        if not idea.get("evaluations") or not baseline:
-            raise FailedPrecondition(f"idea {request.experiment_id} has no evaluation runs yet")
-        finished = {
-            s: x for s, x in idea["evaluations"].items() if loop["experiments"][x]["state"] == "finished"
-        }
+        finished = {x.id for x in loop.experiments if x.state == loop_pb2.EXPERIMENT_STATE_FINISHED}
+        candidate = {seed: x for seed, x in idea.evaluations.items() if x in finished}
+        if not candidate or not loop.baseline.experiments:
+            raise FailedPrecondition(f"idea {request.experiment_id} has no finished evaluation runs yet")
         comparison = await self.reviewer.evaluate_async(
-            request.research_id, request.experiment_id, loop["job_config"]["metric"], finished, baseline
+            request.research_id,
+            request.experiment_id,
+            research.plan.metric,
+            candidate,
+            loop.baseline.experiments,
         )
         return reviewer_pb2.Evaluation(
             research_id=request.research_id,
@@ -63,9 +78,9 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
         self, request: reviewer_pb2.WriteReportRequest, context: object
     ) -> reviewer_pb2.Report:
         check_id("research_id", request.research_id, "r")
-        record = await self.researches.get(request.research_id)
+        research, loop = await self._research(request.research_id)
         usage = await self.ledger.usage(request.research_id)
-        md_key, html_key, _ = await asyncio.to_thread(self.reviewer.write_report, record.data, usage)
+        md_key, html_key, _ = await asyncio.to_thread(self.reviewer.write_report, research, loop, usage)
         return reviewer_pb2.Report(research_id=request.research_id, markdown_key=md_key, html_key=html_key)
 
 
@@ -80,43 +95,38 @@ def setup(context: ServiceContext) -> None:
         "airlab.v1.ReviewerService",
     )
 
-    async def handle(event: events_pb2.Event) -> None:
-        body = payload_dict(event)
-        if event.type == "evaluation.requested":
-            comparison = await reviewer.evaluate_async(
-                event.research_id,
-                body["name"],
-                body["metric"],
-                body["candidate"],
-                body["baseline"],
-                maximize=body.get("maximize"),
-            )
-            reply = make_event(
-                "evaluation.completed",
-                event.research_id,
-                {"name": body["name"], "evaluation": comparison.to_dict()},
-                event_id=follow_up_id(event, "evaluated"),
-                correlation_id=event.id,
-            )
-        else:
-            record = await researches.get(event.research_id)
-            spent = await ledger.usage(event.research_id)
-            md_key, html_key, summary = await asyncio.to_thread(reviewer.write_report, record.data, spent)
-            reply = make_event(
-                "report.written",
-                event.research_id,
-                {"markdown_key": md_key, "html_key": html_key, "verdict": summary["verdict"]},
-                event_id=follow_up_id(event, "written"),
-                correlation_id=event.id,
-            )
-        await context.bus.publish(reply)
+    async def evaluate(event: events_pb2.Event) -> tuple[str, events_pb2.EvaluationCompleted]:
+        request: events_pb2.EvaluationRequested = body_of(event)
+        comparison = await reviewer.evaluate_async(
+            event.research_id,
+            request.name,
+            request.metric,
+            request.candidate,
+            request.baseline,
+            maximize=request.maximize,
+        )
+        return "evaluation.completed", events_pb2.EvaluationCompleted(
+            name=request.name, evaluation=comparison
+        )
+
+    async def write(event: events_pb2.Event) -> tuple[str, events_pb2.ReportWritten]:
+        request: events_pb2.ReportRequested = body_of(event)
+        spent = await ledger.usage(event.research_id)
+        md_key, html_key, summary = await asyncio.to_thread(
+            reviewer.write_report, request.research, request.loop, spent
+        )
+        return "report.written", events_pb2.ReportWritten(
+            markdown_key=md_key, html_key=html_key, verdict=summary["verdict"]
+        )
 
     async def start() -> None:
         await researches.open()
         await usage.open()
-        await context.bus.consume(CONSUMER, [type_filter(t) for t in REQUESTS], handle, batch=1)
 
     context.on_start(start)
+    context.answer(
+        CONSUMER, {"evaluation.requested": (evaluate, "evaluated"), "report.requested": (write, "written")}
+    )
 
 
 def main() -> None:

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
+from sklearn import metrics as sk
 
-# One-sided 95% critical values of Student's t by degrees of freedom (1..30); beyond 30, 1.645.
-T_CRITICAL_95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771,
-                 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706,
-                 1.703, 1.701, 1.699, 1.697)  # fmt: skip
+from airlab import domain
+from airlab.v1 import loop_pb2
+
 BOOTSTRAP_SAMPLES = 1000
-MINIMIZED = {"rmse", "mae"}
+ALPHA = 0.05
 
 
 @dataclass
@@ -44,31 +45,6 @@ class RunResult:
         )
 
 
-@dataclass
-class Comparison:
-    metric: str
-    seeds: list[int]
-    mean: float
-    std: float
-    baseline_mean: float
-    baseline_std: float
-    gain: float  # in the better direction: > 0 is better than the baseline
-    t_statistic: float
-    t_critical: float
-    bootstrap_interval: tuple[float, float] | None
-    significant: bool
-    findings: list[str] = field(default_factory=list)
-    per_seed: list[dict[str, float]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__)
-        data["bootstrap_interval"] = list(self.bootstrap_interval) if self.bootstrap_interval else None
-        for key in ("t_statistic", "t_critical"):
-            if not math.isfinite(data[key]):
-                data[key] = None  # infinite: JSON has no number for it
-        return data
-
-
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=float)
     if array.size == 0:
@@ -76,57 +52,38 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties averaged."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / counts)[inverse]
-
-
-def _binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    positives = labels.sum()
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return math.nan
-    ranks = _ranks(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
 def metric_value(metric: str, targets: np.ndarray, predicted: np.ndarray) -> float:
-    """The metric from test targets and predictions, as the job template computes it."""
-    if metric == "accuracy":
-        return float(np.mean(predicted == targets))
-    if metric == "f1_macro":
-        scores = []
-        for label in np.unique(targets):
-            tp = np.sum((predicted == label) & (targets == label))
-            fp = np.sum((predicted == label) & (targets != label))
-            fn = np.sum((predicted != label) & (targets == label))
-            scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-        return float(np.mean(scores))
-    if metric == "roc_auc":
-        if predicted.ndim == 1:
-            return _binary_auc(targets == targets.max(), predicted)
-        aucs = [_binary_auc(targets == k, predicted[:, k]) for k in range(predicted.shape[1])]
-        return float(np.mean(aucs))
-    if metric == "rmse":
-        return float(np.sqrt(np.mean((predicted - targets) ** 2)))
-    if metric == "mae":
-        return float(np.mean(np.abs(predicted - targets)))
-    if metric == "r2":
-        residual = np.sum((targets - predicted) ** 2)
-        total = np.sum((targets - targets.mean()) ** 2)
-        return float(1 - residual / total) if total else math.nan
-    raise ValueError(f"unknown metric {metric!r}")
+    """The metric from test targets and predictions, computed by scikit-learn as the job template does.
+    NaN where it is undefined (a resample with one class for ROC AUC, a constant target for R²)."""
+    try:
+        if metric == "accuracy":
+            return float(sk.accuracy_score(targets, predicted))
+        if metric == "f1_macro":
+            return float(sk.f1_score(targets, predicted, average="macro"))
+        if metric == "roc_auc":
+            if predicted.ndim == 1:
+                return float(sk.roc_auc_score(targets == targets.max(), predicted))
+            return float(
+                sk.roc_auc_score(targets, predicted, multi_class="ovr", labels=range(predicted.shape[1]))
+            )
+        if metric == "rmse":
+            return float(np.sqrt(sk.mean_squared_error(targets, predicted)))
+        if metric == "mae":
+            return float(sk.mean_absolute_error(targets, predicted))
+        if metric == "r2":
+            if np.all(targets == targets[0]):
+                return math.nan
+            return float(sk.r2_score(targets, predicted))
+    except ValueError:
+        return math.nan
+    raise KeyError(f"unknown metric {metric!r}")
 
 
 def _bootstrap(
     metric: str, sign: float, baseline: list[RunResult], candidate: list[RunResult], rng_seed: int
 ) -> tuple[float, float] | None:
-    """95% interval of the mean-over-seeds gain when test examples are resampled (paired)."""
+    """95% interval of the mean-over-seeds gain when test examples are resampled (paired: every seed's
+    runs are scored on the same resample)."""
     runs = baseline + candidate
     if any(r.targets is None or r.predictions is None for r in runs):
         return None
@@ -135,21 +92,27 @@ def _bootstrap(
         return None
     base = [np.asarray(r.predictions) for r in baseline]
     cand = [np.asarray(r.predictions) for r in candidate]
-    rng = np.random.default_rng(rng_seed)
-    gains = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        idx = rng.integers(0, len(targets), len(targets))
-        t = targets[idx]
+
+    def gain(index: np.ndarray) -> float:
+        t = targets[index]
         diffs = [
-            metric_value(metric, t, c[idx]) - metric_value(metric, t, b[idx])
+            metric_value(metric, t, c[index]) - metric_value(metric, t, b[index])
             for b, c in zip(base, cand, strict=True)
         ]
-        value = sign * float(np.mean(diffs))
-        if math.isfinite(value):
-            gains.append(value)
-    if len(gains) < BOOTSTRAP_SAMPLES // 2:
+        return sign * float(np.mean(diffs))
+
+    result = stats.bootstrap(
+        (np.arange(len(targets)),),
+        gain,
+        vectorized=False,
+        n_resamples=BOOTSTRAP_SAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(rng_seed),
+    )
+    low, high = result.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):
         return None
-    low, high = np.percentile(gains, [2.5, 97.5])
     return float(low), float(high)
 
 
@@ -160,10 +123,10 @@ def compare(
     *,
     maximize: bool | None = None,
     rng_seed: int = 0,
-) -> Comparison:
+) -> loop_pb2.Comparison:
     """The candidate against the baseline on the seeds both ran."""
     if maximize is None:
-        maximize = metric not in MINIMIZED
+        maximize = domain.maximize(metric)
     sign = 1.0 if maximize else -1.0
     seeds = sorted(set(baseline) & set(candidate))
     base = [baseline[s] for s in seeds]
@@ -175,17 +138,25 @@ def compare(
     gains = [sign * (c - b) for b, c in zip(b_values, c_values, strict=True)]
     gain, gain_sd = mean_std(gains)
     n = len(seeds)
+    result = loop_pb2.Comparison(metric=metric, seeds=seeds, mean=mean, std=std, baseline_mean=b_mean,
+                                 baseline_std=b_std, gain=gain)  # fmt: skip
     findings: list[str] = []
+    passes_t = False
     if n < 2:
-        t, critical = 0.0, math.inf
         findings.append(f"only {n} seed(s) ran on both sides: a gain cannot be told from noise")
-    else:
-        critical = T_CRITICAL_95[n - 2] if n - 1 <= len(T_CRITICAL_95) else 1.645
+    elif gain_sd == 0:
         # No spread in the gains at all: any positive gain is consistent, and the other checks decide.
-        t = gain / (gain_sd / math.sqrt(n)) if gain_sd > 0 else (math.inf if gain > 0 else 0.0)
-        verdict = "passes" if t > critical else "fails"
+        passes_t = gain > 0
+        findings.append(f"paired t-test over {n} seeds: every seed gained the same {gain:+.4f}")
+    else:
+        test = stats.ttest_rel(
+            np.multiply(sign, c_values), np.multiply(sign, b_values), alternative="greater"
+        )
+        result.t_statistic, result.p_value = float(test.statistic), float(test.pvalue)
+        passes_t = result.p_value < ALPHA
         findings.append(
-            f"paired t-test over {n} seeds: t = {t:.2f} against {critical:.2f} needed ({verdict})"
+            f"paired t-test over {n} seeds: t = {result.t_statistic:.2f}, one-sided p = {result.p_value:.3f} "
+            f"({'passes' if passes_t else 'fails'} at {ALPHA:g})"
         )
     noise = max(std, b_std)
     findings.append(
@@ -194,17 +165,22 @@ def compare(
     )
     interval = _bootstrap(metric, sign, base, cand, rng_seed) if n else None
     if interval is not None:
+        result.bootstrap_low, result.bootstrap_high = interval
         verdict = "above zero" if interval[0] > 0 else "includes zero or less"
         findings.append(
             "95% bootstrap interval of the gain over test examples: "
             f"[{interval[0]:+.4f}, {interval[1]:+.4f}] ({verdict})"
         )
-    significant = (
-        n >= 2 and gain > 0 and t > critical and gain > noise and (interval is None or interval[0] > 0)
+    result.significant = (
+        n >= 2 and gain > 0 and passes_t and gain > noise and (interval is None or interval[0] > 0)
     )
-    per_seed = [
-        {"seed": s, "baseline": b, "candidate": c} for s, b, c in zip(seeds, b_values, c_values, strict=True)
-    ]
-    return Comparison(
-        metric, seeds, mean, std, b_mean, b_std, gain, t, critical, interval, significant, findings, per_seed
-    )
+    result.findings.extend(findings)
+    for seed, b, c in zip(seeds, b_values, c_values, strict=True):
+        result.per_seed.add(seed=seed, baseline=b, candidate=c)
+    return result
+
+
+def bootstrap_interval(comparison: loop_pb2.Comparison) -> tuple[float, float] | None:
+    if comparison.HasField("bootstrap_low") and comparison.HasField("bootstrap_high"):
+        return comparison.bootstrap_low, comparison.bootstrap_high
+    return None

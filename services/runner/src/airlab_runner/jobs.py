@@ -26,7 +26,7 @@ from nats.js.kv import KeyValue
 from airlab.blobs import ArtifactStore, experiment_key
 from airlab.cpus import CpuPlan, SlotCpus, available_cores
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from airlab.events import follow_up_id, make_event, now_timestamp
+from airlab.events import body_type, follow_up_id, make_event, now_timestamp
 from airlab.ids import check_id, derived_id, new_id
 from airlab.llm.vllm import VllmSleeper
 from airlab.settings import RunnerSettings
@@ -188,7 +188,8 @@ class Runner:
         self._stopping = False
 
     def _event(self, kind: str, job: runner_pb2.Job, cause: str, **payload: Any) -> events_pb2.Event:
-        body = {"job_id": job.id, "experiment_id": job.spec.experiment_id, **payload}
+        # Every experiment.* body carries the job and experiment ids; the rest is the kind's own.
+        body = body_type(f"experiment.{kind}")(job_id=job.id, experiment_id=job.spec.experiment_id, **payload)
         return make_event(
             f"experiment.{kind}", job.spec.research_id, body,
             event_id=follow_up_id(cause, kind), correlation_id=cause, source=self.source,

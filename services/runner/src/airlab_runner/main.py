@@ -12,7 +12,7 @@ from airlab import experiments
 from airlab.blobs import artifact_store_from
 from airlab.cpus import plan_cpus
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from airlab.events import follow_up_id, make_event, payload_dict, type_filter
+from airlab.events import body_of, follow_up_id, make_event, type_filter
 from airlab.llm.vllm import VllmSleeper
 from airlab.service import ServiceContext, StartupError, run_service
 from airlab.settings import RunnerSettings
@@ -53,16 +53,15 @@ def request_handler(runner: Runner, context: ServiceContext):  # type: ignore[no
         try:
             await runner.submit(experiments.spec_of(event))
         except (InvalidArgument, AlreadyExists, FailedPrecondition, ValueError, KeyError) as exc:
-            experiment = payload_dict(event).get("experiment_id", "")
             await context.bus.publish(
                 make_event(
                     "experiment.failed",
                     event.research_id,
-                    {
-                        "experiment_id": experiment,
-                        "reason": f"refused by the runner: {exc}",
-                        "outcome": "refused",
-                    },
+                    events_pb2.ExperimentOutcome(
+                        experiment_id=body_of(event).experiment_id,
+                        reason=f"refused by the runner: {exc}",
+                        outcome="refused",
+                    ),
                     event_id=follow_up_id(event, "refused"),
                     correlation_id=event.id,
                     source=context.name,

@@ -22,17 +22,85 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from airlab.v1 import idea_pb2 as airlab_dot_v1_dot_idea__pb2
+from airlab.v1 import loop_pb2 as airlab_dot_v1_dot_loop__pb2
+from airlab.v1 import manager_pb2 as airlab_dot_v1_dot_manager__pb2
+from airlab.v1 import research_pb2 as airlab_dot_v1_dot_research__pb2
+from airlab.v1 import runner_pb2 as airlab_dot_v1_dot_runner__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irlab/v1/events.proto\x12\tairlab.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bresearch_id\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12(\n\x07payload\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08sequence\x18\x07 \x01(\x04\x12\x0e\n\x06source\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irlab/v1/events.proto\x12\tairlab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14\x61irlab/v1/idea.proto\x1a\x14\x61irlab/v1/loop.proto\x1a\x17\x61irlab/v1/manager.proto\x1a\x18\x61irlab/v1/research.proto\x1a\x16\x61irlab/v1/runner.proto\"\xd3\x0e\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0bresearch_id\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x07 \x01(\x04\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x36\n\x10research_created\x18\x14 \x01(\x0b\x32\x1a.airlab.v1.ResearchCreatedH\x00\x12\x36\n\x10research_planned\x18\x15 \x01(\x0b\x32\x1a.airlab.v1.ResearchPlannedH\x00\x12=\n\x14research_needs_human\x18\x16 \x01(\x0b\x32\x1d.airlab.v1.ResearchNeedsHumanH\x00\x12I\n\x1aresearch_awaiting_approval\x18\x17 \x01(\x0b\x32#.airlab.v1.ResearchAwaitingApprovalH\x00\x12\x36\n\x11research_approved\x18\x18 \x01(\x0b\x32\x19.airlab.v1.PersonDecisionH\x00\x12\x36\n\x11research_rejected\x18\x19 \x01(\x0b\x32\x19.airlab.v1.PersonDecisionH\x00\x12\x38\n\x11research_answered\x18\x1a \x01(\x0b\x32\x1b.airlab.v1.ResearchAnsweredH\x00\x12:\n\x12research_cancelled\x18\x1b \x01(\x0b\x32\x1c.airlab.v1.ResearchCancelledH\x00\x12\x33\n\x10research_decided\x18\x1c \x01(\x0b\x32\x17.airlab.v1.LoopDecisionH\x00\x12\x36\n\x12research_completed\x18\x1d \x01(\x0b\x32\x18.airlab.v1.ResearchEndedH\x00\x12\x33\n\x0fresearch_failed\x18\x1e \x01(\x0b\x32\x18.airlab.v1.ResearchEndedH\x00\x12\x32\n\x0eidea_requested\x18\x1f \x01(\x0b\x32\x18.airlab.v1.IdeaRequestedH\x00\x12\x30\n\ridea_proposed\x18  \x01(\x0b\x32\x17.airlab.v1.IdeaProposedH\x00\x12\x30\n\ridea_reviewed\x18! \x01(\x0b\x32\x17.airlab.v1.IdeaReviewedH\x00\x12\x32\n\x0e\x63ode_requested\x18\" \x01(\x0b\x32\x18.airlab.v1.CodeRequestedH\x00\x12,\n\ncode_ready\x18# \x01(\x0b\x32\x16.airlab.v1.CodeOutcomeH\x00\x12-\n\x0b\x63ode_failed\x18$ \x01(\x0b\x32\x16.airlab.v1.CodeOutcomeH\x00\x12>\n\x14\x65xperiment_requested\x18% \x01(\x0b\x32\x1e.airlab.v1.ExperimentRequestedH\x00\x12\x38\n\x11\x65xperiment_queued\x18& \x01(\x0b\x32\x1b.airlab.v1.ExperimentQueuedH\x00\x12:\n\x12\x65xperiment_started\x18\' \x01(\x0b\x32\x1c.airlab.v1.ExperimentStartedH\x00\x12<\n\x13\x65xperiment_progress\x18( \x01(\x0b\x32\x1d.airlab.v1.ExperimentProgressH\x00\x12;\n\x13\x65xperiment_finished\x18) \x01(\x0b\x32\x1c.airlab.v1.ExperimentOutcomeH\x00\x12\x39\n\x11\x65xperiment_failed\x18* \x01(\x0b\x32\x1c.airlab.v1.ExperimentOutcomeH\x00\x12<\n\x14\x65xperiment_cancelled\x18+ \x01(\x0b\x32\x1c.airlab.v1.ExperimentOutcomeH\x00\x12>\n\x14\x65valuation_requested\x18, \x01(\x0b\x32\x1e.airlab.v1.EvaluationRequestedH\x00\x12>\n\x14\x65valuation_completed\x18- \x01(\x0b\x32\x1e.airlab.v1.EvaluationCompletedH\x00\x12\x36\n\x10report_requested\x18. \x01(\x0b\x32\x1a.airlab.v1.ReportRequestedH\x00\x12\x32\n\x0ereport_written\x18/ \x01(\x0b\x32\x18.airlab.v1.ReportWrittenH\x00\x12,\n\x0b\x64\x65\x61\x64_letter\x18\x30 \x01(\x0b\x32\x15.airlab.v1.DeadLetterH\x00\x12\x31\n\x0f\x62us_undecodable\x18\x31 \x01(\x0b\x32\x16.airlab.v1.UndecodableH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x06\x10\x07R\x07payload\"\x1f\n\x0fResearchCreated\x12\x0c\n\x04goal\x18\x01 \x01(\t\"0\n\x0fResearchPlanned\x12\x1d\n\x04plan\x18\x01 \x01(\x0b\x32\x0f.airlab.v1.Plan\"<\n\x12ResearchNeedsHuman\x12&\n\tquestions\x18\x01 \x03(\x0b\x32\x13.airlab.v1.Question\"z\n\x18ResearchAwaitingApproval\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x1d\n\x04plan\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Plan\x12\x0f\n\x07idea_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"C\n\x0ePersonDecision\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0f\n\x07idea_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\x8e\x01\n\x10ResearchAnswered\x12\x39\n\x07\x61nswers\x18\x01 \x03(\x0b\x32(.airlab.v1.ResearchAnswered.AnswersEntry\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"#\n\x11ResearchCancelled\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xa5\x01\n\rResearchEnded\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x1b\n\x13report_markdown_key\x18\x02 \x01(\t\x12\x17\n\x0freport_html_key\x18\x03 \x01(\t\x12!\n\x04\x62\x65st\x18\x04 \x01(\x0b\x32\x13.airlab.v1.BestIdea\x12+\n\x08\x62\x61seline\x18\x05 \x01(\x0b\x32\x19.airlab.v1.BaselineResult\"_\n\rIdeaRequested\x12\r\n\x05round\x18\x01 \x01(\r\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\r\n\x05tried\x18\x03 \x03(\t\x12\x0f\n\x07results\x18\x04 \x03(\t\x12\x10\n\x08recalled\x18\x05 \x03(\t\"L\n\x0cIdeaProposed\x12\r\n\x05round\x18\x01 \x01(\r\x12\x1e\n\x05ideas\x18\x02 \x03(\x0b\x32\x0f.airlab.v1.Idea\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"E\n\x0cIdeaReviewed\x12\r\n\x05round\x18\x01 \x01(\r\x12&\n\x07reviews\x18\x02 \x03(\x0b\x32\x15.airlab.v1.IdeaReview\"\xc8\x01\n\rCodeRequested\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1d\n\x04idea\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Idea\x12(\n\njob_config\x18\x03 \x01(\x0b\x32\x14.airlab.v1.JobConfig\x12\'\n\x06mounts\x18\x04 \x03(\x0b\x32\x17.airlab.v1.DatasetMount\x12\x14\n\x0cmax_attempts\x18\x05 \x01(\r\x12!\n\x06\x62udget\x18\x06 \x01(\x0b\x32\x11.airlab.v1.Budget\"e\n\x0b\x43odeOutcome\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\x12\x10\n\x08problems\x18\x03 \x03(\t\x12\x10\n\x08\x63ode_ref\x18\x04 \x01(\t\x12\x12\n\nentrypoint\x18\x05 \x01(\t\"\x8c\x01\n\x13\x45xperimentRequested\x12\x15\n\rexperiment_id\x18\x01 \x01(\t\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.airlab.v1.ExperimentSpec\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.airlab.v1.ExperimentKind\x12\x0c\n\x04name\x18\x04 \x01(\t\"K\n\x10\x45xperimentQueued\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x10\n\x08requeued\x18\x03 \x01(\x08\"Y\n\x11\x45xperimentStarted\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x0c\n\x04gpus\x18\x03 \x03(\r\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\"f\n\x12\x45xperimentProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0c\n\x04step\x18\x05 \x01(\x04\"\xaf\x02\n\x11\x45xperimentOutcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12:\n\x07metrics\x18\x03 \x03(\x0b\x32).airlab.v1.ExperimentOutcome.MetricsEntry\x12\x0c\n\x04seed\x18\x04 \x01(\r\x12\x18\n\x10\x64uration_seconds\x18\x05 \x01(\x01\x12\x11\n\tartifacts\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07outcome\x18\x08 \x01(\t\x12\x13\n\x0brun_seconds\x18\t \x01(\x01\x12\x16\n\x0equeued_seconds\x18\n \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb9\x02\n\x13\x45valuationRequested\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x10\n\x08maximize\x18\x04 \x01(\x08\x12@\n\tcandidate\x18\x05 \x03(\x0b\x32-.airlab.v1.EvaluationRequested.CandidateEntry\x12>\n\x08\x62\x61seline\x18\x06 \x03(\x0b\x32,.airlab.v1.EvaluationRequested.BaselineEntry\x1a\x30\n\x0e\x43\x61ndidateEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rBaselineEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x13\x45valuationCompleted\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\nevaluation\x18\x02 \x01(\x0b\x32\x15.airlab.v1.Comparison\"\x84\x01\n\x0fReportRequested\x12\x13\n\x0bstop_reason\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x08\x12%\n\x08research\x18\x03 \x01(\x0b\x32\x13.airlab.v1.Research\x12%\n\x04loop\x18\x04 \x01(\x0b\x32\x17.airlab.v1.ResearchLoop\"H\n\rReportWritten\x12\x14\n\x0cmarkdown_key\x18\x01 \x01(\t\x12\x10\n\x08html_key\x18\x02 \x01(\t\x12\x0f\n\x07verdict\x18\x03 \x01(\t\"P\n\nDeadLetter\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.airlab.v1.Event\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x12\n\ndeliveries\x18\x03 \x01(\r\"\x1e\n\x0bUndecodable\x12\x0f\n\x07subject\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airlab.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENT']._serialized_start=101
-  _globals['_EVENT']._serialized_end=297
+  _globals['_RESEARCHANSWERED_ANSWERSENTRY']._loaded_options = None
+  _globals['_RESEARCHANSWERED_ANSWERSENTRY']._serialized_options = b'8\001'
+  _globals['_EXPERIMENTOUTCOME_METRICSENTRY']._loaded_options = None
+  _globals['_EXPERIMENTOUTCOME_METRICSENTRY']._serialized_options = b'8\001'
+  _globals['_EVALUATIONREQUESTED_CANDIDATEENTRY']._loaded_options = None
+  _globals['_EVALUATIONREQUESTED_CANDIDATEENTRY']._serialized_options = b'8\001'
+  _globals['_EVALUATIONREQUESTED_BASELINEENTRY']._loaded_options = None
+  _globals['_EVALUATIONREQUESTED_BASELINEENTRY']._serialized_options = b'8\001'
+  _globals['_EVENT']._serialized_start=190
+  _globals['_EVENT']._serialized_end=2065
+  _globals['_RESEARCHCREATED']._serialized_start=2067
+  _globals['_RESEARCHCREATED']._serialized_end=2098
+  _globals['_RESEARCHPLANNED']._serialized_start=2100
+  _globals['_RESEARCHPLANNED']._serialized_end=2148
+  _globals['_RESEARCHNEEDSHUMAN']._serialized_start=2150
+  _globals['_RESEARCHNEEDSHUMAN']._serialized_end=2210
+  _globals['_RESEARCHAWAITINGAPPROVAL']._serialized_start=2212
+  _globals['_RESEARCHAWAITINGAPPROVAL']._serialized_end=2334
+  _globals['_PERSONDECISION']._serialized_start=2336
+  _globals['_PERSONDECISION']._serialized_end=2403
+  _globals['_RESEARCHANSWERED']._serialized_start=2406
+  _globals['_RESEARCHANSWERED']._serialized_end=2548
+  _globals['_RESEARCHANSWERED_ANSWERSENTRY']._serialized_start=2502
+  _globals['_RESEARCHANSWERED_ANSWERSENTRY']._serialized_end=2548
+  _globals['_RESEARCHCANCELLED']._serialized_start=2550
+  _globals['_RESEARCHCANCELLED']._serialized_end=2585
+  _globals['_RESEARCHENDED']._serialized_start=2588
+  _globals['_RESEARCHENDED']._serialized_end=2753
+  _globals['_IDEAREQUESTED']._serialized_start=2755
+  _globals['_IDEAREQUESTED']._serialized_end=2850
+  _globals['_IDEAPROPOSED']._serialized_start=2852
+  _globals['_IDEAPROPOSED']._serialized_end=2928
+  _globals['_IDEAREVIEWED']._serialized_start=2930
+  _globals['_IDEAREVIEWED']._serialized_end=2999
+  _globals['_CODEREQUESTED']._serialized_start=3002
+  _globals['_CODEREQUESTED']._serialized_end=3202
+  _globals['_CODEOUTCOME']._serialized_start=3204
+  _globals['_CODEOUTCOME']._serialized_end=3305
+  _globals['_EXPERIMENTREQUESTED']._serialized_start=3308
+  _globals['_EXPERIMENTREQUESTED']._serialized_end=3448
+  _globals['_EXPERIMENTQUEUED']._serialized_start=3450
+  _globals['_EXPERIMENTQUEUED']._serialized_end=3525
+  _globals['_EXPERIMENTSTARTED']._serialized_start=3527
+  _globals['_EXPERIMENTSTARTED']._serialized_end=3616
+  _globals['_EXPERIMENTPROGRESS']._serialized_start=3618
+  _globals['_EXPERIMENTPROGRESS']._serialized_end=3720
+  _globals['_EXPERIMENTOUTCOME']._serialized_start=3723
+  _globals['_EXPERIMENTOUTCOME']._serialized_end=4026
+  _globals['_EXPERIMENTOUTCOME_METRICSENTRY']._serialized_start=3980
+  _globals['_EXPERIMENTOUTCOME_METRICSENTRY']._serialized_end=4026
+  _globals['_EVALUATIONREQUESTED']._serialized_start=4029
+  _globals['_EVALUATIONREQUESTED']._serialized_end=4342
+  _globals['_EVALUATIONREQUESTED_CANDIDATEENTRY']._serialized_start=4245
+  _globals['_EVALUATIONREQUESTED_CANDIDATEENTRY']._serialized_end=4293
+  _globals['_EVALUATIONREQUESTED_BASELINEENTRY']._serialized_start=4295
+  _globals['_EVALUATIONREQUESTED_BASELINEENTRY']._serialized_end=4342
+  _globals['_EVALUATIONCOMPLETED']._serialized_start=4344
+  _globals['_EVALUATIONCOMPLETED']._serialized_end=4422
+  _globals['_REPORTREQUESTED']._serialized_start=4425
+  _globals['_REPORTREQUESTED']._serialized_end=4557
+  _globals['_REPORTWRITTEN']._serialized_start=4559
+  _globals['_REPORTWRITTEN']._serialized_end=4631
+  _globals['_DEADLETTER']._serialized_start=4633
+  _globals['_DEADLETTER']._serialized_end=4713
+  _globals['_UNDECODABLE']._serialized_start=4715
+  _globals['_UNDECODABLE']._serialized_end=4745
 # @@protoc_insertion_point(module_scope)

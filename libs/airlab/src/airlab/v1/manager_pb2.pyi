@@ -55,7 +55,7 @@ class ReviewIdeaRequest(_message.Message):
     def __init__(self, research_id: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ...) -> None: ...
 
 class IdeaReview(_message.Message):
-    __slots__ = ("idea_id", "approved", "clarity", "novelty", "feasibility", "alignment", "reasons")
+    __slots__ = ("idea_id", "approved", "clarity", "novelty", "feasibility", "alignment", "reasons", "title")
     IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     APPROVED_FIELD_NUMBER: _ClassVar[int]
     CLARITY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class IdeaReview(_message.Message):
     FEASIBILITY_FIELD_NUMBER: _ClassVar[int]
     ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
     idea_id: str
     approved: bool
     clarity: float
@@ -70,7 +71,8 @@ class IdeaReview(_message.Message):
     feasibility: float
     alignment: float
     reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, idea_id: _Optional[str] = ..., approved: _Optional[bool] = ..., clarity: _Optional[float] = ..., novelty: _Optional[float] = ..., feasibility: _Optional[float] = ..., alignment: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    title: str
+    def __init__(self, idea_id: _Optional[str] = ..., approved: _Optional[bool] = ..., clarity: _Optional[float] = ..., novelty: _Optional[float] = ..., feasibility: _Optional[float] = ..., alignment: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ..., title: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
     __slots__ = ("research_id",)

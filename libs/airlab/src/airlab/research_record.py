@@ -1,0 +1,54 @@
+"""The stored record of a research: the Research message (research.proto) and, once experiments start,
+its loop (a ResearchLoop, loop.proto) under "loop". Both are proto messages kept as their JSON form, so
+every service reads the same typed contract.
+
+Version 1 of the loop was an untyped JSON object. Such a record is not migrated: the loop it describes
+cannot be resumed with certainty (its payloads carried floats for whole numbers, its ideas had no fixed
+shape), so this version refuses it with OldLoopSchema, which names both versions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format
+
+from airlab.v1 import loop_pb2
+
+LOOP_KEY = "loop"
+LOOP_SCHEMA = 2
+
+
+class OldLoopSchema(ValueError):
+    """The record's loop was written by an earlier version of airlab."""
+
+    def __init__(self, found: int) -> None:
+        super().__init__(
+            f"its research loop was stored by an earlier airlab (loop schema {found}); this version reads "
+            f"schema {LOOP_SCHEMA} only and cannot resume it: start the research again"
+        )
+        self.found = found
+
+
+def loop_of(data: Mapping[str, Any]) -> loop_pb2.ResearchLoop | None:
+    """The record's loop; None before experiments start. OldLoopSchema for a loop of an earlier version."""
+    raw = data.get(LOOP_KEY)
+    if not raw:
+        return None
+    found = int(raw.get("schema", 1)) if isinstance(raw, Mapping) else 1
+    if found != LOOP_SCHEMA:
+        raise OldLoopSchema(found)
+    return json_format.ParseDict(dict(raw), loop_pb2.ResearchLoop())
+
+
+def loop_data(loop: loop_pb2.ResearchLoop) -> dict[str, Any]:
+    loop.schema = LOOP_SCHEMA
+    return json_format.MessageToDict(loop, preserving_proto_field_name=True)
+
+
+def with_loop(data: Mapping[str, Any], loop: loop_pb2.ResearchLoop | None) -> dict[str, Any]:
+    """`data` (a research's JSON) with `loop` stored beside it."""
+    record = {k: v for k, v in data.items() if k != LOOP_KEY}
+    if loop is not None:
+        record[LOOP_KEY] = loop_data(loop)
+    return record

@@ -1,0 +1,25 @@
+"""The budget arithmetic of the loop, in one place: what an idea costs at least, what is left."""
+
+from __future__ import annotations
+
+from airlab.v1 import loop_pb2, research_pb2
+from airlab_manager import deciding
+
+
+def experiments_per_idea(plan: research_pb2.Plan) -> int:
+    return deciding.experiments_per_idea(plan)
+
+
+def experiments_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued: bool = True) -> int:
+    """Experiments the budget still allows, less (with `queued`) the least the queued ideas will cost."""
+    reserved = experiments_per_idea(plan) * len(loop.queue) if queued else 0
+    return plan.budget.max_experiments - len(loop.experiments) - reserved
+
+
+def spend(loop: loop_pb2.ResearchLoop, now: float, tokens: int, cost_usd: float) -> deciding.Spend:
+    return deciding.Spend(len(loop.experiments), now - loop.started_at, tokens, cost_usd)
+
+
+def out_of_time(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, now: float) -> bool:
+    wall = plan.budget.max_wall_seconds
+    return bool(wall) and now - loop.started_at >= wall

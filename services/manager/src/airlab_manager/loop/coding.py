@@ -1,0 +1,55 @@
+"""Code for an idea: the request to the coder, and what its answer does to the idea."""
+
+from __future__ import annotations
+
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
+from airlab_manager.loop import baseline, evaluation, runs
+from airlab_manager.loop.step import BASELINE, Step, find_idea
+
+
+def code_request(step: Step, name: str, idea: idea_pb2.Idea | None) -> events_pb2.CodeRequested:
+    budget = step.plan.budget
+    request = events_pb2.CodeRequested(
+        name=name,
+        job_config=step.loop.job_config,
+        mounts=step.loop.mounts,
+        max_attempts=step.rules.code_attempts,
+        budget=research_pb2.Budget(max_tokens=budget.max_tokens, max_cost_usd=budget.max_cost_usd),
+    )
+    if idea is not None:
+        request.idea.CopyFrom(idea)
+    return request
+
+
+def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    idea.status = loop_pb2.IDEA_STATUS_CODING
+    step.loop.phase = loop_pb2.LOOP_PHASE_CODING
+    step.research.state = research_pb2.RESEARCH_STATE_RUNNING
+    step.research.state_reason = f"coding idea {idea.idea.title!r}"
+    step.emit("code.requested", code_request(step, idea.idea.id, idea.idea))
+
+
+def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
+    """code.ready / code.failed: the baseline's code starts its runs; an idea's code starts its search."""
+    if outcome.name == BASELINE:
+        return baseline.code_done(step, outcome, ok=ok)
+    idea = find_idea(step.loop, outcome.name)
+    if idea is None or idea.status != loop_pb2.IDEA_STATUS_CODING:
+        return False
+    idea.code_attempts = outcome.attempts
+    idea.code_problems[:] = outcome.problems
+    if not ok:
+        problems = " | ".join(outcome.problems)[-600:]
+        evaluation.idea_failed(step, idea, f"no working code after {outcome.attempts} attempt(s): {problems}")
+        return True
+    idea.code_ref = outcome.code_ref
+    # The evaluation needs one run per further seed: the search gets what is left after them.
+    left = step.plan.budget.max_experiments - len(step.loop.experiments) - (len(step.plan.seeds) - 1)
+    idea.trial_budget = max(0, min(step.rules.trials_per_idea, left))
+    if idea.trial_budget < 1:
+        evaluation.idea_failed(step, idea, "the experiment budget ran out before it could run", count=False)
+        return True
+    idea.status = loop_pb2.IDEA_STATUS_SEARCHING
+    step.loop.phase = loop_pb2.LOOP_PHASE_SEARCHING
+    runs.fill_trials(step, idea)
+    return True

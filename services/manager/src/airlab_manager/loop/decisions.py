@@ -1,0 +1,114 @@
+"""After the baseline, a review or an idea's end: decide (continue, stop, ask a person), then take the next
+queued idea or ask for a new round of ideas."""
+
+from __future__ import annotations
+
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab_manager import deciding
+from airlab_manager.loop import budget, coding, report
+from airlab_manager.loop.step import Step, find_idea
+
+
+def summary_of(idea: loop_pb2.LoopIdea) -> str:
+    """One line on how an idea did, for the idea agent and memory."""
+    title = idea.idea.title
+    if idea.HasField("evaluation"):
+        e = idea.evaluation
+        verdict = "a significant gain" if e.significant else "no significant gain"
+        return (
+            f"{title}: {e.mean:.4f} ± {e.std:.4f} against the baseline's "
+            f"{e.baseline_mean:.4f} ± {e.baseline_std:.4f}: {verdict}"
+        )
+    if idea.status == loop_pb2.IDEA_STATUS_REJECTED:
+        return f"{title}: rejected in review ({'; '.join(idea.review.reasons)})"
+    if idea.status == loop_pb2.IDEA_STATUS_FAILED:
+        return f"{title}: failed ({idea.failure[:300]})"
+    return f"{title}: {status_words(idea.status)}"
+
+
+def status_words(status: loop_pb2.IdeaStatus.ValueType) -> str:
+    """'awaiting approval' for IDEA_STATUS_AWAITING_APPROVAL: what people read."""
+    return loop_pb2.IdeaStatus.Name(status).removeprefix("IDEA_STATUS_").replace("_", " ").lower()
+
+
+def decide(step: Step) -> tuple[int, str]:
+    context = step.context
+    spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
+    ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
+    return deciding.decide(step.loop, step.plan, spend, step.rules, ask_people=ask_people)
+
+
+def _close_round(loop: loop_pb2.ResearchLoop) -> None:
+    """Once a round's ideas all ended, count whether it made progress (a new significant best)."""
+    if loop.queue or loop.round < 1 or loop.round_closed == loop.round:
+        return
+    loop.round_closed = loop.round
+    gain_now = loop.best.gain if loop.HasField("best") else None
+    before = loop.gain_at_round_start if loop.HasField("gain_at_round_start") else None
+    improved = loop.HasField("best") and loop.best.significant and gain_now != before
+    loop.rounds_without_progress = 0 if improved else loop.rounds_without_progress + 1
+
+
+def next_step(step: Step) -> None:
+    loop, research = step.loop, step.research
+    _close_round(loop)
+    kind, reason = decide(step)
+    decision = loop_pb2.LoopDecision(round=loop.round, kind=kind, reason=reason)
+    loop.decisions.append(decision)
+    step.emit("research.decided", decision)
+    if kind == deciding.STOP:
+        report.stop(step, reason)
+        return
+    if kind == deciding.ASK_HUMAN:
+        loop.phase = loop_pb2.LOOP_PHASE_WAITING
+        research.state = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
+        research.state_reason = reason
+        research.awaiting = "continue"
+        step.emit(
+            "research.awaiting_approval",
+            events_pb2.ResearchAwaitingApproval(subject="continue", reason=reason),
+        )
+        return
+    if loop.queue:
+        idea = find_idea(loop, loop.queue.pop(0))
+        assert idea is not None, "a queued idea is always stored"
+        if research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
+            idea.status = loop_pb2.IDEA_STATUS_AWAITING_APPROVAL
+            loop.phase = loop_pb2.LOOP_PHASE_WAITING
+            research.state = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
+            research.state_reason = f"idea {idea.idea.title!r} waits for a person's approval"
+            research.awaiting, research.awaiting_idea_id = "experiment", idea.idea.id
+            step.emit(
+                "research.awaiting_approval",
+                events_pb2.ResearchAwaitingApproval(
+                    subject="experiment",
+                    idea_id=idea.idea.id,
+                    title=idea.idea.title,
+                    reason=research.state_reason,
+                ),
+            )
+            return
+        coding.code_idea(step, idea)
+        return
+    _ask_for_ideas(step)
+
+
+def _ask_for_ideas(step: Step) -> None:
+    loop = step.loop
+    loop.round += 1
+    loop.phase = loop_pb2.LOOP_PHASE_IDEAS
+    if loop.HasField("best"):
+        loop.gain_at_round_start = loop.best.gain
+    else:
+        loop.ClearField("gain_at_round_start")
+    step.research.state_reason = f"round {loop.round}: asking for ideas"
+    step.emit(
+        "idea.requested",
+        events_pb2.IdeaRequested(
+            round=loop.round,
+            count=step.rules.ideas_per_round,
+            tried=[i.idea.title for i in loop.ideas],
+            results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
+            recalled=step.context.recalled,
+        ),
+    )

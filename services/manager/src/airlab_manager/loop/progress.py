@@ -1,0 +1,41 @@
+"""The research's live progress (ResearchProgress), computed from its loop after every step."""
+
+from __future__ import annotations
+
+from airlab.v1 import loop_pb2, research_pb2
+from airlab_manager.loop.step import FAILED, FINISHED, StepContext
+
+
+def phase_words(phase: loop_pb2.LoopPhase.ValueType) -> str:
+    """'searching' for LOOP_PHASE_SEARCHING: the progress field's words."""
+    if phase == loop_pb2.LOOP_PHASE_UNSPECIFIED:
+        return ""
+    return loop_pb2.LoopPhase.Name(phase).removeprefix("LOOP_PHASE_").lower()
+
+
+def progress_of(loop: loop_pb2.ResearchLoop, context: StepContext) -> research_pb2.ResearchProgress:
+    runs = loop.experiments
+    progress = research_pb2.ResearchProgress(
+        round=loop.round,
+        experiments_requested=len(runs),
+        experiments_finished=sum(1 for x in runs if x.state == FINISHED),
+        experiments_failed=sum(1 for x in runs if x.state == FAILED),
+        ideas_proposed=len(loop.ideas),
+        ideas_approved=sum(1 for i in loop.ideas if i.review.approved),
+        tokens=context.tokens,
+        cost_usd=context.cost_usd,
+        phase=phase_words(loop.phase),
+        llm_seconds=context.llm_seconds,
+        experiment_seconds=sum(x.run_seconds for x in runs),
+        waiting_seconds=sum(x.queued_seconds for x in runs),
+    )
+    if loop.HasField("baseline"):
+        progress.has_baseline = True
+        progress.baseline_mean, progress.baseline_std = loop.baseline.mean, loop.baseline.std
+    if loop.HasField("best"):
+        best = loop.best
+        progress.has_best = True
+        progress.best_mean, progress.best_std = best.mean, best.std
+        progress.best_idea_id, progress.best_title = best.idea_id, best.title
+        progress.best_significant = best.significant
+    return progress

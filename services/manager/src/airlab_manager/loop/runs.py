@@ -1,0 +1,157 @@
+"""Experiments of the loop: asking the runner for a run, an idea's search trials (kept up to the runner's
+free slots), and what a run's end does to its baseline or idea."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from airlab import experiments
+from airlab.v1 import events_pb2, loop_pb2, runner_pb2
+from airlab_manager import search
+from airlab_manager.loop import baseline, budget, evaluation
+from airlab_manager.loop.step import FAILED, FINISHED, REQUESTED, Step, all_done, experiments_of, find_idea
+
+
+def request_run(
+    step: Step,
+    name: str,
+    kind: loop_pb2.ExperimentKind.ValueType,
+    label: str,
+    seed: int,
+    params: Mapping[str, experiments.Param],
+    code_ref: str,
+    *,
+    curve: bool = False,
+) -> str:
+    experiment = experiments.experiment_id(step.research.id, name, label)
+    values = experiments.param_values(params)
+    step.loop.experiments.append(
+        loop_pb2.LoopExperiment(
+            id=experiment, kind=kind, name=name, seed=seed, params=values, state=REQUESTED
+        )
+    )
+    rules = step.rules
+    config = experiments.run_config(step.loop.job_config, seed=seed, params=values, learning_curve=curve)
+    step.events.append(
+        experiments.request(
+            step.research.id,
+            experiment,
+            code_ref=code_ref,
+            config=config,
+            resources=runner_pb2.Resources(
+                cpu_millis=rules.experiment_cpu_millis,
+                memory_mib=rules.experiment_memory_mib,
+                wall_seconds=rules.experiment_wall_seconds,
+            ),
+            datasets=list(step.loop.mounts),
+            kind=kind,
+            name=name,
+            source=step.config.source,
+            cause=step.cause.id,
+        )
+    )
+    return experiment
+
+
+def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    """Keep up to `parallel_trials` of the idea's search trials in flight (the runner's free slots),
+    within its trial budget."""
+    in_flight = sum(1 for x in experiments_of(step.loop, idea.trials) if x.state == REQUESTED)
+    while len(idea.trials) < idea.trial_budget and in_flight < step.rules.parallel_trials:
+        request_trial(step, idea)
+        in_flight += 1
+
+
+def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    space = idea.idea.search_space
+    trials = experiments_of(step.loop, idea.trials)
+    done = [
+        (experiments.plain_params(x.params), x.validation if x.HasField("validation") else None)
+        for x in trials
+        if x.state != REQUESTED
+    ]
+    pending = [experiments.plain_params(x.params) for x in trials if x.state == REQUESTED]
+    seed = step.plan.seeds[0]
+    if not trials:
+        params = experiments.default_params(space)
+    else:
+        params = search.next_params(space, done, pending=pending, maximize=step.maximize, seed=seed)
+    experiment = request_run(
+        step,
+        idea.idea.id,
+        loop_pb2.EXPERIMENT_KIND_TRIAL,
+        f"trial{len(idea.trials)}",
+        seed,
+        params,
+        idea.code_ref,
+    )
+    idea.trials.append(experiment)
+
+
+def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    """Every trial ended: the best one's parameters run on the other seeds."""
+    trials = experiments_of(step.loop, idea.trials)
+    scored = [x for x in trials if x.state == FINISHED and x.HasField("validation")]
+    if not scored:
+        reasons = "; ".join(sorted({x.reason[:200] for x in trials}))
+        evaluation.idea_failed(step, idea, f"every search trial failed: {reasons}")
+        return
+    pick = max if step.maximize else min
+    best = pick(scored, key=lambda x: x.validation)
+    idea.best_trial = best.id
+    idea.best_params.clear()
+    for name, value in best.params.items():
+        idea.best_params[name].CopyFrom(value)
+    idea.status = loop_pb2.IDEA_STATUS_EVALUATING
+    step.loop.phase = loop_pb2.LOOP_PHASE_EVALUATING
+    idea.evaluations[best.seed] = best.id
+    params = experiments.plain_params(best.params)
+    for seed in step.plan.seeds:
+        if seed in idea.evaluations:
+            continue
+        idea.evaluations[seed] = request_run(
+            step,
+            idea.idea.id,
+            loop_pb2.EXPERIMENT_KIND_EVALUATION,
+            f"seed{seed}",
+            seed,
+            params,
+            idea.code_ref,
+            curve=True,
+        )
+    if all_done(step.loop, idea.evaluations.values()):
+        evaluation.request_evaluation(step, idea)
+
+
+def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finished: bool) -> bool:
+    """experiment.finished / failed / cancelled for one of the loop's runs."""
+    loop = step.loop
+    run = next((x for x in loop.experiments if x.id == outcome.experiment_id), None)
+    if run is None or run.state != REQUESTED:
+        return False
+    run.state = FINISHED if finished else FAILED
+    if finished:
+        metric = step.plan.metric
+        if metric in outcome.metrics:
+            run.test = outcome.metrics[metric]
+        if f"val_{metric}" in outcome.metrics:
+            run.validation = outcome.metrics[f"val_{metric}"]
+    else:
+        run.reason = (outcome.reason or step.cause.type)[:1000]
+    run.run_seconds, run.queued_seconds = outcome.run_seconds, outcome.queued_seconds
+    if run.kind == loop_pb2.EXPERIMENT_KIND_BASELINE:
+        return baseline.progress(step)
+    idea = find_idea(loop, run.name)
+    if idea is None:
+        return True
+    if run.kind == loop_pb2.EXPERIMENT_KIND_TRIAL:
+        if idea.status != loop_pb2.IDEA_STATUS_SEARCHING:
+            return True
+        if not budget.out_of_time(step.plan, loop, step.context.now):
+            fill_trials(step, idea)
+        if all_done(loop, idea.trials):
+            finish_search(step, idea)
+        return True
+    if idea.status == loop_pb2.IDEA_STATUS_EVALUATING and all_done(loop, idea.evaluations.values()):
+        evaluation.request_evaluation(step, idea)
+    return True

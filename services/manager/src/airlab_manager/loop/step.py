@@ -1,0 +1,122 @@
+"""What every transition of the research loop works on: a Step holds the research, its loop state, the
+event that caused the step and what was looked up for it; transitions change the state in place and
+append the events to publish and the memories to write. Nothing here does I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from airlab.domain import title_key
+from airlab.events import make_event
+from airlab.ids import derived_id
+from airlab.settings import ResearchDefaults
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab_manager.catalog import DatasetCatalog
+from airlab_manager.reviewing import Novelty
+
+BASELINE = "baseline"
+Phase = loop_pb2.LoopPhase
+Status = loop_pb2.IdeaStatus
+Kind = loop_pb2.ExperimentKind
+RunState = loop_pb2.ExperimentState
+REQUESTED = loop_pb2.EXPERIMENT_STATE_REQUESTED
+FINISHED = loop_pb2.EXPERIMENT_STATE_FINISHED
+FAILED = loop_pb2.EXPERIMENT_STATE_FAILED
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What the loop's rules are for this manager: fixed for its lifetime."""
+
+    rules: ResearchDefaults
+    catalog: DatasetCatalog
+    source: str = "manager"
+
+
+@dataclass
+class StepContext:
+    """What a step needs that comes from outside the record (looked up before the compare-and-set)."""
+
+    now: float
+    tokens: int = 0
+    cost_usd: float = 0.0
+    llm_seconds: float = 0.0
+    novelty: dict[str, Novelty] = field(default_factory=dict)
+    recalled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Something the lab should remember after the step: an idea tried, a lesson learnt."""
+
+    kind: str
+    text: str
+    payload: dict[str, str | bool]
+    key: str
+
+
+@dataclass
+class Step:
+    research: research_pb2.Research
+    loop: loop_pb2.ResearchLoop
+    cause: events_pb2.Event
+    context: StepContext
+    config: LoopConfig
+    events: list[events_pb2.Event] = field(default_factory=list)
+    memories: list[Memory] = field(default_factory=list)
+
+    @property
+    def plan(self) -> research_pb2.Plan:
+        return self.research.plan
+
+    @property
+    def rules(self) -> ResearchDefaults:
+        return self.config.rules
+
+    @property
+    def maximize(self) -> bool:
+        return self.plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE
+
+    def emit(self, event_type: str, body: Message) -> None:
+        # Derived from the cause and the event's place in the step: the same step always names its events
+        # the same (so publishing them again is deduplicated), and ids stay short however long the chain.
+        event_id = derived_id("e", f"{self.cause.id}:{event_type}:{len(self.events)}")
+        self.events.append(
+            make_event(
+                event_type,
+                self.research.id,
+                body,
+                event_id=event_id,
+                correlation_id=self.cause.id,
+                source=self.config.source,
+            )
+        )
+
+
+def find_idea(loop: loop_pb2.ResearchLoop, idea_id: str) -> loop_pb2.LoopIdea | None:
+    return next((i for i in loop.ideas if i.idea.id == idea_id), None)
+
+
+def find_experiment(loop: loop_pb2.ResearchLoop, experiment_id: str) -> loop_pb2.LoopExperiment | None:
+    return next((x for x in loop.experiments if x.id == experiment_id), None)
+
+
+def experiments_of(loop: loop_pb2.ResearchLoop, ids: object) -> list[loop_pb2.LoopExperiment]:
+    """The experiments named by `ids` (an iterable of experiment ids), in that order."""
+    by_id = {x.id: x for x in loop.experiments}
+    return [by_id[i] for i in ids if i in by_id]  # type: ignore[attr-defined]
+
+
+def all_done(loop: loop_pb2.ResearchLoop, ids: object) -> bool:
+    return all(x.state != REQUESTED for x in experiments_of(loop, ids))
+
+
+def tried_titles(loop: loop_pb2.ResearchLoop) -> list[str]:
+    """Titles an idea must not repeat: every idea of the research except those rejected in review."""
+    return [i.idea.title for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED]
+
+
+def is_tried(loop: loop_pb2.ResearchLoop, title: str) -> bool:
+    return title_key(title) in {title_key(t) for t in tried_titles(loop)}

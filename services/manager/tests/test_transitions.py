@@ -1,0 +1,431 @@
+"""Every transition of the research loop, as pure functions over typed state: no servers, no I/O. A
+`Loop` below plays the other services by hand: it sends the loop an event and reads what the loop asks
+for in return."""
+
+from __future__ import annotations
+
+import pytest
+
+from airlab.events import body_of, make_event
+from airlab.research_record import LOOP_SCHEMA, OldLoopSchema, loop_data, loop_of, with_loop
+from airlab.settings import ResearchDefaults
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
+from airlab_manager.catalog import DatasetCatalog
+from airlab_manager.loop import LoopConfig, StepContext, apply
+from airlab_manager.loop import ideas as idea_rules
+from airlab_manager.reviewing import Novelty
+
+CATALOG = DatasetCatalog.load()
+RID = "r" + "a" * 26
+Phase = loop_pb2.LoopPhase
+ACCURACY = {"accuracy": 0.9, "val_accuracy": 0.9}
+
+
+def idea(n: int, title: str = "", **space: idea_pb2.Range) -> idea_pb2.Idea:
+    return idea_pb2.Idea(
+        id=f"i{n:026d}",
+        title=title or f"Random forest variant {n}",
+        change="replace the logistic regression with a random forest",
+        expected_effect="+1% accuracy",
+        search_space=space or {"n_estimators": idea_pb2.Range(low=10, high=300, integer=True)},
+    )
+
+
+class Loop:
+    """The research and its loop state, advanced one event at a time through `apply`."""
+
+    def __init__(self, *, gates=research_pb2.HUMAN_GATES_OFF, budget=12, seeds=(0, 1, 2), **rules) -> None:
+        self.research = research_pb2.Research(
+            id=RID,
+            goal="beat the baseline on digits",
+            state=research_pb2.RESEARCH_STATE_PLANNED,
+            gates=gates,
+            plan=research_pb2.Plan(
+                dataset="digits",
+                task="classification",
+                metric="accuracy",
+                direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+                baseline="logistic_regression",
+                seeds=seeds,
+                test_fraction=0.25,
+                budget=research_pb2.Budget(max_experiments=budget, max_wall_seconds=3600),
+            ),
+        )
+        self.state = loop_pb2.ResearchLoop()
+        self.config = LoopConfig(ResearchDefaults(**rules), CATALOG, "manager")
+        self.now = 1000.0
+        self.sent = 0
+        self.novelty: dict[str, Novelty] = {}
+
+    def send(self, event_type: str, body=None) -> list[events_pb2.Event]:
+        """Apply one event; the events the loop published in answer (none when it changed nothing)."""
+        self.sent += 1
+        event = make_event(event_type, RID, body, event_id=f"c{self.sent}")
+        context = StepContext(now=self.now, novelty=self.novelty)
+        outcome = apply(self.research, self.state, event, context, self.config)
+        if outcome is None:
+            return []
+        self.research, self.state = outcome.research, outcome.loop
+        return outcome.events
+
+    def requested(self, events, kind=None) -> list[events_pb2.ExperimentRequested]:
+        found = [body_of(e) for e in events if e.type == "experiment.requested"]
+        return [r for r in found if kind is None or r.kind == kind]
+
+    def finish(self, experiment_id: str, metrics=None, *, ok: bool = True) -> list[events_pb2.Event]:
+        outcome = events_pb2.ExperimentOutcome(experiment_id=experiment_id, metrics=metrics or ACCURACY)
+        if not ok:
+            outcome = events_pb2.ExperimentOutcome(experiment_id=experiment_id, reason="exit code 1")
+        return self.send("experiment.finished" if ok else "experiment.failed", outcome)
+
+    def through_baseline(self) -> list[events_pb2.Event]:
+        self.send("research.planned")
+        runs = self.requested(self.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+        events: list[events_pb2.Event] = []
+        for run in runs:
+            events = self.finish(run.experiment_id, {"accuracy": 0.90, "val_accuracy": 0.89})
+        return events
+
+    def through_coding(self, *ideas: idea_pb2.Idea) -> list[events_pb2.Event]:
+        self.through_baseline()
+        self.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=ideas))
+        return self.send("code.ready", events_pb2.CodeOutcome(name=ideas[0].id, attempts=1, code_ref="c/"))
+
+    def types(self, events) -> list[str]:
+        return [e.type for e in events]
+
+
+# -- the start and the baseline ---------------------------------------------------------------------------
+
+
+def test_a_planned_research_asks_for_the_baselines_code():
+    lab = Loop()
+    events = lab.send("research.planned")
+    assert lab.types(events) == ["code.requested"]
+    request = body_of(events[0])
+    assert request.name == "baseline" and not request.HasField("idea")
+    assert request.job_config.model == "logistic_regression" and request.job_config.split_seed == 0
+    assert lab.research.state == research_pb2.RESEARCH_STATE_RUNNING
+    assert lab.state.phase == Phase.LOOP_PHASE_BASELINE and lab.state.schema == LOOP_SCHEMA
+    assert lab.research.progress.phase == "baseline"
+
+
+def test_the_baseline_runs_on_every_seed_then_the_first_round_of_ideas_is_asked_for():
+    lab = Loop()
+    lab.send("research.planned")
+    runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+    assert [r.kind for r in runs] == [loop_pb2.EXPERIMENT_KIND_BASELINE] * 3
+    assert sorted(r.experiment_id for r in runs) == sorted({r.experiment_id for r in runs})
+    assert lab.finish(runs[0].experiment_id) == []  # the others still run
+    assert lab.state.experiments[0].state == loop_pb2.EXPERIMENT_STATE_FINISHED
+    assert lab.state.phase == Phase.LOOP_PHASE_BASELINE
+    lab.finish(runs[1].experiment_id, {"accuracy": 0.92, "val_accuracy": 0.91})
+    events = lab.finish(runs[2].experiment_id, {"accuracy": 0.94, "val_accuracy": 0.93})
+    assert lab.types(events) == ["research.decided", "idea.requested"]
+    assert lab.state.baseline.mean == pytest.approx(0.92) and lab.state.baseline.std == pytest.approx(0.02)
+    assert lab.state.baseline.validation == pytest.approx((0.90 + 0.91 + 0.93) / 3)
+    assert body_of(events[1]).round == 1 and body_of(events[1]).count == 3
+    assert lab.research.progress.has_baseline and lab.research.progress.experiments_finished == 3
+
+
+def test_baseline_code_that_fails_its_checks_ends_the_research_failed():
+    lab = Loop()
+    lab.send("research.planned")
+    events = lab.send("code.failed", events_pb2.CodeOutcome(name="baseline", problems=["syntax error"]))
+    assert lab.types(events) == ["report.requested"]
+    assert body_of(events[0]).failed and "syntax error" in body_of(events[0]).stop_reason
+
+
+def test_a_baseline_that_fails_on_every_seed_ends_the_research_failed():
+    lab = Loop()
+    lab.send("research.planned")
+    runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+    events = []
+    for run in runs:
+        events = lab.finish(run.experiment_id, ok=False)
+    assert lab.types(events) == ["report.requested"]
+    assert "failed on every seed: exit code 1" in body_of(events[0]).stop_reason
+    assert lab.state.failed
+
+
+# -- ideas and their review -------------------------------------------------------------------------------
+
+
+def test_proposed_ideas_are_reviewed_and_the_first_approved_one_is_coded():
+    lab = Loop()
+    lab.through_baseline()
+    duplicate = idea(3, "Random forest variant 1!")
+    wrong_task = idea(4, "Gradient boosting regressor")
+    events = lab.send(
+        "idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2), duplicate, wrong_task])
+    )
+    assert lab.types(events) == ["idea.reviewed", "research.decided", "code.requested"]
+    reviews = body_of(events[0]).reviews
+    assert [r.approved for r in reviews] == [True, True, False, False]
+    assert "already tried" in reviews[2].reasons[0] and reviews[3].alignment < 0.5
+    assert body_of(events[2]).idea.id == idea(1).id
+    assert list(lab.state.queue) == [idea(2).id]
+    assert [i.status for i in lab.state.ideas][:2] == [
+        loop_pb2.IDEA_STATUS_CODING,
+        loop_pb2.IDEA_STATUS_APPROVED,
+    ]
+
+
+def test_ideas_of_another_round_and_repeated_events_change_nothing():
+    lab = Loop()
+    lab.through_baseline()
+    assert lab.send("idea.proposed", events_pb2.IdeaProposed(round=2, ideas=[idea(1)])) == []
+    stored = (lab.research.SerializeToString(), lab.state.SerializeToString())
+    run = lab.state.experiments[0].id
+    assert lab.finish(run) == []  # already finished: a redelivery
+    assert (lab.research.SerializeToString(), lab.state.SerializeToString()) == stored
+
+
+def test_a_round_without_ideas_is_recorded_as_a_failure_and_another_is_asked_for():
+    lab = Loop()
+    lab.through_baseline()
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, error="the model gave no JSON"))
+    assert lab.types(events) == ["idea.reviewed", "research.decided", "idea.requested"]
+    assert lab.state.failures[0].what == "idea agent" and "no JSON" in lab.state.failures[0].error
+    assert body_of(events[-1]).round == 2 and lab.state.rounds_without_progress == 1
+
+
+def test_the_direct_review_and_the_loop_use_the_same_rules():
+    """ReviewIdea answers what the loop would decide: an idea rejected in review may come back."""
+    lab = Loop()
+    lab.through_baseline()
+    rejected = idea(1, "Gradient boosting regressor")
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[rejected, idea(2)]))
+    again = idea(5, "Gradient boosting classifier")
+    direct = idea_rules.review(lab.research.plan, lab.state, again, Novelty())
+    assert direct.approved
+    repeat = idea_rules.review(lab.research.plan, lab.state, idea(6, "Random forest variant 2"), Novelty())
+    assert not repeat.approved and "already tried" in repeat.reasons[0]
+    # Budget: 12 - 3 baseline runs - 3 reserved for the queued... idea 2 is coding, nothing queued.
+    tight = Loop(budget=5)
+    tight.through_baseline()
+    verdict = idea_rules.review(tight.research.plan, tight.state, idea(7), Novelty())
+    assert not verdict.approved and "2 are left" in verdict.reasons[0]
+
+
+def test_memory_says_an_idea_was_tried_before():
+    lab = Loop()
+    lab.through_baseline()
+    lab.novelty = {idea(1).id: Novelty("Random forest", 0.99)}
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1)]))
+    assert "near-duplicate" in body_of(events[0]).reviews[0].reasons[0]
+
+
+# -- code, search, evaluation -----------------------------------------------------------------------------
+
+
+def test_working_code_starts_the_search_with_two_trials_in_flight():
+    lab = Loop()
+    events = lab.through_coding(idea(1))
+    trials = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    assert len(trials) == 2
+    first = lab.state.experiments[3]
+    # Whole numbers stay whole: the integer range's value is an integer, in the job's config too.
+    assert first.params["n_estimators"].WhichOneof("value") == "integer"
+    assert '"n_estimators": 155' in trials[0].spec.env["JOB_CONFIG"]
+    assert lab.state.ideas[0].trial_budget == 4 and lab.state.phase == Phase.LOOP_PHASE_SEARCHING
+
+
+def test_a_search_ends_with_the_best_trial_run_on_every_other_seed_then_reviewed():
+    lab = Loop()
+    events = lab.through_coding(idea(1))
+    scores = iter([0.91, 0.95, 0.93, 0.92])
+    pending = [t.experiment_id for t in lab.requested(events)]
+    evaluations = []
+    while pending:
+        run = pending.pop(0)
+        value = next(scores)
+        answer = lab.finish(run, {"accuracy": value, "val_accuracy": value})
+        pending += [t.experiment_id for t in lab.requested(answer, loop_pb2.EXPERIMENT_KIND_TRIAL)]
+        evaluations += lab.requested(answer, loop_pb2.EXPERIMENT_KIND_EVALUATION)
+    state = lab.state.ideas[0]
+    assert len(state.trials) == 4 and state.best_trial == state.trials[1]
+    assert len(evaluations) == 2 and lab.state.phase == Phase.LOOP_PHASE_EVALUATING
+    assert sorted(state.evaluations) == [0, 1, 2] and state.evaluations[0] == state.best_trial
+    lab.finish(evaluations[0].experiment_id)
+    events = lab.finish(evaluations[1].experiment_id)
+    assert lab.types(events) == ["evaluation.requested"]
+    request = body_of(events[0])
+    assert dict(request.candidate) == dict(state.evaluations) and request.maximize
+    assert dict(request.baseline) == dict(lab.state.baseline.experiments)
+
+
+def test_code_that_never_works_fails_the_idea_and_the_next_one_is_coded():
+    lab = Loop()
+    lab.through_baseline()
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2)]))
+    outcome = events_pb2.CodeOutcome(name=idea(1).id, attempts=3, problems=["build_model missing"])
+    events = lab.send("code.failed", outcome)
+    assert lab.types(events) == ["research.decided", "code.requested"]
+    assert lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_FAILED
+    assert "after 3 attempt(s): build_model missing" in lab.state.ideas[0].failure
+    assert lab.state.consecutive_failures == 1 and body_of(events[1]).idea.id == idea(2).id
+
+
+def test_a_significant_gain_meets_the_goal_and_the_report_is_asked_for():
+    lab = Loop()
+    lab.through_coding(idea(1))
+    lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
+    comparison = loop_pb2.Comparison(mean=0.97, std=0.01, gain=0.05, significant=True, baseline_mean=0.92)
+    events = lab.send(
+        "evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison)
+    )
+    assert lab.types(events) == ["research.decided", "report.requested"]
+    assert lab.state.best.idea_id == idea(1).id and lab.state.best.significant
+    report = body_of(events[1])
+    assert report.stop_reason.startswith("goal met") and report.loop.best.gain == pytest.approx(0.05)
+    assert report.research.id == RID and not report.failed
+    ended = lab.send("report.written", events_pb2.ReportWritten(markdown_key="m", html_key="h"))
+    assert lab.types(ended) == ["research.completed"]
+    assert lab.research.state == research_pb2.RESEARCH_STATE_COMPLETED
+    assert lab.research.report_markdown_key == "m" and body_of(ended[0]).best.idea_id == idea(1).id
+    # A finished research takes no more events.
+    assert lab.send("report.written", events_pb2.ReportWritten()) == []
+
+
+def test_the_experiment_budget_stops_the_research():
+    lab = Loop(budget=6)
+    lab.through_baseline()
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1)]))
+    assert lab.types(events)[-1] == "code.requested"
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+    # 6 - 3 baseline runs - 2 more evaluation seeds: one trial.
+    assert lab.state.ideas[0].trial_budget == 1 and len(lab.requested(events)) == 1
+
+
+# -- people -----------------------------------------------------------------------------------------------
+
+
+def test_under_the_every_experiment_gate_an_idea_waits_for_a_person():
+    lab = Loop(gates=research_pb2.HUMAN_GATES_EVERY_EXPERIMENT)
+    lab.through_baseline()
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2)]))
+    assert lab.types(events)[-1] == "research.awaiting_approval"
+    assert lab.research.awaiting == "experiment" and lab.research.awaiting_idea_id == idea(1).id
+    lab.research.state = research_pb2.RESEARCH_STATE_RUNNING  # what the Lab API does on a decision
+    rejected = lab.send(
+        "research.rejected", events_pb2.PersonDecision(subject="experiment", idea_id=idea(1).id, comment="no")
+    )
+    assert (
+        lab.types(rejected)[-1] == "research.awaiting_approval"
+        and body_of(rejected[-1]).idea_id == idea(2).id
+    )
+    lab.research.state = research_pb2.RESEARCH_STATE_RUNNING
+    approved = lab.send(
+        "research.approved", events_pb2.PersonDecision(subject="experiment", idea_id=idea(2).id)
+    )
+    assert lab.types(approved) == ["code.requested"]
+    assert "rejected by a person: no" in lab.state.ideas[0].review.reasons
+
+
+def test_ideas_that_keep_failing_ask_a_person_who_may_let_it_go_on():
+    lab = Loop(gates=research_pb2.HUMAN_GATES_PLAN, escalate_after_failures=2)
+    lab.through_baseline()
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2), idea(3)]))
+    lab.send("code.failed", events_pb2.CodeOutcome(name=idea(1).id, attempts=3, problems=["x"]))
+    events = lab.send("code.failed", events_pb2.CodeOutcome(name=idea(2).id, attempts=3, problems=["x"]))
+    assert lab.types(events) == ["research.decided", "research.awaiting_approval"]
+    assert body_of(events[0]).kind == manager_pb2.DECISION_KIND_ASK_HUMAN
+    assert lab.research.awaiting == "continue" and lab.state.phase == Phase.LOOP_PHASE_WAITING
+    lab.research.state = research_pb2.RESEARCH_STATE_RUNNING
+    events = lab.send("research.approved", events_pb2.PersonDecision(subject="continue"))
+    assert lab.types(events) == ["research.decided", "code.requested"] and lab.state.escalated
+
+
+def test_a_person_may_stop_the_research_instead():
+    lab = Loop()
+    lab.through_baseline()
+    events = lab.send("research.rejected", events_pb2.PersonDecision(subject="continue", comment="enough"))
+    assert (
+        lab.types(events) == ["report.requested"]
+        and "a person chose to stop: enough" in lab.state.stop_reason
+    )
+
+
+# -- dead letters -----------------------------------------------------------------------------------------
+
+
+def dead(original_type: str, body) -> events_pb2.DeadLetter:
+    original = make_event(original_type, RID, body, event_id="orig")
+    return events_pb2.DeadLetter(event=original, error="RuntimeError: boom", deliveries=5)
+
+
+def test_a_dead_code_request_fails_the_idea():
+    lab = Loop()
+    lab.through_baseline()
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1)]))
+    events = lab.send("deadletter.coder", dead("code.requested", events_pb2.CodeRequested(name=idea(1).id)))
+    assert lab.types(events) == ["research.decided", "idea.requested"]
+    assert "code.requested failed 5 times: RuntimeError: boom" in lab.state.ideas[0].failure
+
+
+def test_a_dead_idea_request_is_a_round_without_ideas():
+    lab = Loop()
+    lab.through_baseline()
+    events = lab.send("deadletter.idea", dead("idea.requested", events_pb2.IdeaRequested(round=1)))
+    assert lab.types(events)[-1] == "idea.requested" and "boom" in lab.state.failures[0].error
+
+
+def test_a_dead_experiment_request_is_a_failed_experiment():
+    lab = Loop()
+    lab.send("research.planned")
+    runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+    body = events_pb2.ExperimentRequested(experiment_id=runs[0].experiment_id)
+    lab.send("deadletter.runner_requests", dead("experiment.requested", body))
+    assert lab.state.experiments[0].state == loop_pb2.EXPERIMENT_STATE_FAILED
+    assert "boom" in lab.state.experiments[0].reason
+
+
+def test_a_dead_evaluation_request_fails_the_idea():
+    lab = Loop()
+    lab.through_coding(idea(1))
+    lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
+    events = lab.send(
+        "deadletter.reviewer", dead("evaluation.requested", events_pb2.EvaluationRequested(name=idea(1).id))
+    )
+    assert lab.types(events)[0] == "research.decided"
+    assert lab.state.ideas[0].failure.startswith("its evaluation failed")
+
+
+def test_a_dead_report_request_ends_the_research_failed_saying_why():
+    lab = Loop()
+    lab.through_baseline()
+    lab.send("research.rejected", events_pb2.PersonDecision(subject="continue", comment="enough"))
+    events = lab.send("deadletter.reviewer", dead("report.requested", events_pb2.ReportRequested()))
+    assert lab.types(events) == ["research.failed"]
+    assert lab.research.state == research_pb2.RESEARCH_STATE_FAILED
+    assert "the report could not be written" in lab.research.state_reason
+
+
+def test_a_dead_letter_the_loop_cannot_answer_changes_nothing():
+    lab = Loop()
+    lab.through_baseline()
+    assert lab.send("deadletter.other", dead("research.created", events_pb2.ResearchCreated())) == []
+
+
+# -- the stored form --------------------------------------------------------------------------------------
+
+
+def test_apply_leaves_its_arguments_alone_and_the_state_round_trips_through_the_record():
+    lab = Loop()
+    lab.through_coding(idea(1))
+    before = lab.state.SerializeToString()
+    trial = events_pb2.ExperimentOutcome(experiment_id=lab.state.ideas[0].trials[0], metrics=ACCURACY)
+    event = make_event("experiment.finished", RID, trial, event_id="x")
+    assert apply(lab.research, lab.state, event, StepContext(now=0), lab.config) is not None
+    assert lab.state.SerializeToString() == before
+    record = with_loop({"id": RID}, lab.state)
+    assert loop_of(record) == lab.state and record["loop"]["schema"] == LOOP_SCHEMA
+
+
+def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions():
+    old = {"id": RID, "loop": {"phase": "searching", "experiments": {}, "ideas": {}}}
+    with pytest.raises(OldLoopSchema, match="loop schema 1.*schema 2"):
+        loop_of(old)
+    assert loop_of({"id": RID}) is None
+    assert loop_data(loop_pb2.ResearchLoop())["schema"] == LOOP_SCHEMA
