@@ -28,7 +28,9 @@ IDEA = idea_pb2.Idea(
     change="use a random forest instead of the logistic regression",
     search_space={"n_estimators": idea_pb2.Range(low=10, high=200, integer=True)},
 )
-JOB = loop_pb2.JobConfig(dataset="digits", task="classification", metric="accuracy", model="logistic_regression")
+JOB = loop_pb2.JobConfig(
+    dataset="digits", task="classification", metric="accuracy", model="logistic_regression"
+)
 CONFIG = {"dataset": "digits", "task": "classification", "metric": "accuracy", "model": "logistic_regression"}
 GOOD = """def build_model(params, seed):
     return ensemble.RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
@@ -123,7 +125,10 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
     assert outcome.ok and outcome.attempts == 4 and "registry" in outcome.problems[-1]
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "MODELS['random_forest_classifier']" in final
-    assert registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), "classification") == ""
+    assert (
+        registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), "classification")
+        == ""
+    )
     assert registry_function(idea_pb2.Idea(title="SVM", change="x"), "regression") == ""
 
 

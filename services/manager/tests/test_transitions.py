@@ -425,7 +425,7 @@ def test_apply_leaves_its_arguments_alone_and_the_state_round_trips_through_the_
 
 def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions():
     old = {"id": RID, "loop": {"phase": "searching", "experiments": {}, "ideas": {}}}
-    with pytest.raises(OldLoopSchema, match="loop schema 1.*schema 2"):
+    with pytest.raises(OldLoopSchema, match=r"loop schema 1.*schema 2"):
         loop_of(old)
     assert loop_of({"id": RID}) is None
     assert loop_data(loop_pb2.ResearchLoop())["schema"] == LOOP_SCHEMA
