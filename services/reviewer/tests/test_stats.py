@@ -3,12 +3,19 @@ never enough, and the direction of the metric is respected."""
 
 import numpy as np
 
-from airlab_reviewer.stats import RunResult, compare, metric_value
+from airlab.results import RunResult
+from airlab_reviewer.stats import compare, metric_value
 
 
 def runs(metric: str, values: list[float], predictions=None, targets=None) -> dict[int, RunResult]:
     return {
-        seed: RunResult(seed, {metric: value}, targets, None if predictions is None else predictions[seed])
+        seed: RunResult(
+            seed=seed,
+            metrics={metric: value},
+            duration_seconds=1.0,
+            test_targets=targets,
+            test_predictions=None if predictions is None else predictions[seed],
+        )
         for seed, value in enumerate(values)
     }
 

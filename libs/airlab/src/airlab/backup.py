@@ -53,7 +53,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 async def lab_buckets(bus: EventBus) -> list[str]:
     names = [info.config.name for info in await bus.js.streams_info()]
-    return sorted(n[3:] for n in names if n.startswith(f"KV_{BUCKET_PREFIX}"))
+    return sorted(n[3:] for n in names if n and n.startswith(f"KV_{BUCKET_PREFIX}"))
 
 
 async def _bucket_rows(bus: EventBus, bucket: str) -> list[dict[str, Any]]:

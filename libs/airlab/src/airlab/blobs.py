@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 from urllib.parse import parse_qs, urlparse
 
 from airlab.errors import InvalidArgument, LabError, NotFound, Unavailable
@@ -202,7 +202,7 @@ class _StoreBase:
     def download(self, key: str, path: Path) -> BlobInfo:
         """Copy an object to a local file, verified, written atomically."""
         info = self.stat(key)
-        LocalArtifactStore._atomic_write(path, _IterReader(self.stream(key)))
+        LocalArtifactStore._atomic_write(path, cast(BinaryIO, _IterReader(self.stream(key))))
         return info
 
 
@@ -403,7 +403,7 @@ class S3ArtifactStore(_StoreBase):
         if not self.client.bucket_exists(self.bucket):
             self.client.make_bucket(self.bucket)
 
-    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, fn, *args, **kwargs):
         from minio.error import S3Error
         from urllib3.exceptions import HTTPError
 
@@ -550,6 +550,6 @@ def open_artifact_store(
             access_key=access_key,
             secret_key=secret_key,
             secure=parsed.scheme != "s3+http",
-            region=(query.get("region") or [region])[0],
+            region=(query.get("region") or [region or ""])[0] or None,
         )
     raise InvalidArgument("artifacts_url", f"unsupported scheme {parsed.scheme!r}: use file:// or s3://")

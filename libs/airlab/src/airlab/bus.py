@@ -103,6 +103,7 @@ class EventBus:
                     reconnected_cb=reconnected,
                     error_cb=error,
                 )
+        assert self._nc is not None
         self._js = self._nc.jetstream()
         await self.ensure_stream()
         await self._notify(True)
@@ -209,7 +210,7 @@ class EventBus:
             handler,
             max_deliver=max_deliver,
             batch=batch,
-            ack_wait=config.ack_wait,
+            ack_wait=config.ack_wait or self.settings.ack_wait_seconds,
             on_settled=on_settled,
         )
         self._consumers.append(consumer)
@@ -251,7 +252,7 @@ class EventBus:
         )
         info = await subscription.consumer_info()
         try:
-            remaining = info.num_pending
+            remaining = info.num_pending or 0
             while follow or remaining > 0:
                 try:
                     messages = await subscription.fetch(64, timeout=idle_timeout)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import grpc
 import typer
@@ -57,7 +57,13 @@ ManagerOpt = Annotated[
 
 
 # The human gates a research can have, as the client names them (off, plan, every-experiment).
-Gates = StrEnum("Gates", {name.replace("-", "_"): name for name in GATES})  # type: ignore[misc]
+class Gates(StrEnum):
+    off = "off"
+    plan = "plan"
+    every_experiment = "every-experiment"
+
+
+assert {g.value for g in Gates} == set(GATES), "the CLI's gates are the client's"
 
 
 @app.callback()
@@ -346,11 +352,11 @@ def list_(
     manager: ManagerOpt = None,
 ) -> None:
     """Researches, newest first."""
-    state_value = 0
+    state_value = research_pb2.RESEARCH_STATE_UNSPECIFIED
     if state:
         name = f"RESEARCH_STATE_{state.upper()}"
         try:
-            state_value = research_pb2.ResearchState.Value(name)
+            state_value = cast(research_pb2.ResearchState, research_pb2.ResearchState.Value(name))
         except ValueError:
             _fail(f"--state: unknown state {state!r}", 2)
     with _lab(manager, workspace) as lab:

@@ -14,6 +14,7 @@ the artifact layout.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -30,7 +31,7 @@ from airlab.settings import Settings
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
 Gates = Literal["off", "plan", "every-experiment"]
-GATES: dict[str, research_pb2.HumanGates.ValueType] = {
+GATES: dict[str, research_pb2.HumanGates] = {
     "off": research_pb2.HUMAN_GATES_OFF,
     "plan": research_pb2.HUMAN_GATES_PLAN,
     "every-experiment": research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
@@ -143,7 +144,9 @@ class Lab:
     def get(self, research_id: str) -> research_pb2.Research:
         return self._stub.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
 
-    def list(self, state: research_pb2.ResearchState.ValueType = 0) -> list[research_pb2.Research]:
+    def list(
+        self, state: research_pb2.ResearchState = research_pb2.RESEARCH_STATE_UNSPECIFIED
+    ) -> builtins.list[research_pb2.Research]:
         """Every research (newest first), or those in `state`."""
         found: list[research_pb2.Research] = []
         token = ""
@@ -237,7 +240,7 @@ class Lab:
             json.loads(store.get(summary_key)),
         )
 
-    def download(self, research_id: str, destination: Path, *, prefix: str = "") -> list[Path]:
+    def download(self, research_id: str, destination: Path, *, prefix: str = "") -> builtins.list[Path]:
         """Copy the research's artifacts (code, logs, metrics, results, models, plots, reports), or those
         under `prefix` inside it (e.g. "reports/"), into `destination`; returns the files written."""
         self.get(research_id)  # NOT_FOUND for an unknown research, before anything is written

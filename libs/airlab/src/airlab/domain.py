@@ -20,7 +20,7 @@ MINIMIZE = research_pb2.METRIC_DIRECTION_MINIMIZE
 class MetricSpec:
     name: str
     tasks: tuple[Task, ...]
-    direction: research_pb2.MetricDirection.ValueType
+    direction: research_pb2.MetricDirection
     aliases: tuple[str, ...]
 
     @property

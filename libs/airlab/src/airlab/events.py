@@ -35,7 +35,8 @@ def body_type(event_type: str) -> type[message.Message]:
     name = body_field(event_type)
     for field in _BODIES:
         if field.name == name:
-            return message_factory.GetMessageClass(field.message_type)
+            assert field.message_type is not None
+            return message_factory.GetMessageClass(field.message_type)  # type: ignore[arg-type]
     raise ValueError(f"event type {event_type!r} has no body in the contract (events.proto)")
 
 

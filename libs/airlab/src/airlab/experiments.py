@@ -86,7 +86,7 @@ def request(
     code_ref: str,
     config: Mapping[str, Any],
     resources: runner_pb2.Resources,
-    kind: loop_pb2.ExperimentKind.ValueType,
+    kind: loop_pb2.ExperimentKind,
     name: str = "",
     entrypoint: str = CODE_FILE,
     datasets: list[runner_pb2.DatasetMount] | None = None,
@@ -116,7 +116,7 @@ def request(
 
 
 def spec_of(event: events_pb2.Event) -> runner_pb2.ExperimentSpec:
-    return body_of(event).spec  # type: ignore[no-any-return]
+    return body_of(event).spec
 
 
 async def wait_for(
@@ -130,7 +130,7 @@ async def wait_for(
             f"airlab.experiment.*.{research_id}", from_sequence=from_sequence, follow=True
         ):
             if event.type in OUTCOMES and body_of(event).experiment_id == experiment:
-                return event  # type: ignore[no-any-return]
+                return event
         raise RuntimeError("the event stream ended")  # pragma: no cover - follow never ends by itself
 
     return await asyncio.wait_for(first(), timeout)

@@ -46,7 +46,7 @@ class _DefaultDeadline(grpc.UnaryUnaryClientInterceptor):
 
 
 class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
         self.method = method
         self.timeout = timeout
         self.metadata = metadata
@@ -67,7 +67,8 @@ def health_status(address: str, service: str = "", timeout: float = 1.0) -> str:
     """'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN' or 'UNREACHABLE'."""
     with grpc.insecure_channel(address) as ch:
         try:
-            reply = health_pb2_grpc.HealthStub(ch).Check(
+            # The stub package leaves the generated stub's methods out.
+            reply = health_pb2_grpc.HealthStub(ch).Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.RpcError as exc:

@@ -57,9 +57,9 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None or details.method.startswith(ALWAYS_OPEN):
             return handler
@@ -77,7 +77,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 )
 
         if handler.unary_unary:
-            inner = handler.unary_unary
+            inner: Any = handler.unary_unary  # a coroutine function on an aio server
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await refuse_unready(request, context)
@@ -92,7 +92,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            inner_stream: Any = handler.unary_stream  # an async generator function on an aio server
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 await refuse_unready(request, context)

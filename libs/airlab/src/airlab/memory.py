@@ -228,7 +228,7 @@ class MemoryStore:
         for kind in KINDS:
             name = self.collection(kind)
             removed += self.client.count(name, count_filter=flt, exact=True).count
-            self.client.delete(name, points_selector=models.FilterSelector(filter=flt))
+            self.client.delete(name, points_selector=models.FilterSelector(filter=flt or models.Filter()))
         return removed
 
     # -- reading --------------------------------------------------------------------------------------------

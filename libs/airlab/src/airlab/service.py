@@ -18,7 +18,7 @@ from airlab.logs import configure_logging
 from airlab.settings import Settings
 from airlab.v1 import events_pb2
 
-Hook = Callable[[], Awaitable[None]]
+Hook = Callable[[], Awaitable[object]]
 log = logging.getLogger(__name__)
 
 

@@ -125,7 +125,7 @@ class RunnerSettings(BaseModel):
     host: str = ""
     # The sandbox a spec without a backend gets, and the backends this runner offers.
     backend: Literal["local", "docker", "kubernetes"] = "local"
-    backends: list[Literal["local", "docker", "kubernetes"]] = Field(default_factory=lambda: ["local"])
+    backends: list[Literal["local", "docker", "kubernetes"]] = Field(default_factory=lambda: ["local"])  # type: ignore[arg-type]
     # Jobs running at once on this host.
     max_concurrent: int = Field(default=2, ge=1, le=256)
     # Where jobs' work dirs live while they run; empty: WORKSPACE/runs.

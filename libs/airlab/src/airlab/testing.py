@@ -233,7 +233,9 @@ class FakeOpenAIServer:
                 else:
                     reply = fake.responder(body) if fake.responder else Reply()
                 if reply.status != 200:
-                    payload = {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
+                    payload: dict[str, Any] = {
+                        "error": {"message": f"scripted {reply.status}", "type": "server_error"}
+                    }
                 else:
                     payload = {
                         "id": "chatcmpl-fake",

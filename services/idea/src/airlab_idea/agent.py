@@ -60,7 +60,7 @@ class Proposal(BaseModel):
             if not isinstance(r, dict):
                 continue
             try:
-                low, high = float(r.get("low")), float(r.get("high"))
+                low, high = float(r["low"]), float(r["high"])
             except (TypeError, ValueError):
                 continue
             if not (math.isfinite(low) and math.isfinite(high)) or low == high:
@@ -118,7 +118,7 @@ class IdeaAgent:
             "idea", Proposals, prompt, research_id=research.id, purpose="propose ideas", budget=budget
         )
         seen = {title_key(t) for t in tried}
-        ideas = []
+        ideas: list[idea_pb2.Idea] = []
         for proposal in proposals.ideas:
             if title_key(proposal.title) in seen:
                 continue

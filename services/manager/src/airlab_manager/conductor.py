@@ -186,7 +186,7 @@ class Conductor:
         context = await self._context(research, [idea])
         return ideas.review(research.plan, loop, idea, context.novelty.get(idea.id, Novelty()))
 
-    async def decision(self, research_id: str) -> tuple[int, str]:
+    async def decision(self, research_id: str) -> tuple[manager_pb2.DecisionKind, str]:
         """What the manager would decide for the research now."""
         research, loop = await self._running(research_id)
         context = await self._context(research, [])

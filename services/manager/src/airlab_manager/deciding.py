@@ -33,7 +33,7 @@ def decide(
     rules: ResearchDefaults,
     *,
     ask_people: bool = True,
-) -> tuple[int, str]:
+) -> tuple[manager_pb2.DecisionKind, str]:
     """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
     failing ideas then end the research through the no-progress rule instead)."""
     budget = plan.budget

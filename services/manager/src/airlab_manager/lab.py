@@ -230,7 +230,7 @@ class Lab:
                 del research.questions[:]
                 research.state = research_pb2.RESEARCH_STATE_CREATED
                 research.state_reason = "answered by a person; planning again"
-                body = events_pb2.ResearchAnswered(answers=answers, comment=request.comment)
+                body: Message = events_pb2.ResearchAnswered(answers=answers, comment=request.comment)
                 event = self._announce("research.answered", research.id, body, cause)
             elif research.awaiting in ("", "plan"):
                 research.state = research_pb2.RESEARCH_STATE_PLANNED

@@ -66,5 +66,4 @@ def next_params(
         else:
             trial = optuna.trial.create_trial(params=kept, distributions=dists, value=float(value))
         study.add_trial(trial)
-    trial = study.ask(dists)
-    return dict(trial.params)
+    return dict(study.ask(dists).params)

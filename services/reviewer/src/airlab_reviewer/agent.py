@@ -23,8 +23,9 @@ from google.protobuf import json_format
 
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
 from airlab.llm.accounting import ResearchUsage
+from airlab.results import RunResult
 from airlab.v1 import loop_pb2, manager_pb2, research_pb2
-from airlab_reviewer.stats import RunResult, compare, mean_std
+from airlab_reviewer.stats import compare, mean_std
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("airlab_reviewer", "templates"),
@@ -48,7 +49,7 @@ class Reviewer:
 
     def result(self, research_id: str, experiment_id: str) -> RunResult:
         raw = self.artifacts.get(experiment_key(research_id, experiment_id, "result.json"))
-        return RunResult.of(json.loads(raw))
+        return RunResult.model_validate_json(raw)
 
     def evaluate(
         self,
@@ -110,7 +111,9 @@ class Reviewer:
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
             baseline = {"mean": mean, "std": std, "seeds": len(baseline_results)}
-        ideas, worked, not_worked = [], [], []
+        ideas: list[dict[str, Any]] = []
+        worked: list[dict[str, Any]] = []
+        not_worked: list[dict[str, Any]] = []
         for idea in loop.ideas:
             evaluation = None
             if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
@@ -270,7 +273,8 @@ class Reviewer:
                 (n, e.validation) for n, e in enumerate(runs) if e.name == name and e.HasField("validation")
             ]
             if points:
-                axis.scatter(*zip(*points, strict=True), label=titles.get(name, name)[:40], s=22)
+                xs, ys = zip(*points, strict=True)
+                axis.scatter(xs, ys, label=titles.get(name, name)[:40], s=22)
         if baseline_validation is not None:
             axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline (validation)")
         axis.set_xlabel("experiment")

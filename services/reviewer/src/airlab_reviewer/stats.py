@@ -12,37 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats
 from sklearn import metrics as sk
 
 from airlab import domain
+from airlab.results import RunResult
 from airlab.v1 import loop_pb2
 
 BOOTSTRAP_SAMPLES = 1000
 ALPHA = 0.05
-
-
-@dataclass
-class RunResult:
-    """What one experiment run reported (result.json)."""
-
-    seed: int
-    metrics: dict[str, float]
-    targets: list[Any] | None = None
-    predictions: list[Any] | None = None
-
-    @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> RunResult:
-        return cls(
-            int(doc.get("seed", 0)),
-            {k: float(v) for k, v in doc.get("metrics", {}).items()},
-            doc.get("test_targets"),
-            doc.get("test_predictions"),
-        )
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -85,13 +65,16 @@ def _bootstrap(
     """95% interval of the mean-over-seeds gain when test examples are resampled (paired: every seed's
     runs are scored on the same resample)."""
     runs = baseline + candidate
-    if any(r.targets is None or r.predictions is None for r in runs):
+    if any(r.test_targets is None or r.test_predictions is None for r in runs):
         return None
-    targets = np.asarray(baseline[0].targets)
-    if any(len(r.targets or []) != len(targets) or len(r.predictions or []) != len(targets) for r in runs):
+    targets = np.asarray(baseline[0].test_targets)
+    if any(
+        len(r.test_targets or []) != len(targets) or len(r.test_predictions or []) != len(targets)
+        for r in runs
+    ):
         return None
-    base = [np.asarray(r.predictions) for r in baseline]
-    cand = [np.asarray(r.predictions) for r in candidate]
+    base = [np.asarray(r.test_predictions) for r in baseline]
+    cand = [np.asarray(r.test_predictions) for r in candidate]
 
     def gain(index: np.ndarray) -> float:
         t = targets[index]

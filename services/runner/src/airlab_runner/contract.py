@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from airlab.results import MAX_METRIC_NAME, RunResult, problem
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 OUTPUT_DIRS = ("models", "plots")
 MAX_RESULT_BYTES = 1 << 20
 MAX_METRICS_BYTES = 10 << 20
-MAX_METRIC_NAME = 128
 
 
 class ContractError(ValueError):
@@ -34,12 +37,8 @@ class MetricPoint:
     step: int
 
 
-@dataclass
-class Result:
-    metrics: dict[str, float]
-    seed: int
-    duration_seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+# What a run reported: the shared model of result.json.
+Result = RunResult
 
 
 def _number(value: Any) -> bool:
@@ -79,32 +78,23 @@ def read_metrics(workdir: Path) -> list[MetricPoint]:
     return points
 
 
-def read_result(workdir: Path) -> Result:
+def read_result(workdir: Path) -> RunResult:
     path = workdir / RESULT_FILE
     if path.is_symlink() or not path.is_file():
         raise ContractError(f"the job wrote no {RESULT_FILE}")
     if path.stat().st_size > MAX_RESULT_BYTES:
         raise ContractError(f"{RESULT_FILE} is larger than {MAX_RESULT_BYTES >> 10} KiB")
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_text()
+        json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ContractError(f"{RESULT_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
+    if not text.lstrip().startswith("{"):
         raise ContractError(f"{RESULT_FILE} must be a JSON object")
-    metrics = doc.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise ContractError(f"{RESULT_FILE}: 'metrics' must be a non-empty object of numbers")
-    for name, value in metrics.items():
-        if not name or len(name) > MAX_METRIC_NAME or not _number(value):
-            raise ContractError(f"{RESULT_FILE}: metric {name[:40]!r} must be a finite number")
-    seed = doc.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ContractError(f"{RESULT_FILE}: 'seed' must be an integer")
-    duration = doc.get("duration_seconds")
-    if not _number(duration) or duration < 0:
-        raise ContractError(f"{RESULT_FILE}: 'duration_seconds' must be a number >= 0")
-    extra = {k: v for k, v in doc.items() if k not in ("metrics", "seed", "duration_seconds")}
-    return Result({k: float(v) for k, v in metrics.items()}, seed, float(duration), extra)
+    try:
+        return RunResult.model_validate_json(text)
+    except ValidationError as exc:
+        raise ContractError(f"{RESULT_FILE}: {problem(exc)}") from None
 
 
 def output_files(workdir: Path, max_bytes: int) -> list[Path]:

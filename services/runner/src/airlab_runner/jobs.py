@@ -7,6 +7,7 @@ Everything a job produces is stored as artifacts before its final state is annou
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import logging
@@ -306,7 +307,7 @@ class Runner:
             self.cancels[job_id].set()
         return await self.get(job_id)
 
-    async def cancel_research(self, research_id: str) -> list[str]:
+    async def cancel_research(self, research_id: str) -> builtins.list[str]:
         """Cancel every job of a cancelled research that this runner can stop: the queued ones (whichever
         runner gets there first), and the running ones it runs itself. Every runner handles the same
         event, so each stops its own. Returns the ids of the jobs it cancelled."""
@@ -326,7 +327,7 @@ class Runner:
 
     # -- queries --------------------------------------------------------------------------------------------
 
-    async def _all(self) -> list[tuple[runner_pb2.Job, dict[str, Any]]]:
+    async def _all(self) -> builtins.list[tuple[runner_pb2.Job, dict[str, Any]]]:
         found = []
         for key in await self.store.keys():
             record = await self.store.find(key)
@@ -335,7 +336,7 @@ class Runner:
         return found
 
     @staticmethod
-    def _queue(jobs: list[runner_pb2.Job]) -> list[str]:
+    def _queue(jobs: builtins.list[runner_pb2.Job]) -> builtins.list[str]:
         queued = [j for j in jobs if j.state == runner_pb2.JOB_STATE_QUEUED]
         return [j.id for j in sorted(queued, key=lambda j: (j.submitted_at.ToNanoseconds(), j.id))]
 
@@ -370,7 +371,9 @@ class Runner:
             yield update
         yield runner_pb2.JobUpdate(final=await self.get(job_id))
 
-    def _stored_updates(self, job: runner_pb2.Job, data: dict[str, Any]) -> list[runner_pb2.JobUpdate]:
+    def _stored_updates(
+        self, job: runner_pb2.Job, data: dict[str, Any]
+    ) -> builtins.list[runner_pb2.JobUpdate]:
         """A finished job's updates, from its stored log and metrics."""
         updates = []
         prefix = experiment_key(job.spec.research_id, job.spec.experiment_id)
@@ -469,7 +472,7 @@ class Runner:
             self.slots[job_id] = min(set(range(self.config.max_concurrent)) - set(self.slots.values()))
             self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
 
-    async def _claim(self, job_id: str, gpus: list[str]) -> bool:
+    async def _claim(self, job_id: str, gpus: builtins.list[str]) -> bool:
         def claim(data: dict[str, Any]) -> Change | None:
             job = _job_of(data)
             if job.state != runner_pb2.JOB_STATE_QUEUED:
@@ -489,7 +492,7 @@ class Runner:
 
     # -- running a job --------------------------------------------------------------------------------------
 
-    async def _execute(self, job_id: str, gpus: list[str]) -> None:
+    async def _execute(self, job_id: str, gpus: builtins.list[str]) -> None:
         feed = self.feeds[job_id] = Feed()
         cancel = self.cancels[job_id] = threading.Event()
         record = await self.store.get(job_id)
@@ -540,7 +543,7 @@ class Runner:
             self.artifacts.download(info.key, target)
         return workdir
 
-    async def _heartbeat(self, job_id: str, gpus: list[str]) -> None:
+    async def _heartbeat(self, job_id: str, gpus: builtins.list[str]) -> None:
         assert self.leases is not None
         while True:
             await asyncio.sleep(self.config.lease_ttl / 3)
@@ -557,7 +560,7 @@ class Runner:
         attempt: int,
         workdir: Path,
         run_dir: Path,
-        gpus: list[str],
+        gpus: builtins.list[str],
         feed: Feed,
         cancel: threading.Event,
     ) -> tuple[contract.Result | None, str, str]:
@@ -579,11 +582,11 @@ class Runner:
             image=job.spec.image,
             cpus=self._cpus(job),
         )
-        sink = LogSink(
-            run_dir / LOG_FILE,
-            self.config.max_log_bytes,
-            lambda line: loop.call_soon_threadsafe(feed.push, runner_pb2.JobUpdate(log_line=line)),
-        )
+
+        def stream_line(line: str) -> None:
+            loop.call_soon_threadsafe(feed.push, runner_pb2.JobUpdate(log_line=line))
+
+        sink = LogSink(run_dir / LOG_FILE, self.config.max_log_bytes, stream_line)
         tail = MetricsTail(
             workdir / contract.METRICS_FILE, feed, lambda point, cause: self._progress(job, point, cause)
         )
@@ -686,7 +689,16 @@ class Runner:
                 event = self._event(
                     "failed", job, cause, reason=reason, outcome=outcome, artifacts=prefix, **times
                 )
-            return Change({**data, **_data_of(job), "result": result.__dict__ if result else None}, [event])
+            return Change(
+                {
+                    **data,
+                    **_data_of(job),
+                    "result": result.model_dump(include={"metrics", "seed", "duration_seconds"})
+                    if result
+                    else None,
+                },
+                [event],
+            )
 
         record, _ = await self.store.mutate(job_id, finish, cause_id=cause)
         return _job_of(record.data)

@@ -45,7 +45,7 @@ REQUESTS_CONSUMER = "runner-requests"
 CANCELS_CONSUMER = "runner-cancels"
 
 
-def request_handler(runner: Runner, context: ServiceContext):  # type: ignore[no-untyped-def]
+def request_handler(runner: Runner, context: ServiceContext):
     """Agents ask for experiments with `experiment.requested`; a spec the runner refuses becomes an
     `experiment.failed` with the reason, so the requester never waits for a job that does not exist."""
 

@@ -38,9 +38,9 @@ async def probe(server: ServerConfig, timeout: float = 60.0) -> Probe:
     try:
         reply = await client.chat.completions.create(
             model=server.model,
-            messages=render("check/ping").messages(),
+            messages=render("check/ping").messages(),  # type: ignore[arg-type]
             max_tokens=32,
-            temperature=0,  # type: ignore[arg-type]
+            temperature=0,
         )
     except openai.APIStatusError as exc:
         return Probe(server.name, server.base_url, server.model, False, f"HTTP {exc.status_code}")

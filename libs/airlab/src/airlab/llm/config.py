@@ -86,9 +86,9 @@ class LLMConfig(BaseModel):
         for agent, config in self.agents.items():
             if not config.servers:
                 raise ValueError(f"agent {agent!r} names no LLM server")
-            for server in config.servers:
-                if server not in self.servers:
-                    raise ValueError(f"agent {agent!r} routes to unknown server {server!r}")
+            for route in config.servers:
+                if route not in self.servers:
+                    raise ValueError(f"agent {agent!r} routes to unknown server {route!r}")
         return self
 
     def route(self, agent: str) -> list[ServerConfig]:

@@ -3,7 +3,7 @@ queued idea or ask for a new round of ideas."""
 
 from __future__ import annotations
 
-from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
 from airlab_manager.loop import budget, coding, report
 from airlab_manager.loop.step import Step, find_idea
@@ -26,12 +26,12 @@ def summary_of(idea: loop_pb2.LoopIdea) -> str:
     return f"{title}: {status_words(idea.status)}"
 
 
-def status_words(status: loop_pb2.IdeaStatus.ValueType) -> str:
+def status_words(status: loop_pb2.IdeaStatus) -> str:
     """'awaiting approval' for IDEA_STATUS_AWAITING_APPROVAL: what people read."""
     return loop_pb2.IdeaStatus.Name(status).removeprefix("IDEA_STATUS_").replace("_", " ").lower()
 
 
-def decide(step: Step) -> tuple[int, str]:
+def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF

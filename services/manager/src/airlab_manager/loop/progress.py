@@ -6,7 +6,7 @@ from airlab.v1 import loop_pb2, research_pb2
 from airlab_manager.loop.step import FAILED, FINISHED, StepContext
 
 
-def phase_words(phase: loop_pb2.LoopPhase.ValueType) -> str:
+def phase_words(phase: loop_pb2.LoopPhase) -> str:
     """'searching' for LOOP_PHASE_SEARCHING: the progress field's words."""
     if phase == loop_pb2.LOOP_PHASE_UNSPECIFIED:
         return ""

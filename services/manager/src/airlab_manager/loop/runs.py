@@ -15,7 +15,7 @@ from airlab_manager.loop.step import FAILED, FINISHED, REQUESTED, Step, all_done
 def request_run(
     step: Step,
     name: str,
-    kind: loop_pb2.ExperimentKind.ValueType,
+    kind: loop_pb2.ExperimentKind,
     label: str,
     seed: int,
     params: Mapping[str, experiments.Param],

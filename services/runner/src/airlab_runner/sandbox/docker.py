@@ -15,6 +15,7 @@ from typing import Any
 from airlab_runner.sandbox import (
     WORK_MOUNT,
     LineSink,
+    Outcome,
     SandboxJob,
     SandboxResult,
     SandboxUnavailable,
@@ -141,7 +142,7 @@ class DockerSandbox:
     @staticmethod
     def _wait(
         container: Any, job: SandboxJob, began: float, cancel: threading.Event
-    ) -> tuple[str, int | None]:
+    ) -> tuple[Outcome, int | None]:
         import requests
 
         deadline = began + job.limits.wall_seconds

@@ -51,7 +51,7 @@ def job_manifest(
             **SlotCpus((), cpus).env(),
         }.items()
     ]
-    mounts = [
+    mounts: list[dict[str, str | bool]] = [
         {"name": "work", "mountPath": WORK_MOUNT, "subPath": job.workdir.relative_to(runs_root).as_posix()},
         {"name": "tmp", "mountPath": "/tmp"},
     ]

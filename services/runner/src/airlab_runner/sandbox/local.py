@@ -160,7 +160,7 @@ def _bare_env() -> dict[str, str]:
     return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
-def _pump(stream, on_line: LineSink) -> None:  # type: ignore[no-untyped-def]
+def _pump(stream, on_line: LineSink) -> None:
     """Pass every line on; an endless line is cut every MAX_LINE_BYTES."""
     for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
         on_line(raw.decode("utf-8", errors="replace").rstrip("\n"))
