@@ -7,11 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlab.processes import spawn, stop_process
+from airlab.processes import NotReady, spawn, stop_process, wait_ready
 
 
 class NatsServerError(RuntimeError):
@@ -70,20 +69,20 @@ def start_nats(
         "--ports_file_dir", str(ports_dir),
     ]  # fmt: skip
     process = spawn(command, log_file=log_file, detach=detach)
-    deadline = time.monotonic() + timeout
     ports_file = ports_dir / f"{Path(command[0]).name}_{process.pid}.ports"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise NatsServerError(
-                f"nats-server exited with {process.returncode} (see {log_file or 'its output'})"
-            )
-        if ports_file.is_file():
-            try:
-                url = json.loads(ports_file.read_text())["nats"][0]
-            except (ValueError, KeyError, IndexError):
-                url = None  # being written
-            if url:
-                return NatsServer(process, url, int(url.rsplit(":", 1)[1]), store_dir)
-        time.sleep(0.01)
-    process.kill()
-    raise NatsServerError(f"nats-server did not report its port within {timeout:.0f} s")
+
+    def reported_url() -> str | None:
+        try:
+            return str(json.loads(ports_file.read_text())["nats"][0])
+        except (OSError, ValueError, KeyError, IndexError):
+            return None  # not written yet, or being written
+
+    try:
+        url = wait_ready(
+            process.poll, reported_url, what="nats-server", timeout=timeout, interval=0.01,
+            detail=lambda: f"see {log_file or 'its output'}",
+        )  # fmt: skip
+    except NotReady as exc:
+        process.kill()
+        raise NatsServerError(str(exc)) from None
+    return NatsServer(process, url, int(url.rsplit(":", 1)[1]), store_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
-from airlab.processes import spawn
+from airlab.processes import NotReady, spawn, wait_ready
 from airlab.settings import SERVICE_NAMES, Settings
 
 STATE_FILE = "stack.json"
@@ -202,24 +202,28 @@ def _spawn(
 def _wait_serving(
     pending: dict[str, Proc], workspace: Path, deadline: float, report: Callable[[str], None]
 ) -> None:
-    waiting = dict(pending)
-    while waiting:
-        for name, proc in list(waiting.items()):
-            if not _alive(proc):
-                raise StackError(
-                    f"{name} exited during startup; last lines of {proc.log}:\n{_tail(proc.log)}"
-                )
-            port_file = workspace / "run" / f"{name}.port"
+    """Every service started at once: wait for each in turn, all within the same deadline."""
+    for name, proc in pending.items():
+        port_file = workspace / "run" / f"{name}.port"
+
+        def serving(proc: Proc = proc, port_file: Path = port_file) -> str | None:
             if not proc.address and port_file.is_file():
                 proc.address = f"127.0.0.1:{int(port_file.read_text())}"
             if proc.address and health_status(proc.address, timeout=0.5) == "SERVING":
-                report(f"{name:<9} {proc.address} SERVING")
-                del waiting[name]
-        if waiting and time.monotonic() > deadline:
-            names = ", ".join(waiting)
-            logs = "\n".join(f"--- {n}:\n{_tail(p.log)}" for n, p in waiting.items())
-            raise StackError(f"not SERVING in time: {names}\n{logs}")
-        time.sleep(0.02)
+                return proc.address
+            return None
+
+        try:
+            wait_ready(
+                lambda proc=proc: None if _alive(proc) else -1,  # type: ignore[misc]
+                serving,
+                what=name,
+                timeout=max(deadline - time.monotonic(), 0.0),
+                detail=lambda proc=proc: f"last lines of {proc.log}:\n{_tail(proc.log)}",  # type: ignore[misc]
+            )
+        except NotReady as exc:
+            raise StackError(f"not SERVING: {exc}") from None
+        report(f"{name:<9} {proc.address} SERVING")
 
 
 def _tail(path: str, lines: int = 15) -> str:

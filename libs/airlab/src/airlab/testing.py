@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 
@@ -25,7 +24,7 @@ from airlab.bus import EventBus
 from airlab.grpc_client import health_status
 from airlab.llm.local import LlamaServer, cache_dir, free_port, start_llama_server
 from airlab.natsd import NatsServer, start_nats
-from airlab.processes import stop_process
+from airlab.processes import http_ok, stop_process, wait_ready
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 
@@ -54,18 +53,15 @@ class ServiceProcess:
     address: str = ""
 
     def wait_serving(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
-                )
+        def serving() -> str | None:
             if not self.address and self.port_file.is_file():
                 self.address = f"127.0.0.1:{int(self.port_file.read_text())}"
             if self.address and health_status(self.address, timeout=0.5) == "SERVING":
                 return self.address
-            time.sleep(0.02)
-        raise TimeoutError(f"{self.name} not SERVING after {timeout} s:\n{self.log.read_text()[-3000:]}")
+            return None
+
+        tail = lambda: self.log.read_text()[-3000:]  # noqa: E731
+        return wait_ready(self.process.poll, serving, what=self.name, timeout=timeout, detail=tail)
 
     def kill(self) -> None:
         """SIGKILL: no drain, no cleanup, as in a crash."""
@@ -164,18 +160,10 @@ def vllm_server() -> Iterator[str]:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"vLLM did not answer in 300 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+        wait_ready(
+            process.poll, lambda: True if http_ok(f"{url}/models", timeout=2) else None,
+            what="vLLM", timeout=300, interval=1, detail=lambda: log.read_text()[-3000:],
+        )  # fmt: skip
         yield url
     finally:
         stop_process(process, timeout=30)

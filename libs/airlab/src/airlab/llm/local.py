@@ -10,18 +10,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from airlab.cpus import pin_command
 from airlab.errors import LabError
 from airlab.extras import require
-from airlab.processes import spawn, stop_process
+from airlab.processes import NotReady, http_ok, spawn, stop_process, wait_ready
 
 
 class LocalModelError(LabError):
@@ -192,15 +189,12 @@ def start_llama_server(
         command = pin_command(cores) + command
     process = spawn(command, log_file=log_file, detach=detach)
     server = LlamaServer(process, f"http://127.0.0.1:{port}/v1", name)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LocalModelError(f"the llama.cpp server exited with {process.returncode} (see {log_file})")
-        try:
-            if httpx.get(f"{server.url}/models", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise LocalModelError(f"the llama.cpp server did not answer within {timeout:.0f} s")
+    try:
+        wait_ready(
+            process.poll, lambda: True if http_ok(f"{server.url}/models") else None,
+            what="the llama.cpp server", timeout=timeout, interval=0.1, detail=lambda: f"see {log_file}",
+        )  # fmt: skip
+    except NotReady as exc:
+        server.stop()
+        raise LocalModelError(str(exc)) from None
+    return server
