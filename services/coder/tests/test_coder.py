@@ -167,3 +167,12 @@ def test_a_build_model_that_loads_data_or_fits_is_refused():
         extract_function(
             "def build_model(params, seed):\n    x = datasets.load_digits()\n    return svm.SVC()"
         )
+
+
+def test_the_templates_registry_has_every_model_the_domain_catalog_names():
+    from airlab.domain import template_models
+    from airlab.job_templates import template_source
+
+    source = template_source("sklearn_train_template.py")
+    registry = source[source.index("MODELS = {") : source.index("\n}\n", source.index("MODELS = {"))]
+    assert all(f'"{model}":' in registry for model in template_models())

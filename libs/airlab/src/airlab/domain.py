@@ -35,6 +35,8 @@ class ModelFamily:
     name: str
     aliases: tuple[str, ...]
     template_models: tuple[tuple[Task, str], ...]
+    # How an idea's text names the family (the coder's registry fallback).
+    idea_pattern: str = ""
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -63,40 +65,79 @@ MODEL_FAMILIES = {
     f.name: f
     for f in (
         ModelFamily(
-            "logistic_regression",
-            ("logistic regression", "logreg", "logistic"),
-            (("classification", "logistic_regression"),),
+            name="logistic_regression",
+            aliases=("logistic regression", "logreg", "logistic"),
+            template_models=(("classification", "logistic_regression"),),
+            idea_pattern=r"logistic",
         ),
         ModelFamily(
-            "linear_regression", ("linear regression", "ols"), (("regression", "linear_regression"),)
-        ),
-        ModelFamily("ridge", ("ridge", "ridge regression"), (("regression", "ridge"),)),
-        ModelFamily(
-            "mlp",
-            ("mlp", "multilayer perceptron", "neural network"),
-            (("classification", "mlp_classifier"), ("regression", "mlp_regressor")),
+            name="linear_regression",
+            aliases=("linear regression", "ols"),
+            template_models=(("regression", "linear_regression"),),
+            idea_pattern=r"linear regression|\bols\b",
         ),
         ModelFamily(
-            "random_forest",
-            ("random forest",),
-            (("classification", "random_forest_classifier"), ("regression", "random_forest_regressor")),
+            name="ridge",
+            aliases=("ridge", "ridge regression"),
+            template_models=(("regression", "ridge"),),
+            idea_pattern=r"\bridge\b",
         ),
         ModelFamily(
-            "gradient_boosting",
-            ("gradient boosting", "gbm"),
-            (
+            name="mlp",
+            aliases=("mlp", "multilayer perceptron", "neural network"),
+            template_models=(("classification", "mlp_classifier"), ("regression", "mlp_regressor")),
+            idea_pattern=r"\bmlp\b|neural net|perceptron|hidden (layer|unit)",
+        ),
+        ModelFamily(
+            name="random_forest",
+            aliases=("random forest",),
+            template_models=(
+                ("classification", "random_forest_classifier"),
+                ("regression", "random_forest_regressor"),
+            ),
+            idea_pattern=r"random forest",
+        ),
+        ModelFamily(
+            name="gradient_boosting",
+            aliases=("gradient boosting", "gbm"),
+            template_models=(
                 ("classification", "gradient_boosting_classifier"),
                 ("regression", "gradient_boosting_regressor"),
             ),
+            idea_pattern=r"gradient[- ]boost|\bgbm\b|boosted trees",
         ),
-        ModelFamily("svm", ("svm", "svc", "support vector machine"), (("classification", "svm_classifier"),)),
         ModelFamily(
-            "knn",
-            ("knn", "k nearest neighbors", "nearest neighbors"),
-            (("classification", "knn_classifier"), ("regression", "knn_regressor")),
+            name="svm",
+            aliases=("svm", "svc", "support vector machine"),
+            template_models=(("classification", "svm_classifier"),),
+            idea_pattern=r"\bsvm\b|\bsvc\b|support vector",
+        ),
+        ModelFamily(
+            name="knn",
+            aliases=("knn", "k nearest neighbors", "nearest neighbors"),
+            template_models=(("classification", "knn_classifier"), ("regression", "knn_regressor")),
+            idea_pattern=r"nearest neighbo|\bk-?nn\b",
         ),
     )
 }
+# The order an idea's text is matched in: the families an idea moves to before the linear baselines it
+# moves away from ("replace the logistic regression with a random forest" names a random forest).
+IDEA_MATCH_ORDER = ("random_forest", "gradient_boosting", "svm", "knn", "mlp", "logistic_regression", "ridge")
+
+
+def family_in(text: str, task: str) -> ModelFamily | None:
+    """The first family whose pattern the text matches and that has a model for `task`."""
+    lowered = text.lower()
+    for name in IDEA_MATCH_ORDER:
+        family = MODEL_FAMILIES[name]
+        if task in family.tasks and re.search(family.idea_pattern, lowered):
+            return family
+    return None
+
+
+def template_models() -> set[str]:
+    """Every registry entry the job template must have."""
+    return {model for family in MODEL_FAMILIES.values() for _, model in family.template_models}
 
 
 def maximize(metric: str) -> bool:

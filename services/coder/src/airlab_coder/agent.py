@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airlab import experiments
+from airlab import domain, experiments
 from airlab.blobs import ArtifactStore, research_prefix
 from airlab.job_templates import template_source
 from airlab.llm.accounting import Budget
@@ -178,25 +178,6 @@ def check_source(source: str) -> list[str]:
     return lines or [done.stderr.strip() or "ruff failed"]
 
 
-# Words in an idea -> the template's registry entry (by task), for the fallback when drafts keep failing.
-FAMILIES = (
-    (
-        r"random forest",
-        {"classification": "random_forest_classifier", "regression": "random_forest_regressor"},
-    ),
-    (
-        r"gradient[- ]boost|\bgbm\b|boosted trees",
-        {"classification": "gradient_boosting_classifier", "regression": "gradient_boosting_regressor"},
-    ),
-    (r"\bsvm\b|\bsvc\b|support vector", {"classification": "svm_classifier"}),
-    (r"nearest neighbo|\bk-?nn\b", {"classification": "knn_classifier", "regression": "knn_regressor"}),
-    (
-        r"\bmlp\b|neural net|perceptron|hidden (layer|unit)",
-        {"classification": "mlp_classifier", "regression": "mlp_regressor"},
-    ),
-    (r"logistic", {"classification": "logistic_regression"}),
-    (r"\bridge\b", {"regression": "ridge"}),
-)
 REGISTRY_FUNCTION = """def build_model(params, seed):
     estimator = MODELS[{name!r}](seed)
     accepted = estimator.get_params()
@@ -213,11 +194,8 @@ def registry_function(idea: idea_pb2.Idea | None, task: str) -> str:
     Hyperparameters the estimator does not take are left out."""
     if not idea:
         return ""
-    text = f"{idea.title} {idea.change}".lower()
-    for pattern, by_task in FAMILIES:
-        if re.search(pattern, text) and task in by_task:
-            return REGISTRY_FUNCTION.format(name=by_task[task])
-    return ""
+    family = domain.family_in(f"{idea.title} {idea.change}", task)
+    return REGISTRY_FUNCTION.format(name=family.template_model(task)) if family else ""
 
 
 class CoderAgent:
