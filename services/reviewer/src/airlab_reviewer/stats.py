@@ -14,8 +14,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
-from sklearn import metrics as sk
 
 from airlab import domain
 from airlab.results import RunResult
@@ -35,6 +33,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def metric_value(metric: str, targets: np.ndarray, predicted: np.ndarray) -> float:
     """The metric from test targets and predictions, computed by scikit-learn as the job template does.
     NaN where it is undefined (a resample with one class for ROC AUC, a constant target for R²)."""
+    from sklearn import metrics as sk  # imported when first needed: it costs the service's start a second
+
     try:
         if metric == "accuracy":
             return float(sk.accuracy_score(targets, predicted))
@@ -73,6 +73,8 @@ def _bootstrap(
         for r in runs
     ):
         return None
+    from scipy import stats
+
     base = [np.asarray(r.test_predictions) for r in baseline]
     cand = [np.asarray(r.test_predictions) for r in candidate]
 
@@ -132,6 +134,8 @@ def compare(
         passes_t = gain > 0
         findings.append(f"paired t-test over {n} seeds: every seed gained the same {gain:+.4f}")
     else:
+        from scipy import stats
+
         test = stats.ttest_rel(
             np.multiply(sign, c_values), np.multiply(sign, b_values), alternative="greater"
         )
