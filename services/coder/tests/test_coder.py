@@ -129,7 +129,12 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
         registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), "classification")
         == ""
     )
-    assert registry_function(idea_pb2.Idea(title="SVM", change="x"), "regression") == ""
+    assert registry_function(idea_pb2.Idea(title="Logistic regression", change="x"), "regression") == ""
+    assert outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
+    assert (
+        json.loads(store.get(outcome.code_ref + "provenance.json"))["origin"]
+        == "CODE_ORIGIN_REGISTRY_FALLBACK"
+    )
 
 
 def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take(tmp_path):
@@ -155,7 +160,8 @@ async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_pat
     first = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
     assert first.ok and first.attempts == 1
     again = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
-    assert again.ok and again.attempts == 0 and again.code_ref == first.code_ref
+    assert again.ok and again.attempts == 1 and again.code_ref == first.code_ref
+    assert again.origin == first.origin == loop_pb2.CODE_ORIGIN_TEMPLATE
 
 
 def test_a_build_model_that_loads_data_or_fits_is_refused():
@@ -176,3 +182,16 @@ def test_the_templates_registry_has_every_model_the_domain_catalog_names():
     source = template_source("sklearn_train_template.py")
     registry = source[source.index("MODELS = {") : source.index("\n}\n", source.index("MODELS = {"))]
     assert all(f'"{model}":' in registry for model in template_models())
+
+
+async def test_a_portfolio_family_is_built_from_the_registry_without_the_llm(tmp_path):
+    store = LocalArtifactStore(tmp_path)
+    smoke = FakeSmokeRunner()
+    task = CodeTask(RESEARCH, IDEA.id, JOB, IDEA, family="hist_gradient_boosting")
+    outcome = await CoderAgent(None, store, smoke).implement(task)
+    assert outcome.ok and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY
+    assert "MODELS['hist_gradient_boosting_classifier']" in store.get(outcome.code_ref + "train.py").decode()
+    assert len(smoke.calls) == 1  # smoke-run like any code
+    # After a crash the same code, and the same account of where it came from.
+    again = await CoderAgent(None, store, smoke).implement(task)
+    assert (again.origin, again.attempts, again.code_ref) == (outcome.origin, 1, outcome.code_ref)

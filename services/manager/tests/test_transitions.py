@@ -52,7 +52,8 @@ class Loop:
             ),
         )
         self.state = loop_pb2.ResearchLoop()
-        self.config = LoopConfig(ResearchDefaults(**rules), CATALOG, "manager")
+        # The LLM's ideas alone unless a test asks for the portfolio.
+        self.config = LoopConfig(ResearchDefaults(**({"portfolio_share": 0.0} | rules)), CATALOG, "manager")
         self.now = 1000.0
         self.sent = 0
         self.novelty: dict[str, Novelty] = {}
@@ -429,3 +430,136 @@ def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions()
         loop_of(old)
     assert loop_of({"id": RID}) is None
     assert loop_data(loop_pb2.ResearchLoop())["schema"] == LOOP_SCHEMA
+
+
+# -- the portfolio, the stop rule and the exploit step -----------------------------------------------------
+
+
+def evaluate(lab: Loop, idea_id: str, *, gain: float, significant: bool) -> list[events_pb2.Event]:
+    """Run an idea's searching and evaluation runs to their end and answer its review."""
+    events: list[events_pb2.Event] = []
+    for _ in range(20):
+        state = next(i for i in lab.state.ideas if i.idea.id == idea_id)
+        if state.status == loop_pb2.IDEA_STATUS_REVIEWING:
+            break
+        pending = [
+            x
+            for x in lab.state.experiments
+            if x.name == idea_id and x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED
+        ]
+        assert pending, f"idea {idea_id} is {state.status} with nothing running"
+        value = 0.9 + gain
+        events = lab.finish(pending[0].id, {"accuracy": value, "val_accuracy": value + 0.001 * len(events)})
+    comparison = loop_pb2.Comparison(mean=0.9 + gain, gain=gain, significant=significant, baseline_mean=0.9)
+    return lab.send(
+        "evaluation.completed", events_pb2.EvaluationCompleted(name=idea_id, evaluation=comparison)
+    )
+
+
+def test_the_first_round_is_the_portfolio_coded_from_the_registry_without_the_llm():
+    lab = Loop(budget=40, portfolio_share=0.5)
+    events = lab.through_baseline()
+    assert lab.types(events) == ["research.decided", "code.requested"]  # no idea.requested: no LLM yet
+    request = body_of(events[1])
+    assert request.family == "hist_gradient_boosting" and request.idea.title.endswith("(portfolio)")
+    assert set(request.idea.search_space) == {
+        "learning_rate",
+        "max_iter",
+        "max_leaf_nodes",
+        "l2_regularization",
+    }
+    assert request.idea.search_space["max_iter"].integer
+    # 40 - 3 baseline runs = 37; half of it at 4 trials + 2 evaluation runs each: 3 families.
+    families = [i.family for i in lab.state.ideas]
+    assert families == ["hist_gradient_boosting", "random_forest", "svm"]
+    assert all(i.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO for i in lab.state.ideas)
+    outcome = events_pb2.CodeOutcome(
+        name=request.name, attempts=1, code_ref="p/", origin=loop_pb2.CODE_ORIGIN_REGISTRY
+    )
+    lab.send("code.ready", outcome)
+    assert lab.state.ideas[0].code_origin == loop_pb2.CODE_ORIGIN_REGISTRY
+
+
+def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
+    lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False)
+    lab.through_baseline()
+    events: list[events_pb2.Event] = []
+    for n in range(3):
+        idea_id = lab.state.ideas[n].idea.id
+        lab.send("code.ready", events_pb2.CodeOutcome(name=idea_id, attempts=1, code_ref=f"p{n}/"))
+        events = evaluate(lab, idea_id, gain=0.01 * (n + 1), significant=n == 1)
+    assert lab.types(events)[-1] == "idea.requested"
+    request = body_of(events[-1])
+    assert (
+        request.round == 2 and len(request.results) == 3 and "Random forest (portfolio)" in request.results[1]
+    )
+    assert lab.state.best.idea_id == lab.state.ideas[1].idea.id  # the significant one, not the largest gain
+
+
+def test_a_budget_goal_goes_on_after_a_significant_win_and_a_beat_goal_stops():
+    for until, stops in (
+        (research_pb2.STOP_RULE_BEAT_BASELINE, True),
+        (research_pb2.STOP_RULE_USE_BUDGET, False),
+    ):
+        lab = Loop(budget=30)
+        lab.research.plan.until = until
+        lab.through_coding(idea(1), idea(2))
+        events = evaluate(lab, idea(1).id, gain=0.05, significant=True)
+        assert (lab.types(events)[-1] == "report.requested") is stops
+        if not stops:
+            assert lab.types(events)[-1] == "code.requested" and body_of(events[-1]).idea.id == idea(2).id
+
+
+def stale_research(budget: int) -> Loop:
+    """A research whose one evaluated idea brought no significant gain, and whose idea agent then gave
+    nothing for two rounds."""
+    lab = Loop(budget=budget)
+    lab.through_coding(idea(1))
+    evaluate(lab, idea(1).id, gain=0.01, significant=False)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
+    return lab
+
+
+def test_without_progress_the_best_idea_gets_more_search_from_where_it_stopped():
+    lab = stale_research(budget=40)
+    assert lab.state.rounds_without_progress == 2
+    exploit = lab.state.ideas[-1]
+    assert exploit.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and exploit.parent_id == idea(1).id
+    assert exploit.code_ref == "c/" and exploit.code_origin == loop_pb2.CODE_ORIGIN_REUSED
+    assert "more search (#1)" in exploit.idea.title and lab.state.decisions[-1].reason.startswith(
+        "no progress"
+    )
+    # TPE continues the parent's study: 4 trials were told, so the new points are TPE's, not the default.
+    first = next(x for x in lab.state.experiments if x.id == exploit.trials[0])
+    assert first.params["n_estimators"].integer != 155  # the middle of the range, the first trial's point
+    assert len(exploit.trials) == 2 and lab.state.phase == Phase.LOOP_PHASE_SEARCHING
+
+
+def test_an_exploit_step_that_finds_nothing_better_ends_without_evaluation_runs():
+    lab = stale_research(budget=40)
+    exploit = lab.state.ideas[-1]
+    before = len(lab.state.experiments)
+    for _ in range(8):
+        pending = [
+            x
+            for x in lab.state.experiments
+            if x.name == exploit.idea.id and x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED
+        ]
+        if not pending:
+            break
+        lab.finish(pending[0].id, {"accuracy": 0.5, "val_accuracy": 0.5})  # worse than any earlier trial
+    exploit = next(i for i in lab.state.ideas if i.idea.id == exploit.idea.id)
+    assert exploit.status == loop_pb2.IDEA_STATUS_NOT_BETTER and "did not beat" in exploit.failure
+    assert all(x.kind == loop_pb2.EXPERIMENT_KIND_TRIAL for x in lab.state.experiments[before:])
+
+
+def test_no_progress_stops_a_research_only_once_most_of_its_budget_is_used():
+    lab = stale_research(budget=15)  # 3 + 6 used: 60% < 80%, and 6 left is still one more search
+    assert lab.state.ideas[-1].origin == loop_pb2.IDEA_ORIGIN_EXPLOIT
+    nothing = Loop(budget=40)
+    nothing.through_baseline()
+    nothing.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1)]))
+    nothing.send("code.failed", events_pb2.CodeOutcome(name=idea(1).id, attempts=3, problems=["x"]))
+    events = nothing.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
+    assert lab.types(events)[-1] == "report.requested"
+    assert "nothing to search further" in nothing.state.stop_reason

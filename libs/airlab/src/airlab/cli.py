@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from airlab import stack
-from airlab.client import GATES, start_request
+from airlab.client import GATES, UNTIL, start_request
 from airlab.errors import LabError
 from airlab.events import body_dict
 from airlab.grpc_client import channel
@@ -64,6 +64,16 @@ class Gates(StrEnum):
 
 
 assert {g.value for g in Gates} == set(GATES), "the CLI's gates are the client's"
+
+
+# When a research stops before its budget is spent.
+class Until(StrEnum):
+    goal = "goal"
+    beat = "beat"
+    budget = "budget"
+
+
+assert {u.value for u in Until} == set(UNTIL), "the CLI's stop rules are the client's"
 
 
 @app.callback()
@@ -207,6 +217,12 @@ def research(
     max_tokens: Annotated[int, typer.Option(min=0, help="LLM token budget (0: default)")] = 0,
     max_cost_usd: Annotated[float, typer.Option(min=0, help="LLM cost budget in USD (0: default)")] = 0.0,
     gates: Annotated[Gates, typer.Option(help="What waits for a person")] = Gates.off,
+    until: Annotated[
+        Until,
+        typer.Option(
+            help="Stop at the first significant win (beat), use the whole budget (budget), or read the goal"
+        ),
+    ] = Until.goal,
     data: Annotated[
         str, typer.Option(help="Your own CSV: an absolute path on the runner's host, or s3://BUCKET/KEY")
     ] = "",
@@ -231,6 +247,7 @@ def research(
         max_tokens=max_tokens,
         max_cost_usd=max_cost_usd,
         gates=gates.value,
+        until=until.value,
         allow_defaults=allow_defaults,
         request_id=request_id,
         user_dataset=research_pb2.UserDataset(

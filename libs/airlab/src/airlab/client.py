@@ -36,6 +36,14 @@ GATES: dict[str, research_pb2.HumanGates] = {
     "plan": research_pb2.HUMAN_GATES_PLAN,
     "every-experiment": research_pb2.HUMAN_GATES_EVERY_EXPERIMENT,
 }
+Until = Literal["goal", "beat", "budget"]
+UNTIL: dict[str, research_pb2.StopRule] = {
+    # "goal": the planner reads it ("beat the baseline ..." stops at a win, "as good as possible" uses
+    # the budget).
+    "goal": research_pb2.STOP_RULE_UNSPECIFIED,
+    "beat": research_pb2.STOP_RULE_BEAT_BASELINE,
+    "budget": research_pb2.STOP_RULE_USE_BUDGET,
+}
 # Events after which a research stops for now: it ended, or a person must act.
 SETTLING_EVENTS = frozenset(
     {
@@ -79,6 +87,7 @@ def start_request(
     allow_defaults: bool = True,
     user_dataset: research_pb2.UserDataset | None = None,
     request_id: str = "",
+    until: Until = "goal",
 ) -> lab_pb2.StartResearchRequest:
     """The Lab API's request to start a research (the CLI's `airlab research` sends the same)."""
     return lab_pb2.StartResearchRequest(
@@ -96,6 +105,7 @@ def start_request(
         allow_defaults=allow_defaults,
         request_id=request_id,
         user_dataset=user_dataset,
+        until=UNTIL[until],
     )
 
 

@@ -29,6 +29,17 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One searchable hyperparameter: its range, on a log scale or not, whole or not."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+
+@dataclass(frozen=True)
 class ModelFamily:
     """A family of models: the planner's name for it, and the job template's registry entry per task."""
 
@@ -37,6 +48,8 @@ class ModelFamily:
     template_models: tuple[tuple[Task, str], ...]
     # How an idea's text names the family (the coder's registry fallback).
     idea_pattern: str = ""
+    # The family's hyperparameters worth searching, as a portfolio idea searches them.
+    space: tuple[Param, ...] = ()
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -87,6 +100,7 @@ MODEL_FAMILIES = {
             aliases=("mlp", "multilayer perceptron", "neural network"),
             template_models=(("classification", "mlp_classifier"), ("regression", "mlp_regressor")),
             idea_pattern=r"\bmlp\b|neural net|perceptron|hidden (layer|unit)",
+            space=(Param("alpha", 1e-6, 1e-1, log=True), Param("learning_rate_init", 1e-4, 3e-2, log=True)),
         ),
         ModelFamily(
             name="random_forest",
@@ -96,6 +110,11 @@ MODEL_FAMILIES = {
                 ("regression", "random_forest_regressor"),
             ),
             idea_pattern=r"random forest",
+            space=(
+                Param("n_estimators", 50, 400, log=True, integer=True),
+                Param("min_samples_leaf", 1, 20, log=True, integer=True),
+                Param("max_features", 0.1, 1.0),
+            ),
         ),
         ModelFamily(
             name="gradient_boosting",
@@ -104,25 +123,54 @@ MODEL_FAMILIES = {
                 ("classification", "gradient_boosting_classifier"),
                 ("regression", "gradient_boosting_regressor"),
             ),
-            idea_pattern=r"gradient[- ]boost|\bgbm\b|boosted trees",
+            idea_pattern=r"(?<!hist )gradient[- ]boost|\bgbm\b|boosted trees",
+        ),
+        ModelFamily(
+            name="hist_gradient_boosting",
+            aliases=("hist gradient boosting", "histgradientboosting", "histogram gradient boosting"),
+            template_models=(
+                ("classification", "hist_gradient_boosting_classifier"),
+                ("regression", "hist_gradient_boosting_regressor"),
+            ),
+            idea_pattern=r"hist(ogram)?[- ]?gradient[- ]?boost|lightgbm|xgboost",
+            space=(
+                Param("learning_rate", 0.01, 0.3, log=True),
+                Param("max_iter", 50, 500, log=True, integer=True),
+                Param("max_leaf_nodes", 8, 64, log=True, integer=True),
+                Param("l2_regularization", 1e-4, 10.0, log=True),
+            ),
         ),
         ModelFamily(
             name="svm",
             aliases=("svm", "svc", "support vector machine"),
-            template_models=(("classification", "svm_classifier"),),
-            idea_pattern=r"\bsvm\b|\bsvc\b|support vector",
+            template_models=(("classification", "svm_classifier"), ("regression", "svm_regressor")),
+            idea_pattern=r"\bsvm\b|\bsvc\b|\bsvr\b|support vector",
+            space=(Param("C", 0.01, 1000.0, log=True), Param("gamma", 1e-4, 1.0, log=True)),
         ),
         ModelFamily(
             name="knn",
             aliases=("knn", "k nearest neighbors", "nearest neighbors"),
             template_models=(("classification", "knn_classifier"), ("regression", "knn_regressor")),
             idea_pattern=r"nearest neighbo|\bk-?nn\b",
+            space=(Param("n_neighbors", 1, 50, log=True, integer=True),),
         ),
     )
 }
 # The order an idea's text is matched in: the families an idea moves to before the linear baselines it
 # moves away from ("replace the logistic regression with a random forest" names a random forest).
-IDEA_MATCH_ORDER = ("random_forest", "gradient_boosting", "svm", "knn", "mlp", "logistic_regression", "ridge")
+IDEA_MATCH_ORDER = (
+    "random_forest",
+    "hist_gradient_boosting",
+    "gradient_boosting",
+    "svm",
+    "knn",
+    "mlp",
+    "logistic_regression",
+    "ridge",
+)
+# The families a research tries first, in this order, whatever the LLM proposes: strong defaults for
+# tabular data, each searched with TPE. They are the lab's floor: it does not depend on the LLM's ideas.
+PORTFOLIO = ("hist_gradient_boosting", "random_forest", "svm", "mlp", "knn")
 
 
 def family_in(text: str, task: str) -> ModelFamily | None:

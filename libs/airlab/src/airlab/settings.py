@@ -109,8 +109,16 @@ class ResearchDefaults(BaseModel):
     trials_per_idea: int = Field(default=4, ge=1, le=200)
     # Search trials of one idea in flight at once (asynchronous TPE, constant liar): the runner's slots.
     parallel_trials: int = Field(default=2, ge=1, le=64)
-    # Stop after this many rounds of ideas in a row without a new significant gain.
+    # After this many rounds of ideas in a row without a new significant gain, the best idea gets more
+    # search instead of new ideas (an exploit step); the research stops for no progress only once it has
+    # used `min_budget_share` of its experiments, or when there is nothing to exploit.
     patience_rounds: int = Field(default=2, ge=1, le=100)
+    exploit: bool = True
+    min_budget_share: float = Field(default=0.8, ge=0, le=1)
+    # Share of the experiments after the baseline that the portfolio (strong model families searched with
+    # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family
+    # runs when it is on.
+    portfolio_share: float = Field(default=0.5, ge=0, le=1)
     code_attempts: int = Field(default=3, ge=1, le=10)
     # Ask a person after this many ideas in a row failed to become working code.
     escalate_after_failures: int = Field(default=3, ge=1, le=100)

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from airlab import domain, experiments
 from airlab.blobs import ArtifactStore, research_prefix
@@ -25,6 +25,8 @@ from airlab.llm.prompts import render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 
 TEMPLATE = "sklearn_train_template.py"
+# Beside the code that passed: where it came from (template, LLM attempt n, registry).
+PROVENANCE_FILE = "provenance.json"
 BEGIN, END = "# <airlab:model>", "# </airlab:model>"
 MODULES = (
     "decomposition, ensemble, linear_model, naive_bayes, neighbors, neural_network, pipeline, preprocessing, "
@@ -64,6 +66,8 @@ class CodeTask:
     budget: Budget | None = None
     # Read-only dataset mounts every run of the research gets.
     mounts: list[runner_pb2.DatasetMount] = field(default_factory=list)
+    # A model family of the domain catalog: built from the template's registry, no LLM.
+    family: str = ""
 
 
 @dataclass
@@ -72,6 +76,7 @@ class CodeOutcome:
     code_ref: str
     attempts: int
     problems: list[str] = field(default_factory=list)
+    origin: loop_pb2.CodeOrigin = loop_pb2.CODE_ORIGIN_UNSPECIFIED
 
     @property
     def entrypoint(self) -> str:
@@ -209,15 +214,26 @@ class CoderAgent:
         """Code for the task that passed its checks and smoke run, or the problems of every attempt."""
         final = code_prefix(task.research_id, task.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
-            return CodeOutcome(True, final, 0)  # done before a crash: the same code again
+            return await self._done_before(final)  # done before a crash: the same code again
         if task.idea is None:
             source = self.template
             problems = await asyncio.to_thread(check_source, source)
             await self._keep(task, 1, source, problems)
             if problems:
                 return CodeOutcome(False, "", 1, problems)
-            await self._publish(final, source)
-            return CodeOutcome(True, final, 1)
+            return await self._final(
+                final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_TEMPLATE)
+            )
+        if task.family:
+            family = domain.MODEL_FAMILIES[task.family]
+            function = REGISTRY_FUNCTION.format(name=family.template_model(task.job_config.task))
+            ok, _, problems = await self._try(task, 1, function)
+            if not ok:
+                return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {' '.join(problems)}"])
+            source = with_model(self.template, function)
+            return await self._final(
+                final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_REGISTRY)
+            )
         if self.llm is None:
             raise CodeProblem("no LLM is configured for the coder")
         attempts = max(1, min(task.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
@@ -228,8 +244,8 @@ class CoderAgent:
             ok, source, problems = await self._try(task, attempt, draft)
             function = source if ok else draft
             if ok:
-                await self._publish(final, with_model(self.template, source))
-                return CodeOutcome(True, final, attempt, history)
+                outcome = CodeOutcome(True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM)
+                return await self._final(final, with_model(self.template, source), outcome)
             history.append(f"attempt {attempt}: " + "\n".join(problems))
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
@@ -238,10 +254,38 @@ class CoderAgent:
             ok, _, problems = await self._try(task, attempts + 1, fallback)
             if ok:
                 history.append(f"attempt {attempts + 1}: built from the template's model registry")
-                await self._publish(final, with_model(self.template, fallback))
-                return CodeOutcome(True, final, attempts + 1, history)
+                origin = loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
+                outcome = CodeOutcome(True, final, attempts + 1, history, origin)
+                return await self._final(final, with_model(self.template, fallback), outcome)
             history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(problems))
         return CodeOutcome(False, "", attempts, history)
+
+    async def _final(self, prefix: str, source: str, outcome: CodeOutcome) -> CodeOutcome:
+        """Publish the code that passed, with where it came from (read again after a crash)."""
+        provenance = {
+            "origin": loop_pb2.CodeOrigin.Name(outcome.origin),
+            "attempts": outcome.attempts,
+            "problems": outcome.problems,
+        }
+        await asyncio.to_thread(
+            self.artifacts.put,
+            prefix + PROVENANCE_FILE,
+            json.dumps(provenance, indent=2).encode(),
+            content_type="application/json",
+        )
+        await self._publish(prefix, source)
+        return outcome
+
+    async def _done_before(self, prefix: str) -> CodeOutcome:
+        try:
+            raw = await asyncio.to_thread(self.artifacts.get, prefix + PROVENANCE_FILE)
+            provenance = json.loads(raw)
+            origin = cast(loop_pb2.CodeOrigin, loop_pb2.CodeOrigin.Value(provenance["origin"]))
+            return CodeOutcome(
+                True, prefix, int(provenance["attempts"]), list(provenance["problems"]), origin
+            )
+        except Exception:  # code published by an earlier version: its origin was not written down
+            return CodeOutcome(True, prefix, 0)
 
     async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
         """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""

@@ -84,6 +84,7 @@ def task_of(event: events_pb2.Event) -> CodeTask:
         max_attempts=body.max_attempts,
         mounts=list(body.mounts),
         budget=Budget(max_tokens=body.budget.max_tokens, max_cost_usd=body.budget.max_cost_usd),
+        family=body.family,
     )
 
 
@@ -146,7 +147,9 @@ def setup(context: ServiceContext) -> None:
             log.exception("coding failed", extra={"research_id": task.research_id, "idea": task.name})
             problem = f"{type(exc).__name__}: {exc}"
             return "code.failed", events_pb2.CodeOutcome(name=task.name, attempts=0, problems=[problem])
-        reply = events_pb2.CodeOutcome(name=task.name, attempts=outcome.attempts, problems=outcome.problems)
+        reply = events_pb2.CodeOutcome(
+            name=task.name, attempts=outcome.attempts, problems=outcome.problems, origin=outcome.origin
+        )
         if outcome.ok:
             reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint
         return ("code.ready" if outcome.ok else "code.failed"), reply

@@ -33,12 +33,16 @@ def decide(
     rules: ResearchDefaults,
     *,
     ask_people: bool = True,
+    can_exploit: bool = False,
 ) -> tuple[manager_pb2.DecisionKind, str]:
     """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
-    failing ideas then end the research through the no-progress rule instead)."""
+    failing ideas then end the research through the no-progress rule instead). `can_exploit`: whether
+    the best idea so far can be searched further (then "no progress" does not stop a research that has
+    used less than `rules.min_budget_share` of its experiments)."""
     budget = plan.budget
     best = loop.best
-    if loop.HasField("best") and best.significant and rules.stop_when_goal_met:
+    beat = plan.until != research_pb2.STOP_RULE_USE_BUDGET
+    if loop.HasField("best") and best.significant and rules.stop_when_goal_met and beat:
         return STOP, (
             f"goal met: {best.title or best.idea_id!r} beats the baseline significantly "
             f"({best.mean:.4f} against {loop.baseline.mean:.4f})"
@@ -54,7 +58,13 @@ def decide(
         return STOP, f"cost budget spent: ${spend.cost_usd:.2f} of ${budget.max_cost_usd:.2f}"
     stale = loop.rounds_without_progress
     if stale >= rules.patience_rounds:
-        return STOP, f"no progress in {stale} rounds of ideas"
+        used = spend.experiments / budget.max_experiments if budget.max_experiments else 1.0
+        if not can_exploit or used >= rules.min_budget_share:
+            why = "nothing to search further" if not can_exploit else f"{used:.0%} of the experiments used"
+            return STOP, f"no progress in {stale} rounds of ideas ({why})"
+        return CONTINUE, (
+            f"no progress in {stale} rounds of ideas: more search on the best idea ({left} experiments left)"
+        )
     failures = loop.consecutive_failures
     if failures >= rules.escalate_after_failures and not loop.escalated and ask_people:
         return ASK_HUMAN, f"{failures} ideas in a row failed to become working experiments: continue?"

@@ -113,6 +113,7 @@ class Lab:
             baseline_hint=request.baseline,
             requested_budget=request.budget,
             user_dataset=request.user_dataset,
+            until_hint=request.until,
             gates=request.gates or research_pb2.HUMAN_GATES_OFF,
             allow_defaults=request.allow_defaults,
             created_at=now,
@@ -312,6 +313,7 @@ class Lab:
                     budget=research.requested_budget,
                     allow_defaults=research.allow_defaults,
                     user_dataset=research.user_dataset,
+                    until=research.until_hint,
                 )
             )
             return self._apply_outcome(research, outcome, event)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import MutableSequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -36,6 +37,7 @@ class PlanRequest:
     budget: research_pb2.Budget = field(default_factory=research_pb2.Budget)
     allow_defaults: bool = False
     user_dataset: research_pb2.UserDataset = field(default_factory=research_pb2.UserDataset)
+    until: research_pb2.StopRule = research_pb2.STOP_RULE_UNSPECIFIED
 
     @classmethod
     def of(cls, request: Any) -> PlanRequest:
@@ -48,7 +50,37 @@ class PlanRequest:
             budget=request.budget,
             allow_defaults=request.allow_defaults,
             user_dataset=request.user_dataset,
+            until=request.until,
         )
+
+
+# Goals that ask for the best result the budget can buy, not just a win over the baseline.
+USE_BUDGET_WORDS = re.compile(
+    r"as (good|high|low|accurate|well) as (possible|it gets|you can)|\bmaximi[sz]e|\bminimi[sz]e|"
+    r"\boptimi[sz]e|\bbest (possible|achievable|score|result|model)|\bas much as\b|\bpush\b|"
+    r"\bstate of the art\b"
+)
+
+
+def stop_rule(
+    goal: str, asked: research_pb2.StopRule, reasons: MutableSequence[str]
+) -> research_pb2.StopRule:
+    """What ends the research before its budget: the user's explicit choice, else the goal's words."""
+    if asked != research_pb2.STOP_RULE_UNSPECIFIED:
+        reasons.append(f"stop rule {_rule_words(asked)!r} was given explicitly")
+        return asked
+    found = USE_BUDGET_WORDS.search(goal.lower())
+    if found:
+        reasons.append(f"the goal asks for the best result ({found.group(0)!r}): the budget is used")
+        return research_pb2.STOP_RULE_USE_BUDGET
+    reasons.append("the goal asks to beat the baseline: the research stops at the first significant win")
+    return research_pb2.STOP_RULE_BEAT_BASELINE
+
+
+def _rule_words(rule: research_pb2.StopRule) -> str:
+    return {research_pb2.STOP_RULE_BEAT_BASELINE: "beat", research_pb2.STOP_RULE_USE_BUDGET: "budget"}.get(
+        rule, "?"
+    )
 
 
 @dataclass
@@ -158,6 +190,8 @@ class Planner:
     def check(self, request: PlanRequest) -> None:
         check_goal(request.goal)
         check_budget(request.budget)
+        if request.until not in research_pb2.StopRule.values():
+            raise InvalidArgument("until", f"unknown stop rule {request.until}")
         seeds = len(self.defaults.seeds)
         if 0 < request.budget.max_experiments < seeds:
             raise InvalidArgument(
@@ -200,6 +234,7 @@ class Planner:
             budget=resolve_budget(request.budget, self.defaults),
             reasons=reasons,
         )
+        plan.until = stop_rule(request.goal, request.until, plan.reasons)
         plan.reasons.append(
             f"evaluated over seeds {list(plan.seeds)} on a held-out {plan.test_fraction:.0%} split"
         )

@@ -73,7 +73,14 @@ MODELS = {
     ),
     "mlp_classifier": lambda seed, **p: neural_network.MLPClassifier(max_iter=500, random_state=seed, **p),
     "mlp_regressor": lambda seed, **p: neural_network.MLPRegressor(max_iter=500, random_state=seed, **p),
+    "hist_gradient_boosting_classifier": lambda seed, **p: ensemble.HistGradientBoostingClassifier(
+        random_state=seed, **p
+    ),
+    "hist_gradient_boosting_regressor": lambda seed, **p: ensemble.HistGradientBoostingRegressor(
+        random_state=seed, **p
+    ),
     "svm_classifier": lambda seed, **p: svm.SVC(probability=True, random_state=seed, **p),
+    "svm_regressor": lambda seed, **p: svm.SVR(**p),
     "knn_classifier": lambda seed, **p: neighbors.KNeighborsClassifier(**p),
     "knn_regressor": lambda seed, **p: neighbors.KNeighborsRegressor(**p),
 }

@@ -202,34 +202,38 @@ class IdeaReviewed(_message.Message):
     def __init__(self, round: _Optional[int] = ..., reviews: _Optional[_Iterable[_Union[_manager_pb2.IdeaReview, _Mapping]]] = ...) -> None: ...
 
 class CodeRequested(_message.Message):
-    __slots__ = ("name", "idea", "job_config", "mounts", "max_attempts", "budget")
+    __slots__ = ("name", "idea", "job_config", "mounts", "max_attempts", "budget", "family")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IDEA_FIELD_NUMBER: _ClassVar[int]
     JOB_CONFIG_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
     name: str
     idea: _idea_pb2.Idea
     job_config: _loop_pb2.JobConfig
     mounts: _containers.RepeatedCompositeFieldContainer[_runner_pb2.DatasetMount]
     max_attempts: int
     budget: _research_pb2.Budget
-    def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ...) -> None: ...
+    family: str
+    def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., family: _Optional[str] = ...) -> None: ...
 
 class CodeOutcome(_message.Message):
-    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint")
+    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CODE_REF_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     name: str
     attempts: int
     problems: _containers.RepeatedScalarFieldContainer[str]
     code_ref: str
     entrypoint: str
-    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ...) -> None: ...
+    origin: _loop_pb2.CodeOrigin
+    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ...) -> None: ...
 
 class ExperimentRequested(_message.Message):
     __slots__ = ("experiment_id", "spec", "kind", "name")

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StartResearchRequest(_message.Message):
-    __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset")
+    __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset", "until")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class StartResearchRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     goal: str
     dataset: str
     metric: str
@@ -28,7 +29,8 @@ class StartResearchRequest(_message.Message):
     request_id: str
     baseline: str
     user_dataset: _research_pb2.UserDataset
-    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., gates: _Optional[_Union[_research_pb2.HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ...) -> None: ...
+    until: _research_pb2.StopRule
+    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., gates: _Optional[_Union[_research_pb2.HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ..., until: _Optional[_Union[_research_pb2.StopRule, str]] = ...) -> None: ...
 
 class GetResearchRequest(_message.Message):
     __slots__ = ("id",)

@@ -35,6 +35,23 @@ class IdeaStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IDEA_STATUS_EVALUATED: _ClassVar[IdeaStatus]
     IDEA_STATUS_FAILED: _ClassVar[IdeaStatus]
     IDEA_STATUS_NOT_RUN: _ClassVar[IdeaStatus]
+    IDEA_STATUS_NOT_BETTER: _ClassVar[IdeaStatus]
+
+class IdeaOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IDEA_ORIGIN_UNSPECIFIED: _ClassVar[IdeaOrigin]
+    IDEA_ORIGIN_LLM: _ClassVar[IdeaOrigin]
+    IDEA_ORIGIN_PORTFOLIO: _ClassVar[IdeaOrigin]
+    IDEA_ORIGIN_EXPLOIT: _ClassVar[IdeaOrigin]
+
+class CodeOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CODE_ORIGIN_UNSPECIFIED: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_TEMPLATE: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_LLM: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_REGISTRY_FALLBACK: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_REGISTRY: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_REUSED: _ClassVar[CodeOrigin]
 
 class ExperimentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -70,6 +87,17 @@ IDEA_STATUS_REVIEWING: IdeaStatus
 IDEA_STATUS_EVALUATED: IdeaStatus
 IDEA_STATUS_FAILED: IdeaStatus
 IDEA_STATUS_NOT_RUN: IdeaStatus
+IDEA_STATUS_NOT_BETTER: IdeaStatus
+IDEA_ORIGIN_UNSPECIFIED: IdeaOrigin
+IDEA_ORIGIN_LLM: IdeaOrigin
+IDEA_ORIGIN_PORTFOLIO: IdeaOrigin
+IDEA_ORIGIN_EXPLOIT: IdeaOrigin
+CODE_ORIGIN_UNSPECIFIED: CodeOrigin
+CODE_ORIGIN_TEMPLATE: CodeOrigin
+CODE_ORIGIN_LLM: CodeOrigin
+CODE_ORIGIN_REGISTRY_FALLBACK: CodeOrigin
+CODE_ORIGIN_REGISTRY: CodeOrigin
+CODE_ORIGIN_REUSED: CodeOrigin
 EXPERIMENT_KIND_UNSPECIFIED: ExperimentKind
 EXPERIMENT_KIND_BASELINE: ExperimentKind
 EXPERIMENT_KIND_TRIAL: ExperimentKind
@@ -188,7 +216,7 @@ class Comparison(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., gain: _Optional[float] = ..., t_statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., bootstrap_low: _Optional[float] = ..., bootstrap_high: _Optional[float] = ..., significant: _Optional[bool] = ..., findings: _Optional[_Iterable[str]] = ..., per_seed: _Optional[_Iterable[_Union[SeedScore, _Mapping]]] = ...) -> None: ...
 
 class LoopIdea(_message.Message):
-    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure")
+    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure", "origin", "parent_id", "family", "code_origin")
     class EvaluationsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +245,10 @@ class LoopIdea(_message.Message):
     BEST_PARAMS_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    CODE_ORIGIN_FIELD_NUMBER: _ClassVar[int]
     idea: _idea_pb2.Idea
     round: int
     review: _manager_pb2.IdeaReview
@@ -231,7 +263,11 @@ class LoopIdea(_message.Message):
     best_params: _containers.MessageMap[str, ParamValue]
     evaluation: Comparison
     failure: str
-    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ...) -> None: ...
+    origin: IdeaOrigin
+    parent_id: str
+    family: str
+    code_origin: CodeOrigin
+    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ..., origin: _Optional[_Union[IdeaOrigin, str]] = ..., parent_id: _Optional[str] = ..., family: _Optional[str] = ..., code_origin: _Optional[_Union[CodeOrigin, str]] = ...) -> None: ...
 
 class BaselineResult(_message.Message):
     __slots__ = ("mean", "std", "experiments", "validation")
@@ -293,7 +329,7 @@ class LoopFailure(_message.Message):
     def __init__(self, idea_id: _Optional[str] = ..., title: _Optional[str] = ..., round: _Optional[int] = ..., what: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ResearchLoop(_message.Message):
-    __slots__ = ("schema", "phase", "round", "started_at", "experiments", "ideas", "queue", "decisions", "rounds_without_progress", "consecutive_failures", "job_config", "mounts", "baseline_code", "baseline", "best", "failures", "stop_reason", "failed", "escalated", "round_closed", "gain_at_round_start")
+    __slots__ = ("schema", "phase", "round", "started_at", "experiments", "ideas", "queue", "decisions", "rounds_without_progress", "consecutive_failures", "job_config", "mounts", "baseline_code", "baseline", "best", "failures", "stop_reason", "failed", "escalated", "round_closed", "gain_at_round_start", "exploits")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +351,7 @@ class ResearchLoop(_message.Message):
     ESCALATED_FIELD_NUMBER: _ClassVar[int]
     ROUND_CLOSED_FIELD_NUMBER: _ClassVar[int]
     GAIN_AT_ROUND_START_FIELD_NUMBER: _ClassVar[int]
+    EXPLOITS_FIELD_NUMBER: _ClassVar[int]
     schema: int
     phase: LoopPhase
     round: int
@@ -336,4 +373,5 @@ class ResearchLoop(_message.Message):
     escalated: bool
     round_closed: int
     gain_at_round_start: float
-    def __init__(self, schema: _Optional[int] = ..., phase: _Optional[_Union[LoopPhase, str]] = ..., round: _Optional[int] = ..., started_at: _Optional[float] = ..., experiments: _Optional[_Iterable[_Union[LoopExperiment, _Mapping]]] = ..., ideas: _Optional[_Iterable[_Union[LoopIdea, _Mapping]]] = ..., queue: _Optional[_Iterable[str]] = ..., decisions: _Optional[_Iterable[_Union[LoopDecision, _Mapping]]] = ..., rounds_without_progress: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., job_config: _Optional[_Union[JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., baseline_code: _Optional[str] = ..., baseline: _Optional[_Union[BaselineResult, _Mapping]] = ..., best: _Optional[_Union[BestIdea, _Mapping]] = ..., failures: _Optional[_Iterable[_Union[LoopFailure, _Mapping]]] = ..., stop_reason: _Optional[str] = ..., failed: _Optional[bool] = ..., escalated: _Optional[bool] = ..., round_closed: _Optional[int] = ..., gain_at_round_start: _Optional[float] = ...) -> None: ...
+    exploits: int
+    def __init__(self, schema: _Optional[int] = ..., phase: _Optional[_Union[LoopPhase, str]] = ..., round: _Optional[int] = ..., started_at: _Optional[float] = ..., experiments: _Optional[_Iterable[_Union[LoopExperiment, _Mapping]]] = ..., ideas: _Optional[_Iterable[_Union[LoopIdea, _Mapping]]] = ..., queue: _Optional[_Iterable[str]] = ..., decisions: _Optional[_Iterable[_Union[LoopDecision, _Mapping]]] = ..., rounds_without_progress: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., job_config: _Optional[_Union[JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., baseline_code: _Optional[str] = ..., baseline: _Optional[_Union[BaselineResult, _Mapping]] = ..., best: _Optional[_Union[BestIdea, _Mapping]] = ..., failures: _Optional[_Iterable[_Union[LoopFailure, _Mapping]]] = ..., stop_reason: _Optional[str] = ..., failed: _Optional[bool] = ..., escalated: _Optional[bool] = ..., round_closed: _Optional[int] = ..., gain_at_round_start: _Optional[float] = ..., exploits: _Optional[int] = ...) -> None: ...

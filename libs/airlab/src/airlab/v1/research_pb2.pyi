@@ -28,6 +28,12 @@ class MetricDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     METRIC_DIRECTION_MAXIMIZE: _ClassVar[MetricDirection]
     METRIC_DIRECTION_MINIMIZE: _ClassVar[MetricDirection]
 
+class StopRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STOP_RULE_UNSPECIFIED: _ClassVar[StopRule]
+    STOP_RULE_BEAT_BASELINE: _ClassVar[StopRule]
+    STOP_RULE_USE_BUDGET: _ClassVar[StopRule]
+
 class HumanGates(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     HUMAN_GATES_UNSPECIFIED: _ClassVar[HumanGates]
@@ -46,6 +52,9 @@ RESEARCH_STATE_CANCELLED: ResearchState
 METRIC_DIRECTION_UNSPECIFIED: MetricDirection
 METRIC_DIRECTION_MAXIMIZE: MetricDirection
 METRIC_DIRECTION_MINIMIZE: MetricDirection
+STOP_RULE_UNSPECIFIED: StopRule
+STOP_RULE_BEAT_BASELINE: StopRule
+STOP_RULE_USE_BUDGET: StopRule
 HUMAN_GATES_UNSPECIFIED: HumanGates
 HUMAN_GATES_OFF: HumanGates
 HUMAN_GATES_PLAN: HumanGates
@@ -64,7 +73,7 @@ class Budget(_message.Message):
     def __init__(self, max_experiments: _Optional[int] = ..., max_wall_seconds: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons", "dataset_source", "dataset_target")
+    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons", "dataset_source", "dataset_target", "until")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +85,7 @@ class Plan(_message.Message):
     REASONS_FIELD_NUMBER: _ClassVar[int]
     DATASET_SOURCE_FIELD_NUMBER: _ClassVar[int]
     DATASET_TARGET_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     task: str
     metric: str
@@ -87,7 +97,8 @@ class Plan(_message.Message):
     reasons: _containers.RepeatedScalarFieldContainer[str]
     dataset_source: str
     dataset_target: str
-    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., dataset_source: _Optional[str] = ..., dataset_target: _Optional[str] = ...) -> None: ...
+    until: StopRule
+    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., dataset_source: _Optional[str] = ..., dataset_target: _Optional[str] = ..., until: _Optional[_Union[StopRule, str]] = ...) -> None: ...
 
 class UserDataset(_message.Message):
     __slots__ = ("source", "target", "task")
@@ -110,7 +121,7 @@ class Question(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Research(_message.Message):
-    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset")
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset", "until_hint")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +143,7 @@ class Research(_message.Message):
     AWAITING_FIELD_NUMBER: _ClassVar[int]
     AWAITING_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_HINT_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: ResearchState
@@ -153,7 +165,8 @@ class Research(_message.Message):
     awaiting: str
     awaiting_idea_id: str
     user_dataset: UserDataset
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ...) -> None: ...
+    until_hint: StopRule
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
     __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds")

@@ -7,7 +7,9 @@ from airlab_manager.loop import baseline, evaluation, runs
 from airlab_manager.loop.step import BASELINE, Step, find_idea
 
 
-def code_request(step: Step, name: str, idea: idea_pb2.Idea | None) -> events_pb2.CodeRequested:
+def code_request(
+    step: Step, name: str, idea: idea_pb2.Idea | None, family: str = ""
+) -> events_pb2.CodeRequested:
     budget = step.plan.budget
     request = events_pb2.CodeRequested(
         name=name,
@@ -15,6 +17,7 @@ def code_request(step: Step, name: str, idea: idea_pb2.Idea | None) -> events_pb
         mounts=step.loop.mounts,
         max_attempts=step.rules.code_attempts,
         budget=research_pb2.Budget(max_tokens=budget.max_tokens, max_cost_usd=budget.max_cost_usd),
+        family=family,
     )
     if idea is not None:
         request.idea.CopyFrom(idea)
@@ -26,7 +29,7 @@ def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
     step.loop.phase = loop_pb2.LOOP_PHASE_CODING
     step.research.state = research_pb2.RESEARCH_STATE_RUNNING
     step.research.state_reason = f"coding idea {idea.idea.title!r}"
-    step.emit("code.requested", code_request(step, idea.idea.id, idea.idea))
+    step.emit("code.requested", code_request(step, idea.idea.id, idea.idea, idea.family))
 
 
 def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
@@ -38,6 +41,7 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
         return False
     idea.code_attempts = outcome.attempts
     idea.code_problems[:] = outcome.problems
+    idea.code_origin = outcome.origin
     if not ok:
         problems = " | ".join(outcome.problems)[-600:]
         evaluation.idea_failed(step, idea, f"no working code after {outcome.attempts} attempt(s): {problems}")

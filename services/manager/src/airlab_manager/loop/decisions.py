@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
-from airlab_manager.loop import budget, coding, report
+from airlab_manager.loop import budget, coding, exploit, portfolio, report
 from airlab_manager.loop.step import Step, find_idea
 
 
@@ -35,7 +35,10 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
-    return deciding.decide(step.loop, step.plan, spend, step.rules, ask_people=ask_people)
+    can_exploit = step.rules.exploit and exploit.target(step.loop) is not None
+    return deciding.decide(
+        step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
+    )
 
 
 def _close_round(loop: loop_pb2.ResearchLoop) -> None:
@@ -69,6 +72,15 @@ def next_step(step: Step) -> None:
             events_pb2.ResearchAwaitingApproval(subject="continue", reason=reason),
         )
         return
+    _go_on(step)
+
+
+def _go_on(step: Step) -> None:
+    """After a decision to continue: the next queued idea, the portfolio (first round), more search on
+    the best idea (once rounds of ideas stopped bringing progress), or a new round of ideas."""
+    loop, research = step.loop, step.research
+    if not loop.queue and loop.round == 0:
+        portfolio.start(step)
     if loop.queue:
         idea = find_idea(loop, loop.queue.pop(0))
         assert idea is not None, "a queued idea is always stored"
@@ -89,6 +101,9 @@ def next_step(step: Step) -> None:
             )
             return
         coding.code_idea(step, idea)
+        return
+    stale = loop.rounds_without_progress >= step.rules.patience_rounds
+    if stale and exploit.start(step):
         return
     _ask_for_ideas(step)
 

@@ -39,6 +39,8 @@ def evaluated(step: Step, body: events_pb2.EvaluationCompleted) -> bool:
     loop.consecutive_failures = 0
     best = loop.best
     if not loop.HasField("best") or (result.significant, result.gain) > (best.significant, best.gain):
+        if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and result.significant:
+            loop.rounds_without_progress = 0  # a new best to build on: the idea agent gets another round
         loop.best.CopyFrom(
             loop_pb2.BestIdea(
                 idea_id=idea.idea.id,

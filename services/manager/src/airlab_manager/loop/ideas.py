@@ -39,7 +39,10 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
     for idea in body.ideas:
         verdict = review(step.plan, loop, idea, step.context.novelty.get(idea.id, Novelty()))
         status = loop_pb2.IDEA_STATUS_APPROVED if verdict.approved else loop_pb2.IDEA_STATUS_REJECTED
-        loop.ideas.append(loop_pb2.LoopIdea(idea=idea, round=loop.round, review=verdict, status=status))
+        origin = loop_pb2.IDEA_ORIGIN_LLM
+        loop.ideas.append(
+            loop_pb2.LoopIdea(idea=idea, round=loop.round, review=verdict, status=status, origin=origin)
+        )
         reviews.append(verdict)
         if verdict.approved:
             loop.queue.append(idea.id)

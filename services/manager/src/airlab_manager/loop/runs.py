@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2, runner_pb2
 from airlab_manager import search
-from airlab_manager.loop import baseline, budget, evaluation
+from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit
 from airlab_manager.loop.step import FAILED, FINISHED, REQUESTED, Step, all_done, experiments_of, find_idea
 
 
@@ -64,7 +64,8 @@ def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
 
 def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     space = idea.idea.search_space
-    trials = experiments_of(step.loop, idea.trials)
+    # An exploit step's TPE is told every trial of the ideas it continues, too.
+    trials = experiments_of(step.loop, exploit.history(step.loop, idea))
     done = [
         (experiments.plain_params(x.params), x.validation if x.HasField("validation") else None)
         for x in trials
@@ -98,6 +99,13 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         return
     pick = max if step.maximize else min
     best = pick(scored, key=lambda x: x.validation)
+    if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and not exploit.improved(step, idea, best):
+        idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
+        idea.failure = (
+            f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
+        )
+        decisions.next_step(step)
+        return
     idea.best_trial = best.id
     idea.best_params.clear()
     for name, value in best.params.items():
