@@ -96,7 +96,11 @@ def check_report_against_results(workspace: Path, research: research_pb2.Researc
 
 def test_a_small_research_on_digits_runs_end_to_end_with_the_local_model(services, llama_server, tmp_path):
     workspace = tmp_path / "ws"
-    env = {"AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}), "AIRLAB_WORKSPACE": str(workspace)}
+    env = {
+        "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
+        "AIRLAB_WORKSPACE": str(workspace),
+        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",  # the LLM's ideas and code are what this test is about
+    }
     lab_processes = start_lab(services, env)
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
         lab = lab_pb2_grpc.LabServiceStub(channel)
@@ -146,6 +150,8 @@ def fake_env(fake_llm: FakeOpenAIServer, workspace: Path, **extra: str) -> dict[
         "AIRLAB_LLM_URLS": json.dumps({"local-cpu": fake_llm.url}),
         "AIRLAB_WORKSPACE": str(workspace),
         "AIRLAB_RESEARCH__PATIENCE_ROUNDS": "1",
+        # These tests follow the LLM's idea through the loop; the portfolio has its own.
+        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",
         **extra,
     }
 
@@ -253,7 +259,9 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
 
 
 def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
-    """A CSV file with a header row and a label column, mounted read-only into every experiment."""
+    """A CSV file with a header row and a label column, mounted read-only into every experiment, with a
+    text column and missing cells (imputed and encoded inside each model's pipeline). The first round is
+    the portfolio: its code comes from the template's registry, not from the LLM."""
     import csv as csv_module
 
     from sklearn.datasets import load_wine
@@ -262,12 +270,12 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     csv = tmp_path / "my-wine.csv"
     with csv.open("w", newline="") as handle:
         writer = csv_module.writer(handle)
-        writer.writerow([*wine.feature_names, "cultivar"])
-        writer.writerows(
-            [*row, f"kind-{label}"] for row, label in zip(wine.data.tolist(), wine.target, strict=True)
-        )
+        writer.writerow([*wine.feature_names, "region", "cultivar"])
+        for n, (row, label) in enumerate(zip(wine.data.tolist(), wine.target, strict=True)):
+            cells = ["" if (n + i) % 17 == 0 else value for i, value in enumerate(row)]  # missing cells
+            writer.writerow([*cells, ("north", "south", "NA")[n % 3], f"kind-{label}"])
     workspace = tmp_path / "ws"
-    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace, AIRLAB_RESEARCH__PORTFOLIO_SHARE="0.5"))
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
         lab = lab_pb2_grpc.LabServiceStub(channel)
         research = lab.StartResearch(
@@ -298,6 +306,10 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     assert summary["baseline"]["mean"] > 0.9
     # The idea's smoke run and experiments read the same mounted file.
     assert [i["status"] for i in summary["ideas"]] == ["evaluated"]
+    idea = summary["ideas"][0]
+    assert (idea["origin"], idea["code_origin"]) == ("portfolio", "template registry")
+    markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
+    assert "| portfolio | template registry |" in markdown
 
 
 def test_every_experiment_waits_for_a_person_under_that_gate(services, fake_llm, tmp_path):

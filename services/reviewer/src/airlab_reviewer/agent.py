@@ -128,6 +128,13 @@ class Reviewer:
                 "change": idea.idea.change,
                 "approved": review.approved,
                 "status": words(loop_pb2.IdeaStatus.Name(idea.status), "IDEA_STATUS_"),
+                "origin": ORIGIN_WORDS.get(idea.origin, "-"),
+                "code_origin": (
+                    f"LLM (attempt {idea.code_attempts})"
+                    if idea.code_origin == loop_pb2.CODE_ORIGIN_LLM
+                    else CODE_WORDS.get(idea.code_origin, "-")
+                ),
+                "code_attempts": idea.code_attempts,
                 "trials": len(idea.trials),
                 "evaluation": evaluation,
                 "params": plain(idea.best_params) if idea.best_params else None,
@@ -169,6 +176,14 @@ class Reviewer:
         if best is not None and best["code_ref"]:
             best_code = self.artifacts.get(best["code_ref"] + "train.py").decode(errors="replace")
         failures = [f"{f.title or f.what}: {f.error}" for f in loop.failures]
+        # Drafts that failed their checks, also when a later attempt or the registry fallback worked.
+        failures += [
+            f"{idea.idea.title}: code draft rejected: {problem[:300]}"
+            for idea in loop.ideas
+            if idea.status != loop_pb2.IDEA_STATUS_FAILED
+            for problem in idea.code_problems
+            if not problem.endswith("built from the template's model registry")
+        ]
         failures += [
             f"experiment {e.id} ({words(loop_pb2.ExperimentKind.Name(e.kind), 'EXPERIMENT_KIND_')} of "
             f"{e.name}): {e.reason}"
@@ -337,6 +352,20 @@ class Reviewer:
                 figure,
             )
         return plots
+
+
+ORIGIN_WORDS = {
+    loop_pb2.IDEA_ORIGIN_LLM: "idea agent (LLM)",
+    loop_pb2.IDEA_ORIGIN_PORTFOLIO: "portfolio",
+    loop_pb2.IDEA_ORIGIN_EXPLOIT: "exploit (more search)",
+}
+CODE_WORDS = {
+    loop_pb2.CODE_ORIGIN_TEMPLATE: "template",
+    loop_pb2.CODE_ORIGIN_LLM: "LLM",
+    loop_pb2.CODE_ORIGIN_REGISTRY: "template registry",
+    loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK: "registry fallback (LLM drafts failed)",
+    loop_pb2.CODE_ORIGIN_REUSED: "reused",
+}
 
 
 def words(enum_name: str, prefix: str) -> str:

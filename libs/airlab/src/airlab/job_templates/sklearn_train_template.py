@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from sklearn import (
+    compose,
     datasets,
     decomposition,
     ensemble,
+    impute,
     linear_model,
     naive_bayes,
     neighbors,
@@ -36,7 +38,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 from sklearn.model_selection import train_test_split
 
 CONFIG = {
-    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | csv
+    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | hastie | friedman1 | csv
     "csv_path": "",  # for "csv": the file, mounted read-only
     "target": "",  # for "csv": the label column
     "task": "classification",  # classification | regression
@@ -51,11 +53,24 @@ CONFIG = {
     "learning_curve": False,  # also fit on growing fractions of train and log validation scores
     "save_model": True,
 }
+def hastie(return_X_y: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A nonlinear classification problem, the same 2000 samples every time."""
+    x, y = datasets.make_hastie_10_2(n_samples=2000, random_state=0)
+    return x, (y > 0).astype(int)
+
+
+def friedman1(return_X_y: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A nonlinear regression problem, the same 2000 samples every time."""
+    return datasets.make_friedman1(n_samples=2000, noise=1.0, random_state=0)
+
+
 LOADERS = {
     "digits": datasets.load_digits,
     "breast_cancer": datasets.load_breast_cancer,
     "wine": datasets.load_wine,
     "diabetes": datasets.load_diabetes,
+    "hastie": hastie,
+    "friedman1": friedman1,
 }
 MODELS = {
     "logistic_regression": lambda seed, **p: linear_model.LogisticRegression(
@@ -109,20 +124,84 @@ def settings() -> dict:
     return config
 
 
-def load(config: dict) -> tuple[np.ndarray, np.ndarray]:
+MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
+# A text column with more distinct values than this is free text, not a category.
+MAX_CATEGORIES = 100
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def as_float(values):
+    """Numeric columns of a CSV travel as objects (so they sit beside text ones): make them floats."""
+    return np.asarray(values, dtype=float)
+
+
+def load(config: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Features, labels and the indices of the categorical feature columns (empty for built-in data). A
+    CSV's missing cells (empty, NA, ?, ...) become NaN; text columns are categories, encoded inside the
+    model's pipeline, fitted on the training part only."""
     if config["dataset"] != "csv":
-        return LOADERS[config["dataset"]](return_X_y=True)
-    with open(config["csv_path"], newline="") as handle:
+        x, y = LOADERS[config["dataset"]](return_X_y=True)
+        return x, y, []
+    path, target = config["csv_path"], config["target"]
+    with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    if not rows or config["target"] not in rows[0]:
-        raise SystemExit(f"{config['csv_path']}: no column {config['target']!r}")
-    features = [name for name in rows[0] if name != config["target"]]
-    x = np.array([[float(row[name]) for name in features] for row in rows])
-    labels = [row[config["target"]] for row in rows]
+    if not rows or target not in rows[0]:
+        raise SystemExit(f"{path}: no column {target!r} (the label column)")
+    features = [name for name in rows[0] if name != target]
+    if not features:
+        raise SystemExit(f"{path}: no feature columns beside the label column {target!r}")
+    columns, categorical = [], []
+    for index, name in enumerate(features):
+        cells = [(row[name] or "").strip() for row in rows]
+        present = [c for c in cells if c.lower() not in MISSING]
+        if all(_number(c) is not None for c in present):
+            columns.append([_number(c) if c.lower() not in MISSING else math.nan for c in cells])
+            continue
+        distinct = len(set(present))
+        if distinct > MAX_CATEGORIES:
+            raise SystemExit(
+                f"{path}: column {name!r} looks like free text ({distinct} distinct values, more than "
+                f"{MAX_CATEGORIES}): drop it or encode it before the research"
+            )
+        categorical.append(index)
+        columns.append([c if c.lower() not in MISSING else math.nan for c in cells])
+    x = np.array(columns, dtype=object).T if categorical else np.array(columns, dtype=float).T
+    labels = [(row[target] or "").strip() for row in rows]
+    if any(label.lower() in MISSING for label in labels):
+        raise SystemExit(f"{path}: the label column {target!r} has missing values: drop those rows first")
     if config["task"] == "classification":
         classes = sorted(set(labels))
-        return x, np.array([classes.index(label) for label in labels])
-    return x, np.array([float(label) for label in labels])
+        if len(classes) < 2:
+            raise SystemExit(f"{path}: the label column {target!r} has one class only: nothing to classify")
+        return x, np.array([classes.index(label) for label in labels]), categorical
+    numbers = [_number(label) for label in labels]
+    if any(n is None for n in numbers):
+        raise SystemExit(f"{path}: the label column {target!r} is not numeric, but the task is regression")
+    return x, np.array(numbers, dtype=float), categorical
+
+
+def with_preparation(model, x: np.ndarray, categorical: list[int]):
+    """`model` behind the imputation and one-hot encoding a CSV with missing cells or text needs."""
+    if not categorical and not np.isnan(np.asarray(x, dtype=float)).any():
+        return model
+    numeric = [i for i in range(x.shape[1]) if i not in categorical]
+    steps = [
+        ("numbers", pipeline.make_pipeline(
+            preprocessing.FunctionTransformer(as_float), impute.SimpleImputer(strategy="median")
+        ), numeric),
+        ("categories", pipeline.make_pipeline(
+            impute.SimpleImputer(strategy="constant", fill_value="(missing)"),
+            preprocessing.OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+        ), categorical),
+    ]  # fmt: skip
+    prepare = compose.ColumnTransformer([s for s in steps if s[2]])
+    return pipeline.make_pipeline(prepare, model)
 
 
 def predictions(metric: str, model, x) -> np.ndarray:
@@ -153,7 +232,7 @@ def main() -> None:
     config = settings()
     seed, metric = int(config["seed"]), config["metric"]
     classification = config["task"] == "classification"
-    x, y = load(config)
+    x, y, categorical = load(config)
     x_dev, x_test, y_dev, y_test = train_test_split(
         x, y, test_size=config["test_fraction"], random_state=config["split_seed"],
         stratify=y if classification else None,
@@ -172,12 +251,13 @@ def main() -> None:
         with open("metrics.jsonl", "a") as handle:
             for step, fraction in enumerate((0.25, 0.5, 0.75)):
                 count = max(int(len(x_train) * fraction), 10)
-                partial = build_model(config["params"], seed).fit(x_train[:count], y_train[:count])
+                partial = with_preparation(build_model(config["params"], seed), x, categorical)
+                partial.fit(x_train[:count], y_train[:count])
                 value = score(metric, y_val, predictions(metric, partial, x_val))
                 handle.write(
                     json.dumps({"step": step, "train_samples": count, f"val_{metric}": value}) + "\n"
                 )
-    model = build_model(config["params"], seed)
+    model = with_preparation(build_model(config["params"], seed), x, categorical)
     model.fit(x_train, y_train)
     validation = score(metric, y_val, predictions(metric, model, x_val))
     test_predicted = predictions(metric, model, x_test)
