@@ -53,6 +53,8 @@ CONFIG = {
     "learning_curve": False,  # also fit on growing fractions of train and log validation scores
     "save_model": True,
 }
+
+
 def hastie(return_X_y: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A nonlinear classification problem, the same 2000 samples every time."""
     x, y = datasets.make_hastie_10_2(n_samples=2000, random_state=0)
