@@ -51,7 +51,14 @@ def test_a_goal_without_a_dataset_becomes_a_question_unless_defaults_are_allowed
     outcome = planner.plan(PlanRequest(goal="make the model better"))
     assert outcome.plan is None
     assert [q.key for q in outcome.questions] == ["dataset"]
-    assert set(outcome.questions[0].options) == {"digits", "breast_cancer", "wine", "diabetes"}
+    assert set(outcome.questions[0].options) == {
+        "digits",
+        "breast_cancer",
+        "wine",
+        "diabetes",
+        "hastie",
+        "friedman1",
+    }
     assumed = planner.plan(PlanRequest(goal="make the model better", allow_defaults=True)).plan
     assert assumed.dataset == "digits"
     assert any("assumed" in reason for reason in assumed.reasons)
@@ -133,3 +140,20 @@ def test_a_bad_user_dataset_names_the_field(planner, dataset, metric, field):
     with pytest.raises(InvalidArgument) as error:
         planner.check(PlanRequest(goal="g", user_dataset=dataset, metric=metric))
     assert str(error.value).startswith(field)
+
+
+def test_the_goal_says_whether_to_stop_at_a_win_or_use_the_budget():
+    from airlab.v1 import research_pb2
+    from airlab_manager.planner import stop_rule
+
+    beat, budget = research_pb2.STOP_RULE_BEAT_BASELINE, research_pb2.STOP_RULE_USE_BUDGET
+    for goal, rule in [
+        ("beat the logistic-regression baseline on digits", beat),
+        ("get the best accuracy you can on hastie", budget),
+        ("minimise the rmse on friedman1", budget),
+        ("as good as possible on wine", budget),
+    ]:
+        reasons: list[str] = []
+        assert stop_rule(goal, research_pb2.STOP_RULE_UNSPECIFIED, reasons) == rule, goal
+        assert reasons
+    assert stop_rule("minimise the rmse", beat, []) == beat  # the user's explicit choice wins

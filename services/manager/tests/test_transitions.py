@@ -469,29 +469,30 @@ def test_the_first_round_is_the_portfolio_coded_from_the_registry_without_the_ll
         "l2_regularization",
     }
     assert request.idea.search_space["max_iter"].integer
-    # 40 - 3 baseline runs = 37; half of it at 4 trials + 2 evaluation runs each: 3 families.
+    # 40 - 3 baseline runs = 37; half of it at 2 trials + 2 evaluation runs each: 4 families.
     families = [i.family for i in lab.state.ideas]
-    assert families == ["hist_gradient_boosting", "random_forest", "svm"]
+    assert families == ["hist_gradient_boosting", "random_forest", "svm", "mlp"]
     assert all(i.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO for i in lab.state.ideas)
     outcome = events_pb2.CodeOutcome(
         name=request.name, attempts=1, code_ref="p/", origin=loop_pb2.CODE_ORIGIN_REGISTRY
     )
-    lab.send("code.ready", outcome)
+    events = lab.send("code.ready", outcome)
     assert lab.state.ideas[0].code_origin == loop_pb2.CODE_ORIGIN_REGISTRY
+    assert lab.state.ideas[0].trial_budget == 2 and len(lab.requested(events)) == 2
 
 
 def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
     lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False)
     lab.through_baseline()
     events: list[events_pb2.Event] = []
-    for n in range(3):
+    for n in range(4):
         idea_id = lab.state.ideas[n].idea.id
         lab.send("code.ready", events_pb2.CodeOutcome(name=idea_id, attempts=1, code_ref=f"p{n}/"))
         events = evaluate(lab, idea_id, gain=0.01 * (n + 1), significant=n == 1)
     assert lab.types(events)[-1] == "idea.requested"
     request = body_of(events[-1])
     assert (
-        request.round == 2 and len(request.results) == 3 and "Random forest (portfolio)" in request.results[1]
+        request.round == 2 and len(request.results) == 4 and "Random forest (portfolio)" in request.results[1]
     )
     assert lab.state.best.idea_id == lab.state.ideas[1].idea.id  # the significant one, not the largest gain
 

@@ -119,6 +119,9 @@ class ResearchDefaults(BaseModel):
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family
     # runs when it is on.
     portfolio_share: float = Field(default=0.5, ge=0, le=1)
+    # Search trials of each portfolio family: few, to try more families; exploit steps search the best
+    # one further.
+    portfolio_trials: int = Field(default=2, ge=1, le=200)
     code_attempts: int = Field(default=3, ge=1, le=10)
     # Ask a person after this many ideas in a row failed to become working code.
     escalate_after_failures: int = Field(default=3, ge=1, le=100)

@@ -56,9 +56,9 @@ class PlanRequest:
 
 # Goals that ask for the best result the budget can buy, not just a win over the baseline.
 USE_BUDGET_WORDS = re.compile(
-    r"as (good|high|low|accurate|well) as (possible|it gets|you can)|\bmaximi[sz]e|\bminimi[sz]e|"
-    r"\boptimi[sz]e|\bbest (possible|achievable|score|result|model)|\bas much as\b|\bpush\b|"
-    r"\bstate of the art\b"
+    r"as (good|high|low|accurate|well) as (possible|it gets|you can|we can)|\bmaximi[sz]e|\bminimi[sz]e|"
+    r"\boptimi[sz]e|\bbest (possible|achievable|score|result|model)|\bbest [a-z0-9_ -]{0,30}"
+    r"(you|we|i) can\b|\b(highest|lowest)\b|\bas much as\b|\bpush\b|\bstate of the art\b"
 )
 
 

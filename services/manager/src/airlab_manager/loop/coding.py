@@ -49,7 +49,12 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     idea.code_ref = outcome.code_ref
     # The evaluation needs one run per further seed: the search gets what is left after them.
     left = step.plan.budget.max_experiments - len(step.loop.experiments) - (len(step.plan.seeds) - 1)
-    idea.trial_budget = max(0, min(step.rules.trials_per_idea, left))
+    trials = (
+        step.rules.portfolio_trials
+        if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO
+        else step.rules.trials_per_idea
+    )
+    idea.trial_budget = max(0, min(trials, left))
     if idea.trial_budget < 1:
         evaluation.idea_failed(step, idea, "the experiment budget ran out before it could run", count=False)
         return True

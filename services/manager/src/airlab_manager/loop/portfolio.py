@@ -18,7 +18,7 @@ def families(step: Step) -> list[domain.ModelFamily]:
     share = step.rules.portfolio_share
     if share <= 0:
         return []
-    task, cost = step.plan.task, step.rules.trials_per_idea + len(step.plan.seeds) - 1
+    task, cost = step.plan.task, step.rules.portfolio_trials + len(step.plan.seeds) - 1
     fitting = [
         domain.MODEL_FAMILIES[name]
         for name in domain.PORTFOLIO

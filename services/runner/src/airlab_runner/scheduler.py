@@ -1,0 +1,127 @@
+"""Starting queued jobs on this host: oldest first, within the concurrency limit, each in a CPU slot of its
+own and with the GPUs it asked for leased, then running it through the executor and recording its end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+from pathlib import Path
+
+from airlab.llm.vllm import VllmSleeper
+from airlab_runner.executor import Executor, Outcome, Run
+from airlab_runner.feed import Feed
+from airlab_runner.gpus import GpuLeases
+from airlab_runner.jobstore import JobStore, job_of, queue_order
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        jobs: JobStore,
+        executor: Executor,
+        *,
+        host: str,
+        work_root: Path,
+        max_concurrent: int,
+        poll_seconds: float,
+        sleeper: VllmSleeper | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.executor = executor
+        self.host = host
+        self.work_root = work_root
+        self.max_concurrent = max_concurrent
+        self.poll_seconds = poll_seconds
+        self.sleeper = sleeper
+        self.leases: GpuLeases | None = None
+        # What runs here now, by job id: its update feed, its cancel flag, its task and its CPU slot.
+        self.feeds: dict[str, Feed] = {}
+        self.cancels: dict[str, threading.Event] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.slots: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look at the queue now (a job was queued, or one ended)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Start queued jobs, oldest first, within the concurrency limit and free GPUs, until stopped."""
+        while not self._stopping:
+            try:
+                await self._schedule()
+            except Exception:
+                log.exception("scheduling failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop starting jobs; cancel running ones (they are reported cancelled)."""
+        self._stopping = True
+        self._wake.set()
+        for event in self.cancels.values():
+            event.set()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=timeout)
+
+    async def _schedule(self) -> None:
+        jobs = await self.jobs.all()
+        by_id = {job.id: job for job, _ in jobs}
+        for job_id in queue_order([job for job, _ in jobs]):
+            if len(self.tasks) >= self.max_concurrent or self._stopping:
+                return
+            job = by_id[job_id]
+            gpus: list[str] = []
+            if job.spec.resources.gpus and job.spec.backend != "kubernetes":  # a cluster places its own GPUs
+                assert self.leases is not None
+                acquired = await self.leases.try_acquire(job_id, job.spec.resources.gpus)
+                if acquired is None:
+                    continue  # wait for GPUs; jobs behind it that fit may start
+                gpus = acquired
+            if not await self.jobs.claim(job_id, gpus, self.host):
+                if self.leases is not None:
+                    await self.leases.release(job_id, gpus)
+                continue
+            self.slots[job_id] = min(set(range(self.max_concurrent)) - set(self.slots.values()))
+            self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
+
+    async def _execute(self, job_id: str, gpus: list[str]) -> None:
+        feed = self.feeds[job_id] = Feed()
+        cancel = self.cancels[job_id] = threading.Event()
+        data = await self.jobs.data(job_id)
+        job, attempt = job_of(data), int(data.get("attempts", 1))
+        if data.get("cancel_requested"):
+            cancel.set()
+        run = Run(job, attempt, self.work_root / job_id, gpus, self.slots[job_id], feed, cancel)
+        heartbeat: asyncio.Task[None] | None = None
+        woken: list[str] = []
+        try:
+            if gpus and self.leases is not None:
+                heartbeat = asyncio.create_task(self.executor.heartbeat(self.leases, job_id, gpus, cancel))
+            if gpus and self.sleeper is not None:
+                woken = await self.sleeper.sleep(gpus)
+            outcome = await self.executor.execute(run)
+        except Exception as exc:
+            log.exception("job failed in the runner", extra={"job_id": job_id})
+            outcome = Outcome(None, f"runner error: {type(exc).__name__}: {exc}", "error")
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+            if woken and self.sleeper is not None:
+                await self.sleeper.wake(woken)
+            if gpus and self.leases is not None:
+                await self.leases.release(job_id, gpus)
+        final = await self.jobs.finish(job_id, attempt, outcome.kind, outcome.reason, outcome.result)
+        await feed.close(final)
+        del self.feeds[job_id], self.cancels[job_id]
+        self.tasks.pop(job_id, None)
+        self.slots.pop(job_id, None)
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        self._wake.set()
