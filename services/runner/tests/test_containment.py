@@ -1,9 +1,13 @@
 """Hostile jobs through the runner service, on the local sandbox and on the docker sandbox (a real
 dockerd): each is contained and reported."""
 
+import ast
 import os
 import socket
+import sys
+from pathlib import Path
 
+import grpc
 import pytest
 
 from airlab.v1 import runner_pb2
@@ -113,3 +117,68 @@ def test_hostile_job_is_contained_and_reported(stub, backend, name):
         and not os.path.exists("/usr/owned")
         and not os.path.exists("/airlab-owned")
     )
+
+
+# -- the host's files ----------------------------------------------------------------------------------------
+
+READ_HOST = b"""
+import os
+for path in ('/etc/shadow', '/root', '/data/world.csv'):
+    try:
+        print('READ', path, sorted(os.listdir(path)) if os.path.isdir(path) else open(path).read().strip())
+    except OSError as e:
+        print('refused', path, e.errno)
+print('uid', os.getuid())
+"""
+
+
+def test_root_only_and_system_files_cannot_be_mounted(stub, backend, tmp_path):
+    """What a job may read is checked when the spec arrives: system paths, files only their owner may
+    read, and world-readable symlinks to either, are refused naming the field."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text(f"label\n{SECRET}\n")
+    secret.chmod(0o600)
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(secret)
+    system_link = tmp_path / "shadow.csv"
+    system_link.symlink_to("/etc/shadow")
+    for source, why in [
+        ("/etc/shadow", "system path"),
+        ("/root", "system path"),
+        (str(secret), "not readable by every user"),
+        (str(link), "not readable by every user"),
+        (str(system_link), "system path"),
+    ]:
+        job_spec = spec(READ_HOST, f"mount-{abs(hash(source))}")
+        job_spec.backend = backend
+        job_spec.datasets.add(source=source, target="/data/x.csv")
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Submit(runner_pb2.SubmitRequest(spec=job_spec))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, source
+        assert "spec.datasets[0].source" in refused.value.details() and why in refused.value.details()
+
+
+def test_a_job_reads_no_more_of_the_host_than_an_unprivileged_user(stub, backend, tmp_path):
+    """Even a runner running as root gives its jobs no more than uid 65534 has: /etc/shadow and /root are
+    out of reach, a world-readable dataset is there."""
+    world = tmp_path / "world.csv"
+    world.write_text("a,b\n1,2\n")
+    world.chmod(0o644)
+    job_spec = spec(READ_HOST, "read-host")
+    job_spec.backend = backend
+    job_spec.datasets.add(source=str(world), target="/data/world.csv")
+    _, lines, _ = run_to_end(stub, job_spec)
+    log = "\n".join(lines)
+    assert "READ /data/world.csv a,b" in log, log
+    assert "READ /etc/shadow" not in log, log
+    # /root holds nothing but the way to the Python that runs experiments, when that lives there (pyenv).
+    python_dirs = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.executable)}
+    visible = {
+        Path("/root") / part for p in python_dirs if p.is_relative_to("/root") for part in p.parts[2:3]
+    }
+    for line in lines:
+        if line.startswith("READ /root "):
+            assert {
+                Path("/root") / name for name in ast.literal_eval(line[len("READ /root ") :])
+            } <= visible, log
+    assert "uid 65534" in log, log

@@ -148,6 +148,9 @@ class RunnerSettings(BaseModel):
     max_output_mib: int = Field(default=1024, ge=1)
     # The longest wall-clock limit one job may ask for on this runner (2 days).
     max_job_wall_seconds: int = Field(default=172_800, ge=1, le=604_800)
+    # Directories dataset mounts must come from (after resolving symlinks); empty: any world-readable file
+    # outside the system's own directories.
+    dataset_roots: list[str] = Field(default_factory=list)
     # Runs of a job whose runner died while it ran, before it is reported failed.
     max_attempts: int = Field(default=2, ge=1, le=10)
     # GPU ids when nvidia-smi is absent (a simulated inventory in tests).

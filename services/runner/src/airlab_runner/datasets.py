@@ -45,5 +45,6 @@ class S3Datasets:
             client.fget_object(bucket, key, str(partial))
         except S3Error as exc:
             raise InvalidArgument(field, f"{uri}: {exc.code}") from None
+        partial.chmod(0o644)  # read by the job, which runs as an unprivileged user
         os.replace(partial, target)
         return str(target)

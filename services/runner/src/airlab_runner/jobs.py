@@ -96,6 +96,8 @@ class RunnerConfig:
     cpu_plan: CpuPlan | None = None
     # The most one job may ask for here (a cluster checks CPU and memory against its own quotas).
     capacity: Capacity = field(default_factory=Capacity.of_host)
+    # Where dataset mounts may come from (runner.dataset_roots); empty: anywhere world-readable.
+    dataset_roots: tuple[str, ...] = ()
 
 
 def job_id_for(research_id: str, experiment_id: str) -> str:
@@ -186,7 +188,10 @@ class Runner:
                     raise FailedPrecondition("this runner cannot fetch S3 datasets")
                 field = f"spec.datasets[{index}].source"
                 mount.source = await asyncio.to_thread(self.s3_datasets.local_copy, mount.source, field)
-        check_spec(spec, tuple(self.sandboxes))
+        roots = self.config.dataset_roots
+        if roots:  # the local copies of S3 datasets are always allowed
+            roots = (*roots, str(self.config.work_root / ".datasets"))
+        check_spec(spec, tuple(self.sandboxes), roots)
         if await self._was_cancelled(spec.research_id):
             raise FailedPrecondition(f"research {spec.research_id} was cancelled: its experiments do not run")
         stored = runner_pb2.ExperimentSpec()

@@ -87,6 +87,7 @@ def setup(context: ServiceContext) -> None:
         # `airlab up` says how many cores its local LLM server holds (AIRLAB_CPU__LLM_CORES).
         cpu_plan=plan_cpus(settings.cpu, local_llm=False),
         capacity=Capacity.of_host(runner_settings.max_job_wall_seconds),
+        dataset_roots=tuple(runner_settings.dataset_roots),
     )
     runner = Runner(
         store,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 from airlab.blobs import check_key
 from airlab.errors import InvalidArgument
@@ -25,7 +26,9 @@ def _bounded(field: str, value: int, low: int, high: int) -> None:
         raise InvalidArgument(field, f"must be 0 (default) or {low}..{high}, got {value}")
 
 
-def check_spec(spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...]) -> None:
+def check_spec(
+    spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...], dataset_roots: tuple[str, ...] = ()
+) -> None:
     check_token("spec.research_id", spec.research_id)
     check_token("spec.experiment_id", spec.experiment_id)
     if bool(spec.files) == bool(spec.code_ref):
@@ -66,6 +69,7 @@ def check_spec(spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...]) -> No
                 raise InvalidArgument(f"{field}.{part}", "must be an absolute path without '..'")
         if not os.path.exists(mount.source):
             raise InvalidArgument(f"{field}.source", f"{mount.source} does not exist on the runner's host")
+        check_dataset_source(f"{field}.source", mount.source, dataset_roots)
         if mount.target.rstrip("/") in ("", "/airlab", "/airlab/work") or mount.target.startswith(
             "/airlab/work/"
         ):
@@ -79,6 +83,32 @@ def check_spec(spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...]) -> No
             )
         if len(value) > 4096 or "\x00" in value:
             raise InvalidArgument(f"spec.env.{name}", "values are at most 4096 characters, without NUL")
+
+
+# Host paths no dataset comes from, whatever their permissions say.
+SYSTEM_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/root", "/var/lib", "/var/run")
+
+
+def check_dataset_source(field: str, source: str, roots: tuple[str, ...] = ()) -> None:
+    """A dataset mount must be a regular file or a directory, readable by every user (a job runs as an
+    unprivileged user and reads no more than one could), outside the system's own directories and, when
+    the runner names dataset roots, inside one of them. Symlinks are resolved first, so a link cannot
+    smuggle in a file the checks would refuse."""
+    resolved = os.path.realpath(source)
+    if any(resolved == p or resolved.startswith(p + "/") for p in SYSTEM_PREFIXES):
+        raise InvalidArgument(field, f"{source} is a system path; datasets do not come from there")
+    if roots and not any(resolved == r or resolved.startswith(r.rstrip("/") + "/") for r in roots):
+        raise InvalidArgument(field, f"{source} is outside this runner's dataset roots ({', '.join(roots)})")
+    info = os.stat(resolved)
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        raise InvalidArgument(field, f"{source} is neither a regular file nor a directory")
+    needed = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
+    if info.st_mode & needed != needed:
+        raise InvalidArgument(
+            field,
+            f"{source} is not readable by every user: experiments run as an unprivileged user "
+            "(make it world-readable, e.g. chmod o+r, or copy it somewhere that is)",
+        )
 
 
 def resolved_resources(resources: runner_pb2.Resources) -> runner_pb2.Resources:

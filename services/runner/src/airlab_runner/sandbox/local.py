@@ -1,6 +1,12 @@
 """The local sandbox: bubblewrap (every namespace unshared: no network, its own pids, a non-root uid),
 a read-only view of just the system and Python directories, one writable work dir, cgroup limits on
-memory, CPU and pids, rlimits, and a wall-clock limit that kills the whole process tree."""
+memory, CPU and pids, rlimits, and a wall-clock limit that kills the whole process tree.
+
+The job never has more rights on the host than an unprivileged user. A runner that is not root starts
+bubblewrap in a user namespace: the job's uid maps back to the runner's own. A runner that is root
+would map it back to root, so it sets the sandbox up without a user namespace instead and drops the job
+to uid/gid 65534 (nobody) with no capabilities (setpriv) before anything of the job runs: files only
+root may read (a dataset mount of /etc/shadow, say) stay unreadable inside."""
 
 from __future__ import annotations
 
@@ -50,19 +56,26 @@ class LocalSandbox:
                     "airlab never runs experiment code unsandboxed"
                 )
         version()
+        if os.geteuid() == 0 and shutil.which("setpriv") is None:
+            raise SandboxUnavailable(
+                "a runner running as root drops jobs to an unprivileged user with setpriv: install it "
+                "(apt-get install util-linux)"
+            )
         probe = self.run_command(["/bin/true"], timeout=20)
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bubblewrap cannot create its namespaces here: {probe.stderr.strip()}")
 
     def run_command(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run argv in a bare bubblewrap (no cgroups), for the startup check."""
-        command = ["bwrap", "--unshare-all", "--die-with-parent", *self._view(), "--", *argv]
+        command = ["bwrap", *_namespaces(), "--die-with-parent", *self._view(), "--", *_drop(), *argv]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_bare_env())
 
     def _view(self) -> list[str]:
         """Read-only mounts of the system and of the Python that runs experiments. /tmp comes first: the
         Python may live under /tmp (a checkout there), and a later tmpfs would hide it."""
-        args: list[str] = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args: list[str] = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+        # Shared memory for the job's own process pools (joblib's semaphores), writable by its user.
+        args += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "0755", "--dir", "/etc"]
         for path in SYSTEM_PATHS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
@@ -75,16 +88,20 @@ class LocalSandbox:
         python_dirs.add(str(Path(self.python).parent.parent))
         for path in sorted(python_dirs):
             if not path.startswith(SYSTEM_PATHS) and os.path.isdir(path):
-                args += ["--ro-bind", path, path]
+                args += [*_parents(path), "--ro-bind", path, path]
         return args
 
     def _command(self, job: SandboxJob, cgroup: JobCgroup) -> list[str]:
         limits = job.limits
+        if os.geteuid() == 0:
+            # The job writes its work dir as the unprivileged user it runs as.
+            for path in (job.workdir, *job.workdir.rglob("*")):
+                os.chown(path, SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+        ids = [] if os.geteuid() == 0 else ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         bwrap = [
-            "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "bwrap", *_namespaces(), "--die-with-parent", "--new-session", *ids,
             *self._view(),
-            "--bind", str(job.workdir), WORK_MOUNT, "--chdir", WORK_MOUNT,
+            *_parents(WORK_MOUNT), "--bind", str(job.workdir), WORK_MOUNT, "--chdir", WORK_MOUNT,
             "--clearenv", "--setenv", "HOME", WORK_MOUNT, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
             "--setenv", "PYTHONUNBUFFERED", "1",
         ]  # fmt: skip
@@ -95,9 +112,9 @@ class LocalSandbox:
             for device in sorted(Path("/dev").glob("nvidia*")):
                 bwrap += ["--dev-bind", str(device), str(device)]
         for source, target in job.datasets:
-            bwrap += ["--ro-bind", source, target]
+            bwrap += [*_parents(target), "--ro-bind", source, target]
         # Everything but the work dir and /tmp becomes read-only once the mounts are in place.
-        bwrap += ["--remount-ro", "/", self.python, job.entrypoint]
+        bwrap += ["--remount-ro", "/", *_drop(), self.python, job.entrypoint]
         cpu_seconds = max(1, limits.wall_seconds * max(1, limits.cpu_millis // 1000) + 5)
         prlimit = [
             "prlimit", f"--cpu={cpu_seconds}", f"--fsize={limits.file_mib * 1024 * 1024}",
@@ -153,6 +170,32 @@ class LocalSandbox:
         oom = cgroup.oom_killed() and exit_code in (137, -9)
         cgroup.remove()
         return ended(outcome or "exited", exit_code, oom, job.limits, duration)
+
+
+def _namespaces() -> list[str]:
+    """Every namespace; as root, all but the user namespace (see the module's docstring)."""
+    if os.geteuid() != 0:
+        return ["--unshare-all"]
+    return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+
+
+def _drop() -> list[str]:
+    """As root: become uid/gid 65534 with no groups and no capabilities, for good, then run the job."""
+    if os.geteuid() != 0:
+        return []
+    return [
+        "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+    ]  # fmt: skip
+
+
+def _parents(path: str) -> list[str]:
+    """Directories above a mount point, world-traversable: bubblewrap makes missing ones 0700 as root."""
+    args = []
+    parts = Path(path).parts
+    for depth in range(2, len(parts)):
+        args += ["--perms", "0755", "--dir", str(Path(*parts[:depth]))]
+    return args
 
 
 def _bare_env() -> dict[str, str]:
