@@ -14,13 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from airlab import stack
 from airlab.bus import EventBus
 from airlab.events import make_event, type_filter
+from airlab.grpc_client import channel, client_token
 from airlab.natsd import start_nats
+from airlab.settings import Settings
 from airlab.v1 import lab_pb2, lab_pb2_grpc
 
 
@@ -79,10 +80,10 @@ async def bench_event_hop(count: int, batch: int) -> list[float]:
     return hops[10:]  # without warm-up
 
 
-def bench_grpc(address: str, count: int) -> tuple[list[float], list[float]]:
-    with grpc.insecure_channel(address) as channel:
-        lab = lab_pb2_grpc.LabServiceStub(channel)
-        health = health_pb2_grpc.HealthStub(channel)
+def bench_grpc(address: str, count: int, token: str) -> tuple[list[float], list[float]]:
+    with channel(address, token=token) as lab_channel:
+        lab = lab_pb2_grpc.LabServiceStub(lab_channel)
+        health = health_pb2_grpc.HealthStub(lab_channel)
         research = lab.StartResearch(lab_pb2.StartResearchRequest(goal="bench on digits"))
         request = lab_pb2.GetResearchRequest(id=research.id)
         health_request = health_pb2.HealthCheckRequest()
@@ -108,7 +109,9 @@ def main() -> None:
     try:
         state = stack.load_state(workspace)
         assert state is not None
-        get_times, health_times = bench_grpc(state.address_of("manager"), args.calls)
+        get_times, health_times = bench_grpc(
+            state.address_of("manager"), args.calls, client_token(Settings(workspace=workspace))
+        )
     finally:
         airlab("down", "-w", str(workspace))
     hops_single = asyncio.run(bench_event_hop(args.events, batch=1))

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import optuna
 
 from airlab import stack
+from airlab.grpc_client import channel, client_token
 from airlab.job_templates import template_source
 from airlab.results import RunResult
 from airlab.settings import Settings
@@ -199,8 +199,8 @@ def lab_run(
         try:
             state = stack.load_state(workdir.resolve())
             assert state is not None
-            with grpc.insecure_channel(state.address_of("manager")) as channel:
-                lab = lab_pb2_grpc.LabServiceStub(channel)
+            with channel(state.address_of("manager"), token=client_token(settings)) as lab_channel:
+                lab = lab_pb2_grpc.LabServiceStub(lab_channel)
                 request = lab_pb2.StartResearchRequest(
                     goal=goal.goal, budget=research_pb2.Budget(max_experiments=budget), allow_defaults=True
                 )
@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument(
         "--ablation", action="append", choices=sorted(ABLATIONS), help="lab variants (default: full)"
     )
+    parser.add_argument(
+        "--no-plain", action="store_true", help="skip TPE and random search (for ablations of the lab)"
+    )
     args = parser.parse_args()
     variants = args.ablation or ["full"]
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -274,6 +277,8 @@ def main() -> None:
                         f"({result['best']}; {result['stop']})",
                         flush=True,
                     )
+                if args.no_plain:
+                    continue
                 # TPE's start-up shortened as the lab's own search's: at its default of 10 random start-up
                 # trials, TPE at a budget this small would be random search under another name.
                 tpe = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
@@ -298,8 +303,9 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.goals.split(","):
-        tpe_gains = [r["gain"] for r in rows[(name, "tpe")]]
-        for method in [f"lab:{v}" for v in variants] + ["tpe", "random"]:
+        plain = [] if args.no_plain else ["tpe", "random"]
+        tpe_gains = [r["gain"] for r in rows.get((name, "tpe"), [])] or [float("nan")] * args.repeats
+        for method in [f"lab:{v}" for v in variants] + plain:
             results = rows[(name, method)]
             closed = [
                 r["gain"] / t if t > 0 else float("nan") for r, t in zip(results, tpe_gains, strict=True)

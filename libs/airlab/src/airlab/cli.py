@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from airlab import stack
+from airlab import auth, stack
 from airlab.client import GATES, UNTIL, start_request
 from airlab.errors import LabError
 from airlab.events import body_dict
-from airlab.grpc_client import channel
+from airlab.grpc_client import channel, client_token
 from airlab.settings import CONFIG_FILES, ConfigError, Settings, described, find_config
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
@@ -104,12 +104,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 @contextlib.contextmanager
 def _lab(manager: str | None, workspace: Path | None) -> Iterator[lab_pb2_grpc.LabServiceStub]:
     address = manager
+    settings = _settings(workspace)
     if not address:
-        state = stack.load_state(_settings(workspace).workspace.resolve())
+        state = stack.load_state(settings.workspace.resolve())
         if state is None:
             _fail("no stack is running here: run 'airlab up' (or pass --manager HOST:PORT)")
         address = state.address_of("manager")
-    with channel(address) as ch:
+    with channel(address, token=client_token(settings)) as ch:
         try:
             yield lab_pb2_grpc.LabServiceStub(ch)
         except grpc.RpcError as exc:
@@ -457,6 +458,26 @@ def reject(
 # -- LLMs ---------------------------------------------------------------------------------------------------
 
 llm_app = typer.Typer(help="The LLM servers the agents use.", no_args_is_help=True)
+
+
+@app.command()
+def token(
+    name: Annotated[str, typer.Argument(help="Who the token is for, e.g. alice")],
+    role: Annotated[
+        str, typer.Option(help="researcher (their own researches), admin (all) or service")
+    ] = "researcher",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Print a token for another user of this lab (signed with the workspace's key from 'airlab up')."""
+    key_file = _settings(workspace).workspace.resolve() / "run" / "auth" / auth.KEY_FILE
+    if not key_file.is_file():
+        _fail(f"no lab key in {key_file.parent}: run 'airlab up' first", 2)
+    try:
+        print(auth.issue(auth.read_key(key_file), name, role))  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
 app.add_typer(llm_app, name="llm")
 
 

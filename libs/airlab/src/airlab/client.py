@@ -26,7 +26,7 @@ from typing import Any, Literal
 from airlab import stack
 from airlab.blobs import ArtifactStore, artifact_store_from
 from airlab.errors import FailedPrecondition
-from airlab.grpc_client import channel
+from airlab.grpc_client import channel, client_token
 from airlab.settings import Settings
 from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
@@ -116,7 +116,7 @@ class Lab:
     def __init__(self, address: str, *, settings: Settings | None = None) -> None:
         self.address = address
         self.settings = settings or Settings()
-        self._channel = channel(address)
+        self._channel = channel(address, token=client_token(self.settings))
         self._stub = lab_pb2_grpc.LabServiceStub(self._channel)
 
     @classmethod

@@ -39,6 +39,14 @@ class Conflict(LabError):
     code = "ABORTED"
 
 
+class Unauthenticated(LabError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(LabError):
+    code = "PERMISSION_DENIED"
+
+
 class Unavailable(LabError):
     code = "UNAVAILABLE"
 

@@ -8,6 +8,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from airlab.settings import Settings
+
 # Retries UNAVAILABLE (a restarting or draining server) with backoff, for every method.
 _SERVICE_CONFIG = json.dumps(
     {
@@ -55,12 +57,47 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = compression
 
 
-def channel(address: str, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
-    """A blocking channel that retries UNAVAILABLE with backoff and gives unary calls a default deadline.
-    Streaming calls (watches) run until the caller cancels them or passes `timeout=`."""
-    return grpc.intercept_channel(
-        grpc.insecure_channel(address, options=_OPTIONS), _DefaultDeadline(default_timeout)
-    )
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends the caller's token with every call."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self.header]
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials,
+            details.wait_for_ready, details.compression,
+        )  # fmt: skip
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+def channel(
+    address: str, default_timeout: float = DEFAULT_TIMEOUT_SECONDS, *, token: str = ""
+) -> grpc.Channel:
+    """A blocking channel that retries UNAVAILABLE with backoff, gives unary calls a default deadline and
+    sends `token` (when given) as the caller's bearer token. Streaming calls (watches) run until the caller
+    cancels them or passes `timeout=`."""
+    interceptors: list[Any] = [_DefaultDeadline(default_timeout)]
+    if token:
+        interceptors.append(_Bearer(token))
+    return grpc.intercept_channel(grpc.insecure_channel(address, options=_OPTIONS), *interceptors)
+
+
+def client_token(settings: Settings) -> str:
+    """The token this client sends: auth.token, else the one `airlab up` wrote in the workspace."""
+    if settings.auth.token:
+        return settings.auth.token
+    path = settings.workspace / "run" / "auth" / "token"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def health_status(address: str, service: str = "", timeout: float = 1.0) -> str:

@@ -18,6 +18,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
+from airlab import auth
 from airlab.errors import LabError
 from airlab.settings import Settings
 
@@ -49,11 +50,20 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 
 
 class _StatusInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls with UNAVAILABLE until the service is ready, and requests whose bytes do not parse with
-    INVALID_ARGUMENT; turns LabError into its status."""
+    """Refuses calls with UNAVAILABLE until the service is ready, requests whose bytes do not parse with
+    INVALID_ARGUMENT, and (with a key) callers without a valid token with UNAUTHENTICATED; runs each call
+    as its caller (`airlab.auth.current`); turns LabError into its status."""
 
-    def __init__(self, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        is_ready: Callable[[], bool],
+        key: bytes | None = None,
+        roles: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._is_ready = is_ready
+        self._key = key
+        # Service full name -> the roles that may call it (absent: any authenticated caller).
+        self._roles = roles if roles is not None else {}
 
     async def intercept_service(
         self,
@@ -63,9 +73,22 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(ALWAYS_OPEN):
             return handler
-        is_ready = self._is_ready
+        is_ready, key = self._is_ready, self._key
+        allowed = self._roles.get(details.method.split("/")[1], ())
 
-        async def refuse_unready(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def refuse_unready(request: Any, context: grpc.aio.ServicerContext) -> auth.Principal:
+            principal = auth.LOCAL_ADMIN
+            if key is not None:
+                try:
+                    principal = auth.principal_of(context.invocation_metadata(), key)
+                except LabError as exc:
+                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+            if allowed and principal.role not in allowed:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{principal.name} ({principal.role}) may not call {details.method}: "
+                    f"it is for {' and '.join(allowed)} (researchers use the Lab API)",
+                )
             if request is UNPARSABLE:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -75,16 +98,19 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, "service is starting or lost its dependencies"
                 )
+            return principal
 
         if handler.unary_unary:
             inner: Any = handler.unary_unary  # a coroutine function on an aio server
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await refuse_unready(request, context)
+                caller = auth.current.set(await refuse_unready(request, context))
                 try:
                     return await inner(request, context)
                 except LabError as exc:
                     await context.abort(grpc.StatusCode[exc.code], str(exc))
+                finally:
+                    auth.current.reset(caller)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -95,12 +121,14 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             inner_stream: Any = handler.unary_stream  # an async generator function on an aio server
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await refuse_unready(request, context)
+                caller = auth.current.set(await refuse_unready(request, context))
                 try:
                     async for item in inner_stream(request, context):
                         yield item
                 except LabError as exc:
                     await context.abort(grpc.StatusCode[exc.code], str(exc))
+                finally:
+                    auth.current.reset(caller)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
@@ -123,15 +151,30 @@ class ServiceHost:
         self._stopping = asyncio.Event()
         self._service_names: list[str] = []
         self.health = health_aio.HealthServicer()
+        key = auth.read_key(settings.auth.key_file) if settings.auth.key_file else None
+        if key is None:
+            log.warning("no auth key (auth.key_file): every caller is served as the local admin")
+        self._roles: dict[str, tuple[str, ...]] = {}
         self.server = grpc.aio.server(
-            interceptors=[_StatusInterceptor(self.is_ready)],
+            interceptors=[_StatusInterceptor(self.is_ready, key, self._roles)],
             options=[("grpc.so_reuseport", 0)],
         )
 
-    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
-        """Register a servicer with its generated `add_..._to_server` function and full service name."""
+    def add(
+        self,
+        register: Callable[[Any, grpc.aio.Server], None],
+        servicer: Any,
+        full_name: str,
+        *,
+        roles: tuple[str, ...] = ("admin", "service"),
+    ) -> None:
+        """Register a servicer with its generated `add_..._to_server` function and full service name. Only
+        callers with one of `roles` may call it (empty: any authenticated caller; the Lab API checks who
+        owns what itself)."""
         register(servicer, self.server)
         self._service_names.append(full_name)
+        if roles:
+            self._roles[full_name] = roles
 
     def require(self, check: Callable[[], bool]) -> None:
         """The service is SERVING only while every check is true (e.g. `lambda: bus.connected`)."""

@@ -166,6 +166,14 @@ class RunnerSettings(BaseModel):
     kubernetes_runs_claim: str = "airlab-runs"
 
 
+class AuthSettings(BaseModel):
+    # The lab's signing key (0600). Unset: the service answers every caller as the local admin (unit tests
+    # and single-user development only). `airlab up` sets it.
+    key_file: str = ""
+    # The token a client sends (the CLI and airlab.client); unset: the workspace's run/auth/token.
+    token: str = ""
+
+
 class Settings(BaseSettings):
     """Every setting a service or the CLI reads. Env vars win over airlab.yaml."""
 
@@ -194,6 +202,7 @@ class Settings(BaseSettings):
     llm_urls: dict[str, str] = Field(default_factory=dict)
     # How this host's cores are shared between the local LLM server and experiments (airlab.cpus).
     cpu: CpuSettings = Field(default_factory=CpuSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""

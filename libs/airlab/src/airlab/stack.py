@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from airlab import auth
 from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
@@ -128,6 +129,9 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     try:
         llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
+        # Every gRPC call needs a token signed with this key; the CLI reads the admin token beside it.
+        key_file, _ = auth.ensure_credentials(workspace / "run" / "auth")
+        env["AIRLAB_AUTH__KEY_FILE"] = str(key_file)
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
             env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))
         pending = {

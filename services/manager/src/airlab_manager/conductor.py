@@ -34,7 +34,7 @@ from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import loop as research_loop
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.lab import TERMINAL_STATES, from_data, to_data
+from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, to_data
 from airlab_manager.loop import decisions, ideas
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
 from airlab_manager.reviewing import Novelty
@@ -171,6 +171,7 @@ class Conductor:
     async def _running(self, research_id: str) -> tuple[research_pb2.Research, loop_pb2.ResearchLoop]:
         record = await self.store.get(research_id)
         research = from_data(record.data)
+        check_owner(research)
         try:
             loop = loop_of(record.data)
         except OldLoopSchema as exc:

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from airlab import auth
+from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, derived_id, new_id
 from airlab.state import Change, StateStore
@@ -59,6 +60,15 @@ def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Resear
     research = json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
     research.revision = revision
     return research
+
+
+def check_owner(research: research_pb2.Research) -> None:
+    """PermissionDenied unless the caller started the research or may see every research."""
+    caller = auth.current.get()
+    if not caller.may_see(research.owner):
+        raise PermissionDenied(
+            f"research {research.id} belongs to another user; {caller.name} may not see it"
+        )
 
 
 def check_text(field: str, value: str, *, required: bool = False) -> None:
@@ -114,6 +124,7 @@ class Lab:
             requested_budget=request.budget,
             user_dataset=request.user_dataset,
             until_hint=request.until,
+            owner=auth.current.get().name,
             gates=request.gates or research_pb2.HUMAN_GATES_OFF,
             allow_defaults=request.allow_defaults,
             created_at=now,
@@ -138,9 +149,12 @@ class Lab:
         return from_data(record.data, record.revision)
 
     async def get_research(self, research_id: str, field: str = "id") -> research_pb2.Research:
+        """The research, if the caller may see it (PermissionDenied otherwise)."""
         check_id(field, research_id, "r")
         record = await self.store.get(research_id)
-        return from_data(record.data, record.revision)
+        research = from_data(record.data, record.revision)
+        check_owner(research)
+        return research
 
     async def list_research(self, request: lab_pb2.ListResearchRequest) -> lab_pb2.ListResearchResponse:
         if request.page_size > PAGE_SIZE_MAX:
@@ -154,6 +168,8 @@ class Lab:
                 researches.append(from_data(record.data, record.revision))
         if request.state:
             researches = [r for r in researches if r.state == request.state]
+        caller = auth.current.get()
+        researches = [r for r in researches if caller.may_see(r.owner)]
         researches.sort(key=lambda r: (r.created_at.ToNanoseconds(), r.id), reverse=True)
         start = 0
         if request.page_token:
@@ -172,6 +188,7 @@ class Lab:
     async def cancel_research(self, request: lab_pb2.CancelResearchRequest) -> research_pb2.Research:
         check_id("id", request.id, "r")
         check_text("reason", request.reason)
+        await self.get_research(request.id)  # exists, and the caller may act on it
         cause = new_id("c")
 
         def cancel(data: dict[str, Any]) -> Change:
@@ -206,6 +223,7 @@ class Lab:
             answers.get("baseline", ""),
             prefix="answers.",
         )
+        await self.get_research(request.research_id, "research_id")
         cause = new_id("c")
 
         def approve(data: dict[str, Any]) -> Change:
@@ -254,6 +272,7 @@ class Lab:
     async def reject(self, request: lab_pb2.RejectRequest) -> research_pb2.Research:
         check_id("research_id", request.research_id, "r")
         check_text("reason", request.reason, required=True)
+        await self.get_research(request.research_id, "research_id")
         cause = new_id("c")
 
         def reject(data: dict[str, Any]) -> Change:

@@ -31,11 +31,15 @@ def setup(context: ServiceContext) -> None:
     usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
     lab = Lab(store=store, reader=context.bus, planner=planner, source=context.name)
     conductor = Conductor(store, catalog, settings.research, ledger=KvUsageLedger(usage), source=context.name)
-    context.host.add(lab_pb2_grpc.add_LabServiceServicer_to_server, LabServicer(lab), "airlab.v1.LabService")
+    # Any authenticated caller: the Lab API checks who owns each research itself.
+    context.host.add(
+        lab_pb2_grpc.add_LabServiceServicer_to_server, LabServicer(lab), "airlab.v1.LabService", roles=()
+    )
     context.host.add(
         manager_pb2_grpc.add_ManagerServiceServicer_to_server,
         ManagerServicer(lab, conductor),
         "airlab.v1.ManagerService",
+        roles=(),
     )
 
     async def start() -> None:

@@ -121,7 +121,7 @@ class Question(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Research(_message.Message):
-    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset", "until_hint")
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset", "until_hint", "owner")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class Research(_message.Message):
     AWAITING_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     UNTIL_HINT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
     state: ResearchState
@@ -166,7 +167,8 @@ class Research(_message.Message):
     awaiting_idea_id: str
     user_dataset: UserDataset
     until_hint: StopRule
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ...) -> None: ...
+    owner: str
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
     __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds")

@@ -1,0 +1,153 @@
+"""Who calls the lab: signed bearer tokens, one per principal, checked by every gRPC service.
+
+A token names a principal and its role and is signed (HMAC-SHA256) with the lab's key, so any service
+that holds the key checks it without a lookup. Roles:
+  - researcher: their own researches only (another's answers PERMISSION_DENIED);
+  - admin: every research;
+  - service: the lab's own processes and tools that act for it (what admin may do).
+`airlab up` creates the key and an admin token for the local user in the workspace (0600), and the CLI
+and the Python client pick the token up, so the README's commands stay as they are. A service started
+without a key (`auth.key_file` unset) answers every caller as the local admin: that is for unit tests and
+single-user development only, and the service says so in its log when it starts."""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from airlab.errors import PermissionDenied, Unauthenticated
+
+Role = Literal["admin", "researcher", "service"]
+ROLES: tuple[Role, ...] = ("admin", "researcher", "service")
+KEY_FILE = "key"
+TOKEN_FILE = "token"
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("admin", "service")
+
+    def may_see(self, owner: str) -> bool:
+        """Whether this principal may read and act on something `owner` started."""
+        return self.sees_everything or owner == self.name
+
+
+# Who a call runs for: set by the gRPC server for each call; the local admin where auth is off.
+LOCAL_ADMIN = Principal("local", "admin")
+current: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal", default=LOCAL_ADMIN)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue(key: bytes, name: str, role: Role) -> str:
+    """A token for `name` with `role`, signed with `key`."""
+    if not name or len(name) > 64 or not set(name) <= NAME_CHARS:
+        raise ValueError("a principal's name is 1-64 characters of letters, digits and . _ - @")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    body = _b64(json.dumps({"sub": name, "role": role}, separators=(",", ":")).encode())
+    signature = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return f"{body}.{signature}"
+
+
+def verify(key: bytes, token: str) -> Principal:
+    """The principal a token names. Unauthenticated when it is malformed or not signed with `key`."""
+    body, _, signature = token.partition(".")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not body or not hmac.compare_digest(signature, expected):
+        raise Unauthenticated("the token is not one this lab issued")
+    try:
+        claims = json.loads(_unb64(body))
+        name, role = str(claims["sub"]), claims["role"]
+    except (ValueError, KeyError, TypeError):
+        raise Unauthenticated("the token is malformed") from None
+    if role not in ROLES:
+        raise Unauthenticated("the token names an unknown role")
+    return Principal(name, role)
+
+
+def principal_of(metadata: Iterable[tuple[str, str | bytes]] | None, key: bytes) -> Principal:
+    """The caller named by the call's `authorization: Bearer <token>` metadata."""
+    for name, value in metadata or ():
+        if name == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise Unauthenticated("authorization must be 'Bearer <token>'")
+            return verify(key, token.strip())
+    raise Unauthenticated(
+        "this lab requires a token: pass 'authorization: Bearer <token>' (the CLI and airlab.client read "
+        "it from AIRLAB_AUTH__TOKEN or the workspace's run/auth/token)"
+    )
+
+
+def require(*roles: Role) -> Principal:
+    """The current caller, if its role is among `roles`; PermissionDenied otherwise."""
+    principal = current.get()
+    if principal.role not in roles:
+        raise PermissionDenied(
+            f"{principal.name} ({principal.role}) may not call this; it needs {' or '.join(roles)}"
+        )
+    return principal
+
+
+# -- files ------------------------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+
+
+def ensure_credentials(directory: Path) -> tuple[Path, str]:
+    """The lab's key (made once) and an admin token for the local user, both 0600 in `directory`."""
+    key_file, token_file = directory / KEY_FILE, directory / TOKEN_FILE
+    if not key_file.is_file():
+        _write_private(key_file, secrets.token_bytes(32))
+    key = key_file.read_bytes()
+    try:
+        token = token_file.read_text().strip()
+        verify(key, token)
+    except (OSError, Unauthenticated):
+        token = issue(key, _local_user(), "admin")
+        _write_private(token_file, token.encode())
+    return key_file, token
+
+
+def _local_user() -> str:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "local"
+    return "".join(c for c in name if c in NAME_CHARS) or "local"
+
+
+def read_key(path: str | Path) -> bytes:
+    key = Path(path).read_bytes()
+    if len(key) < 16:
+        raise ValueError(f"{path}: an auth key has at least 16 bytes")
+    return key

@@ -1,0 +1,92 @@
+"""Who may call the lab: a real manager process started with an auth key, called with signed tokens."""
+
+import grpc
+import pytest
+
+from airlab import auth
+from airlab.grpc_client import channel
+from airlab.v1 import lab_pb2, lab_pb2_grpc, manager_pb2, manager_pb2_grpc, research_pb2
+
+GOAL = "beat the logistic-regression baseline on digits"
+
+
+@pytest.fixture
+def keyed_manager(services, tmp_path):
+    key_file, admin = auth.ensure_credentials(tmp_path / "auth")
+    manager = services.start("manager", env={"AIRLAB_AUTH__KEY_FILE": str(key_file)})
+    key = auth.read_key(key_file)
+    return manager, {
+        "admin": admin,
+        "alice": auth.issue(key, "alice", "researcher"),
+        "bob": auth.issue(key, "bob", "researcher"),
+        "forged": auth.issue(b"not-the-lab-key-at-all-0123456789", "alice", "admin"),
+    }
+
+
+def lab_as(address: str, token: str):
+    return lab_pb2_grpc.LabServiceStub(channel(address, token=token))
+
+
+def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    return refused.value.code()
+
+
+def test_calls_without_a_valid_token_are_unauthenticated(keyed_manager):
+    manager, tokens = keyed_manager
+    for token in ("", tokens["forged"], "garbage"):
+        lab = lab_as(manager.address, token)
+        assert code_of(lambda lab=lab: lab.ListResearch(lab_pb2.ListResearchRequest())) == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
+        assert code_of(lambda lab=lab: lab.StartResearch(lab_pb2.StartResearchRequest(goal=GOAL))) == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
+    # Health and reflection stay open: orchestrators probe them without a token.
+    from airlab.grpc_client import health_status
+
+    assert health_status(manager.address) == "SERVING"
+
+
+def test_a_research_belongs_to_whoever_started_it(keyed_manager):
+    manager, tokens = keyed_manager
+    alice, bob, admin = (lab_as(manager.address, tokens[n]) for n in ("alice", "bob", "admin"))
+    mine = alice.StartResearch(lab_pb2.StartResearchRequest(goal=GOAL))
+    assert mine.owner == "alice"
+    theirs = bob.StartResearch(lab_pb2.StartResearchRequest(goal=GOAL, gates=research_pb2.HUMAN_GATES_PLAN))
+    # Each sees their own; an admin sees both.
+    assert [r.id for r in alice.ListResearch(lab_pb2.ListResearchRequest()).researches] == [mine.id]
+    assert {r.id for r in admin.ListResearch(lab_pb2.ListResearchRequest()).researches} == {
+        mine.id,
+        theirs.id,
+    }
+    # Nothing of another's: read, watch, cancel, approve, reject, review, decide.
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: alice.GetResearch(lab_pb2.GetResearchRequest(id=theirs.id))) == denied
+    assert code_of(lambda: list(alice.WatchResearch(lab_pb2.WatchResearchRequest(id=theirs.id)))) == denied
+    assert code_of(lambda: alice.CancelResearch(lab_pb2.CancelResearchRequest(id=theirs.id))) == denied
+    assert code_of(lambda: alice.Approve(lab_pb2.ApproveRequest(research_id=theirs.id))) == denied
+    assert code_of(lambda: alice.Reject(lab_pb2.RejectRequest(research_id=theirs.id, reason="no"))) == denied
+    manager_stub = manager_pb2_grpc.ManagerServiceStub(channel(manager.address, token=tokens["alice"]))
+    assert code_of(lambda: manager_stub.Decide(manager_pb2.DecideRequest(research_id=theirs.id))) == denied
+    # Bob's research is untouched; an admin may act on it.
+    assert (
+        bob.GetResearch(lab_pb2.GetResearchRequest(id=theirs.id)).state
+        != research_pb2.RESEARCH_STATE_CANCELLED
+    )
+    cancelled = admin.CancelResearch(lab_pb2.CancelResearchRequest(id=theirs.id, reason="admin"))
+    assert cancelled.state == research_pb2.RESEARCH_STATE_CANCELLED
+
+
+def test_the_agents_own_services_are_for_the_lab_not_for_researchers(services, tmp_path):
+    """A researcher works through the Lab API; the runner (arbitrary code in a sandbox) is not theirs."""
+    from airlab.v1 import runner_pb2, runner_pb2_grpc
+
+    key_file, admin = auth.ensure_credentials(tmp_path / "auth")
+    runner = services.start("runner", env={"AIRLAB_AUTH__KEY_FILE": str(key_file)})
+    researcher = auth.issue(auth.read_key(key_file), "alice", "researcher")
+    stub = runner_pb2_grpc.RunnerServiceStub(channel(runner.address, token=researcher))
+    assert code_of(lambda: stub.ListJobs(runner_pb2.ListJobsRequest())) == grpc.StatusCode.PERMISSION_DENIED
+    admin_stub = runner_pb2_grpc.RunnerServiceStub(channel(runner.address, token=admin))
+    assert admin_stub.ListJobs(runner_pb2.ListJobsRequest()).jobs is not None
