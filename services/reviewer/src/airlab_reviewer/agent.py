@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import difflib
 import io
 import json
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from google.protobuf import json_format
+from matplotlib.ticker import MaxNLocator
 
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
 from airlab.llm.accounting import ResearchUsage
@@ -148,7 +150,7 @@ class Reviewer:
                     why = (
                         f"{fmt(evaluation['mean'])} ± {fmt(evaluation['std'])}, "
                         f"gain {evaluation['gain']:+.4f}: "
-                        f"not significant. {' '.join(evaluation['findings'])}"
+                        f"not significant. {sentences(evaluation['findings'])}"
                     )
                 elif idea.status == loop_pb2.IDEA_STATUS_REJECTED:
                     why = "rejected in review: " + "; ".join(review.reasons)
@@ -172,9 +174,22 @@ class Reviewer:
                 f"± {fmt(baseline['std'])})"
             )
         plots = self._plots(research_id, loop, metric, maximize, baseline, evaluated)
-        best_code = ""
-        if best is not None and best["code_ref"]:
-            best_code = self.artifacts.get(best["code_ref"] + "train.py").decode(errors="replace")
+        # The best code whatever the verdict: the significant winner, else the evaluated idea with the
+        # largest gain; with its difference from the baseline's code.
+        shown = best or max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
+        best_code, best_diff = "", ""
+        if shown is not None and shown["code_ref"]:
+            best_code = self.artifacts.get(shown["code_ref"] + "train.py").decode(errors="replace")
+            if loop.baseline_code:
+                baseline_code = self.artifacts.get(loop.baseline_code + "train.py").decode(errors="replace")
+                best_diff = "".join(
+                    difflib.unified_diff(
+                        baseline_code.splitlines(keepends=True),
+                        best_code.splitlines(keepends=True),
+                        "baseline/train.py",
+                        "best/train.py",
+                    )
+                )
         failures = [f"{f.title or f.what}: {f.error}" for f in loop.failures]
         # Drafts that failed their checks, also when a later attempt or the registry fallback worked.
         failures += [
@@ -213,23 +228,19 @@ class Reviewer:
             "worked": worked,
             "not_worked": not_worked,
             "compared": len(evaluated),
-            "decisions": [
-                {
-                    "round": d.round,
-                    "kind": words(manager_pb2.DecisionKind.Name(d.kind), "DECISION_KIND_"),
-                    "reason": d.reason,
-                }
-                for d in loop.decisions
-            ],
+            "decisions": collapsed_decisions(loop.decisions),
             "plots": plots,
             "best_code": best_code,
-            "best_title": best["title"] if best else "",
-            "best_params": json.dumps(best["params"]) if best else "",
+            "best_diff": best_diff,
+            "best_significant": best is not None,
+            "best_title": shown["title"] if shown else "",
+            "best_params": json.dumps(shown["params"]) if shown else "",
             "usage": {a: u.__dict__ for a, u in sorted(usage.agents.items())},
             "counts": counts,
             "timing": timing,
             "failures": failures,
             "fmt": fmt,
+            "sentences": sentences,
         }
         markdown = _templates.get_template("report.md.j2").render(context)
         html = _templates.get_template("report.html.j2").render(context)
@@ -294,7 +305,8 @@ class Reviewer:
             axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline (validation)")
         axis.set_xlabel("experiment")
         axis.set_ylabel(f"validation {metric}")
-        axis.legend(fontsize=7, loc="best")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="best")
         keep("experiments.png", f"Validation {metric} of every experiment", figure)
 
         # Best validation score so far over the search trials.
@@ -311,6 +323,7 @@ class Reviewer:
             axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline")
             axis.legend(fontsize=7)
         axis.set_xlabel("search trial")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(f"best validation {metric}")
         keep("best_so_far.png", "Best validation score so far", figure)
 
@@ -328,7 +341,8 @@ class Reviewer:
                 axis.plot(sizes, [sum(by_size[s]) / len(by_size[s]) for s in sizes], marker="o", label=label)
         axis.set_xlabel("training samples")
         axis.set_ylabel(f"validation {metric}")
-        axis.legend(fontsize=7, loc="best")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="best")
         keep("learning_curves.png", "Learning curves (mean over seeds)", figure)
 
         # Test score of the baseline and each evaluated idea, mean ± std over seeds.
@@ -344,8 +358,10 @@ class Reviewer:
             axis.set_xticks(range(len(labels)), labels, rotation=15, fontsize=7)
             low = min(m - s for m, s in zip(means, stds, strict=True))
             high = max(m + s for m, s in zip(means, stds, strict=True))
-            axis.set_ylim(low - (high - low) * 0.5 - 1e-6, high + (high - low) * 0.3 + 1e-6)
-            axis.set_ylabel(f"test {metric}")
+            bottom = low - (high - low) * 0.5 - 1e-6
+            axis.set_ylim(bottom, high + (high - low) * 0.3 + 1e-6)
+            # The axis does not start at 0 (the differences would not show): say so on it.
+            axis.set_ylabel(f"test {metric} (axis from {bottom:.3g}, not 0)")
             keep(
                 "comparison.png",
                 f"Held-out test {metric}: baseline and evaluated ideas (green: significant)",
@@ -366,6 +382,23 @@ CODE_WORDS = {
     loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK: "registry fallback (LLM drafts failed)",
     loop_pb2.CODE_ORIGIN_REUSED: "reused",
 }
+
+
+def sentences(findings: list[str]) -> str:
+    """Findings as sentences: each ends with a full stop."""
+    return " ".join(f.rstrip(". ") + "." for f in findings if f.strip())
+
+
+def collapsed_decisions(decisions: Any) -> list[dict[str, Any]]:
+    """One line per decision, a run of the same decision and reason said once with its count."""
+    rows: list[dict[str, Any]] = []
+    for d in decisions:
+        kind = words(manager_pb2.DecisionKind.Name(d.kind), "DECISION_KIND_")
+        if rows and (rows[-1]["kind"], rows[-1]["reason"]) == (kind, d.reason):
+            rows[-1]["times"] += 1
+            continue
+        rows.append({"round": d.round, "kind": kind, "reason": d.reason, "times": 1})
+    return rows
 
 
 def words(enum_name: str, prefix: str) -> str:

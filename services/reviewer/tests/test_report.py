@@ -1,0 +1,79 @@
+"""The report from a typed loop and stored results, without servers: what it says about each idea."""
+
+import json
+
+from airlab.blobs import LocalArtifactStore, experiment_key
+from airlab.job_templates import template_source
+from airlab.llm.accounting import ResearchUsage
+from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
+from airlab_reviewer.agent import Reviewer
+
+RID = "r" + "b" * 26
+IDEA = "i" + "c" * 26
+
+
+def result(store, experiment, seed, value, targets, predictions):
+    doc = {"metrics": {"accuracy": value, "val_accuracy": value}, "seed": seed, "duration_seconds": 1,
+           "test_targets": targets, "test_predictions": predictions}  # fmt: skip
+    store.put(experiment_key(RID, experiment, "result.json"), json.dumps(doc).encode())
+
+
+def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the_code_diff(tmp_path):
+    store = LocalArtifactStore(tmp_path)
+    template = template_source("sklearn_train_template.py")
+    store.put("code/baseline/train.py", template.encode())
+    store.put("code/idea/train.py", template.replace("MODELS[settings()", "MODELS[ settings()").encode())
+    targets = [0, 1] * 50
+    loop = loop_pb2.ResearchLoop(
+        schema=2, baseline_code="code/baseline/", stop_reason="experiment budget spent"
+    )
+    for seed in (0, 1, 2):
+        base, cand = f"xb{seed}", f"xi{seed}"
+        result(store, base, seed, 0.80, targets, [0] * 60 + [1] * 40)
+        result(store, cand, seed, 0.95, targets, targets[:95] + [1 - t for t in targets[95:]])
+        loop.experiments.add(id=base, kind=loop_pb2.EXPERIMENT_KIND_BASELINE, name="baseline", seed=seed,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=0.8)  # fmt: skip
+        loop.experiments.add(id=cand, kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=0.95)  # fmt: skip
+        loop.baseline.experiments[seed] = base
+    idea = loop.ideas.add(
+        idea=idea_pb2.Idea(id=IDEA, title="Hist gradient boosting (portfolio)"),
+        status=loop_pb2.IDEA_STATUS_EVALUATED,
+        origin=loop_pb2.IDEA_ORIGIN_PORTFOLIO,
+        code_origin=loop_pb2.CODE_ORIGIN_REGISTRY,
+        code_ref="code/idea/",
+        review=manager_pb2.IdeaReview(approved=True),
+        evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
+    )
+    idea.best_params["max_iter"].integer = 120
+    loop.ideas.add(
+        idea=idea_pb2.Idea(id="i" + "d" * 26, title="Random forest"),
+        status=loop_pb2.IDEA_STATUS_NOT_RUN,
+        origin=loop_pb2.IDEA_ORIGIN_LLM,
+        code_origin=loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK,
+        code_problems=["attempt 1: build_model calls load_digits()"],
+        review=manager_pb2.IdeaReview(approved=True),
+    )
+    for _ in range(3):
+        loop.decisions.add(round=1, kind=manager_pb2.DECISION_KIND_CONTINUE, reason="12 experiments left")
+    research = research_pb2.Research(
+        id=RID,
+        goal="beat the baseline",
+        plan=research_pb2.Plan(
+            dataset="digits",
+            metric="accuracy",
+            direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+            seeds=[0, 1, 2],
+        ),  # fmt: skip
+    )
+    md_key, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    markdown = store.get(md_key).decode()
+    assert "| Hist gradient boosting (portfolio) | portfolio | template registry |" in markdown
+    assert "| Random forest | idea agent (LLM) | registry fallback (LLM drafts failed) |" in markdown
+    assert '`{"max_iter": 120}`' in markdown  # a whole number stays whole
+    assert "seed 0: 0.9500 (baseline 0.8000)" in markdown
+    assert "round 1: continue (3 times): 12 experiments left" in markdown
+    assert "DECISION_KIND" not in markdown and "IDEA_STATUS" not in markdown
+    assert "```diff" in markdown and "+++ best/train.py" in markdown
+    assert "code draft rejected: attempt 1: build_model calls load_digits()" in markdown
+    assert summary["ideas"][0]["origin"] == "portfolio"
