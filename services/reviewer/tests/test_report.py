@@ -64,7 +64,7 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
             metric="accuracy",
             direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
             seeds=[0, 1, 2],
-        ),  # fmt: skip
+        ),
     )
     md_key, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
     markdown = store.get(md_key).decode()
