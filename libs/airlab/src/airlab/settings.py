@@ -181,7 +181,8 @@ class Settings(BaseSettings):
 
     service: str = "airlab"
     nats_url: str = "nats://127.0.0.1:4222"
-    grpc_host: str = "0.0.0.0"
+    # Loopback unless told otherwise (containers set AIRLAB_GRPC_HOST=0.0.0.0 in their image).
+    grpc_host: str = "127.0.0.1"
     # 0 binds a free port; the bound port is written to port_file when one is given.
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     port_file: Path | None = None
