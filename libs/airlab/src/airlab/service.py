@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import message
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from airlab.bus import EventBus
 from airlab.events import follow_up_id, make_event, type_filter
@@ -57,16 +58,27 @@ class ServiceContext:
         async def handle(event: events_pb2.Event) -> None:
             agent, suffix = agents[event.type]
             reply_type, body = await agent(event)
-            await self.bus.publish(
-                make_event(
-                    reply_type,
-                    event.research_id,
-                    body,
-                    event_id=follow_up_id(event, suffix),
-                    correlation_id=event.id,
-                    source=self.name,
-                )
+            reply = make_event(
+                reply_type,
+                event.research_id,
+                body,
+                event_id=follow_up_id(event, suffix),
+                correlation_id=event.id,
+                source=self.name,
             )
+            # The answer may have cost minutes of LLM time: through a bus outage it is kept and published
+            # again (the same id, so it is stored once) rather than thrown away and asked for again.
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential(multiplier=0.2, max=5),
+                stop=stop_after_delay(self.settings.bus.publish_retry_seconds),
+                retry=retry_if_exception_type(Exception),
+                before_sleep=lambda state: log.warning(
+                    "could not publish an answer, retrying", extra={"attempt": state.attempt_number}
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self.bus.publish(reply)
 
         async def start() -> None:
             await self.bus.consume(consumer, [type_filter(t) for t in agents], handle, batch=1)

@@ -94,6 +94,8 @@ class BusSettings(BaseModel):
     ack_wait_seconds: float = Field(default=30, gt=0)
     # Events kept in the stream, in days.
     retention_days: float = Field(default=365, gt=0)
+    # How long an agent keeps trying to publish a finished answer through a bus outage.
+    publish_retry_seconds: float = Field(default=600, gt=0)
 
 
 class ResearchDefaults(BaseModel):
