@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
 
     state = json.loads((workspace / "run" / "stack.json").read_text())
     processes = {p["name"]: p for p in state["processes"]}
-    assert set(processes) == {"nats", "llm", *CONTRACT_SERVICES}
+    assert set(processes) == {"nats", "llm", "supervisor", *CONTRACT_SERVICES}
     for name, services in CONTRACT_SERVICES.items():
         address = processes[name]["address"]
         assert health_status(address) == "SERVING"
@@ -142,3 +143,37 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
     assert refused.returncode == 2 and "not empty" in refused.stderr
     assert airlab(workspace, "restore", "missing").returncode == 2
     assert "first" in airlab(workspace, "backups").stdout
+
+
+def test_the_supervisor_starts_crashed_processes_again_and_down_stops_what_runs_now(workspace):
+    """kill -9 of nats-server and of a service: both run again (same addresses), the services reconnect,
+    `airlab status` shows the restarts, and `airlab down` stops the new processes too."""
+    assert airlab(workspace, "up").returncode == 0
+    before = {p["name"]: p for p in json.loads((workspace / "run" / "stack.json").read_text())["processes"]}
+    for name in ("nats", "idea"):
+        os.kill(before[name]["pid"], signal.SIGKILL)
+
+    def recovered() -> bool:
+        state = json.loads((workspace / "run" / "stack.json").read_text())["processes"]
+        now = {p["name"]: p for p in state}
+        return all(now[n]["restarts"] >= 1 and pid_alive(now[n]["pid"]) for n in ("nats", "idea")) and all(
+            health_status(now[n]["address"]) == "SERVING" for n in CONTRACT_SERVICES
+        )
+
+    wait_until(recovered, timeout=60, interval=0.5)
+    after = {p["name"]: p for p in json.loads((workspace / "run" / "stack.json").read_text())["processes"]}
+    assert after["nats"]["address"] == before["nats"]["address"]
+    assert after["idea"]["address"] == before["idea"]["address"]
+    status = airlab(workspace, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert str(after["idea"]["pid"]) in status.stdout
+    # The restarted service answers a real call through the restarted bus.
+    started = airlab(workspace, "research", "beat the logistic-regression baseline on wine", "--no-follow")
+    assert started.returncode == 0, started.stdout + started.stderr
+
+    assert airlab(workspace, "down").returncode == 0
+    deadline = time.monotonic() + 5
+    pids = [p["pid"] for p in after.values()]
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in pids if pid_alive(pid)] == []

@@ -195,10 +195,13 @@ def status(
     health = stack.status(_settings(workspace))
     if not health:
         _fail("no stack is running here: run 'airlab up'")
-    table = Table("process", "address", "health")
+    table = Table("process", "address", "health", "pid", "restarts")
+    procs = {p.name: p for p in stack.processes(_settings(workspace))}
     for name, (address, state) in health.items():
         colour = "green" if state in ("SERVING", "RUNNING") else "red"
-        table.add_row(name, address, f"[{colour}]{state}[/{colour}]")
+        proc = procs.get(name)
+        pid, restarts = (str(proc.pid), str(proc.restarts)) if proc else ("-", "-")
+        table.add_row(name, address, f"[{colour}]{state}[/{colour}]", pid, restarts)
     out.print(table)
     if any(state not in ("SERVING", "RUNNING") for _, state in health.values()):
         raise typer.Exit(1)

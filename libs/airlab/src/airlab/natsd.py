@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlab.processes import NotReady, spawn, stop_process, wait_ready
@@ -34,6 +34,8 @@ class NatsServer:
     url: str
     port: int
     store_dir: Path
+    # The command that starts it again on the same port (for a supervisor).
+    command: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -60,11 +62,12 @@ def start_nats(
     ports_dir.mkdir(exist_ok=True)
     for stale in ports_dir.glob("*.ports"):
         stale.unlink()
+    port_arg = port or -1
     command = [
         nats_server_binary(),
         "--jetstream",
         "--addr", host,
-        "--port", str(port or -1),  # -1: a random free port, reported in the ports file
+        "--port", str(port_arg),  # -1: a random free port, reported in the ports file
         "--store_dir", str(store_dir),
         "--ports_file_dir", str(ports_dir),
     ]  # fmt: skip
@@ -85,4 +88,9 @@ def start_nats(
     except NotReady as exc:
         process.kill()
         raise NatsServerError(str(exc)) from None
-    return NatsServer(process, url, int(url.rsplit(":", 1)[1]), store_dir)
+    port = int(url.rsplit(":", 1)[1])
+    again = [
+        str(port) if previous == "--port" else part
+        for previous, part in zip(["", *command[:-1]], command, strict=True)
+    ]
+    return NatsServer(process, url, port, store_dir, again)

@@ -1,5 +1,7 @@
 """The embedded stack: nats-server and the five services as separate OS processes on one machine, with
-their state in the workspace directory. `up` returns once all report SERVING; `down` leaves nothing."""
+their state in the workspace directory. `up` returns once all report SERVING, and leaves a supervisor
+(`airlab.supervisor`) that restarts whatever crashes; `down` stops the supervisor first, then everything
+that runs now, and leaves nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from airlab import auth
@@ -35,6 +37,11 @@ class Proc:
     started: int
     address: str
     log: str
+    # How to start it again: its command, and the variables set for it over the environment of
+    # `airlab up` (no secrets: paths and addresses).
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0
 
 
 @dataclass
@@ -122,8 +129,11 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     except NatsServerError as exc:
         raise StackError(str(exc)) from exc
     procs = [
-        Proc("nats", nats.pid, _start_ticks(nats.pid) or 0, nats.url, str(workspace / "logs" / "nats.log"))
-    ]
+        Proc(
+            "nats", nats.pid, _start_ticks(nats.pid) or 0, nats.url, str(workspace / "logs" / "nats.log"),
+            command=nats.command,
+        )
+    ]  # fmt: skip
     report(f"nats-server {nats.url}")
     state = StackState(str(workspace), nats.url, procs, 0.0)
     try:
@@ -141,6 +151,9 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         procs.extend(pending.values())
         _save_state(state)
         _wait_serving(pending, workspace, began + settings.stack_start_timeout, report)
+        for proc in pending.values():  # started again, a service listens where its clients look for it
+            proc.env["AIRLAB_GRPC_PORT"] = proc.address.rsplit(":", 1)[1]
+        procs.append(_start_supervisor(workspace))
     except BaseException:
         _stop(procs[::-1], timeout=5)
         state_path(workspace).unlink(missing_ok=True)
@@ -175,7 +188,12 @@ def _start_local_llm(
         )
     except (LocalModelError, MissingExtra) as exc:
         raise StackError(f"local LLM: {exc}") from exc
-    procs.append(Proc("llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log)))
+    procs.append(
+        Proc(
+            "llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log),
+            command=server.command,
+        )
+    )  # fmt: skip
     report(f"llm       {server.url} ({config.local_model}, llama.cpp, cores {_cores(cpus.llm)})")
     return dict.fromkeys(local, server.url), cpus
 
@@ -190,8 +208,7 @@ def _spawn(
     port_file = workspace / "run" / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log_path = workspace / "logs" / f"{name}.log"
-    env = {
-        **os.environ,
+    own = {
         "AIRLAB_NATS_URL": nats_url,
         "AIRLAB_GRPC_HOST": "127.0.0.1",
         "AIRLAB_GRPC_PORT": str(port),
@@ -199,8 +216,16 @@ def _spawn(
         "AIRLAB_WORKSPACE": str(workspace),
         **extra_env,
     }
-    process = spawn([sys.executable, "-m", f"airlab_{name}"], log_file=log_path, detach=True, env=env)
-    return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path))
+    command = [sys.executable, "-m", f"airlab_{name}"]
+    process = spawn(command, log_file=log_path, detach=True, env={**os.environ, **own})
+    return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path), command, own)
+
+
+def _start_supervisor(workspace: Path) -> Proc:
+    log = workspace / "logs" / "supervisor.log"
+    command = [sys.executable, "-m", "airlab.supervisor", str(workspace)]
+    process = spawn(command, log_file=log, detach=True)
+    return Proc("supervisor", process.pid, _start_ticks(process.pid) or 0, "", str(log), command)
 
 
 def _wait_serving(
@@ -243,8 +268,12 @@ def down(settings: Settings, timeout: float = 15.0) -> list[str]:
     state = load_state(workspace)
     if state is None:
         return []
-    services = [p for p in state.processes if p.name not in ("nats", "llm")]
     running = [p.name for p in state.processes if _alive(p)]
+    # The supervisor first, so nothing is started again; then whatever runs now (the supervisor may have
+    # restarted some: the state file has their pids).
+    _stop([p for p in state.processes if p.name == "supervisor"], timeout)
+    state = load_state(workspace) or state
+    services = [p for p in state.processes if p.name not in ("nats", "llm", "supervisor")]
     _stop(services, timeout)
     _stop([p for p in state.processes if p.name in ("nats", "llm")], timeout)
     state_path(workspace).unlink(missing_ok=True)
@@ -260,6 +289,12 @@ def _llm_health(url: str) -> str:
         return "UNREACHABLE"
 
 
+def processes(settings: Settings) -> list[Proc]:
+    """The stack's processes as they run now (pids after any restart, restart counts)."""
+    state = load_state(settings.workspace.resolve())
+    return state.processes if state else []
+
+
 def status(settings: Settings) -> dict[str, tuple[str, str]]:
     """name -> (address, health) for every process of the stack."""
     state = load_state(settings.workspace.resolve())
@@ -269,7 +304,7 @@ def status(settings: Settings) -> dict[str, tuple[str, str]]:
     for proc in state.processes:
         if not _alive(proc):
             result[proc.name] = (proc.address, "DEAD")
-        elif proc.name == "nats":
+        elif proc.name in ("nats", "supervisor"):
             result[proc.name] = (proc.address, "RUNNING")
         elif proc.name == "llm":
             result[proc.name] = (proc.address, _llm_health(proc.address))

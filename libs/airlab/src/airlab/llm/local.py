@@ -12,7 +12,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from airlab.cpus import pin_command
@@ -146,6 +146,8 @@ class LlamaServer:
     process: subprocess.Popen[bytes]
     url: str  # OpenAI-compatible base URL, ending in /v1
     model: str
+    # The command that starts it again (for a supervisor).
+    command: list[str] = field(default_factory=list)
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
@@ -188,7 +190,7 @@ def start_llama_server(
     if cores:
         command = pin_command(cores) + command
     process = spawn(command, log_file=log_file, detach=detach)
-    server = LlamaServer(process, f"http://127.0.0.1:{port}/v1", name)
+    server = LlamaServer(process, f"http://127.0.0.1:{port}/v1", name, command)
     try:
         wait_ready(
             process.poll, lambda: True if http_ok(f"{server.url}/models") else None,
