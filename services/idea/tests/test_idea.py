@@ -133,3 +133,24 @@ def test_the_idea_service_proposes_with_the_real_local_model(services, llama_ser
         with pytest.raises(grpc.RpcError) as too_many:
             ideas.ProposeIdeas(idea_pb2.ProposeIdeasRequest(research_id=research.id, count=50))
         assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_whole_number_settings_are_searched_as_integers_even_unsaid():
+    from airlab_idea.agent import Proposal
+
+    proposal = Proposal.model_validate(
+        {
+            "title": "Bigger forest",
+            "change": "a random forest with more trees",
+            "expected_effect": "+1% accuracy",
+            "search_space": {
+                "n_estimators": {"low": 50, "high": 300},
+                "max_depth": {"low": 3.0, "high": 20.0},
+                "learning_rate": {"low": 0.01, "high": 1.0},
+                "subsample": {"low": 1, "high": 2},
+            },
+        }
+    )
+    space = proposal.search_space
+    assert space["n_estimators"].integer and space["max_depth"].integer
+    assert not space["learning_rate"].integer and not space["subsample"].integer

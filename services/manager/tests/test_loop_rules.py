@@ -109,3 +109,14 @@ def test_parallel_trials_are_told_apart_by_a_constant_liar():
     # Before any trial has a score, running points are still counted (a fresh random start-up draw).
     first = search.next_params(space, [], pending=[{"C": 3.0}], maximize=False, seed=0)
     assert first != {"C": 3.0}
+
+
+def test_an_idea_that_repeats_the_prompts_example_is_rejected():
+    copied = idea_pb2.Idea(
+        title="Polynomial interaction features",
+        change="add degree-2 polynomial features before a regularized linear model",
+        expected_effect="a higher score",
+    )
+    verdict = review_idea(copied, task="classification", metric="accuracy", experiments_left=9,
+                          experiments_per_idea=3, tried_titles=[], novelty=Novelty())  # fmt: skip
+    assert not verdict.approved and "prompt's example" in verdict.reasons[0]

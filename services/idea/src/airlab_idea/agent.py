@@ -4,6 +4,7 @@ them as structured output, and drops near-duplicates of what was already tried."
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,12 @@ from airlab.v1 import idea_pb2, research_pb2
 MAX_IDEAS = 10
 DEFAULT_IDEAS = 3
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
+
+
+WHOLE_NAMES = re.compile(
+    r"^n_|_n$|estimators|depth|neighbo|iter|leaf|leaves|degree|layers|units|samples_split|samples_leaf|"
+    r"components|bins|epochs|batch|k$|^k_"
+)
 
 
 class SearchRange(BaseModel):
@@ -67,7 +74,11 @@ class Proposal(BaseModel):
                 continue
             low, high = min(low, high), max(low, high)
             log_scale = bool(r.get("log_scale")) and low > 0
-            kept[name] = {**r, "low": low, "high": high, "log_scale": log_scale}
+            # Counts, sizes and depths are whole numbers even when the model forgets to say so: searched
+            # as floats they reach the estimator as 118.42 trees.
+            whole = low.is_integer() and high.is_integer() and WHOLE_NAMES.search(name.lower()) is not None
+            integer = bool(r.get("integer")) or whole
+            kept[name] = {**r, "low": low, "high": high, "log_scale": log_scale, "integer": integer}
         return kept
 
 

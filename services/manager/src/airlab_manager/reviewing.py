@@ -12,6 +12,8 @@ from airlab.domain import title_key
 from airlab.v1 import idea_pb2, manager_pb2
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# The idea prompt's example (prompts/idea/propose.j2): an idea that repeats it was copied, not thought of.
+PROMPT_EXAMPLES = {title_key("Polynomial interaction features")}
 MAX_PARAMS = 6
 WRONG_TASK_WORDS = {"classification": r"\bregressor\b|\bregression trees?\b", "regression": r"\bclassifier\b"}
 
@@ -59,7 +61,10 @@ def review_idea(
     if len(space) > MAX_PARAMS:
         reasons.append(f"{len(space)} hyperparameters; at most {MAX_PARAMS} can be searched in an idea")
     # Novelty: not a near-duplicate of an idea tried here or remembered from earlier research.
-    if title_key(title) in {title_key(t) for t in tried_titles}:
+    if title_key(title) in PROMPT_EXAMPLES:
+        novelty_score = 0.0
+        reasons.append(f"it repeats the idea prompt's example ({title!r}), word for word")
+    elif title_key(title) in {title_key(t) for t in tried_titles}:
         novelty_score = 0.0
         reasons.append(f"already tried in this research: {title!r}")
     elif novelty.duplicate_of:
