@@ -45,3 +45,11 @@ def test_credentials_are_private_and_made_once(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "auth").stat().st_mode) == 0o700
     assert auth.verify(auth.read_key(key_file), token).role == "admin"
+
+
+def test_a_deployment_gives_the_key_as_hex_and_a_bad_one_is_refused(tmp_path):
+    assert auth.configured_key("ab" * 32, "") == bytes.fromhex("ab" * 32)
+    assert auth.configured_key("", "") is None  # auth off: tests and development only
+    for bad in ("not hex", "abcd"):
+        with pytest.raises(ValueError, match="auth.key"):
+            auth.configured_key(bad, "")

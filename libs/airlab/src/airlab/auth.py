@@ -151,3 +151,16 @@ def read_key(path: str | Path) -> bytes:
     if len(key) < 16:
         raise ValueError(f"{path}: an auth key has at least 16 bytes")
     return key
+
+
+def configured_key(key_hex: str, key_file: str) -> bytes | None:
+    """The lab's key from the settings (auth.key as hex, else auth.key_file); None when auth is off."""
+    if key_hex:
+        try:
+            key = bytes.fromhex(key_hex.strip())
+        except ValueError:
+            raise ValueError("auth.key must be hex (e.g. from 'openssl rand -hex 32')") from None
+        if len(key) < 16:
+            raise ValueError("auth.key has at least 16 bytes (32 hex digits)")
+        return key
+    return read_key(key_file) if key_file else None

@@ -471,12 +471,15 @@ def token(
     ] = "researcher",
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Print a token for another user of this lab (signed with the workspace's key from 'airlab up')."""
-    key_file = _settings(workspace).workspace.resolve() / "run" / "auth" / auth.KEY_FILE
-    if not key_file.is_file():
-        _fail(f"no lab key in {key_file.parent}: run 'airlab up' first", 2)
+    """Print a token for a user of this lab, signed with its key: AIRLAB_AUTH__KEY (a deployment's), else
+    the workspace's from 'airlab up'."""
+    settings = _settings(workspace)
+    key_file = settings.workspace.resolve() / "run" / "auth" / auth.KEY_FILE
     try:
-        print(auth.issue(auth.read_key(key_file), name, role))  # type: ignore[arg-type]
+        key = auth.configured_key(settings.auth.key, str(key_file) if key_file.is_file() else "")
+        if key is None:
+            _fail(f"no lab key: set AIRLAB_AUTH__KEY, or run 'airlab up' (it writes {key_file})", 2)
+        print(auth.issue(key, name, role))  # type: ignore[arg-type]
     except ValueError as exc:
         _fail(str(exc), 2)
 

@@ -151,7 +151,7 @@ class ServiceHost:
         self._stopping = asyncio.Event()
         self._service_names: list[str] = []
         self.health = health_aio.HealthServicer()
-        key = auth.read_key(settings.auth.key_file) if settings.auth.key_file else None
+        key = auth.configured_key(settings.auth.key, settings.auth.key_file)
         if key is None:
             log.warning("no auth key (auth.key_file): every caller is served as the local admin")
         self._roles: dict[str, tuple[str, ...]] = {}

@@ -172,6 +172,8 @@ class AuthSettings(BaseModel):
     # The lab's signing key (0600). Unset: the service answers every caller as the local admin (unit tests
     # and single-user development only). `airlab up` sets it.
     key_file: str = ""
+    # The same key given as hex (e.g. from a container's secret environment); wins over key_file.
+    key: str = ""
     # The token a client sends (the CLI and airlab.client); unset: the workspace's run/auth/token.
     token: str = ""
 
