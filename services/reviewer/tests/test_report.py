@@ -46,6 +46,10 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
     )
     idea.best_params["max_iter"].integer = 120
+    idea.code_sha256 = "c0de"
+    twin = loop.ideas.add()
+    twin.CopyFrom(idea)
+    twin.idea.title, twin.origin = "Gradient boosting on histograms", loop_pb2.IDEA_ORIGIN_LLM
     loop.ideas.add(
         idea=idea_pb2.Idea(id="i" + "d" * 26, title="Random forest"),
         status=loop_pb2.IDEA_STATUS_NOT_RUN,
@@ -77,3 +81,4 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
     assert "```diff" in markdown and "+++ best/train.py" in markdown
     assert "code draft rejected: attempt 1: build_model calls load_digits()" in markdown
     assert summary["ideas"][0]["origin"] == "portfolio"
+    assert "same code and parameters as 'Hist gradient boosting (portfolio)': one experiment" in markdown

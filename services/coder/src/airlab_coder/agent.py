@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -77,6 +78,7 @@ class CodeOutcome:
     attempts: int
     problems: list[str] = field(default_factory=list)
     origin: loop_pb2.CodeOrigin = loop_pb2.CODE_ORIGIN_UNSPECIFIED
+    sha256: str = ""
 
     @property
     def entrypoint(self) -> str:
@@ -262,10 +264,12 @@ class CoderAgent:
 
     async def _final(self, prefix: str, source: str, outcome: CodeOutcome) -> CodeOutcome:
         """Publish the code that passed, with where it came from (read again after a crash)."""
+        outcome.sha256 = hashlib.sha256(source.encode()).hexdigest()
         provenance = {
             "origin": loop_pb2.CodeOrigin.Name(outcome.origin),
             "attempts": outcome.attempts,
             "problems": outcome.problems,
+            "sha256": outcome.sha256,
         }
         await asyncio.to_thread(
             self.artifacts.put,
@@ -281,9 +285,8 @@ class CoderAgent:
             raw = await asyncio.to_thread(self.artifacts.get, prefix + PROVENANCE_FILE)
             provenance = json.loads(raw)
             origin = cast(loop_pb2.CodeOrigin, loop_pb2.CodeOrigin.Value(provenance["origin"]))
-            return CodeOutcome(
-                True, prefix, int(provenance["attempts"]), list(provenance["problems"]), origin
-            )
+            attempts, problems = int(provenance["attempts"]), list(provenance["problems"])
+            return CodeOutcome(True, prefix, attempts, problems, origin, str(provenance.get("sha256", "")))
         except Exception:  # code published by an earlier version: its origin was not written down
             return CodeOutcome(True, prefix, 0)
 

@@ -148,7 +148,11 @@ def setup(context: ServiceContext) -> None:
             problem = f"{type(exc).__name__}: {exc}"
             return "code.failed", events_pb2.CodeOutcome(name=task.name, attempts=0, problems=[problem])
         reply = events_pb2.CodeOutcome(
-            name=task.name, attempts=outcome.attempts, problems=outcome.problems, origin=outcome.origin
+            name=task.name,
+            attempts=outcome.attempts,
+            problems=outcome.problems,
+            origin=outcome.origin,
+            sha256=outcome.sha256,
         )
         if outcome.ok:
             reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint

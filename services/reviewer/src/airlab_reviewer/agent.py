@@ -116,6 +116,8 @@ class Reviewer:
         ideas: list[dict[str, Any]] = []
         worked: list[dict[str, Any]] = []
         not_worked: list[dict[str, Any]] = []
+        # Ideas that ran the same code with the same parameters ran one experiment, whatever their titles.
+        ran: dict[tuple[str, str], str] = {}
         for idea in loop.ideas:
             evaluation = None
             if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
@@ -142,6 +144,11 @@ class Reviewer:
                 "params": plain(idea.best_params) if idea.best_params else None,
                 "code_ref": idea.code_ref,
             }
+            if idea.code_sha256 and idea.best_params:
+                ran_as = (idea.code_sha256, json.dumps(row["params"], sort_keys=True))
+                if ran_as in ran:
+                    row["status"] += f" (same code and parameters as {ran[ran_as]!r}: one experiment)"
+                ran.setdefault(ran_as, idea.idea.title)
             ideas.append(row)
             if evaluation and evaluation["significant"]:
                 worked.append(row)

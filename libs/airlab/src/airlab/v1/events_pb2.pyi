@@ -220,20 +220,22 @@ class CodeRequested(_message.Message):
     def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., family: _Optional[str] = ...) -> None: ...
 
 class CodeOutcome(_message.Message):
-    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin")
+    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin", "sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CODE_REF_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     attempts: int
     problems: _containers.RepeatedScalarFieldContainer[str]
     code_ref: str
     entrypoint: str
     origin: _loop_pb2.CodeOrigin
-    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ...) -> None: ...
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class ExperimentRequested(_message.Message):
     __slots__ = ("experiment_id", "spec", "kind", "name")
