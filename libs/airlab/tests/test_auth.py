@@ -51,5 +51,5 @@ def test_a_deployment_gives_the_key_as_hex_and_a_bad_one_is_refused(tmp_path):
     assert auth.configured_key("ab" * 32, "") == bytes.fromhex("ab" * 32)
     assert auth.configured_key("", "") is None  # auth off: tests and development only
     for bad in ("not hex", "abcd"):
-        with pytest.raises(ValueError, match="auth.key"):
+        with pytest.raises(ValueError, match=r"auth\.key"):
             auth.configured_key(bad, "")

@@ -126,12 +126,19 @@ class Reviewer:
                 )
                 evaluation = comparison_view(comparison) | {"candidate": dict(idea.evaluations)}
             review = idea.review
-            row = {
+            status = words(loop_pb2.IdeaStatus.Name(idea.status), "IDEA_STATUS_")
+            params = plain(idea.best_params) if idea.best_params else None
+            if idea.code_sha256 and params:
+                ran_as = (idea.code_sha256, json.dumps(params, sort_keys=True))
+                if ran_as in ran:
+                    status += f" (same code and parameters as {ran[ran_as]!r}: one experiment)"
+                ran.setdefault(ran_as, idea.idea.title)
+            row: dict[str, Any] = {
                 "id": idea.idea.id,
                 "title": idea.idea.title,
                 "change": idea.idea.change,
                 "approved": review.approved,
-                "status": words(loop_pb2.IdeaStatus.Name(idea.status), "IDEA_STATUS_"),
+                "status": status,
                 "origin": ORIGIN_WORDS.get(idea.origin, "-"),
                 "code_origin": (
                     f"LLM (attempt {idea.code_attempts})"
@@ -141,14 +148,9 @@ class Reviewer:
                 "code_attempts": idea.code_attempts,
                 "trials": len(idea.trials),
                 "evaluation": evaluation,
-                "params": plain(idea.best_params) if idea.best_params else None,
+                "params": params,
                 "code_ref": idea.code_ref,
             }
-            if idea.code_sha256 and idea.best_params:
-                ran_as = (idea.code_sha256, json.dumps(row["params"], sort_keys=True))
-                if ran_as in ran:
-                    row["status"] += f" (same code and parameters as {ran[ran_as]!r}: one experiment)"
-                ran.setdefault(ran_as, idea.idea.title)
             ideas.append(row)
             if evaluation and evaluation["significant"]:
                 worked.append(row)
