@@ -178,6 +178,17 @@ def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_
     markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
     assert "no significant gain over the baseline" in markdown
     assert "Nothing beat the baseline significantly." in markdown
+    # The report through the Lab API, for a client with no access to the artifact store.
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        report = lab.GetReport(lab_pb2.GetReportRequest(id=done.id))
+        assert report.markdown == markdown and "<html" in report.html.lower()
+        assert json.loads(report.summary_json)["research_id"] == done.id
+        assert {"experiments.png", "comparison.png"} <= set(report.plots)
+        assert all(png.startswith(b"\x89PNG") for png in report.plots.values())
+        with pytest.raises(grpc.RpcError) as unknown:
+            lab.GetReport(lab_pb2.GetReportRequest(id="r" + "0" * 26))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
     # The same agents answer direct gRPC calls from other tools.
     idea = evaluated[0]

@@ -348,21 +348,34 @@ def _print_report_location(settings: Settings, research: research_pb2.Research) 
 def report(
     research_id: Annotated[str, typer.Argument(help="The research id")],
     show: Annotated[bool, typer.Option("--print", help="Print the Markdown report")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write report.md, report.html, summary.json and plots here")
+    ] = None,
     workspace: WorkspaceOpt = None,
     manager: ManagerOpt = None,
 ) -> None:
-    """Where a research's report is (or the report itself with --print)."""
+    """Where a research's report is, the report itself (--print), or its files copied here (--out). The
+    report comes through the Lab API, so this works against a remote manager too."""
     settings = _settings(workspace)
     with _lab(manager, workspace) as lab:
         found = lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
-    if not found.report_markdown_key:
-        _fail(f"research {research_id} has no report yet ({_state_name(found.state)}: {found.state_reason})")
+        if not found.report_markdown_key:
+            _fail(
+                f"research {research_id} has no report yet ({_state_name(found.state)}: {found.state_reason})"
+            )
+        if not (show or out_dir):
+            _print_report_location(settings, found)
+            return
+        report = lab.GetReport(lab_pb2.GetReportRequest(id=research_id))
     if show:
-        from airlab.blobs import artifact_store_from
-
-        print(artifact_store_from(settings).get(found.report_markdown_key).decode())
-        return
-    _print_report_location(settings, found)
+        print(report.markdown)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {"report.md": report.markdown.encode(), "report.html": report.html.encode()}
+        files |= {"summary.json": report.summary_json.encode(), **dict(report.plots)}
+        for name, content in files.items():
+            (out_dir / name).write_bytes(content)
+        out.print(f"wrote {len(files)} files to {out_dir}", soft_wrap=True)
 
 
 @app.command("list")

@@ -3,6 +3,7 @@ human decisions, cancellation and watching. Plain Python over a StateStore and a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from airlab import auth
+from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, derived_id, new_id
@@ -85,12 +87,20 @@ def check_enum(field: str, enum: Any, value: int) -> None:
 
 class Lab:
     def __init__(
-        self, store: StateStore, reader: EventReader, planner: Planner, *, source: str = "manager"
+        self,
+        store: StateStore,
+        reader: EventReader,
+        planner: Planner,
+        *,
+        source: str = "manager",
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.store = store
         self.reader = reader
         self.planner = planner
         self.source = source
+        # Where the reviewer stores reports (GetReport reads them from there).
+        self.artifacts = artifacts
 
     def _event(
         self, event_type: str, research_id: str, body: Message, event_id: str, cause: str = ""
@@ -155,6 +165,35 @@ class Lab:
         research = from_data(record.data, record.revision)
         check_owner(research)
         return research
+
+    async def get_report(self, research_id: str) -> lab_pb2.ResearchReport:
+        """The report's files, read from the artifact store (the caller needs no access to it)."""
+        research = await self.get_research(research_id)
+        if not research.report_markdown_key:
+            state = State.Name(research.state).removeprefix("RESEARCH_STATE_").lower()
+            raise FailedPrecondition(
+                f"research {research_id} has no report yet ({state}: {research.state_reason})"
+            )
+        if self.artifacts is None:
+            raise FailedPrecondition("this manager has no artifact store to read reports from")
+        return await asyncio.to_thread(self._read_report, research)
+
+    def _read_report(self, research: research_pb2.Research) -> lab_pb2.ResearchReport:
+        assert self.artifacts is not None
+        report = lab_pb2.ResearchReport(
+            research_id=research.id,
+            markdown=self.artifacts.get(research.report_markdown_key).decode(errors="replace"),
+        )
+        if research.report_html_key:
+            report.html = self.artifacts.get(research.report_html_key).decode(errors="replace")
+        summary = report_key(research.id, "summary.json")
+        if self.artifacts.exists(summary):
+            report.summary_json = self.artifacts.get(summary).decode(errors="replace")
+        for info in self.artifacts.list(f"{research_prefix(research.id)}reports/"):
+            name = info.key.rsplit("/", 1)[-1]
+            if name.endswith(".png"):
+                report.plots[name] = self.artifacts.get(info.key)
+        return report
 
     async def list_research(self, request: lab_pb2.ListResearchRequest) -> lab_pb2.ListResearchResponse:
         if request.page_size > PAGE_SIZE_MAX:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from airlab.blobs import artifact_store_from
 from airlab.events import type_filter
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
 from airlab.memory import MemorySessions
@@ -29,7 +30,13 @@ def setup(context: ServiceContext) -> None:
     planner = Planner(catalog, settings.research)
     store = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
-    lab = Lab(store=store, reader=context.bus, planner=planner, source=context.name)
+    lab = Lab(
+        store=store,
+        reader=context.bus,
+        planner=planner,
+        source=context.name,
+        artifacts=artifact_store_from(settings),
+    )
     conductor = Conductor(store, catalog, settings.research, ledger=KvUsageLedger(usage), source=context.name)
     # Any authenticated caller: the Lab API checks who owns each research itself.
     context.host.add(

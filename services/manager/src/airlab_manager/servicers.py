@@ -48,6 +48,9 @@ class LabServicer(lab_pb2_grpc.LabServiceServicer):
     async def Reject(self, request: lab_pb2.RejectRequest, context: object) -> research_pb2.Research:
         return await self.lab.reject(request)
 
+    async def GetReport(self, request: lab_pb2.GetReportRequest, context: object) -> lab_pb2.ResearchReport:
+        return await self.lab.get_report(request.id)
+
 
 class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):
     def __init__(self, lab: Lab, conductor: Conductor) -> None:

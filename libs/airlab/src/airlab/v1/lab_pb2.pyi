@@ -8,6 +8,33 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetReportRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResearchReport(_message.Message):
+    __slots__ = ("research_id", "markdown", "html", "summary_json", "plots")
+    class PlotsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: bytes
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    RESEARCH_ID_FIELD_NUMBER: _ClassVar[int]
+    MARKDOWN_FIELD_NUMBER: _ClassVar[int]
+    HTML_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_JSON_FIELD_NUMBER: _ClassVar[int]
+    PLOTS_FIELD_NUMBER: _ClassVar[int]
+    research_id: str
+    markdown: str
+    html: str
+    summary_json: str
+    plots: _containers.ScalarMap[str, bytes]
+    def __init__(self, research_id: _Optional[str] = ..., markdown: _Optional[str] = ..., html: _Optional[str] = ..., summary_json: _Optional[str] = ..., plots: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+
 class StartResearchRequest(_message.Message):
     __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset", "until")
     GOAL_FIELD_NUMBER: _ClassVar[int]

@@ -72,6 +72,11 @@ class LabServiceStub:
                 request_serializer=airlab_dot_v1_dot_lab__pb2.RejectRequest.SerializeToString,
                 response_deserializer=airlab_dot_v1_dot_research__pb2.Research.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_unary(
+                '/airlab.v1.LabService/GetReport',
+                request_serializer=airlab_dot_v1_dot_lab__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=airlab_dot_v1_dot_lab__pb2.ResearchReport.FromString,
+                _registered_method=True)
 
 
 class LabServiceServicer:
@@ -125,6 +130,14 @@ class LabServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """The research's report (Markdown, self-contained HTML, summary.json, plots), wherever its artifacts
+        are stored: a client needs no access to the lab's object store. FAILED_PRECONDITION until written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +175,11 @@ def add_LabServiceServicer_to_server(servicer, server):
                     servicer.Reject,
                     request_deserializer=airlab_dot_v1_dot_lab__pb2.RejectRequest.FromString,
                     response_serializer=airlab_dot_v1_dot_research__pb2.Research.SerializeToString,
+            ),
+            'GetReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=airlab_dot_v1_dot_lab__pb2.GetReportRequest.FromString,
+                    response_serializer=airlab_dot_v1_dot_lab__pb2.ResearchReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +372,33 @@ class LabService:
             '/airlab.v1.LabService/Reject',
             airlab_dot_v1_dot_lab__pb2.RejectRequest.SerializeToString,
             airlab_dot_v1_dot_research__pb2.Research.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/airlab.v1.LabService/GetReport',
+            airlab_dot_v1_dot_lab__pb2.GetReportRequest.SerializeToString,
+            airlab_dot_v1_dot_lab__pb2.ResearchReport.FromString,
             options,
             channel_credentials,
             insecure,
