@@ -267,9 +267,9 @@ class ExperimentStarted(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     experiment_id: str
-    gpus: _containers.RepeatedScalarFieldContainer[int]
+    gpus: _containers.RepeatedScalarFieldContainer[str]
     attempt: int
-    def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., gpus: _Optional[_Iterable[int]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., gpus: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class ExperimentProgress(_message.Message):
     __slots__ = ("job_id", "experiment_id", "name", "value", "step")
