@@ -123,6 +123,11 @@ def _write_private(path: Path, content: bytes) -> None:
         handle.write(content)
 
 
+def credentials_dir(workspace: Path) -> Path:
+    """Where `airlab up` keeps a workspace's key and admin token."""
+    return workspace / "run" / "auth"
+
+
 def ensure_credentials(directory: Path) -> tuple[Path, str]:
     """The lab's key (made once) and an admin token for the local user, both 0600 in `directory`."""
     key_file, token_file = directory / KEY_FILE, directory / TOKEN_FILE

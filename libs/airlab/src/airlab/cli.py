@@ -487,7 +487,7 @@ def token(
     """Print a token for a user of this lab, signed with its key: AIRLAB_AUTH__KEY (a deployment's), else
     the workspace's from 'airlab up'."""
     settings = _settings(workspace)
-    key_file = settings.workspace.resolve() / "run" / "auth" / auth.KEY_FILE
+    key_file = auth.credentials_dir(settings.workspace.resolve()) / auth.KEY_FILE
     try:
         key = auth.configured_key(settings.auth.key, str(key_file) if key_file.is_file() else "")
         if key is None:

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from airlab import auth
 from airlab.settings import Settings
 
 # Retries UNAVAILABLE (a restarting or draining server) with backoff, for every method.
@@ -93,7 +94,7 @@ def client_token(settings: Settings) -> str:
     """The token this client sends: auth.token, else the one `airlab up` wrote in the workspace."""
     if settings.auth.token:
         return settings.auth.token
-    path = settings.workspace / "run" / "auth" / "token"
+    path = auth.credentials_dir(settings.workspace) / auth.TOKEN_FILE
     try:
         return path.read_text().strip()
     except OSError:

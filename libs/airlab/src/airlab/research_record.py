@@ -13,7 +13,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from airlab.v1 import loop_pb2
+from airlab.errors import FailedPrecondition
+from airlab.v1 import loop_pb2, research_pb2
 
 LOOP_KEY = "loop"
 LOOP_SCHEMA = 2
@@ -39,6 +40,20 @@ def loop_of(data: Mapping[str, Any]) -> loop_pb2.ResearchLoop | None:
     if found != LOOP_SCHEMA:
         raise OldLoopSchema(found)
     return json_format.ParseDict(dict(raw), loop_pb2.ResearchLoop())
+
+
+def research_of(data: Mapping[str, Any]) -> research_pb2.Research:
+    """The record's Research message (the loop beside it is read by loop_of)."""
+    return json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
+
+
+def stored_loop(research_id: str, data: Mapping[str, Any]) -> loop_pb2.ResearchLoop | None:
+    """loop_of for a caller of the API: a loop of an earlier version is FailedPrecondition, naming the
+    research."""
+    try:
+        return loop_of(data)
+    except OldLoopSchema as exc:
+        raise FailedPrecondition(f"research {research_id}: {exc}") from None
 
 
 def loop_data(loop: loop_pb2.ResearchLoop) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
         # Every gRPC call needs a token signed with this key; the CLI reads the admin token beside it.
-        key_file, _ = auth.ensure_credentials(workspace / "run" / "auth")
+        key_file, _ = auth.ensure_credentials(auth.credentials_dir(workspace))
         env["AIRLAB_AUTH__KEY_FILE"] = str(key_file)
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
             env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))

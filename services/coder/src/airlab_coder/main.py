@@ -16,7 +16,7 @@ from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.accounting import Budget
 from airlab.llm.factory import llm_for
-from airlab.research_record import loop_of
+from airlab.research_record import stored_loop
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
@@ -103,7 +103,7 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
         if request.max_attempts > 10:
             raise InvalidArgument("max_attempts", f"must be 0..10, got {request.max_attempts}")
         record = await self.researches.get(request.research_id)
-        loop = loop_of(record.data)
+        loop = stored_loop(request.research_id, record.data)
         if loop is None:
             raise FailedPrecondition(f"research {request.research_id} has no plan being run yet")
         outcome = await self.agent.implement(

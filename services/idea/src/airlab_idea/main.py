@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from google.protobuf import json_format
-
 from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.factory import llm_for
+from airlab.research_record import research_of
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc, research_pb2
@@ -23,8 +22,7 @@ REQUESTED = "idea.requested"
 
 
 async def load_research(researches: StateStore, research_id: str) -> research_pb2.Research:
-    record = await researches.get(research_id)
-    return json_format.ParseDict(record.data, research_pb2.Research(), ignore_unknown_fields=True)
+    return research_of((await researches.get(research_id)).data)
 
 
 class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):

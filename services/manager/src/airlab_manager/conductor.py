@@ -28,13 +28,13 @@ from airlab.events import body_of, make_event
 from airlab.ids import derived_id
 from airlab.llm.accounting import UsageLedger
 from airlab.memory import MemorySessions
-from airlab.research_record import OldLoopSchema, loop_of, with_loop
+from airlab.research_record import OldLoopSchema, loop_of, stored_loop, with_loop
 from airlab.settings import ResearchDefaults
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import loop as research_loop
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, to_data
+from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, record_of, to_data
 from airlab_manager.loop import decisions, ideas
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
 from airlab_manager.reviewing import Novelty
@@ -111,7 +111,7 @@ class Conductor:
             correlation_id=cause.id,
             source=self.config.source,
         )
-        return Change({**to_data(research), "loop": data.get("loop")}, [ended])
+        return Change(record_of(research, data), [ended])
 
     async def _context(
         self, research: research_pb2.Research, proposed: Sequence[idea_pb2.Idea]
@@ -172,10 +172,7 @@ class Conductor:
         record = await self.store.get(research_id)
         research = from_data(record.data)
         check_owner(research)
-        try:
-            loop = loop_of(record.data)
-        except OldLoopSchema as exc:
-            raise FailedPrecondition(f"research {research_id}: {exc}") from None
+        loop = stored_loop(research_id, record.data)
         if loop is None or not loop.phase:
             state = research_pb2.ResearchState.Name(research.state)
             raise FailedPrecondition(f"research {research_id} is {state}: its loop has not started")

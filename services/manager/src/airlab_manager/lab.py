@@ -15,6 +15,7 @@ from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, derived_id, new_id
+from airlab.research_record import research_of
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
@@ -59,7 +60,7 @@ def record_of(research: research_pb2.Research, data: Mapping[str, Any]) -> dict[
 
 
 def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
-    research = json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
+    research = research_of(data)
     research.revision = revision
     return research
 

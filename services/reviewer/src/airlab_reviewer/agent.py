@@ -24,6 +24,8 @@ from google.protobuf import json_format
 from matplotlib.ticker import MaxNLocator
 
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
+from airlab.enums import enum_words
+from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
 from airlab.v1 import loop_pb2, manager_pb2, research_pb2
@@ -126,8 +128,8 @@ class Reviewer:
                 )
                 evaluation = comparison_view(comparison) | {"candidate": dict(idea.evaluations)}
             review = idea.review
-            status = words(loop_pb2.IdeaStatus.Name(idea.status), "IDEA_STATUS_")
-            params = plain(idea.best_params) if idea.best_params else None
+            status = enum_words(loop_pb2.IdeaStatus, idea.status)
+            params = plain_params(idea.best_params) if idea.best_params else None
             if idea.code_sha256 and params:
                 ran_as = (idea.code_sha256, json.dumps(params, sort_keys=True))
                 if ran_as in ran:
@@ -209,8 +211,7 @@ class Reviewer:
             if not problem.endswith("built from the template's model registry")
         ]
         failures += [
-            f"experiment {e.id} ({words(loop_pb2.ExperimentKind.Name(e.kind), 'EXPERIMENT_KIND_')} of "
-            f"{e.name}): {e.reason}"
+            f"experiment {e.id} ({enum_words(loop_pb2.ExperimentKind, e.kind)} of {e.name}): {e.reason}"
             for e in runs
             if e.state == loop_pb2.EXPERIMENT_STATE_FAILED
         ]
@@ -402,21 +403,12 @@ def collapsed_decisions(decisions: Any) -> list[dict[str, Any]]:
     """One line per decision, a run of the same decision and reason said once with its count."""
     rows: list[dict[str, Any]] = []
     for d in decisions:
-        kind = words(manager_pb2.DecisionKind.Name(d.kind), "DECISION_KIND_")
+        kind = enum_words(manager_pb2.DecisionKind, d.kind)
         if rows and (rows[-1]["kind"], rows[-1]["reason"]) == (kind, d.reason):
             rows[-1]["times"] += 1
             continue
         rows.append({"round": d.round, "kind": kind, "reason": d.reason, "times": 1})
     return rows
-
-
-def words(enum_name: str, prefix: str) -> str:
-    """'not run' for IDEA_STATUS_NOT_RUN: enum names as people read them."""
-    return enum_name.removeprefix(prefix).replace("_", " ").lower()
-
-
-def plain(params: Mapping[str, loop_pb2.ParamValue]) -> dict[str, Any]:
-    return {name: getattr(v, v.WhichOneof("value") or "number") for name, v in params.items()}
 
 
 def comparison_view(comparison: loop_pb2.Comparison) -> dict[str, Any]:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
-from google.protobuf import json_format
-
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
-from airlab.research_record import OldLoopSchema, loop_of
+from airlab.research_record import research_of, stored_loop
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
@@ -31,11 +29,7 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
 
     async def _research(self, research_id: str) -> tuple[research_pb2.Research, loop_pb2.ResearchLoop]:
         record = await self.researches.get(research_id)
-        research = json_format.ParseDict(record.data, research_pb2.Research(), ignore_unknown_fields=True)
-        try:
-            loop = loop_of(record.data)
-        except OldLoopSchema as exc:
-            raise FailedPrecondition(f"research {research_id}: {exc}") from None
+        research, loop = research_of(record.data), stored_loop(research_id, record.data)
         if loop is None:
             raise FailedPrecondition(f"research {research_id} has not started its experiments")
         return research, loop

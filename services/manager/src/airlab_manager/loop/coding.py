@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import baseline, evaluation, runs
+from airlab_manager.loop import baseline, budget, evaluation, runs
 from airlab_manager.loop.step import BASELINE, Step, find_idea
 
 
@@ -49,7 +49,7 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
         return True
     idea.code_ref = outcome.code_ref
     # The evaluation needs one run per further seed: the search gets what is left after them.
-    left = step.plan.budget.max_experiments - len(step.loop.experiments) - (len(step.plan.seeds) - 1)
+    left = budget.experiments_left(step.plan, step.loop, queued=False) - (len(step.plan.seeds) - 1)
     trials = (
         step.rules.portfolio_trials
         if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO

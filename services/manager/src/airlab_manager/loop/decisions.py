@@ -3,6 +3,7 @@ queued idea or ask for a new round of ideas."""
 
 from __future__ import annotations
 
+from airlab.enums import enum_words
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
 from airlab_manager.loop import budget, coding, exploit, portfolio, report
@@ -23,12 +24,7 @@ def summary_of(idea: loop_pb2.LoopIdea) -> str:
         return f"{title}: rejected in review ({'; '.join(idea.review.reasons)})"
     if idea.status == loop_pb2.IDEA_STATUS_FAILED:
         return f"{title}: failed ({idea.failure[:300]})"
-    return f"{title}: {status_words(idea.status)}"
-
-
-def status_words(status: loop_pb2.IdeaStatus) -> str:
-    """'awaiting approval' for IDEA_STATUS_AWAITING_APPROVAL: what people read."""
-    return loop_pb2.IdeaStatus.Name(status).removeprefix("IDEA_STATUS_").replace("_", " ").lower()
+    return f"{title}: {enum_words(loop_pb2.IdeaStatus, idea.status)}"
 
 
 def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.loop import baseline, budget, coding, decisions, report
-from airlab_manager.loop.step import Memory, Step, find_idea, tried_titles
+from airlab_manager.loop.step import Step, find_idea, idea_memory, tried_titles
 from airlab_manager.reviewing import Novelty, review_idea
 
 
@@ -46,13 +46,7 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
         reviews.append(verdict)
         if verdict.approved:
             loop.queue.append(idea.id)
-            payload: dict[str, str | bool] = {
-                "dataset": step.plan.dataset,
-                "research_id": step.research.id,
-                "idea_id": idea.id,
-                "title": idea.title,
-            }
-            step.memories.append(Memory("idea", f"{idea.title}: {idea.change}", payload, idea.id))
+            step.memories.append(idea_memory(step.plan, step.research.id, idea))
     step.emit("idea.reviewed", events_pb2.IdeaReviewed(round=loop.round, reviews=reviews))
     decisions.next_step(step)
     return True

@@ -8,7 +8,7 @@ from airlab import domain
 from airlab.ids import derived_id
 from airlab.v1 import idea_pb2, loop_pb2
 from airlab_manager.loop import budget, ideas
-from airlab_manager.loop.step import Memory, Step
+from airlab_manager.loop.step import Step, idea_memory
 from airlab_manager.reviewing import Novelty
 
 
@@ -71,12 +71,6 @@ def start(step: Step) -> bool:
         if verdict.approved:
             loop.queue.append(idea.id)
             # Remembered like any idea, so the idea agent's near-copies of it are told apart as such.
-            payload: dict[str, str | bool] = {
-                "dataset": step.plan.dataset,
-                "research_id": step.research.id,
-                "idea_id": idea.id,
-                "title": idea.title,
-            }
-            step.memories.append(Memory("idea", f"{idea.title}: {idea.change}", payload, idea.id))
+            step.memories.append(idea_memory(step.plan, step.research.id, idea))
     step.research.state_reason = f"round {loop.round}: the portfolio ({', '.join(f.name for f in chosen)})"
     return True

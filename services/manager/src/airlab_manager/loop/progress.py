@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from airlab.enums import enum_words
 from airlab.v1 import loop_pb2, research_pb2
 from airlab_manager.loop.step import FAILED, FINISHED, StepContext
-
-
-def phase_words(phase: loop_pb2.LoopPhase) -> str:
-    """'searching' for LOOP_PHASE_SEARCHING: the progress field's words."""
-    if phase == loop_pb2.LOOP_PHASE_UNSPECIFIED:
-        return ""
-    return loop_pb2.LoopPhase.Name(phase).removeprefix("LOOP_PHASE_").lower()
 
 
 def progress_of(loop: loop_pb2.ResearchLoop, context: StepContext) -> research_pb2.ResearchProgress:
@@ -24,7 +18,7 @@ def progress_of(loop: loop_pb2.ResearchLoop, context: StepContext) -> research_p
         ideas_approved=sum(1 for i in loop.ideas if i.review.approved),
         tokens=context.tokens,
         cost_usd=context.cost_usd,
-        phase=phase_words(loop.phase),
+        phase=enum_words(loop_pb2.LoopPhase, loop.phase),
         llm_seconds=context.llm_seconds,
         experiment_seconds=sum(x.run_seconds for x in runs),
         waiting_seconds=sum(x.queued_seconds for x in runs),

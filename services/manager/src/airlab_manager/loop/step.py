@@ -12,7 +12,7 @@ from airlab.domain import title_key
 from airlab.events import make_event
 from airlab.ids import derived_id
 from airlab.settings import ResearchDefaults
-from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.reviewing import Novelty
 
@@ -55,6 +55,17 @@ class Memory:
     text: str
     payload: dict[str, str | bool]
     key: str
+
+
+def idea_memory(plan: research_pb2.Plan, research_id: str, idea: idea_pb2.Idea) -> Memory:
+    """An approved idea, remembered so later ideas close to it are told apart as near-copies."""
+    payload: dict[str, str | bool] = {
+        "dataset": plan.dataset,
+        "research_id": research_id,
+        "idea_id": idea.id,
+        "title": idea.title,
+    }
+    return Memory("idea", f"{idea.title}: {idea.change}", payload, idea.id)
 
 
 @dataclass
