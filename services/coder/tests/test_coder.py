@@ -126,10 +126,10 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "MODELS['random_forest_classifier']" in final
     assert (
-        registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), "classification")
+        registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), loop_pb2.JobConfig(task="classification"))
         == ""
     )
-    assert registry_function(idea_pb2.Idea(title="Logistic regression", change="x"), "regression") == ""
+    assert registry_function(idea_pb2.Idea(title="Logistic regression", change="x"), loop_pb2.JobConfig(task="regression")) == ""
     assert outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
     assert (
         json.loads(store.get(outcome.code_ref + "provenance.json"))["origin"]
@@ -144,7 +144,7 @@ def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take
 
     from airlab.job_templates import template_source
 
-    function = registry_function(idea_pb2.Idea(title="Random forest"), "classification")
+    function = registry_function(idea_pb2.Idea(title="Random forest"), loop_pb2.JobConfig(task="classification"))
     script = tmp_path / "train.py"
     script.write_text(with_model(template_source("sklearn_train_template.py"), function))
     config = {**CONFIG, "params": {"n_estimators": 20.0, "max_depth": 4, "low": 1}, "max_samples": 300}

@@ -11,7 +11,14 @@ from typing import Literal
 
 from airlab.v1 import research_pb2
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "segmentation"]
+# The job templates a research's code is written from: scikit-learn estimators, or PyTorch networks.
+Template = Literal["sklearn", "pytorch"]
+TEMPLATES: tuple[Template, ...] = ("sklearn", "pytorch")
+TEMPLATE_FILES: dict[Template, str] = {
+    "sklearn": "sklearn_train_template.py",
+    "pytorch": "pytorch_train_template.py",
+}
 MAXIMIZE = research_pb2.METRIC_DIRECTION_MAXIMIZE
 MINIMIZE = research_pb2.METRIC_DIRECTION_MINIMIZE
 
@@ -50,6 +57,8 @@ class ModelFamily:
     idea_pattern: str = ""
     # The family's hyperparameters worth searching, as a portfolio idea searches them.
     space: tuple[Param, ...] = ()
+    # The job template whose registry builds it.
+    template: Template = "sklearn"
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -71,6 +80,9 @@ METRICS = {
         MetricSpec("rmse", ("regression",), MINIMIZE, ("rmse", "root mean squared error")),
         MetricSpec("mae", ("regression",), MINIMIZE, ("mae", "mean absolute error")),
         MetricSpec("r2", ("regression",), MAXIMIZE, ("r2", "r squared", "coefficient of determination")),
+        # Per image, averaged over the foreground classes; the mean over test images.
+        MetricSpec("dice", ("segmentation",), MAXIMIZE, ("dice", "dice score", "f1 per pixel")),
+        MetricSpec("iou", ("segmentation",), MAXIMIZE, ("iou", "jaccard", "intersection over union")),
     )
 }
 
@@ -154,6 +166,59 @@ MODEL_FAMILIES = {
             idea_pattern=r"nearest neighbo|\bk-?nn\b",
             space=(Param("n_neighbors", 1, 50, log=True, integer=True),),
         ),
+        # PyTorch networks (the pytorch template's registry). Epochs and the learning rate are searched with
+        # the architecture: epochs are the fidelity that buys most on these goals.
+        ModelFamily(
+            name="torch_mlp",
+            aliases=("mlp", "multilayer perceptron", "fully connected network", "neural network"),
+            template_models=(("classification", "mlp"), ("regression", "mlp")),
+            idea_pattern=r"\bmlp\b|perceptron|fully[- ]connected|dense (net|layers)",
+            space=(
+                Param("width", 32, 512, log=True, integer=True),
+                Param("dropout", 0.0, 0.5),
+                Param("learning_rate", 3e-4, 1e-2, log=True),
+                Param("epochs", 5, 40, log=True, integer=True),
+            ),
+            template="pytorch",
+        ),
+        ModelFamily(
+            name="cnn",
+            aliases=("cnn", "convolutional network", "convolutional neural network", "convnet"),
+            template_models=(("classification", "cnn"),),
+            idea_pattern=r"\bcnn\b|convolution|convnet|resnet|\bconv\b",
+            space=(
+                Param("channels", 8, 64, log=True, integer=True),
+                Param("dropout", 0.0, 0.5),
+                Param("learning_rate", 3e-4, 1e-2, log=True),
+                Param("epochs", 5, 30, log=True, integer=True),
+            ),
+            template="pytorch",
+        ),
+        ModelFamily(
+            name="unet",
+            aliases=("u-net", "unet", "u net"),
+            template_models=(("segmentation", "unet"),),
+            idea_pattern=r"\bu-? ?net\b",
+            space=(
+                Param("width", 8, 32, log=True, integer=True),
+                Param("learning_rate", 5e-4, 2e-2, log=True),
+                Param("epochs", 6, 30, log=True, integer=True),
+            ),
+            template="pytorch",
+        ),
+        ModelFamily(
+            name="fcn",
+            aliases=("fully convolutional network", "fcn", "dilated convolutions"),
+            template_models=(("segmentation", "fcn"),),
+            idea_pattern=r"\bfcn\b|fully convolutional|dilated",
+            space=(
+                Param("width", 8, 48, log=True, integer=True),
+                Param("depth", 2, 6, integer=True),
+                Param("learning_rate", 5e-4, 2e-2, log=True),
+                Param("epochs", 6, 30, log=True, integer=True),
+            ),
+            template="pytorch",
+        ),
     )
 }
 # The order an idea's text is matched in: the families an idea moves to before the linear baselines it
@@ -167,25 +232,38 @@ IDEA_MATCH_ORDER = (
     "mlp",
     "logistic_regression",
     "ridge",
+    "unet",
+    "fcn",
+    "cnn",
+    "torch_mlp",
 )
-# The families a research tries first, in this order, whatever the LLM proposes: strong defaults for
-# tabular data, each searched with TPE. They are the lab's floor: it does not depend on the LLM's ideas.
-PORTFOLIO = ("hist_gradient_boosting", "random_forest", "svm", "mlp", "knn")
+# The families a research tries first, in this order, whatever the LLM proposes: strong defaults for the
+# template's kind of data, each searched with TPE. They are the lab's floor: it does not depend on the
+# LLM's ideas. The baseline's own family is in it when it has a space (a tuned U-Net is a fair first try).
+PORTFOLIO: dict[Template, tuple[str, ...]] = {
+    "sklearn": ("hist_gradient_boosting", "random_forest", "svm", "mlp", "knn"),
+    "pytorch": ("cnn", "unet", "fcn", "torch_mlp"),
+}
 
 
-def family_in(text: str, task: str) -> ModelFamily | None:
-    """The first family whose pattern the text matches and that has a model for `task`."""
+def family_in(text: str, task: str, template: str = "sklearn") -> ModelFamily | None:
+    """The first family of `template` whose pattern the text matches and that has a model for `task`."""
     lowered = text.lower()
     for name in IDEA_MATCH_ORDER:
         family = MODEL_FAMILIES[name]
-        if task in family.tasks and re.search(family.idea_pattern, lowered):
+        if family.template == template and task in family.tasks and re.search(family.idea_pattern, lowered):
             return family
     return None
 
 
-def template_models() -> set[str]:
+def template_models(template: str = "sklearn") -> set[str]:
     """Every registry entry the job template must have."""
-    return {model for family in MODEL_FAMILIES.values() for _, model in family.template_models}
+    return {
+        model
+        for family in MODEL_FAMILIES.values()
+        if family.template == template
+        for _, model in family.template_models
+    }
 
 
 def maximize(metric: str) -> bool:

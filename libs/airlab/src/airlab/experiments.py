@@ -76,6 +76,8 @@ def run_config(
     }
     if job.csv_path:
         config |= {"csv_path": job.csv_path, "target": job.target}
+    if job.data_path:
+        config["data_path"] = job.data_path
     return config
 
 

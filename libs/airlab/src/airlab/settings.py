@@ -131,6 +131,9 @@ class ResearchDefaults(BaseModel):
     experiment_cpu_millis: int = Field(default=1000, ge=100)
     experiment_memory_mib: int = Field(default=2048, ge=64)
     experiment_wall_seconds: int = Field(default=600, ge=1)
+    # Whole GPUs each experiment of a PyTorch research asks for: set it where runners have GPUs (the plan
+    # carries it; the runner leases them). 0: PyTorch experiments run on CPU.
+    experiment_gpus: int = Field(default=0, ge=0, le=16)
 
 
 class RunnerSettings(BaseModel):

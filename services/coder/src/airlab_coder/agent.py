@@ -25,7 +25,6 @@ from airlab.llm.client import LLMClient
 from airlab.llm.prompts import render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 
-TEMPLATE = "sklearn_train_template.py"
 # Beside the code that passed: where it came from (template, LLM attempt n, registry).
 PROVENANCE_FILE = "provenance.json"
 BEGIN, END = "# <airlab:model>", "# </airlab:model>"
@@ -34,17 +33,89 @@ MODULES = (
     "svm, tree"
 )
 BASELINE = "baseline"
-FORBIDDEN_CALLS = {
-    "fit",
-    "fit_transform",
-    "fit_predict",
-    "predict",
-    "predict_proba",
-    "score",
-    "train_test_split",
-    "cross_val_score",
-    "open",
+
+
+@dataclass(frozen=True)
+class TemplateRules:
+    """What the coder writes into one job template: the function's arguments, what it must not call, the
+    prompts, and how the template's own registry builds a family (the registry path and the fallback)."""
+
+    file: str
+    args: tuple[str, ...]
+    returns: str
+    forbidden: frozenset[str]
+    implement_prompt: str
+    repair_prompt: str
+    registry_function: str
+    # Besides imports and build_model, what a draft may define (a network's classes, helpers).
+    keeps_definitions: bool = False
+
+
+SKLEARN = TemplateRules(
+    file=domain.TEMPLATE_FILES["sklearn"],
+    args=("params", "seed"),
+    returns="the unfitted estimator",
+    forbidden=frozenset(
+        (
+            "fit",
+            "fit_transform",
+            "fit_predict",
+            "predict",
+            "predict_proba",
+            "score",
+            "train_test_split",
+            "cross_val_score",
+            "open",
+        )
+    ),
+    implement_prompt="coder/implement",
+    repair_prompt="coder/repair",
+    registry_function="""def build_model(params, seed):
+    estimator = MODELS[{name!r}](seed)
+    accepted = estimator.get_params()
+    chosen = {{}}
+    for key, value in params.items():
+        if key in accepted:
+            whole = isinstance(value, float) and value.is_integer() and not isinstance(accepted[key], float)
+            chosen[key] = int(value) if whole else value
+    return pipeline.make_pipeline(preprocessing.StandardScaler(), estimator.set_params(**chosen))""",
+)
+PYTORCH = TemplateRules(
+    file=domain.TEMPLATE_FILES["pytorch"],
+    args=("params", "input_shape", "n_outputs"),
+    returns="the untrained network",
+    forbidden=frozenset(
+        (
+            "backward",
+            "step",
+            "zero_grad",
+            "load",
+            "save",
+            "load_state_dict",
+            "open",
+            "train_test_split",
+            "fit",
+        )
+    ),
+    implement_prompt="coder/implement_pytorch",
+    repair_prompt="coder/repair_pytorch",
+    registry_function="""def build_model(params, input_shape, n_outputs):
+    return MODELS[{name!r}](input_shape, n_outputs, params)""",
+    keeps_definitions=True,
+)
+RULES = {"sklearn": SKLEARN, "pytorch": PYTORCH}
+# What a network's output must be, per task (the PyTorch prompt says it).
+OUTPUTS = {
+    "classification": "(batch, n_outputs) class logits",
+    "regression": "(batch, 1) values",
+    "segmentation": "(batch, n_outputs, height, width) class logits per pixel, the input's height and width",
 }
+
+
+def rules_for(job: loop_pb2.JobConfig) -> TemplateRules:
+    return RULES[job.template or "sklearn"]
+
+
 SMOKE_SAMPLES = 300
 MAX_ATTEMPTS = 10
 DEFAULT_ATTEMPTS = 3
@@ -122,29 +193,35 @@ def code_block(text: str) -> str:
     return match.group(1) if match else text
 
 
-def extract_function(code: str) -> str:
-    """The build_model function (and imports) out of what the model wrote; anything else is a problem."""
+def extract_function(code: str, rules: TemplateRules = SKLEARN) -> str:
+    """The build_model function (and imports, and for a network its classes and helpers) out of what the
+    model wrote; anything else is left out, and a wrong signature or a forbidden call is a problem."""
     code = re.sub(r"^\s*```[a-z]*\s*$", "", code.strip(), flags=re.MULTILINE).strip()
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
         raise CodeProblem(f"syntax error on line {exc.lineno}: {exc.msg}") from None
     functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_model"]
+    signature = ", ".join(rules.args)
     if not functions:
-        raise CodeProblem("the code must define `def build_model(params, seed):`")
+        raise CodeProblem(f"the code must define `def build_model({signature}):`")
     args = [a.arg for a in functions[0].args.args]
-    if args[:2] != ["params", "seed"] or len(args) != 2:
-        raise CodeProblem(f"build_model must take (params, seed), not ({', '.join(args)})")
-    # The script loads the data and fits; a build_model that does either wastes the run (or cheats).
-    for node in ast.walk(functions[0]):
+    if tuple(args) != rules.args:
+        raise CodeProblem(f"build_model must take ({signature}), not ({', '.join(args)})")
+    definitions = (ast.ClassDef, ast.FunctionDef) if rules.keeps_definitions else ()
+    kept = [
+        n for n in tree.body
+        if isinstance(n, ast.Import | ast.ImportFrom) or n is functions[0] or isinstance(n, definitions)
+    ]  # fmt: skip
+    # The script loads the data and trains; code that does either wastes the run (or cheats).
+    for node in (inner for n in kept for inner in ast.walk(n)):
         if isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if name in FORBIDDEN_CALLS or name.startswith(("load_", "fetch_", "read_")):
+            if name in rules.forbidden or name.startswith(("load_", "fetch_", "read_")):
                 raise CodeProblem(
-                    f"build_model calls {name}(): it must only build and return the unfitted estimator; "
-                    "the script loads the data, fits and scores"
+                    f"build_model calls {name}(): it must only build and return {rules.returns}; "
+                    "the script loads the data, trains and scores"
                 )
-    kept = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom) or n is functions[0]]
     return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
 
 
@@ -185,24 +262,14 @@ def check_source(source: str) -> list[str]:
     return lines or [done.stderr.strip() or "ruff failed"]
 
 
-REGISTRY_FUNCTION = """def build_model(params, seed):
-    estimator = MODELS[{name!r}](seed)
-    accepted = estimator.get_params()
-    chosen = {{}}
-    for key, value in params.items():
-        if key in accepted:
-            whole = isinstance(value, float) and value.is_integer() and not isinstance(accepted[key], float)
-            chosen[key] = int(value) if whole else value
-    return pipeline.make_pipeline(preprocessing.StandardScaler(), estimator.set_params(**chosen))"""
-
-
-def registry_function(idea: idea_pb2.Idea | None, task: str) -> str:
+def registry_function(idea: idea_pb2.Idea | None, job: loop_pb2.JobConfig) -> str:
     """A build_model for the model family the idea names, from the template's registry; "" if none fits.
-    Hyperparameters the estimator does not take are left out."""
+    Hyperparameters the model does not take are left out."""
     if not idea:
         return ""
-    family = domain.family_in(f"{idea.title} {idea.change}", task)
-    return REGISTRY_FUNCTION.format(name=family.template_model(task)) if family else ""
+    template = job.template or "sklearn"
+    family = domain.family_in(f"{idea.title} {idea.change}", job.task, template)
+    return RULES[template].registry_function.format(name=family.template_model(job.task)) if family else ""
 
 
 class CoderAgent:
@@ -210,15 +277,16 @@ class CoderAgent:
         self.llm = llm
         self.artifacts = artifacts
         self.smoke = smoke
-        self.template = template_source(TEMPLATE)
+        self.templates = {name: template_source(rules.file) for name, rules in RULES.items()}
 
     async def implement(self, task: CodeTask) -> CodeOutcome:
         """Code for the task that passed its checks and smoke run, or the problems of every attempt."""
         final = code_prefix(task.research_id, task.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
             return await self._done_before(final)  # done before a crash: the same code again
+        rules, template = rules_for(task.job_config), self.templates[task.job_config.template or "sklearn"]
         if task.idea is None:
-            source = self.template
+            source = template
             problems = await asyncio.to_thread(check_source, source)
             await self._keep(task, 1, source, problems)
             if problems:
@@ -228,11 +296,11 @@ class CoderAgent:
             )
         if task.family:
             family = domain.MODEL_FAMILIES[task.family]
-            function = REGISTRY_FUNCTION.format(name=family.template_model(task.job_config.task))
+            function = rules.registry_function.format(name=family.template_model(task.job_config.task))
             ok, _, problems = await self._try(task, 1, function)
             if not ok:
                 return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {' '.join(problems)}"])
-            source = with_model(self.template, function)
+            source = with_model(template, function)
             return await self._final(
                 final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_REGISTRY)
             )
@@ -247,18 +315,18 @@ class CoderAgent:
             function = source if ok else draft
             if ok:
                 outcome = CodeOutcome(True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM)
-                return await self._final(final, with_model(self.template, source), outcome)
+                return await self._final(final, with_model(template, source), outcome)
             history.append(f"attempt {attempt}: " + "\n".join(problems))
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
-        fallback = registry_function(task.idea, task.job_config.task)
+        fallback = registry_function(task.idea, task.job_config)
         if fallback:
             ok, _, problems = await self._try(task, attempts + 1, fallback)
             if ok:
                 history.append(f"attempt {attempts + 1}: built from the template's model registry")
                 origin = loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
                 outcome = CodeOutcome(True, final, attempts + 1, history, origin)
-                return await self._final(final, with_model(self.template, fallback), outcome)
+                return await self._final(final, with_model(template, fallback), outcome)
             history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(problems))
         return CodeOutcome(False, "", attempts, history)
 
@@ -292,9 +360,10 @@ class CoderAgent:
 
     async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
         """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""
+        template = self.templates[task.job_config.template or "sklearn"]
         try:
-            function = extract_function(draft)
-            source = with_model(self.template, function)
+            function = extract_function(draft, rules_for(task.job_config))
+            source = with_model(template, function)
             problems = await asyncio.to_thread(check_source, source)
         except CodeProblem as exc:
             function, source, problems = draft, draft, [str(exc)]
@@ -307,9 +376,12 @@ class CoderAgent:
         assert self.llm is not None and task.idea is not None
         idea = task.idea
         space = idea.search_space
+        rules, config = rules_for(task.job_config), task.job_config
+        output = OUTPUTS.get(config.task, "")
         if previous or problems:
             prompt = render(
-                "coder/repair",
+                rules.repair_prompt,
+                output=output,
                 modules=MODULES,
                 param_names=", ".join(space) or "(none)",
                 title=idea.title,
@@ -318,14 +390,14 @@ class CoderAgent:
                 problems=problems[-3000:],
             )
         else:
-            config = task.job_config
             prompt = render(
-                "coder/implement",
+                rules.implement_prompt,
+                output=output,
                 modules=MODULES,
                 task=config.task,
                 dataset=config.dataset,
                 metric=config.metric,
-                baseline_code=model_region(self.template),
+                baseline_code=model_region(self.templates[config.template or "sklearn"]),
                 title=idea.title,
                 change=idea.change,
                 params=space,

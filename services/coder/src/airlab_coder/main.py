@@ -25,7 +25,7 @@ from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult
 log = logging.getLogger(__name__)
 CONSUMER = "coder"
 REQUESTED = "code.requested"
-SMOKE_RESOURCES = runner_pb2.Resources(cpu_millis=1000, memory_mib=1024, wall_seconds=60)
+SMOKE_RESOURCES = runner_pb2.Resources(cpu_millis=1000, memory_mib=2048, wall_seconds=90)
 SMOKE_TIMEOUT = 600
 LOG_TAIL_LINES = 25
 

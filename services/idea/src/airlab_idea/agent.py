@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from airlab import domain
 from airlab.domain import title_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.ids import derived_id, new_id
@@ -119,6 +120,11 @@ class IdeaAgent:
             metric=plan.metric,
             direction="higher" if plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE else "lower",
             baseline=plan.baseline,
+            template=plan.template or "sklearn",
+            families=", ".join(
+                domain.MODEL_FAMILIES[name].aliases[0]
+                for name in domain.PORTFOLIO[plan.template or "sklearn"]
+            ),
             tried=list(tried),
             results=list(results),
             recalled=list(recalled),

@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from airlab.domain import METRICS, MODEL_FAMILIES, Task
+from airlab.domain import METRICS, MODEL_FAMILIES, Task, Template
 from airlab.settings import load_yaml
 
 # The metrics and model families live in the shared domain catalog; the planner calls families baselines.
@@ -20,9 +20,24 @@ class DatasetSpec(BaseModel):
     baseline: str
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
-    # User datasets: a local path or s3:// URI of a CSV file, and its label column.
+    # The baseline when the research trains PyTorch networks on it; None: only the baseline's template.
+    pytorch_baseline: str | None = None
+    # User datasets: a local path or s3:// URI of a CSV (or .npz) file, and a CSV's label column.
     source: str | None = None
     target: str | None = None
+
+    @property
+    def templates(self) -> list[Template]:
+        """The job templates that can load this dataset, its default (its baseline's) first."""
+        default = BASELINES[self.baseline].template
+        return [default] + (["pytorch"] if self.pytorch_baseline and default != "pytorch" else [])
+
+    def baseline_for(self, template: str) -> str:
+        if template == BASELINES[self.baseline].template:
+            return self.baseline
+        if template == "pytorch" and self.pytorch_baseline:
+            return self.pytorch_baseline
+        raise KeyError(f"dataset {self.name!r} has no {template} baseline")
 
 
 class DatasetCatalog:
@@ -34,8 +49,13 @@ class DatasetCatalog:
                 raise ValueError(
                     f"dataset {spec.name!r}: metric {spec.metric!r} does not fit task {spec.task}"
                 )
-            if spec.baseline not in BASELINES or spec.task not in BASELINES[spec.baseline].tasks:
-                raise ValueError(f"dataset {spec.name!r}: unknown baseline {spec.baseline!r} for {spec.task}")
+            for baseline in (spec.baseline, spec.pytorch_baseline):
+                if baseline is not None and (
+                    baseline not in BASELINES or spec.task not in BASELINES[baseline].tasks
+                ):
+                    raise ValueError(f"dataset {spec.name!r}: unknown baseline {baseline!r} for {spec.task}")
+            if spec.pytorch_baseline and BASELINES[spec.pytorch_baseline].template != "pytorch":
+                raise ValueError(f"dataset {spec.name!r}: {spec.pytorch_baseline!r} is not a PyTorch family")
         self.datasets = datasets
         self.default = default
 
@@ -66,6 +86,11 @@ def mentions(text: str, phrases: list[str] | tuple[str, ...]) -> bool:
 
 def metrics_mentioned(text: str) -> list[str]:
     return [m.name for m in METRICS.values() if mentions(text, m.aliases)]
+
+
+# Words that ask for neural networks trained with PyTorch (the families' own names are matched too).
+# ("neural network" alone is not one: scikit-learn's MLP answers to it.)
+PYTORCH_WORDS = ("pytorch", "torch", "deep learning", "deep network", "deep neural network", "convolutional")
 
 
 def baselines_mentioned(text: str) -> list[str]:

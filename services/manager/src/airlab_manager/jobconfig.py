@@ -21,11 +21,14 @@ def job_config(plan: research_pb2.Plan, catalog: DatasetCatalog) -> loop_pb2.Job
         model=MODEL_FAMILIES[plan.baseline].template_model(plan.task),
         split_seed=plan.seeds[0] if plan.seeds else 0,
         test_fraction=plan.test_fraction,
+        template=plan.template or "sklearn",
     )
     source, target = _source_of(plan, catalog)
-    if source:
-        config.dataset, config.csv_path = "csv", f"{DATA_DIR}/{PurePosixPath(source).name}"
-        config.target = target
+    inside = f"{DATA_DIR}/{PurePosixPath(source).name}"
+    if source.lower().endswith(".npz"):
+        config.dataset, config.data_path = "npz", inside
+    elif source:
+        config.dataset, config.csv_path, config.target = "csv", inside, target
     return config
 
 

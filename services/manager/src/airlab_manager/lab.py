@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from airlab import auth
+from airlab import auth, domain
 from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
@@ -29,7 +29,7 @@ TERMINAL_STATES = {
 TERMINAL_EVENTS = {"research.completed", "research.failed", "research.cancelled"}
 # Events after which the manager (re)plans a research.
 PLAN_TRIGGERS = ("research.created", "research.answered")
-ANSWER_KEYS = ("dataset", "metric", "baseline")
+ANSWER_KEYS = ("dataset", "metric", "baseline", "template")
 TEXT_MAX_CHARS = 1000
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 500
 
@@ -135,6 +135,7 @@ class Lab:
             requested_budget=request.budget,
             user_dataset=request.user_dataset,
             until_hint=request.until,
+            template_hint=request.template,
             owner=auth.current.get().name,
             gates=request.gates or research_pb2.HUMAN_GATES_OFF,
             allow_defaults=request.allow_defaults,
@@ -256,6 +257,10 @@ class Lab:
                     f"answers.{key}", f"unknown question key; expected one of {', '.join(ANSWER_KEYS)}"
                 )
         answers = dict(request.answers)
+        if answers.get("template", "") and answers["template"] not in domain.TEMPLATES:
+            raise InvalidArgument(
+                "answers.template", f"unknown job template; known: {', '.join(domain.TEMPLATES)}"
+            )
         check_hints(
             self.planner.catalog,
             answers.get("dataset", ""),
@@ -279,6 +284,7 @@ class Lab:
                 research.dataset_hint = answers.get("dataset", research.dataset_hint)
                 research.metric_hint = answers.get("metric", research.metric_hint)
                 research.baseline_hint = answers.get("baseline", research.baseline_hint)
+                research.template_hint = answers.get("template", research.template_hint)
                 check_hints(
                     self.planner.catalog,
                     research.dataset_hint,
@@ -373,6 +379,7 @@ class Lab:
                     allow_defaults=research.allow_defaults,
                     user_dataset=research.user_dataset,
                     until=research.until_hint,
+                    template=research.template_hint,
                 )
             )
             return self._apply_outcome(research, outcome, event)

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from airlab.domain import TEMPLATES
 from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
 from airlab_manager.catalog import (
     BASELINES,
     METRICS,
+    PYTORCH_WORDS,
     DatasetCatalog,
     DatasetSpec,
     baselines_mentioned,
+    mentions,
     metrics_mentioned,
 )
 
@@ -38,6 +41,7 @@ class PlanRequest:
     allow_defaults: bool = False
     user_dataset: research_pb2.UserDataset = field(default_factory=research_pb2.UserDataset)
     until: research_pb2.StopRule = research_pb2.STOP_RULE_UNSPECIFIED
+    template: str = ""
 
     @classmethod
     def of(cls, request: Any) -> PlanRequest:
@@ -51,6 +55,7 @@ class PlanRequest:
             allow_defaults=request.allow_defaults,
             user_dataset=request.user_dataset,
             until=request.until,
+            template=request.template,
         )
 
 
@@ -81,6 +86,14 @@ def _rule_words(rule: research_pb2.StopRule) -> str:
     return {research_pb2.STOP_RULE_BEAT_BASELINE: "beat", research_pb2.STOP_RULE_USE_BUDGET: "budget"}.get(
         rule, "?"
     )
+
+
+class _Ask(Exception):
+    """A choice the planner cannot make from the request: asked of a person instead."""
+
+    def __init__(self, question: research_pb2.Question) -> None:
+        super().__init__(question.text)
+        self.question = question
 
 
 @dataclass
@@ -154,17 +167,25 @@ def resolve_budget(budget: research_pb2.Budget, defaults: ResearchDefaults) -> r
     )
 
 
+# (metric, baseline) of a user's CSV file, and of a user's .npz file (PyTorch).
 USER_DEFAULTS = {
     "classification": ("accuracy", "logistic_regression"),
     "regression": ("rmse", "linear_regression"),
 }
+USER_NPZ_DEFAULTS = {
+    "classification": ("accuracy", "torch_mlp"),
+    "regression": ("rmse", "torch_mlp"),
+    "segmentation": ("dice", "unet"),
+}
 
 
 def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
-    """The catalog entry of a user's CSV dataset; InvalidArgument naming the field when it cannot be one."""
+    """The catalog entry of a user's dataset (a CSV table, or an .npz file of arrays x and y for PyTorch);
+    InvalidArgument naming the field when it cannot be one."""
     source, target, task = dataset.source.strip(), dataset.target.strip(), dataset.task.strip()
-    if not source.lower().endswith(".csv"):
-        raise InvalidArgument("user_dataset.source", f"must name a .csv file, got {source[:200]!r}")
+    npz = source.lower().endswith(".npz")
+    if not (source.lower().endswith(".csv") or npz):
+        raise InvalidArgument("user_dataset.source", f"must name a .csv or .npz file, got {source[:200]!r}")
     if source.startswith("s3://"):
         bucket, _, key = source.removeprefix("s3://").partition("/")
         if not bucket or not key:
@@ -173,11 +194,12 @@ def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
         raise InvalidArgument(
             "user_dataset.source", "must be an absolute path (on the runner's host) or s3://BUCKET/KEY"
         )
-    if not target:
+    defaults = USER_NPZ_DEFAULTS if npz else USER_DEFAULTS
+    if not target and not npz:
         raise InvalidArgument("user_dataset.target", "is required: the name of the label column")
-    if task not in USER_DEFAULTS:
-        raise InvalidArgument("user_dataset.task", f"must be classification or regression, got {task!r}")
-    metric, baseline = USER_DEFAULTS[task]
+    if task not in defaults:
+        raise InvalidArgument("user_dataset.task", f"must be {' or '.join(defaults)}, got {task!r}")
+    metric, baseline = defaults[task]
     name = re.sub(r"[^a-z0-9_]+", "_", PurePosixPath(source).stem.lower()).strip("_") or "user_dataset"
     return DatasetSpec(name=name, task=task, metric=metric, baseline=baseline, source=source, target=target)
 
@@ -192,6 +214,10 @@ class Planner:
         check_budget(request.budget)
         if request.until not in research_pb2.StopRule.values():
             raise InvalidArgument("until", f"unknown stop rule {request.until}")
+        if request.template and request.template not in TEMPLATES:
+            raise InvalidArgument(
+                "template", f"unknown job template {request.template!r}; known: {', '.join(TEMPLATES)}"
+            )
         seeds = len(self.defaults.seeds)
         if 0 < request.budget.max_experiments < seeds:
             raise InvalidArgument(
@@ -199,6 +225,21 @@ class Planner:
                 f"must cover at least the baseline's {seeds} runs (one per seed), "
                 f"got {request.budget.max_experiments}",
             )
+        if (
+            request.template
+            and request.baseline in BASELINES
+            and BASELINES[request.baseline].template != request.template
+        ):
+            raise InvalidArgument("baseline", f"{request.baseline!r} is not a {request.template} model")
+        known = (
+            user_dataset_spec(request.user_dataset) if request.user_dataset.source
+            else self.catalog.datasets.get(request.dataset)
+        )  # fmt: skip
+        if request.template and known is not None and request.template not in known.templates:
+            raise InvalidArgument(
+                "template", f"the {request.template} job template cannot load {known.name!r}; "
+                f"it is for: {', '.join(known.templates)}",
+            )  # fmt: skip
         if request.user_dataset.source:
             spec = user_dataset_spec(request.user_dataset)
             if request.metric and (
@@ -220,7 +261,11 @@ class Planner:
         metric = self._metric(request, spec, reasons)
         if isinstance(metric, research_pb2.Question):
             return PlanOutcome(None, [metric])
-        baseline = self._baseline(request, spec, reasons)
+        try:
+            template = self._template(request, spec, reasons)
+            baseline = self._baseline(request, spec, template, reasons)
+        except _Ask as asked:
+            return PlanOutcome(None, [asked.question])
         plan = research_pb2.Plan(
             dataset_source=spec.source or "",
             dataset_target=spec.target or "",
@@ -233,7 +278,11 @@ class Planner:
             test_fraction=self.defaults.test_fraction,
             budget=resolve_budget(request.budget, self.defaults),
             reasons=reasons,
+            template=template,
         )
+        if template == "pytorch" and self.defaults.experiment_gpus:
+            plan.gpus = self.defaults.experiment_gpus
+            plan.reasons.append(f"each experiment asks the runner for {plan.gpus} GPU(s)")
         plan.until = stop_rule(request.goal, request.until, plan.reasons)
         plan.reasons.append(
             f"evaluated over seeds {list(plan.seeds)} on a held-out {plan.test_fraction:.0%} split"
@@ -294,13 +343,61 @@ class Planner:
         reasons.append(f"metric {spec.metric!r} is the default of {spec.name!r}")
         return spec.metric
 
-    def _baseline(self, request: PlanRequest, spec: DatasetSpec, reasons: list[str]) -> str:
+    def _template(self, request: PlanRequest, spec: DatasetSpec, reasons: list[str]) -> str:
+        """scikit-learn or PyTorch: as asked, else as the dataset allows, the baseline or the goal's words."""
+        offered = spec.templates
+        if request.template:
+            if request.template not in offered:
+                raise _Ask(research_pb2.Question(
+                    key="template",
+                    text=f"{spec.name!r} cannot be loaded by the {request.template} job template: which one?",
+                    options=offered,
+                ))  # fmt: skip
+            reasons.append(f"job template {request.template!r} was given explicitly")
+            return request.template
+        if len(offered) == 1:
+            if offered[0] == "pytorch":
+                reasons.append(f"{spec.name!r} is a {spec.task} dataset the PyTorch job template loads")
+            return offered[0]
+        if request.baseline in BASELINES and BASELINES[request.baseline].template in offered:
+            chosen = BASELINES[request.baseline].template
+            if chosen == "pytorch":
+                reasons.append(f"the baseline {request.baseline!r} is a PyTorch network")
+            return chosen
+        # A network family named by words no scikit-learn family also answers to ("cnn", "u-net"; not "mlp").
+        sklearn_words = {
+            word for f in BASELINES.values() if f.template == "sklearn" for word in (f.name, *f.aliases)
+        }
+        networks = [
+            name for name, family in BASELINES.items()
+            if family.template == "pytorch" and spec.task in family.tasks
+            and mentions(request.goal, [w for w in (name, *family.aliases) if w not in sklearn_words])
+        ]  # fmt: skip
+        words = [w for w in PYTORCH_WORDS if mentions(request.goal, (w,))]
+        if "pytorch" in offered and (networks or words):
+            named = (networks or words)[0]
+            reasons.append(f"the goal names {named!r}: the research trains PyTorch networks")
+            return "pytorch"
+        return offered[0]
+
+    def _baseline(self, request: PlanRequest, spec: DatasetSpec, template: str, reasons: list[str]) -> str:
         if request.baseline:
+            if BASELINES[request.baseline].template != template:
+                fitting = [b for b, f in BASELINES.items() if f.template == template and spec.task in f.tasks]
+                raise _Ask(research_pb2.Question(
+                    key="baseline",
+                    text=f"{request.baseline!r} is not a {template} model: which baseline should be used?",
+                    options=fitting,
+                ))  # fmt: skip
             reasons.append(f"baseline {request.baseline!r} was given explicitly")
             return request.baseline
-        fitting = [b for b in baselines_mentioned(request.goal) if spec.task in BASELINES[b].tasks]
+        fitting = [
+            b for b in baselines_mentioned(request.goal)
+            if spec.task in BASELINES[b].tasks and BASELINES[b].template == template
+        ]  # fmt: skip
         if fitting:
             reasons.append(f"baseline {fitting[0]!r} is named in the goal")
             return fitting[0]
-        reasons.append(f"baseline {spec.baseline!r} is the default of {spec.name!r}")
-        return spec.baseline
+        default = spec.baseline_for(template)
+        reasons.append(f"baseline {default!r} is the default of {spec.name!r}")
+        return default

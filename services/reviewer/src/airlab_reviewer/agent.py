@@ -93,6 +93,37 @@ class Reviewer:
                 points.append((int(row["train_samples"]), float(row[f"val_{metric}"])))
         return points
 
+    def _epoch_curve(self, research_id: str, experiment_id: str, key: str) -> list[tuple[int, float]]:
+        """(epoch, value) of a run that logs per epoch (the PyTorch template), e.g. train_loss."""
+        try:
+            raw = self.artifacts.get(experiment_key(research_id, experiment_id, "metrics.jsonl")).decode()
+        except Exception:
+            return []
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        return [(int(r["epoch"]), float(r[key])) for r in rows if "epoch" in r and key in r]
+
+    def _masks(self, research_id: str, experiment_id: str) -> dict[str, Any] | None:
+        """A segmentation run's saved test images, true masks and predicted masks, if it saved them."""
+        import numpy as np
+
+        try:
+            raw = self.artifacts.get(experiment_key(research_id, experiment_id, "predictions/masks.npz"))
+            with np.load(io.BytesIO(raw)) as data:
+                return {name: data[name] for name in ("images", "truth", "predicted")}
+        except Exception:
+            return None
+
+    def _devices(self, research_id: str, experiment_ids: list[str]) -> dict[str, int]:
+        """How many of these runs ran on each device, as their result.json says ("cpu", "cuda")."""
+        devices: dict[str, int] = {}
+        for experiment_id in experiment_ids:
+            try:
+                device = str(self.result(research_id, experiment_id).extra.get("device") or "not reported")
+            except Exception:
+                continue
+            devices[device] = devices.get(device, 0) + 1
+        return devices
+
     def write_report(
         self,
         research: research_pb2.Research,
@@ -185,6 +216,8 @@ class Reviewer:
                 f"± {fmt(baseline['std'])})"
             )
         plots = self._plots(research_id, loop, metric, maximize, baseline, evaluated)
+        finished = [e.id for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED]
+        devices = self._devices(research_id, finished)
         # The best code whatever the verdict: the significant winner, else the evaluated idea with the
         # largest gain; with its difference from the baseline's code.
         shown = best or max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
@@ -249,6 +282,7 @@ class Reviewer:
             "counts": counts,
             "timing": timing,
             "failures": failures,
+            "devices": devices,
             "fmt": fmt,
             "sentences": sentences,
         }
@@ -266,6 +300,7 @@ class Reviewer:
             "best_idea_id": best["id"] if best else None,
             "counts": counts,
             "timing": timing,
+            "devices": devices,
             "usage": context["usage"],
         }
         md_key, html_key = report_key(research_id, "report.md"), report_key(research_id, "report.html")
@@ -338,22 +373,75 @@ class Reviewer:
         keep("best_so_far.png", "Best validation score so far", figure)
 
         # Learning curves (validation score against training samples) of the baseline and evaluated ideas.
-        figure, axis = plt.subplots(figsize=(8, 3.6))
         curves: list[tuple[str, Mapping[int, str]]] = [("baseline", loop.baseline.experiments)]
         curves += [(i["title"][:40], i["evaluation"]["candidate"]) for i in evaluated]
-        for label, ids in curves:
-            by_size: dict[int, list[float]] = {}
+
+        def mean_curve(ids: Mapping[int, str], points: Any) -> tuple[list[int], list[float]]:
+            by_x: dict[int, list[float]] = {}
             for experiment_id in ids.values():
-                for size, value in self._metrics_curve(research_id, experiment_id, metric):
-                    by_size.setdefault(size, []).append(value)
-            if by_size:
-                sizes = sorted(by_size)
-                axis.plot(sizes, [sum(by_size[s]) / len(by_size[s]) for s in sizes], marker="o", label=label)
-        axis.set_xlabel("training samples")
-        axis.set_ylabel(f"validation {metric}")
+                for x, value in points(experiment_id):
+                    by_x.setdefault(x, []).append(value)
+            xs = sorted(by_x)
+            return xs, [sum(by_x[x]) / len(by_x[x]) for x in xs]
+
+        figure, axis = plt.subplots(figsize=(8, 3.6))
+        for label, ids in curves:
+            sizes, values = mean_curve(ids, lambda x: self._metrics_curve(research_id, x, metric))
+            if sizes:
+                axis.plot(sizes, values, marker="o", label=label)
         if axis.get_legend_handles_labels()[0]:
+            axis.set_xlabel("training samples")
+            axis.set_ylabel(f"validation {metric}")
             axis.legend(fontsize=7, loc="best")
-        keep("learning_curves.png", "Learning curves (mean over seeds)", figure)
+            keep("learning_curves.png", "Learning curves (mean over seeds)", figure)
+        else:
+            plt.close(figure)
+
+        # Networks: training loss and validation score per epoch (mean over seeds).
+        figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
+        for label, ids in curves:
+            epochs, losses = mean_curve(ids, lambda x: self._epoch_curve(research_id, x, "train_loss"))
+            if epochs:
+                loss_axis.plot(epochs, losses, label=label)
+            epochs, scores = mean_curve(ids, lambda x: self._epoch_curve(research_id, x, f"val_{metric}"))
+            if epochs:
+                score_axis.plot(epochs, scores, label=label)
+        if loss_axis.get_legend_handles_labels()[0]:
+            for axis, what in ((loss_axis, "training loss"), (score_axis, f"validation {metric}")):
+                axis.set_xlabel("epoch")
+                axis.set_ylabel(what)
+                axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            loss_axis.set_yscale("log")
+            score_axis.legend(fontsize=7, loc="best")
+            keep("loss_curves.png", "Training loss and validation score per epoch (mean over seeds)", figure)
+        else:
+            plt.close(figure)
+
+        # Segmentation: a few test images, their true masks, and the baseline's and best idea's predictions.
+        best = max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
+        base_ids, best_ids = list(loop.baseline.experiments.values()), []
+        if best is not None:
+            best_ids = list(best["evaluation"]["candidate"].values())
+        base_masks = self._masks(research_id, base_ids[0]) if base_ids else None
+        best_masks = self._masks(research_id, best_ids[0]) if best_ids else None
+        if base_masks is not None:
+            rows = [("image", base_masks["images"], "gray"), ("truth", base_masks["truth"], "tab10")]
+            rows.append(("baseline", base_masks["predicted"], "tab10"))
+            if best_masks is not None and best is not None:
+                rows.append((best["title"][:24], best_masks["predicted"], "tab10"))
+            shown = len(base_masks["images"])
+            figure, axes = plt.subplots(len(rows), shown, figsize=(2 * shown, 2 * len(rows)), squeeze=False)
+            for r, (label, arrays, colours) in enumerate(rows):
+                for c in range(shown):
+                    cell = axes[r][c]
+                    if colours == "gray":
+                        cell.imshow(arrays[c], cmap=colours)
+                    else:
+                        cell.imshow(arrays[c], cmap=colours, vmin=0, vmax=9, interpolation="nearest")
+                    cell.set_xticks([])
+                    cell.set_yticks([])
+                axes[r][0].set_ylabel(label, fontsize=8)
+            keep("masks.png", "Test images: true masks and predicted masks (first seed)", figure)
 
         # Test score of the baseline and each evaluated idea, mean ± std over seeds.
         if baseline is not None:
@@ -430,6 +518,8 @@ def _plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
         "task": plan.task,
         "metric": plan.metric,
         "baseline": plan.baseline,
+        "template": plan.template or "sklearn",
+        "gpus": plan.gpus,
         "seeds": list(plan.seeds),
         "test_fraction": plan.test_fraction,
         "reasons": list(plan.reasons),

@@ -23,6 +23,11 @@ BOOTSTRAP_SAMPLES = 1000
 ALPHA = 0.05
 
 
+# Metrics a run reports per test example (segmentation: per image), averaged into the metric: the
+# bootstrap resamples those scores.
+PER_EXAMPLE_METRICS = ("dice", "iou")
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=float)
     if array.size == 0:
@@ -35,6 +40,8 @@ def metric_value(metric: str, targets: np.ndarray, predicted: np.ndarray) -> flo
     NaN where it is undefined (a resample with one class for ROC AUC, a constant target for R²)."""
     from sklearn import metrics as sk  # imported when first needed: it costs the service's start a second
 
+    if metric in PER_EXAMPLE_METRICS:  # the run reported each example's score (an image's Dice or IoU)
+        return float(np.mean(predicted)) if len(predicted) else math.nan
     try:
         if metric == "accuracy":
             return float(sk.accuracy_score(targets, predicted))

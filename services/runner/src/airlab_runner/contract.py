@@ -4,7 +4,8 @@ In its work dir a job appends metric points to `metrics.jsonl`, one JSON object 
     {"step": 3, "loss": 0.41, "val_accuracy": 0.93}
 (every key but "step" is a metric with a finite number), and finally writes `result.json`:
     {"metrics": {"accuracy": 0.95}, "seed": 0, "duration_seconds": 12.5}
-Model files go under `models/`, plots under `plots/`. Everything is size-limited and checked; a job's
+Model files go under `models/`, plots under `plots/`, sample predictions (e.g. a segmentation's masks)
+under `predictions/`. Everything is size-limited and checked; a job's
 claims about itself are never trusted beyond that."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from airlab.results import MAX_METRIC_NAME, RunResult, problem
 
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
-OUTPUT_DIRS = ("models", "plots")
+OUTPUT_DIRS = ("models", "plots", "predictions")
 MAX_RESULT_BYTES = 1 << 20
 MAX_METRICS_BYTES = 10 << 20
 

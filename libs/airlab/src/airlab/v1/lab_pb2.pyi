@@ -36,7 +36,7 @@ class ResearchReport(_message.Message):
     def __init__(self, research_id: _Optional[str] = ..., markdown: _Optional[str] = ..., html: _Optional[str] = ..., summary_json: _Optional[str] = ..., plots: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class StartResearchRequest(_message.Message):
-    __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset", "until")
+    __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset", "until", "template")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class StartResearchRequest(_message.Message):
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     goal: str
     dataset: str
     metric: str
@@ -57,7 +58,8 @@ class StartResearchRequest(_message.Message):
     baseline: str
     user_dataset: _research_pb2.UserDataset
     until: _research_pb2.StopRule
-    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., gates: _Optional[_Union[_research_pb2.HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ..., until: _Optional[_Union[_research_pb2.StopRule, str]] = ...) -> None: ...
+    template: str
+    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., gates: _Optional[_Union[_research_pb2.HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., request_id: _Optional[str] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ..., until: _Optional[_Union[_research_pb2.StopRule, str]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class GetResearchRequest(_message.Message):
     __slots__ = ("id",)

@@ -121,7 +121,7 @@ class ParamValue(_message.Message):
     def __init__(self, integer: _Optional[int] = ..., number: _Optional[float] = ..., text: _Optional[str] = ..., flag: _Optional[bool] = ...) -> None: ...
 
 class JobConfig(_message.Message):
-    __slots__ = ("dataset", "task", "metric", "model", "split_seed", "test_fraction", "csv_path", "target")
+    __slots__ = ("dataset", "task", "metric", "model", "split_seed", "test_fraction", "csv_path", "target", "template", "data_path")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,8 @@ class JobConfig(_message.Message):
     TEST_FRACTION_FIELD_NUMBER: _ClassVar[int]
     CSV_PATH_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     task: str
     metric: str
@@ -138,7 +140,9 @@ class JobConfig(_message.Message):
     test_fraction: float
     csv_path: str
     target: str
-    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., model: _Optional[str] = ..., split_seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., csv_path: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+    template: str
+    data_path: str
+    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., model: _Optional[str] = ..., split_seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., csv_path: _Optional[str] = ..., target: _Optional[str] = ..., template: _Optional[str] = ..., data_path: _Optional[str] = ...) -> None: ...
 
 class LoopExperiment(_message.Message):
     __slots__ = ("id", "kind", "name", "seed", "params", "state", "test", "validation", "reason", "run_seconds", "queued_seconds")

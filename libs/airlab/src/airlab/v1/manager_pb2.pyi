@@ -21,7 +21,7 @@ DECISION_KIND_STOP: DecisionKind
 DECISION_KIND_ASK_HUMAN: DecisionKind
 
 class PlanResearchRequest(_message.Message):
-    __slots__ = ("goal", "dataset", "metric", "budget", "allow_defaults", "baseline", "user_dataset", "until")
+    __slots__ = ("goal", "dataset", "metric", "budget", "allow_defaults", "baseline", "user_dataset", "until", "template")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class PlanResearchRequest(_message.Message):
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     goal: str
     dataset: str
     metric: str
@@ -38,7 +39,8 @@ class PlanResearchRequest(_message.Message):
     baseline: str
     user_dataset: _research_pb2.UserDataset
     until: _research_pb2.StopRule
-    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., allow_defaults: _Optional[bool] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ..., until: _Optional[_Union[_research_pb2.StopRule, str]] = ...) -> None: ...
+    template: str
+    def __init__(self, goal: _Optional[str] = ..., dataset: _Optional[str] = ..., metric: _Optional[str] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., allow_defaults: _Optional[bool] = ..., baseline: _Optional[str] = ..., user_dataset: _Optional[_Union[_research_pb2.UserDataset, _Mapping]] = ..., until: _Optional[_Union[_research_pb2.StopRule, str]] = ..., template: _Optional[str] = ...) -> None: ...
 
 class PlanResearchResponse(_message.Message):
     __slots__ = ("plan", "questions")

@@ -73,7 +73,7 @@ class Budget(_message.Message):
     def __init__(self, max_experiments: _Optional[int] = ..., max_wall_seconds: _Optional[int] = ..., max_tokens: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Plan(_message.Message):
-    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons", "dataset_source", "dataset_target", "until")
+    __slots__ = ("dataset", "task", "metric", "direction", "baseline", "seeds", "test_fraction", "budget", "reasons", "dataset_source", "dataset_target", "until", "template", "gpus")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,8 @@ class Plan(_message.Message):
     DATASET_SOURCE_FIELD_NUMBER: _ClassVar[int]
     DATASET_TARGET_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     task: str
     metric: str
@@ -98,7 +100,9 @@ class Plan(_message.Message):
     dataset_source: str
     dataset_target: str
     until: StopRule
-    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., dataset_source: _Optional[str] = ..., dataset_target: _Optional[str] = ..., until: _Optional[_Union[StopRule, str]] = ...) -> None: ...
+    template: str
+    gpus: int
+    def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., direction: _Optional[_Union[MetricDirection, str]] = ..., baseline: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., test_fraction: _Optional[float] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ..., dataset_source: _Optional[str] = ..., dataset_target: _Optional[str] = ..., until: _Optional[_Union[StopRule, str]] = ..., template: _Optional[str] = ..., gpus: _Optional[int] = ...) -> None: ...
 
 class UserDataset(_message.Message):
     __slots__ = ("source", "target", "task")
@@ -121,7 +125,7 @@ class Question(_message.Message):
     def __init__(self, key: _Optional[str] = ..., text: _Optional[str] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Research(_message.Message):
-    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset", "until_hint", "owner")
+    __slots__ = ("id", "goal", "state", "state_reason", "plan", "questions", "dataset_hint", "metric_hint", "requested_budget", "gates", "allow_defaults", "created_at", "updated_at", "revision", "baseline_hint", "progress", "report_markdown_key", "report_html_key", "awaiting", "awaiting_idea_id", "user_dataset", "until_hint", "template_hint", "owner")
     ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +148,7 @@ class Research(_message.Message):
     AWAITING_IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     USER_DATASET_FIELD_NUMBER: _ClassVar[int]
     UNTIL_HINT_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_HINT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     goal: str
@@ -167,8 +172,9 @@ class Research(_message.Message):
     awaiting_idea_id: str
     user_dataset: UserDataset
     until_hint: StopRule
+    template_hint: str
     owner: str
-    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ..., owner: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ..., template_hint: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
     __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds")

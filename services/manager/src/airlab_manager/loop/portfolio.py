@@ -11,33 +11,42 @@ from airlab_manager.loop import budget, ideas
 from airlab_manager.loop.step import Step, idea_memory
 from airlab_manager.reviewing import Novelty
 
+DATA_WORDS = {"": "tabular data", "sklearn": "tabular data", "pytorch": "this kind of data"}
+
 
 def families(step: Step) -> list[domain.ModelFamily]:
-    """The portfolio's families for this research: those with a model for the task, other than the
-    baseline's, as many as `portfolio_share` of the budget after the baseline affords (at least one)."""
+    """The portfolio's families for this research: those of its job template with a model for the task
+    (the baseline's own only when it has hyperparameters to search), as many as `portfolio_share` of the
+    budget after the baseline affords (at least one)."""
     share = step.rules.portfolio_share
     if share <= 0:
         return []
     task, cost = step.plan.task, step.rules.portfolio_trials + len(step.plan.seeds) - 1
+    template = step.plan.template or "sklearn"
     fitting = [
-        domain.MODEL_FAMILIES[name]
-        for name in domain.PORTFOLIO
-        if task in domain.MODEL_FAMILIES[name].tasks and name != step.plan.baseline
+        family
+        for family in (domain.MODEL_FAMILIES[name] for name in domain.PORTFOLIO[template])
+        if task in family.tasks and (family.name != step.plan.baseline or family.space)
     ]
     affordable = int(share * budget.experiments_left(step.plan, step.loop) // cost)
     return fitting[: max(1, affordable)]
 
 
 def idea_for(step: Step, family: domain.ModelFamily) -> idea_pb2.Idea:
-    title = family.aliases[0].capitalize() if family.aliases else family.name
+    name = family.aliases[0] if family.aliases else family.name
+    title = name.upper() if len(name) <= 4 else name[0].upper() + name[1:]
     baseline = step.plan.baseline.replace("_", " ")
+    change = f"replace the {baseline} with a {name}, searched with TPE"
+    if family.name == step.plan.baseline:
+        change = f"the baseline's {name} with its architecture and training searched with TPE"
     return idea_pb2.Idea(
         id=derived_id("i", f"{step.research.id}:portfolio:{family.name}"),
         research_id=step.research.id,
         title=f"{title} (portfolio)",
-        change=f"replace the {baseline} with a {family.aliases[0]}, searched with TPE",
+        change=change,
         expected_effect=f"a better {step.plan.metric} when the data is not linear",
-        rationale="a strong default family for tabular data, tried whatever the idea agent proposes",
+        rationale=f"a strong default family for {DATA_WORDS.get(step.plan.template, 'this data')}, "
+        "tried whatever the idea agent proposes",
         search_space={
             p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
             for p in family.space

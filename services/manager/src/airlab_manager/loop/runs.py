@@ -42,6 +42,7 @@ def request_run(
                 cpu_millis=rules.experiment_cpu_millis,
                 memory_mib=rules.experiment_memory_mib,
                 wall_seconds=rules.experiment_wall_seconds,
+                gpus=step.plan.gpus,
             ),
             datasets=list(step.loop.mounts),
             kind=kind,
