@@ -354,3 +354,111 @@ def test_every_experiment_waits_for_a_person_under_that_gate(services, fake_llm,
     assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
     summary = check_report_against_results(workspace, done)
     assert [i["status"] for i in summary["ideas"]] == ["evaluated"]
+
+
+# -- deep learning: PyTorch networks ----------------------------------------------------------------------
+# "beat the U-Net baseline on shapes segmentation" with the fake LLM, whose coder writes a network of its
+# own (the plan is segmentation with Dice, the LLM's network is what runs, the report has the loss curves
+# and the predicted masks); "beat the MLP baseline on digits with a CNN" with the real local 0.5B model.
+
+
+REFINED_UNET_IDEA = {
+    "title": "U-Net with an input refinement block",
+    "change": "refine the U-Net's features together with the input image before the per-pixel classifier, "
+    "trained with a higher learning rate",
+    "expected_effect": "sharper masks and a higher Dice",
+    "rationale": "the raw intensities help separate touching shapes",
+    "search_space": {"learning_rate": {"low": 0.004, "high": 0.01, "log_scale": True}},
+}
+REFINED_UNET_CODE = """```python
+class RefinedUNet(nn.Module):
+    def __init__(self, input_shape, n_outputs, width):
+        super().__init__()
+        self.unet = UNet(input_shape, width, width=width, depth=2)
+        self.refine = conv_block(width + input_shape[0], width)
+        self.out = nn.Conv2d(width, n_outputs, 1)
+
+    def forward(self, x):
+        return self.out(self.refine(torch.cat([self.unet(x), x], dim=1)))
+
+
+def build_model(params, input_shape, n_outputs):
+    return RefinedUNet(input_shape, n_outputs, 16)
+```"""
+
+
+def lab_env(llm_url: str, workspace: Path, **extra: str) -> dict[str, str]:
+    return {
+        "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llm_url}),
+        "AIRLAB_WORKSPACE": str(workspace),
+        # These tests follow the LLM's network through the loop; the portfolio's floor has its own tests.
+        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",
+        "AIRLAB_RESEARCH__TRIALS_PER_IDEA": "1",
+        **extra,
+    }
+
+
+def test_the_shapes_segmentation_goal_runs_the_llms_network_to_a_report(services, tmp_path):
+    pytest.importorskip("torch")
+    fake_llm = FakeOpenAIServer(responder=agent_replies(REFINED_UNET_IDEA, REFINED_UNET_CODE))
+    workspace = tmp_path / "ws"
+    try:
+        processes = start_lab(
+            services, lab_env(fake_llm.url, workspace, AIRLAB_RESEARCH__PATIENCE_ROUNDS="1")
+        )
+        with grpc.insecure_channel(processes["manager"].address) as channel:
+            lab = lab_pb2_grpc.LabServiceStub(channel)
+            research = lab.StartResearch(
+                lab_pb2.StartResearchRequest(
+                    goal="beat the U-Net baseline on shapes segmentation",
+                    budget=research_pb2.Budget(max_experiments=7),
+                )
+            )
+            done = wait_done(lab, research.id, timeout=900)
+    finally:
+        fake_llm.close()
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    plan = done.plan
+    assert (plan.template, plan.task, plan.metric, plan.baseline) == (
+        "pytorch",
+        "segmentation",
+        "dice",
+        "unet",
+    )
+    summary = check_report_against_results(workspace, done)
+    idea = next(i for i in summary["ideas"] if i["title"] == REFINED_UNET_IDEA["title"])
+    assert idea["code_origin"] == "LLM (attempt 1)" and idea["evaluation"] is not None
+    # The LLM's network is the code that ran, and each run says what it ran on.
+    code = (workspace / "artifacts" / idea["code_ref"] / "train.py").read_text()
+    assert "class RefinedUNet(nn.Module)" in code
+    run = stored_result(workspace, done.id, next(iter(idea["evaluation"]["candidate"].values())))
+    assert run["device"] == "cpu" and run["parameters"] > 0 and run["epochs"] == 10
+    assert len(run["test_predictions"]) == run["split"]["test"]  # each test image's Dice
+    assert summary["devices"] == {"cpu": summary["counts"]["finished"]}
+    markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
+    assert "code from the pytorch job template" in markdown
+    assert "bootstrap interval of the gain over test examples" in markdown
+    for plot in ("loss_curves.png", "masks.png"):
+        assert (workspace / "artifacts" / "research" / done.id / "reports" / plot).stat().st_size > 0
+
+
+def test_the_digits_cnn_goal_completes_with_the_local_model(services, llama_server, tmp_path):
+    pytest.importorskip("torch")
+    workspace = tmp_path / "ws"
+    processes = start_lab(services, lab_env(llama_server.url, workspace))
+    with grpc.insecure_channel(processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the MLP baseline on digits with a CNN",
+                budget=research_pb2.Budget(max_experiments=6),
+            )
+        )
+        done = wait_done(lab, research.id, timeout=900)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    assert (done.plan.template, done.plan.baseline) == ("pytorch", "torch_mlp")
+    summary = check_report_against_results(workspace, done)
+    coded = [i for i in summary["ideas"] if i["code_ref"]]
+    # Whoever wrote each network that ran is named: the LLM (attempt n) or the registry fallback.
+    assert all(i["code_origin"].startswith(("LLM (attempt", "registry fallback")) for i in coded)
+    print("digits CNN goal:", [(i["title"], i["code_origin"], i["status"]) for i in summary["ideas"]])

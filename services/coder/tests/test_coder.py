@@ -1,6 +1,7 @@
 """The coder agent's rules with a fake LLM server and a fake smoke runner (both named as such): the
 template edit, the checks, the repair loop and its bound, and that every attempt is kept."""
 
+import asyncio
 import json
 
 import pytest
@@ -126,10 +127,18 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "MODELS['random_forest_classifier']" in final
     assert (
-        registry_function(idea_pb2.Idea(title="Nothing known", change="a quantum model"), loop_pb2.JobConfig(task="classification"))
+        registry_function(
+            idea_pb2.Idea(title="Nothing known", change="a quantum model"),
+            loop_pb2.JobConfig(task="classification"),
+        )
         == ""
     )
-    assert registry_function(idea_pb2.Idea(title="Logistic regression", change="x"), loop_pb2.JobConfig(task="regression")) == ""
+    assert (
+        registry_function(
+            idea_pb2.Idea(title="Logistic regression", change="x"), loop_pb2.JobConfig(task="regression")
+        )
+        == ""
+    )
     assert outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
     assert (
         json.loads(store.get(outcome.code_ref + "provenance.json"))["origin"]
@@ -144,7 +153,9 @@ def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take
 
     from airlab.job_templates import template_source
 
-    function = registry_function(idea_pb2.Idea(title="Random forest"), loop_pb2.JobConfig(task="classification"))
+    function = registry_function(
+        idea_pb2.Idea(title="Random forest"), loop_pb2.JobConfig(task="classification")
+    )
     script = tmp_path / "train.py"
     script.write_text(with_model(template_source("sklearn_train_template.py"), function))
     config = {**CONFIG, "params": {"n_estimators": 20.0, "max_depth": 4, "low": 1}, "max_samples": 300}
@@ -195,3 +206,91 @@ async def test_a_portfolio_family_is_built_from_the_registry_without_the_llm(tmp
     # After a crash the same code, and the same account of where it came from.
     again = await CoderAgent(None, store, smoke).implement(task)
     assert (again.origin, again.attempts, again.code_ref) == (outcome.origin, 1, outcome.code_ref)
+
+
+# -- networks (the pytorch template) ------------------------------------------------------------------------
+
+TORCH_JOB = loop_pb2.JobConfig(
+    dataset="shapes", task="segmentation", metric="dice", model="unet", template="pytorch"
+)
+TORCH_IDEA = idea_pb2.Idea(
+    id="i-torch",
+    research_id=RESEARCH,
+    title="U-Net with a refinement block",
+    change="refine the U-Net's features with the input image before the classifier",
+    search_space={"width": idea_pb2.Range(low=8, high=16, integer=True)},
+)
+NETWORK = """class Refined(nn.Module):
+    def __init__(self, input_shape, n_outputs, width):
+        super().__init__()
+        self.unet = UNet(input_shape, width, width=width, depth=2)
+        self.refine = conv_block(width + input_shape[0], width)
+        self.out = nn.Conv2d(width, n_outputs, 1)
+
+    def forward(self, x):
+        return self.out(self.refine(torch.cat([self.unet(x), x], dim=1)))
+
+
+def build_model(params, input_shape, n_outputs):
+    return Refined(input_shape, n_outputs, int(params.get("width", 8)))
+
+
+print("left out: not part of the model")
+"""
+
+
+async def test_a_network_drafted_by_the_llm_keeps_its_classes_and_runs(fake_llm, tmp_path, monkeypatch):
+    """The PyTorch prompt, a draft with its own class, checked, and the edited template actually run."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    server, llm = fake_llm
+    server.script = [code_reply(NETWORK)]
+    store = LocalArtifactStore(tmp_path)
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
+        CodeTask(RESEARCH, TORCH_IDEA.id, TORCH_JOB, TORCH_IDEA)
+    )
+    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    system = server.requests[0]["messages"][0]["content"]
+    assert "build_model(params, input_shape, n_outputs)" in system and "nn.Module" in system
+    assert "(batch, n_outputs, height, width) class logits per pixel" in system
+    source = store.get(outcome.code_ref + "train.py").decode()
+    assert "class Refined(nn.Module)" in source and "left out" not in source
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train.py").write_text(source)
+    config = {"dataset": "shapes", "task": "segmentation", "metric": "dice", "params": {"width": 8},
+              "max_samples": 60}  # fmt: skip
+    env = {**os.environ, "JOB_CONFIG": json.dumps(config), "JOB_CPU_THREADS": "1"}
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "train.py"], cwd=tmp_path / "run", env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    assert "dice" in json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]
+
+
+def test_network_code_that_trains_or_has_the_wrong_signature_is_refused():
+    from airlab_coder.agent import PYTORCH
+
+    with pytest.raises(CodeProblem, match=r"\(params, input_shape, n_outputs\)"):
+        extract_function("def build_model(params, seed):\n    return nn.Linear(1, 1)", PYTORCH)
+    trains = (
+        "def build_model(params, input_shape, n_outputs):\n    m = nn.Linear(1, 1)\n"
+        "    m(torch.ones(1)).sum().backward()\n    return m"
+    )
+    with pytest.raises(CodeProblem, match="backward"):
+        extract_function(trains, PYTORCH)
+    loads = "class Net(nn.Module):\n    def __init__(self):\n        torch.load('w.pt')\n\n\n"
+    with pytest.raises(CodeProblem, match="load"):
+        extract_function(
+            loads + "def build_model(params, input_shape, n_outputs):\n    return Net()", PYTORCH
+        )
+
+
+def test_a_network_idea_falls_back_to_the_pytorch_registry():
+    idea = idea_pb2.Idea(title="A deeper CNN", change="two more convolution blocks")
+    job = loop_pb2.JobConfig(task="classification", template="pytorch")
+    assert "MODELS['cnn'](input_shape, n_outputs, params)" in registry_function(idea, job)
+    # The same words on the scikit-learn template name no family it has.
+    assert registry_function(idea, loop_pb2.JobConfig(task="classification")) == ""

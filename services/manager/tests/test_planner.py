@@ -158,3 +158,74 @@ def test_the_goal_says_whether_to_stop_at_a_win_or_use_the_budget():
         assert stop_rule(goal, research_pb2.STOP_RULE_UNSPECIFIED, reasons) == rule, goal
         assert reasons
     assert stop_rule("minimise the rmse", beat, []) == beat  # the user's explicit choice wins
+
+
+# -- the job template: scikit-learn or PyTorch -----------------------------------------------------------
+
+
+def test_a_goal_naming_a_cnn_trains_networks_against_the_pytorch_mlp(planner):
+    plan = planner.plan(PlanRequest(goal="beat the MLP baseline on digits with a CNN")).plan
+    assert (plan.template, plan.dataset, plan.baseline, plan.metric) == (
+        "pytorch",
+        "digits",
+        "torch_mlp",
+        "accuracy",
+    )
+    assert "the goal names 'cnn': the research trains PyTorch networks" in plan.reasons
+    assert plan.gpus == 0  # no GPUs configured: CPU
+
+
+def test_a_plain_goal_on_the_same_data_stays_on_scikit_learn(planner):
+    for goal in ("beat the logistic-regression baseline on digits", "beat the baseline on digits with an mlp",
+                 "a neural network on digits"):  # fmt: skip
+        plan = planner.plan(PlanRequest(goal=goal)).plan
+        assert plan.template == "sklearn", goal
+    assert planner.plan(PlanRequest(goal="deep learning on digits")).plan.template == "pytorch"
+
+
+def test_the_shapes_goal_is_segmentation_with_a_unet_and_dice(planner):
+    plan = planner.plan(PlanRequest(goal="beat the U-Net baseline on shapes segmentation")).plan
+    assert (plan.template, plan.task, plan.metric, plan.baseline) == (
+        "pytorch",
+        "segmentation",
+        "dice",
+        "unet",
+    )
+    iou = planner.plan(PlanRequest(goal="best IoU you can on shapes")).plan
+    assert iou.metric == "iou" and iou.until == research_pb2.STOP_RULE_USE_BUDGET
+
+
+def test_the_template_can_be_asked_for_and_is_checked_against_the_data(planner):
+    asked = PlanRequest(goal="beat the baseline on wine", template="pytorch")
+    planner.check(asked)
+    assert planner.plan(asked).plan.baseline == "torch_mlp"
+    with pytest.raises(InvalidArgument, match=r"^template: unknown job template 'keras'"):
+        planner.check(PlanRequest(goal="g", dataset="wine", template="keras"))
+    with pytest.raises(InvalidArgument, match=r"^template: the pytorch job template cannot load 'hastie'"):
+        planner.check(PlanRequest(goal="g", dataset="hastie", template="pytorch"))
+    with pytest.raises(InvalidArgument, match=r"^template: the sklearn job template cannot load 'shapes'"):
+        planner.check(PlanRequest(goal="g", dataset="shapes", template="sklearn"))
+    with pytest.raises(InvalidArgument, match=r"^baseline: 'logistic_regression' is not a pytorch model"):
+        planner.check(
+            PlanRequest(goal="g", dataset="digits", baseline="logistic_regression", template="pytorch")
+        )
+    # The dataset named only in the goal: a person is asked, nothing is refused after the research started.
+    outcome = planner.plan(PlanRequest(goal="beat the baseline on hastie", template="pytorch"))
+    assert outcome.plan is None and [q.key for q in outcome.questions] == ["template"]
+    assert list(outcome.questions[0].options) == ["sklearn"]
+
+
+def test_a_pytorch_plan_asks_for_the_configured_gpus(repo_configs):
+    planner = Planner(DatasetCatalog.load(), ResearchDefaults(experiment_gpus=1))
+    plan = planner.plan(PlanRequest(goal="beat the MLP baseline on digits with a CNN")).plan
+    assert plan.gpus == 1 and "each experiment asks the runner for 1 GPU(s)" in plan.reasons
+    assert planner.plan(PlanRequest(goal="beat the baseline on digits")).plan.gpus == 0
+
+
+def test_a_users_npz_file_is_for_pytorch(planner):
+    dataset = research_pb2.UserDataset(source="/data/scans.npz", task="segmentation")
+    plan = planner.plan(PlanRequest(goal="segment my scans", user_dataset=dataset)).plan
+    assert (plan.template, plan.metric, plan.baseline, plan.dataset) == ("pytorch", "dice", "unet", "scans")
+    with pytest.raises(InvalidArgument, match=r"^user_dataset.task: must be classification or regression"):
+        planner.check(PlanRequest(goal="g", user_dataset=research_pb2.UserDataset(
+            source="/data/t.csv", target="y", task="segmentation")))  # fmt: skip

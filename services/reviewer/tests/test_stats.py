@@ -77,3 +77,24 @@ def test_metrics_match_scikit_learn():
     assert abs(metric_value("roc_auc", binary, scores[:, 0]) - roc_auc_score(binary, scores[:, 0])) < 1e-9
     predicted = rng.integers(0, 3, 200)
     assert abs(metric_value("f1_macro", y, predicted) - f1_score(y, predicted, average="macro")) < 1e-9
+
+
+def test_segmentation_bootstraps_over_each_images_dice():
+    """A segmentation run reports each test image's Dice under its index: the metric is their mean, and
+    the bootstrap resamples images."""
+    rng = np.random.default_rng(0)
+    images = list(range(60))
+    base_scores = [np.clip(rng.normal(0.6, 0.1, 60), 0, 1) for _ in range(3)]
+    better_scores = [np.clip(s + 0.08 + rng.normal(0, 0.01, 60), 0, 1) for s in base_scores]
+    same_scores = [np.clip(s + rng.normal(0, 0.01, 60), 0, 1) for s in base_scores]
+
+    def per_image(scores):
+        values = [float(s.mean()) for s in scores]
+        return runs("dice", values, predictions=[s.tolist() for s in scores], targets=images)
+
+    assert metric_value("dice", np.array(images), base_scores[0]) == float(base_scores[0].mean())
+    better = compare("dice", per_image(base_scores), per_image(better_scores))
+    assert better.significant and better.bootstrap_low > 0.05
+    assert "95% bootstrap interval of the gain over test examples" in " ".join(better.findings)
+    same = compare("dice", per_image(base_scores), per_image(same_scores))
+    assert not same.significant and same.bootstrap_low < 0 < same.bootstrap_high

@@ -231,29 +231,16 @@ def test_the_pytorch_template_runs_in_the_sandbox_seeded_and_by_the_contract(stu
     results = []
     for run in ("a", "b"):
         job_spec = spec(code, f"template-{run}", memory_mib=2048, wall_seconds=300)
-        job_spec.files["config.json"] = json.dumps({"epochs": 4, "seed": 7}).encode()
+        config = {"model": "cnn", "params": {"epochs": 4, "learning_rate": 0.01, "channels": 8}, "seed": 7}
+        job_spec.files["config.json"] = json.dumps(config).encode()
         job, _, metrics = run_to_end(stub, job_spec, timeout=300)
         assert job.state == runner_pb2.JOB_STATE_SUCCEEDED, job.reason
-        assert [m.step for m in metrics] == [0, 1, 2, 3]
+        assert sorted({m.step for m in metrics}) == [0, 1, 2, 3]
         results.append(json.loads(store.get(f"research/rtest/experiments/template-{run}/result.json")))
         assert store.exists(f"research/rtest/experiments/template-{run}/models/model.pt")
     assert results[0]["metrics"] == results[1]["metrics"]  # seeded: the same seed, the same result
     assert results[0]["metrics"]["accuracy"] > 0.85 and results[0]["seed"] == 7
-
-
-@pytest.mark.parametrize(("dataset", "metric"), [("breast_cancer", "roc_auc"), ("diabetes", "rmse")])
-def test_the_pytorch_template_handles_each_task(tmp_path, monkeypatch, dataset, metric):
-    import runpy
-
-    from airlab.job_templates import template_source
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "main.py").write_text(template_source("pytorch_train_template.py"))
-    (tmp_path / "config.json").write_text(json.dumps({"dataset": dataset, "epochs": 3}))
-    runpy.run_path(str(tmp_path / "main.py"), run_name="__main__")
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert metric in result["metrics"] and result["seed"] == 0
-    assert (tmp_path / "models" / "model.pt").stat().st_size > 0
+    assert results[0]["device"] == "cpu" and results[0]["parameters"] > 0
 
 
 def test_a_job_can_run_code_already_in_the_artifact_store(stub, runner_env):

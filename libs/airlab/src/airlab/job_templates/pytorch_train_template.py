@@ -45,7 +45,7 @@ CONFIG = {
 }
 # Training settings read from params, with these defaults.
 TRAINING = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.0, "optimizer": "adam"}
-SHAPES = {"samples": 600, "size": 48, "classes": ("background", "circle", "square", "triangle")}
+SHAPES = {"samples": 1000, "size": 32, "classes": ("background", "circle", "square", "triangle")}
 
 
 # ---- networks the baseline and the registry build ------------------------------------------------------
