@@ -435,6 +435,9 @@ def main():
         "device": str(device),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
+        "gpu_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+        # The GPUs the runner's lease made visible to this job (empty on CPU).
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak_memory_mib(device), 1),
     }
