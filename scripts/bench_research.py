@@ -7,14 +7,17 @@ Goals (--goals, comma-separated):
     the reachable one;
   - mixed_csv: a CSV written here with numeric and text columns, missing cells and an interaction in its
     label: the user's-own-data path, with imputation and encoding inside each model's pipeline;
+  - shapes: U-Net segmentation of generated shapes (Dice): PyTorch networks, epochs and learning rate;
+  - digits_cnn: digits as 1x8x8 images, a PyTorch MLP baseline, networks searched (CNN or MLP);
   - digits, breast_cancer, wine, diabetes: the built-in "beat the baseline" goals (little headroom).
 Each goal runs `--repeats` times; repeat r uses seeds (3r, 3r+1, 3r+2) for every method, so the held-out
 split and the evaluation seeds differ between repeats and agree between methods.
 
 Methods, each with the same number of experiments (--budget, the baseline's runs included):
   - the lab: the embedded stack with the local LLM, fresh workspace and memory each time;
-  - TPE and random search: Optuna over a fixed broad space of scikit-learn families (the same job
-    template, the same split), budget - 2*seeds + 1 search trials, the best by validation then run over
+  - TPE and random search: Optuna over a fixed broad space of scikit-learn families, or for the PyTorch
+    goals of the template's networks with their width, learning rate and epochs (the same job template,
+    the same split), budget - 2*seeds + 1 search trials, the best by validation then run over
     the seeds, judged by the reviewer's significance rule.
 Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, serial (1 trial at a time).
 
@@ -39,7 +42,7 @@ from typing import Any
 
 import optuna
 
-from airlab import stack
+from airlab import domain, stack
 from airlab.grpc_client import channel, client_token
 from airlab.job_templates import template_source
 from airlab.results import RunResult
@@ -64,10 +67,11 @@ class Goal:
     metric: str
     baseline_model: str
     csv_target: str = ""
+    template: str = "sklearn"
 
     @property
     def maximize(self) -> bool:
-        return self.metric not in ("rmse", "mae")
+        return domain.maximize(self.metric)
 
 
 GOALS = {
@@ -77,6 +81,10 @@ GOALS = {
                       "linear_regression"),
     "mixed_csv": Goal("get the best accuracy you can on my customer table", "csv", "classification",
                       "accuracy", "logistic_regression", csv_target="churned"),
+    "shapes": Goal("get the best dice you can on shapes", "shapes", "segmentation", "dice", "unet",
+                   template="pytorch"),
+    "digits_cnn": Goal("get the best accuracy you can on digits with a CNN", "digits", "classification",
+                       "accuracy", "mlp", template="pytorch"),
     "digits": Goal("beat the logistic-regression baseline on digits", "digits", "classification", "accuracy",
                    "logistic_regression"),
     "breast_cancer": Goal("beat the logistic-regression baseline on breast cancer", "breast_cancer",
@@ -105,6 +113,20 @@ def write_mixed_csv(path: Path, rows: int = 1200) -> None:
             cells = [f"{tenure:.1f}", f"{fee:.2f}", str(calls), plan, region]
             cells = ["" if rng.random() < 0.08 else c for c in cells]
             writer.writerow([*cells, label])
+
+
+def network_space(task: str, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
+    """The PyTorch template's networks with their size, learning rate and epochs."""
+    training = {
+        "learning_rate": trial.suggest_float("learning_rate", 3e-4, 2e-2, log=True),
+        "epochs": trial.suggest_int("epochs", 5, 30, log=True),
+    }
+    if task == "segmentation":
+        family = trial.suggest_categorical("family", ["unet", "fcn"])
+        return family, training | {"width": trial.suggest_int(f"{family}_width", 8, 32, log=True)}
+    family = trial.suggest_categorical("family", ["cnn", "mlp"])
+    size = {"cnn": ("channels", 8, 64), "mlp": ("width", 32, 512)}[family]
+    return family, training | {size[0]: trial.suggest_int(f"{family}_{size[0]}", size[1], size[2], log=True)}
 
 
 def space(task: str, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
@@ -170,7 +192,7 @@ def plain_search(
     found: dict[int, tuple[str, dict[str, Any], RunResult]] = {}
     for _ in range(trials):
         trial = study.ask()
-        model, params = space(goal.task, trial)
+        model, params = (network_space if goal.template == "pytorch" else space)(goal.task, trial)
         try:
             result = run_job(script, base | {"model": model, "params": params, "seed": seeds[0]})
         except subprocess.CalledProcessError:
@@ -260,8 +282,10 @@ def main() -> None:
     variants = args.ablation or ["full"]
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        script = Path(scratch) / "train.py"
-        script.write_text(template_source("sklearn_train_template.py"))
+        scripts = {}
+        for template in domain.TEMPLATES:
+            scripts[template] = Path(scratch) / f"train_{template}.py"
+            scripts[template].write_text(template_source(domain.TEMPLATE_FILES[template]))
         csv_path = Path(scratch) / "customers.csv"
         write_mixed_csv(csv_path)
         for name in args.goals.split(","):
@@ -282,6 +306,7 @@ def main() -> None:
                 # TPE's start-up shortened as the lab's own search's: at its default of 10 random start-up
                 # trials, TPE at a budget this small would be random search under another name.
                 tpe = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
+                script = scripts[goal.template]
                 rows.setdefault((name, "tpe"), []).append(
                     plain_search(goal, seeds, args.budget, tpe, script, csv_path)
                 )

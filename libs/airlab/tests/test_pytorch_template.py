@@ -99,7 +99,12 @@ def test_a_users_npz_file_of_images_and_labels(tmp_path, monkeypatch):
     data = tmp_path / "mine.npz"
     np.savez(data, x=(digits.images * 15).astype(np.uint8), y=digits.target)  # 8-bit grey images
     (tmp_path / "work").mkdir()
-    config = {"dataset": "npz", "data_path": str(data), "model": "cnn", "params": {"epochs": 4, "learning_rate": 0.01}}
+    config = {
+        "dataset": "npz",
+        "data_path": str(data),
+        "model": "cnn",
+        "params": {"epochs": 4, "learning_rate": 0.01},
+    }
     result = run_template(tmp_path / "work", monkeypatch, config)
     assert result["metrics"]["accuracy"] > 0.5
 

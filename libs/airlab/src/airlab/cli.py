@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from airlab import auth, stack
+from airlab import auth, domain, stack
 from airlab.client import GATES, UNTIL, start_request
 from airlab.errors import LabError
 from airlab.events import body_dict
@@ -74,6 +74,15 @@ class Until(StrEnum):
 
 
 assert {u.value for u in Until} == set(UNTIL), "the CLI's stop rules are the client's"
+
+
+class TemplateChoice(StrEnum):
+    auto = "auto"
+    sklearn = "sklearn"
+    pytorch = "pytorch"
+
+
+assert {t.value for t in TemplateChoice} - {"auto"} == set(domain.TEMPLATES), "the CLI's job templates"
 
 
 @app.callback()
@@ -227,11 +236,24 @@ def research(
             help="Stop at the first significant win (beat), use the whole budget (budget), or read the goal"
         ),
     ] = Until.goal,
+    template: Annotated[
+        TemplateChoice,
+        typer.Option(
+            help="Write experiments as scikit-learn estimators or PyTorch networks (auto: from the data "
+            "and the goal's words, e.g. CNN, U-Net, PyTorch)"
+        ),
+    ] = TemplateChoice.auto,
     data: Annotated[
-        str, typer.Option(help="Your own CSV: an absolute path on the runner's host, or s3://BUCKET/KEY")
+        str,
+        typer.Option(
+            help="Your own data: a CSV table, or an .npz file of arrays x and y (PyTorch); an absolute path "
+            "on the runner's host, or s3://BUCKET/KEY"
+        ),
     ] = "",
-    target: Annotated[str, typer.Option(help="With --data: the label column")] = "",
-    task: Annotated[str, typer.Option(help="With --data: classification or regression")] = "",
+    target: Annotated[str, typer.Option(help="With a CSV --data: the label column")] = "",
+    task: Annotated[
+        str, typer.Option(help="With --data: classification or regression (.npz: also segmentation)")
+    ] = "",
     allow_defaults: Annotated[bool, typer.Option(help="Assume defaults instead of asking questions")] = False,
     request_id: Annotated[str, typer.Option(help="Idempotency key")] = "",
     follow: Annotated[
@@ -252,6 +274,7 @@ def research(
         max_cost_usd=max_cost_usd,
         gates=gates.value,
         until=until.value,
+        template="" if template == TemplateChoice.auto else template.value,
         allow_defaults=allow_defaults,
         request_id=request_id,
         user_dataset=research_pb2.UserDataset(

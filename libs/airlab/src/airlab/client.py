@@ -88,6 +88,7 @@ def start_request(
     user_dataset: research_pb2.UserDataset | None = None,
     request_id: str = "",
     until: Until = "goal",
+    template: str = "",
 ) -> lab_pb2.StartResearchRequest:
     """The Lab API's request to start a research (the CLI's `airlab research` sends the same)."""
     return lab_pb2.StartResearchRequest(
@@ -106,6 +107,7 @@ def start_request(
         request_id=request_id,
         user_dataset=user_dataset,
         until=UNTIL[until],
+        template=template,
     )
 
 

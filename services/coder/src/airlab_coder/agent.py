@@ -112,6 +112,10 @@ OUTPUTS = {
 }
 
 
+# The input of the built-in image datasets (the PyTorch prompt says it, and how often it can be halved).
+INPUT_SHAPES = {"digits": ((1, 8, 8), 2), "shapes": ((1, 32, 32), 3)}
+
+
 def rules_for(job: loop_pb2.JobConfig) -> TemplateRules:
     return RULES[job.template or "sklearn"]
 
@@ -378,10 +382,13 @@ class CoderAgent:
         space = idea.search_space
         rules, config = rules_for(task.job_config), task.job_config
         output = OUTPUTS.get(config.task, "")
+        shape, poolings = INPUT_SHAPES.get(config.dataset, ((), 0))
         if previous or problems:
             prompt = render(
                 rules.repair_prompt,
                 output=output,
+                input_shape=shape,
+                poolings=poolings,
                 modules=MODULES,
                 param_names=", ".join(space) or "(none)",
                 title=idea.title,
@@ -393,6 +400,8 @@ class CoderAgent:
             prompt = render(
                 rules.implement_prompt,
                 output=output,
+                input_shape=shape,
+                poolings=poolings,
                 modules=MODULES,
                 task=config.task,
                 dataset=config.dataset,
