@@ -240,7 +240,7 @@ IDEA_MATCH_ORDER = (
 # The families a research tries first, in this order, whatever the LLM proposes: strong defaults for the
 # template's kind of data, each searched with TPE. They are the lab's floor: it does not depend on the
 # LLM's ideas. The baseline's own family is in it when it has a space (a tuned U-Net is a fair first try).
-PORTFOLIO: dict[Template, tuple[str, ...]] = {
+PORTFOLIO: dict[str, tuple[str, ...]] = {
     "sklearn": ("hist_gradient_boosting", "random_forest", "svm", "mlp", "knn"),
     "pytorch": ("cnn", "unet", "fcn", "torch_mlp"),
 }
