@@ -142,7 +142,9 @@ def _print_research(research: research_pb2.Research) -> None:
         )
         out.print(
             f"  plan: dataset={plan.dataset} ({plan.task}), metric={plan.metric} ({direction}), "
-            f"baseline={plan.baseline}, seeds={list(plan.seeds)}, test_fraction={plan.test_fraction}"
+            f"baseline={plan.baseline}, template={plan.template or 'sklearn'}"
+            + (f", gpus={plan.gpus}" if plan.gpus else "")
+            + f", seeds={list(plan.seeds)}, test_fraction={plan.test_fraction}"
         )
         budget = plan.budget
         out.print(

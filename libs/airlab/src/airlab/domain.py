@@ -19,6 +19,18 @@ TEMPLATE_FILES: dict[Template, str] = {
     "sklearn": "sklearn_train_template.py",
     "pytorch": "pytorch_train_template.py",
 }
+
+
+def template_of(name: str) -> Template:
+    """A plan's or job config's template name as a Template: empty (records of older versions) is sklearn;
+    "sklearn_train" and "pytorch_train" (the coder API's names) are accepted. ValueError otherwise."""
+    named = name.removesuffix("_train") or "sklearn"
+    for known in TEMPLATES:
+        if named == known:
+            return known
+    raise ValueError(f"unknown job template {name!r}; known: {', '.join(TEMPLATES)}")
+
+
 MAXIMIZE = research_pb2.METRIC_DIRECTION_MAXIMIZE
 MINIMIZE = research_pb2.METRIC_DIRECTION_MINIMIZE
 

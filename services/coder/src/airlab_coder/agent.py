@@ -117,7 +117,7 @@ INPUT_SHAPES = {"digits": ((1, 8, 8), 2), "shapes": ((1, 32, 32), 3)}
 
 
 def rules_for(job: loop_pb2.JobConfig) -> TemplateRules:
-    return RULES[job.template or "sklearn"]
+    return RULES[domain.template_of(job.template)]
 
 
 SMOKE_SAMPLES = 300
@@ -271,7 +271,7 @@ def registry_function(idea: idea_pb2.Idea | None, job: loop_pb2.JobConfig) -> st
     Hyperparameters the model does not take are left out."""
     if not idea:
         return ""
-    template = job.template or "sklearn"
+    template = domain.template_of(job.template)
     family = domain.family_in(f"{idea.title} {idea.change}", job.task, template)
     return RULES[template].registry_function.format(name=family.template_model(job.task)) if family else ""
 
@@ -288,7 +288,8 @@ class CoderAgent:
         final = code_prefix(task.research_id, task.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
             return await self._done_before(final)  # done before a crash: the same code again
-        rules, template = rules_for(task.job_config), self.templates[task.job_config.template or "sklearn"]
+        rules = rules_for(task.job_config)
+        template = self.templates[domain.template_of(task.job_config.template)]
         if task.idea is None:
             source = template
             problems = await asyncio.to_thread(check_source, source)
@@ -364,7 +365,7 @@ class CoderAgent:
 
     async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
         """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""
-        template = self.templates[task.job_config.template or "sklearn"]
+        template = self.templates[domain.template_of(task.job_config.template)]
         try:
             function = extract_function(draft, rules_for(task.job_config))
             source = with_model(template, function)
@@ -406,7 +407,7 @@ class CoderAgent:
                 task=config.task,
                 dataset=config.dataset,
                 metric=config.metric,
-                baseline_code=model_region(self.templates[config.template or "sklearn"]),
+                baseline_code=model_region(self.templates[domain.template_of(config.template)]),
                 title=idea.title,
                 change=idea.change,
                 params=space,

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from airlab import experiments
+from airlab import domain, experiments
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of
@@ -98,14 +98,21 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
     ) -> coder_pb2.CodeBundle:
         check_id("research_id", request.research_id, "r")
         check_id("idea.id", request.idea.id, "i")
-        if request.template not in ("", "sklearn_train"):
-            raise InvalidArgument("template", f"unknown template {request.template!r}; known: sklearn_train")
+        try:
+            asked = domain.template_of(request.template) if request.template else None
+        except ValueError as exc:
+            raise InvalidArgument("template", str(exc)) from None
         if request.max_attempts > 10:
             raise InvalidArgument("max_attempts", f"must be 0..10, got {request.max_attempts}")
         record = await self.researches.get(request.research_id)
         loop = stored_loop(request.research_id, record.data)
         if loop is None:
             raise FailedPrecondition(f"research {request.research_id} has no plan being run yet")
+        running = domain.template_of(loop.job_config.template)
+        if asked is not None and asked != running:
+            raise InvalidArgument(
+                "template", f"research {request.research_id} runs the {running} job template"
+            )
         outcome = await self.agent.implement(
             CodeTask(
                 request.research_id,

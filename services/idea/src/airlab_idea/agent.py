@@ -120,10 +120,10 @@ class IdeaAgent:
             metric=plan.metric,
             direction="higher" if plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE else "lower",
             baseline=plan.baseline,
-            template=plan.template or "sklearn",
+            template=domain.template_of(plan.template),
             families=", ".join(
                 domain.MODEL_FAMILIES[name].aliases[0]
-                for name in domain.PORTFOLIO[plan.template or "sklearn"]
+                for name in domain.PORTFOLIO[domain.template_of(plan.template)]
             ),
             tried=list(tried),
             results=list(results),

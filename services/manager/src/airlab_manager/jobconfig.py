@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from airlab import domain
 from airlab.domain import MODEL_FAMILIES
 from airlab.v1 import loop_pb2, research_pb2, runner_pb2
 from airlab_manager.catalog import DatasetCatalog
@@ -21,7 +22,7 @@ def job_config(plan: research_pb2.Plan, catalog: DatasetCatalog) -> loop_pb2.Job
         model=MODEL_FAMILIES[plan.baseline].template_model(plan.task),
         split_seed=plan.seeds[0] if plan.seeds else 0,
         test_fraction=plan.test_fraction,
-        template=plan.template or "sklearn",
+        template=domain.template_of(plan.template),
     )
     source, target = _source_of(plan, catalog)
     inside = f"{DATA_DIR}/{PurePosixPath(source).name}"

@@ -22,7 +22,7 @@ def families(step: Step) -> list[domain.ModelFamily]:
     if share <= 0:
         return []
     task, cost = step.plan.task, step.rules.portfolio_trials + len(step.plan.seeds) - 1
-    template = step.plan.template or "sklearn"
+    template = domain.template_of(step.plan.template)
     fitting = [
         family
         for family in (domain.MODEL_FAMILIES[name] for name in domain.PORTFOLIO[template])
