@@ -129,3 +129,46 @@ def test_tables_train_an_mlp(tmp_path, monkeypatch, dataset, task, metric):
 def test_every_pytorch_family_has_a_registry_entry():
     module = template_module()
     assert domain.template_models("pytorch") <= set(module["MODELS"])
+
+
+def test_an_image_folder_per_class(tmp_path, monkeypatch):
+    """The ImageFolder layout: one folder of images per class (PNG files of mixed sizes and modes)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path / "digits-folder"
+    for index, (image, label) in enumerate(zip(digits.images[:400], digits.target[:400], strict=True)):
+        (root / f"class-{label}").mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray((image * 15).astype(np.uint8))
+        if index % 7 == 3:  # another size and colour: resized to the first image's, made grey
+            picture = picture.resize((16, 16)).convert("RGB")
+        picture.save(root / f"class-{label}" / f"{index}.png")
+    (tmp_path / "work").mkdir()
+    config = {"dataset": "folder", "data_path": str(root), "model": "cnn",
+              "params": {"epochs": 10, "learning_rate": 0.01}}  # fmt: skip
+    result = run_template(tmp_path / "work", monkeypatch, config)
+    assert result["split"]["test"] == 100 and result["metrics"]["accuracy"] > 0.5
+
+
+def test_an_image_folder_for_segmentation_pairs_images_with_masks(tmp_path, monkeypatch):
+    from PIL import Image
+
+    module = template_module()
+    images, masks = module["shapes"](80, 32)
+    root = tmp_path / "scans"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        grey = (np.clip(image[0], 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(grey).save(root / "images" / f"{index}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{index}.png")
+    (tmp_path / "work").mkdir()
+    config = {"dataset": "folder", "data_path": str(root), "task": "segmentation", "metric": "iou",
+              "model": "fcn", "params": {"epochs": 1}}  # fmt: skip
+    result = run_template(tmp_path / "work", monkeypatch, config)
+    assert 0 <= result["metrics"]["iou"] <= 1 and len(result["test_predictions"]) == 20
+    (root / "masks" / "3.png").unlink()
+    (tmp_path / "again").mkdir()
+    with pytest.raises(SystemExit, match=r"no mask for: 3\.png"):
+        run_template(tmp_path / "again", monkeypatch, config)

@@ -226,6 +226,12 @@ def test_a_users_npz_file_is_for_pytorch(planner):
     dataset = research_pb2.UserDataset(source="/data/scans.npz", task="segmentation")
     plan = planner.plan(PlanRequest(goal="segment my scans", user_dataset=dataset)).plan
     assert (plan.template, plan.metric, plan.baseline, plan.dataset) == ("pytorch", "dice", "unet", "scans")
+    folder = research_pb2.UserDataset(source="/data/pets/", task="classification")
+    plan = planner.plan(PlanRequest(goal="classify my pets", user_dataset=folder)).plan
+    assert (plan.template, plan.baseline, plan.dataset_source) == ("pytorch", "torch_mlp", "/data/pets")
+    with pytest.raises(InvalidArgument, match=r"^user_dataset.source: an image folder must be on the runner"):
+        planner.check(PlanRequest(goal="g", user_dataset=research_pb2.UserDataset(
+            source="s3://bucket/pets/", task="classification")))  # fmt: skip
     with pytest.raises(InvalidArgument, match=r"^user_dataset.task: must be classification or regression"):
         planner.check(PlanRequest(goal="g", user_dataset=research_pb2.UserDataset(
             source="/data/t.csv", target="y", task="segmentation")))  # fmt: skip

@@ -28,6 +28,8 @@ def job_config(plan: research_pb2.Plan, catalog: DatasetCatalog) -> loop_pb2.Job
     inside = f"{DATA_DIR}/{PurePosixPath(source).name}"
     if source.lower().endswith(".npz"):
         config.dataset, config.data_path = "npz", inside
+    elif source and not PurePosixPath(source).suffix:  # an image folder
+        config.dataset, config.data_path = "folder", inside
     elif source:
         config.dataset, config.csv_path, config.target = "csv", inside, target
     return config

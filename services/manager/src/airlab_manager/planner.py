@@ -167,12 +167,12 @@ def resolve_budget(budget: research_pb2.Budget, defaults: ResearchDefaults) -> r
     )
 
 
-# (metric, baseline) of a user's CSV file, and of a user's .npz file (PyTorch).
+# (metric, baseline) of a user's CSV file, and of a user's .npz file or image folder (PyTorch).
 USER_DEFAULTS = {
     "classification": ("accuracy", "logistic_regression"),
     "regression": ("rmse", "linear_regression"),
 }
-USER_NPZ_DEFAULTS = {
+USER_PYTORCH_DEFAULTS = {
     "classification": ("accuracy", "torch_mlp"),
     "regression": ("rmse", "torch_mlp"),
     "segmentation": ("dice", "unet"),
@@ -180,12 +180,21 @@ USER_NPZ_DEFAULTS = {
 
 
 def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
-    """The catalog entry of a user's dataset (a CSV table, or an .npz file of arrays x and y for PyTorch);
-    InvalidArgument naming the field when it cannot be one."""
+    """The catalog entry of a user's dataset: a CSV table, or for PyTorch an .npz file of arrays x and y or
+    an image folder (a folder per class; images/ and masks/ for segmentation). InvalidArgument naming the
+    field when it cannot be one."""
     source, target, task = dataset.source.strip(), dataset.target.strip(), dataset.task.strip()
-    npz = source.lower().endswith(".npz")
-    if not (source.lower().endswith(".csv") or npz):
-        raise InvalidArgument("user_dataset.source", f"must name a .csv or .npz file, got {source[:200]!r}")
+    folder = source.endswith("/") or not PurePosixPath(source).suffix
+    pytorch = source.lower().endswith(".npz") or folder
+    if not (source.lower().endswith(".csv") or pytorch):
+        raise InvalidArgument(
+            "user_dataset.source", f"must name a .csv or .npz file or an image folder, got {source[:200]!r}"
+        )
+    source = source.rstrip("/") if folder else source
+    if folder and source.startswith("s3://"):
+        raise InvalidArgument(
+            "user_dataset.source", "an image folder must be on the runner's host; on S3, use an .npz file"
+        )
     if source.startswith("s3://"):
         bucket, _, key = source.removeprefix("s3://").partition("/")
         if not bucket or not key:
@@ -194,8 +203,8 @@ def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
         raise InvalidArgument(
             "user_dataset.source", "must be an absolute path (on the runner's host) or s3://BUCKET/KEY"
         )
-    defaults = USER_NPZ_DEFAULTS if npz else USER_DEFAULTS
-    if not target and not npz:
+    defaults = USER_PYTORCH_DEFAULTS if pytorch else USER_DEFAULTS
+    if not target and not pytorch:
         raise InvalidArgument("user_dataset.target", "is required: the name of the label column")
     if task not in defaults:
         raise InvalidArgument("user_dataset.task", f"must be {' or '.join(defaults)}, got {task!r}")

@@ -29,8 +29,10 @@ from torch import nn
 from torch.nn import functional
 
 CONFIG = {
-    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | shapes | npz
-    "data_path": "",  # for "npz": the file, mounted read-only (arrays x and y)
+    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | shapes | npz | folder
+    # for "npz": the file (arrays x and y); for "folder": a folder per class of images, or for segmentation
+    # images/ and masks/ with the same file names (mounted read-only)
+    "data_path": "",
     "task": "classification",  # classification | regression | segmentation
     "metric": "accuracy",  # accuracy | f1_macro | roc_auc | rmse | mae | r2 | dice | iou
     "model": "mlp",  # the registry entry the baseline's build_model uses
@@ -227,12 +229,62 @@ def shapes(samples, size, seed=0):
     return images, masks
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def read_images(paths, size=None, grey=None, masks=False):
+    """Images as arrays of one size (the first one's unless given): grey when the first is, else RGB.
+    Masks keep their pixel values (class ids) and are resized without blending."""
+    from PIL import Image
+
+    arrays = []
+    for path in paths:
+        with Image.open(path) as image:
+            if grey is None:
+                grey = image.mode in ("L", "I", "I;16", "1", "P") or masks
+            image = image.convert("L" if grey else "RGB")
+            size = size or image.size
+            if image.size != size:
+                image = image.resize(size, Image.NEAREST if masks else Image.BILINEAR)
+            arrays.append(np.asarray(image))
+    return np.stack(arrays), size, grey
+
+
+def load_folder(config):
+    """A folder per class (the ImageFolder layout), or images/ and masks/ for segmentation."""
+    root = Path(config["data_path"])
+    if config["task"] == "segmentation":
+        names = sorted(p.name for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        missing = [n for n in names if not (root / "masks" / n).is_file()]
+        if not names or missing:
+            raise SystemExit(f"{root}: segmentation data is images/ and masks/ with the same file names "
+                             f"(no mask for: {', '.join(missing[:5]) or 'no images found'})")  # fmt: skip
+        images, size, grey = read_images([root / "images" / n for n in names])
+        masks, _, _ = read_images([root / "masks" / n for n in names], size=size, masks=True)
+        return to_channels(images, grey), masks.astype(np.int64)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = [(f, c) for c, name in enumerate(classes) for f in sorted((root / name).iterdir())
+             if f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+    if len(classes) < 2 or not files:
+        raise SystemExit(f"{root}: an image folder holds one folder of images per class (found {classes})")
+    images, _, grey = read_images([f for f, _ in files])
+    return to_channels(images, grey), np.array([c for _, c in files])
+
+
+def to_channels(images, grey):
+    """(n, channels, height, width) floats in [0, 1]."""
+    scaled = images.astype(np.float32) / 255.0
+    return scaled[:, None] if grey else scaled.transpose(0, 3, 1, 2)
+
+
 def load(config):
     """Inputs (float32, (n, features) or (n, channels, height, width)) and targets (class ids, numbers, or
     (n, height, width) class masks)."""
     name = config["dataset"]
     if name == "shapes":
         return shapes(SHAPES["samples"], SHAPES["size"])
+    if name == "folder":
+        return load_folder(config)
     if name == "npz":
         with np.load(config["data_path"]) as data:
             if "x" not in data or "y" not in data:
