@@ -172,3 +172,45 @@ def test_an_image_folder_for_segmentation_pairs_images_with_masks(tmp_path, monk
     (tmp_path / "again").mkdir()
     with pytest.raises(SystemExit, match=r"no mask for: 3\.png"):
         run_template(tmp_path / "again", monkeypatch, config)
+
+
+def test_the_edited_region_may_replace_the_optimiser_and_the_augmentation(tmp_path, monkeypatch):
+    """What the coder writes between the markers comes after the template's build_optimizer and augment, so
+    its own definitions of them are the ones training uses."""
+    from airlab_coder.agent import with_model
+
+    region = """
+def build_model(params, input_shape, n_outputs):
+    return MODELS["mlp"](input_shape, n_outputs, params)
+
+
+def build_optimizer(params, model, epochs):
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), None
+
+
+def augment(inputs, targets, generator):
+    flipped = torch.rand(len(inputs), generator=generator) < 0.5
+    inputs = inputs.clone()
+    inputs[flipped] = inputs[flipped].flip(-1)
+    AUGMENTED.append(len(inputs))
+    return inputs, targets
+
+
+AUGMENTED = []
+"""
+    source = with_model(template_source("pytorch_train_template.py"), region)
+    source = source.replace(
+        '    print(json.dumps(result["metrics"]))', '    print("augmented", sum(AUGMENTED))'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOB_CONFIG", json.dumps({"params": {"epochs": 2}}))
+    (tmp_path / "train.py").write_text(source)
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        runpy.run_path(str(tmp_path / "train.py"), run_name="__main__")
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert printed.getvalue().strip() == f"augmented {2 * result['split']['train']}"
+    assert result["metrics"]["accuracy"] > 0.5

@@ -160,6 +160,31 @@ MODELS = {
 }
 
 
+def build_optimizer(params, model, epochs):
+    """The optimiser and its learning-rate schedule (stepped once per epoch)."""
+    train = training(params)
+    name = str(train["optimizer"]).lower()
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    if name not in kinds:
+        raise SystemExit(f"unknown optimizer {name!r}; known: {', '.join(kinds)}")
+    extra = {"momentum": 0.9} if name == "sgd" else {}
+    optimizer = kinds[name](
+        model.parameters(),
+        lr=float(train["learning_rate"]),
+        weight_decay=float(train["weight_decay"]),
+        **extra,
+    )
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+
+
+def augment(inputs, targets, generator):
+    """A training batch as the network sees it: unchanged here (an idea may flip, shift or add noise, to
+    the images and, for segmentation, the same to their masks)."""
+    return inputs, targets
+
+
+# The coder rewrites what follows up to the closing marker: build_model, and when an idea changes them, its
+# own build_optimizer and augment (a definition here replaces the one above).
 # <airlab:model>
 def build_model(params, input_shape, n_outputs):
     """The network to train. Input: a float tensor (batch, *input_shape); input_shape is (features,) for
@@ -397,20 +422,6 @@ def autocast(device):
     return torch.autocast("cpu", enabled=False)
 
 
-def optimizer_for(model, train):
-    name = str(train["optimizer"]).lower()
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    if name not in kinds:
-        raise SystemExit(f"unknown optimizer {name!r}; known: {', '.join(kinds)}")
-    extra = {"momentum": 0.9} if name == "sgd" else {}
-    return kinds[name](
-        model.parameters(),
-        lr=float(train["learning_rate"]),
-        weight_decay=float(train["weight_decay"]),
-        **extra,
-    )
-
-
 def peak_memory_mib(device):
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -435,8 +446,7 @@ def main():
     else:
         n_outputs = 1
     model = build_model(params, tuple(x_train.shape[1:]), n_outputs).to(device)
-    optimizer = optimizer_for(model, train)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(train["epochs"], 1))
+    optimizer, scheduler = build_optimizer(params, model, train["epochs"])
     loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
     inputs = torch.as_tensor(x_train, device=device)
     targets = torch.as_tensor(y_train, device=device)
@@ -453,13 +463,15 @@ def main():
             batch = order[start : start + train["batch_size"]]
             optimizer.zero_grad()
             with autocast(device):
-                loss = loss_fn(model(inputs[batch]).float(), targets[batch])
+                batch_inputs, batch_targets = augment(inputs[batch], targets[batch], generator)
+                loss = loss_fn(model(batch_inputs).float(), batch_targets)
             if not torch.isfinite(loss):
                 raise SystemExit(f"the training loss is not finite at epoch {epoch}: {loss.item()}")
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
-        scheduler.step()
+        if scheduler is not None:
+            scheduler.step()
         validation, _ = score(metric, y_val, outputs(model, x_val, device, scale), task)
         with open("metrics.jsonl", "a") as handle:
             line = {"step": epoch, "epoch": epoch + 1, "train_loss": total / len(order)}
