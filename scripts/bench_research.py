@@ -269,7 +269,7 @@ def lab_run(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv")
+    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,digits_cnn,shapes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument(
