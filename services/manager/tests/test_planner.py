@@ -209,6 +209,10 @@ def test_the_template_can_be_asked_for_and_is_checked_against_the_data(planner):
         planner.check(
             PlanRequest(goal="g", dataset="digits", baseline="logistic_regression", template="pytorch")
         )
+    with pytest.raises(
+        InvalidArgument, match=r"^baseline: 'cnn' is a pytorch model; 'hastie' is for: sklearn"
+    ):
+        planner.check(PlanRequest(goal="g", dataset="hastie", baseline="cnn"))
     # The dataset named only in the goal: a person is asked, nothing is refused after the research started.
     outcome = planner.plan(PlanRequest(goal="beat the baseline on hastie", template="pytorch"))
     assert outcome.plan is None and [q.key for q in outcome.questions] == ["template"]

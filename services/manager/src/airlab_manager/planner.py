@@ -249,6 +249,13 @@ class Planner:
                 "template", f"the {request.template} job template cannot load {known.name!r}; "
                 f"it is for: {', '.join(known.templates)}",
             )  # fmt: skip
+        if known is not None and request.baseline in BASELINES:
+            family = BASELINES[request.baseline]
+            if family.template not in known.templates:
+                raise InvalidArgument(
+                    "baseline", f"{request.baseline!r} is a {family.template} model; {known.name!r} is for: "
+                    f"{', '.join(known.templates)}",
+                )  # fmt: skip
         if request.user_dataset.source:
             spec = user_dataset_spec(request.user_dataset)
             if request.metric and (
