@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention gpu-check wheels images experiment-image clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -74,6 +74,10 @@ bench-llm: setup
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
 bench-research: setup
 	$(PY) scripts/bench_research.py
+
+# How often the coder's LLM code passes its checks and smoke run, per local model (about 30-60 min).
+bench-coder: setup
+	$(PY) scripts/bench_coder.py
 
 # One PyTorch experiment on CUDA through the runner, with a GPU lease (and vLLM slept and woken with
 # VLLM_URL=...); on a machine with an NVIDIA GPU, at most 5 minutes.

@@ -194,13 +194,15 @@ async def test_exchanges_are_kept_with_the_research(servers, tmp_path, bus):
         results=[],
         recalled=[],
         count=1,
+        template="sklearn",
+        families="random forest",
     )
     await client.structured("idea", Idea, prompt, research_id="r7", purpose="propose")
     (exchange,) = ArtifactExchangeLog(store).read("r7")
     assert (exchange.agent, exchange.prompt, exchange.prompt_version, exchange.server) == (
         "idea",
         "idea/propose",
-        "4",
+        "5",
         "first",
     )
     assert (exchange.prompt_tokens, exchange.completion_tokens) == (42, 7)

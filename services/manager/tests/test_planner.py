@@ -173,6 +173,9 @@ def test_a_goal_naming_a_cnn_trains_networks_against_the_pytorch_mlp(planner):
     )
     assert "the goal names 'cnn': the research trains PyTorch networks" in plan.reasons
     assert plan.gpus == 0  # no GPUs configured: CPU
+    # "with a CNN" is the method, not the baseline.
+    best = planner.plan(PlanRequest(goal="get the best accuracy you can on digits with a CNN")).plan
+    assert (best.template, best.baseline) == ("pytorch", "torch_mlp")
 
 
 def test_a_plain_goal_on_the_same_data_stays_on_scikit_learn(planner):

@@ -407,8 +407,10 @@ class Planner:
                 ))  # fmt: skip
             reasons.append(f"baseline {request.baseline!r} was given explicitly")
             return request.baseline
+        # "with a CNN", "using a U-Net" name the method tried, not the baseline.
+        as_method = re.sub(r"\b(with|using|via|by) (an? |the )?[\w -]{1,40}", " ", request.goal.lower())
         fitting = [
-            b for b in baselines_mentioned(request.goal)
+            b for b in baselines_mentioned(as_method)
             if spec.task in BASELINES[b].tasks and BASELINES[b].template == template
         ]  # fmt: skip
         if fitting:

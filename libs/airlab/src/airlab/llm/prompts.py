@@ -1,12 +1,14 @@
 """Prompts live in versioned jinja2 files, one per agent task: airlab/prompts/<agent>/<task>.j2.
 
 A file defines a `system` and a `user` block and starts with `{# version: N #}`; the version is recorded
-with every exchange, so an audit shows which wording an agent was given."""
+with every exchange, so an audit shows which wording an agent was given. An optional `examples` block
+holds worked examples as earlier turns of the chat (small models follow a shown exchange far better than
+a rule): turns begin with a line `--- user ---` or `--- assistant ---`."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -22,15 +24,21 @@ _environment = jinja2.Environment(
 )
 
 
+TURN = re.compile(r"^--- (user|assistant) ---$", flags=re.MULTILINE)
+
+
 @dataclass
 class Prompt:
     name: str
     version: str
     system: str
     user: str
+    # (role, content) turns between the system message and the user's.
+    examples: list[tuple[str, str]] = field(default_factory=list)
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+        shown = [{"role": role, "content": content} for role, content in self.examples]
+        return [{"role": "system", "content": self.system}, *shown, {"role": "user", "content": self.user}]
 
 
 def render(name: str, **context: Any) -> Prompt:
@@ -45,4 +53,9 @@ def render(name: str, **context: Any) -> Prompt:
         if block not in template.blocks:
             raise ValueError(f"prompt {name} has no {block} block")
         blocks[block] = "".join(template.blocks[block](template.new_context(context))).strip()
-    return Prompt(name, match.group(1), blocks["system"], blocks["user"])
+    examples: list[tuple[str, str]] = []
+    if "examples" in template.blocks:
+        text = "".join(template.blocks["examples"](template.new_context(context)))
+        parts = TURN.split(text)[1:]  # [role, content, role, content, ...]
+        examples = [(role, content.strip()) for role, content in zip(parts[::2], parts[1::2], strict=True)]
+    return Prompt(name, match.group(1), blocks["system"], blocks["user"], examples)
