@@ -225,6 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--ideas", type=int, default=len(IDEAS), help="the first N ideas of the set")
+    parser.add_argument("--template", choices=("sklearn", "pytorch"), help="only the ideas of one template")
     parser.add_argument("--out", default="", help="per-idea rows as JSON")
     parser.add_argument("--keep", default="", help="keep every draft, log and LLM exchange under this folder")
     args = parser.parse_args()
@@ -233,14 +234,15 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown local model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     results: dict[str, list[dict[str, Any]]] = {}
+    chosen = tuple(i for i in IDEAS[: args.ideas] if args.template in (None, i.template))
     for model in models:
         if args.keep:
             kept = Path(args.keep) / model
             kept.mkdir(parents=True, exist_ok=False)
-            results[model] = asyncio.run(bench_model(model, IDEAS[: args.ideas], kept))
+            results[model] = asyncio.run(bench_model(model, chosen, kept))
             continue
         with tempfile.TemporaryDirectory(prefix="airlab-bench-coder-") as scratch:
-            results[model] = asyncio.run(bench_model(model, IDEAS[: args.ideas], Path(scratch)))
+            results[model] = asyncio.run(bench_model(model, chosen, Path(scratch)))
     header = (f"{'model':<30}{'ideas':<9}{'n':>5}{'first':>8}{'within 3':>10}{'registry':>10}"
               f"{'tok/att':>9}{'s/att':>9}")  # fmt: skip
     print(f"\nbench-coder, idea set v{IDEAS_VERSION}: LLM code that passed its checks and smoke run")
