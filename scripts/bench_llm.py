@@ -92,7 +92,7 @@ async def validity(client: LLMClient, calls: int) -> tuple[int, int, float]:
         prompt = render(
             "idea/propose", goal=f"beat the {baseline} baseline on {dataset}", dataset=dataset, task=task,
             metric=metric, direction="lower" if metric == "rmse" else "higher", baseline=baseline,
-            tried=[], count=1 + n % 3,
+            tried=[], count=1 + n % 3, template="sklearn", families="random forest, svm, knn",
         )  # fmt: skip
         began = time.perf_counter()
         completion = await client.complete("idea", prompt, response_model=Ideas, max_tokens=400)

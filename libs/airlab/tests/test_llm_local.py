@@ -53,6 +53,8 @@ def propose_prompt():
         baseline="logistic_regression",
         tried=["a random forest"],
         count=2,
+        template="sklearn",
+        families="hist gradient boosting, random forest, svm, mlp, knn",
     )
 
 
