@@ -48,6 +48,15 @@ def wait_done(lab, research_id: str, timeout: float) -> research_pb2.Research:
     return get(lab, research_id)
 
 
+def run_to_end(
+    processes: dict, request: lab_pb2.StartResearchRequest, timeout: float
+) -> research_pb2.Research:
+    """Start a research through the manager's Lab API and wait until it ends or needs a person."""
+    with grpc.insecure_channel(processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        return wait_done(lab, lab.StartResearch(request).id, timeout=timeout)
+
+
 def stored_result(workspace: Path, research_id: str, experiment_id: str) -> dict:
     path = workspace / "artifacts" / "research" / research_id / "experiments" / experiment_id / "result.json"
     return json.loads(path.read_text())
@@ -101,23 +110,17 @@ def test_a_small_research_on_digits_runs_end_to_end_with_the_local_model(service
         "AIRLAB_WORKSPACE": str(workspace),
         "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",  # the LLM's ideas and code are what this test is about
     }
-    lab_processes = start_lab(services, env)
-    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
-        lab = lab_pb2_grpc.LabServiceStub(channel)
-        research = lab.StartResearch(
-            lab_pb2.StartResearchRequest(
-                goal="beat the logistic-regression baseline on digits",
-                budget=research_pb2.Budget(max_experiments=6),
-            )
-        )
-        done = wait_done(lab, research.id, timeout=900)
-        assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
-        summary = check_report_against_results(workspace, done)
-        assert done.progress.has_baseline and done.progress.experiments_requested <= 6
-        assert summary["counts"]["requested"] <= 6
-        # The idea agent's and (when it got an approved idea) the coder's exchanges are kept.
-        llm = workspace / "artifacts" / "research" / research.id / "llm"
-        assert list((llm / "idea").glob("*.json"))
+    request = lab_pb2.StartResearchRequest(
+        goal="beat the logistic-regression baseline on digits", budget=research_pb2.Budget(max_experiments=6)
+    )
+    done = run_to_end(start_lab(services, env), request, timeout=900)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    summary = check_report_against_results(workspace, done)
+    assert done.progress.has_baseline and done.progress.experiments_requested <= 6
+    assert summary["counts"]["requested"] <= 6
+    # The idea agent's and (when it got an approved idea) the coder's exchanges are kept.
+    llm = workspace / "artifacts" / "research" / done.id / "llm"
+    assert list((llm / "idea").glob("*.json"))
 
 
 # -- with a fake LLM --------------------------------------------------------------------------------------
@@ -403,18 +406,12 @@ def test_the_shapes_segmentation_goal_runs_the_llms_network_to_a_report(services
     fake_llm = FakeOpenAIServer(responder=agent_replies(REFINED_UNET_IDEA, REFINED_UNET_CODE))
     workspace = tmp_path / "ws"
     try:
-        processes = start_lab(
-            services, lab_env(fake_llm.url, workspace, AIRLAB_RESEARCH__PATIENCE_ROUNDS="1")
+        env = lab_env(fake_llm.url, workspace, AIRLAB_RESEARCH__PATIENCE_ROUNDS="1")
+        request = lab_pb2.StartResearchRequest(
+            goal="beat the U-Net baseline on shapes segmentation",
+            budget=research_pb2.Budget(max_experiments=7),
         )
-        with grpc.insecure_channel(processes["manager"].address) as channel:
-            lab = lab_pb2_grpc.LabServiceStub(channel)
-            research = lab.StartResearch(
-                lab_pb2.StartResearchRequest(
-                    goal="beat the U-Net baseline on shapes segmentation",
-                    budget=research_pb2.Budget(max_experiments=7),
-                )
-            )
-            done = wait_done(lab, research.id, timeout=900)
+        done = run_to_end(start_lab(services, env), request, timeout=900)
     finally:
         fake_llm.close()
     assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
@@ -445,16 +442,10 @@ def test_the_shapes_segmentation_goal_runs_the_llms_network_to_a_report(services
 def test_the_digits_cnn_goal_completes_with_the_local_model(services, llama_server, tmp_path):
     pytest.importorskip("torch")
     workspace = tmp_path / "ws"
-    processes = start_lab(services, lab_env(llama_server.url, workspace))
-    with grpc.insecure_channel(processes["manager"].address) as channel:
-        lab = lab_pb2_grpc.LabServiceStub(channel)
-        research = lab.StartResearch(
-            lab_pb2.StartResearchRequest(
-                goal="beat the MLP baseline on digits with a CNN",
-                budget=research_pb2.Budget(max_experiments=6),
-            )
-        )
-        done = wait_done(lab, research.id, timeout=900)
+    request = lab_pb2.StartResearchRequest(
+        goal="beat the MLP baseline on digits with a CNN", budget=research_pb2.Budget(max_experiments=6)
+    )
+    done = run_to_end(start_lab(services, lab_env(llama_server.url, workspace)), request, timeout=900)
     assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
     assert (done.plan.template, done.plan.baseline) == ("pytorch", "torch_mlp")
     summary = check_report_against_results(workspace, done)

@@ -181,11 +181,6 @@ def code_prefix(research_id: str, name: str, part: str) -> str:
     return f"{research_prefix(research_id)}code/{name}/{part}/"
 
 
-def model_region(source: str) -> str:
-    start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
-    return source[start:end].strip()
-
-
 def with_model(source: str, function_code: str) -> str:
     start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
     return f"{source[:start]}\n{function_code.strip()}\n\n\n{source[end:]}"
@@ -288,8 +283,7 @@ class CoderAgent:
         final = code_prefix(task.research_id, task.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
             return await self._done_before(final)  # done before a crash: the same code again
-        rules = rules_for(task.job_config)
-        template = self.templates[domain.template_of(task.job_config.template)]
+        rules, template = rules_for(task.job_config), self._template(task.job_config)
         if task.idea is None:
             source = template
             problems = await asyncio.to_thread(check_source, source)
@@ -335,6 +329,10 @@ class CoderAgent:
             history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(problems))
         return CodeOutcome(False, "", attempts, history)
 
+    def _template(self, job: loop_pb2.JobConfig) -> str:
+        """The source of the job template the research's code is written into."""
+        return self.templates[domain.template_of(job.template)]
+
     async def _final(self, prefix: str, source: str, outcome: CodeOutcome) -> CodeOutcome:
         """Publish the code that passed, with where it came from (read again after a crash)."""
         outcome.sha256 = hashlib.sha256(source.encode()).hexdigest()
@@ -365,10 +363,9 @@ class CoderAgent:
 
     async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
         """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""
-        template = self.templates[domain.template_of(task.job_config.template)]
         try:
             function = extract_function(draft, rules_for(task.job_config))
-            source = with_model(template, function)
+            source = with_model(self._template(task.job_config), function)
             problems = await asyncio.to_thread(check_source, source)
         except CodeProblem as exc:
             function, source, problems = draft, draft, [str(exc)]
@@ -407,7 +404,6 @@ class CoderAgent:
                 task=config.task,
                 dataset=config.dataset,
                 metric=config.metric,
-                baseline_code=model_region(self.templates[domain.template_of(config.template)]),
                 title=idea.title,
                 change=idea.change,
                 params=space,

@@ -240,10 +240,8 @@ class Planner:
             and BASELINES[request.baseline].template != request.template
         ):
             raise InvalidArgument("baseline", f"{request.baseline!r} is not a {request.template} model")
-        known = (
-            user_dataset_spec(request.user_dataset) if request.user_dataset.source
-            else self.catalog.datasets.get(request.dataset)
-        )  # fmt: skip
+        user_spec = user_dataset_spec(request.user_dataset) if request.user_dataset.source else None
+        known = user_spec or self.catalog.datasets.get(request.dataset)
         if request.template and known is not None and request.template not in known.templates:
             raise InvalidArgument(
                 "template", f"the {request.template} job template cannot load {known.name!r}; "
@@ -256,8 +254,8 @@ class Planner:
                     "baseline", f"{request.baseline!r} is a {family.template} model; {known.name!r} is for: "
                     f"{', '.join(known.templates)}",
                 )  # fmt: skip
-        if request.user_dataset.source:
-            spec = user_dataset_spec(request.user_dataset)
+        if user_spec is not None:
+            spec = user_spec
             if request.metric and (
                 request.metric not in METRICS or spec.task not in METRICS[request.metric].tasks
             ):

@@ -81,26 +81,13 @@ class Reviewer:
 
     # -- the report -----------------------------------------------------------------------------------------
 
-    def _metrics_curve(self, research_id: str, experiment_id: str, metric: str) -> list[tuple[int, float]]:
+    def _metric_rows(self, research_id: str, experiment_id: str) -> list[dict[str, Any]]:
+        """The run's metrics.jsonl lines ([] when it wrote none)."""
         try:
             raw = self.artifacts.get(experiment_key(research_id, experiment_id, "metrics.jsonl")).decode()
         except Exception:
             return []
-        points = []
-        for line in raw.splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if "train_samples" in row and f"val_{metric}" in row:
-                points.append((int(row["train_samples"]), float(row[f"val_{metric}"])))
-        return points
-
-    def _epoch_curve(self, research_id: str, experiment_id: str, key: str) -> list[tuple[int, float]]:
-        """(epoch, value) of a run that logs per epoch (the PyTorch template), e.g. train_loss."""
-        try:
-            raw = self.artifacts.get(experiment_key(research_id, experiment_id, "metrics.jsonl")).decode()
-        except Exception:
-            return []
-        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        return [(int(r["epoch"]), float(r[key])) for r in rows if "epoch" in r and key in r]
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
     def _masks(self, research_id: str, experiment_id: str) -> dict[str, Any] | None:
         """A segmentation run's saved test images, true masks and predicted masks, if it saved them."""
@@ -376,17 +363,23 @@ class Reviewer:
         curves: list[tuple[str, Mapping[int, str]]] = [("baseline", loop.baseline.experiments)]
         curves += [(i["title"][:40], i["evaluation"]["candidate"]) for i in evaluated]
 
-        def mean_curve(ids: Mapping[int, str], points: Any) -> tuple[list[int], list[float]]:
+        logged: dict[str, list[dict[str, Any]]] = {}  # each run's metrics.jsonl, read once for every curve
+
+        def mean_curve(ids: Mapping[int, str], x_key: str, y_key: str) -> tuple[list[int], list[float]]:
+            """y against x, mean over the runs (seeds), from the lines that log both."""
             by_x: dict[int, list[float]] = {}
             for experiment_id in ids.values():
-                for x, value in points(experiment_id):
-                    by_x.setdefault(x, []).append(value)
+                if experiment_id not in logged:
+                    logged[experiment_id] = self._metric_rows(research_id, experiment_id)
+                for row in logged[experiment_id]:
+                    if x_key in row and y_key in row:
+                        by_x.setdefault(int(row[x_key]), []).append(float(row[y_key]))
             xs = sorted(by_x)
             return xs, [sum(by_x[x]) / len(by_x[x]) for x in xs]
 
         figure, axis = plt.subplots(figsize=(8, 3.6))
         for label, ids in curves:
-            sizes, values = mean_curve(ids, lambda x: self._metrics_curve(research_id, x, metric))
+            sizes, values = mean_curve(ids, "train_samples", f"val_{metric}")
             if sizes:
                 axis.plot(sizes, values, marker="o", label=label)
         if axis.get_legend_handles_labels()[0]:
@@ -400,10 +393,10 @@ class Reviewer:
         # Networks: training loss and validation score per epoch (mean over seeds).
         figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
         for label, ids in curves:
-            epochs, losses = mean_curve(ids, lambda x: self._epoch_curve(research_id, x, "train_loss"))
+            epochs, losses = mean_curve(ids, "epoch", "train_loss")
             if epochs:
                 loss_axis.plot(epochs, losses, label=label)
-            epochs, scores = mean_curve(ids, lambda x: self._epoch_curve(research_id, x, f"val_{metric}"))
+            epochs, scores = mean_curve(ids, "epoch", f"val_{metric}")
             if epochs:
                 score_axis.plot(epochs, scores, label=label)
         if loss_axis.get_legend_handles_labels()[0]:

@@ -11,7 +11,7 @@ from airlab_manager.loop import budget, ideas
 from airlab_manager.loop.step import Step, idea_memory
 from airlab_manager.reviewing import Novelty
 
-DATA_WORDS = {"": "tabular data", "sklearn": "tabular data", "pytorch": "this kind of data"}
+DATA_WORDS = {"sklearn": "tabular data", "pytorch": "this kind of data"}
 
 
 def families(step: Step) -> list[domain.ModelFamily]:
@@ -45,7 +45,7 @@ def idea_for(step: Step, family: domain.ModelFamily) -> idea_pb2.Idea:
         title=f"{title} (portfolio)",
         change=change,
         expected_effect=f"a better {step.plan.metric} when the data is not linear",
-        rationale=f"a strong default family for {DATA_WORDS.get(step.plan.template, 'this data')}, "
+        rationale=f"a strong default family for {DATA_WORDS[domain.template_of(step.plan.template)]}, "
         "tried whatever the idea agent proposes",
         search_space={
             p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
