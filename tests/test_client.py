@@ -78,7 +78,10 @@ def stack_here(empty_dir, monkeypatch):
         fake.close()
     # Nothing was written where the command ran: the workspace is the user's.
     assert not (empty_dir / ".airlab").exists()
-    assert (empty_dir.parent / "data" / "airlab" / "workspace" / "run").is_dir()
+    workspace = empty_dir.parent / "data" / "airlab" / "workspace"
+    assert (workspace / "run").is_dir()
+    # Every agent did its work within its bus permissions (the coder's smoke runs included).
+    assert "Violation" not in (workspace / "logs" / "nats.log").read_text()
 
 
 def test_the_readme_example_runs_against_a_stack_started_from_an_empty_directory(stack_here):

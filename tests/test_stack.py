@@ -66,6 +66,9 @@ def workspace(tmp_path):
     path = tmp_path / "ws"
     yield path
     airlab(path, "down")  # whatever a failed test left behind
+    # The bus refused no service: each stayed within its permissions (airlab.bus_access).
+    log = path / "logs" / "nats.log"
+    assert not log.exists() or "Violation" not in log.read_text()
 
 
 def test_up_serves_all_five_then_down_leaves_nothing(workspace):

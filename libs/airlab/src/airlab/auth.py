@@ -116,7 +116,7 @@ def require(*roles: Role) -> Principal:
 # -- files ------------------------------------------------------------------------------------------------
 
 
-def _write_private(path: Path, content: bytes) -> None:
+def write_private(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
@@ -132,14 +132,14 @@ def ensure_credentials(directory: Path) -> tuple[Path, str]:
     """The lab's key (made once) and an admin token for the local user, both 0600 in `directory`."""
     key_file, token_file = directory / KEY_FILE, directory / TOKEN_FILE
     if not key_file.is_file():
-        _write_private(key_file, secrets.token_bytes(32))
+        write_private(key_file, secrets.token_bytes(32))
     key = key_file.read_bytes()
     try:
         token = token_file.read_text().strip()
         verify(key, token)
     except (OSError, Unauthenticated):
         token = issue(key, _local_user(), "admin")
-        _write_private(token_file, token.encode())
+        write_private(token_file, token.encode())
     return key_file, token
 
 
@@ -169,3 +169,13 @@ def configured_key(key_hex: str, key_file: str) -> bytes | None:
             raise ValueError("auth.key has at least 16 bytes (32 hex digits)")
         return key
     return read_key(key_file) if key_file else None
+
+
+def lab_key(key_hex: str, key_file: str, workspace: Path) -> bytes | None:
+    """The key a command acts with: the settings' (auth.key, auth.key_file), else the one `airlab up` wrote
+    in `workspace`; None when there is neither."""
+    key = configured_key(key_hex, key_file)
+    if key is None:
+        written = credentials_dir(workspace) / KEY_FILE
+        key = read_key(written) if written.is_file() else None
+    return key

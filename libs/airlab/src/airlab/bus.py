@@ -16,8 +16,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from airlab.bus_access import BusCredentials
 from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
 from airlab.v1 import events_pb2
@@ -25,6 +25,17 @@ from airlab.v1 import events_pb2
 log = logging.getLogger(__name__)
 
 Handler = Callable[[events_pb2.Event], Awaitable[None]]
+
+
+class BusRefused(nats.errors.AuthorizationError):
+    """NATS refused the credentials (none, or a wrong password)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Publisher(Protocol):
@@ -35,10 +46,18 @@ class EventBus:
     """A connection to NATS JetStream. Create it unconnected, then `await connect()`: services register their
     gRPC handlers before their dependencies are up, and report SERVING only once `connected` is true."""
 
-    def __init__(self, url: str, *, source: str, settings: BusSettings | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        source: str,
+        settings: BusSettings | None = None,
+        credentials: BusCredentials | None = None,
+    ) -> None:
         self.url = url
         self.source = source
         self.settings = settings or BusSettings()
+        self.credentials = credentials
         self._nc: nats.NATS | None = None
         self._js: JetStreamContext | None = None
         self._listeners: list[Callable[[bool], Awaitable[None]]] = []
@@ -80,29 +99,44 @@ class EventBus:
             log.info("reconnected to NATS", extra={"url": self.url})
             await self._notify(True)
 
+        refused = asyncio.Event()
+
         async def error(exc: Exception) -> None:
             log.warning("NATS client error: %s", exc)
+            if "authorization" in str(exc).lower():
+                refused.set()
 
-        async for attempt in AsyncRetrying(
-            stop=stop_after_delay(timeout),
-            wait=wait_exponential(multiplier=0.05, max=2),
-            retry=retry_if_exception_type((OSError, nats.errors.Error, TimeoutError)),
-            reraise=True,
-        ):
-            with attempt:
-                if self._nc is not None and not self._nc.is_closed:
-                    await self._nc.close()
-                self._nc = await nats.connect(
-                    self.url,
-                    name=self.source,
-                    connect_timeout=2,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
-                    error_cb=error,
-                )
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+        # nats-py keeps trying an unreachable server by itself; a refused user or password is final, so
+        # it ends the wait at once instead of being retried until the timeout.
+        connecting = asyncio.ensure_future(
+            nats.connect(
+                self.url,
+                name=self.source,
+                user=self.credentials.user if self.credentials else None,
+                password=self.credentials.password if self.credentials else None,
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            )
+        )
+        refusal = asyncio.ensure_future(refused.wait())
+        await asyncio.wait({connecting, refusal}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        refusal.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            who = f"user {self.credentials.user!r}" if self.credentials else "a client without credentials"
+            if refused.is_set():
+                raise BusRefused(f"NATS at {self.url} refused {who}: wrong or missing credentials")
+            raise TimeoutError(f"cannot reach NATS at {self.url} within {timeout:g} s")
+        self._nc = connecting.result()
         assert self._nc is not None
         self._js = self._nc.jetstream()
         await self.ensure_stream()

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from airlab import auth, domain, stack
+from airlab import auth, bus_access, domain, stack
 from airlab.client import GATES, UNTIL, start_request
 from airlab.errors import LabError
 from airlab.events import body_dict
@@ -512,14 +512,34 @@ def token(
     """Print a token for a user of this lab, signed with its key: AIRLAB_AUTH__KEY (a deployment's), else
     the workspace's from 'airlab up'."""
     settings = _settings(workspace)
-    key_file = auth.credentials_dir(settings.workspace.resolve()) / auth.KEY_FILE
     try:
-        key = auth.configured_key(settings.auth.key, str(key_file) if key_file.is_file() else "")
-        if key is None:
-            _fail(f"no lab key: set AIRLAB_AUTH__KEY, or run 'airlab up' (it writes {key_file})", 2)
-        print(auth.issue(key, name, role))  # type: ignore[arg-type]
+        print(auth.issue(_lab_key(settings), name, role))  # type: ignore[arg-type]
     except ValueError as exc:
         _fail(str(exc), 2)
+
+
+@app.command("nats-config")
+def nats_config(
+    out: Annotated[Path, typer.Argument(help="The file to write (0600), for nats-server --config")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write nats-server's users and permissions (a password per service, derived from the lab's key):
+    compose and k8s run this before nats-server starts; `airlab up` does it by itself."""
+    settings = _settings(workspace)
+    try:
+        bus_access.write_server_config(_lab_key(settings), out)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), 2)
+    print(f"wrote the bus's users to {out}")
+
+
+def _lab_key(settings: Settings) -> bytes:
+    """The lab's key (AIRLAB_AUTH__KEY, auth.key_file, else the workspace's); exit 2 when there is none."""
+    key = auth.lab_key(settings.auth.key, settings.auth.key_file, settings.workspace.resolve())
+    if key is None:
+        key_file = auth.credentials_dir(settings.workspace.resolve()) / auth.KEY_FILE
+        _fail(f"no lab key: set AIRLAB_AUTH__KEY, or run 'airlab up' (it writes {key_file})", 2)
+    return key  # type: ignore[return-value]
 
 
 app.add_typer(llm_app, name="llm")
@@ -574,7 +594,9 @@ async def _with_state(settings: Settings, action: str, name: str, force: bool = 
 
     store = artifact_store_from(settings)
     memory = memory_from(settings)
-    bus = EventBus(_nats_url(settings), source="cli")
+    bus = EventBus(
+        _nats_url(settings), source="cli", credentials=bus_access.credentials_for(settings, bus_access.ADMIN)
+    )
     try:
         await bus.connect(timeout=10)
         if action == "backup":

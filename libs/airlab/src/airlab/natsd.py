@@ -54,9 +54,11 @@ def start_nats(
     log_file: Path | None = None,
     timeout: float = 10.0,
     detach: bool = False,
+    config: Path | None = None,
 ) -> NatsServer:
     """Start nats-server with JetStream storing under `store_dir`; port 0 picks a free one. Returns once it
-    accepts connections. `detach` puts it in its own session so it outlives the caller."""
+    accepts connections. `detach` puts it in its own session so it outlives the caller. `config` is a
+    configuration file for what flags do not set (its users: airlab.bus_access)."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = store_dir / "ports"
     ports_dir.mkdir(exist_ok=True)
@@ -70,6 +72,7 @@ def start_nats(
         "--port", str(port_arg),  # -1: a random free port, reported in the ports file
         "--store_dir", str(store_dir),
         "--ports_file_dir", str(ports_dir),
+        *(["--config", str(config)] if config else []),
     ]  # fmt: skip
     process = spawn(command, log_file=log_file, detach=detach)
     ports_file = ports_dir / f"{Path(command[0]).name}_{process.pid}.ports"

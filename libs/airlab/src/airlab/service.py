@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from google.protobuf import message
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from airlab import bus_access
 from airlab.bus import EventBus
 from airlab.events import follow_up_id, make_event, type_filter
 from airlab.grpc_server import ServiceHost
@@ -87,7 +88,12 @@ class ServiceContext:
 
 
 async def serve(name: str, settings: Settings, setup: Callable[[ServiceContext], None]) -> None:
-    bus = EventBus(settings.nats_url, source=name, settings=settings.bus)
+    bus = EventBus(
+        settings.nats_url,
+        source=name,
+        settings=settings.bus,
+        credentials=bus_access.credentials_for(settings, name),
+    )
     host = ServiceHost(name, settings)
     host.require(lambda: bus.connected)
     bus.on_connection_change(host.refresh_health)

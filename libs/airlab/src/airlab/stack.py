@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from airlab import auth
+from airlab import auth, bus_access
 from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
@@ -119,12 +119,18 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         (workspace / sub).mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     ports = settings.stack_ports
+    # Every gRPC call needs a token signed with this key (the CLI reads the admin token beside it), and
+    # each service's bus user has a password derived from it.
+    credentials = auth.credentials_dir(workspace)
+    key_file, _ = auth.ensure_credentials(credentials)
+    nats_config = bus_access.write_server_config(auth.read_key(key_file), credentials / "nats.conf")
     try:
         nats = start_nats(
             workspace / "nats",
             port=ports.get("nats", 0),
             log_file=workspace / "logs" / "nats.log",
             detach=True,
+            config=nats_config,
         )
     except NatsServerError as exc:
         raise StackError(str(exc)) from exc
@@ -139,8 +145,6 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     try:
         llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
-        # Every gRPC call needs a token signed with this key; the CLI reads the admin token beside it.
-        key_file, _ = auth.ensure_credentials(auth.credentials_dir(workspace))
         env["AIRLAB_AUTH__KEY_FILE"] = str(key_file)
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
             env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))
