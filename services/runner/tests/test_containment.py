@@ -85,6 +85,8 @@ def runner_env(tmp_path, backend, request):
     env = {
         "AIRLAB_WORKSPACE": str(tmp_path / "workspace"),
         "AIRLAB_RUNNER__MAX_LOG_MIB": "2",
+        "AIRLAB_RUNNER__MAX_OUTPUT_MIB": "3",
+        "AIRLAB_RUNNER__MAX_RESEARCH_STORAGE_MIB": "4",
         "AIRLAB_RUNNER__MAX_CONCURRENT": "4",
         # A secret in the runner's own environment: no job may see it.
         "AIRLAB_S3_SECRET_KEY": SECRET,
@@ -182,3 +184,35 @@ def test_a_job_reads_no_more_of_the_host_than_an_unprivileged_user(stub, backend
                 Path("/root") / name for name in ast.literal_eval(line[len("READ /root ") :])
             } <= visible, log
     assert "uid 65534" in log, log
+
+
+# -- what jobs may keep -----------------------------------------------------------------------------------
+
+WRITE_MODELS = b"""
+import json, os
+os.makedirs('models', exist_ok=True)
+for i in range(int(os.environ['FILES'])):
+    open(f'models/part{i}.bin', 'wb').write(os.urandom(1 << 20))
+json.dump({'metrics': {'a': 1}, 'seed': 0, 'duration_seconds': 1}, open('result.json', 'w'))
+"""
+
+
+def test_output_caps_per_job_and_per_research_are_enforced_and_reported(stub, backend):
+    """The runner here keeps at most 3 MiB of models per job and 4 MiB per research (runner_env): a job
+    over its cap fails saying so; a research whose jobs together pass its quota has the next job's
+    models refused, and another research is not affected."""
+
+    def run(experiment: str, files: int, research: str = "rquota"):
+        job_spec = spec(WRITE_MODELS, experiment, research=research)
+        job_spec.env["FILES"] = str(files)
+        job_spec.backend = backend
+        job, _, _ = run_to_end(stub, job_spec)
+        return job
+
+    flood = run("flood", 4)
+    assert flood.state == FAILED and "hold 4.0 MiB, more than the 3.0 MiB one job may keep" in flood.reason
+    assert run("first", 3).state == SUCCEEDED  # 3 of the research's 4 MiB
+    over = run("second", 2)
+    assert over.state == FAILED
+    assert "research rquota has stored 3.0 MiB of its 4.0 MiB storage quota" in over.reason
+    assert run("other", 2, research="rother").state == SUCCEEDED

@@ -59,8 +59,14 @@ def test_oversized_outputs_are_refused(tmp_path):
         read_result(tmp_path)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "big.bin").write_bytes(b"x" * 2048)
-    with pytest.raises(ContractError, match="larger"):
+    with pytest.raises(ContractError, match=r"more than the 0\.0 MiB one job may keep"):
         output_files(tmp_path, max_bytes=1024)
+    # The cap is on the total: files each within it, together over it, are refused too.
+    (tmp_path / "models" / "big.bin").write_bytes(b"x" * 600)
+    (tmp_path / "models" / "big2.bin").write_bytes(b"x" * 600)
+    with pytest.raises(ContractError, match=r"hold 0\.0 MiB, more than"):
+        output_files(tmp_path, max_bytes=1024)
+    assert len(output_files(tmp_path, max_bytes=1200)) == 2
 
 
 def test_links_out_of_the_work_dir_are_not_collected(tmp_path):

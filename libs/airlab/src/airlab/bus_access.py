@@ -58,7 +58,7 @@ WRITES_BUCKETS: dict[str, tuple[str, ...]] = {
     "idea": ("airlab_llm_usage",),
     "coder": ("airlab_llm_usage",),
     "reviewer": ("airlab_llm_usage",),
-    "runner": ("airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases"),
+    "runner": ("airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases", "airlab_research_storage"),
 }
 
 # JetStream's API as a service uses it (streams and consumers, key-value reads), less what destroys data.

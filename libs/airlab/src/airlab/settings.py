@@ -150,7 +150,10 @@ class RunnerSettings(BaseModel):
     python: str = ""
     cgroup_parent: str = "airlab"
     max_log_mib: int = Field(default=10, ge=1)
+    # What one job may keep of models, plots and predictions, in all.
     max_output_mib: int = Field(default=1024, ge=1)
+    # What one research may keep of them over all its jobs, on every runner together.
+    max_research_storage_mib: int = Field(default=20480, ge=1)
     # The longest wall-clock limit one job may ask for on this runner (2 days).
     max_job_wall_seconds: int = Field(default=172_800, ge=1, le=604_800)
     # Directories dataset mounts must come from (after resolving symlinks); empty: any world-readable file

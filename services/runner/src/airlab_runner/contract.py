@@ -99,8 +99,8 @@ def read_result(workdir: Path) -> RunResult:
 
 
 def output_files(workdir: Path, max_bytes: int) -> list[Path]:
-    """Model and plot files to keep: regular files only (no links out of the work dir), each within
-    `max_bytes`."""
+    """Model and plot files to keep: regular files only (no links out of the work dir), together within
+    `max_bytes` (the runner's cap on what one job keeps); over it, none are kept."""
     found = []
     for folder in OUTPUT_DIRS:
         root = workdir / folder
@@ -109,7 +109,15 @@ def output_files(workdir: Path, max_bytes: int) -> list[Path]:
         for path in sorted(root.rglob("*")):
             if path.is_symlink() or not path.is_file():
                 continue
-            if path.stat().st_size > max_bytes:
-                raise ContractError(f"{path.relative_to(workdir)} is larger than {max_bytes >> 20} MiB")
             found.append(path)
+    total = sum(path.stat().st_size for path in found)
+    if total > max_bytes:
+        raise ContractError(
+            f"the job's {', '.join(OUTPUT_DIRS)} hold {mib(total)}, more than the {mib(max_bytes)} one job "
+            "may keep: none of them kept"
+        )
     return found
+
+
+def mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB"

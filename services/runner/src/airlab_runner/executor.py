@@ -20,6 +20,7 @@ from airlab_runner import contract
 from airlab_runner.feed import Feed
 from airlab_runner.gpus import GpuLeases
 from airlab_runner.jobstore import JobStore
+from airlab_runner.quota import StorageQuota
 from airlab_runner.sandbox import Limits, Sandbox, SandboxJob, SandboxResult
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ class Executor:
         self.cpu_plan = cpu_plan
         self.poll_seconds = poll_seconds
         self.lease_ttl = lease_ttl
+        # Set once the bus is up (main.setup); None: no per-research quota (unit use).
+        self.quota: StorageQuota | None = None
 
     async def execute(self, run: Run) -> Outcome:
         """Prepare the work dir, run the job in its sandbox, store and check what it produced."""
@@ -184,7 +187,7 @@ class Executor:
             sink.close()
             following.cancel()
         await tail.poll()  # what the job wrote last
-        result, contract_error = await asyncio.to_thread(self.collect, job, run.attempt, workdir, run_dir)
+        result, contract_error = await self.collect(job, run.attempt, workdir, run_dir)
         if ended.outcome == "cancelled":
             return Outcome(None, "cancelled", "cancelled")
         if ended.outcome != "exited":
@@ -242,11 +245,36 @@ class Executor:
             await tail.poll()
             await asyncio.sleep(self.poll_seconds)
 
-    def collect(
+    async def collect(
         self, job: runner_pb2.Job, attempt: int, workdir: Path, run_dir: Path
     ) -> tuple[RunResult | None, str]:
         """Store the log, metrics, result and model/plot files; check them against the contract."""
         prefix = experiment_key(job.spec.research_id, job.spec.experiment_id)
+        problems = await asyncio.to_thread(self._store_records, prefix, attempt, workdir, run_dir)
+        try:
+            outputs = await asyncio.to_thread(contract.output_files, workdir, self.max_output_bytes)
+        except contract.ContractError as exc:
+            problems.append(str(exc))
+            outputs = []
+        if outputs and self.quota is not None:
+            refusal = await self.quota.take(job.spec.research_id, sum(p.stat().st_size for p in outputs))
+            if refusal:
+                problems.append(refusal)
+                outputs = []
+        for path in outputs:
+            key = f"{prefix}/{path.relative_to(workdir).as_posix()}"
+            await asyncio.to_thread(self.artifacts.put_file, key, path)
+        result = None
+        try:
+            contract.read_metrics(workdir)
+            result = contract.read_result(workdir)
+        except contract.ContractError as exc:
+            problems.insert(0, str(exc))
+        return result, "; ".join(problems)
+
+    def _store_records(self, prefix: str, attempt: int, workdir: Path, run_dir: Path) -> list[str]:
+        """The log, metrics.jsonl and result.json: bounded per job and always kept, so a failure stays
+        readable."""
         self.artifacts.put_file(f"{prefix}/{log_key(attempt)}", run_dir / LOG_FILE, content_type="text/plain")
         problems = []
         for name in (contract.METRICS_FILE, contract.RESULT_FILE):
@@ -256,18 +284,7 @@ class Executor:
                     self.artifacts.put_file(f"{prefix}/{name}", path)
                 else:
                     problems.append(f"{name} is larger than {contract.MAX_METRICS_BYTES >> 20} MiB: not kept")
-        try:
-            for path in contract.output_files(workdir, self.max_output_bytes):
-                self.artifacts.put_file(f"{prefix}/{path.relative_to(workdir).as_posix()}", path)
-        except contract.ContractError as exc:
-            problems.append(str(exc))
-        result = None
-        try:
-            contract.read_metrics(workdir)
-            result = contract.read_result(workdir)
-        except contract.ContractError as exc:
-            problems.insert(0, str(exc))
-        return result, "; ".join(problems)
+        return problems
 
 
 def _last_line(path: Path) -> str:

@@ -131,7 +131,7 @@ class Runner:
         self.artifacts = artifacts
         self.sandboxes = sandboxes
         self.config = config
-        executor = Executor(
+        self.executor = executor = Executor(
             self.jobs,
             artifacts,
             sandboxes,

@@ -21,6 +21,7 @@ from airlab.v1 import events_pb2, runner_pb2_grpc
 from airlab_runner.datasets import S3Datasets
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 from airlab_runner.jobs import CANCELLED_BUCKET, JOB_BUCKET, Capacity, Runner, RunnerConfig
+from airlab_runner.quota import STORAGE_BUCKET, StorageQuota
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
 
@@ -111,6 +112,10 @@ def setup(context: ServiceContext) -> None:
             kv = await context.bus.key_value(LEASE_BUCKET, history=1)
             runner.leases = GpuLeases(kv, inventory, holder=config.host, ttl=config.lease_ttl)
         runner.cancelled_researches = await context.bus.key_value(CANCELLED_BUCKET, history=1)
+        runner.executor.quota = StorageQuota(
+            await context.bus.key_value(STORAGE_BUCKET, history=1),
+            runner_settings.max_research_storage_mib << 20,
+        )
         await runner.recover()
         scheduler.append(asyncio.create_task(runner.run(), name="scheduler"))
         await context.bus.consume(
