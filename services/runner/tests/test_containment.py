@@ -60,6 +60,16 @@ HOSTILE = {
         {},
         lambda job, log: job.state == SUCCEEDED and len(log) <= 2 * 1024 * 1024,
     ),
+    # A failure's text reaches events, reports and LLM prompts: the data values an exception quotes do not.
+    "data-in-error": (
+        b"cells = ['1.5', 'a-cell-of-the-users-data']\nprint(sum(float(cell) for cell in cells))",
+        {},
+        lambda job, log: (
+            job.state == FAILED
+            and "could not convert string to float" in job.reason
+            and "a-cell-of-the-users-data" not in job.reason
+        ),
+    ),
     "invalid-result": (
         b"open('result.json', 'w').write('{\"metrics\": {\"acc\": \"high\"}}')",
         {},

@@ -16,6 +16,7 @@ from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.accounting import Budget
 from airlab.llm.factory import llm_for
+from airlab.redact import error_text
 from airlab.research_record import stored_loop
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
@@ -63,7 +64,9 @@ class BusSmokeRunner:
         if outcome.type == "experiment.finished":
             return SmokeResult(True)
         reason = body_of(outcome).reason or outcome.type
-        return SmokeResult(False, f"{reason}\n{await self._log_tail(research_id, experiment_id)}".strip())
+        # The log's end goes into the repair prompt and the code.failed event: no data values in it.
+        tail = await self._log_tail(research_id, experiment_id)
+        return SmokeResult(False, error_text(f"{reason}\n{tail}".strip(), limit=4000))
 
     async def _log_tail(self, research_id: str, experiment_id: str) -> str:
         key = experiment_key(research_id, experiment_id, "logs", "attempt-1.log")

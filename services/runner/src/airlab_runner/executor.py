@@ -14,6 +14,7 @@ from pathlib import Path
 
 from airlab.blobs import ArtifactStore, experiment_key
 from airlab.cpus import CpuPlan, SlotCpus
+from airlab.redact import error_text
 from airlab.results import RunResult
 from airlab.v1 import runner_pb2
 from airlab_runner import contract
@@ -194,7 +195,8 @@ class Executor:
             return Outcome(None, ended.detail, ended.outcome)
         if ended.exit_code != 0:
             last = _last_line(run_dir / LOG_FILE)
-            why = f"exited with code {ended.exit_code}" + (f": {last}" if last else "")
+            # The job's last line reaches events, reports and the coder's prompts: no data values in it.
+            why = f"exited with code {ended.exit_code}" + (f": {error_text(last, limit=500)}" if last else "")
             return Outcome(None, why, "exited")
         if contract_error:
             return Outcome(None, contract_error, "invalid")
