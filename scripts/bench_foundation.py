@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from airlab import stack
+from airlab import bus_access, stack
 from airlab.bus import EventBus
 from airlab.events import make_event, type_filter
 from airlab.grpc_client import channel, client_token
@@ -50,10 +51,15 @@ def bench_stack(rounds: int) -> tuple[list[float], Path]:
     return times, workspace
 
 
-async def bench_event_hop(count: int, batch: int) -> list[float]:
+async def bench_event_hop(count: int, batch: int, secured: bool = False) -> list[float]:
+    """Publish -> handled -> acked, one event at a time. `secured`: nats-server with the lab's users and
+    permissions (airlab.bus_access), the bus connected as the runner, whose event this is."""
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_nats(Path(tmp) / "nats")
-        bus = EventBus(server.url, source="bench")
+        key = secrets.token_bytes(32)
+        config = bus_access.write_server_config(key, Path(tmp) / "auth.conf") if secured else None
+        server = start_nats(Path(tmp) / "nats", config=config)
+        credentials = bus_access.credentials(key, "runner") if secured else None
+        bus = EventBus(server.url, source="bench", credentials=credentials)
         await bus.connect()
         sent: dict[str, float] = {}
         hops: list[float] = []
@@ -116,12 +122,18 @@ def main() -> None:
         airlab("down", "-w", str(workspace))
     hops_single = asyncio.run(bench_event_hop(args.events, batch=1))
     hops_batched = asyncio.run(bench_event_hop(args.events, batch=16))
+    hops_secured = asyncio.run(bench_event_hop(args.events, batch=1, secured=True))
+    hops_plain = asyncio.run(bench_event_hop(args.events, batch=1))  # again, after: the two side by side
 
     runs = [round(t, 2) for t in starts]
     ratio = statistics.median(get_times) / statistics.median(health_times)
     print(f"stack start (airlab up -> 5 SERVING): median {statistics.median(starts):.2f} s, runs {runs}")
     print(f"event hop, fetch batch 1  (publish -> handled -> acked): {percentiles(hops_single)}")
     print(f"event hop, fetch batch 16 (the services' default):     {percentiles(hops_batched)}")
+    bus_ratio = statistics.median(hops_secured) / statistics.median(hops_single + hops_plain)
+    print(f"event hop, batch 1, bus users and permissions (runner): {percentiles(hops_secured)}")
+    print(f"event hop, batch 1, no bus auth (run again after it):   {percentiles(hops_plain)}")
+    print(f"bus auth / no bus auth event hop p50 ratio: {bus_ratio:.2f}")
     print(f"gRPC Lab.GetResearch (a KV read) on loopback:          {percentiles(get_times)}")
     print(f"gRPC Health.Check (no work) on loopback:               {percentiles(health_times)}")
     print(f"GetResearch / Health.Check p50 ratio: {ratio:.2f}")

@@ -326,6 +326,38 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     assert "| portfolio | template registry |" in markdown
 
 
+def test_a_symlinked_csv_of_a_root_only_file_is_refused_and_no_cell_of_it_is_stored(
+    services, fake_llm, tmp_path
+):
+    """A user dataset that links to a file only its owner may read: the runner refuses to mount it (jobs
+    run unprivileged), the research fails saying why, and no cell of the file reaches the report, the
+    summary or the event stream."""
+    secret = tmp_path / "private.csv"
+    secret.write_text("a,label\nthe-root-only-cell,1\n2,0\n")
+    secret.chmod(0o600)
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(secret)
+    workspace = tmp_path / "ws"
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    with grpc.insecure_channel(lab_processes["manager"].address) as channel:
+        lab = lab_pb2_grpc.LabServiceStub(channel)
+        research = lab.StartResearch(
+            lab_pb2.StartResearchRequest(
+                goal="beat the baseline on my data",
+                user_dataset=research_pb2.UserDataset(source=str(link), target="label", task="classification"),
+                budget=research_pb2.Budget(max_experiments=3),
+            )
+        )
+        done = wait_done(lab, research.id, timeout=300)
+        events = list(lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research.id, follow=False)))
+    assert done.state == research_pb2.RESEARCH_STATE_FAILED, research_pb2.ResearchState.Name(done.state)
+    assert "not readable by every user" in done.state_reason
+    stored = "".join(
+        path.read_text(errors="replace") for path in (workspace / "artifacts").rglob("*") if path.is_file()
+    )
+    assert "the-root-only-cell" not in stored + str(done) + "".join(str(e) for e in events)
+
+
 def test_every_experiment_waits_for_a_person_under_that_gate(services, fake_llm, tmp_path):
     workspace = tmp_path / "ws"
     lab_processes = start_lab(services, fake_env(fake_llm, workspace))
