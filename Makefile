@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -107,6 +107,10 @@ images: wheels
 # The experiments' image (PyTorch, scikit-learn); its build installs from the package index.
 experiment-image:
 	docker build --force-rm -f deploy/docker/experiment.Dockerfile -t airlab-experiment:cpu .
+
+# Compose's .env with its secrets made here at install time (never from the repository).
+compose-env:
+	$(PYTHON) scripts/compose-env
 
 # A Kubernetes overlay's secrets, made here at install time (never from the repository): OVERLAY=gpu|cpu.
 OVERLAY ?= gpu

@@ -177,3 +177,24 @@ def test_compose_files_hold_together():
         )
     )
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+def test_compose_env_is_made_with_fresh_secrets_and_never_replaced(tmp_path):
+    """`make compose-env`: the secrets compose refuses to start without are generated, 0600, and kept."""
+    script = (ROOT / "scripts" / "compose-env").read_text()
+    copy = tmp_path / "scripts" / "compose-env"
+    copy.parent.mkdir()
+    copy.write_text(script)
+    (tmp_path / "deploy" / "compose").mkdir(parents=True)
+    shutil.copy(COMPOSE / ".env.example", tmp_path / "deploy" / "compose" / ".env.example")
+    made = subprocess.run([sys.executable, str(copy)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    env_file = tmp_path / "deploy" / "compose" / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and line[0] != "#"
+    )
+    assert len(values["AIRLAB_AUTH_KEY"]) == 64 and len(values["AIRLAB_S3_SECRET_KEY"]) >= 24
+    first = env_file.read_text()
+    assert subprocess.run([sys.executable, str(copy)], capture_output=True).returncode == 0
+    assert env_file.read_text() == first

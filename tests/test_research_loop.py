@@ -344,7 +344,9 @@ def test_a_symlinked_csv_of_a_root_only_file_is_refused_and_no_cell_of_it_is_sto
         research = lab.StartResearch(
             lab_pb2.StartResearchRequest(
                 goal="beat the baseline on my data",
-                user_dataset=research_pb2.UserDataset(source=str(link), target="label", task="classification"),
+                user_dataset=research_pb2.UserDataset(
+                    source=str(link), target="label", task="classification"
+                ),
                 budget=research_pb2.Budget(max_experiments=3),
             )
         )

@@ -149,24 +149,27 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
 
 
 def test_the_supervisor_starts_crashed_processes_again_and_down_stops_what_runs_now(workspace):
-    """kill -9 of nats-server and of a service: both run again (same addresses), the services reconnect,
-    `airlab status` shows the restarts, and `airlab down` stops the new processes too."""
+    """kill -9 of nats-server and of every service: each runs again (same addresses), the services
+    reconnect (with their bus users), `airlab status` shows the restarts, and `airlab down` stops the new
+    processes too."""
     assert airlab(workspace, "up").returncode == 0
     before = {p["name"]: p for p in json.loads((workspace / "run" / "stack.json").read_text())["processes"]}
-    for name in ("nats", "idea"):
+    killed = ("nats", *CONTRACT_SERVICES)
+    for name in killed:
         os.kill(before[name]["pid"], signal.SIGKILL)
 
     def recovered() -> bool:
         state = json.loads((workspace / "run" / "stack.json").read_text())["processes"]
         now = {p["name"]: p for p in state}
-        return all(now[n]["restarts"] >= 1 and pid_alive(now[n]["pid"]) for n in ("nats", "idea")) and all(
+        return all(now[n]["restarts"] >= 1 and pid_alive(now[n]["pid"]) for n in killed) and all(
             health_status(now[n]["address"]) == "SERVING" for n in CONTRACT_SERVICES
         )
 
-    wait_until(recovered, timeout=60, interval=0.5)
+    wait_until(recovered, timeout=90, interval=0.5)
     after = {p["name"]: p for p in json.loads((workspace / "run" / "stack.json").read_text())["processes"]}
-    assert after["nats"]["address"] == before["nats"]["address"]
-    assert after["idea"]["address"] == before["idea"]["address"]
+    for name in killed:
+        assert after[name]["address"] == before[name]["address"], name
+        assert after[name]["pid"] != before[name]["pid"], name
     status = airlab(workspace, "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert str(after["idea"]["pid"]) in status.stdout
