@@ -198,3 +198,33 @@ def test_compose_env_is_made_with_fresh_secrets_and_never_replaced(tmp_path):
     first = env_file.read_text()
     assert subprocess.run([sys.executable, str(copy)], capture_output=True).returncode == 0
     assert env_file.read_text() == first
+
+
+def resolve_defaults(argument: str, env: dict[str, str]) -> str:
+    """`${NAME:-default}` as compose resolves it with `env` (.env.example's values)."""
+    return re.sub(r"\$\{([A-Z0-9_]+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), argument)
+
+
+def test_vllm_is_launched_as_llm_servers_yaml_says_and_serves_the_name_agents_ask_for(tmp_path):
+    """One source of truth: the `vllm:` block of the packaged llm_servers.yaml. Compose (with its defaults
+    and with .env.example's values) and the k8s gpu overlay start vLLM with exactly its flags, so the
+    served model name is the one every agent's requests carry."""
+    from airlab.llm.config import LLMConfig
+
+    server = LLMConfig.load().servers["vllm"]
+    assert server.vllm is not None
+    expected = server.vllm.flags(server.model)
+    assert f"--served-model-name={server.model}" in expected
+
+    compose_args = yaml.safe_load((COMPOSE / "compose.yaml").read_text())["services"]["vllm"]["command"]
+    example = dict(
+        line.split("=", 1)
+        for line in (COMPOSE / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert [resolve_defaults(a, {}) for a in compose_args] == expected
+    assert [resolve_defaults(a, example) for a in compose_args] == expected
+
+    objects = render("gpu", tmp_path)
+    vllm = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "vllm")
+    assert vllm["spec"]["template"]["spec"]["containers"][0]["args"] == expected

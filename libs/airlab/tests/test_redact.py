@@ -25,7 +25,7 @@ def message_of(call) -> str:
 def test_the_values_real_exceptions_quote_are_hidden_and_the_message_kept(call):
     message = message_of(call)
     assert "s3cr3t-cell" in message  # what the exception itself says
-    hidden = error_text(f"Traceback (most recent call last):\n  File \"train.py\", line 3\n{message}")
+    hidden = error_text(f'Traceback (most recent call last):\n  File "train.py", line 3\n{message}')
     assert "s3cr3t-cell" not in hidden
     assert message.split(":")[0] in hidden and 'File "train.py", line 3' in hidden
 

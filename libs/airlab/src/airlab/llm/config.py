@@ -35,18 +35,22 @@ class VllmLaunch(BaseModel):
     port: int = 8000
     extra_args: list[str] = Field(default_factory=list)
 
-    def command(self, served_name: str) -> list[str]:
-        args = [
-            "vllm", "serve", self.model or served_name,
-            "--served-model-name", served_name,
-            "--host", "0.0.0.0", "--port", str(self.port),
-            "--tensor-parallel-size", str(self.tensor_parallel_size),
-            "--max-model-len", str(self.max_model_len),
-            "--gpu-memory-utilization", str(self.gpu_memory_utilization),
-        ]  # fmt: skip
+    def flags(self, served_name: str) -> list[str]:
+        """The server's flags as --name=value (compose and k8s write these; a test holds them equal)."""
+        flags = [
+            f"--model={self.model or served_name}",
+            f"--served-model-name={served_name}",
+            f"--tensor-parallel-size={self.tensor_parallel_size}",
+            f"--max-model-len={self.max_model_len}",
+            f"--gpu-memory-utilization={self.gpu_memory_utilization}",
+        ]
         if self.enable_sleep_mode:
-            args.append("--enable-sleep-mode")
-        return [*args, *self.extra_args]
+            flags.append("--enable-sleep-mode")
+        return [*flags, *self.extra_args]
+
+    def command(self, served_name: str) -> list[str]:
+        """`vllm serve` with these flags, listening on every interface of its container or pod."""
+        return ["vllm", "serve", *self.flags(served_name), "--host=0.0.0.0", f"--port={self.port}"]
 
 
 class ServerConfig(BaseModel):
