@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image compose-env k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -107,6 +107,13 @@ images: wheels
 # The experiments' image (PyTorch, scikit-learn); its build installs from the package index.
 experiment-image:
 	docker build --force-rm -f deploy/docker/experiment.Dockerfile -t airlab-experiment:cpu .
+
+# The same with a CUDA build of PyTorch, the image compose's runner uses on a GPU box: TORCH_INDEX is a
+# PyTorch wheel index for a CUDA version the host's driver supports.
+experiment-image-cuda:
+	@test -n "$(TORCH_INDEX)" || { echo "set TORCH_INDEX to a PyTorch CUDA wheel index (make experiment-image-cuda TORCH_INDEX=...)"; exit 2; }
+	docker build --force-rm -f deploy/docker/experiment.Dockerfile --build-arg TORCH_INDEX=$(TORCH_INDEX) \
+		-t airlab-experiment:cuda .
 
 # Compose's .env with its secrets made here at install time (never from the repository).
 compose-env:

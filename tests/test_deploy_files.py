@@ -135,8 +135,13 @@ def test_compose_files_hold_together():
     cpu = yaml.safe_load((COMPOSE / "compose.cpu.yaml").read_text())
     services = main["services"]
     assert {
-        "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner"
+        "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner",
+        "runs-dir",
     } == set(services)  # fmt: skip
+    # The runs dir is the runner's uid's before the runner (uid 10001, no capabilities) starts.
+    assert services["runner"]["depends_on"]["runs-dir"] == {"condition": "service_completed_successfully"}
+    assert "chown 10001:10001 /runs" in services["runs-dir"]["command"][-1]
+    assert services["runner"]["user"].startswith("10001:")
     # nats-server starts with the users written from the lab's key, after they are written.
     assert services["nats"]["command"][:2] == ["--config", "/etc/nats-auth/auth.conf"]
     assert services["nats-users"]["command"][:2] == ["airlab", "nats-config"]

@@ -68,6 +68,20 @@ def test_the_job_manifest_is_valid_kubernetes_and_locks_the_pod_down():
     assert spec["template"]["metadata"]["labels"]["airlab.role"] == "experiment"
 
 
+def test_an_unprivileged_runner_runs_its_jobs_as_itself(monkeypatch):
+    """The runner in compose and k8s is uid 10001 with no capabilities: it cannot hand work dirs to
+    nobody, so its container jobs run as its own uid (owning only their work dir) instead of failing."""
+    import airlab_runner.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 10001)
+    monkeypatch.setattr(sandbox.os, "getegid", lambda: 10001)
+    assert sandbox.job_identity() == (10001, 10001)
+    assert container_options(two_gpu_job(), "exp:gpu")["user"] == "10001:10001"
+    manifest = job_manifest(two_gpu_job(), namespace="lab", image="exp", runs_claim="runs", runs_root=RUNS)
+    context = manifest["spec"]["template"]["spec"]["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (10001, 10001, 10001)
+
+
 def test_docker_device_requests_and_container_lockdown_for_two_gpus():
     options = container_options(two_gpu_job(), "exp:gpu")
     (request,) = options["device_requests"]

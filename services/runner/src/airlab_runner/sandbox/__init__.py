@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,18 @@ from airlab.settings import RunnerSettings
 Outcome = Literal["exited", "timeout", "oom", "cancelled", "error"]
 # Where the job's work dir appears inside every sandbox (and its current directory).
 WORK_MOUNT = "/airlab/work"
+
+
+NOBODY = 65534
+
+
+def job_identity() -> tuple[int, int]:
+    """The uid and gid a container job runs as: nobody when the runner is root (it hands the job its work
+    dir), else the runner's own. An unprivileged runner (uid 10001, no capabilities, in compose and k8s)
+    cannot give files away, and its jobs then have no more than it has: only their own work dir."""
+    if os.geteuid() == 0:
+        return NOBODY, NOBODY
+    return os.geteuid(), os.getegid()
 
 
 class SandboxUnavailable(RuntimeError):

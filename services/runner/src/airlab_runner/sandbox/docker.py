@@ -20,9 +20,9 @@ from airlab_runner.sandbox import (
     SandboxResult,
     SandboxUnavailable,
     ended,
+    job_identity,
 )
 
-SANDBOX_USER = "65534:65534"
 MAX_LINE_BYTES = 64 * 1024
 
 
@@ -38,7 +38,7 @@ def container_options(job: SandboxJob, image: str) -> dict[str, Any]:
         "image": job.image or image,
         "command": ["python3", job.entrypoint],
         "working_dir": WORK_MOUNT,
-        "user": SANDBOX_USER,
+        "user": "{}:{}".format(*job_identity()),
         "environment": environment,
         "network_mode": "none",
         "read_only": True,
@@ -111,7 +111,8 @@ class DockerSandbox:
         import docker.errors
 
         began = time.monotonic()
-        _give_to_sandbox_user(job.workdir)
+        if os.geteuid() == 0:
+            _give_to_sandbox_user(job.workdir)
         try:
             container = self.client.containers.create(**container_options(job, self.image))
         except docker.errors.ImageNotFound:
@@ -160,7 +161,7 @@ class DockerSandbox:
 
 def _give_to_sandbox_user(workdir: Path) -> None:
     """The container's user owns the work dir (and nothing else of the host)."""
-    uid, gid = (int(x) for x in SANDBOX_USER.split(":"))
+    uid, gid = job_identity()
     for root, dirs, files in os.walk(workdir):
         for name in [*dirs, *files]:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)

@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from airlab.cpus import SlotCpus, whole_cpus
-from airlab_runner.sandbox import WORK_MOUNT, LineSink, SandboxJob, SandboxResult, SandboxUnavailable, ended
+from airlab_runner.sandbox import (
+    WORK_MOUNT,
+    LineSink,
+    SandboxJob,
+    SandboxResult,
+    SandboxUnavailable,
+    ended,
+    job_identity,
+)
 
-SANDBOX_UID = 65534
 TTL_AFTER_FINISHED = 600
 # Time a pod may wait for a node (and its image) beyond the job's own wall limit.
 SCHEDULING_GRACE = 600
@@ -71,9 +78,10 @@ def job_manifest(
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": SANDBOX_UID,
-            "runAsGroup": SANDBOX_UID,
-            "fsGroup": SANDBOX_UID,
+            # The runner's uid (10001 in its pod): the work dirs it makes on the shared claim are its own.
+            "runAsUser": job_identity()[0],
+            "runAsGroup": job_identity()[1],
+            "fsGroup": job_identity()[1],
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [
