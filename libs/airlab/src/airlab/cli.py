@@ -539,7 +539,7 @@ def _lab_key(settings: Settings) -> bytes:
     if key is None:
         key_file = auth.credentials_dir(settings.workspace.resolve()) / auth.KEY_FILE
         _fail(f"no lab key: set AIRLAB_AUTH__KEY, or run 'airlab up' (it writes {key_file})", 2)
-    return key  # type: ignore[return-value]
+    return key
 
 
 app.add_typer(llm_app, name="llm")
