@@ -137,7 +137,8 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
         directory.mkdir()
         os.chown(directory, 10001, 10001)
     nats_config = bus_access.write_server_config(key, auth_dir / "auth.conf")
-    os.chown(nats_config, 10002, 10002)  # the nats image's user
+    for path in (auth_dir, nats_config):  # the nats image's user (0700 and 0600, as airlab up makes them)
+        os.chown(path, 10002, 10002)
     nats_port = free_port()
     ports = {service: free_port() for service in SERVICES}
     names = []
@@ -177,11 +178,15 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
                    "--security-opt", "no-new-privileges", *flags, images[service])  # fmt: skip
             names.append(name)
         token = auth.issue(key, "smoke", "admin")
+        deadline = time.monotonic() + 90
+        pending = set(SERVICES)
+        while pending and time.monotonic() < deadline:
+            pending = {s for s in pending if health_status(f"127.0.0.1:{ports[s]}") != "SERVING"}
+            time.sleep(0.5)
+        logs = {n: docker("logs", n, check=False).stderr[-2000:] for n in names}
+        assert not pending, f"not SERVING: {sorted(pending)}: {json.dumps(logs, indent=1)}"
         with channel(f"127.0.0.1:{ports['manager']}", token=token) as lab_channel:
             lab = lab_pb2_grpc.LabServiceStub(lab_channel)
-            wait_until(lambda: health_status(f"127.0.0.1:{ports['manager']}") == "SERVING", timeout=60)
-            for service in SERVICES:
-                wait_until(lambda s=service: health_status(f"127.0.0.1:{ports[s]}") == "SERVING", timeout=60)
             research = lab.StartResearch(
                 lab_pb2.StartResearchRequest(
                     goal="as good as possible on wine",
