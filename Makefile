@@ -95,14 +95,17 @@ bench-runner: setup
 wheels: setup
 	$(PY) -m pip wheel --quiet -r requirements.txt wheel==0.48.0 -w build/wheels
 
-# The five service images and NATS's, on BASE_IMAGE (default: python:3.11-slim-bookworm).
-images: wheels
+# The five service images and NATS's, on BASE_IMAGE (default: python:3.11-slim-bookworm), each with only
+# its own dependencies. OFFLINE=1 builds from build/wheels (made first, no network in the build); without
+# it the build installs from the package index and needs no virtualenv here.
+images: $(if $(OFFLINE),wheels)
 	for s in $(SERVICES); do \
 		docker build -q --force-rm -f deploy/docker/service.Dockerfile --build-arg SERVICE=$$s \
-			$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t airlab-$$s:dev . || exit 1; \
+			$(if $(OFFLINE),--build-arg OFFLINE=1) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+			-t airlab-$$s:dev . || exit 1; \
 	done
-	docker build -q --force-rm -f deploy/docker/nats.Dockerfile $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
-		-t airlab-nats:dev .
+	docker build -q --force-rm -f deploy/docker/nats.Dockerfile $(if $(OFFLINE),--build-arg OFFLINE=1) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t airlab-nats:dev .
 
 # The experiments' image (PyTorch, scikit-learn); its build installs from the package index.
 experiment-image:

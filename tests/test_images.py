@@ -55,6 +55,8 @@ def images():
             dockerfile,
             "--build-arg",
             f"BASE_IMAGE={BASE}",
+            "--build-arg",
+            "OFFLINE=1",  # from build/wheels: no network here
             *args,
             "-t",
             tag,
@@ -164,8 +166,8 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
                 env |= {
                     "AIRLAB_RUNNER__BACKEND": "docker",
                     "AIRLAB_RUNNER__BACKENDS": '["docker"]',
-                    # Experiments need scikit-learn, which the service image has too.
-                    "AIRLAB_RUNNER__DOCKER_IMAGE": images["runner"],
+                    # Experiments need scikit-learn: the reviewer's image has it (the runner's does not).
+                    "AIRLAB_RUNNER__DOCKER_IMAGE": images["reviewer"],
                     "AIRLAB_RUNNER__WORK_DIR": str(runs),
                 }
                 socket_group = str(os.stat("/var/run/docker.sock").st_gid)

