@@ -83,7 +83,7 @@ def test_kubernetes_overlays_validate_and_hold_together(overlay, tmp_path):
     by_kind: dict[str, set[str]] = {}
     for obj in objects:
         by_kind.setdefault(obj["kind"], set()).add(obj["metadata"]["name"])
-    assert {"manager", "idea", "coder", "reviewer", "runner"} <= by_kind["Deployment"]
+    assert {"manager", "idea", "coder", "reviewer", "runner", "dashboard"} <= by_kind["Deployment"]
     assert {"nats", "minio", "qdrant"} <= by_kind["StatefulSet"]
     assert ("vllm" in by_kind["Deployment"]) == (overlay == "gpu")
     # Everything a pod refers to exists.
@@ -149,7 +149,7 @@ def test_compose_files_hold_together():
     services = main["services"]
     assert {
         "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner",
-        "runs-dir",
+        "runs-dir", "dashboard",
     } == set(services)  # fmt: skip
     # The runs dir is the runner's uid's before the runner (uid 10001, no capabilities) starts.
     assert services["runner"]["depends_on"]["runs-dir"] == {"condition": "service_completed_successfully"}
@@ -269,6 +269,7 @@ def test_every_lab_image_is_set_in_the_overlay_and_the_experiment_image_reaches_
         "airlab-coder",
         "airlab-reviewer",
         "airlab-runner",
+        "airlab-dashboard",
         "airlab-experiment",
     )
     chosen = {name: f"registry.example/{name}:1.2.3" for name in names}

@@ -80,7 +80,7 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
 
     state = json.loads((workspace / "run" / "stack.json").read_text())
     processes = {p["name"]: p for p in state["processes"]}
-    assert set(processes) == {"nats", "llm", "supervisor", *CONTRACT_SERVICES}
+    assert set(processes) == {"nats", "llm", "supervisor", "dashboard", *CONTRACT_SERVICES}
     for name, services in CONTRACT_SERVICES.items():
         address = processes[name]["address"]
         assert health_status(address) == "SERVING"
@@ -99,7 +99,8 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
     assert f"AIRLAB_CPU__LLM_CORES={len(cpus.llm)}".encode() in runner_env
 
     status = airlab(workspace, "status")
-    assert status.returncode == 0 and status.stdout.count("SERVING") == 6  # five services and the LLM
+    # The five services, the LLM and the dashboard.
+    assert status.returncode == 0 and status.stdout.count("SERVING") == 7
     llm = airlab(workspace, "llm", "check")
     assert llm.returncode == 0, llm.stdout + llm.stderr
     for agent in ("idea", "manager", "coder", "reviewer"):

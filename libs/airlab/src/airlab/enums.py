@@ -6,6 +6,8 @@ import re
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from airlab.v1 import loop_pb2
+
 
 def enum_words(enum: EnumTypeWrapper, value: int) -> str:
     """'awaiting approval' for IdeaStatus IDEA_STATUS_AWAITING_APPROVAL: the name less the enum's own
@@ -14,3 +16,18 @@ def enum_words(enum: EnumTypeWrapper, value: int) -> str:
         return ""
     prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.DESCRIPTOR.name).upper() + "_"
     return enum.Name(value).removeprefix(prefix).replace("_", " ").lower()
+
+
+# Who proposed an idea, and who wrote the code that ran, as the report and the dashboard say it.
+IDEA_ORIGIN_WORDS = {
+    loop_pb2.IDEA_ORIGIN_LLM: "idea agent (LLM)",
+    loop_pb2.IDEA_ORIGIN_PORTFOLIO: "portfolio",
+    loop_pb2.IDEA_ORIGIN_EXPLOIT: "exploit (more search)",
+}
+CODE_WORDS = {
+    loop_pb2.CODE_ORIGIN_TEMPLATE: "template",
+    loop_pb2.CODE_ORIGIN_LLM: "LLM",
+    loop_pb2.CODE_ORIGIN_REGISTRY: "template registry",
+    loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK: "registry fallback (LLM drafts failed)",
+    loop_pb2.CODE_ORIGIN_REUSED: "reused",
+}

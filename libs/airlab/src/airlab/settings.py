@@ -174,6 +174,17 @@ class RunnerSettings(BaseModel):
     kubernetes_runs_claim: str = "airlab-runs"
 
 
+class DashboardSettings(BaseModel):
+    # Loopback unless told otherwise (its container sets AIRLAB_DASHBOARD__HOST=0.0.0.0).
+    host: str = "127.0.0.1"
+    # 0 binds a free port (written to port_file, as for the gRPC services).
+    port: int = Field(default=8080, ge=0, le=65535)
+    # The Lab API it calls with each signed-in user's token: what they may see is the manager's decision.
+    lab_address: str = "127.0.0.1:50051"
+    # Largest CSV a user may upload from the start form.
+    max_upload_mib: int = Field(default=100, ge=1)
+
+
 class AuthSettings(BaseModel):
     # The lab's signing key (0600). Unset: the service answers every caller as the local admin (unit tests
     # and single-user development only). `airlab up` sets it.
@@ -214,6 +225,7 @@ class Settings(BaseSettings):
     # How this host's cores are shared between the local LLM server and experiments (airlab.cpus).
     cpu: CpuSettings = Field(default_factory=CpuSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""

@@ -1,7 +1,7 @@
-"""The embedded stack: nats-server and the five services as separate OS processes on one machine, with
-their state in the workspace directory. `up` returns once all report SERVING, and leaves a supervisor
-(`airlab.supervisor`) that restarts whatever crashes; `down` stops the supervisor first, then everything
-that runs now, and leaves nothing."""
+"""The embedded stack: nats-server, the five services and the dashboard as separate OS processes on one
+machine, with their state in the workspace directory. `up` returns once all report SERVING, and leaves a
+supervisor (`airlab.supervisor`) that restarts whatever crashes; `down` stops the supervisor first, then
+everything that runs now, and leaves nothing."""
 
 from __future__ import annotations
 
@@ -157,6 +157,9 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         _wait_serving(pending, workspace, began + settings.stack_start_timeout, report)
         for proc in pending.values():  # started again, a service listens where its clients look for it
             proc.env["AIRLAB_GRPC_PORT"] = proc.address.rsplit(":", 1)[1]
+        dashboard = _start_dashboard(settings, workspace, pending["manager"].address, began, report)
+        procs.append(dashboard)
+        _save_state(state)
         procs.append(_start_supervisor(workspace))
     except BaseException:
         _stop(procs[::-1], timeout=5)
@@ -225,6 +228,46 @@ def _spawn(
     return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path), command, own)
 
 
+def _start_dashboard(
+    settings: Settings, workspace: Path, lab_address: str, began: float, report: Callable[[str], None]
+) -> Proc:
+    """The dashboard on loopback, for the Lab API at `lab_address`; returns once it answers."""
+    port_file = workspace / "run" / "dashboard.port"
+    port_file.unlink(missing_ok=True)
+    log_path = workspace / "logs" / "dashboard.log"
+    own = {
+        "AIRLAB_DASHBOARD__HOST": "127.0.0.1",
+        "AIRLAB_DASHBOARD__PORT": str(settings.stack_ports.get("dashboard", 0)),
+        "AIRLAB_DASHBOARD__LAB_ADDRESS": lab_address,
+        "AIRLAB_PORT_FILE": str(port_file),
+        "AIRLAB_WORKSPACE": str(workspace),
+    }
+    command = [sys.executable, "-m", "airlab_dashboard"]
+    process = spawn(command, log_file=log_path, detach=True, env={**os.environ, **own})
+    proc = Proc("dashboard", process.pid, _start_ticks(process.pid) or 0, "", str(log_path), command, own)
+
+    def answering() -> str | None:
+        if not port_file.is_file() or not port_file.read_text().strip():
+            return None
+        url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        return url if _http_health(url + "/healthz") == "SERVING" else None
+
+    try:
+        proc.address = wait_ready(
+            lambda: None if _alive(proc) else -1,
+            answering,
+            what="dashboard",
+            timeout=max(began + settings.stack_start_timeout - time.monotonic(), 5.0),
+            detail=lambda: f"last lines of {log_path}:\n{_tail(str(log_path))}",
+        )
+    except NotReady as exc:
+        _stop([proc], timeout=5)
+        raise StackError(f"not SERVING: {exc}") from None
+    proc.env["AIRLAB_DASHBOARD__PORT"] = proc.address.rsplit(":", 1)[1]  # the same address after a restart
+    report(f"dashboard {proc.address} (sign in with the token in {workspace / 'run' / 'auth' / 'token'})")
+    return proc
+
+
 def _start_supervisor(workspace: Path) -> Proc:
     log = workspace / "logs" / "supervisor.log"
     command = [sys.executable, "-m", "airlab.supervisor", str(workspace)]
@@ -284,11 +327,11 @@ def down(settings: Settings, timeout: float = 15.0) -> list[str]:
     return running
 
 
-def _llm_health(url: str) -> str:
+def _http_health(url: str) -> str:
     import httpx
 
     try:
-        return "SERVING" if httpx.get(f"{url}/models", timeout=2).status_code == 200 else "NOT_SERVING"
+        return "SERVING" if httpx.get(url, timeout=2).status_code == 200 else "NOT_SERVING"
     except httpx.HTTPError:
         return "UNREACHABLE"
 
@@ -311,7 +354,9 @@ def status(settings: Settings) -> dict[str, tuple[str, str]]:
         elif proc.name in ("nats", "supervisor"):
             result[proc.name] = (proc.address, "RUNNING")
         elif proc.name == "llm":
-            result[proc.name] = (proc.address, _llm_health(proc.address))
+            result[proc.name] = (proc.address, _http_health(f"{proc.address}/models"))
+        elif proc.name == "dashboard":
+            result[proc.name] = (proc.address, _http_health(f"{proc.address}/healthz"))
         else:
             result[proc.name] = (proc.address, health_status(proc.address))
     return result

@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from matplotlib.ticker import MaxNLocator
 
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
-from airlab.enums import enum_words
+from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
 from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
@@ -159,7 +159,7 @@ class Reviewer:
                 "change": idea.idea.change,
                 "approved": review.approved,
                 "status": status,
-                "origin": ORIGIN_WORDS.get(idea.origin, "-"),
+                "origin": IDEA_ORIGIN_WORDS.get(idea.origin, "-"),
                 "code_origin": (
                     f"LLM (attempt {idea.code_attempts})"
                     if idea.code_origin == loop_pb2.CODE_ORIGIN_LLM
@@ -459,20 +459,6 @@ class Reviewer:
                 figure,
             )
         return plots
-
-
-ORIGIN_WORDS = {
-    loop_pb2.IDEA_ORIGIN_LLM: "idea agent (LLM)",
-    loop_pb2.IDEA_ORIGIN_PORTFOLIO: "portfolio",
-    loop_pb2.IDEA_ORIGIN_EXPLOIT: "exploit (more search)",
-}
-CODE_WORDS = {
-    loop_pb2.CODE_ORIGIN_TEMPLATE: "template",
-    loop_pb2.CODE_ORIGIN_LLM: "LLM",
-    loop_pb2.CODE_ORIGIN_REGISTRY: "template registry",
-    loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK: "registry fallback (LLM drafts failed)",
-    loop_pb2.CODE_ORIGIN_REUSED: "reused",
-}
 
 
 def sentences(findings: list[str]) -> str:

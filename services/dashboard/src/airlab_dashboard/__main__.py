@@ -1,0 +1,3 @@
+from airlab_dashboard.main import main
+
+main()

@@ -1,0 +1,189 @@
+"""The dashboard in a real browser (Debian's Chromium, headless, driven by Playwright) against the embedded
+stack `airlab up` starts with the local model: sign in, start a research from the form, watch it change
+without reloading, approve its plan, open its report; the pages pass axe's accessibility rules and can be
+used from the keyboard; another user sees none of it. Screenshots go to build/screenshots/; the page's
+load time and the time from an event to its appearance on the page are measured in the browser."""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def airlab(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airlab.cli", *args, "--workspace", str(workspace)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def lab(tmp_path):
+    if not Path(CHROMIUM).exists():
+        message = "no Chromium (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    workspace = tmp_path / "ws"
+    started = airlab(workspace, "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "dashboard http://127.0.0.1:" in started.stdout  # `airlab up` says where it is
+    state = json.loads((workspace / "run" / "stack.json").read_text())
+    url = next(p["address"] for p in state["processes"] if p["name"] == "dashboard")
+    token = (workspace / "run" / "auth" / "token").read_text().strip()
+    yield workspace, url, token
+    airlab(workspace, "down")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def accessibility_problems(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+    ]
+
+
+def sign_in(page, url: str, token: str) -> None:
+    page.goto(f"{url}/login")
+    page.get_by_label("Token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/")
+
+
+def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser):
+    workspace, url, token = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # bypass_csp: the test's own probes (wait_for_function) are evaluated strings, which the dashboard's
+    # Content-Security-Policy (checked below) forbids to the page.
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    problems: dict[str, list[str]] = {}
+
+    page.goto(url + "/")  # not signed in: the sign-in page
+    assert page.url.endswith("/login")
+    problems["login"] = accessibility_problems(page)
+    page.get_by_label("Token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    assert "the lab refused this token" in page.inner_text("main")
+    sign_in(page, url, token)
+    load_ms = page.evaluate(
+        "() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return n.loadEventEnd - n.startTime; }"
+    )
+    problems["researches"] = accessibility_problems(page)
+
+    # Keyboard: the first Tab reaches the skip link, the next ones the navigation.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "airlab"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Researches"
+
+    page.get_by_role("link", name="New research").click()
+    problems["new"] = accessibility_problems(page)
+    page.get_by_label("Goal", exact=True).fill("beat the logistic-regression baseline on wine")
+    page.get_by_label("Experiment budget").fill("6")
+    page.get_by_label("Wait for a person").select_option("plan")
+    page.screenshot(path=str(SHOTS / "dashboard-new-research.png"), full_page=True)
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(f"{url}/researches/r*")
+    research_id = page.url.rsplit("/", 1)[1]
+
+    # The plan gate: the page shows it by itself (server-sent events), no reload.
+    page.evaluate("window.__sameDocument = true")
+    page.wait_for_function(
+        "document.getElementById('state').textContent.includes('awaiting approval')", timeout=60_000
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    assert "wine (classification), accuracy" in page.inner_text("#live")
+    page.screenshot(path=str(SHOTS / "dashboard-plan-gate.png"), full_page=True)
+    problems["research (plan gate)"] = accessibility_problems(page)
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"{url}/researches/{research_id}")
+
+    # Then progress changes without reloading, up to the end.
+    page.evaluate("window.__sameDocument = true")
+    page.wait_for_function(
+        "parseInt(document.getElementById('experiments').textContent) >= 1", timeout=120_000
+    )
+    page.screenshot(path=str(SHOTS / "dashboard-running.png"), full_page=True)
+    page.wait_for_function(
+        "['completed', 'failed'].some(s => document.getElementById('state').textContent.includes(s))",
+        timeout=600_000,
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    live = page.evaluate("window.airlabLive")
+    assert live["updates"] >= 3, live
+    assert page.inner_text("#state") == "completed", page.inner_text("#live")
+    experiments = page.locator("#h-experiments + table tbody tr")
+    assert experiments.count() >= 3
+    page.wait_for_selector("#chart .main-svg")  # the interactive chart drew its points
+    # Every experiment is named by its idea's title (the portfolio's too), with its code's origin.
+    assert "Hist gradient boosting" in page.inner_text("#h-experiments + table")
+    assert "template registry" in page.inner_text("#h-ideas + table")
+    # The report, in its frame.
+    report = page.frame_locator("iframe.report").locator("body")
+    assert "baseline" in report.inner_text(timeout=10_000).lower()
+    page.screenshot(path=str(SHOTS / "dashboard-completed.png"), full_page=True)
+    problems["research (completed)"] = accessibility_problems(page)
+
+    # The experiment's files and the report.
+    page.locator("a", has_text="result").first.click()
+    assert '"metrics"' in page.inner_text("body")
+    page.go_back()
+    page.get_by_role("link", name="Open the report").click()
+    assert "baseline" in page.inner_text("body").lower()
+    page.screenshot(path=str(SHOTS / "dashboard-report.png"), full_page=True)
+
+    policy = page.request.get(f"{url}/researches/{research_id}").headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-eval" not in policy
+    # Forms without the session's CSRF token change nothing.
+    forged = page.request.post(f"{url}/researches/{research_id}/cancel", form={"csrf": "forged"})
+    assert forged.status == 403
+
+    # Another user of the lab sees none of it.
+    mallory = airlab(workspace, "token", "mallory")
+    assert mallory.returncode == 0, mallory.stderr
+    other = browser.new_page()
+    sign_in(other, url, mallory.stdout.strip())
+    assert research_id not in other.content() and "No research yet" in other.inner_text("main")
+    other.goto(f"{url}/researches/{research_id}")
+    assert "Error 403" in other.inner_text("main")
+    assert other.request.get(f"{url}/researches/{research_id}/stream").status == 403
+
+    latencies = live["latenciesMs"]
+    print(
+        f"\ndashboard: list page loaded in {load_ms:.0f} ms; event -> on the page: median "
+        f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms over {len(latencies)} events; "
+        f"screenshots: {sorted(p.name for p in SHOTS.glob('dashboard-*.png'))}"
+    )
+    assert all(not found for found in problems.values()), json.dumps(problems, indent=1)
