@@ -487,3 +487,90 @@ def test_the_digits_cnn_goal_completes_with_the_local_model(services, llama_serv
     # Whoever wrote each network that ran is named: the LLM (attempt n) or the registry fallback.
     assert all(i["code_origin"].startswith(("LLM (attempt", "registry fallback")) for i in coded)
     print("digits CNN goal:", [(i["title"], i["code_origin"], i["status"]) for i in summary["ideas"]])
+
+
+def mlflow_runs(url: str, research_id: str) -> tuple[dict | None, list[dict]]:
+    """The research's parent run in MLflow (once fully tracked) and its child runs, through the REST API."""
+    import httpx
+
+    found = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "airlab"})
+    if found.status_code != 200:
+        return None, []
+    experiment_id = found.json()["experiment"]["experiment_id"]
+    runs = httpx.post(
+        f"{url}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [experiment_id], "filter": f"tags.`airlab.research_id` = '{research_id}'",
+              "max_results": 1000},
+    ).json().get("runs", [])  # fmt: skip
+
+    def tags(run: dict) -> dict:
+        return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+    parents = [
+        r for r in runs if "mlflow.parentRunId" not in tags(r) and tags(r).get("airlab.tracked") == "true"
+    ]
+    if not parents:
+        return None, []
+    parent = parents[0]
+    children = [r for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
+    for run in [parent, *children]:
+        run["tags"] = tags(run)
+        run["metrics"] = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+        run["params"] = {p["key"]: p["value"] for p in run["data"].get("params", [])}
+    return parent, children
+
+
+def test_each_research_is_tracked_in_mlflow_and_tracking_failures_never_fail_a_research(
+    services, fake_llm, mlflow_server, tmp_path
+):
+    """With a tracking URI, the research is a parent run and each experiment a child run whose numbers are
+    the stored results' (so summary.json's). With the tracking server down the next research completes
+    all the same, and is tracked once the server is back (the event is delivered again)."""
+    import httpx
+
+    workspace = tmp_path / "ws"
+    env = fake_env(
+        fake_llm, workspace,
+        AIRLAB_TRACKING__MLFLOW_URI=mlflow_server.url,
+        AIRLAB_RESEARCH__PORTFOLIO_SHARE="0.5",
+        AIRLAB_BUS__MAX_DELIVER="30",  # the tracking consumer keeps trying while the server is down
+    )  # fmt: skip
+    lab_processes = start_lab(services, env)
+    request = lab_pb2.StartResearchRequest(
+        goal="as good as possible on wine", budget=research_pb2.Budget(max_experiments=8)
+    )
+    done = run_to_end(lab_processes, request, timeout=600)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    summary = check_report_against_results(workspace, done)
+    wait_until(lambda: mlflow_runs(mlflow_server.url, done.id)[0] is not None, timeout=120, interval=1)
+    parent, children = mlflow_runs(mlflow_server.url, done.id)
+    assert parent is not None
+    metric = summary["metric"]
+    assert parent["params"]["dataset"] == "wine" and parent["metrics"]["baseline_mean"] == pytest.approx(
+        summary["baseline"]["mean"]
+    )
+    assert parent["tags"]["airlab.verdict"] == summary["verdict"]
+    # One child per experiment that ran (smoke runs are not experiments), each with the stored numbers.
+    assert len(children) == summary["counts"]["finished"] + summary["counts"].get("failed", 0)
+    for child in children:
+        experiment_id = child["tags"]["airlab.experiment_id"]
+        stored = stored_result(workspace, done.id, experiment_id)
+        assert child["metrics"][metric] == pytest.approx(stored["metrics"][metric])
+        assert child["tags"]["airlab.kind"] in ("baseline", "trial", "evaluation")
+        assert {"airlab.idea", "airlab.origin", "airlab.seed", "airlab.code_origin"} <= set(child["tags"])
+    baseline = [c["metrics"][metric] for c in children if c["tags"]["airlab.kind"] == "baseline"]
+    assert mean_std(baseline)[0] == pytest.approx(summary["baseline"]["mean"])
+    trial = next(c for c in children if c["tags"]["airlab.kind"] == "trial")
+    assert trial["params"] and trial["tags"]["airlab.origin"] == "portfolio"
+    listed = httpx.get(
+        f"{mlflow_server.url}/api/2.0/mlflow/artifacts/list", params={"run_id": trial["info"]["run_id"]}
+    ).json()
+    assert {"result.json", "metrics.jsonl", "code"} <= {f["path"] for f in listed.get("files", [])}
+
+    # The tracking server goes away: the next research is not held up, and is tracked once it is back.
+    mlflow_server.stop()
+    second = run_to_end(lab_processes, request, timeout=600)
+    assert second.state == research_pb2.RESEARCH_STATE_COMPLETED, second.state_reason
+    mlflow_server.start()
+    wait_until(lambda: mlflow_runs(mlflow_server.url, second.id)[0] is not None, timeout=180, interval=2)
+    assert len(mlflow_runs(mlflow_server.url, done.id)[1]) == len(children)  # the first kept once

@@ -185,6 +185,13 @@ class DashboardSettings(BaseModel):
     max_upload_mib: int = Field(default=100, ge=1)
 
 
+class TrackingSettings(BaseModel):
+    # An MLflow tracking server (http://HOST:PORT, serving artifacts): each research becomes a parent run and
+    # each experiment a child run once its report is written. Empty: no tracking.
+    mlflow_uri: str = ""
+    mlflow_experiment: str = "airlab"
+
+
 class AuthSettings(BaseModel):
     # The lab's signing key (0600). Unset: the service answers every caller as the local admin (unit tests
     # and single-user development only). `airlab up` sets it.
@@ -226,6 +233,7 @@ class Settings(BaseSettings):
     cpu: CpuSettings = Field(default_factory=CpuSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""

@@ -169,6 +169,54 @@ def vllm_server() -> Iterator[str]:
         stop_process(process, timeout=30)
 
 
+@dataclass
+class MlflowServer:
+    """A real `mlflow server` (SQLite backend, artifacts served through it) on a fixed free port, which a
+    test may stop and start again at the same address."""
+
+    command: list[str]
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT)
+        process = self.process
+        wait_ready(
+            process.poll, lambda: True if http_ok(f"{self.url}/health", timeout=2) else None,
+            what="mlflow server", timeout=180, interval=0.5, detail=lambda: self.log.read_text()[-3000:],
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=20)
+            self.process = None
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """scripts/install-mlflow prepares its venv (.ci/run runs it); skipped without it, failed in CI."""
+    mlflow = cache_dir() / "venvs" / "mlflow" / "bin" / "mlflow"
+    if not mlflow.exists():
+        message = "the MLflow server is not installed (scripts/install-mlflow)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    root = tmp_path / "mlflow"
+    root.mkdir()
+    command = [
+        str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    server = MlflowServer(command, f"http://127.0.0.1:{port}", root / "mlflow.log")
+    server.start()
+    yield server
+    server.stop()
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -9,7 +9,7 @@ import asyncio
 
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
-from airlab.events import body_of
+from airlab.events import body_of, type_filter
 from airlab.ids import check_id
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
 from airlab.research_record import research_of, stored_loop
@@ -17,8 +17,10 @@ from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
 from airlab_reviewer.agent import Reviewer
+from airlab_reviewer.tracking import MlflowTracker
 
 CONSUMER = "reviewer"
+TRACKING_CONSUMER = "reviewer-mlflow"
 
 
 class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
@@ -113,9 +115,27 @@ def setup(context: ServiceContext) -> None:
             markdown_key=md_key, html_key=html_key, verdict=summary["verdict"]
         )
 
+    tracking = context.settings.tracking
+    tracker = (
+        MlflowTracker(tracking.mlflow_uri, reviewer.artifacts, experiment=tracking.mlflow_experiment)
+        if tracking.mlflow_uri
+        else None
+    )
+
+    async def track(event: events_pb2.Event) -> None:
+        """A written report's research, into MLflow. Its own consumer: a failure is delivered again later
+        (then dead-lettered and logged) and never holds up or fails the research."""
+        assert tracker is not None
+        record = await researches.get(event.research_id)
+        loop = stored_loop(event.research_id, record.data)
+        if loop is not None:
+            await asyncio.to_thread(tracker.track, research_of(record.data), loop)
+
     async def start() -> None:
         await researches.open()
         await usage.open()
+        if tracker is not None:
+            await context.bus.consume(TRACKING_CONSUMER, [type_filter("report.written")], track)
 
     context.on_start(start)
     context.answer(
