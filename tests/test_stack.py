@@ -133,6 +133,18 @@ def test_cli_reports_bad_input_with_exit_code_2(workspace):
     started = airlab(workspace, "research", "beat the logistic-regression baseline on digits", "--no-follow")
     assert started.returncode == 0 and "started research r" in started.stdout
     research_id = started.stdout.split("started research ")[1].split()[0]
+    # Into a pipe, even with a narrow COLUMNS, ids and addresses are never cut or wrapped.
+    narrow = {**os.environ, "COLUMNS": "40"}
+
+    def piped(name: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "airlab.cli", name, "--workspace", str(workspace)]
+        return subprocess.run(command, capture_output=True, text=True, env=narrow)
+
+    listed = piped("list")
+    assert research_id in listed.stdout, listed.stdout
+    status = piped("status")
+    addresses = json.loads((workspace / "run" / "stack.json").read_text())["processes"]
+    assert all(p["address"] in status.stdout for p in addresses if p["address"]), status.stdout
     wait_until(lambda: "dataset=digits" in airlab(workspace, "status", research_id).stdout, timeout=30)
     # Its loop is not what this test is about: stop it.
     assert airlab(workspace, "cancel", research_id, "--reason", "test").returncode == 0

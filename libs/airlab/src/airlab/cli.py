@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -18,7 +19,7 @@ from google.protobuf import json_format
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from airlab import auth, bus_access, domain, stack
 from airlab.client import GATES, UNTIL, start_request
@@ -30,9 +31,19 @@ from airlab.v1 import events_pb2, lab_pb2, lab_pb2_grpc, research_pb2
 
 T = TypeVar("T")
 app = typer.Typer(help="airlab: an autonomous multi-agent AI research lab.", no_args_is_help=True)
-# soft_wrap: a long line is never broken (a path or an id stays whole, terminal or not).
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# soft_wrap: a long line is never broken (a path or an id stays whole, terminal or not). Into a pipe or a
+# file, tables get room too (rich would otherwise squeeze them into 80 columns and cut ids).
+_PIPE_WIDTH = 250
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+err = Console(
+    stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else _PIPE_WIDTH
+)
+
+
+def _table(*headers: str, whole: tuple[str, ...] = ("id", "address", "endpoint", "name")) -> Table:
+    """A table whose id, address and name columns are never wrapped or cut (the others give way)."""
+    return Table(*[Column(h, no_wrap=True, overflow="ignore") if h in whole else Column(h) for h in headers])
+
 
 # Status codes that mean the caller's input was wrong: exit code 2, like a usage error.
 BAD_INPUT = {
@@ -206,7 +217,7 @@ def status(
     health = stack.status(_settings(workspace))
     if not health:
         _fail("no stack is running here: run 'airlab up'")
-    table = Table("process", "address", "health", "pid", "restarts")
+    table = _table("process", "address", "health", "pid", "restarts")
     procs = {p.name: p for p in stack.processes(_settings(workspace))}
     for name, (address, state) in health.items():
         colour = "green" if state in ("SERVING", "RUNNING") else "red"
@@ -420,7 +431,7 @@ def list_(
             _fail(f"--state: unknown state {state!r}", 2)
     with _lab(manager, workspace) as lab:
         reply = lab.ListResearch(lab_pb2.ListResearchRequest(page_size=limit, state=state_value))
-    table = Table("id", "state", "dataset", "metric", "goal")
+    table = _table("id", "state", "dataset", "metric", "goal")
     for item in reply.researches:
         table.add_row(item.id, _state_name(item.state), item.plan.dataset, item.plan.metric, item.goal[:60])
     out.print(table)
@@ -557,7 +568,7 @@ def llm_check(workspace: WorkspaceOpt = None) -> None:
     started = {p.name: p.address for p in state.processes} if state else {}
     local = dict.fromkeys(config.local_servers(), started["llm"]) if "llm" in started else {}
     config = config.with_urls({**local, **settings.llm_urls})
-    table = Table("agent", "server", "model", "endpoint", "answers", "latency", "tokens/s")
+    table = _table("agent", "server", "model", "endpoint", "answers", "latency", "tokens/s")
     failed = False
     for agent, (resolved, route) in asyncio.run(check(config)).items():
         failed |= resolved is None
@@ -646,7 +657,7 @@ def backups(workspace: WorkspaceOpt = None) -> None:
     from airlab.blobs import artifact_store_from
 
     manifests = _run_lab_call(lambda: backup.list_backups(artifact_store_from(_settings(workspace))))
-    table = Table("name", "created", "records", "memories")
+    table = _table("name", "created", "records", "memories")
     for manifest in manifests:
         table.add_row(
             manifest.name,
