@@ -1,0 +1,82 @@
+"""The research page's tables, rebuilt from a research's events (no servers: real event messages)."""
+
+import json
+
+from airlab.events import make_event
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2, runner_pb2
+from airlab_dashboard import view
+
+RESEARCH = "r" + "0" * 26
+
+
+def requested(experiment: str, name: str, kind: int, seed: int, params: dict) -> events_pb2.Event:
+    config = {"seed": seed, "params": params}
+    spec = runner_pb2.ExperimentSpec(
+        research_id=RESEARCH,
+        experiment_id=experiment,
+        code_ref=f"research/{RESEARCH}/code/{name}/final/",
+        entrypoint="train.py",
+        env={"JOB_CONFIG": json.dumps(config)},
+    )
+    body = events_pb2.ExperimentRequested(experiment_id=experiment, spec=spec, kind=kind, name=name)
+    return make_event("experiment.requested", RESEARCH, body)
+
+
+def finished(experiment: str, validation: float, test: float) -> events_pb2.Event:
+    body = events_pb2.ExperimentOutcome(
+        experiment_id=experiment, metrics={"val_accuracy": validation, "accuracy": test}, run_seconds=1.5
+    )
+    return make_event("experiment.finished", RESEARCH, body)
+
+
+def test_ideas_reviews_code_origin_and_experiments_come_from_the_events():
+    research = research_pb2.Research(id=RESEARCH, plan=research_pb2.Plan(metric="accuracy"))
+    idea = idea_pb2.Idea(id="i1", title="Random forest", change="use a random forest")
+    events = [
+        make_event("research.created", RESEARCH),
+        requested("x0", "baseline", loop_pb2.EXPERIMENT_KIND_BASELINE, 0, {}),
+        finished("x0", 0.91, 0.90),
+        make_event("idea.proposed", RESEARCH, events_pb2.IdeaProposed(round=1, ideas=[idea])),
+        make_event(
+            "idea.reviewed",
+            RESEARCH,
+            events_pb2.IdeaReviewed(
+                round=1,
+                reviews=[manager_pb2.IdeaReview(idea_id="i1", approved=True, novelty=0.7, reasons=["new"])],
+            ),
+        ),
+        make_event(
+            "code.ready",
+            RESEARCH,
+            events_pb2.CodeOutcome(name="i1", attempts=2, origin=loop_pb2.CODE_ORIGIN_LLM),
+        ),
+        requested("s1", "i1", loop_pb2.EXPERIMENT_KIND_SMOKE, 0, {}),  # a smoke run is not an experiment
+        requested("x1", "i1", loop_pb2.EXPERIMENT_KIND_TRIAL, 0, {"n_estimators": 120}),
+        make_event("experiment.started", RESEARCH, events_pb2.ExperimentStarted(experiment_id="x1")),
+        requested("x2", "i1", loop_pb2.EXPERIMENT_KIND_TRIAL, 0, {"n_estimators": 40}),
+        make_event(
+            "experiment.failed",
+            RESEARCH,
+            events_pb2.ExperimentOutcome(experiment_id="x2", reason="exited with code 1: ValueError"),
+        ),
+    ]
+    built = view.build(research, [(n, e) for n, e in enumerate(events, start=1)])
+
+    assert built.events == len(events) and built.last_sequence == len(events)
+    (seen,) = built.ideas.values()
+    assert (seen.title, seen.review, seen.code, seen.code_attempts) == ("Random forest", "approved", "LLM", 2)
+    assert seen.scores["novelty"] == 0.7 and seen.reasons == ["new"]
+    assert list(built.experiments) == ["x0", "x1", "x2"]
+    baseline, running, failed = built.experiments.values()
+    assert (baseline.state, baseline.validation, baseline.test) == ("finished", 0.91, 0.90)
+    assert baseline.seconds == 1.5
+    assert baseline.code == "code/baseline/final/train.py" and baseline.kind == "baseline"
+    assert (running.state, running.params, built.idea_title(running.name)) == (
+        "started",
+        {"n_estimators": 120},
+        "Random forest",
+    )
+    assert failed.state == "failed" and "ValueError" in failed.reason
+    chart = built.chart()
+    assert chart["metric"] == "accuracy"
+    assert [p["y"] for p in chart["validation"]] == [0.91] and [p["y"] for p in chart["test"]] == [0.90]
