@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from airlab import auth, bus_access
@@ -44,7 +45,10 @@ def images():
     built = {}
     for name, dockerfile, args in [
         ("nats", "deploy/docker/nats.Dockerfile", []),
-        *[(s, "deploy/docker/service.Dockerfile", ["--build-arg", f"SERVICE={s}"]) for s in SERVICES],
+        *[
+            (s, "deploy/docker/service.Dockerfile", ["--build-arg", f"SERVICE={s}"])
+            for s in (*SERVICES, "dashboard")
+        ],
     ]:
         tag = f"airlab-{name}:smoke"
         result = docker(
@@ -179,6 +183,19 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
                    "--mount", f"type=volume,src={name},dst=/var/lib/airlab", "--cap-drop", "ALL",
                    "--security-opt", "no-new-privileges", *flags, images[service])  # fmt: skip
             names.append(name)
+        # The dashboard's container, for the Lab API at the manager's address.
+        dashboard_port = free_port()
+        dashboard = f"airlab-smoke-dashboard-{run}"
+        dashboard_env = {
+            **common,
+            "AIRLAB_DASHBOARD__LAB_ADDRESS": f"127.0.0.1:{ports['manager']}",
+            "AIRLAB_DASHBOARD__PORT": str(dashboard_port),
+        }
+        env_flags = [arg for k, v in dashboard_env.items() for arg in ("-e", f"{k}={v}")]
+        docker("run", "-d", "--name", dashboard, "--network", "host", "--read-only", "--tmpfs", "/tmp",
+               "--mount", f"type=volume,src={dashboard},dst=/var/lib/airlab", "--cap-drop", "ALL",
+               "-v", f"{artifacts}:/var/lib/airlab-artifacts", *env_flags, images["dashboard"])  # fmt: skip
+        names.append(dashboard)
         token = auth.issue(key, "smoke", "admin")
         deadline = time.monotonic() + 90
         pending = set(SERVICES)
@@ -213,6 +230,13 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
         stored = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("result.json"))
         assert len(stored) >= summary["counts"]["finished"], stored
         assert "Violation" not in docker("logs", nats, check=False).stderr
+        # The research in the dashboard's container, signed in with the same token.
+        web = f"http://127.0.0.1:{dashboard_port}"
+        with httpx.Client(base_url=web, timeout=30) as browser:
+            wait_until(lambda: browser.get("/healthz").status_code == 200, timeout=60, interval=0.5)
+            assert browser.post("/login", data={"token": token}).status_code == 303
+            page = browser.get(f"/researches/{research.id}")
+            assert page.status_code == 200 and "completed" in page.text and "Experiments" in page.text
     finally:
         for name in names:
             docker("rm", "-f", "--volumes", name, check=False)
