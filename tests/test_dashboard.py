@@ -166,6 +166,27 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
 
     policy = page.request.get(f"{url}/researches/{research_id}").headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-eval" not in policy
+    # A research on an uploaded CSV file: planned on it, then cancelled from its page.
+    csv = workspace.parent / "my-measurements.csv"
+    rows = "".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}\n" for i in range(60))
+    csv.write_text("a,b,label\n" + rows)
+    page.goto(f"{url}/new")
+    page.get_by_label("Goal", exact=True).fill("get the best accuracy you can on my measurements")
+    page.get_by_label("CSV file").set_input_files(str(csv))
+    page.get_by_label("Label column").fill("label")
+    page.get_by_label("Wait for a person").select_option("plan")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(f"{url}/researches/r*")
+    page.wait_for_function(
+        "document.getElementById('state').textContent.includes('awaiting approval')", timeout=60_000
+    )
+    assert "my_measurements (classification)" in page.inner_text("#live")
+    page.get_by_label("Reason").fill("only trying the form")
+    page.get_by_role("button", name="Cancel research").click()
+    page.wait_for_function(
+        "document.getElementById('state').textContent.includes('cancelled')", timeout=30_000
+    )
+    assert "only trying the form" in page.inner_text("#live")
     # Forms without the session's CSRF token change nothing.
     forged = page.request.post(f"{url}/researches/{research_id}/cancel", form={"csrf": "forged"})
     assert forged.status == 403

@@ -105,12 +105,12 @@ def create_app(
     lab_address: str,
     artifacts: ArtifactStore,
     *,
-    uploads: Callable[[str, bytes], str],
+    uploads: Callable[[str, str, bytes], str],
     max_upload_bytes: int = 100 << 20,
     secure_cookies: bool = False,
 ) -> FastAPI:
-    """`uploads(owner, data)` stores an uploaded CSV where the runner can mount it and returns the
-    dataset source to put in the request (a path on the runner's host, or s3://BUCKET/KEY)."""
+    """`uploads(owner, filename, data)` stores an uploaded CSV where the runner can mount it and returns
+    the dataset source to put in the request (a path on the runner's host, or s3://BUCKET/KEY)."""
     app = FastAPI(title="airlab", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     templates.env.globals["words"] = enum_words
@@ -220,7 +220,9 @@ def create_app(
                 raise HTTPException(413, f"the file is larger than {max_upload_bytes >> 20} MiB")
             if not data.filename.lower().endswith(".csv"):
                 raise HTTPException(400, "upload a .csv file (a header row, one row per example)")
-            source = await asyncio.to_thread(uploads, principal_name(calls), content)
+            # The token is checked by the lab before anything is stored under the name it carries.
+            await asyncio.to_thread(calls.call, "ListResearch", lab_pb2.ListResearchRequest(page_size=1))
+            source = await asyncio.to_thread(uploads, principal_name(calls), data.filename, content)
             user_dataset = research_pb2.UserDataset(source=source, target=target.strip(), task=task)
         started_request = start_request(
             goal,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -20,22 +21,24 @@ from airlab_dashboard.app import create_app
 log = logging.getLogger(__name__)
 
 
-def upload_saver(settings: Settings) -> Callable[[str, bytes], str]:
-    """Where an uploaded CSV goes: the lab's artifact store, under uploads/<user>/<sha256>.csv, named to
-    the runner as the file's path (a local store on this host) or as s3://BUCKET/KEY."""
+def upload_saver(settings: Settings) -> Callable[[str, str, bytes], str]:
+    """Where an uploaded CSV goes: the lab's artifact store, under uploads/<user>/<digest>/<its name>, named
+    to the runner as the file's path (a local store on this host) or as s3://BUCKET/KEY."""
     import hashlib
 
     store = artifact_store_from(settings)
 
-    def save(owner: str, data: bytes) -> str:
-        key = f"uploads/{owner}/{hashlib.sha256(data).hexdigest()[:32]}.csv"
+    def save(owner: str, filename: str, data: bytes) -> str:
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem).strip("_")[:64] or "data"
+        key = f"uploads/{owner}/{hashlib.sha256(data).hexdigest()[:16]}/{stem}.csv"
         store.put(key, data, content_type="text/csv")
         if isinstance(store, LocalArtifactStore):
             path = store.root / key
-            # Experiments run as an unprivileged user: the file (only) must be readable by every user.
+            # Experiments run as an unprivileged user: the file, and the folders down to it, are readable by
+            # every user (as any dataset a research mounts must be).
             path.chmod(0o644)
-            for parent in [path.parent, path.parent.parent]:
-                parent.chmod(parent.stat().st_mode | 0o005)
+            for folder in [path.parent, path.parent.parent, path.parent.parent.parent]:
+                folder.chmod(folder.stat().st_mode | 0o005)
             return str(path)
         if isinstance(store, S3ArtifactStore):
             return f"s3://{store.bucket}/{key}"
