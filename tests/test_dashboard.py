@@ -181,7 +181,7 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
         "document.getElementById('state').textContent.includes('awaiting approval')", timeout=60_000
     )
     assert "my_measurements (classification)" in page.inner_text("#live")
-    page.get_by_label("Reason").fill("only trying the form")
+    page.get_by_label("Reason to cancel").fill("only trying the form")
     page.get_by_role("button", name="Cancel research").click()
     page.wait_for_function(
         "document.getElementById('state').textContent.includes('cancelled')", timeout=30_000
