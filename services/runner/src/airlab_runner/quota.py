@@ -6,15 +6,12 @@ and result.json are bounded per job by their own caps and always kept (a failure
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import nats.js.errors
 from nats.js.kv import KeyValue
 
 from airlab_runner.contract import mib
-
-log = logging.getLogger(__name__)
 
 STORAGE_BUCKET = "airlab_research_storage"
 _ATTEMPTS = 20
@@ -24,13 +21,6 @@ _ATTEMPTS = 20
 class StorageQuota:
     kv: KeyValue
     max_bytes: int
-
-    async def used(self, research_id: str) -> int:
-        try:
-            entry = await self.kv.get(research_id)
-        except nats.js.errors.KeyNotFoundError:
-            return 0
-        return int(entry.value or b"0")
 
     async def take(self, research_id: str, size: int) -> str:
         """Count `size` more bytes against the research; "" when they fit, else why they do not (and then
