@@ -166,7 +166,8 @@ class MlflowTracker:
             {
                 RESEARCH_TAG: research.id,
                 "airlab.goal": research.goal,
-                "airlab.state": enum_words(research_pb2.ResearchState, research.state),
+                # The report is written as the research ends: its outcome is the loop's.
+                "airlab.outcome": "failed" if loop.failed else "completed",
                 "airlab.stop_reason": loop.stop_reason,
                 "airlab.owner": research.owner,
             },
@@ -204,7 +205,7 @@ class MlflowTracker:
                 continue
             self._track_experiment(experiment_id, parent["run_id"], research, loop, ideas, experiment)
         self._log(parent["run_id"], tags={COMPLETE_TAG: "true"})
-        self._end(parent["run_id"], research.state != research_pb2.RESEARCH_STATE_FAILED)
+        self._end(parent["run_id"], not loop.failed)
         log.info("tracked in MLflow", extra={"research_id": research.id, "run_id": parent["run_id"]})
         return str(parent["run_id"])
 
