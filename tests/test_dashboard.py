@@ -72,6 +72,15 @@ def accessibility_problems(page) -> list[str]:
     ]
 
 
+def wait_for_state(page, *states: str, timeout: float = 60_000) -> None:
+    """Until the page's state badge shows one of `states` (null-safe: a form's reply may be loading)."""
+    wanted = json.dumps(list(states))
+    page.wait_for_function(
+        f"{wanted}.some(s => (document.getElementById('state')?.textContent || '').includes(s))",
+        timeout=timeout,
+    )
+
+
 def sign_in(page, url: str, token: str) -> None:
     page.goto(f"{url}/login")
     page.get_by_label("Token").fill(token)
@@ -120,26 +129,21 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
 
     # The plan gate: the page shows it by itself (server-sent events), no reload.
     page.evaluate("window.__sameDocument = true")
-    page.wait_for_function(
-        "document.getElementById('state').textContent.includes('awaiting approval')", timeout=60_000
-    )
+    wait_for_state(page, "awaiting approval")
     assert page.evaluate("window.__sameDocument") is True
     assert "wine (classification), accuracy" in page.inner_text("#live")
     page.screenshot(path=str(SHOTS / "dashboard-plan-gate.png"), full_page=True)
     problems["research (plan gate)"] = accessibility_problems(page)
-    page.get_by_role("button", name="Approve").click()
-    page.wait_for_url(f"{url}/researches/{research_id}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Approve").click()
 
     # Then progress changes without reloading, up to the end.
     page.evaluate("window.__sameDocument = true")
     page.wait_for_function(
-        "parseInt(document.getElementById('experiments').textContent) >= 1", timeout=120_000
+        "parseInt(document.getElementById('experiments')?.textContent || '0') >= 1", timeout=120_000
     )
     page.screenshot(path=str(SHOTS / "dashboard-running.png"), full_page=True)
-    page.wait_for_function(
-        "['completed', 'failed'].some(s => document.getElementById('state').textContent.includes(s))",
-        timeout=600_000,
-    )
+    wait_for_state(page, "completed", "failed", timeout=600_000)
     assert page.evaluate("window.__sameDocument") is True
     live = page.evaluate("window.airlabLive")
     assert live["updates"] >= 3, live
@@ -157,10 +161,12 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     problems["research (completed)"] = accessibility_problems(page)
 
     # The experiment's files and the report.
-    page.locator("a", has_text="result").first.click()
+    with page.expect_navigation():
+        page.locator("a", has_text="result").first.click()
     assert '"metrics"' in page.inner_text("body")
     page.go_back()
-    page.get_by_role("link", name="Open the report").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Open the report").click()
     assert "baseline" in page.inner_text("body").lower()
     page.screenshot(path=str(SHOTS / "dashboard-report.png"), full_page=True)
 
@@ -177,15 +183,12 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     page.get_by_label("Wait for a person").select_option("plan")
     page.get_by_role("button", name="Start").click()
     page.wait_for_url(f"{url}/researches/r*")
-    page.wait_for_function(
-        "document.getElementById('state').textContent.includes('awaiting approval')", timeout=60_000
-    )
+    wait_for_state(page, "awaiting approval")
     assert "my_measurements (classification)" in page.inner_text("#live")
     page.get_by_label("Reason to cancel").fill("only trying the form")
-    page.get_by_role("button", name="Cancel research").click()
-    page.wait_for_function(
-        "document.getElementById('state').textContent.includes('cancelled')", timeout=30_000
-    )
+    with page.expect_navigation():
+        page.get_by_role("button", name="Cancel research").click()
+    wait_for_state(page, "cancelled", timeout=30_000)
     assert "only trying the form" in page.inner_text("#live")
     # Forms without the session's CSRF token change nothing.
     forged = page.request.post(f"{url}/researches/{research_id}/cancel", form={"csrf": "forged"})
