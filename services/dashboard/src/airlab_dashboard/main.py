@@ -4,6 +4,7 @@ Lab API at dashboard.lab_address; `airlab up` starts it beside the services."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 def upload_saver(settings: Settings) -> Callable[[str, str, bytes], str]:
     """Where an uploaded CSV goes: the lab's artifact store, under uploads/<user>/<digest>/<its name>, named
     to the runner as the file's path (a local store on this host) or as s3://BUCKET/KEY."""
-    import hashlib
-
     store = artifact_store_from(settings)
 
     def save(owner: str, filename: str, data: bytes) -> str:
