@@ -9,10 +9,11 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from airlab.testing import airlab_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "screenshots"
@@ -28,10 +29,7 @@ CHROMIUM_ARGS = [
 
 
 def airlab(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlab.cli", *args, "--workspace", str(workspace)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    return airlab_cli(workspace, *args, timeout=120)
 
 
 @pytest.fixture

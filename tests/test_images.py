@@ -9,7 +9,6 @@ network namespace with no interface but loopback: nothing leaves it."""
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ import pytest
 
 from airlab import auth, bus_access
 from airlab.grpc_client import channel, health_status
+from airlab.llm.local import free_port
 from airlab.testing import wait_until
 from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
 
@@ -120,12 +120,6 @@ def test_service_images_run_as_containers_and_serve_without_minio_qdrant_or_vllm
         for name in names:
             docker("rm", "-f", "--volumes", name, check=False)
             docker("volume", "rm", name, check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_research_runs_through_the_containers_to_a_report(images, llama_server, tmp_path):

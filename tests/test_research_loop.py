@@ -339,19 +339,15 @@ def test_a_symlinked_csv_of_a_root_only_file_is_refused_and_no_cell_of_it_is_sto
     link.symlink_to(secret)
     workspace = tmp_path / "ws"
     lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    request = lab_pb2.StartResearchRequest(
+        goal="beat the baseline on my data",
+        user_dataset=research_pb2.UserDataset(source=str(link), target="label", task="classification"),
+        budget=research_pb2.Budget(max_experiments=3),
+    )
+    done = run_to_end(lab_processes, request, timeout=300)
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
-        lab = lab_pb2_grpc.LabServiceStub(channel)
-        research = lab.StartResearch(
-            lab_pb2.StartResearchRequest(
-                goal="beat the baseline on my data",
-                user_dataset=research_pb2.UserDataset(
-                    source=str(link), target="label", task="classification"
-                ),
-                budget=research_pb2.Budget(max_experiments=3),
-            )
-        )
-        done = wait_done(lab, research.id, timeout=300)
-        events = list(lab.WatchResearch(lab_pb2.WatchResearchRequest(id=research.id, follow=False)))
+        watch = lab_pb2.WatchResearchRequest(id=done.id, follow=False)
+        events = list(lab_pb2_grpc.LabServiceStub(channel).WatchResearch(watch))
     assert done.state == research_pb2.RESEARCH_STATE_FAILED, research_pb2.ResearchState.Name(done.state)
     assert "not readable by every user" in done.state_reason
     stored = "".join(

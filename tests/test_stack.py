@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from airlab.cpus import CpuSettings, plan_cpus
 from airlab.grpc_client import health_status
+from airlab.testing import airlab_cli as airlab
 from airlab.testing import wait_until
 from airlab.v1 import (
     coder_pb2,
@@ -34,16 +35,6 @@ CONTRACT_SERVICES = {
     "reviewer": {reviewer_pb2.DESCRIPTOR.services_by_name["ReviewerService"].full_name},
     "runner": {runner_pb2.DESCRIPTOR.services_by_name["RunnerService"].full_name},
 }
-
-
-def airlab(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airlab.cli", *args, "--workspace", str(workspace)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def reflected_services(address: str) -> set[str]:

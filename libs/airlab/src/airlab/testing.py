@@ -217,6 +217,14 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
     server.stop()
 
 
+def airlab_cli(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`airlab ARGS --workspace WORKSPACE` as a user runs it (output captured, a wide COLUMNS)."""
+    return subprocess.run(
+        [sys.executable, "-m", "airlab.cli", *args, "--workspace", str(workspace)],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

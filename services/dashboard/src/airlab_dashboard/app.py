@@ -25,6 +25,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from airlab import auth
 from airlab.blobs import ArtifactStore
 from airlab.client import GATES, UNTIL, start_request
 from airlab.enums import enum_words
@@ -291,17 +292,16 @@ def create_app(
                     raise HTTPException(400, f"an answer is key=value, got {line.strip()!r}")
                 parsed[key.strip()] = value.strip()
         approve_request = lab_pb2.ApproveRequest(research_id=research_id, answers=parsed, comment=comment)
-        await asyncio.to_thread(lab_for(request).call, "Approve", approve_request)
-        return RedirectResponse(f"/researches/{research_id}", status_code=303)
+        return await act(request, research_id, "Approve", approve_request)
 
     @app.post("/researches/{research_id}/reject")
     async def reject(
         request: Request, research_id: str, csrf: Annotated[str, Form()], reason: Annotated[str, Form()] = ""
     ) -> Response:
         check_csrf(request, csrf)
-        reject_request = lab_pb2.RejectRequest(research_id=research_id, reason=reason)
-        await asyncio.to_thread(lab_for(request).call, "Reject", reject_request)
-        return RedirectResponse(f"/researches/{research_id}", status_code=303)
+        return await act(
+            request, research_id, "Reject", lab_pb2.RejectRequest(research_id=research_id, reason=reason)
+        )
 
     @app.post("/researches/{research_id}/cancel")
     async def cancel(
@@ -311,7 +311,11 @@ def create_app(
         cancel_request = lab_pb2.CancelResearchRequest(
             id=research_id, reason=reason or "cancelled from the dashboard"
         )
-        await asyncio.to_thread(lab_for(request).call, "CancelResearch", cancel_request)
+        return await act(request, research_id, "CancelResearch", cancel_request)
+
+    async def act(request: Request, research_id: str, method: str, message: Any) -> Response:
+        """A form's action on a research, then its page again."""
+        await asyncio.to_thread(lab_for(request).call, method, message)
         return RedirectResponse(f"/researches/{research_id}", status_code=303)
 
     @app.get("/researches/{research_id}/report")
@@ -366,15 +370,8 @@ def create_app(
 
 
 def principal_name(calls: LabCalls) -> str:
-    """Who the token names (for the upload's folder); only the part before the signature is read."""
-    import base64
-
-    body = calls.token.partition(".")[0]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        name = str(claims["sub"])
-    except (ValueError, KeyError, TypeError):
-        name = "unknown"
+    """Who the token names (for the upload's folder), as a safe folder name."""
+    name = auth.claimed_name(calls.token) or "unknown"
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64] or "unknown"
 
 
