@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner dashboard
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -78,6 +78,10 @@ bench-research: setup
 # How often the coder's LLM code passes its checks and smoke run, per local model (about 30-60 min).
 bench-coder: setup
 	$(PY) scripts/bench_coder.py
+
+# The coder's index of the scikit-learn and torch APIs drafts call (after changing their pins).
+api-index: setup
+	$(PY) scripts/api_index.py
 
 # One PyTorch experiment on CUDA through the runner, with a GPU lease (and vLLM slept and woken with
 # VLLM_URL=...); on a machine with an NVIDIA GPU, at most 5 minutes.

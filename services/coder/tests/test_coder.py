@@ -37,6 +37,9 @@ GOOD = """def build_model(params, seed):
     return ensemble.RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
 UNDEFINED = """def build_model(params, seed):
     return RandomForestClassifier(n_estimators=int(params["n_estimators"]), random_state=seed)"""
+# A keyword the estimator does not take: no single right fix, so it goes back to the model.
+WRONG_KEYWORD = """def build_model(params, seed):
+    return ensemble.RandomForestClassifier(n_trees=int(params["n_estimators"]), random_state=seed)"""
 
 
 class FakeSmokeRunner:
@@ -83,15 +86,16 @@ def test_the_template_edit_checks_undefined_names():
 
 async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
     server, llm = fake_llm
-    server.script = [code_reply(UNDEFINED), code_reply(GOOD)]
+    server.script = [code_reply(WRONG_KEYWORD), code_reply(GOOD)]
     store = LocalArtifactStore(tmp_path)
     smoke = FakeSmokeRunner()
     outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA))
-    assert outcome.ok and outcome.attempts == 2
-    assert "RandomForestClassifier" in outcome.problems[0]
+    assert outcome.ok and outcome.attempts == 2 and outcome.repairs == []
+    assert "takes no keyword `n_trees`" in outcome.problems[0] and "n_estimators" in outcome.problems[0]
     # The repair prompt carried the error back to the model.
-    assert "RandomForestClassifier" in server.requests[1]["messages"][-1]["content"]
-    # Only the checked draft was smoke-run, on a small subset with the middle of the search space.
+    assert "n_trees" in server.requests[1]["messages"][-1]["content"]
+    # Only the checked draft was smoke-run (the first one's problem needed no run), on a small subset with
+    # the middle of the search space.
     assert len(smoke.calls) == 1 and smoke.calls[0]["config"]["max_samples"] > 0
     assert smoke.calls[0]["config"]["params"] == {"n_estimators": 105}
     final = store.get(outcome.code_ref + "train.py").decode()
@@ -102,9 +106,43 @@ async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
     assert not first["passed"]
 
 
+async def test_mistakes_with_one_right_answer_are_repaired_by_the_coder_and_recorded(fake_llm, tmp_path):
+    server, llm = fake_llm
+    server.script = [code_reply(UNDEFINED)]
+    store = LocalArtifactStore(tmp_path)
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
+        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
+    )
+    # The LLM's code, at its first attempt, with the class it meant taken from where it lives.
+    assert outcome.ok and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    assert outcome.repairs == [
+        "`RandomForestClassifier` is not defined: used ensemble.RandomForestClassifier (sklearn.ensemble)"
+    ]
+    assert "ensemble.RandomForestClassifier(" in store.get(outcome.code_ref + "train.py").decode()
+    provenance = json.loads(store.get(outcome.code_ref + "provenance.json"))
+    assert provenance["repairs"] == outcome.repairs and provenance["origin"] == "CODE_ORIGIN_LLM"
+    kept = json.loads(store.get(f"research/{RESEARCH}/code/{IDEA.id}/attempt-1/check.json"))
+    assert kept["passed"] and kept["repairs"] == outcome.repairs
+    # Read again after a crash: the same account.
+    again = await CoderAgent(llm, store, FakeSmokeRunner()).implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA))
+    assert again.repairs == outcome.repairs
+
+
+async def test_a_repair_that_gives_the_same_code_back_is_asked_again_less_predictably(fake_llm, tmp_path):
+    server, llm = fake_llm
+    server.script = [code_reply(WRONG_KEYWORD), code_reply(WRONG_KEYWORD), code_reply(GOOD)]
+    outcome = await CoderAgent(llm, LocalArtifactStore(tmp_path), FakeSmokeRunner()).implement(
+        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
+    )
+    assert outcome.ok and outcome.attempts == 2
+    temperatures = [request["temperature"] for request in server.requests]
+    assert temperatures[2] == 0.8 and temperatures[1] != 0.8
+
+
 async def test_the_repair_loop_stops_at_its_bound(fake_llm, tmp_path):
     server, llm = fake_llm
-    server.script = [code_reply(GOOD)] * 5
+    # Drafts that differ (a draft given back unchanged is asked for again), each failing its smoke run.
+    server.script = [code_reply(f"{GOOD}  # draft {n}") for n in range(5)]
     smoke = FakeSmokeRunner(*[SmokeResult(False, "ValueError: boom")] * 5)
     agent = CoderAgent(llm, LocalArtifactStore(tmp_path), smoke)
     outcome = await agent.implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA, max_attempts=3))

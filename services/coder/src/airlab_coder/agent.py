@@ -24,6 +24,8 @@ from airlab.llm.accounting import Budget
 from airlab.llm.client import LLMClient
 from airlab.llm.prompts import render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
+from airlab_coder.api_check import review_calls
+from airlab_coder.networks import SHAPE_ERROR, image_layers, lazy_layers, missing_classes
 
 # Beside the code that passed: where it came from (template, LLM attempt n, registry).
 PROVENANCE_FILE = "provenance.json"
@@ -121,6 +123,12 @@ def rules_for(job: loop_pb2.JobConfig) -> TemplateRules:
 
 
 SMOKE_SAMPLES = 300
+# A traceback frame in the code the model writes (the line after it is the line that raised).
+DRAFT_FRAME = re.compile(
+    r'File ".*train\.py", line \d+, in (build_model|forward|__init__|augment|build_optimizer)'
+)
+# A repair's second try when the first gave the same code back.
+REPEAT_TEMPERATURE = 0.8
 MAX_ATTEMPTS = 10
 DEFAULT_ATTEMPTS = 3
 # Undefined names, syntax errors and other mistakes that would only show when the code runs.
@@ -154,10 +162,23 @@ class CodeOutcome:
     problems: list[str] = field(default_factory=list)
     origin: loop_pb2.CodeOrigin = loop_pb2.CODE_ORIGIN_UNSPECIFIED
     sha256: str = ""
+    # What the coder itself changed in the model's code that passed, and why (api_check, networks).
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def entrypoint(self) -> str:
         return experiments.CODE_FILE
+
+
+@dataclass
+class Tried:
+    """One draft after its checks and smoke run."""
+
+    ok: bool
+    # The function as checked (with the coder's repairs), or the draft when it could not be read.
+    function: str
+    problems: list[str]
+    repairs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -224,9 +245,53 @@ def extract_function(code: str, rules: TemplateRules = SKLEARN) -> str:
     return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
 
 
+def class_named(code: str, name: str) -> str:
+    """The class `name` (and the imports before it) out of what the model wrote; "" if it is not there."""
+    code = re.sub(r"^\s*```[a-z]*\s*$", "", code.strip(), flags=re.MULTILINE).strip()
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ""
+    kept = [
+        n for n in tree.body
+        if isinstance(n, ast.Import | ast.ImportFrom) or (isinstance(n, ast.ClassDef) and n.name == name)
+    ]  # fmt: skip
+    if not any(isinstance(n, ast.ClassDef) for n in kept):
+        return ""
+    return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
+
+
 def ruff_command() -> list[str]:
     found = shutil.which("ruff")
     return [found] if found else [sys.executable, "-m", "ruff"]
+
+
+def format_code(code: str) -> str:
+    """The code laid out by ruff (after a repair rewrote it from its syntax tree); as it is if ruff fails."""
+    done = subprocess.run(
+        [*ruff_command(), "format", "--no-cache", "--isolated", "--line-length", "110", "-"],
+        input=code,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 and done.stdout.strip() else code
+
+
+def smoke_summary(detail: str) -> str:
+    """A smoke run's failure for the model: the error first, then the line of its code that raised it,
+    then the rest of the log's tail."""
+    lines = detail.splitlines()
+    error = next((line for line in reversed(lines) if re.match(r"^\w*(Error|Exception)\b", line)), "")
+    offending = ""
+    for number, line in enumerate(lines[:-1]):
+        if DRAFT_FRAME.search(line):
+            offending = lines[number + 1].strip()
+    head = [f"error: {error}"] if error else []
+    if offending:
+        head.append(f"raised by this line of your code: {offending}")
+    return "\n".join([*head, "log:", detail[-1500:]]) if head else detail
 
 
 def check_source(source: str) -> list[str]:
@@ -296,9 +361,10 @@ class CoderAgent:
         if task.family:
             family = domain.MODEL_FAMILIES[task.family]
             function = rules.registry_function.format(name=family.template_model(task.job_config.task))
-            ok, _, problems = await self._try(task, 1, function)
-            if not ok:
-                return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {' '.join(problems)}"])
+            tried = await self._try(task, 1, function, review=False)
+            if not tried.ok:
+                told = " ".join(tried.problems)
+                return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {told}"])
             source = with_model(template, function)
             return await self._final(
                 final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_REGISTRY)
@@ -310,23 +376,26 @@ class CoderAgent:
         function = ""
         for attempt in range(1, attempts + 1):
             draft = await self._draft(task, function, history[-1] if history else "")
-            ok, source, problems = await self._try(task, attempt, draft)
-            function = source if ok else draft
-            if ok:
-                outcome = CodeOutcome(True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM)
-                return await self._final(final, with_model(template, source), outcome)
-            history.append(f"attempt {attempt}: " + "\n".join(problems))
+            draft, written = await self._define_missing(task, draft)
+            tried = await self._try(task, attempt, draft)
+            function = tried.function
+            if tried.ok:
+                outcome = CodeOutcome(
+                    True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM, repairs=written + tried.repairs
+                )
+                return await self._final(final, with_model(template, tried.function), outcome)
+            history.append(f"attempt {attempt}: " + "\n".join(tried.problems))
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
         fallback = registry_function(task.idea, task.job_config)
         if fallback:
-            ok, _, problems = await self._try(task, attempts + 1, fallback)
-            if ok:
+            tried = await self._try(task, attempts + 1, fallback, review=False)
+            if tried.ok:
                 history.append(f"attempt {attempts + 1}: built from the template's model registry")
                 origin = loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
                 outcome = CodeOutcome(True, final, attempts + 1, history, origin)
                 return await self._final(final, with_model(template, fallback), outcome)
-            history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(problems))
+            history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(tried.problems))
         return CodeOutcome(False, "", attempts, history)
 
     def _template(self, job: loop_pb2.JobConfig) -> str:
@@ -341,6 +410,7 @@ class CoderAgent:
             "attempts": outcome.attempts,
             "problems": outcome.problems,
             "sha256": outcome.sha256,
+            "repairs": outcome.repairs,
         }
         await asyncio.to_thread(
             self.artifacts.put,
@@ -357,22 +427,85 @@ class CoderAgent:
             provenance = json.loads(raw)
             origin = cast(loop_pb2.CodeOrigin, loop_pb2.CodeOrigin.Value(provenance["origin"]))
             attempts, problems = int(provenance["attempts"]), list(provenance["problems"])
-            return CodeOutcome(True, prefix, attempts, problems, origin, str(provenance.get("sha256", "")))
+            sha256, repairs = str(provenance.get("sha256", "")), list(provenance.get("repairs", []))
+            return CodeOutcome(True, prefix, attempts, problems, origin, sha256, repairs)
         except Exception:  # code published by an earlier version: its origin was not written down
             return CodeOutcome(True, prefix, 0)
 
-    async def _try(self, task: CodeTask, attempt: int, draft: str) -> tuple[bool, str, list[str]]:
-        """Check one draft and smoke-run it; keep the attempt. (passed, the function, problems)."""
+    async def _try(self, task: CodeTask, attempt: int, draft: str, *, review: bool = True) -> Tried:
+        """Check one draft (its calls against the libraries, with the repairs that have one answer; the
+        whole script with ruff) and smoke-run it; keep the attempt. `review`: the draft is the model's."""
+        job = task.job_config
+        template = domain.template_of(job.template)
+        repairs: list[str] = []
         try:
-            function = extract_function(draft, rules_for(task.job_config))
-            source = with_model(self._template(task.job_config), function)
-            problems = await asyncio.to_thread(check_source, source)
+            function = extract_function(draft, rules_for(job))
+            problems = []
+            if review:
+                space = task.idea.search_space if task.idea is not None else {}
+                reviewed = review_calls(
+                    function,
+                    template,
+                    task=job.task,
+                    needs_probability=job.metric == "roc_auc",
+                    space={name: bool(r.integer) for name, r in space.items()},
+                )
+                problems, repairs = reviewed.problems, reviewed.repairs
+                if template == "pytorch":
+                    images = image_layers(reviewed.code)
+                    reviewed.code, repairs = images.code, repairs + images.repairs
+                if repairs:
+                    function = await asyncio.to_thread(format_code, reviewed.code)
+            source = with_model(self._template(job), function)
+            if not problems:
+                problems = await asyncio.to_thread(check_source, source)
         except CodeProblem as exc:
             function, source, problems = draft, draft, [str(exc)]
         if not problems:
             problems = await self._smoke(task, attempt, source)
-        await self._keep(task, attempt, source, problems)
-        return not problems, function, problems
+            lazy = lazy_layers(function, job.task) if review and template == "pytorch" else None
+            if problems and lazy and lazy.repairs and SHAPE_ERROR.search(problems[0]):
+                # One right answer to a layer's wrong input size: let PyTorch take it from the data.
+                await self._keep(task, attempt, source, problems, repairs)
+                function = await asyncio.to_thread(format_code, lazy.code)
+                repairs, source = repairs + lazy.repairs, with_model(self._template(job), function)
+                problems = await asyncio.to_thread(check_source, source) or await self._smoke(
+                    task, attempt, source, label=f"{attempt}-lazy"
+                )
+        await self._keep(task, attempt, source, problems, repairs)
+        return Tried(not problems, function, problems, repairs)
+
+    async def _define_missing(self, task: CodeTask, draft: str) -> tuple[str, list[str]]:
+        """A network draft that calls a class it never wrote: ask for that class alone (the smallest
+        request), its constructor's arguments given. The draft with what was written, and notes."""
+        if task.idea is None or self.llm is None or domain.template_of(task.job_config.template) != "pytorch":
+            return draft, []
+        notes = []
+        shape, poolings = INPUT_SHAPES.get(task.job_config.dataset, ((), 0))
+        for missing in missing_classes(draft)[:2]:
+            prompt = render(
+                "coder/define_class",
+                output=OUTPUTS.get(task.job_config.task, ""),
+                input_shape=shape,
+                poolings=poolings,
+                title=task.idea.title,
+                change=task.idea.change,
+                code=draft.strip(),
+                class_name=missing.name,
+                arguments=", ".join(missing.arguments),
+            )
+            reply = await self.llm.complete(
+                "coder",
+                prompt,
+                research_id=task.research_id,
+                purpose=f"class {missing.name}",
+                budget=task.budget,
+            )
+            written = class_named(code_block(reply.text), missing.name)
+            if written:
+                draft = f"{draft.rstrip()}\n\n\n{written}\n"
+                notes.append(f"class {missing.name} (used by build_model) written by the LLM on request")
+        return draft, notes
 
     async def _draft(self, task: CodeTask, previous: str, problems: str) -> str:
         assert self.llm is not None and task.idea is not None
@@ -413,24 +546,39 @@ class CoderAgent:
         reply = await self.llm.complete(
             "coder", prompt, research_id=task.research_id, purpose=f"code {task.name}", budget=task.budget
         )
-        return code_block(reply.text)
+        draft = code_block(reply.text)
+        if previous and draft.strip() == previous.strip():
+            # A repair that gives the same code back changes nothing: ask once more, less predictably.
+            reply = await self.llm.complete(
+                "coder",
+                prompt,
+                research_id=task.research_id,
+                purpose=f"code {task.name} (again: the repair was unchanged)",
+                budget=task.budget,
+                temperature=REPEAT_TEMPERATURE,
+            )
+            draft = code_block(reply.text)
+        return draft
 
-    async def _smoke(self, task: CodeTask, attempt: int, source: str) -> list[str]:
-        prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
+    async def _smoke(self, task: CodeTask, attempt: int, source: str, label: str = "") -> list[str]:
+        label = label or str(attempt)
+        prefix = code_prefix(task.research_id, task.name, f"attempt-{label}")
         await self._publish(prefix, source)
         space = task.idea.search_space if task.idea is not None else {}
         params = experiments.param_values(experiments.default_params(space))
         job = task.job_config
         config = experiments.run_config(job, seed=job.split_seed, params=params, learning_curve=False)
         config |= {"max_samples": SMOKE_SAMPLES, "save_model": False}
-        experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{attempt}")
+        experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{label.replace('-', '')}")
         result = await self.smoke.run(task.research_id, experiment, prefix, config, task.mounts)
-        return [] if result.ok else [f"the smoke run failed: {result.detail}"]
+        return [] if result.ok else [f"the smoke run failed: {smoke_summary(result.detail)}"]
 
-    async def _keep(self, task: CodeTask, attempt: int, source: str, problems: list[str]) -> None:
+    async def _keep(
+        self, task: CodeTask, attempt: int, source: str, problems: list[str], repairs: list[str] | None = None
+    ) -> None:
         prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
         await self._publish(prefix, source)
-        report = {"attempt": attempt, "passed": not problems, "problems": problems}
+        report = {"attempt": attempt, "passed": not problems, "problems": problems, "repairs": repairs or []}
         await asyncio.to_thread(
             self.artifacts.put,
             prefix + "check.json",

@@ -134,6 +134,10 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
             entrypoint=outcome.entrypoint,
             attempts=outcome.attempts,
             smoke_passed=outcome.ok,
+            origin=outcome.origin,
+            repairs=outcome.repairs,
+            problems=outcome.problems,
+            sha256=outcome.sha256,
         )
 
 
@@ -163,6 +167,7 @@ def setup(context: ServiceContext) -> None:
             problems=outcome.problems,
             origin=outcome.origin,
             sha256=outcome.sha256,
+            repairs=outcome.repairs,
         )
         if outcome.ok:
             reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint

@@ -45,6 +45,15 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def code_origin_words(idea: loop_pb2.LoopIdea) -> str:
+    """Who wrote the code an idea ran, in words: "LLM (attempt 2, 1 repair by the coder)"."""
+    if idea.code_origin != loop_pb2.CODE_ORIGIN_LLM:
+        return CODE_WORDS.get(idea.code_origin, "-")
+    repairs = len(idea.code_repairs)
+    told = f", {repairs} repair{'s' if repairs != 1 else ''} by the coder" if repairs else ""
+    return f"LLM (attempt {idea.code_attempts}{told})"
+
+
 class Reviewer:
     def __init__(self, artifacts: ArtifactStore) -> None:
         self.artifacts = artifacts
@@ -160,12 +169,9 @@ class Reviewer:
                 "approved": review.approved,
                 "status": status,
                 "origin": IDEA_ORIGIN_WORDS.get(idea.origin, "-"),
-                "code_origin": (
-                    f"LLM (attempt {idea.code_attempts})"
-                    if idea.code_origin == loop_pb2.CODE_ORIGIN_LLM
-                    else CODE_WORDS.get(idea.code_origin, "-")
-                ),
+                "code_origin": code_origin_words(idea),
                 "code_attempts": idea.code_attempts,
+                "code_repairs": list(idea.code_repairs),
                 "trials": len(idea.trials),
                 "evaluation": evaluation,
                 "params": params,

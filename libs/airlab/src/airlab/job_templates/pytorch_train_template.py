@@ -160,6 +160,15 @@ MODELS = {
 }
 
 
+def materialize(model, inputs):
+    """Lazy layers (nn.LazyLinear, nn.LazyConv2d, ...) learn their input sizes from one forward pass; it
+    must happen before the optimiser is given their weights."""
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+
+
 def build_optimizer(params, model, epochs):
     """The optimiser and its learning-rate schedule (stepped once per epoch)."""
     train = training(params)
@@ -446,6 +455,7 @@ def main():
     else:
         n_outputs = 1
     model = build_model(params, tuple(x_train.shape[1:]), n_outputs).to(device)
+    materialize(model, torch.as_tensor(x_train[:2], device=device))
     optimizer, scheduler = build_optimizer(params, model, train["epochs"])
     loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
     inputs = torch.as_tensor(x_train, device=device)

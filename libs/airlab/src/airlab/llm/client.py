@@ -157,9 +157,11 @@ class LLMClient:
         response_model: type[BaseModel] | None = None,
         max_tokens: int | None = None,
         source: Prompt | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         """One chat completion for `agent`, from the first of its servers that answers. `prompt` is a
-        rendered Prompt or plain messages; `source` names the Prompt plain messages came from (audit)."""
+        rendered Prompt or plain messages; `source` names the Prompt plain messages came from (audit);
+        `temperature` overrides the agent's for this call."""
         route = self.config.route(agent)
         settings = self.config.agents[agent]
         messages = prompt.messages() if isinstance(prompt, Prompt) else list(prompt)
@@ -178,7 +180,12 @@ class LLMClient:
                 continue
             try:
                 completion = await self._call(
-                    server, agent, messages, settings.temperature, max_tokens, response_model
+                    server,
+                    agent,
+                    messages,
+                    settings.temperature if temperature is None else temperature,
+                    max_tokens,
+                    response_model,
                 )
             except Exception as exc:
                 breaker.failure()

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from airlab.v1 import idea_pb2 as airlab_dot_v1_dot_idea__pb2
+from airlab.v1 import loop_pb2 as airlab_dot_v1_dot_loop__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61irlab/v1/coder.proto\x12\tairlab.v1\x1a\x14\x61irlab/v1/idea.proto\"r\n\x14ImplementIdeaRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x1d\n\x04idea\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Idea\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\"\xd3\x01\n\nCodeBundle\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12/\n\x05\x66iles\x18\x03 \x03(\x0b\x32 .airlab.v1.CodeBundle.FilesEntry\x12\x12\n\nentrypoint\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x14\n\x0csmoke_passed\x18\x06 \x01(\x08\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32W\n\x0c\x43oderService\x12G\n\rImplementIdea\x12\x1f.airlab.v1.ImplementIdeaRequest\x1a\x15.airlab.v1.CodeBundleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61irlab/v1/coder.proto\x12\tairlab.v1\x1a\x14\x61irlab/v1/idea.proto\x1a\x14\x61irlab/v1/loop.proto\"r\n\x14ImplementIdeaRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x1d\n\x04idea\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Idea\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\"\xad\x02\n\nCodeBundle\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12/\n\x05\x66iles\x18\x03 \x03(\x0b\x32 .airlab.v1.CodeBundle.FilesEntry\x12\x12\n\nentrypoint\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x14\n\x0csmoke_passed\x18\x06 \x01(\x08\x12%\n\x06origin\x18\x07 \x01(\x0e\x32\x15.airlab.v1.CodeOrigin\x12\x0f\n\x07repairs\x18\x08 \x03(\t\x12\x10\n\x08problems\x18\t \x03(\t\x12\x0e\n\x06sha256\x18\n \x01(\t\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32W\n\x0c\x43oderService\x12G\n\rImplementIdea\x12\x1f.airlab.v1.ImplementIdeaRequest\x1a\x15.airlab.v1.CodeBundleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +35,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CODEBUNDLE_FILESENTRY']._loaded_options = None
   _globals['_CODEBUNDLE_FILESENTRY']._serialized_options = b'8\001'
-  _globals['_IMPLEMENTIDEAREQUEST']._serialized_start=58
-  _globals['_IMPLEMENTIDEAREQUEST']._serialized_end=172
-  _globals['_CODEBUNDLE']._serialized_start=175
-  _globals['_CODEBUNDLE']._serialized_end=386
-  _globals['_CODEBUNDLE_FILESENTRY']._serialized_start=342
-  _globals['_CODEBUNDLE_FILESENTRY']._serialized_end=386
-  _globals['_CODERSERVICE']._serialized_start=388
-  _globals['_CODERSERVICE']._serialized_end=475
+  _globals['_IMPLEMENTIDEAREQUEST']._serialized_start=80
+  _globals['_IMPLEMENTIDEAREQUEST']._serialized_end=194
+  _globals['_CODEBUNDLE']._serialized_start=197
+  _globals['_CODEBUNDLE']._serialized_end=498
+  _globals['_CODEBUNDLE_FILESENTRY']._serialized_start=454
+  _globals['_CODEBUNDLE_FILESENTRY']._serialized_end=498
+  _globals['_CODERSERVICE']._serialized_start=500
+  _globals['_CODERSERVICE']._serialized_end=587
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,7 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     idea.code_problems[:] = outcome.problems
     idea.code_origin = outcome.origin
     idea.code_sha256 = outcome.sha256
+    idea.code_repairs[:] = outcome.repairs
     if not ok:
         problems = " | ".join(outcome.problems)[-600:]
         evaluation.idea_failed(step, idea, f"no working code after {outcome.attempts} attempt(s): {problems}")

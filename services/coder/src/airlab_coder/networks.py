@@ -1,0 +1,176 @@
+"""Network drafts: the classes a draft uses but never wrote, and layers whose input sizes PyTorch can
+work out itself.
+
+A small model often writes `return DeepMLP(input_shape, n_outputs, width)` and stops, or gets the
+in-features of its first linear layer wrong. The first is asked for in a second, smaller request (the
+class alone, its constructor's arguments given); the second has one right answer once a smoke run shows
+a shape error: the lazy form of the layer, which takes its input size from the first batch (the template
+runs one batch through before training)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from airlab_coder.api_check import TEMPLATE_DEFINITIONS, ApiReview, bound_names, dotted
+from airlab_coder.api_index import load_index
+
+# Errors of a smoke run that a layer's wrong input size causes.
+SHAPE_ERROR = re.compile(
+    r"mat1 and mat2 shapes cannot be multiplied|expected input\[.*\] to have \d+ channels"
+    r"|running_mean should contain|size mismatch|Expected .*input.*features"
+    r"|only batches of spatial targets supported|Expected input batch_size"
+)
+# torch.nn layer -> (its lazy form, how many leading arguments the lazy form drops: the input size).
+LAZY = {
+    "Linear": "LazyLinear",
+    "Conv1d": "LazyConv1d",
+    "Conv2d": "LazyConv2d",
+    "Conv3d": "LazyConv3d",
+    "ConvTranspose1d": "LazyConvTranspose1d",
+    "ConvTranspose2d": "LazyConvTranspose2d",
+    "ConvTranspose3d": "LazyConvTranspose3d",
+    "BatchNorm1d": "LazyBatchNorm1d",
+    "BatchNorm2d": "LazyBatchNorm2d",
+    "BatchNorm3d": "LazyBatchNorm3d",
+}
+INPUT_SIZE_KEYWORDS = frozenset(("in_features", "in_channels", "num_features"))
+# Volume layers: the template's batches are (N, C, H, W) images or (N, F) tables, never volumes.
+VOLUME_TO_IMAGE = {
+    f"{kind}3d": f"{kind}2d"
+    for kind in ("Conv", "ConvTranspose", "BatchNorm", "MaxPool", "AvgPool", "Dropout", "LazyConv",
+                 "LazyConvTranspose", "LazyBatchNorm", "InstanceNorm", "AdaptiveAvgPool", "AdaptiveMaxPool")
+}  # fmt: skip
+CONVOLUTIONS = frozenset(("Conv2d", "LazyConv2d", "conv_block"))
+FLATTENING = frozenset(("Flatten", "flatten", "view", "reshape"))
+
+
+@dataclass(frozen=True)
+class MissingClass:
+    name: str
+    # The constructor's arguments as the draft passes them, named after what they carry.
+    arguments: tuple[str, ...]
+
+
+def _argument_name(node: ast.expr, position: int) -> str:
+    """`int(params.get("width", 64))` -> "width"; a plain name -> itself; otherwise argN."""
+    if isinstance(node, ast.Name):
+        return node.id
+    for inner in ast.walk(node):
+        key: ast.expr | None = None
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "get":
+            key = inner.args[0] if inner.args else None
+        elif isinstance(inner, ast.Subscript):
+            key = inner.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return key.value
+    return f"arg{position}"
+
+
+def missing_classes(code: str) -> list[MissingClass]:
+    """Classes the draft calls (a capitalised name) but defines nowhere and no library or the template
+    has."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    defined = bound_names(tree) | TEMPLATE_DEFINITIONS["pytorch"]
+    index = load_index()
+    found: dict[str, MissingClass] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        name = node.func.id
+        if not name[:1].isupper() or name in defined or name in found or index.homes(name, "torch"):
+            continue
+        arguments = [_argument_name(a, i) for i, a in enumerate(node.args)]
+        arguments += [k.arg for k in node.keywords if k.arg]
+        unique = [a if arguments.index(a) == i else f"{a}_{i}" for i, a in enumerate(arguments)]
+        found[name] = MissingClass(name, tuple(unique))
+    return list(found.values())
+
+
+def _layer(node: ast.AST) -> str:
+    """The torch.nn layer a call builds ("Linear"), or "" when it is not an nn.X(...) call."""
+    if not isinstance(node, ast.Call):
+        return ""
+    parts = dotted(node.func)
+    return parts[-1] if parts and parts[:-1] in (["nn"], ["torch", "nn"]) else ""
+
+
+def _called(tree: ast.AST) -> set[str]:
+    """The last part of every name the code calls (`x.view(...)` -> "view")."""
+    return {parts[-1] for n in ast.walk(tree) if isinstance(n, ast.Call) and (parts := dotted(n.func))}
+
+
+class _Lazy(ast.NodeTransformer):
+    def __init__(self, flatten_first_linear: bool) -> None:
+        self.changed: list[str] = []
+        self.flatten_first_linear = flatten_first_linear
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        layer = _layer(node)
+        if layer not in LAZY:
+            return node
+        lazy = LAZY[layer]
+        assert isinstance(node.func, ast.Attribute)
+        node.func.attr = lazy
+        if node.args and not any(k.arg in INPUT_SIZE_KEYWORDS for k in node.keywords):
+            node.args = node.args[1:]
+        node.keywords = [k for k in node.keywords if k.arg not in INPUT_SIZE_KEYWORDS]
+        self.changed.append(f"{layer} -> {lazy}")
+        if layer == "Linear" and self.flatten_first_linear:
+            # Convolutions give (N, C, H, W); a linear layer on that works on W alone. Flattening first
+            # is what a classifier head needs (and changes nothing on an input that is already flat).
+            self.flatten_first_linear = False
+            self.changed.append("Flatten before the first linear layer")
+            return ast.parse(f"nn.Sequential(nn.Flatten(), {ast.unparse(node)})", mode="eval").body
+        return node
+
+
+class _Volumes(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        layer = _layer(node)
+        if layer in VOLUME_TO_IMAGE:
+            assert isinstance(node.func, ast.Attribute)
+            node.func.attr = VOLUME_TO_IMAGE[layer]
+            self.changed.append(f"{layer} -> {VOLUME_TO_IMAGE[layer]}")
+        return node
+
+
+def image_layers(code: str) -> ApiReview:
+    """3-D (volume) layers as their 2-D forms: the template's images are (channels, height, width)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    volumes = _Volumes()
+    volumes.visit(tree)
+    if not volumes.changed:
+        return ApiReview(code)
+    kinds = ", ".join(sorted(set(volumes.changed)))
+    repair = f"volume layers on (channels, height, width) images: used the image ones ({kinds})"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
+def lazy_layers(code: str, task: str) -> ApiReview:
+    """Every nn.Linear/ConvNd/BatchNormNd in its lazy form (input sizes taken from the first batch); for
+    a classifier with convolutions and nothing that flattens, a flatten before the first linear layer."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    called = _called(tree)
+    lazy = _Lazy(task == "classification" and bool(called & CONVOLUTIONS) and not called & FLATTENING)
+    lazy.visit(tree)
+    if not lazy.changed:
+        return ApiReview(code)
+    kinds = sorted(set(lazy.changed))
+    repair = f"a shape error in the smoke run: input sizes left to PyTorch ({', '.join(kinds)})"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])

@@ -1,0 +1,232 @@
+"""The coder's static checks of a draft's calls against the libraries (api_check), its repairs of network
+drafts (networks), and the shipped API index, against the installed scikit-learn and PyTorch. The drafts
+are ones the local 0.5B model wrote in `make bench-coder`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airlab_coder.agent import smoke_summary
+from airlab_coder.api_check import review_calls
+from airlab_coder.api_index import INDEX_FILE, build_index, dump
+from airlab_coder.networks import image_layers, lazy_layers, missing_classes
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def sklearn_draft(body: str) -> str:
+    return f"def build_model(params, seed):\n    return {body}\n"
+
+
+def test_the_shipped_api_index_is_what_the_installed_libraries_say():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    assert INDEX_FILE.read_text() == dump(build_index()), "stale: run `make api-index`"
+    versions = json.loads(INDEX_FILE.read_text())["versions"]
+    pins = {
+        line.split("==")[0]: line.split("==")[1].split()[0]
+        for name in ("requirements-sklearn.txt", "requirements-experiment.txt")
+        for line in (ROOT / name).read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert versions["sklearn"] == pins["scikit-learn"]
+    assert versions["torch"].split("+")[0] == pins["torch"]
+
+
+@pytest.mark.parametrize(
+    ("draft", "task", "repaired", "says"),
+    [
+        # A class under the wrong module: moved to where it lives (and imported when the template has not).
+        (
+            "pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.KernelRidge(alpha=1.0))",
+            "regression",
+            "kernel_ridge.KernelRidge(alpha=1.0)",
+            "KernelRidge is in sklearn.kernel_ridge",
+        ),
+        # Misspelt: the one close name of the module.
+        (
+            "ensemble.HistogramGradientBoostingRegressor(max_iter=int(params['max_iter']))",
+            "regression",
+            "ensemble.HistGradientBoostingRegressor(",
+            "(spelling)",
+        ),
+        # A module name never imported.
+        (
+            "logistic_regression.LogisticRegression(random_state=seed)",
+            "classification",
+            "linear_model.LogisticRegression(random_state=seed)",
+            "is not defined",
+        ),
+        # random_state where the estimator takes none.
+        (
+            "neighbors.KNeighborsClassifier(n_neighbors=int(params['n_neighbors']), random_state=seed)",
+            "classification",
+            "neighbors.KNeighborsClassifier(n_neighbors=int(params['n_neighbors']))",
+            "takes no random_state",
+        ),
+        # A class that exists nowhere, but exactly one classifier of that module takes its arguments.
+        (
+            "svm.RBFClassifier(C=float(params['C']), gamma=float(params['gamma']))",
+            "classification",
+            "svm.SVC(C=",
+            "the only classifier in sklearn.svm that takes C, gamma",
+        ),
+        # Soft voting needs probabilities; the ensemble's members need names.
+        (
+            "ensemble.VotingClassifier(estimators=[svm.SVC(), tree.DecisionTreeClassifier()], voting='soft')",
+            "classification",
+            "('svc', svm.SVC(probability=True)), ('decisiontreeclassifier', tree.DecisionTreeClassifier())",
+            "each estimator named",
+        ),
+    ],
+)
+def test_mistakes_with_one_right_answer_are_repaired(draft, task, repaired, says):
+    review = review_calls(sklearn_draft(draft), "sklearn", task=task)
+    assert review.problems == []
+    assert repaired in review.code.replace('"', "'")
+    assert any(says in r for r in review.repairs), review.repairs
+    compile(review.code, "draft", "exec")
+
+
+@pytest.mark.parametrize(
+    ("draft", "task", "says"),
+    [
+        (
+            "linear_model.LinearRegression(alpha=float(params['alpha']))",
+            "regression",
+            "takes no keyword `alpha`; it takes: fit_intercept",
+        ),
+        ("linear_model.PolynomialRidge(alpha=1.0)", "regression", "Its classes that take alpha: ElasticNet"),
+        (
+            "svm.RBF(C=1.0)",
+            "classification",
+            "sklearn.svm has no RBF. Its classes that take C: LinearSVC, SVC",
+        ),
+        (
+            "preprocessing.QuantileTransformer(quantiles=[0.25, 0.75])",
+            "regression",
+            "(did you mean `n_quantiles`?)",
+        ),
+        (
+            "pipeline.make_pipeline(preprocessing.quantile_transform(), linear_model.Ridge())",
+            "regression",
+            "preprocessing.quantile_transform() is called without X: it transforms data at once; a pipeline "
+            "step is an estimator such as preprocessing.QuantileTransformer",
+        ),
+        (
+            "pipeline.make_pipeline(ensemble.RandomForestClassifier(), svm.SVC())",
+            "classification",
+            "every step but the last must transform the data, and ensemble.RandomForestClassifier cannot",
+        ),
+    ],
+)
+def test_mistakes_without_one_answer_go_back_to_the_model_naming_the_choices(draft, task, says):
+    review = review_calls(sklearn_draft(draft), "sklearn", task=task)
+    assert any(says in p for p in review.problems), review.problems
+
+
+def test_casts_follow_the_search_space_and_correct_code_is_left_alone():
+    draft = sklearn_draft(
+        "ensemble.RandomForestClassifier(n_estimators=float(params['n_estimators']), "
+        "max_features=int(params.get('max_features', 0.5)), random_state=seed)"
+    )
+    review = review_calls(
+        draft, "sklearn", task="classification", space={"n_estimators": True, "max_features": False}
+    )
+    assert "n_estimators=int(params['n_estimators'])" in review.code
+    assert "max_features=float(params.get('max_features', 0.5))" in review.code
+    assert len(review.repairs) == 2 and "searched as a whole number" in review.repairs[0]
+    good = sklearn_draft(
+        "pipeline.make_pipeline(preprocessing.StandardScaler(), svm.SVC(C=float(params['C'])))"
+    )
+    assert review_calls(good, "sklearn", task="classification", space={"C": False}).code == good
+    # The draft's own names and the template's are not the library's business.
+    own = "def helper(x):\n    return x\n\n\n" + sklearn_draft("helper(MODELS['svm'](seed))")
+    assert review_calls(own, "sklearn", task="classification").repairs == []
+
+
+def test_a_wrong_import_is_pointed_at_the_module_that_has_the_name():
+    draft = "from sklearn.decomposition import QuantileTransformer\n\n\n" + sklearn_draft(
+        "pipeline.make_pipeline(QuantileTransformer(), linear_model.Ridge())"
+    )
+    review = review_calls(draft, "sklearn", task="regression")
+    assert "from sklearn.decomposition" not in review.code and review.problems == []
+    assert any("would fail: QuantileTransformer is in sklearn.preprocessing" in r for r in review.repairs)
+
+
+def test_network_calls_are_checked_against_torch_too():
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, n_outputs, bias_init=0), nn.Softmaxx(dim=1))\n"
+    )
+    review = review_calls(draft, "pytorch", task="classification")
+    assert any("takes no keyword `bias_init`" in p for p in review.problems)
+    assert any("nn.Softmax" in r and "(spelling)" in r for r in review.repairs)
+
+
+CNN_WITHOUT_FLATTEN = """def build_model(params, input_shape, n_outputs):
+    return SmallCNN(input_shape, n_outputs, int(params.get("channels", 8)))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, input_shape, n_outputs, channels):
+        super().__init__()
+        layers = [nn.Conv3d(1, channels, kernel_size=3, padding=1), nn.ReLU()]
+        layers.append(nn.Linear(64, n_outputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def test_network_drafts_get_image_layers_and_after_a_shape_error_lazy_sizes_and_a_flatten():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    images = image_layers(CNN_WITHOUT_FLATTEN)
+    assert "nn.Conv2d(1, channels" in images.code and "Conv3d -> Conv2d" in images.repairs[0]
+    lazy = lazy_layers(images.code, "classification")
+    assert "nn.Sequential(nn.Flatten(), nn.LazyLinear(n_outputs))" in lazy.code
+    assert "nn.LazyConv2d(channels" in lazy.code and "shape error" in lazy.repairs[0]
+    # The repaired network runs on digits-shaped images and gives one row of logits per image, once the
+    # template's materialize() has run a batch through it.
+    namespace = {"nn": nn, "torch": torch, "np": __import__("numpy")}
+    exec(compile(lazy.code, "draft", "exec"), namespace)
+    model = namespace["build_model"]({"channels": 4}, (1, 8, 8), 10)
+    with torch.no_grad():
+        model.eval()
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    # A segmentation network keeps its spatial output: no flatten is added.
+    assert "Flatten" not in lazy_layers(images.code, "segmentation").code
+
+
+def test_a_class_the_draft_uses_but_never_wrote_is_found_with_its_arguments():
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return DeepMLP(input_shape, n_outputs, int(params.get('width', 64)), params['dropout'], 3)\n"
+    )
+    (missing,) = missing_classes(draft)
+    assert missing.name == "DeepMLP"
+    assert missing.arguments == ("input_shape", "n_outputs", "width", "dropout", "arg4")
+    # Torch's and the template's classes are not missing.
+    assert (
+        missing_classes("def build_model(params, input_shape, n_outputs):\n    return UNet(input_shape, 2)")
+        == []
+    )
+    assert missing_classes("def build_model(p, s, n):\n    return Linear(3, n)") == []
+
+
+def test_a_smoke_failure_puts_the_error_and_the_line_that_raised_it_first():
+    detail = (
+        "exited with code 1: TypeError: bad\nTraceback (most recent call last):\n"
+        '  File "/airlab/work/train.py", line 300, in main\n    model = build_model(p, s)\n'
+        '  File "/airlab/work/train.py", line 113, in build_model\n    svm.SVC(bogus=1),\n'
+        "TypeError: SVC.__init__() got an unexpected keyword argument 'bogus'"
+    )
+    summary = smoke_summary(detail)
+    lines = summary.splitlines()
+    assert lines[0] == "error: TypeError: SVC.__init__() got an unexpected keyword argument 'bogus'"
+    assert lines[1] == "raised by this line of your code: svm.SVC(bogus=1),"
+    assert detail[-200:] in summary
