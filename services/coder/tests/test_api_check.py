@@ -230,3 +230,21 @@ def test_a_smoke_failure_puts_the_error_and_the_line_that_raised_it_first():
     assert lines[0] == "error: TypeError: SVC.__init__() got an unexpected keyword argument 'bogus'"
     assert lines[1] == "raised by this line of your code: svm.SVC(bogus=1),"
     assert detail[-200:] in summary
+
+
+def test_a_repair_reply_with_only_the_corrected_class_keeps_the_earlier_build_model():
+    from airlab_coder.agent import PYTORCH, SKLEARN, merged_reply
+
+    previous = (
+        "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"
+        "class Net(nn.Module):\n    pass\n\n\nclass Helper(nn.Module):\n    pass\n"
+    )
+    reply = "import torch\n\nclass Net(nn.Module):\n    def forward(self, x):\n        return x\n"
+    merged, notes = merged_reply(previous, reply, PYTORCH)
+    assert merged.startswith("import torch") and "def build_model" in merged and "class Helper" in merged
+    assert merged.count("class Net") == 1 and "return x" in merged
+    assert notes == ["the reply held only Net: kept the earlier build_model"]
+    # A whole new draft, or a scikit-learn one, is taken as it is.
+    whole = "def build_model(params, input_shape, n_outputs):\n    return nn.Linear(1, 1)\n"
+    assert merged_reply(previous, whole, PYTORCH) == (whole, [])
+    assert merged_reply(previous, reply, SKLEARN) == (reply, [])

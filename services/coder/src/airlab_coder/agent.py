@@ -261,6 +261,31 @@ def class_named(code: str, name: str) -> str:
     return "\n\n".join(ast.get_source_segment(code, n) or "" for n in kept)
 
 
+def merged_reply(previous: str, reply: str, rules: TemplateRules) -> tuple[str, list[str]]:
+    """A repair reply that holds only a corrected class (no build_model): the previous code with that class
+    replaced or added, and a note saying so. Any other reply as it is."""
+    if not (previous and rules.keeps_definitions):
+        return reply, []
+    try:
+        old, new = ast.parse(previous), ast.parse(reply)
+    except SyntaxError:
+        return reply, []
+    definitions = {n.name: n for n in new.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+    if not definitions or "build_model" in definitions:
+        return reply, []
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "build_model" for n in old.body):
+        return reply, []
+
+    def segment(source: str, node: ast.stmt) -> str:
+        return ast.get_source_segment(source, node) or ""
+
+    imports = [segment(reply, n) for n in new.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    kept = [segment(previous, n) for n in old.body if getattr(n, "name", "") not in definitions]
+    replaced = [segment(reply, n) for n in definitions.values()]
+    note = f"the reply held only {', '.join(definitions)}: kept the earlier build_model"
+    return "\n\n\n".join([*imports, *kept, *replaced]), [note]
+
+
 def ruff_command() -> list[str]:
     found = shutil.which("ruff")
     return [found] if found else [sys.executable, "-m", "ruff"]
@@ -376,7 +401,9 @@ class CoderAgent:
         function = ""
         for attempt in range(1, attempts + 1):
             draft = await self._draft(task, function, history[-1] if history else "")
-            draft, written = await self._define_missing(task, draft)
+            draft, written = merged_reply(function, draft, rules)
+            draft, asked = await self._define_missing(task, draft)
+            written += asked
             tried = await self._try(task, attempt, draft)
             function = tried.function
             if tried.ok:

@@ -15,7 +15,10 @@ import builtins
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 
+from airlab import domain
+from airlab.job_templates import template_source
 from airlab_coder.api_index import ApiIndex, Member, load_index
 
 # How close a misspelt name must be to a real one to be corrected without asking (difflib's ratio).
@@ -60,6 +63,36 @@ class ApiReview:
     problems: list[str] = field(default_factory=list)
 
 
+def template_members(source: str) -> dict[str, Member]:
+    """The public classes and functions a job template defines, with their arguments."""
+    members = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef | ast.FunctionDef) or node.name.startswith("_"):
+            continue
+        function: ast.stmt | None = node
+        if isinstance(node, ast.ClassDef):
+            function = next(
+                (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None
+            )
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        arguments = function.args
+        names = [a.arg for a in arguments.args if a.arg != "self"]
+        members[node.name] = Member(
+            kind="class" if isinstance(node, ast.ClassDef) else "function",
+            keywords=(*names, *(a.arg for a in arguments.kwonlyargs)),
+            any_keyword=arguments.kwarg is not None,
+            required=len(names) - len(arguments.defaults),
+            positional=-1 if arguments.vararg else len(names),
+        )
+    return members
+
+
+@cache
+def _template_members(template: str) -> dict[str, Member]:
+    return template_members(template_source(domain.TEMPLATE_FILES[domain.template_of(template)]))
+
+
 def dotted(node: ast.expr) -> list[str] | None:
     """`a.b.c` as ["a", "b", "c"]; None for anything that is not a plain name path."""
     parts: list[str] = []
@@ -91,6 +124,14 @@ class _Reviewer(ast.NodeTransformer):
         self, index: ApiIndex, template: str, tree: ast.Module, needs_probability: bool, task: str
     ) -> None:
         self.index = index
+        # The template's own classes and helpers a draft calls (MLP, UNet, conv_block), unless the draft
+        # defines one of that name itself.
+        drafted = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+        self.template_members = {
+            name: member
+            for name, member in _template_members(template).items()
+            if name in TEMPLATE_DEFINITIONS[template] and name not in drafted
+        }
         self.library = LIBRARY[template]
         self.role = ROLES.get(task, "") if template == "sklearn" else ""
         self.names: dict[str, str] = dict(TEMPLATE_NAMES[template])
@@ -158,6 +199,8 @@ class _Reviewer(ast.NodeTransformer):
         """The library member a call calls, after repairing where it lives or how it is spelt; None when
         the call is not to a library this template uses (or has a problem recorded)."""
         if parts[0] not in self.names:
+            if len(parts) == 1 and parts[0] in self.template_members:
+                return "template", parts[0], self.template_members[parts[0]]
             if parts[0] in self.defined:
                 return None  # the draft's own or the template's definition
             # Undefined: a library name written bare (`SVC(...)`) or under a module never imported
@@ -238,6 +281,12 @@ class _Reviewer(ast.NodeTransformer):
                 self.problems.append(told)
         named = {k.arg for k in node.keywords}
         splatted = any(isinstance(a, ast.Starred) for a in node.args) or None in named
+        if not splatted and 0 <= member.positional < len(node.args):
+            takes = ", ".join(member.keywords[: member.positional])
+            self.problems.append(
+                f"{shown}({takes}) takes at most {member.positional} argument(s) by position, given "
+                f"{len(node.args)}"
+            )
         missing = [n for n in member.keywords[len(node.args) : member.required] if n not in named]
         if missing and not splatted:
             hint = ""

@@ -43,6 +43,8 @@ class Member:
     buildable: bool = False
     # A scikit-learn estimator's role: "classifier", "regressor", "transformer" or "other".
     role: str = ""
+    # How many arguments it takes by position at most; -1: any number (or unknown).
+    positional: int = -1
 
 
 def _member(value: Any) -> dict[str, Any]:
@@ -65,6 +67,12 @@ def _member(value: Any) -> dict[str, Any]:
         and p.name != "self"
     ]  # fmt: skip
     entry["any_keyword"] = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+    if not any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        entry["positional"] = sum(
+            p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            and p.name != "self"
+            for p in parameters
+        )
     entry["required"] = sum(
         p.default is inspect.Parameter.empty and p.name != "self"
         for p in parameters
@@ -134,6 +142,7 @@ class ApiIndex:
                     int(entry.get("required", 0)),
                     bool(entry.get("buildable", False)),
                     str(entry.get("role", "")),
+                    int(entry.get("positional", -1)),
                 )
                 for name, entry in members.items()
             }
