@@ -564,3 +564,36 @@ def test_no_progress_stops_a_research_only_once_most_of_its_budget_is_used():
     events = nothing.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
     assert lab.types(events)[-1] == "report.requested"
     assert "nothing to search further" in nothing.state.stop_reason
+
+
+def test_an_idea_whose_code_and_hyperparameters_already_ran_is_rejected_as_not_novel():
+    from airlab_manager.loop.coding import ran_before
+
+    lab = Loop(budget=30)
+    lab.through_baseline()
+    twin = idea(2, "Ensemble with random forest")
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), twin]))
+    code = "ab" * 32
+    lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/", sha256=code))
+    lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
+    comparison = loop_pb2.Comparison(mean=0.91, std=0.01, gain=0.01, significant=False, baseline_mean=0.90)
+    events = lab.send(
+        "evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison)
+    )
+    assert body_of(events[-1]).idea.id == twin.id  # the next idea is coded
+    # Its code came back the same (a registry fallback for the same family, say), for the same search.
+    events = lab.send(
+        "code.ready", events_pb2.CodeOutcome(name=twin.id, attempts=4, code_ref="c2/", sha256=code)
+    )
+    second = lab.state.ideas[1]
+    assert second.status == loop_pb2.IDEA_STATUS_REJECTED and not lab.requested(events)
+    assert (
+        "not novel" in second.review.reasons[-1] and "'Random forest variant 1'" in second.review.reasons[-1]
+    )
+    assert lab.types(events)[0] == "research.decided"
+    # Other code, or the same code over other hyperparameters, is an experiment of its own.
+    second.code_sha256 = "cd" * 32
+    assert ran_before(lab.state, second) is None
+    second.code_sha256 = code
+    second.idea.search_space["max_depth"].CopyFrom(idea_pb2.Range(low=2, high=20, integer=True))
+    assert ran_before(lab.state, second) is None

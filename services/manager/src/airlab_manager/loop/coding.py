@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import baseline, budget, evaluation, runs
+from airlab_manager.loop import baseline, budget, decisions, evaluation, runs
 from airlab_manager.loop.step import BASELINE, Step, find_idea
 
 
@@ -22,6 +22,19 @@ def code_request(
     if idea is not None:
         request.idea.CopyFrom(idea)
     return request
+
+
+def ran_before(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.LoopIdea | None:
+    """An earlier idea whose code had the same SHA-256 and whose search had the same hyperparameters."""
+    if not idea.code_sha256:
+        return None
+    for other in loop.ideas:
+        if other is idea or other.idea.id == idea.idea.id or not other.code_ref:
+            continue
+        same_space = sorted(other.idea.search_space) == sorted(idea.idea.search_space)
+        if other.code_sha256 == idea.code_sha256 and same_space:
+            return other
+    return None
 
 
 def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
@@ -49,6 +62,19 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
         evaluation.idea_failed(step, idea, f"no working code after {outcome.attempts} attempt(s): {problems}")
         return True
     idea.code_ref = outcome.code_ref
+    twin = ran_before(step.loop, idea)
+    if twin is not None:
+        # Novelty judged by what would run, not by the title: the same code searched over the same
+        # hyperparameters is an experiment already made. The budget goes to something else.
+        idea.status = loop_pb2.IDEA_STATUS_REJECTED
+        idea.review.approved = False
+        idea.review.novelty = 0.0
+        idea.review.reasons.append(
+            f"not novel: its code (sha256 {idea.code_sha256[:12]}) and hyperparameters are those of "
+            f"{twin.idea.title!r}, which already ran"
+        )
+        decisions.next_step(step)
+        return True
     # The evaluation needs one run per further seed: the search gets what is left after them.
     left = budget.experiments_left(step.plan, step.loop, queued=False) - (len(step.plan.seeds) - 1)
     trials = (
