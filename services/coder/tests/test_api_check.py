@@ -58,6 +58,13 @@ def test_the_shipped_api_index_is_what_the_installed_libraries_say():
             "linear_model.LogisticRegression(random_state=seed)",
             "is not defined",
         ),
+        # A near miss of a keyword given one number.
+        (
+            "pipeline.make_pipeline(preprocessing.PolynomialFeatures(n_degree=2), linear_model.Ridge())",
+            "regression",
+            "preprocessing.PolynomialFeatures(degree=2)",
+            "takes no `n_degree`: used `degree` (spelling)",
+        ),
         # random_state where the estimator takes none.
         (
             "neighbors.KNeighborsClassifier(n_neighbors=int(params['n_neighbors']), random_state=seed)",

@@ -93,6 +93,15 @@ def _template_members(template: str) -> dict[str, Member]:
     return template_members(template_source(domain.TEMPLATE_FILES[domain.template_of(template)]))
 
 
+def _scalar(node: ast.expr) -> bool:
+    """A single number, string or name, or one hyperparameter read with int()/float() around it."""
+    if isinstance(node, ast.UnaryOp):
+        node = node.operand
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "float"):
+        return len(node.args) == 1 and param_read(node.args[0]) is not None
+    return isinstance(node, ast.Constant | ast.Name) or param_read(node) is not None
+
+
 def dotted(node: ast.expr) -> list[str] | None:
     """`a.b.c` as ["a", "b", "c"]; None for anything that is not a plain name path."""
     parts: list[str] = []
@@ -269,8 +278,13 @@ class _Reviewer(ast.NodeTransformer):
                     node.keywords.remove(keyword)
                     self.repairs.append(f"{shown} takes no random_state: removed it")
                     continue
-                # A near miss is told, not corrected: `quantiles` is not `n_quantiles`'s kind of value.
                 close = difflib.get_close_matches(keyword.arg, member.keywords, n=1, cutoff=SPELLING_CUTOFF)
+                if close and close[0] not in {k.arg for k in node.keywords} and _scalar(keyword.value):
+                    # A near miss given one number (`n_degree=2`) means the close name; a list or a call
+                    # may mean something else (`quantiles=[0.25, 0.75]` is not `n_quantiles`), so it is told.
+                    self.repairs.append(f"{shown} takes no `{keyword.arg}`: used `{close[0]}` (spelling)")
+                    keyword.arg = close[0]
+                    continue
                 module, _, own = path.rpartition(".")
                 others = [c for c in self.index.taking(module, {keyword.arg}, member.role) if c != own]
                 told = f"{shown} takes no keyword `{keyword.arg}`; it takes: {', '.join(member.keywords)}"
