@@ -255,3 +255,41 @@ def test_a_repair_reply_with_only_the_corrected_class_keeps_the_earlier_build_mo
     whole = "def build_model(params, input_shape, n_outputs):\n    return nn.Linear(1, 1)\n"
     assert merged_reply(previous, whole, PYTORCH) == (whole, [])
     assert merged_reply(previous, reply, SKLEARN) == (reply, [])
+
+
+def test_counts_read_without_int_are_wrapped_when_the_space_or_the_name_says_whole():
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    c = params.get('channels', 8.0)\n"
+        "    return nn.Sequential(nn.Conv2d(1, c, 3), nn.Dropout(params.get('dropout', 0.5)), "
+        "nn.Linear(int(params['width']), params['units']))\n"
+    )
+    review = review_calls(draft, "pytorch", task="classification", space={"units": False})
+    assert "c = int(params.get('channels', 8.0))" in review.code
+    assert "nn.Dropout(params.get('dropout', 0.5))" in review.code  # a rate stays a float
+    assert "int(int(" not in review.code and "params['units'])" in review.code  # the space says real
+    assert review.repairs == ["`channels` read without int(), a whole number: wrapped in int()"]
+
+
+def test_a_network_without_forward_gets_one_and_batch_folding_flattens_become_per_example():
+    from airlab_coder.networks import classes_without_forward, with_method
+
+    draft = (
+        CNN_WITHOUT_FLATTEN.replace("    def forward(self, x):\n        return self.net(x)\n", "")
+        + "\n\nclass Fine(nn.Module):\n    def forward(self, x):\n        return x\n"
+    )
+    assert classes_without_forward(draft) == ["SmallCNN"]
+    completed = with_method(draft, "SmallCNN", "def forward(self, x):\n    return self.net(x)\n")
+    assert classes_without_forward(completed) == [] and "return self.net(x)" in completed
+    assert with_method(draft, "SmallCNN", "not python (") == draft
+    folded = (
+        "def build_model(params, input_shape, n_outputs):\n    return Net()\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3, padding=1)\n        self.fc = nn.Linear(256, 10)\n\n"
+        "    def forward(self, x):\n        x = self.conv(x)\n        x = x.view(-1, x.size(2) * x.size(3))\n"
+        "        return self.fc(torch.flatten(x))\n"
+    )
+    lazy = lazy_layers(folded, "classification")
+    assert "x = torch.flatten(x, 1)" in lazy.code and "self.fc(torch.flatten(x, 1))" in lazy.code
+    assert "x.view(-1" not in lazy_layers(folded, "regression").code
+    assert "x.view(-1" in lazy_layers(folded, "segmentation").code  # a mask keeps its pixels

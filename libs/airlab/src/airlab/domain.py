@@ -11,6 +11,18 @@ from typing import Literal
 
 from airlab.v1 import research_pb2
 
+# Hyperparameters that count or size something: whole numbers even when a model forgets to say so (searched
+# as floats they reach an estimator as 118.42 trees, or a layer as 8.0 channels).
+WHOLE_NUMBER_NAMES = re.compile(
+    r"^n_|_n$|estimators|depth|neighbo|iter|leaf|leaves|degree|layers|units|samples_split|samples_leaf|"
+    r"components|bins|epochs|batch|k$|^k_|channels|width|filters|hidden|heads"
+)
+
+
+def counts_something(name: str) -> bool:
+    """Whether a hyperparameter's name says it is a count or a size (a whole number)."""
+    return WHOLE_NUMBER_NAMES.search(name.lower()) is not None
+
 Task = Literal["classification", "regression", "segmentation"]
 # The job templates a research's code is written from: scikit-learn estimators, or PyTorch networks.
 Template = Literal["sklearn", "pytorch"]

@@ -25,7 +25,14 @@ from airlab.llm.client import LLMClient
 from airlab.llm.prompts import render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 from airlab_coder.api_check import review_calls
-from airlab_coder.networks import SHAPE_ERROR, image_layers, lazy_layers, missing_classes
+from airlab_coder.networks import (
+    SHAPE_ERROR,
+    classes_without_forward,
+    image_layers,
+    lazy_layers,
+    missing_classes,
+    with_method,
+)
 
 # Beside the code that passed: where it came from (template, LLM attempt n, registry).
 PROVENANCE_FILE = "provenance.json"
@@ -532,6 +539,24 @@ class CoderAgent:
             if written:
                 draft = f"{draft.rstrip()}\n\n\n{written}\n"
                 notes.append(f"class {missing.name} (used by build_model) written by the LLM on request")
+        for name in classes_without_forward(draft)[:2]:
+            prompt = render(
+                "coder/define_forward",
+                output=OUTPUTS.get(task.job_config.task, ""),
+                code=class_named(draft, name),
+                class_name=name,
+            )
+            reply = await self.llm.complete(
+                "coder",
+                prompt,
+                research_id=task.research_id,
+                purpose=f"forward of {name}",
+                budget=task.budget,
+            )
+            completed = with_method(draft, name, code_block(reply.text))
+            if completed != draft:
+                draft = completed
+                notes.append(f"forward() of {name}, which had none, written by the LLM on request")
         return draft, notes
 
     async def _draft(self, task: CodeTask, previous: str, problems: str) -> str:

@@ -403,6 +403,32 @@ class _Reviewer(ast.NodeTransformer):
         tree.body = [n for n in tree.body if not (isinstance(n, ast.ImportFrom) and not n.names)]
 
 
+class _WholeCounts(ast.NodeTransformer):
+    """A count read without int() (`nn.Conv2d(1, params.get("channels", 8.0), 3)`) reaches PyTorch or
+    scikit-learn as a float: wrapped in int() when the search space, or the name, says it is whole."""
+
+    def __init__(self, space: Mapping[str, bool]) -> None:
+        self.space = space
+        self.repairs: list[str] = []
+        self.cast: set[int] = set()
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "round", "str", "bool"):
+            self.cast.update(id(a) for a in node.args)
+        return self._wrap(node) if id(node) not in self.cast else self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        return self._wrap(node) if id(node) not in self.cast else self.generic_visit(node)
+
+    def _wrap(self, node: ast.Call | ast.Subscript) -> ast.AST:
+        name = param_read(node)
+        whole = self.space.get(name, domain.counts_something(name)) if name else False
+        if not whole:
+            return self.generic_visit(node)
+        self.repairs.append(f"`{name}` read without int(), a whole number: wrapped in int()")
+        return ast.Call(ast.Name("int", ast.Load()), [node], [])
+
+
 def param_read(node: ast.expr) -> str | None:
     """The hyperparameter an expression reads: `params["x"]` or `params.get("x", ...)` -> "x"."""
     key: ast.expr | None = None
@@ -440,6 +466,9 @@ def review_calls(
     reviewer.space = dict(space or {})
     reviewer.visit(tree)
     reviewer.fix_imports(tree)
+    counts = _WholeCounts(reviewer.space)
+    counts.visit(tree)
+    reviewer.repairs += counts.repairs
     if not reviewer.repairs:
         return ApiReview(code, [], reviewer.problems)
     imports = [ast.parse(line).body[0] for line in sorted(set(reviewer.imports.values()))]

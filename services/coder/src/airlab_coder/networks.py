@@ -104,13 +104,34 @@ def _called(tree: ast.AST) -> set[str]:
     return {parts[-1] for n in ast.walk(tree) if isinstance(n, ast.Call) and (parts := dotted(n.func))}
 
 
+def _flattens_the_batch(node: ast.Call) -> bool:
+    """`x.view(-1, k)`, `x.reshape(-1, k)`, `torch.flatten(x)`, `x.flatten()`: meant to flatten each
+    example, they fold the batch into the features when k is not the per-example size."""
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    minus_one = node.args and isinstance(node.args[0], ast.UnaryOp) and ast.unparse(node.args[0]) == "-1"
+    if func.attr in ("view", "reshape") and minus_one and len(node.args) == 2:
+        return True
+    if func.attr == "flatten" and not node.keywords:
+        on_torch = isinstance(func.value, ast.Name) and func.value.id == "torch"
+        return len(node.args) == (1 if on_torch else 0)
+    return False
+
+
 class _Lazy(ast.NodeTransformer):
-    def __init__(self, flatten_first_linear: bool) -> None:
+    def __init__(self, flatten_first_linear: bool, per_example: bool) -> None:
         self.changed: list[str] = []
         self.flatten_first_linear = flatten_first_linear
+        self.per_example = per_example
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        if self.per_example and _flattens_the_batch(node):
+            assert isinstance(node.func, ast.Attribute)
+            target = node.args[0] if ast.unparse(node.func.value) == "torch" else node.func.value
+            self.changed.append(f"{ast.unparse(node)} -> flatten each example")
+            return ast.parse(f"torch.flatten({ast.unparse(target)}, 1)", mode="eval").body
         layer = _layer(node)
         if layer not in LAZY:
             return node
@@ -159,6 +180,35 @@ def image_layers(code: str) -> ApiReview:
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
 
 
+def classes_without_forward(code: str) -> list[str]:
+    """Network classes (subclasses of nn.Module) that define no forward method."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any((dotted(base) or [""])[-1] == "Module" for base in node.bases)
+        and not any(isinstance(n, ast.FunctionDef) and n.name == "forward" for n in node.body)
+    ]
+
+
+def with_method(code: str, class_name: str, method: str) -> str:
+    """The code with `method` (a def) added to the class; the code as it is when either cannot be read."""
+    try:
+        tree, added = ast.parse(code), ast.parse(method)
+    except SyntaxError:
+        return code
+    functions = [n for n in ast.walk(added) if isinstance(n, ast.FunctionDef) and n.name == "forward"]
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name]
+    if not functions or not classes:
+        return code
+    classes[0].body.append(functions[0])
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
 def lazy_layers(code: str, task: str) -> ApiReview:
     """Every nn.Linear/ConvNd/BatchNormNd in its lazy form (input sizes taken from the first batch); for
     a classifier with convolutions and nothing that flattens, a flatten before the first linear layer."""
@@ -167,7 +217,8 @@ def lazy_layers(code: str, task: str) -> ApiReview:
     except SyntaxError:
         return ApiReview(code)
     called = _called(tree)
-    lazy = _Lazy(task == "classification" and bool(called & CONVOLUTIONS) and not called & FLATTENING)
+    classifier_head = task == "classification" and bool(called & CONVOLUTIONS) and not called & FLATTENING
+    lazy = _Lazy(classifier_head, per_example=task in ("classification", "regression"))
     lazy.visit(tree)
     if not lazy.changed:
         return ApiReview(code)

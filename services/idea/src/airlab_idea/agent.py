@@ -4,7 +4,6 @@ them as structured output, and drops near-duplicates of what was already tried."
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +23,6 @@ DEFAULT_IDEAS = 3
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
 
 
-WHOLE_NAMES = re.compile(
-    r"^n_|_n$|estimators|depth|neighbo|iter|leaf|leaves|degree|layers|units|samples_split|samples_leaf|"
-    r"components|bins|epochs|batch|k$|^k_"
-)
 
 
 class SearchRange(BaseModel):
@@ -77,7 +72,7 @@ class Proposal(BaseModel):
             log_scale = bool(r.get("log_scale")) and low > 0
             # Counts, sizes and depths are whole numbers even when the model forgets to say so: searched
             # as floats they reach the estimator as 118.42 trees.
-            whole = low.is_integer() and high.is_integer() and WHOLE_NAMES.search(name.lower()) is not None
+            whole = low.is_integer() and high.is_integer() and domain.counts_something(name)
             integer = bool(r.get("integer")) or whole
             kept[name] = {**r, "low": low, "high": high, "log_scale": log_scale, "integer": integer}
         return kept
