@@ -160,6 +160,12 @@ def test_a_wrong_import_is_pointed_at_the_module_that_has_the_name():
     review = review_calls(draft, "sklearn", task="regression")
     assert "from sklearn.decomposition" not in review.code and review.problems == []
     assert any("would fail: QuantileTransformer is in sklearn.preprocessing" in r for r in review.repairs)
+    # Modules and torch's own names are importable.
+    fine = (
+        "from sklearn import kernel_ridge\nfrom torch import nn\nimport torch.nn as tnn\n\n\n"
+        + sklearn_draft("1")
+    )
+    assert review_calls(fine, "sklearn", task="regression").problems == []
 
 
 def test_network_calls_are_checked_against_torch_too():

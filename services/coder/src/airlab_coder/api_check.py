@@ -384,7 +384,9 @@ class _Reviewer(ast.NodeTransformer):
                 continue
             kept = []
             for alias in node.names:
-                if self.index.member(node.module, alias.name) is not None:
+                known = self.index.member(node.module, alias.name) is not None
+                if known or self.index.is_module(f"{node.module}.{alias.name}") or node.module == "torch":
+                    # torch's own namespace is indexed by its __all__, which leaves out its submodules.
                     kept.append(alias)
                 elif home := self._home(alias.name):
                     self.repairs.append(
