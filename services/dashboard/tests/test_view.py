@@ -48,7 +48,9 @@ def test_ideas_reviews_code_origin_and_experiments_come_from_the_events():
         make_event(
             "code.ready",
             RESEARCH,
-            events_pb2.CodeOutcome(name="i1", attempts=2, origin=loop_pb2.CODE_ORIGIN_LLM),
+            events_pb2.CodeOutcome(
+                name="i1", attempts=2, origin=loop_pb2.CODE_ORIGIN_LLM, repairs=["svm.SVC: probability=True"]
+            ),
         ),
         requested("s1", "i1", loop_pb2.EXPERIMENT_KIND_SMOKE, 0, {}),  # a smoke run is not an experiment
         requested("x1", "i1", loop_pb2.EXPERIMENT_KIND_TRIAL, 0, {"n_estimators": 120}),
@@ -65,6 +67,7 @@ def test_ideas_reviews_code_origin_and_experiments_come_from_the_events():
     assert built.events == len(events) and built.last_sequence == len(events)
     (seen,) = built.ideas.values()
     assert (seen.title, seen.review, seen.code, seen.code_attempts) == ("Random forest", "approved", "LLM", 2)
+    assert seen.code_repairs == ["svm.SVC: probability=True"]
     assert seen.scores["novelty"] == 0.7 and seen.reasons == ["new"]
     assert list(built.experiments) == ["x0", "x1", "x2"]
     baseline, running, failed = built.experiments.values()

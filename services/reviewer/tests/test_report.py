@@ -50,6 +50,10 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
     twin = loop.ideas.add()
     twin.CopyFrom(idea)
     twin.idea.title, twin.origin = "Gradient boosting on histograms", loop_pb2.IDEA_ORIGIN_LLM
+    twin.code_origin, twin.code_attempts = loop_pb2.CODE_ORIGIN_LLM, 2
+    twin.code_repairs.append(
+        "`ensemble.HistGradientBoosting` does not exist: used ensemble.HistGradientBoostingClassifier"
+    )
     loop.ideas.add(
         idea=idea_pb2.Idea(id="i" + "d" * 26, title="Random forest"),
         status=loop_pb2.IDEA_STATUS_NOT_RUN,
@@ -81,4 +85,11 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
     assert "```diff" in markdown and "+++ best/train.py" in markdown
     assert "code draft rejected: attempt 1: build_model calls load_digits()" in markdown
     assert summary["ideas"][0]["origin"] == "portfolio"
+    # The LLM's code, and what the coder changed in it, in the table, its own section and summary.json.
+    assert (
+        "| Gradient boosting on histograms | idea agent (LLM) | LLM (attempt 2, 1 repair by the coder) |"
+        in markdown
+    )
+    assert "- **Gradient boosting on histograms**: `ensemble.HistGradientBoosting` does not exist" in markdown
+    assert summary["ideas"][1]["code_repairs"] == list(twin.code_repairs)
     assert "same code and parameters as 'Hist gradient boosting (portfolio)': one experiment" in markdown

@@ -28,6 +28,7 @@ class IdeaView:
     code: str = ""  # who wrote the code that ran, in words
     code_attempts: int = 0
     code_problems: list[str] = field(default_factory=list)
+    code_repairs: list[str] = field(default_factory=list)  # what the coder changed in the LLM's code
 
 
 @dataclass
@@ -135,6 +136,7 @@ def apply(view: ResearchView, sequence: int, event: events_pb2.Event) -> None:
             coded.code = CODE_WORDS.get(code.origin, "failed" if kind == "code.failed" else "")
             coded.code_attempts = code.attempts
             coded.code_problems = list(code.problems)
+            coded.code_repairs = list(code.repairs)
     elif kind == "experiment.requested":
         requested: events_pb2.ExperimentRequested = body_of(event)
         if requested.kind == loop_pb2.EXPERIMENT_KIND_SMOKE:
