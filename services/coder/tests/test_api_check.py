@@ -79,6 +79,13 @@ def test_the_shipped_api_index_is_what_the_installed_libraries_say():
             "svm.SVC(C=",
             "the only classifier in sklearn.svm that takes C, gamma",
         ),
+        # An abbreviation of the one regressor whose name starts with it.
+        (
+            "linear_model.MLP(alpha=float(params['alpha']))",
+            "regression",
+            "neural_network.MLPRegressor(alpha=",
+            "the only regressor whose name starts with MLP and that takes alpha",
+        ),
         # Soft voting needs probabilities; the ensemble's members need names.
         (
             "ensemble.VotingClassifier(estimators=[svm.SVC(), tree.DecisionTreeClassifier()], voting='soft')",

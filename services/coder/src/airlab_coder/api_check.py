@@ -249,6 +249,17 @@ class _Reviewer(ast.NodeTransformer):
             return (module, corrected, member) if member else None
         keywords = {k.arg for k in node.keywords if k.arg and k.arg != "random_state"}
         role = "" if name.endswith(TRANSFORMER_ENDINGS) else self.role
+        named_like = self.index.starting_with(name, self.library, keywords, role) if role else []
+        if len(named_like) == 1:
+            # An abbreviation of one class in the task's role (MLP -> neural_network.MLPRegressor).
+            home, full = named_like[0]
+            node.func = self._reference(home, full)
+            self.repairs.append(
+                f"`{shown}` does not exist: used {ast.unparse(node.func)}, the only {role} whose name starts "
+                f"with {name}" + (f" and that takes {', '.join(sorted(keywords))}" if keywords else "")
+            )
+            member = self.index.member(home, full)
+            return (home, full, member) if member else None
         fitting = self.index.taking(module, keywords, role) if keywords else []
         if len(fitting) == 1:
             # The only class of that module (in the task's role) that takes every argument given.

@@ -168,6 +168,20 @@ class ApiIndex:
     def classes(self, module: str) -> list[str]:
         return sorted(n for n, m in self.modules.get(module, {}).items() if m.kind == "class")
 
+    def starting_with(
+        self, prefix: str, library: str, keywords: set[str], role: str
+    ) -> list[tuple[str, str]]:
+        """(module, class) of a library whose class name starts with `prefix` (MLP -> MLPRegressor), in
+        a role ("" for any), taking all these keywords; each class once, at its shortest module path."""
+        found: dict[str, str] = {}
+        for module in sorted(self.modules, key=lambda m: (m.count("."), m)):
+            if module.split(".")[0] != library:
+                continue
+            for name in self.taking(module, keywords, role):
+                if name.startswith(prefix) and name != prefix:
+                    found.setdefault(name, module)
+        return sorted((module, name) for name, module in found.items())
+
     def taking(self, module: str, keywords: set[str], role: str) -> list[str]:
         """The classes of a module in a role ("" for any) that take all these keywords."""
         return sorted(
