@@ -19,7 +19,8 @@ Methods, each with the same number of experiments (--budget, the baseline's runs
     goals of the template's networks with their width, learning rate and epochs (the same job template,
     the same split), budget - 2*seeds + 1 search trials, the best by validation then run over
     the seeds, judged by the reviewer's significance rule.
-Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, serial (1 trial at a time).
+Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improve-off (no LLM changes of
+the best code), serial (1 trial at a time).
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
        [--repeats 3] [--budget 30] [--ablation floor-off])"""
@@ -55,6 +56,7 @@ ABLATIONS = {
     "full": {},
     "floor-off": {"AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0"},
     "exploit-off": {"AIRLAB_RESEARCH__EXPLOIT": "false"},
+    "improve-off": {"AIRLAB_RESEARCH__IMPROVE": "false"},
     "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
 }
 

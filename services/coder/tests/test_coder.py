@@ -332,3 +332,36 @@ def test_a_network_idea_falls_back_to_the_pytorch_registry():
     assert "MODELS['cnn'](input_shape, n_outputs, params)" in registry_function(idea, job)
     # The same words on the scikit-learn template name no family it has.
     assert registry_function(idea, loop_pb2.JobConfig(task="classification")) == ""
+
+
+async def test_an_improve_step_shows_the_llm_the_best_code_and_its_results(fake_llm, tmp_path):
+    from airlab.job_templates import template_source
+
+    server, llm = fake_llm
+    store = LocalArtifactStore(tmp_path)
+    base = f"research/{RESEARCH}/code/{IDEA.id}/final/"
+    store.put(base + "train.py", with_model(template_source("sklearn_train_template.py"), GOOD).encode())
+    better = GOOD.replace("random_state=seed)", "max_features=0.5, random_state=seed)")
+    server.script = [code_reply(better)]
+    improve = idea_pb2.Idea(
+        id="i" + "4" * 26, title="Random forest: improved by the LLM (#1)", search_space=IDEA.search_space
+    )
+    results = [
+        "held-out test accuracy over 3 seeds: 0.9100 ± 0.0100",
+        "trial with {'n_estimators': 40}: failed",
+    ]
+    task = CodeTask(RESEARCH, improve.id, JOB, improve, base_code_ref=base, base_results=results)
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(task)
+    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    asked = server.requests[0]["messages"]
+    assert "Make ONE change" in asked[0]["content"] and "n_estimators" in asked[0]["content"]
+    assert (
+        GOOD.splitlines()[1].strip() in asked[-1]["content"]
+        and "- trial with {'n_estimators': 40}: failed" in asked[-1]["content"]
+    )
+    assert "max_features=0.5" in store.get(outcome.code_ref + "train.py").decode()
+    # Drafts that never work fail the step: the registry's code is what it was to improve on.
+    server.script = [code_reply("def build_model(params, seed):\n    return load_digits()")] * 3
+    again = CodeTask(RESEARCH, "i" + "5" * 26, JOB, improve, base_code_ref=base, base_results=results)
+    failed = await CoderAgent(llm, store, FakeSmokeRunner()).implement(again)
+    assert not failed.ok and not any("registry" in p for p in failed.problems)

@@ -597,3 +597,40 @@ def test_an_idea_whose_code_and_hyperparameters_already_ran_is_rejected_as_not_n
     second.code_sha256 = code
     second.idea.search_space["max_depth"].CopyFrom(idea_pb2.Range(low=2, high=20, integer=True))
     assert ran_before(lab.state, second) is None
+
+
+def finish_search_of(lab: Loop, idea_id: str) -> list[events_pb2.Event]:
+    """End every search trial of an idea, each worse than any earlier one; the last answer's events."""
+    events: list[events_pb2.Event] = []
+    while pending := [
+        x.id
+        for x in lab.state.experiments
+        if x.name == idea_id and x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED
+    ]:
+        events = lab.finish(pending[0], {"accuracy": 0.5, "val_accuracy": 0.5})
+    return events
+
+
+def test_after_an_exploit_step_the_llm_is_asked_to_improve_the_best_code_told_its_results():
+    lab = stale_research(budget=40)
+    events = finish_search_of(lab, lab.state.ideas[-1].idea.id)  # the exploit step finds nothing better
+    # Still no progress: this time the LLM changes the best idea's code (they take turns).
+    assert lab.types(events)[-1] == "code.requested"
+    request = body_of(events[-1])
+    improve = lab.state.ideas[-1]
+    assert improve.origin == loop_pb2.IDEA_ORIGIN_IMPROVE and improve.parent_id == idea(1).id
+    assert improve.status == loop_pb2.IDEA_STATUS_CODING and lab.state.improves == 1
+    assert request.idea.id == improve.idea.id and request.base_code_ref == "c/"
+    assert "improved by the LLM (#1)" in request.idea.title and not request.family
+    assert request.base_results[0].startswith("held-out test accuracy over 3 seeds: 0.9100")
+    assert any(line.startswith("trial with {'n_estimators'") for line in request.base_results)
+    # Its code searched and evaluated like any idea's; the same code as its parent's costs nothing.
+    events = lab.send(
+        "code.ready",
+        events_pb2.CodeOutcome(name=improve.idea.id, attempts=1, code_ref="c2/", sha256="f" * 64),
+    )
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
+    off = stale_research(budget=40)
+    off.config.rules.improve = False
+    finish_search_of(off, off.state.ideas[-1].idea.id)
+    assert off.state.ideas[-1].origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and off.state.improves == 0

@@ -23,6 +23,7 @@ def counts_something(name: str) -> bool:
     """Whether a hyperparameter's name says it is a count or a size (a whole number)."""
     return WHOLE_NUMBER_NAMES.search(name.lower()) is not None
 
+
 Task = Literal["classification", "regression", "segmentation"]
 # The job templates a research's code is written from: scikit-learn estimators, or PyTorch networks.
 Template = Literal["sklearn", "pytorch"]

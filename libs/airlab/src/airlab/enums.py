@@ -23,6 +23,7 @@ IDEA_ORIGIN_WORDS = {
     loop_pb2.IDEA_ORIGIN_LLM: "idea agent (LLM)",
     loop_pb2.IDEA_ORIGIN_PORTFOLIO: "portfolio",
     loop_pb2.IDEA_ORIGIN_EXPLOIT: "exploit (more search)",
+    loop_pb2.IDEA_ORIGIN_IMPROVE: "improve (the LLM changed the best code)",
 }
 CODE_WORDS = {
     loop_pb2.CODE_ORIGIN_TEMPLATE: "template",

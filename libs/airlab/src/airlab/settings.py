@@ -116,6 +116,8 @@ class ResearchDefaults(BaseModel):
     # used `min_budget_share` of its experiments, or when there is nothing to exploit.
     patience_rounds: int = Field(default=2, ge=1, le=100)
     exploit: bool = True
+    # Improve steps take turns with exploit steps: the LLM changes the best idea's code, told its results.
+    improve: bool = True
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Share of the experiments after the baseline that the portfolio (strong model families searched with
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family

@@ -22,7 +22,7 @@ from airlab.blobs import ArtifactStore, research_prefix
 from airlab.job_templates import template_source
 from airlab.llm.accounting import Budget
 from airlab.llm.client import LLMClient
-from airlab.llm.prompts import render
+from airlab.llm.prompts import Prompt, render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 from airlab_coder.api_check import review_calls
 from airlab_coder.networks import (
@@ -159,6 +159,9 @@ class CodeTask:
     mounts: list[runner_pb2.DatasetMount] = field(default_factory=list)
     # A model family of the domain catalog: built from the template's registry, no LLM.
     family: str = ""
+    # An improve step: the code to improve (artifact prefix) and how it did, one line each.
+    base_code_ref: str = ""
+    base_results: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -421,7 +424,8 @@ class CoderAgent:
             history.append(f"attempt {attempt}: " + "\n".join(tried.problems))
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
-        fallback = registry_function(task.idea, task.job_config)
+        # Not for an improve step: the registry's code is what it was asked to improve on.
+        fallback = "" if task.base_code_ref else registry_function(task.idea, task.job_config)
         if fallback:
             tried = await self._try(task, attempts + 1, fallback, review=False)
             if tried.ok:
@@ -509,6 +513,33 @@ class CoderAgent:
         await self._keep(task, attempt, source, problems, repairs)
         return Tried(not problems, function, problems, repairs)
 
+    async def _improve_prompt(self, task: CodeTask) -> Prompt:
+        """The improve step's first request: the best code's marked region and its results."""
+        assert task.idea is not None
+        rules, config = rules_for(task.job_config), task.job_config
+        source = (
+            await asyncio.to_thread(self.artifacts.get, task.base_code_ref + experiments.CODE_FILE)
+        ).decode()
+        start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
+        imports = (
+            f"The script already imports numpy as np and these scikit-learn modules: {MODULES}."
+            if rules is SKLEARN
+            else "The script already imports numpy as np, torch, `from torch import nn` and `from torch.nn "
+            "import functional`, and defines conv_block, MLP, CNN and UNet."
+        )
+        return render(
+            "coder/improve",
+            signature=f"def build_model({', '.join(rules.args)})",
+            returns=rules.returns,
+            metric=config.metric,
+            maximize=domain.maximize(config.metric) if config.metric in domain.METRICS else True,
+            param_names=", ".join(task.idea.search_space) or "(none)",
+            imports=imports,
+            title=task.idea.title,
+            code=source[start:end].strip(),
+            results=task.base_results or ["(no results recorded)"],
+        )
+
     async def _define_missing(self, task: CodeTask, draft: str) -> tuple[str, list[str]]:
         """A network draft that calls a class it never wrote: ask for that class alone (the smallest
         request), its constructor's arguments given. The draft with what was written, and notes."""
@@ -566,7 +597,9 @@ class CoderAgent:
         rules, config = rules_for(task.job_config), task.job_config
         output = OUTPUTS.get(config.task, "")
         shape, poolings = INPUT_SHAPES.get(config.dataset, ((), 0))
-        if previous or problems:
+        if task.base_code_ref and not (previous or problems):
+            prompt = await self._improve_prompt(task)
+        elif previous or problems:
             prompt = render(
                 rules.repair_prompt,
                 output=output,

@@ -88,6 +88,8 @@ def task_of(event: events_pb2.Event) -> CodeTask:
         mounts=list(body.mounts),
         budget=Budget(max_tokens=body.budget.max_tokens, max_cost_usd=body.budget.max_cost_usd),
         family=body.family,
+        base_code_ref=body.base_code_ref,
+        base_results=list(body.base_results),
     )
 
 

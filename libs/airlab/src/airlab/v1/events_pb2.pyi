@@ -202,7 +202,7 @@ class IdeaReviewed(_message.Message):
     def __init__(self, round: _Optional[int] = ..., reviews: _Optional[_Iterable[_Union[_manager_pb2.IdeaReview, _Mapping]]] = ...) -> None: ...
 
 class CodeRequested(_message.Message):
-    __slots__ = ("name", "idea", "job_config", "mounts", "max_attempts", "budget", "family")
+    __slots__ = ("name", "idea", "job_config", "mounts", "max_attempts", "budget", "family", "base_code_ref", "base_results")
     NAME_FIELD_NUMBER: _ClassVar[int]
     IDEA_FIELD_NUMBER: _ClassVar[int]
     JOB_CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +210,8 @@ class CodeRequested(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
+    BASE_CODE_REF_FIELD_NUMBER: _ClassVar[int]
+    BASE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     idea: _idea_pb2.Idea
     job_config: _loop_pb2.JobConfig
@@ -217,7 +219,9 @@ class CodeRequested(_message.Message):
     max_attempts: int
     budget: _research_pb2.Budget
     family: str
-    def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., family: _Optional[str] = ...) -> None: ...
+    base_code_ref: str
+    base_results: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., family: _Optional[str] = ..., base_code_ref: _Optional[str] = ..., base_results: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CodeOutcome(_message.Message):
     __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin", "sha256", "repairs")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from airlab.enums import enum_words
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
-from airlab_manager.loop import budget, coding, exploit, portfolio, report
+from airlab_manager.loop import budget, coding, exploit, improve, portfolio, report
 from airlab_manager.loop.step import Step, find_idea
 
 
@@ -31,7 +31,7 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
-    can_exploit = step.rules.exploit and exploit.target(step.loop) is not None
+    can_exploit = (step.rules.exploit or step.rules.improve) and exploit.target(step.loop) is not None
     return deciding.decide(
         step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
     )
@@ -99,7 +99,12 @@ def _go_on(step: Step) -> None:
         coding.code_idea(step, idea)
         return
     stale = loop.rounds_without_progress >= step.rules.patience_rounds
-    if stale and exploit.start(step):
+    # Once rounds of ideas stop bringing progress, the best idea gets more search (exploit) and changes of
+    # its code by the LLM (improve), taking turns.
+    turns = (
+        (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
+    )
+    if stale and any(start(step) for start in turns):
         return
     _ask_for_ideas(step)
 

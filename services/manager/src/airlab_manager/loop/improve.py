@@ -1,0 +1,83 @@
+"""The improve step (AIDE's "improve the best node"): the LLM is shown the best idea's code with what is
+known of how it did (its scores, trials and their errors) and asked for one change likely to do better.
+The changed code is checked, searched and evaluated against the baseline like any idea, credited to the
+LLM; code that comes back unchanged is not novel and costs no experiment (coding.ran_before)."""
+
+from __future__ import annotations
+
+from airlab import experiments
+from airlab.ids import derived_id
+from airlab.v1 import loop_pb2, manager_pb2
+from airlab_manager.loop import budget, coding, exploit
+from airlab_manager.loop.step import FAILED, FINISHED, Step, experiments_of
+
+# Trials shown to the LLM: the best ones and the failed ones, at most this many.
+SHOWN_TRIALS = 8
+
+
+def results_of(step: Step, idea: loop_pb2.LoopIdea) -> list[str]:
+    """What the LLM is told of how an idea's code did, one line each."""
+    metric, loop = step.plan.metric, step.loop
+    lines = []
+    if idea.HasField("evaluation"):
+        e = idea.evaluation
+        verdict = "a significant gain" if e.significant else "not significant"
+        lines.append(
+            f"held-out test {metric} over {len(idea.evaluations)} seeds: {e.mean:.4f} ± {e.std:.4f}, "
+            f"against the baseline's {e.baseline_mean:.4f} ({verdict})"
+        )
+    trials = experiments_of(loop, exploit.history(loop, idea))
+    scored = [x for x in trials if x.state == FINISHED and x.HasField("validation")]
+    scored.sort(key=lambda x: x.validation, reverse=step.maximize)
+    failed = [x for x in trials if x.state == FAILED]
+    for x in [*scored[: SHOWN_TRIALS - min(len(failed), 3)], *failed[:3]]:
+        params = experiments.plain_params(x.params)
+        outcome = f"validation {metric} {x.validation:.4f}" if x in scored else f"failed: {x.reason[:160]}"
+        lines.append(f"trial with {params}: {outcome}")
+    return lines
+
+
+def start(step: Step) -> bool:
+    """Ask the LLM to improve the best idea's code; False when there is nothing to improve, the step is
+    off, or the budget cannot pay for its search."""
+    loop = step.loop
+    parent = exploit.target(loop)
+    if parent is None or not step.rules.improve:
+        return False
+    left = budget.experiments_left(step.plan, loop) - (len(step.plan.seeds) - 1)
+    if min(step.rules.trials_per_idea, left) < 1:
+        return False
+    loop.improves += 1
+    root = exploit.lineage(loop, parent)[-1]
+    idea = loop_pb2.LoopIdea(
+        idea=parent.idea,
+        round=loop.round,
+        status=loop_pb2.IDEA_STATUS_CODING,
+        origin=loop_pb2.IDEA_ORIGIN_IMPROVE,
+        parent_id=parent.idea.id,
+    )
+    idea.idea.id = derived_id("i", f"{step.research.id}:improve:{loop.improves}")
+    idea.idea.title = (
+        f"{root.idea.title.removesuffix(' (portfolio)')}: improved by the LLM (#{loop.improves})"
+    )
+    idea.idea.change = f"one change to the code of {parent.idea.title!r}, chosen by the LLM from its results"
+    idea.idea.rationale = f"the best idea so far, {parent.idea.title!r}, changed where its results point"
+    idea.review.CopyFrom(
+        manager_pb2.IdeaReview(
+            idea_id=idea.idea.id,
+            title=idea.idea.title,
+            approved=True,
+            clarity=1.0,
+            feasibility=1.0,
+            alignment=1.0,
+            reasons=[f"improves the code of the best idea so far, {parent.idea.title!r}"],
+        )
+    )
+    loop.ideas.append(idea)
+    loop.phase = loop_pb2.LOOP_PHASE_CODING
+    step.research.state_reason = f"asking the LLM to improve {parent.idea.title!r}"
+    request = coding.code_request(step, idea.idea.id, idea.idea)
+    request.base_code_ref = parent.code_ref
+    request.base_results.extend(results_of(step, parent))
+    step.emit("code.requested", request)
+    return True
