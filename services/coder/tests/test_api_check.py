@@ -306,3 +306,19 @@ def test_a_network_without_forward_gets_one_and_batch_folding_flattens_become_pe
     assert "x = torch.flatten(x, 1)" in lazy.code and "self.fc(torch.flatten(x, 1))" in lazy.code
     assert "x.view(-1" not in lazy_layers(folded, "regression").code
     assert "x.view(-1" in lazy_layers(folded, "segmentation").code  # a mask keeps its pixels
+
+
+def test_a_class_that_reads_build_models_params_gets_them_passed_in():
+    from airlab_coder.networks import params_passed_in
+
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n    return SmallCNN(input_shape, n_outputs)\n\n\n"
+        "class SmallCNN(nn.Module):\n    def __init__(self, input_shape, n_outputs, depth=2):\n"
+        "        super().__init__()\n"
+        "        self.out = nn.Linear(int(params.get('channels', 16)), n_outputs)\n"
+    )
+    review = params_passed_in(draft)
+    assert "return SmallCNN(input_shape, n_outputs, params=params)" in review.code
+    assert "def __init__(self, input_shape, n_outputs, depth=2, params=None):" in review.code
+    assert review.repairs == ["SmallCNN read build_model's params: passed in as an argument"]
+    assert params_passed_in(review.code).repairs == []  # once is enough

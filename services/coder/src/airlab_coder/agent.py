@@ -31,6 +31,7 @@ from airlab_coder.networks import (
     image_layers,
     lazy_layers,
     missing_classes,
+    params_passed_in,
     with_method,
 )
 
@@ -490,8 +491,9 @@ class CoderAgent:
                 )
                 problems, repairs = reviewed.problems, reviewed.repairs
                 if template == "pytorch":
-                    images = image_layers(reviewed.code)
-                    reviewed.code, repairs = images.code, repairs + images.repairs
+                    for repair in (image_layers, params_passed_in):
+                        repaired = repair(reviewed.code)
+                        reviewed.code, repairs = repaired.code, repairs + repaired.repairs
                 if repairs:
                     function = await asyncio.to_thread(format_code, reviewed.code)
             source = with_model(self._template(job), function)

@@ -180,6 +180,38 @@ def image_layers(code: str) -> ApiReview:
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
 
 
+def params_passed_in(code: str) -> ApiReview:
+    """A class whose methods read `params` (build_model's argument, not in their scope) gets it as its
+    constructor's last argument, and build_model passes it."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    needing = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        reads = any(
+            isinstance(n, ast.Name) and n.id == "params" and isinstance(n.ctx, ast.Load)
+            for n in ast.walk(node)
+        )
+        if init is None or not reads or any(a.arg == "params" for a in init.args.args):
+            continue
+        init.args.args.append(ast.arg("params"))
+        if init.args.defaults:  # a parameter without a default cannot follow those with one
+            init.args.defaults.append(ast.Constant(None))
+        needing.append(node.name)
+    if not needing:
+        return ApiReview(code)
+    for call in [n for n in ast.walk(tree) if isinstance(n, ast.Call)]:
+        named = isinstance(call.func, ast.Name) and call.func.id in needing
+        if named and not any(k.arg == "params" for k in call.keywords):
+            call.keywords.append(ast.keyword("params", ast.Name("params", ast.Load())))
+    repair = f"{', '.join(needing)} read build_model's params: passed in as an argument"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
 def classes_without_forward(code: str) -> list[str]:
     """Network classes (subclasses of nn.Module) that define no forward method."""
     try:
@@ -217,7 +249,9 @@ def lazy_layers(code: str, task: str) -> ApiReview:
     except SyntaxError:
         return ApiReview(code)
     called = _called(tree)
-    classifier_head = task == "classification" and bool(called & CONVOLUTIONS) and not called & FLATTENING
+    # A classifier's first linear layer needs each example flat; on a table it already is (Flatten of a
+    # flat batch changes nothing).
+    classifier_head = task == "classification" and not called & FLATTENING
     lazy = _Lazy(classifier_head, per_example=task in ("classification", "regression"))
     lazy.visit(tree)
     if not lazy.changed:
