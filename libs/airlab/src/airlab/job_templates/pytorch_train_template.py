@@ -21,12 +21,16 @@ import os
 import random
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
+
+# conv_block's and drafts' lazy layers are fine here: materialize() runs one batch before training.
+warnings.filterwarnings("ignore", message="Lazy modules are a new feature")
 
 CONFIG = {
     "dataset": "digits",  # digits | breast_cancer | wine | diabetes | shapes | npz | folder
@@ -70,8 +74,10 @@ class MLP(nn.Module):
 
 
 def conv_block(channels_in, channels_out):
+    """Two 3x3 convolutions with batch norm and ReLU, same size. The first takes its input channels from
+    the first batch (materialize()), so `channels_in` only documents what the caller expects."""
     return nn.Sequential(
-        nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.BatchNorm2d(channels_out), nn.ReLU(),
+        nn.LazyConv2d(channels_out, 3, padding=1), nn.BatchNorm2d(channels_out), nn.ReLU(),
         nn.Conv2d(channels_out, channels_out, 3, padding=1), nn.BatchNorm2d(channels_out), nn.ReLU(),
     )  # fmt: skip
 
