@@ -365,3 +365,28 @@ async def test_an_improve_step_shows_the_llm_the_best_code_and_its_results(fake_
     again = CodeTask(RESEARCH, "i" + "5" * 26, JOB, improve, base_code_ref=base, base_results=results)
     failed = await CoderAgent(llm, store, FakeSmokeRunner()).implement(again)
     assert not failed.ok and not any("registry" in p for p in failed.problems)
+
+
+async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_sizes(fake_llm, tmp_path):
+    server, llm = fake_llm
+    job = loop_pb2.JobConfig(dataset="digits", task="classification", metric="accuracy", template="pytorch")
+    idea = idea_pb2.Idea(id="i" + "6" * 26, title="A two-layer network", change="two linear layers")
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(60, 32), nn.ReLU(), nn.Linear(32, n_outputs))\n"
+    )
+    server.script = [code_reply(draft)]
+    shape_error = SmokeResult(
+        False, "RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x64 and 60x32)"
+    )
+    smoke = FakeSmokeRunner(shape_error, SmokeResult(True))
+    store = LocalArtifactStore(tmp_path)
+    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, idea.id, job, idea))
+    assert outcome.ok and outcome.attempts == 1 and len(server.requests) == 1 and len(smoke.calls) == 2
+    assert "shape error in the smoke run" in outcome.repairs[0]
+    final = store.get(outcome.code_ref + "train.py").decode()
+    assert "nn.LazyLinear(32)" in final and "nn.LazyLinear(n_outputs)" in final
+    kept = f"research/{RESEARCH}/code/{idea.id}/"
+    assert "nn.Linear(60, 32)" in store.get(kept + "attempt-1/train.py").decode()  # as the LLM wrote it
+    assert json.loads(store.get(kept + "attempt-1-lazy/check.json"))["passed"]
+    assert not json.loads(store.get(kept + "attempt-1/check.json"))["passed"]

@@ -388,7 +388,7 @@ class CoderAgent:
         if task.idea is None:
             source = template
             problems = await asyncio.to_thread(check_source, source)
-            await self._keep(task, 1, source, problems)
+            await self._keep(task, "1", source, problems)
             if problems:
                 return CodeOutcome(False, "", 1, problems)
             return await self._final(
@@ -501,18 +501,20 @@ class CoderAgent:
                 problems = await asyncio.to_thread(check_source, source)
         except CodeProblem as exc:
             function, source, problems = draft, draft, [str(exc)]
+        label = str(attempt)
         if not problems:
-            problems = await self._smoke(task, attempt, source)
+            problems = await self._smoke(task, label, source)
             lazy = lazy_layers(function, job.task) if review and template == "pytorch" else None
             if problems and lazy and lazy.repairs and SHAPE_ERROR.search(problems[0]):
-                # One right answer to a layer's wrong input size: let PyTorch take it from the data.
-                await self._keep(task, attempt, source, problems, repairs)
-                function = await asyncio.to_thread(format_code, lazy.code)
+                # One right answer to a layer's wrong input size: let PyTorch take it from the data. The
+                # draft as it failed stays kept as attempt-<n>, the repaired one as attempt-<n>-lazy.
+                await self._keep(task, label, source, problems, repairs)
+                function, label = await asyncio.to_thread(format_code, lazy.code), f"{attempt}-lazy"
                 repairs, source = repairs + lazy.repairs, with_model(self._template(job), function)
                 problems = await asyncio.to_thread(check_source, source) or await self._smoke(
-                    task, attempt, source, label=f"{attempt}-lazy"
+                    task, label, source
                 )
-        await self._keep(task, attempt, source, problems, repairs)
+        await self._keep(task, label, source, problems, repairs)
         return Tried(not problems, function, problems, repairs)
 
     async def _improve_prompt(self, task: CodeTask) -> Prompt:
@@ -647,8 +649,8 @@ class CoderAgent:
             draft = code_block(reply.text)
         return draft
 
-    async def _smoke(self, task: CodeTask, attempt: int, source: str, label: str = "") -> list[str]:
-        label = label or str(attempt)
+    async def _smoke(self, task: CodeTask, label: str, source: str) -> list[str]:
+        """Smoke-run one attempt (`label`: "2", or "2-lazy" for its repaired form)."""
         prefix = code_prefix(task.research_id, task.name, f"attempt-{label}")
         await self._publish(prefix, source)
         space = task.idea.search_space if task.idea is not None else {}
@@ -661,11 +663,18 @@ class CoderAgent:
         return [] if result.ok else [f"the smoke run failed: {smoke_summary(result.detail)}"]
 
     async def _keep(
-        self, task: CodeTask, attempt: int, source: str, problems: list[str], repairs: list[str] | None = None
+        self, task: CodeTask, label: str, source: str, problems: list[str], repairs: list[str] | None = None
     ) -> None:
-        prefix = code_prefix(task.research_id, task.name, f"attempt-{attempt}")
+        """Keep one attempt's code and what its checks said under code/<idea>/attempt-<label>/."""
+        prefix = code_prefix(task.research_id, task.name, f"attempt-{label}")
         await self._publish(prefix, source)
-        report = {"attempt": attempt, "passed": not problems, "problems": problems, "repairs": repairs or []}
+        report = {
+            "attempt": int(label.split("-")[0]),
+            "label": label,
+            "passed": not problems,
+            "problems": problems,
+            "repairs": repairs or [],
+        }
         await asyncio.to_thread(
             self.artifacts.put,
             prefix + "check.json",
