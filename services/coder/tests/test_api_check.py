@@ -322,3 +322,35 @@ def test_a_class_that_reads_build_models_params_gets_them_passed_in():
     assert "def __init__(self, input_shape, n_outputs, depth=2, params=None):" in review.code
     assert review.repairs == ["SmallCNN read build_model's params: passed in as an argument"]
     assert params_passed_in(review.code).repairs == []  # once is enough
+
+
+def test_segmentation_networks_get_skip_connections_joined_at_one_size_and_outputs_at_the_masks_size():
+    torch = pytest.importorskip("torch")
+    from airlab.job_templates import template_source
+    from airlab_coder.networks import OUTPUT_SIZE_ERROR, SHAPE_ERROR, output_resized
+
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self, n_outputs):\n        super().__init__()\n"
+        "        self.down = nn.Conv2d(1, 4, 3, stride=2, padding=1)\n"
+        "        self.out = nn.Conv2d(5, n_outputs, 3)\n\n"
+        "    def forward(self, x):\n        return self.out(torch.cat([self.down(x), x], dim=1))\n"
+    )
+    cat_error = (
+        "RuntimeError: Sizes of tensors must match except in dimension 1. Expected size 16 but got size 32"
+    )
+    size_error = "RuntimeError: size mismatch (got input: [64, 4, 14, 14] , target: [64, 32, 32]"
+    assert SHAPE_ERROR.search(cat_error) and OUTPUT_SIZE_ERROR.search(size_error)
+    joined = lazy_layers(draft, "segmentation")
+    assert "torch.cat(same_size([self.down(x), x]), dim=1)" in joined.code
+    resized = output_resized(joined.code)
+    assert "return InputSized(Net(n_outputs))" in resized.code and "InputSized" in resized.repairs[0]
+    assert output_resized(resized.code).repairs == []  # not wrapped twice
+    # The repaired network runs on shapes-sized images and gives logits per pixel at the masks' size.
+    source = template_source("pytorch_train_template.py")
+    namespace: dict = {}
+    exec(compile(source.split("# <airlab:model>")[0], "template", "exec"), namespace)
+    exec(compile(resized.code, "draft", "exec"), namespace)
+    model = namespace["build_model"]({}, (1, 32, 32), 3)
+    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)

@@ -26,11 +26,13 @@ from airlab.llm.prompts import Prompt, render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 from airlab_coder.api_check import review_calls
 from airlab_coder.networks import (
+    OUTPUT_SIZE_ERROR,
     SHAPE_ERROR,
     classes_without_forward,
     image_layers,
     lazy_layers,
     missing_classes,
+    output_resized,
     params_passed_in,
     with_method,
 )
@@ -505,6 +507,8 @@ class CoderAgent:
         if not problems:
             problems = await self._smoke(task, label, source)
             lazy = lazy_layers(function, job.task) if review and template == "pytorch" else None
+            if review and template == "pytorch" and problems and OUTPUT_SIZE_ERROR.search(problems[0]):
+                lazy = output_resized(function)
             if problems and lazy and lazy.repairs and SHAPE_ERROR.search(problems[0]):
                 # One right answer to a layer's wrong input size: let PyTorch take it from the data. The
                 # draft as it failed stays kept as attempt-<n>, the repaired one as attempt-<n>-lazy.

@@ -43,7 +43,20 @@ TEMPLATE_NAMES = {
 # Names the template defines for drafts to build on (not in any library).
 TEMPLATE_DEFINITIONS = {
     "sklearn": frozenset(("MODELS",)),
-    "pytorch": frozenset(("MODELS", "MLP", "CNN", "UNet", "FCN", "conv_block", "build_optimizer", "augment")),
+    "pytorch": frozenset(
+        (
+            "MODELS",
+            "MLP",
+            "CNN",
+            "UNet",
+            "FCN",
+            "conv_block",
+            "build_optimizer",
+            "augment",
+            "same_size",
+            "InputSized",
+        )
+    ),
 }
 LIBRARY = {"sklearn": "sklearn", "pytorch": "torch"}
 # How a transformer's name ends (a step before the model, not the model of the task's role).

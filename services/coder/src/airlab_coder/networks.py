@@ -21,6 +21,11 @@ SHAPE_ERROR = re.compile(
     r"mat1 and mat2 shapes cannot be multiplied|expected input\[.*\] to have \d+ channels"
     r"|running_mean should contain|size mismatch|Expected .*input.*features"
     r"|only batches of spatial targets supported|Expected input batch_size"
+    r"|Sizes of tensors must match except in dimension 1"
+)
+# A segmentation network's output whose height and width are not the masks'.
+OUTPUT_SIZE_ERROR = re.compile(
+    r"size mismatch \(got input: \[\d+, \d+, \d+, \d+\] ?, target: \[\d+, \d+, \d+\]"
 )
 # torch.nn layer -> (its lazy form, how many leading arguments the lazy form drops: the input size).
 LAZY = {
@@ -119,6 +124,44 @@ def _flattens_the_batch(node: ast.Call) -> bool:
     return False
 
 
+def _joins_channels(node: ast.Call) -> bool:
+    """`torch.cat([a, b], dim=1)` (or `1` by position) over a literal list of feature maps."""
+    parts = dotted(node.func)
+    if parts not in (["torch", "cat"], ["torch", "concat"]) or not node.args:
+        return False
+    if not isinstance(node.args[0], ast.List | ast.Tuple):
+        return False
+    dim = (
+        node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "dim"), None)
+    )
+    return isinstance(dim, ast.Constant) and dim.value == 1
+
+
+def output_resized(code: str) -> ApiReview:
+    """A segmentation network whose logits are not the masks' size: build_model's result wrapped in the
+    template's InputSized, which resizes them to the input's height and width."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    build = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_model"), None)
+    if build is None:
+        return ApiReview(code)
+    wrapped = False
+    for node in ast.walk(build):
+        if (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and "InputSized" not in ast.unparse(node.value)
+        ):
+            node.value = ast.Call(ast.Name("InputSized", ast.Load()), [node.value], [])
+            wrapped = True
+    if not wrapped:
+        return ApiReview(code)
+    repair = "the network's output was not the masks' size: resized to the input's (InputSized)"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
 class _Lazy(ast.NodeTransformer):
     def __init__(self, flatten_first_linear: bool, per_example: bool) -> None:
         self.changed: list[str] = []
@@ -127,6 +170,12 @@ class _Lazy(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        if _joins_channels(node):
+            # Feature maps joined along the channels must have one height and width: resized to the first's.
+            assert node.args and isinstance(node.args[0], ast.List | ast.Tuple)
+            self.changed.append("feature maps joined at one size (same_size)")
+            node.args[0] = ast.Call(ast.Name("same_size", ast.Load()), [node.args[0]], [])
+            return node
         if self.per_example and _flattens_the_batch(node):
             assert isinstance(node.func, ast.Attribute)
             target = node.args[0] if ast.unparse(node.func.value) == "torch" else node.func.value

@@ -192,6 +192,30 @@ def build_optimizer(params, model, epochs):
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
 
 
+def same_size(tensors):
+    """Feature maps resized to the first one's height and width, to be joined along the channels (the
+    coder's repair of a skip connection whose sizes differ)."""
+    size = tensors[0].shape[-2:]
+    return [
+        t if t.shape[-2:] == size else functional.interpolate(t, size=size, mode="nearest") for t in tensors
+    ]
+
+
+class InputSized(nn.Module):
+    """A segmentation network's per-pixel logits resized to its input's height and width (the coder's repair
+    of a network whose output is smaller or larger than the masks)."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        logits = self.network(x)
+        if logits.shape[-2:] == x.shape[-2:]:
+            return logits
+        return functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def augment(inputs, targets, generator):
     """A training batch as the network sees it: unchanged here (an idea may flip, shift or add noise, to
     the images and, for segmentation, the same to their masks)."""
