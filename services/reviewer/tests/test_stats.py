@@ -98,3 +98,41 @@ def test_segmentation_bootstraps_over_each_images_dice():
     assert "95% bootstrap interval of the gain over test examples" in " ".join(better.findings)
     same = compare("dice", per_image(base_scores), per_image(same_scores))
     assert not same.significant and same.bootstrap_low < 0 < same.bootstrap_high
+
+
+def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_per_resample():
+    """Metrics that are a mean of per-example values are bootstrapped over whole arrays of resamples;
+    the intervals must equal those of scoring every resample with scikit-learn."""
+    from airlab_reviewer.stats import _bootstrap, _interval
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 300)
+    values = rng.normal(size=300)
+    cases = {
+        "accuracy": (labels, lambda p: np.where(rng.random(300) < p, labels, (labels + 1) % 3)),
+        "rmse": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
+        "mae": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
+        "dice": (np.zeros(300), lambda p: np.clip(rng.normal(p, 0.1, 300), 0, 1)),
+    }
+    for metric, (truth, predict) in cases.items():
+        base, cand = [predict(0.7) for _ in range(3)], [predict(0.8) for _ in range(3)]
+
+        def scored(predictions, truth=truth, metric=metric):
+            return [
+                RunResult(
+                    seed=s, metrics={metric: 0.5}, duration_seconds=1.0, test_targets=truth.tolist(),
+                    test_predictions=p.tolist(),
+                )
+                for s, p in enumerate(predictions)
+            ]  # fmt: skip
+
+        def gain(index, base=base, cand=cand, truth=truth, metric=metric):
+            return float(np.mean([
+                metric_value(metric, truth[index], c[index]) - metric_value(metric, truth[index], b[index])
+                for b, c in zip(base, cand, strict=True)
+            ]))  # fmt: skip
+
+        fast = _bootstrap(metric, 1.0, scored(base), scored(cand), 11)
+        slow = _interval(gain, 300, 11, vectorized=False)
+        assert fast is not None and slow is not None
+        assert np.allclose(fast, slow, atol=1e-12), metric

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,24 @@ def metric_value(metric: str, targets: np.ndarray, predicted: np.ndarray) -> flo
     raise KeyError(f"unknown metric {metric!r}")
 
 
+def per_example(metric: str, targets: np.ndarray, predicted: np.ndarray) -> np.ndarray | None:
+    """One value per test example whose mean gives the metric (through `from_mean`), for the metrics that
+    have one; None for the others (F1, ROC AUC, R²)."""
+    if metric in PER_EXAMPLE_METRICS:
+        return predicted.astype(float)
+    if metric == "accuracy":
+        return (predicted == targets).astype(float)
+    if metric == "mae":
+        return np.abs(predicted.astype(float) - targets)
+    if metric == "rmse":
+        return (predicted.astype(float) - targets) ** 2
+    return None
+
+
+def from_mean(metric: str, means: np.ndarray) -> np.ndarray:
+    return np.sqrt(means) if metric == "rmse" else means
+
+
 def _bootstrap(
     metric: str, sign: float, baseline: list[RunResult], candidate: list[RunResult], rng_seed: int
 ) -> tuple[float, float] | None:
@@ -80,10 +99,20 @@ def _bootstrap(
         for r in runs
     ):
         return None
-    from scipy import stats
 
     base = [np.asarray(r.test_predictions) for r in baseline]
     cand = [np.asarray(r.test_predictions) for r in candidate]
+    values = [v for v in (per_example(metric, targets, p) for p in base + cand) if v is not None]
+    if len(values) == len(runs):
+        # The metric is a mean of per-example values: every resample scored at once, with numpy (about a
+        # hundred times faster than a scikit-learn call per resample and run, the same numbers).
+        scores, seeds = np.stack(values), len(base)
+
+        def gain_of_resamples(index: np.ndarray, axis: int = -1) -> np.ndarray:
+            per_run = from_mean(metric, scores[:, index].mean(axis=-1))
+            return sign * (per_run[seeds:] - per_run[:seeds]).mean(axis=0)
+
+        return _interval(gain_of_resamples, len(targets), rng_seed, vectorized=True)
 
     def gain(index: np.ndarray) -> float:
         t = targets[index]
@@ -93,10 +122,17 @@ def _bootstrap(
         ]
         return sign * float(np.mean(diffs))
 
+    return _interval(gain, len(targets), rng_seed, vectorized=False)
+
+
+def _interval(gain: Any, examples: int, rng_seed: int, *, vectorized: bool) -> tuple[float, float] | None:
+    """The 95% percentile interval of `gain` over resamples of the test examples' indices."""
+    from scipy import stats
+
     result = stats.bootstrap(
-        (np.arange(len(targets)),),
+        (np.arange(examples),),
         gain,
-        vectorized=False,
+        vectorized=vectorized,
         n_resamples=BOOTSTRAP_SAMPLES,
         confidence_level=0.95,
         method="percentile",
