@@ -20,7 +20,7 @@ Methods, each with the same number of experiments (--budget, the baseline's runs
     the same split), budget - 2*seeds + 1 search trials, the best by validation then run over
     the seeds, judged by the reviewer's significance rule.
 Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improve-off (no LLM changes of
-the best code), serial (1 trial at a time).
+the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time).
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
        [--repeats 3] [--budget 30] [--ablation floor-off])"""
@@ -57,6 +57,7 @@ ABLATIONS = {
     "floor-off": {"AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0"},
     "exploit-off": {"AIRLAB_RESEARCH__EXPLOIT": "false"},
     "improve-off": {"AIRLAB_RESEARCH__IMPROVE": "false"},
+    "code-ahead-off": {"AIRLAB_RESEARCH__CODE_AHEAD": "false"},
     "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
 }
 

@@ -507,8 +507,9 @@ def test_a_budget_goal_goes_on_after_a_significant_win_and_a_beat_goal_stops():
         lab.through_coding(idea(1), idea(2))
         events = evaluate(lab, idea(1).id, gain=0.05, significant=True)
         assert (lab.types(events)[-1] == "report.requested") is stops
-        if not stops:
-            assert lab.types(events)[-1] == "code.requested" and body_of(events[-1]).idea.id == idea(2).id
+        if not stops:  # the next idea's turn: its code was asked for ahead, while the first one searched
+            assert lab.types(events)[-1] == "research.decided"
+            assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_CODING and lab.state.ideas[1].code_asked
 
 
 def stale_research(budget: int) -> Loop:
@@ -577,10 +578,8 @@ def test_an_idea_whose_code_and_hyperparameters_already_ran_is_rejected_as_not_n
     lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/", sha256=code))
     lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
     comparison = loop_pb2.Comparison(mean=0.91, std=0.01, gain=0.01, significant=False, baseline_mean=0.90)
-    events = lab.send(
-        "evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison)
-    )
-    assert body_of(events[-1]).idea.id == twin.id  # the next idea is coded
+    lab.send("evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison))
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_CODING  # its code was asked for ahead
     # Its code came back the same (a registry fallback for the same family, say), for the same search.
     events = lab.send(
         "code.ready", events_pb2.CodeOutcome(name=twin.id, attempts=4, code_ref="c2/", sha256=code)
@@ -634,3 +633,43 @@ def test_after_an_exploit_step_the_llm_is_asked_to_improve_the_best_code_told_it
     off.config.rules.improve = False
     finish_search_of(off, off.state.ideas[-1].idea.id)
     assert off.state.ideas[-1].origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and off.state.improves == 0
+
+
+def test_the_next_ideas_code_is_asked_for_while_an_idea_searches_and_its_search_starts_at_once():
+    lab = Loop(budget=30)
+    lab.through_baseline()
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
+    # The first idea's trials, and the second idea's code, asked for in the same step.
+    asked = [body_of(e) for e in events if e.type == "code.requested"]
+    assert [a.idea.id for a in asked] == [idea(2).id] and len(lab.requested(events)) == 2
+    second = lab.state.ideas[1]
+    assert second.status == loop_pb2.IDEA_STATUS_APPROVED and second.code_asked
+    # Its code comes back while the first still searches: kept, nothing started, said once.
+    ready = events_pb2.CodeOutcome(name=idea(2).id, attempts=2, code_ref="c2/", sha256="e" * 64)
+    assert lab.send("code.ready", ready) == [] and lab.state.ideas[1].code_ref == "c2/"
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_APPROVED
+    assert lab.send("code.ready", ready) == []  # a redelivery changes nothing
+    # When the first idea is done, the second's search starts in the same step: no wait for the coder.
+    events = evaluate(lab, idea(1).id, gain=0.01, significant=False)
+    trials = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    assert len(trials) == 2 and all(t.name == idea(2).id for t in trials)
+    assert (
+        lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_SEARCHING and lab.state.ideas[1].code_attempts == 2
+    )
+    # Code that failed ahead fails the idea at its turn; with code_ahead off, code waits for its turn.
+    failing = Loop(budget=30)
+    failing.through_baseline()
+    failing.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
+    failing.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
+    failing.send(
+        "code.failed", events_pb2.CodeOutcome(name=idea(2).id, attempts=3, problems=["no build_model"])
+    )
+    evaluate(failing, idea(1).id, gain=0.01, significant=False)
+    assert failing.state.ideas[1].status == loop_pb2.IDEA_STATUS_FAILED
+    assert "after 3 attempt(s): no build_model" in failing.state.ideas[1].failure
+    off = Loop(budget=30, code_ahead=False)
+    off.through_baseline()
+    off.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
+    events = off.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
+    assert "code.requested" not in off.types(events) and not off.state.ideas[1].code_asked

@@ -118,6 +118,9 @@ class ResearchDefaults(BaseModel):
     exploit: bool = True
     # Improve steps take turns with exploit steps: the LLM changes the best idea's code, told its results.
     improve: bool = True
+    # Ask for the next queued idea's code while the current idea searches, so the runner's slots do not
+    # wait for the coder (and the LLM) between ideas.
+    code_ahead: bool = True
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Share of the experiments after the baseline that the portfolio (strong model families searched with
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family

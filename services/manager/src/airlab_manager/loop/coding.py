@@ -29,8 +29,8 @@ def ran_before(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2
     if not idea.code_sha256:
         return None
     for other in loop.ideas:
-        if other is idea or other.idea.id == idea.idea.id or not other.code_ref:
-            continue
+        if other is idea or other.idea.id == idea.idea.id or not other.code_ref or not other.trials:
+            continue  # not itself, and only what ran (an idea coded ahead has not yet)
         same_space = sorted(other.idea.search_space) == sorted(idea.idea.search_space)
         if other.code_sha256 == idea.code_sha256 and same_space:
             return other
@@ -38,30 +38,65 @@ def ran_before(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2
 
 
 def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    """The idea's turn: its code is asked for, or, when it was asked for ahead, used (or waited for)."""
     idea.status = loop_pb2.IDEA_STATUS_CODING
     step.loop.phase = loop_pb2.LOOP_PHASE_CODING
     step.research.state = research_pb2.RESEARCH_STATE_RUNNING
     step.research.state_reason = f"coding idea {idea.idea.title!r}"
+    if idea.code_answered:
+        start_search(step, idea)
+    elif not idea.code_asked:
+        step.emit("code.requested", code_request(step, idea.idea.id, idea.idea, idea.family))
+
+
+def code_ahead(step: Step) -> None:
+    """While an idea searches, ask for the next queued idea's code: its search can then start the moment
+    the loop gets to it, instead of the runner's slots waiting for the coder (and the LLM). Not under the
+    every-experiment gate, where a person approves each idea before it is coded."""
+    loop = step.loop
+    if not step.rules.code_ahead or not loop.queue:
+        return
+    if step.research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
+        return
+    idea = find_idea(loop, loop.queue[0])
+    if idea is None or idea.status != loop_pb2.IDEA_STATUS_APPROVED or idea.code_asked:
+        return
+    idea.code_asked = True
     step.emit("code.requested", code_request(step, idea.idea.id, idea.idea, idea.family))
 
 
 def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
-    """code.ready / code.failed: the baseline's code starts its runs; an idea's code starts its search."""
+    """code.ready / code.failed: the baseline's code starts its runs; an idea's code starts its search (or
+    waits for the idea's turn when it was asked for ahead)."""
     if outcome.name == BASELINE:
         return baseline.code_done(step, outcome, ok=ok)
     idea = find_idea(step.loop, outcome.name)
-    if idea is None or idea.status != loop_pb2.IDEA_STATUS_CODING:
+    if idea is None or idea.code_answered:
         return False
+    ahead = idea.status == loop_pb2.IDEA_STATUS_APPROVED and idea.code_asked
+    if idea.status != loop_pb2.IDEA_STATUS_CODING and not ahead:
+        return False
+    idea.code_answered = True
     idea.code_attempts = outcome.attempts
     idea.code_problems[:] = outcome.problems
     idea.code_origin = outcome.origin
     idea.code_sha256 = outcome.sha256
     idea.code_repairs[:] = outcome.repairs
-    if not ok:
-        problems = " | ".join(outcome.problems)[-600:]
-        evaluation.idea_failed(step, idea, f"no working code after {outcome.attempts} attempt(s): {problems}")
-        return True
-    idea.code_ref = outcome.code_ref
+    if ok:
+        idea.code_ref = outcome.code_ref
+    if not ahead:
+        start_search(step, idea)
+    return True
+
+
+def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    """An idea whose coder answered: its search starts, or it ends (no working code, not novel, no budget)."""
+    if not idea.code_ref:
+        problems = " | ".join(idea.code_problems)[-600:]
+        evaluation.idea_failed(
+            step, idea, f"no working code after {idea.code_attempts} attempt(s): {problems}"
+        )
+        return
     twin = ran_before(step.loop, idea)
     if twin is not None:
         # Novelty judged by what would run, not by the title: the same code searched over the same
@@ -74,7 +109,7 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
             f"{twin.idea.title!r}, which already ran"
         )
         decisions.next_step(step)
-        return True
+        return
     # The evaluation needs one run per further seed: the search gets what is left after them.
     left = budget.experiments_left(step.plan, step.loop, queued=False) - (len(step.plan.seeds) - 1)
     trials = (
@@ -85,8 +120,8 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     idea.trial_budget = max(0, min(trials, left))
     if idea.trial_budget < 1:
         evaluation.idea_failed(step, idea, "the experiment budget ran out before it could run", count=False)
-        return True
+        return
     idea.status = loop_pb2.IDEA_STATUS_SEARCHING
     step.loop.phase = loop_pb2.LOOP_PHASE_SEARCHING
     runs.fill_trials(step, idea)
-    return True
+    code_ahead(step)
