@@ -26,38 +26,6 @@ SPELLING_CUTOFF = 0.85
 # Estimators that need probability=True before they can give the probabilities a metric or a soft vote
 # asks for.
 NEEDS_PROBABILITY_FLAG = frozenset(("sklearn.svm.SVC", "sklearn.svm.NuSVC"))
-# The template's names a draft may use, per template: the local name and the module or object it is.
-TEMPLATE_NAMES = {
-    "sklearn": {
-        **{
-            name: f"sklearn.{name}"
-            for name in (
-                "compose", "decomposition", "ensemble", "impute", "linear_model", "naive_bayes", "neighbors",
-                "neural_network", "pipeline", "preprocessing", "svm", "tree",
-            )
-        },
-        "np": "numpy",
-    },
-    "pytorch": {"nn": "torch.nn", "functional": "torch.nn.functional", "torch": "torch", "np": "numpy"},
-}  # fmt: skip
-# Names the template defines for drafts to build on (not in any library).
-TEMPLATE_DEFINITIONS = {
-    "sklearn": frozenset(("MODELS",)),
-    "pytorch": frozenset(
-        (
-            "MODELS",
-            "MLP",
-            "CNN",
-            "UNet",
-            "FCN",
-            "conv_block",
-            "build_optimizer",
-            "augment",
-            "same_size",
-            "InputSized",
-        )
-    ),
-}
 LIBRARY = {"sklearn": "sklearn", "pytorch": "torch"}
 # How a transformer's name ends (a step before the model, not the model of the task's role).
 TRANSFORMER_ENDINGS = ("Transformer", "Scaler", "Features", "Encoder", "Imputer", "Selector", "Sampler")
@@ -101,9 +69,38 @@ def template_members(source: str) -> dict[str, Member]:
     return members
 
 
+@dataclass(frozen=True)
+class TemplateNamespace:
+    """What a job template gives the code written into it, read from its source: the modules it imports
+    (local name -> module path), every name it defines, and its public classes and functions."""
+
+    imports: dict[str, str]
+    defined: frozenset[str]
+    members: dict[str, Member]
+
+
 @cache
-def _template_members(template: str) -> dict[str, Member]:
-    return template_members(template_source(domain.TEMPLATE_FILES[domain.template_of(template)]))
+def template_namespace(template: str) -> TemplateNamespace:
+    source = template_source(domain.TEMPLATE_FILES[domain.template_of(template)])
+    tree = ast.parse(source)
+    imports: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    defined = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    } | {node.name for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)}
+    return TemplateNamespace(imports, frozenset(defined), template_members(source))
 
 
 def _scalar(node: ast.expr) -> bool:
@@ -149,15 +146,12 @@ class _Reviewer(ast.NodeTransformer):
         # The template's own classes and helpers a draft calls (MLP, UNet, conv_block), unless the draft
         # defines one of that name itself.
         drafted = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
-        self.template_members = {
-            name: member
-            for name, member in _template_members(template).items()
-            if name in TEMPLATE_DEFINITIONS[template] and name not in drafted
-        }
+        namespace = template_namespace(template)
+        self.template_members = {n: m for n, m in namespace.members.items() if n not in drafted}
         self.library = LIBRARY[template]
         self.role = ROLES.get(task, "") if template == "sklearn" else ""
-        self.names: dict[str, str] = dict(TEMPLATE_NAMES[template])
-        self.defined = bound_names(tree) | TEMPLATE_DEFINITIONS[template] | set(dir(builtins))
+        self.names: dict[str, str] = dict(namespace.imports)
+        self.defined = bound_names(tree) | namespace.defined | set(dir(builtins))
         self.needs_probability = needs_probability
         self.repairs: list[str] = []
         self.problems: list[str] = []

@@ -13,7 +13,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from airlab_coder.api_check import TEMPLATE_DEFINITIONS, ApiReview, bound_names, dotted
+from airlab_coder.api_check import ApiReview, bound_names, dotted, template_namespace
 from airlab_coder.api_index import load_index
 
 # Errors of a smoke run that a layer's wrong input size causes.
@@ -80,7 +80,7 @@ def missing_classes(code: str) -> list[MissingClass]:
         tree = ast.parse(code)
     except SyntaxError:
         return []
-    defined = bound_names(tree) | TEMPLATE_DEFINITIONS["pytorch"]
+    defined = bound_names(tree) | template_namespace("pytorch").defined
     index = load_index()
     found: dict[str, MissingClass] = {}
     for node in ast.walk(tree):
