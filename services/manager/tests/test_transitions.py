@@ -673,3 +673,18 @@ def test_the_next_ideas_code_is_asked_for_while_an_idea_searches_and_its_search_
     off.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
     events = off.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
     assert "code.requested" not in off.types(events) and not off.state.ideas[1].code_asked
+
+
+def test_improve_steps_that_cost_nothing_cannot_follow_each_other_without_end():
+    """An improve step whose code fails costs no experiment; without exploit steps to take turns with,
+    one is taken, and then the research stops for lack of progress instead of asking the LLM forever."""
+    lab = Loop(budget=40, exploit=False)
+    lab.through_coding(idea(1))
+    evaluate(lab, idea(1).id, gain=0.01, significant=False)
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
+    improve = lab.state.ideas[-1]
+    assert improve.origin == loop_pb2.IDEA_ORIGIN_IMPROVE and lab.types(events)[-1] == "code.requested"
+    failed = events_pb2.CodeOutcome(name=improve.idea.id, attempts=3, problems=["no build_model"])
+    events = lab.send("code.failed", failed)
+    assert lab.state.improves == 1 and lab.types(events)[-1] == "report.requested"
+    assert "nothing to search further" in lab.state.stop_reason

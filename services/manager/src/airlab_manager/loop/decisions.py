@@ -31,7 +31,7 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
-    can_exploit = (step.rules.exploit or step.rules.improve) and exploit.target(step.loop) is not None
+    can_exploit = (step.rules.exploit and exploit.target(step.loop) is not None) or improve.available(step)
     return deciding.decide(
         step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
     )

@@ -37,12 +37,20 @@ def results_of(step: Step, idea: loop_pb2.LoopIdea) -> list[str]:
     return lines
 
 
+def available(step: Step) -> bool:
+    """Whether an improve step may be taken now: on, something to improve, and its turn. Improve steps take
+    turns with exploit steps (at most one more than those): one whose code fails or comes back unchanged
+    costs no experiment, so without the turn they could follow each other without end."""
+    loop = step.loop
+    return step.rules.improve and exploit.target(loop) is not None and loop.improves <= loop.exploits
+
+
 def start(step: Step) -> bool:
-    """Ask the LLM to improve the best idea's code; False when there is nothing to improve, the step is
-    off, or the budget cannot pay for its search."""
+    """Ask the LLM to improve the best idea's code; False when it is not available (see `available`) or
+    the budget cannot pay for its search."""
     loop = step.loop
     parent = exploit.target(loop)
-    if parent is None or not step.rules.improve:
+    if parent is None or not available(step):
         return False
     left = budget.experiments_left(step.plan, loop) - (len(step.plan.seeds) - 1)
     if min(step.rules.trials_per_idea, left) < 1:
