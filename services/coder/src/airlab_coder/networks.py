@@ -1,11 +1,14 @@
-"""Network drafts: the classes a draft uses but never wrote, and layers whose input sizes PyTorch can
-work out itself.
+"""Network drafts: the classes a draft uses but never wrote, and the shape mistakes that have one right
+answer.
 
 A small model often writes `return DeepMLP(input_shape, n_outputs, width)` and stops, or gets the
 in-features of its first linear layer wrong. The first is asked for in a second, smaller request (the
-class alone, its constructor's arguments given); the second has one right answer once a smoke run shows
-a shape error: the lazy form of the layer, which takes its input size from the first batch (the template
-runs one batch through before training)."""
+class alone, its constructor's arguments given; `forward` alone for a class without one). The second has
+one right answer once a smoke run shows a shape error: the lazy form of the layer, which takes its input
+size from the first batch (the template runs one batch through before training), a flatten of each
+example before a classifier's first linear layer, feature maps joined at one size, a segmentation output
+resized to the masks'. Before any run: 3-D layers on 2-D images, and `params` passed to a class that
+reads it."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import ast
 import re
 from dataclasses import dataclass
 
-from airlab_coder.api_check import ApiReview, bound_names, dotted, template_namespace
+from airlab_coder.api_check import ApiReview, bound_names, dotted, param_read, template_namespace
 from airlab_coder.api_index import load_index
 
 # Errors of a smoke run that a layer's wrong input size causes.
@@ -27,7 +30,7 @@ SHAPE_ERROR = re.compile(
 OUTPUT_SIZE_ERROR = re.compile(
     r"size mismatch \(got input: \[\d+, \d+, \d+, \d+\] ?, target: \[\d+, \d+, \d+\]"
 )
-# torch.nn layer -> (its lazy form, how many leading arguments the lazy form drops: the input size).
+# torch.nn layer -> its lazy form, which drops the first argument (the input size).
 LAZY = {
     "Linear": "LazyLinear",
     "Conv1d": "LazyConv1d",
@@ -47,7 +50,6 @@ VOLUME_TO_IMAGE = {
     for kind in ("Conv", "ConvTranspose", "BatchNorm", "MaxPool", "AvgPool", "Dropout", "LazyConv",
                  "LazyConvTranspose", "LazyBatchNorm", "InstanceNorm", "AdaptiveAvgPool", "AdaptiveMaxPool")
 }  # fmt: skip
-CONVOLUTIONS = frozenset(("Conv2d", "LazyConv2d", "conv_block"))
 FLATTENING = frozenset(("Flatten", "flatten", "view", "reshape"))
 
 
@@ -62,15 +64,9 @@ def _argument_name(node: ast.expr, position: int) -> str:
     """`int(params.get("width", 64))` -> "width"; a plain name -> itself; otherwise argN."""
     if isinstance(node, ast.Name):
         return node.id
-    for inner in ast.walk(node):
-        key: ast.expr | None = None
-        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and inner.func.attr == "get":
-            key = inner.args[0] if inner.args else None
-        elif isinstance(inner, ast.Subscript):
-            key = inner.slice
-        if isinstance(key, ast.Constant) and isinstance(key.value, str):
-            return key.value
-    return f"arg{position}"
+    reads = (param_read(inner) for inner in ast.walk(node) if isinstance(inner, ast.expr))
+    read = next((name for name in reads if name), None)
+    return read or f"arg{position}"
 
 
 def missing_classes(code: str) -> list[MissingClass]:
