@@ -23,8 +23,6 @@ DEFAULT_IDEAS = 3
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
 
 
-
-
 class SearchRange(BaseModel):
     low: float
     high: float
