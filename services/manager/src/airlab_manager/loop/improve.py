@@ -6,8 +6,7 @@ LLM; code that comes back unchanged is not novel and costs no experiment (coding
 from __future__ import annotations
 
 from airlab import experiments
-from airlab.ids import derived_id
-from airlab.v1 import loop_pb2, manager_pb2
+from airlab.v1 import loop_pb2
 from airlab_manager.loop import budget, coding, exploit
 from airlab_manager.loop.step import FAILED, FINISHED, Step, experiments_of
 
@@ -56,32 +55,18 @@ def start(step: Step) -> bool:
     if min(step.rules.trials_per_idea, left) < 1:
         return False
     loop.improves += 1
-    root = exploit.lineage(loop, parent)[-1]
-    idea = loop_pb2.LoopIdea(
-        idea=parent.idea,
-        round=loop.round,
+    idea = exploit.step_on(
+        step,
+        parent,
+        kind="improve",
+        number=loop.improves,
+        label="improved by the LLM",
+        rationale=f"the best idea so far, {parent.idea.title!r}, changed where its results point",
+        reason=f"improves the code of the best idea so far, {parent.idea.title!r}",
         status=loop_pb2.IDEA_STATUS_CODING,
         origin=loop_pb2.IDEA_ORIGIN_IMPROVE,
-        parent_id=parent.idea.id,
-    )
-    idea.idea.id = derived_id("i", f"{step.research.id}:improve:{loop.improves}")
-    idea.idea.title = (
-        f"{root.idea.title.removesuffix(' (portfolio)')}: improved by the LLM (#{loop.improves})"
     )
     idea.idea.change = f"one change to the code of {parent.idea.title!r}, chosen by the LLM from its results"
-    idea.idea.rationale = f"the best idea so far, {parent.idea.title!r}, changed where its results point"
-    idea.review.CopyFrom(
-        manager_pb2.IdeaReview(
-            idea_id=idea.idea.id,
-            title=idea.idea.title,
-            approved=True,
-            clarity=1.0,
-            feasibility=1.0,
-            alignment=1.0,
-            reasons=[f"improves the code of the best idea so far, {parent.idea.title!r}"],
-        )
-    )
-    loop.ideas.append(idea)
     loop.phase = loop_pb2.LOOP_PHASE_CODING
     step.research.state_reason = f"asking the LLM to improve {parent.idea.title!r}"
     request = coding.code_request(step, idea.idea.id, idea.idea)
