@@ -567,14 +567,7 @@ class CoderAgent:
                 class_name=missing.name,
                 arguments=", ".join(missing.arguments),
             )
-            reply = await self.llm.complete(
-                "coder",
-                prompt,
-                research_id=task.research_id,
-                purpose=f"class {missing.name}",
-                budget=task.budget,
-            )
-            written = class_named(code_block(reply.text), missing.name)
+            written = class_named(await self._ask(task, prompt, f"class {missing.name}"), missing.name)
             if written:
                 draft = f"{draft.rstrip()}\n\n\n{written}\n"
                 notes.append(f"class {missing.name} (used by build_model) written by the LLM on request")
@@ -585,14 +578,7 @@ class CoderAgent:
                 code=class_named(draft, name),
                 class_name=name,
             )
-            reply = await self.llm.complete(
-                "coder",
-                prompt,
-                research_id=task.research_id,
-                purpose=f"forward of {name}",
-                budget=task.budget,
-            )
-            completed = with_method(draft, name, code_block(reply.text))
+            completed = with_method(draft, name, await self._ask(task, prompt, f"forward of {name}"))
             if completed != draft:
                 draft = completed
                 notes.append(f"forward() of {name}, which had none, written by the LLM on request")
@@ -636,22 +622,27 @@ class CoderAgent:
             )
         # Plain text, not JSON: small models write code far more reliably in a code block than escaped
         # inside a JSON string.
-        reply = await self.llm.complete(
-            "coder", prompt, research_id=task.research_id, purpose=f"code {task.name}", budget=task.budget
-        )
-        draft = code_block(reply.text)
+        draft = await self._ask(task, prompt, f"code {task.name}")
         if previous and draft.strip() == previous.strip():
             # A repair that gives the same code back changes nothing: ask once more, less predictably.
-            reply = await self.llm.complete(
-                "coder",
-                prompt,
-                research_id=task.research_id,
-                purpose=f"code {task.name} (again: the repair was unchanged)",
-                budget=task.budget,
-                temperature=REPEAT_TEMPERATURE,
-            )
-            draft = code_block(reply.text)
+            again = f"code {task.name} (again: the repair was unchanged)"
+            draft = await self._ask(task, prompt, again, temperature=REPEAT_TEMPERATURE)
         return draft
+
+    async def _ask(
+        self, task: CodeTask, prompt: Prompt, purpose: str, temperature: float | None = None
+    ) -> str:
+        """One request to the coder's LLM for the task; the first code block of its reply."""
+        assert self.llm is not None
+        reply = await self.llm.complete(
+            "coder",
+            prompt,
+            research_id=task.research_id,
+            purpose=purpose,
+            budget=task.budget,
+            temperature=temperature,
+        )
+        return code_block(reply.text)
 
     async def _smoke(self, task: CodeTask, label: str, source: str) -> list[str]:
         """Smoke-run one attempt (`label`: "2", or "2-lazy" for its repaired form)."""
