@@ -326,7 +326,6 @@ def test_a_class_that_reads_build_models_params_gets_them_passed_in():
 
 def test_segmentation_networks_get_skip_connections_joined_at_one_size_and_outputs_at_the_masks_size():
     torch = pytest.importorskip("torch")
-    from airlab.job_templates import template_source
     from airlab_coder.networks import OUTPUT_SIZE_ERROR, SHAPE_ERROR, output_resized
 
     draft = (
@@ -347,10 +346,189 @@ def test_segmentation_networks_get_skip_connections_joined_at_one_size_and_outpu
     assert "return InputSized(Net(n_outputs))" in resized.code and "InputSized" in resized.repairs[0]
     assert output_resized(resized.code).repairs == []  # not wrapped twice
     # The repaired network runs on shapes-sized images and gives logits per pixel at the masks' size.
-    source = template_source("pytorch_train_template.py")
-    namespace: dict = {}
-    exec(compile(source.split("# <airlab:model>")[0], "template", "exec"), namespace)
+    namespace = _template_namespace()
     exec(compile(resized.code, "draft", "exec"), namespace)
     model = namespace["build_model"]({}, (1, 32, 32), 3)
     namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def _template_namespace() -> dict:
+    """The PyTorch template's definitions (conv_block, CNN, UNet, materialize, ...), without its main."""
+    from airlab.job_templates import template_source
+
+    namespace: dict = {}
+    source = template_source("pytorch_train_template.py")
+    exec(compile(source.split("# <airlab:model>")[0], "template", "exec"), namespace)
+    return namespace
+
+
+def test_a_residual_added_in_place_is_added_out_of_place_and_the_network_trains():
+    torch = pytest.importorskip("torch")
+    from airlab_coder.networks import out_of_place
+
+    # A 1.5B draft for "Residual CNN" (bench-coder): the in-place sum overwrites a ReLU's output.
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return ResidualCNN(input_shape, n_outputs, int(params.get('channels', 16)))\n\n\n"
+        "class ResidualCNN(nn.Module):\n    def __init__(self, input_shape, n_outputs, channels):\n"
+        "        super().__init__()\n"
+        "        self.features = nn.Sequential(conv_block(input_shape[0], channels), "
+        "conv_block(channels, channels * 2))\n"
+        "        self.out = nn.LazyLinear(n_outputs)\n\n"
+        "    def forward(self, x):\n        residual = x\n        x = self.features(x)\n"
+        "        x += residual\n        return self.out(torch.flatten(x, 1))\n"
+    )
+
+    def one_step(code: str) -> None:
+        namespace = _template_namespace()
+        exec(compile(code, "draft", "exec"), namespace)
+        model = namespace["build_model"]({"channels": 4}, (1, 8, 8), 10)
+        namespace["materialize"](model, torch.zeros(2, 1, 8, 8))
+        model.train()
+        model(torch.zeros(2, 1, 8, 8)).sum().backward()
+
+    with pytest.raises(RuntimeError, match="inplace operation"):
+        one_step(draft)
+    review = out_of_place(draft)
+    assert "x = x + residual" in review.code and "+=" not in review.code
+    assert review.repairs == [
+        "in-place arithmetic in forward (x += ...) made out of place: autograd needs what it overwrote"
+    ]
+    one_step(review.code)
+    assert out_of_place("total = 0\ntotal += 1\n").repairs == []  # only a network's forward
+
+
+def test_dilated_convolutions_of_a_segmentation_network_are_padded_to_keep_the_image_size():
+    torch = pytest.importorskip("torch")
+    from airlab_coder.networks import dilated_padding
+
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n    return Dilated(n_outputs)\n\n\n"
+        "class Dilated(nn.Module):\n    def __init__(self, n_outputs):\n        super().__init__()\n"
+        "        self.net = nn.Sequential(\n"
+        "            nn.Conv2d(1, 8, kernel_size=3, padding=1, dilation=2), nn.ReLU(),\n"
+        "            nn.Conv2d(8, 8, 3, 1, 1, 4), nn.ReLU(),\n"
+        "            nn.LazyConv2d(8, 3, dilation=8), nn.ReLU(),\n"
+        "            nn.Conv2d(8, n_outputs, 3, padding=1),\n        )\n\n"
+        "    def forward(self, x):\n        return self.net(x)\n"
+    )
+    review = dilated_padding(draft, "segmentation")
+    assert "nn.Conv2d(1, 8, kernel_size=3, padding=2, dilation=2)" in review.code
+    assert (
+        "nn.Conv2d(8, 8, 3, 1, 4, 4)" in review.code
+        and "nn.LazyConv2d(8, 3, dilation=8, padding=8)" in review.code
+    )
+    assert "nn.Conv2d(8, n_outputs, 3, padding=1)" in review.code  # not dilated: as it was
+    assert review.repairs == [
+        "dilated convolutions padded to keep the image's size "
+        "(dilation 2: padding 1 -> 2, dilation 4: padding 1 -> 4, dilation 8: padding 0 -> 8)"
+    ]
+    assert dilated_padding(draft, "classification").repairs == []  # pooling networks may shrink
+    namespace = _template_namespace()
+    exec(compile(review.code, "draft", "exec"), namespace)
+    model = namespace["build_model"]({}, (1, 32, 32), 3)
+    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_a_block_class_passed_to_the_templates_networks_is_found_and_builds_every_level():
+    torch = pytest.importorskip("torch")
+
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return UNet(input_shape, n_outputs, width=4, block=GatedBlock)\n"
+    )
+    (missing,) = missing_classes(draft)
+    assert missing.name == "GatedBlock" and missing.arguments == ("channels_in", "channels_out")
+    block = (
+        "class GatedBlock(nn.Module):\n    def __init__(self, channels_in, channels_out):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(channels_in, channels_out, 3, padding=1)\n"
+        "        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Sigmoid())\n\n"
+        "    def forward(self, x):\n        x = self.conv(x)\n        return x * self.gate(x)\n"
+    )
+    assert missing_classes(f"{draft}\n\n{block}") == []
+    namespace = _template_namespace()
+    exec(compile(f"{draft}\n\n{block}", "draft", "exec"), namespace)
+    unet = namespace["build_model"]({}, (1, 32, 32), 3)
+    assert unet(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+    assert sum(type(m).__name__ == "GatedBlock" for m in unet.modules()) == 5  # 3 down, 2 merge
+    cnn = namespace["CNN"]((1, 8, 8), 10, channels=4, depth=2, block=namespace["GatedBlock"])
+    assert cnn(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_a_searched_hyperparameter_the_code_never_reads_is_a_problem():
+    fixed = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return CNN(input_shape, n_outputs, channels=16, dropout=0.2)\n"
+    )
+    review = review_calls(fixed, "pytorch", task="classification", space={"dropout": False})
+    assert review.problems == [
+        "the idea searches `dropout`, but build_model never reads it: every trial would run the same "
+        "model. Read each with params.get(name, default) and use it"
+    ]
+    reads = fixed.replace("dropout=0.2", "dropout=params.get('dropout', 0.2)")
+    assert review_calls(reads, "pytorch", task="classification", space={"dropout": False}).problems == []
+    # params handed on whole (to the template's registry, a class, **params) are read there.
+    for handed in ("MODELS['cnn'](input_shape, n_outputs, params)", "Net(**params)", "Net(params=params)"):
+        code = f"def build_model(params, input_shape, n_outputs):\n    return {handed}\n"
+        assert review_calls(code, "pytorch", space={"dropout": False, "width": True}).problems == []
+
+
+def test_a_block_adding_its_input_at_other_channels_gets_a_projection_shortcut_and_runs_in_the_unet():
+    torch = pytest.importorskip("torch")
+    from airlab_coder.networks import after_smoke_error
+
+    # A 1.5B draft for "U-Net with residual blocks" (bench-coder), the second conv_block's input fixed.
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return UNet(input_shape, n_outputs, width=4, block=ResidualBlock)\n\n\n"
+        "class ResidualBlock(nn.Module):\n    def __init__(self, channels_in, channels_out):\n"
+        "        super().__init__()\n        self.conv1 = conv_block(channels_in, channels_out)\n"
+        "        self.conv2 = conv_block(channels_out, channels_out)\n\n"
+        "    def forward(self, x):\n        residual = x\n        x = self.conv1(x)\n"
+        "        return self.conv2(x) + residual\n"
+    )
+    error = (
+        "RuntimeError: The size of tensor a (16) must match the size of tensor b (32) at non-singleton "
+        "dimension 1"
+    )
+    review = after_smoke_error(draft, "segmentation", error)
+    assert "return self.conv2(x) + self.shortcut(residual)" in review.code
+    assert (
+        "self.shortcut = nn.Conv2d(channels_in, channels_out, 1) if channels_in != channels_out "
+        "else nn.Identity()" in review.code
+    )
+    assert review.repairs == [
+        "ResidualBlock added its input to an output of other channels: the input projected by a 1x1 "
+        "convolution first (a projection shortcut)"
+    ]
+    assert after_smoke_error(review.code, "segmentation", error).repairs == []  # once
+    namespace = _template_namespace()
+    exec(compile(review.code, "draft", "exec"), namespace)
+    model = namespace["build_model"]({}, (1, 32, 32), 3)
+    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_a_classifier_whose_logits_keep_height_and_width_gets_them_averaged():
+    torch = pytest.importorskip("torch")
+    from airlab_coder.networks import after_smoke_error
+
+    draft = (
+        "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self, n_outputs):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 8, 3, padding=1, groups=1)\n"
+        "        self.out = nn.Conv2d(8, n_outputs, 1)\n\n"
+        "    def forward(self, x):\n        return self.out(self.conv(x))\n"
+    )
+    error = (
+        "RuntimeError: only batches of spatial targets supported (3D tensors) but got targets of dimension: 1"
+    )
+    review = after_smoke_error(draft, "classification", error)
+    assert "return Pooled(Net(n_outputs))" in review.code
+    assert review.repairs == ["the classifier's logits had a height and width: averaged over them (Pooled)"]
+    namespace = _template_namespace()
+    exec(compile(review.code, "draft", "exec"), namespace)
+    assert namespace["build_model"]({}, (1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert after_smoke_error(draft, "classification", "ValueError: something else").repairs == []

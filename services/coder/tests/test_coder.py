@@ -388,5 +388,5 @@ async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_si
     assert "nn.LazyLinear(32)" in final and "nn.LazyLinear(n_outputs)" in final
     kept = f"research/{RESEARCH}/code/{idea.id}/"
     assert "nn.Linear(60, 32)" in store.get(kept + "attempt-1/train.py").decode()  # as the LLM wrote it
-    assert json.loads(store.get(kept + "attempt-1-lazy/check.json"))["passed"]
+    assert json.loads(store.get(kept + "attempt-1-repaired/check.json"))["passed"]
     assert not json.loads(store.get(kept + "attempt-1/check.json"))["passed"]

@@ -26,13 +26,12 @@ from airlab.llm.prompts import Prompt, render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 from airlab_coder.api_check import review_calls
 from airlab_coder.networks import (
-    OUTPUT_SIZE_ERROR,
-    SHAPE_ERROR,
+    after_smoke_error,
     classes_without_forward,
+    dilated_padding,
     image_layers,
-    lazy_layers,
     missing_classes,
-    output_resized,
+    out_of_place,
     params_passed_in,
     with_method,
 )
@@ -137,6 +136,8 @@ SMOKE_SAMPLES = 300
 DRAFT_FRAME = re.compile(
     r'File ".*train\.py", line \d+, in (build_model|forward|__init__|augment|build_optimizer)'
 )
+# How many repairs with one right answer a draft gets after smoke errors (each one more smoke run).
+REPAIRS_AFTER_A_SMOKE_ERROR = 2
 # A repair's second try when the first gave the same code back.
 REPEAT_TEMPERATURE = 0.8
 MAX_ATTEMPTS = 10
@@ -493,8 +494,8 @@ class CoderAgent:
                 )
                 problems, repairs = reviewed.problems, reviewed.repairs
                 if template == "pytorch":
-                    for repair in (image_layers, params_passed_in):
-                        repaired = repair(reviewed.code)
+                    for repair in (image_layers, params_passed_in, out_of_place, dilated_padding):
+                        repaired = repair(reviewed.code, job.task)
                         reviewed.code, repairs = repaired.code, repairs + repaired.repairs
                 if repairs:
                     function = await asyncio.to_thread(format_code, reviewed.code)
@@ -506,18 +507,20 @@ class CoderAgent:
         label = str(attempt)
         if not problems:
             problems = await self._smoke(task, label, source)
-            lazy = lazy_layers(function, job.task) if review and template == "pytorch" else None
-            if review and template == "pytorch" and problems and OUTPUT_SIZE_ERROR.search(problems[0]):
-                lazy = output_resized(function)
-            if problems and lazy and lazy.repairs and SHAPE_ERROR.search(problems[0]):
-                # One right answer to a layer's wrong input size: let PyTorch take it from the data. The
-                # draft as it failed stays kept as attempt-<n>, the repaired one as attempt-<n>-lazy.
-                await self._keep(task, label, source, problems, repairs)
-                function, label = await asyncio.to_thread(format_code, lazy.code), f"{attempt}-lazy"
-                repairs, source = repairs + lazy.repairs, with_model(self._template(job), function)
-                problems = await asyncio.to_thread(check_source, source) or await self._smoke(
-                    task, label, source
-                )
+        rounds = 0
+        while problems and review and template == "pytorch" and rounds < REPAIRS_AFTER_A_SMOKE_ERROR:
+            # A network's error with one right answer (a layer's input size, a shortcut's channels, the
+            # output's size): repaired and smoke-run again, without asking the model. The draft as it
+            # failed stays kept as attempt-<n>, the repaired one as attempt-<n>-repaired (then -repaired2).
+            fixed = after_smoke_error(function, job.task, problems[0])
+            if not fixed.repairs:
+                break
+            rounds += 1
+            await self._keep(task, label, source, problems, repairs)
+            label = f"{attempt}-repaired{rounds if rounds > 1 else ''}"
+            function = await asyncio.to_thread(format_code, fixed.code)
+            repairs, source = repairs + fixed.repairs, with_model(self._template(job), function)
+            problems = await asyncio.to_thread(check_source, source) or await self._smoke(task, label, source)
         await self._keep(task, label, source, problems, repairs)
         return Tried(not problems, function, problems, repairs)
 
@@ -645,7 +648,7 @@ class CoderAgent:
         return code_block(reply.text)
 
     async def _smoke(self, task: CodeTask, label: str, source: str) -> list[str]:
-        """Smoke-run one attempt (`label`: "2", or "2-lazy" for its repaired form)."""
+        """Smoke-run one attempt (`label`: "2", or "2-repaired" for its repaired form)."""
         prefix = code_prefix(task.research_id, task.name, f"attempt-{label}")
         await self._publish(prefix, source)
         space = task.idea.search_space if task.idea is not None else {}

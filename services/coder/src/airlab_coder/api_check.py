@@ -449,6 +449,19 @@ class _WholeCounts(ast.NodeTransformer):
         return ast.Call(ast.Name("int", ast.Load()), [node], [])
 
 
+def unread_hyperparameters(tree: ast.Module, searched: list[str]) -> list[str]:
+    """The searched hyperparameters the code never reads. Code that hands `params` itself to something
+    (a template network, `**params`, a helper) is taken to read them all."""
+    read = {name for node in ast.walk(tree) if isinstance(node, ast.expr) and (name := param_read(node))}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            handed = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
+            handed += [k.value for k in node.keywords]
+            if any(isinstance(a, ast.Name) and a.id == "params" for a in handed):
+                return []
+    return [name for name in searched if name not in read]
+
+
 def param_read(node: ast.expr) -> str | None:
     """The hyperparameter an expression reads: `params["x"]` or `params.get("x", ...)` -> "x"."""
     key: ast.expr | None = None
@@ -489,6 +502,13 @@ def review_calls(
     counts = _WholeCounts(reviewer.space)
     counts.visit(tree)
     reviewer.repairs += counts.repairs
+    unread = unread_hyperparameters(tree, list(reviewer.space))
+    if unread:
+        names = ", ".join(f"`{name}`" for name in unread)
+        reviewer.problems.append(
+            f"the idea searches {names}, but build_model never reads {'it' if len(unread) == 1 else 'them'}: "
+            "every trial would run the same model. Read each with params.get(name, default) and use it"
+        )
     if not reviewer.repairs:
         return ApiReview(code, [], reviewer.problems)
     imports = [ast.parse(line).body[0] for line in sorted(set(reviewer.imports.values()))]

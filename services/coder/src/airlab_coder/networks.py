@@ -30,6 +30,12 @@ SHAPE_ERROR = re.compile(
 OUTPUT_SIZE_ERROR = re.compile(
     r"size mismatch \(got input: \[\d+, \d+, \d+, \d+\] ?, target: \[\d+, \d+, \d+\]"
 )
+# A sum of two feature maps whose channels differ (a residual block's input added to its output).
+SUM_CHANNELS_ERROR = re.compile(
+    r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton dimension 1"
+)
+# A classifier whose logits still have a height and width (a fully convolutional network, no pooling).
+SPATIAL_LOGITS_ERROR = re.compile(r"only batches of spatial targets supported \(3D tensors\)")
 # torch.nn layer -> its lazy form, which drops the first argument (the input size).
 LAZY = {
     "Linear": "LazyLinear",
@@ -51,6 +57,10 @@ VOLUME_TO_IMAGE = {
                  "LazyConvTranspose", "LazyBatchNorm", "InstanceNorm", "AdaptiveAvgPool", "AdaptiveMaxPool")
 }  # fmt: skip
 FLATTENING = frozenset(("Flatten", "flatten", "view", "reshape"))
+# How the template's CNN and UNet build a block class passed as `block=`.
+BLOCK_ARGUMENTS = ("channels_in", "channels_out")
+# A 2-D convolution's arguments after its channels, in order.
+CONV_ARGUMENTS = ("kernel_size", "stride", "padding", "dilation")
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,20 @@ def missing_classes(code: str) -> list[MissingClass]:
     defined = bound_names(tree) | template_namespace("pytorch").defined
     index = load_index()
     found: dict[str, MissingClass] = {}
+
+    def unknown(name: str) -> bool:
+        return name[:1].isupper() and name not in defined | found.keys() and not index.homes(name, "torch")
+
     for node in ast.walk(tree):
+        # `CNN(..., block=ResidualBlock)`: the template's networks build each block as block(in, out).
+        if isinstance(node, ast.keyword) and node.arg == "block" and isinstance(node.value, ast.Name):
+            if unknown(node.value.id):
+                found[node.value.id] = MissingClass(node.value.id, BLOCK_ARGUMENTS)
+            continue
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         name = node.func.id
-        if not name[:1].isupper() or name in defined or name in found or index.homes(name, "torch"):
+        if not unknown(name):
             continue
         arguments = [_argument_name(a, i) for i, a in enumerate(node.args)]
         arguments += [k.arg for k in node.keywords if k.arg]
@@ -133,9 +152,8 @@ def _joins_channels(node: ast.Call) -> bool:
     return isinstance(dim, ast.Constant) and dim.value == 1
 
 
-def output_resized(code: str) -> ApiReview:
-    """A segmentation network whose logits are not the masks' size: build_model's result wrapped in the
-    template's InputSized, which resizes them to the input's height and width."""
+def _wrapped(code: str, wrapper: str, repair: str) -> ApiReview:
+    """build_model's result wrapped in one of the template's modules (once)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -145,16 +163,11 @@ def output_resized(code: str) -> ApiReview:
         return ApiReview(code)
     wrapped = False
     for node in ast.walk(build):
-        if (
-            isinstance(node, ast.Return)
-            and node.value is not None
-            and "InputSized" not in ast.unparse(node.value)
-        ):
-            node.value = ast.Call(ast.Name("InputSized", ast.Load()), [node.value], [])
+        if isinstance(node, ast.Return) and node.value is not None and wrapper not in ast.unparse(node.value):
+            node.value = ast.Call(ast.Name(wrapper, ast.Load()), [node.value], [])
             wrapped = True
     if not wrapped:
         return ApiReview(code)
-    repair = "the network's output was not the masks' size: resized to the input's (InputSized)"
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
 
 
@@ -210,7 +223,7 @@ class _Volumes(ast.NodeTransformer):
         return node
 
 
-def image_layers(code: str) -> ApiReview:
+def image_layers(code: str, task: str = "") -> ApiReview:
     """3-D (volume) layers as their 2-D forms: the template's images are (channels, height, width)."""
     try:
         tree = ast.parse(code)
@@ -225,7 +238,7 @@ def image_layers(code: str) -> ApiReview:
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
 
 
-def params_passed_in(code: str) -> ApiReview:
+def params_passed_in(code: str, task: str = "") -> ApiReview:
     """A class whose methods read `params` (build_model's argument, not in their scope) gets it as its
     constructor's last argument, and build_model passes it."""
     try:
@@ -304,3 +317,191 @@ def lazy_layers(code: str, task: str) -> ApiReview:
     kinds = sorted(set(lazy.changed))
     repair = f"a shape error in the smoke run: input sizes left to PyTorch ({', '.join(kinds)})"
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
+class _OutOfPlace(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        if not (isinstance(node.target, ast.Name) and isinstance(node.op, ARITHMETIC)):
+            return node
+        target = node.target.id
+        self.changed.append(f"{target} {_OPERATORS[type(node.op)]}= ...")
+        value = ast.BinOp(ast.Name(target, ast.Load()), node.op, node.value)
+        return ast.copy_location(ast.Assign([ast.Name(target, ast.Store())], value), node)
+
+
+ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)
+_OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def out_of_place(code: str, task: str = "") -> ApiReview:
+    """`x += skip` in a network's forward as `x = x + skip`: added in place, it overwrites a tensor that
+    autograd keeps for the backward pass (a ReLU's output), and training fails at the first step, while
+    the sum is the same."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    rewrite = _OutOfPlace()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for method in node.body:
+                if isinstance(method, ast.FunctionDef) and method.name == "forward":
+                    rewrite.visit(method)
+    if not rewrite.changed:
+        return ApiReview(code)
+    sums = ", ".join(sorted(set(rewrite.changed)))
+    repair = f"in-place arithmetic in forward ({sums}) made out of place: autograd needs what it overwrote"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
+def _constant(node: ast.expr | None) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def dilated_padding(code: str, task: str) -> ApiReview:
+    """A segmentation network's dilated 3x3 (or any odd) convolution padded as if it were not dilated
+    shrinks every map by 2 x (dilation - 1) pixels, until a kernel outgrows the image: padded by its
+    dilation x (kernel - 1) / 2, the size the per-pixel output needs."""
+    if task != "segmentation":
+        return ApiReview(code)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    changed = []
+    for node in ast.walk(tree):
+        layer = _layer(node)
+        if layer not in ("Conv2d", "LazyConv2d") or not isinstance(node, ast.Call):
+            continue
+        # Conv2d(in, out, kernel_size, ...), LazyConv2d(out, kernel_size, ...)
+        first = 2 if layer == "Conv2d" else 1
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        placed = dict(zip(CONV_ARGUMENTS, node.args[first:], strict=False))
+        given = placed | keywords
+        kernel, stride = _constant(given.get("kernel_size")), _constant(given.get("stride")) or 1
+        padding, dilation = _constant(given.get("padding")) or 0, _constant(given.get("dilation"))
+        if not all(isinstance(v, int) for v in (kernel, stride, padding, dilation)):
+            continue
+        assert isinstance(kernel, int) and isinstance(dilation, int)
+        same = dilation * (kernel - 1) // 2
+        if stride != 1 or dilation < 2 or kernel % 2 == 0 or padding == same:
+            continue
+        if "padding" in keywords:
+            next(k for k in node.keywords if k.arg == "padding").value = ast.Constant(same)
+        elif "padding" in placed:
+            node.args[first + CONV_ARGUMENTS.index("padding")] = ast.Constant(same)
+        else:
+            node.keywords.append(ast.keyword("padding", ast.Constant(same)))
+        changed.append(f"dilation {dilation}: padding {padding} -> {same}")
+    if not changed:
+        return ApiReview(code)
+    repair = f"dilated convolutions padded to keep the image's size ({', '.join(sorted(set(changed)))})"
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
+def block_classes(tree: ast.Module) -> list[ast.ClassDef]:
+    """The draft's classes it passes to the template's CNN or UNet as `block=` (built as block(in, out))."""
+    passed = {
+        node.value.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword) and node.arg == "block" and isinstance(node.value, ast.Name)
+    }
+    return [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in passed]
+
+
+def _method(node: ast.ClassDef, name: str) -> ast.FunctionDef | None:
+    return next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+
+
+class _Shortcut(ast.NodeTransformer):
+    """In one statement: each sum with the block's input (or a name that still holds it) adds the input's
+    projection instead."""
+
+    def __init__(self, inputs: set[str]) -> None:
+        self.inputs = inputs
+        self.changed = False
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Add):
+            for side in ("left", "right"):
+                operand = getattr(node, side)
+                if isinstance(operand, ast.Name) and operand.id in self.inputs:
+                    setattr(node, side, ast.parse(f"self.shortcut({operand.id})", mode="eval").body)
+                    self.changed = True
+        return node
+
+
+def shortcut_projected(code: str) -> ApiReview:
+    """A block that adds its input to its output when the two have different channels: the input goes
+    through a 1x1 convolution to the output's channels first (a projection shortcut, as in ResNet), and
+    stays as it is where they match."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ApiReview(code)
+    repaired = []
+    for block in block_classes(tree):
+        init, forward = _method(block, "__init__"), _method(block, "forward")
+        if init is None or forward is None or len(init.args.args) < 3 or len(forward.args.args) < 2:
+            continue
+        if any(n.attr == "shortcut" for n in ast.walk(block) if isinstance(n, ast.Attribute)):
+            continue
+        channels_in, channels_out = init.args.args[1].arg, init.args.args[2].arg
+        inputs = {forward.args.args[1].arg}
+        shortcut = _Shortcut(inputs)
+        for statement in forward.body:
+            shortcut.visit(statement)
+            # Follow the input through plain copies (`residual = x`); a name given anything else is not it.
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    if isinstance(target, ast.Name):
+                        copies = isinstance(statement.value, ast.Name) and statement.value.id in inputs
+                        (inputs.add if copies else inputs.discard)(target.id)
+        if not shortcut.changed:
+            continue
+        init.body.append(
+            ast.parse(
+                f"self.shortcut = nn.Conv2d({channels_in}, {channels_out}, 1) "
+                f"if {channels_in} != {channels_out} else nn.Identity()"
+            ).body[0]
+        )
+        repaired.append(block.name)
+    if not repaired:
+        return ApiReview(code)
+    repair = (
+        f"{', '.join(repaired)} added its input to an output of other channels: the input projected by a "
+        "1x1 convolution first (a projection shortcut)"
+    )
+    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
+
+
+def pooled_output(code: str) -> ApiReview:
+    """A classifier whose logits keep a height and width: build_model's result wrapped in the template's
+    Pooled, which averages them over both (global average pooling)."""
+    repair = "the classifier's logits had a height and width: averaged over them (Pooled)"
+    return _wrapped(code, "Pooled", repair)
+
+
+def output_resized(code: str) -> ApiReview:
+    """A segmentation network whose logits are not the masks' size: build_model's result wrapped in the
+    template's InputSized, which resizes them to the input's height and width."""
+    repair = "the network's output was not the masks' size: resized to the input's (InputSized)"
+    return _wrapped(code, "InputSized", repair)
+
+
+def after_smoke_error(code: str, task: str, error: str) -> ApiReview:
+    """The repair with one right answer for a network's smoke-run error, if there is one (no repairs
+    otherwise)."""
+    if OUTPUT_SIZE_ERROR.search(error):
+        return output_resized(code)
+    if task == "classification" and SPATIAL_LOGITS_ERROR.search(error):
+        return pooled_output(code)
+    if SUM_CHANNELS_ERROR.search(error):
+        return shortcut_projected(code)
+    if SHAPE_ERROR.search(error):
+        return lazy_layers(code, task)
+    return ApiReview(code)

@@ -83,14 +83,16 @@ def conv_block(channels_in, channels_out):
 
 
 class CNN(nn.Module):
-    """Convolution blocks, each halving the image while it is at least 4 pixels wide, then a linear head."""
+    """Convolution blocks, each halving the image while it is at least 4 pixels wide, then a linear head.
+    `block(channels_in, channels_out)` builds each block (any module that keeps height and width)."""
 
-    def __init__(self, input_shape, n_outputs, channels=16, depth=2, dropout=0.1):
+    def __init__(self, input_shape, n_outputs, channels=16, depth=2, dropout=0.1, block=None):
         super().__init__()
+        block = block or conv_block
         blocks, width, size = [], int(channels), input_shape[0]
         side = min(input_shape[1:])
         for level in range(int(depth)):
-            blocks.append(conv_block(size, width * 2**level))
+            blocks.append(block(size, width * 2**level))
             size = width * 2**level
             if side >= 4:
                 blocks.append(nn.MaxPool2d(2))
@@ -106,21 +108,23 @@ class CNN(nn.Module):
 
 class UNet(nn.Module):
     """U-Net: an encoder that halves the image `depth` times, a decoder that doubles it back with skip
-    connections, and per-pixel class logits."""
+    connections, and per-pixel class logits. `block(channels_in, channels_out)` builds each level's block
+    (any module that keeps height and width)."""
 
-    def __init__(self, input_shape, n_outputs, width=16, depth=2):
+    def __init__(self, input_shape, n_outputs, width=16, depth=2, block=None):
         super().__init__()
+        block = block or conv_block
         channels = [int(width) * 2**level for level in range(int(depth) + 1)]
         self.down = nn.ModuleList()
         previous = input_shape[0]
         for c in channels:
-            self.down.append(conv_block(previous, c))
+            self.down.append(block(previous, c))
             previous = c
         self.up = nn.ModuleList()
         self.merge = nn.ModuleList()
         for c in reversed(channels[:-1]):
             self.up.append(nn.ConvTranspose2d(previous, c, 2, stride=2))
-            self.merge.append(conv_block(2 * c, c))
+            self.merge.append(block(2 * c, c))
             previous = c
         self.out = nn.Conv2d(previous, n_outputs, 1)
 
@@ -214,6 +218,19 @@ class InputSized(nn.Module):
         if logits.shape[-2:] == x.shape[-2:]:
             return logits
         return functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class Pooled(nn.Module):
+    """A classifier's logits averaged over their height and width when they still have them (the coder's
+    repair of a fully convolutional classifier without a pooling head: global average pooling)."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        logits = self.network(x)
+        return logits.flatten(2).mean(-1) if logits.dim() > 2 else logits
 
 
 def augment(inputs, targets, generator):
