@@ -467,6 +467,9 @@ def test_a_searched_hyperparameter_the_code_never_reads_is_a_problem():
         "the idea searches `dropout`, but build_model never reads it: every trial would run the same "
         "model. Read each with params.get(name, default) and use it"
     ]
+    # The template reads its training settings itself.
+    training = {"dropout": False, "learning_rate": False, "epochs": True}
+    assert review_calls(fixed, "pytorch", task="classification", space=training).problems == review.problems
     reads = fixed.replace("dropout=0.2", "dropout=params.get('dropout', 0.2)")
     assert review_calls(reads, "pytorch", task="classification", space={"dropout": False}).problems == []
     # params handed on whole (to the template's registry, a class, **params) are read there.

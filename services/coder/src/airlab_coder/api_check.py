@@ -77,6 +77,8 @@ class TemplateNamespace:
     imports: dict[str, str]
     defined: frozenset[str]
     members: dict[str, Member]
+    # Hyperparameters the template itself reads (the training settings: TRAINING's keys).
+    reads: frozenset[str] = frozenset()
 
 
 @cache
@@ -100,7 +102,18 @@ def template_namespace(template: str) -> TemplateNamespace:
         for target in node.targets
         if isinstance(target, ast.Name)
     } | {node.name for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)}
-    return TemplateNamespace(imports, frozenset(defined), template_members(source))
+    training = next(
+        (
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "TRAINING" for t in node.targets)
+        ),
+        None,
+    )
+    keys = training.keys if isinstance(training, ast.Dict) else []
+    reads = {k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return TemplateNamespace(imports, frozenset(defined), template_members(source), frozenset(reads))
 
 
 def _scalar(node: ast.expr) -> bool:
@@ -502,7 +515,8 @@ def review_calls(
     counts = _WholeCounts(reviewer.space)
     counts.visit(tree)
     reviewer.repairs += counts.repairs
-    unread = unread_hyperparameters(tree, list(reviewer.space))
+    searched = [name for name in reviewer.space if name not in template_namespace(template).reads]
+    unread = unread_hyperparameters(tree, searched)
     if unread:
         names = ", ".join(f"`{name}`" for name in unread)
         reviewer.problems.append(
