@@ -507,20 +507,23 @@ class CoderAgent:
         label = str(attempt)
         if not problems:
             problems = await self._smoke(task, label, source)
-        rounds = 0
-        while problems and review and template == "pytorch" and rounds < REPAIRS_AFTER_A_SMOKE_ERROR:
-            # A network's error with one right answer (a layer's input size, a shortcut's channels, the
-            # output's size): repaired and smoke-run again, without asking the model. The draft as it
-            # failed stays kept as attempt-<n>, the repaired one as attempt-<n>-repaired (then -repaired2).
-            fixed = after_smoke_error(function, job.task, problems[0])
-            if not fixed.repairs:
-                break
-            rounds += 1
-            await self._keep(task, label, source, problems, repairs)
-            label = f"{attempt}-repaired{rounds if rounds > 1 else ''}"
-            function = await asyncio.to_thread(format_code, fixed.code)
-            repairs, source = repairs + fixed.repairs, with_model(self._template(job), function)
-            problems = await asyncio.to_thread(check_source, source) or await self._smoke(task, label, source)
+            rounds = 0
+            while problems and review and template == "pytorch" and rounds < REPAIRS_AFTER_A_SMOKE_ERROR:
+                # A network's error with one right answer (a layer's input size, a shortcut's channels,
+                # the output's size): repaired and smoke-run again, without asking the model. The draft as
+                # it failed stays kept as attempt-<n>, the repaired one as attempt-<n>-repaired (then
+                # -repaired2).
+                fixed = after_smoke_error(function, job.task, problems[0])
+                if not fixed.repairs:
+                    break
+                rounds += 1
+                await self._keep(task, label, source, problems, repairs)
+                label = f"{attempt}-repaired{rounds if rounds > 1 else ''}"
+                function = await asyncio.to_thread(format_code, fixed.code)
+                repairs, source = repairs + fixed.repairs, with_model(self._template(job), function)
+                problems = await asyncio.to_thread(check_source, source) or await self._smoke(
+                    task, label, source
+                )
         await self._keep(task, label, source, problems, repairs)
         return Tried(not problems, function, problems, repairs)
 

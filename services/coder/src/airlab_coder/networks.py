@@ -3,12 +3,15 @@ answer.
 
 A small model often writes `return DeepMLP(input_shape, n_outputs, width)` and stops, or gets the
 in-features of its first linear layer wrong. The first is asked for in a second, smaller request (the
-class alone, its constructor's arguments given; `forward` alone for a class without one). The second has
-one right answer once a smoke run shows a shape error: the lazy form of the layer, which takes its input
-size from the first batch (the template runs one batch through before training), a flatten of each
-example before a classifier's first linear layer, feature maps joined at one size, a segmentation output
-resized to the masks'. Before any run: 3-D layers on 2-D images, and `params` passed to a class that
-reads it."""
+class alone, its constructor's arguments given, a block class passed to the template's CNN or UNet
+included; `forward` alone for a class without one). The second has one right answer once a smoke run
+shows the error (after_smoke_error): the lazy form of the layer, which takes its input size from the
+first batch (the template runs one batch through before training), a flatten of each example before a
+classifier's first linear layer, feature maps joined at one size, a segmentation output resized to the
+masks', a classifier's per-pixel logits averaged, a block's input projected to its output's channels
+before they are added. Before any run: 3-D layers on 2-D images, `params` passed to a class that reads
+it, sums made in place in forward (autograd needs what they overwrite), dilated convolutions padded to
+keep a segmentation map's size."""
 
 from __future__ import annotations
 
