@@ -33,7 +33,7 @@ from airlab.llm.local import MODELS, start_llama_server
 from airlab.natsd import start_nats
 from airlab.testing import ServiceLauncher
 from airlab.v1 import idea_pb2, loop_pb2
-from airlab_coder.agent import CoderAgent, CodeTask
+from airlab_coder.agent import CoderAgent, CodeTask, network_examples_for
 from airlab_coder.main import BusSmokeRunner
 
 IDEAS_VERSION = 1
@@ -166,7 +166,8 @@ async def bench_model(model: str, ideas: tuple[BenchIdea, ...], workdir: Path) -
         config.agents["coder"].servers = ["local-cpu"]
         llm = MeasuredLLM(LLMClient(config))
         artifacts = LocalArtifactStore(launcher.workdir / "artifacts")
-        agent = CoderAgent(llm, artifacts, BusSmokeRunner(bus, artifacts, "bench-coder"))  # type: ignore[arg-type]
+        smoke = BusSmokeRunner(bus, artifacts, "bench-coder")
+        agent = CoderAgent(llm, artifacts, smoke, network_examples_for(model))  # type: ignore[arg-type]
         for number, item in enumerate(ideas, 1):
             idea = idea_pb2.Idea(
                 id=new_id("i"), title=item.title, change=item.change,

@@ -215,6 +215,19 @@ def test_configs_refuse_unknown_routes():
         LLMConfig(servers={}, agents={"idea": {"servers": ["nope"]}})
 
 
+def test_the_server_airlab_starts_serves_the_local_model_and_an_agent_knows_which_model_answers_it():
+    servers = {
+        "local-cpu": {"kind": "llamacpp", "model": "qwen2.5-coder-0.5b-instruct"},
+        "own-llama": {"kind": "llamacpp", "base_url": "http://127.0.0.1:1/v1", "model": "mine"},
+        "openai": {"kind": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"},
+    }
+    agents = {"coder": {"servers": ["local-cpu", "openai"]}, "idea": {"servers": ["openai"]},
+              "manager": {"servers": ["own-llama"]}}  # fmt: skip
+    config = LLMConfig(servers=servers, agents=agents, local_model="qwen2.5-coder-1.5b-instruct")
+    assert config.served_model("coder") == "qwen2.5-coder-1.5b-instruct"
+    assert config.served_model("idea") == "gpt-4o-mini" and config.served_model("manager") == "mine"
+
+
 def test_the_repository_config_routes_every_agent_and_launches_vllm_with_sleep_mode():
     config = LLMConfig.load()
     assert set(config.agents) == {"idea", "manager", "coder", "reviewer"}

@@ -390,3 +390,26 @@ async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_si
     assert "nn.Linear(60, 32)" in store.get(kept + "attempt-1/train.py").decode()  # as the LLM wrote it
     assert json.loads(store.get(kept + "attempt-1-repaired/check.json"))["passed"]
     assert not json.loads(store.get(kept + "attempt-1/check.json"))["passed"]
+
+
+def test_the_network_examples_follow_what_the_coders_model_does_best_with():
+    from airlab.llm.prompts import render
+    from airlab_coder.agent import NetworkExamples, network_examples_for
+
+    assert network_examples_for("qwen2.5-coder-0.5b-instruct") is NetworkExamples.WHOLE
+    assert network_examples_for("qwen2.5-coder-1.5b-instruct") is NetworkExamples.BLOCKS
+    assert network_examples_for("gpt-4o-mini") is NetworkExamples.BLOCKS
+
+    def example(task: str, shape: tuple[int, ...], examples: NetworkExamples) -> str:
+        prompt = render(
+            "coder/implement_pytorch", output="logits", input_shape=shape, poolings=2, modules="", task=task,
+            dataset="d", metric="m", title="t", change="c", params={}, network_examples=examples.value,
+        )  # fmt: skip
+        assert "block=conv_block" in prompt.system  # the template's networks are described either way
+        return prompt.examples[1][1]
+
+    assert "block=GatedBlock" in example("segmentation", (1, 32, 32), NetworkExamples.BLOCKS)
+    assert "class EncoderDecoder" in example("segmentation", (1, 32, 32), NetworkExamples.WHOLE)
+    assert "block=WideKernelBlock" in example("classification", (1, 8, 8), NetworkExamples.BLOCKS)
+    assert "class PooledCNN" in example("classification", (1, 8, 8), NetworkExamples.WHOLE)
+    assert "class BottleneckMLP" in example("classification", (), NetworkExamples.BLOCKS)

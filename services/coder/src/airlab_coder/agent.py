@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, cast
 
 from airlab import domain, experiments
@@ -121,6 +122,25 @@ OUTPUTS = {
     "regression": "(batch, 1) values",
     "segmentation": "(batch, n_outputs, height, width) class logits per pixel, the input's height and width",
 }
+
+
+class NetworkExamples(StrEnum):
+    """The PyTorch prompt's worked examples for image tasks: a block class passed to the template's CNN or
+    UNet, or a whole network class."""
+
+    BLOCKS = "blocks"
+    WHOLE = "whole"
+
+
+# Models that write better networks from whole-class examples. bench-coder (idea set v1, one run each):
+# with block examples the 0.5B model put a classifier head into a block, or a block into ideas that need
+# none (PyTorch ideas within 3 attempts: 30%, against 60% with whole networks); the 1.5B model passed
+# 80% with them. Any other model gets the block examples.
+WHOLE_NETWORK_MODELS = frozenset(("qwen2.5-coder-0.5b-instruct",))
+
+
+def network_examples_for(model: str) -> NetworkExamples:
+    return NetworkExamples.WHOLE if model in WHOLE_NETWORK_MODELS else NetworkExamples.BLOCKS
 
 
 # The input of the built-in image datasets (the PyTorch prompt says it, and how often it can be halved).
@@ -376,10 +396,17 @@ def registry_function(idea: idea_pb2.Idea | None, job: loop_pb2.JobConfig) -> st
 
 
 class CoderAgent:
-    def __init__(self, llm: LLMClient | None, artifacts: ArtifactStore, smoke: SmokeRunner) -> None:
+    def __init__(
+        self,
+        llm: LLMClient | None,
+        artifacts: ArtifactStore,
+        smoke: SmokeRunner,
+        network_examples: NetworkExamples = NetworkExamples.BLOCKS,
+    ) -> None:
         self.llm = llm
         self.artifacts = artifacts
         self.smoke = smoke
+        self.network_examples = network_examples
         self.templates = {name: template_source(rules.file) for name, rules in RULES.items()}
 
     async def implement(self, task: CodeTask) -> CodeOutcome:
@@ -625,6 +652,7 @@ class CoderAgent:
                 title=idea.title,
                 change=idea.change,
                 params=space,
+                network_examples=self.network_examples.value,
             )
         # Plain text, not JSON: small models write code far more reliably in a code block than escaped
         # inside a JSON string.

@@ -21,7 +21,7 @@ from airlab.research_record import stored_loop
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
-from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult
+from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult, network_examples_for
 
 log = logging.getLogger(__name__)
 CONSUMER = "coder"
@@ -145,7 +145,9 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
 
 def setup(context: ServiceContext) -> None:
     artifacts = artifact_store_from(context.settings)
-    agent = CoderAgent(llm_for(context), artifacts, BusSmokeRunner(context.bus, artifacts, context.name))
+    llm = llm_for(context)
+    examples = network_examples_for(llm.config.served_model("coder"))
+    agent = CoderAgent(llm, artifacts, BusSmokeRunner(context.bus, artifacts, context.name), examples)
     researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     context.host.add(
         coder_pb2_grpc.add_CoderServiceServicer_to_server,

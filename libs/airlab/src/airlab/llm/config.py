@@ -87,6 +87,8 @@ class LLMConfig(BaseModel):
     def _check_routes(self) -> LLMConfig:
         for name, server in self.servers.items():
             server.name = name
+            if server.kind == "llamacpp" and not server.base_url:
+                server.model = self.local_model  # the server `airlab up` starts serves the local model
         for agent, config in self.agents.items():
             if not config.servers:
                 raise ValueError(f"agent {agent!r} names no LLM server")
@@ -101,6 +103,10 @@ class LLMConfig(BaseModel):
                 "agent", f"unknown agent {agent!r}; configured: {', '.join(sorted(self.agents))}"
             )
         return [self.servers[name] for name in self.agents[agent].servers]
+
+    def served_model(self, agent: str) -> str:
+        """The model that answers the agent's calls while its first server is up."""
+        return self.route(agent)[0].model
 
     def with_urls(self, urls: dict[str, str]) -> LLMConfig:
         """The same config with base URLs filled in (e.g. the local server `airlab up` started)."""
