@@ -535,3 +535,28 @@ def test_a_classifier_whose_logits_keep_height_and_width_gets_them_averaged():
     exec(compile(review.code, "draft", "exec"), namespace)
     assert namespace["build_model"]({}, (1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     assert after_smoke_error(draft, "classification", "ValueError: something else").repairs == []
+
+
+def test_a_block_that_cannot_be_built_per_level_is_sent_back_before_any_run():
+    from airlab_coder.networks import block_problems
+
+    # The 1.5B model's "U-Net with flip augmentation" (bench-coder): augmentation written as a block.
+    flip = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return UNet(input_shape, n_outputs, block=FlipBlock)\n\n\n"
+        "class FlipBlock(nn.Module):\n    def __init__(self):\n        super().__init__()\n\n"
+        "    def forward(self, x, y):\n        return torch.flip(x, [2]), torch.flip(y, [2])\n"
+    )
+    (problem,) = block_problems(flip)
+    assert problem.startswith("FlipBlock is passed as block=: the network builds it as FlipBlock(channels_in")
+    assert "augment(inputs, targets, generator)" in problem
+    (built_once,) = block_problems(flip.replace("block=FlipBlock", "block=FlipBlock(1)"))
+    assert "pass the class itself, block=FlipBlock" in built_once
+    fine = (
+        "def build_model(params, input_shape, n_outputs):\n"
+        "    return CNN(input_shape, n_outputs, block=Block)\n\n\n"
+        "class Block(nn.Module):\n    def __init__(self, channels_in, channels_out, dropout=0.1):\n"
+        "        super().__init__()\n\n    def forward(self, x):\n        return x\n"
+    )
+    assert block_problems(fine) == []
+    assert block_problems(fine.replace("dropout=0.1", "dropout")) != []  # built with two arguments only

@@ -28,6 +28,7 @@ from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
 from airlab_coder.api_check import review_calls
 from airlab_coder.networks import (
     after_smoke_error,
+    block_problems,
     classes_without_forward,
     dilated_padding,
     image_layers,
@@ -524,6 +525,7 @@ class CoderAgent:
                     for repair in (image_layers, params_passed_in, out_of_place, dilated_padding):
                         repaired = repair(reviewed.code, job.task)
                         reviewed.code, repairs = repaired.code, repairs + repaired.repairs
+                    problems += block_problems(reviewed.code)
                 if repairs:
                     function = await asyncio.to_thread(format_code, reviewed.code)
             source = with_model(self._template(job), function)

@@ -508,3 +508,32 @@ def after_smoke_error(code: str, task: str, error: str) -> ApiReview:
     if SHAPE_ERROR.search(error):
         return lazy_layers(code, task)
     return ApiReview(code)
+
+
+def block_problems(code: str) -> list[str]:
+    """What makes a `block=` given to the template's CNN or UNet unusable before any run: the network
+    builds it as block(channels_in, channels_out), once per level, and calls it on one feature map."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    contract = (
+        "the network builds it as {name}(channels_in, channels_out) for each level and calls it on one "
+        "feature map: its __init__ must take (self, channels_in, channels_out) and its forward (self, x). "
+        "Data augmentation is not a block: it goes in augment(inputs, targets, generator)"
+    )
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "block" and isinstance(node.value, ast.Call):
+            called = ast.unparse(node.value.func)
+            given = ast.unparse(node.value)
+            told = f"block={given} passes one module built once: pass the class itself, block={called}; "
+            problems.append(told + contract.format(name=called))
+    for block in block_classes(tree):
+        init, forward = _method(block, "__init__"), _method(block, "forward")
+        takes = len(init.args.args) - 1 if init else 0
+        required = takes - len(init.args.defaults) if init else 0
+        inputs = len(forward.args.args) - 1 if forward else 1
+        if (init and (takes < 2 or required > 2)) or inputs != 1:
+            problems.append(f"{block.name} is passed as block=: " + contract.format(name=block.name))
+    return problems

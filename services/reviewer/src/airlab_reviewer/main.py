@@ -16,6 +16,7 @@ from airlab.research_record import research_of, stored_loop
 from airlab.service import ServiceContext, run_service
 from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
+from airlab_reviewer import stats
 from airlab_reviewer.agent import Reviewer
 from airlab_reviewer.tracking import MlflowTracker
 
@@ -131,9 +132,13 @@ def setup(context: ServiceContext) -> None:
         if loop is not None:
             await asyncio.to_thread(tracker.track, research_of(record.data), loop)
 
+    loading: list[asyncio.Future[None]] = []  # held, so the loading is not collected before it ends
+
     async def start() -> None:
         await researches.open()
         await usage.open()
+        # Not awaited: the libraries load while the service already answers.
+        loading.append(asyncio.ensure_future(asyncio.to_thread(stats.load_libraries)))
         if tracker is not None:
             await context.bus.consume(TRACKING_CONSUMER, [type_filter("report.written")], track)
 

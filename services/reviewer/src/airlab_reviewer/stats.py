@@ -36,6 +36,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
 
 
+def load_libraries() -> None:
+    """Import scikit-learn's metrics and SciPy's statistics, which the verdicts use (about 2 s on a small
+    CPU). Run in the background once the service is up: neither the service's start nor a research's first
+    verdict waits for them (an import under way is waited for, not done twice)."""
+    from scipy import stats  # noqa: F401
+    from sklearn import metrics  # noqa: F401
+
+
 def metric_value(metric: str, targets: np.ndarray, predicted: np.ndarray) -> float:
     """The metric from test targets and predictions, computed by scikit-learn as the job template does.
     NaN where it is undefined (a resample with one class for ROC AUC, a constant target for R²)."""
