@@ -322,6 +322,10 @@ def lazy_layers(code: str, task: str) -> ApiReview:
     return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), [repair])
 
 
+ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)
+_OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
 class _OutOfPlace(ast.NodeTransformer):
     def __init__(self) -> None:
         self.changed: list[str] = []
@@ -333,10 +337,6 @@ class _OutOfPlace(ast.NodeTransformer):
         self.changed.append(f"{target} {_OPERATORS[type(node.op)]}= ...")
         value = ast.BinOp(ast.Name(target, ast.Load()), node.op, node.value)
         return ast.copy_location(ast.Assign([ast.Name(target, ast.Store())], value), node)
-
-
-ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)
-_OPERATORS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
 def out_of_place(code: str, task: str = "") -> ApiReview:
@@ -533,7 +533,7 @@ def block_problems(code: str) -> list[str]:
         init, forward = _method(block, "__init__"), _method(block, "forward")
         takes = len(init.args.args) - 1 if init else 0
         required = takes - len(init.args.defaults) if init else 0
-        inputs = len(forward.args.args) - 1 if forward else 1
-        if (init and (takes < 2 or required > 2)) or inputs != 1:
+        inputs = len(forward.args.args) - 1 - len(forward.args.defaults) if forward else 1
+        if init is None or takes < 2 or required > 2 or inputs != 1:
             problems.append(f"{block.name} is passed as block=: " + contract.format(name=block.name))
     return problems
