@@ -346,10 +346,7 @@ def test_segmentation_networks_get_skip_connections_joined_at_one_size_and_outpu
     assert "return InputSized(Net(n_outputs))" in resized.code and "InputSized" in resized.repairs[0]
     assert output_resized(resized.code).repairs == []  # not wrapped twice
     # The repaired network runs on shapes-sized images and gives logits per pixel at the masks' size.
-    namespace = _template_namespace()
-    exec(compile(resized.code, "draft", "exec"), namespace)
-    model = namespace["build_model"]({}, (1, 32, 32), 3)
-    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    model = _built(resized.code, {}, (1, 32, 32), 3)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 
@@ -361,6 +358,18 @@ def _template_namespace() -> dict:
     source = template_source("pytorch_train_template.py")
     exec(compile(source.split("# <airlab:model>")[0], "template", "exec"), namespace)
     return namespace
+
+
+def _built(code: str, params: dict, input_shape: tuple[int, ...], n_outputs: int):
+    """The network a draft's build_model returns in the template, its lazy layers sized by one batch of
+    two examples (as the template's materialize() does before training)."""
+    import torch
+
+    namespace = _template_namespace()
+    exec(compile(code, "draft", "exec"), namespace)
+    model = namespace["build_model"](params, input_shape, n_outputs)
+    namespace["materialize"](model, torch.zeros(2, *input_shape))
+    return model
 
 
 def test_a_residual_added_in_place_is_added_out_of_place_and_the_network_trains():
@@ -381,10 +390,7 @@ def test_a_residual_added_in_place_is_added_out_of_place_and_the_network_trains(
     )
 
     def one_step(code: str) -> None:
-        namespace = _template_namespace()
-        exec(compile(code, "draft", "exec"), namespace)
-        model = namespace["build_model"]({"channels": 4}, (1, 8, 8), 10)
-        namespace["materialize"](model, torch.zeros(2, 1, 8, 8))
+        model = _built(code, {"channels": 4}, (1, 8, 8), 10)
         model.train()
         model(torch.zeros(2, 1, 8, 8)).sum().backward()
 
@@ -425,10 +431,7 @@ def test_dilated_convolutions_of_a_segmentation_network_are_padded_to_keep_the_i
         "(dilation 2: padding 1 -> 2, dilation 4: padding 1 -> 4, dilation 8: padding 0 -> 8)"
     ]
     assert dilated_padding(draft, "classification").repairs == []  # pooling networks may shrink
-    namespace = _template_namespace()
-    exec(compile(review.code, "draft", "exec"), namespace)
-    model = namespace["build_model"]({}, (1, 32, 32), 3)
-    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    model = _built(review.code, {}, (1, 32, 32), 3)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 
@@ -507,10 +510,7 @@ def test_a_block_adding_its_input_at_other_channels_gets_a_projection_shortcut_a
         "convolution first (a projection shortcut)"
     ]
     assert after_smoke_error(review.code, "segmentation", error).repairs == []  # once
-    namespace = _template_namespace()
-    exec(compile(review.code, "draft", "exec"), namespace)
-    model = namespace["build_model"]({}, (1, 32, 32), 3)
-    namespace["materialize"](model, torch.zeros(2, 1, 32, 32))
+    model = _built(review.code, {}, (1, 32, 32), 3)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
 
 
@@ -531,9 +531,7 @@ def test_a_classifier_whose_logits_keep_height_and_width_gets_them_averaged():
     review = after_smoke_error(draft, "classification", error)
     assert "return Pooled(Net(n_outputs))" in review.code
     assert review.repairs == ["the classifier's logits had a height and width: averaged over them (Pooled)"]
-    namespace = _template_namespace()
-    exec(compile(review.code, "draft", "exec"), namespace)
-    assert namespace["build_model"]({}, (1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert _built(review.code, {}, (1, 8, 8), 10)(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     assert after_smoke_error(draft, "classification", "ValueError: something else").repairs == []
 
 
