@@ -16,6 +16,12 @@ def experiments_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, qu
     return plan.budget.max_experiments - len(loop.experiments) - reserved
 
 
+def search_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued: bool = True) -> int:
+    """Experiments a search may still use: what the budget allows less the evaluation's one run per
+    further seed, which the search's best point needs afterwards."""
+    return experiments_left(plan, loop, queued=queued) - (len(plan.seeds) - 1)
+
+
 def spend(loop: loop_pb2.ResearchLoop, now: float, tokens: int, cost_usd: float) -> deciding.Spend:
     return deciding.Spend(len(loop.experiments), now - loop.started_at, tokens, cost_usd)
 

@@ -110,8 +110,7 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         )
         decisions.next_step(step)
         return
-    # The evaluation needs one run per further seed: the search gets what is left after them.
-    left = budget.experiments_left(step.plan, step.loop, queued=False) - (len(step.plan.seeds) - 1)
+    left = budget.search_left(step.plan, step.loop, queued=False)
     trials = (
         step.rules.portfolio_trials
         if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO

@@ -51,7 +51,7 @@ def start(step: Step) -> bool:
     parent = exploit.target(loop)
     if parent is None or not available(step):
         return False
-    left = budget.experiments_left(step.plan, loop) - (len(step.plan.seeds) - 1)
+    left = budget.search_left(step.plan, loop)
     if min(step.rules.trials_per_idea, left) < 1:
         return False
     loop.improves += 1
