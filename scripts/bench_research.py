@@ -20,10 +20,11 @@ Methods, each with the same number of experiments (--budget, the baseline's runs
     the same split), budget - 2*seeds + 1 search trials, the best by validation then run over
     the seeds, judged by the reviewer's significance rule.
 Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improve-off (no LLM changes of
-the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time).
+the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time),
+stopping-off (every search trial trains for all its epochs).
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
-       [--repeats 3] [--budget 30] [--ablation floor-off])"""
+       [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR])"""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ ABLATIONS = {
     "improve-off": {"AIRLAB_RESEARCH__IMPROVE": "false"},
     "code-ahead-off": {"AIRLAB_RESEARCH__CODE_AHEAD": "false"},
     "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
+    "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
 }
 
 
@@ -269,6 +271,7 @@ def lab_run(
         "tokens": done.progress.tokens,
         "best": f"{best['title'][:40]} [{', '.join(origins)}]" if best else "-",
         "stop": done.state_reason[:90],
+        "run_seconds": summary["timing"]["experiment_seconds"],
     }
 
 
@@ -283,6 +286,7 @@ def main() -> None:
     parser.add_argument(
         "--no-plain", action="store_true", help="skip TPE and random search (for ablations of the lab)"
     )
+    parser.add_argument("--keep", type=Path, help="keep each lab run's workspace under this folder")
     args = parser.parse_args()
     variants = args.ablation or ["full"]
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -298,12 +302,13 @@ def main() -> None:
             for repeat in range(args.repeats):
                 seeds = [3 * repeat, 3 * repeat + 1, 3 * repeat + 2]
                 for variant in variants:
-                    work = Path(scratch) / f"lab-{name}-{variant}-{repeat}"
+                    work = (args.keep or Path(scratch)) / f"lab-{name}-{variant}-{repeat}"
                     result = lab_run(goal, seeds, args.budget, work, csv_path, ABLATIONS[variant])
                     rows.setdefault((name, f"lab:{variant}"), []).append(result)
                     print(
                         f"{name} r{repeat} lab:{variant}: {result['score']:.4f} "
-                        f"({result['best']}; {result['stop']})",
+                        f"({result['best']}; {result['stop']}; "
+                        f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall)",
                         flush=True,
                     )
                 if args.no_plain:

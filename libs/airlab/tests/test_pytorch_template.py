@@ -55,6 +55,29 @@ def test_a_cnn_on_digits_as_images_logs_each_epoch_and_reports_its_run(tmp_path,
     assert (tmp_path / "models" / "model.pt").stat().st_size > 0
 
 
+def test_a_trial_behind_its_stop_rule_ends_at_the_checkpoint_and_says_so(tmp_path, monkeypatch):
+    params = {"epochs": 6, "channels": 8, "learning_rate": 0.01}
+    (tmp_path / "behind").mkdir()
+    (tmp_path / "ahead").mkdir()
+    # No network reaches an accuracy of 1.1: the run stops after epoch 2 and reports what it reached.
+    behind = {"model": "cnn", "params": params, "seed": 1, "stop_below": {"2": 1.1, "4": 1.1}}
+    result = run_template(tmp_path / "behind", monkeypatch, behind)
+    assert result["stopped_at_epoch"] == 2 and result["epochs"] == 6
+    assert len(result["validation_curve"]) == 2 == len(epochs_logged(tmp_path / "behind"))
+    assert result["metrics"]["val_accuracy"] == pytest.approx(result["validation_curve"][-1], abs=1e-6)
+    # Every network beats 0.0: the run trains for all its epochs.
+    ahead = {"model": "cnn", "params": params, "seed": 1, "stop_below": {"2": 0.0, "4": 0.0}}
+    result = run_template(tmp_path / "ahead", monkeypatch, ahead)
+    assert "stopped_at_epoch" not in result and len(result["validation_curve"]) == 6
+
+
+def test_the_stop_rule_of_an_error_metric_stops_what_is_above_it(tmp_path, monkeypatch):
+    config = {"dataset": "diabetes", "task": "regression", "metric": "rmse", "model": "mlp",
+              "params": {"epochs": 4}, "stop_below": {"2": 1.0}}  # fmt: skip
+    result = run_template(tmp_path, monkeypatch, config)
+    assert result["stopped_at_epoch"] == 2  # an RMSE of diabetes' targets is far above 1.0
+
+
 def test_the_same_seed_gives_the_same_scores(tmp_path, monkeypatch):
     config = {"model": "mlp", "params": {"epochs": 2}, "seed": 3}
     (tmp_path / "a").mkdir()

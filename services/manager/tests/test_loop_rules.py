@@ -1,8 +1,10 @@
 """The manager's review and decision rules, and the search inside an idea, on plain data."""
 
+import pytest
+
 from airlab.settings import ResearchDefaults
 from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
-from airlab_manager import deciding, search
+from airlab_manager import deciding, search, stopping
 from airlab_manager.reviewing import Novelty, review_idea
 
 IDEA = idea_pb2.Idea(
@@ -120,3 +122,13 @@ def test_an_idea_that_repeats_the_prompts_example_is_rejected():
     verdict = review_idea(copied, task="classification", metric="accuracy", experiments_left=9,
                           experiments_per_idea=3, tried_titles=[], novelty=Novelty())  # fmt: skip
     assert not verdict.approved and "prompt's example" in verdict.reasons[0]
+
+
+def test_the_stop_rule_needs_three_runs_at_a_checkpoint_and_skips_checkpoints_at_the_last_epoch():
+    curves = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.2, 0.4, 0.6, 0.8], [0.0, 0.1]]
+    # 6 epochs: checkpoints after epochs 2 and 4; only epoch 2 has three curves (median of 0.2, 0.4, 0.1).
+    assert stopping.stop_below(curves, 6) == {2: 0.2}
+    assert stopping.stop_below(curves, 6, min_curves=2) == {2: 0.2, 4: pytest.approx(0.6)}
+    # 3 epochs: a third is epoch 1, moved to 2 (one epoch says little); two thirds is the last epoch.
+    assert stopping.stop_below(curves, 3) == {2: 0.2}
+    assert stopping.stop_below(curves, 2) == {} and stopping.stop_below([], 30) == {}

@@ -4,6 +4,8 @@ for in return."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airlab.events import body_of, make_event
@@ -688,3 +690,89 @@ def test_improve_steps_that_cost_nothing_cannot_follow_each_other_without_end():
     events = lab.send("code.failed", failed)
     assert lab.state.improves == 1 and lab.types(events)[-1] == "report.requested"
     assert "nothing to search further" in lab.state.stop_reason
+
+
+# -- early stopping (multi-fidelity) -------------------------------------------------------------------
+
+
+EPOCHS = {"epochs": idea_pb2.Range(low=9, high=9, integer=True)}
+
+
+def through_curved_baseline(lab: Loop, *curves: list[float]) -> None:
+    """The baseline, its runs reporting a validation curve each (a template that trains in epochs)."""
+    lab.send("research.planned")
+    runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+    for run, curve in zip(runs, curves, strict=True):
+        outcome = events_pb2.ExperimentOutcome(
+            experiment_id=run.experiment_id,
+            metrics={"accuracy": curve[-1], "val_accuracy": curve[-1]},
+            validation_curve=curve,
+        )
+        lab.send("experiment.finished", outcome)
+
+
+def finish_trial(lab: Loop, experiment_id: str, curve: list[float], stopped_at: int = 0):
+    outcome = events_pb2.ExperimentOutcome(
+        experiment_id=experiment_id,
+        metrics={"accuracy": curve[-1], "val_accuracy": curve[-1]},
+        validation_curve=curve,
+        stopped_at_epoch=stopped_at,
+    )
+    return lab.send("experiment.finished", outcome)
+
+
+def job_config(request: events_pb2.ExperimentRequested) -> dict:
+    return json.loads(request.spec.env["JOB_CONFIG"])
+
+
+def test_a_trial_is_told_the_median_of_the_researchs_runs_at_a_third_and_two_thirds_of_its_epochs():
+    lab = Loop()
+    through_curved_baseline(lab, [i / 10 for i in range(1, 10)], [i / 20 for i in range(1, 10)], [0.3] * 9)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS)]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+    trial = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
+    # 9 epochs: checkpoints after epochs 3 and 6; the medians of (0.3, 0.15, 0.3) and (0.6, 0.3, 0.3).
+    assert job_config(trial)["stop_below"] == {"3": pytest.approx(0.3), "6": pytest.approx(0.3)}
+    assert list(lab.state.experiments[0].validation_curve) == pytest.approx([i / 10 for i in range(1, 10)])
+
+
+def test_without_epochs_or_with_early_stopping_off_a_trial_has_no_stop_rule():
+    curves = ([0.5] * 9, [0.6] * 9, [0.7] * 9)
+    for lab, space in ((Loop(), {}), (Loop(early_stopping=False), EPOCHS)):
+        through_curved_baseline(lab, *curves)
+        lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **space)]))
+        events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+        trial = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
+        assert "stop_below" not in job_config(trial)
+
+
+def test_a_trial_stopped_early_is_never_the_one_evaluated():
+    lab = Loop(trials_per_idea=2)
+    through_curved_baseline(lab, [0.5] * 9, [0.6] * 9, [0.7] * 9)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS)]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    # The stopped trial's partial score is higher, but a partly trained network is not evaluated.
+    finish_trial(lab, first.experiment_id, [0.9, 0.95, 0.97], stopped_at=3)
+    events = finish_trial(lab, second.experiment_id, [0.7] * 9)
+    state = lab.state.ideas[0]
+    assert state.best_trial == second.experiment_id and state.status == loop_pb2.IDEA_STATUS_EVALUATING
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)) == 2
+    assert lab.state.experiments[3].stopped_at_epoch == 3
+
+
+def test_an_idea_whose_every_trial_stopped_early_is_not_evaluated_and_the_loop_goes_on():
+    lab = Loop(trials_per_idea=2)
+    through_curved_baseline(lab, [0.5] * 9, [0.6] * 9, [0.7] * 9)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS), idea(2, **EPOCHS)]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    finish_trial(lab, first.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
+    events = finish_trial(lab, second.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
+    state = lab.state.ideas[0]
+    assert state.status == loop_pb2.IDEA_STATUS_NOT_BETTER and "stopped early" in state.failure
+    assert not lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)
+    # The next idea's code (asked for while the first searched) starts its search when it comes.
+    assert lab.state.phase == Phase.LOOP_PHASE_CODING
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2

@@ -23,7 +23,8 @@ for step in range(3):
     time.sleep(0.2)
 os.makedirs("models", exist_ok=True)
 open("models/weights.bin", "wb").write(b"w" * 100)
-json.dump({"metrics": {"accuracy": 0.9}, "seed": 0, "duration_seconds": 0.6}, open("result.json", "w"))
+json.dump({"metrics": {"accuracy": 0.9}, "seed": 0, "duration_seconds": 0.6,
+           "validation_curve": [0.5, 0.7, 0.9]}, open("result.json", "w"))
 """
 
 

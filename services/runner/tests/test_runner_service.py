@@ -55,6 +55,9 @@ def test_a_job_runs_and_everything_it_made_is_stored(stub, runner_env, nats_serv
         finished.experiment_finished.metrics["accuracy"] == 0.9
         and finished.experiment_finished.job_id == job.id
     )
+    # The validation score after each epoch travels with the outcome (a search's early stopping reads it).
+    assert list(finished.experiment_finished.validation_curve) == [0.5, 0.7, 0.9]
+    assert finished.experiment_finished.stopped_at_epoch == 0
 
     # A finished job's watch replays its stored output; a retried submit returns the same job.
     replay = list(stub.WatchJob(runner_pb2.WatchJobRequest(id=job.id), timeout=10))

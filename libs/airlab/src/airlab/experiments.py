@@ -60,9 +60,15 @@ def plain_params(params: Mapping[str, loop_pb2.ParamValue]) -> dict[str, Param]:
 
 
 def run_config(
-    job: loop_pb2.JobConfig, *, seed: int, params: Mapping[str, loop_pb2.ParamValue], learning_curve: bool
+    job: loop_pb2.JobConfig,
+    *,
+    seed: int,
+    params: Mapping[str, loop_pb2.ParamValue],
+    learning_curve: bool,
+    stop_below: Mapping[int, float] | None = None,
 ) -> dict[str, Any]:
-    """What one run reads from JOB_CONFIG: the research's template settings plus the run's own."""
+    """What one run reads from JOB_CONFIG: the research's template settings plus the run's own (with
+    `stop_below`, a search trial's early-stop rule: {epoch: validation score it must not be behind})."""
     config: dict[str, Any] = {
         "dataset": job.dataset,
         "task": job.task,
@@ -74,6 +80,8 @@ def run_config(
         "params": plain_params(params),
         "learning_curve": learning_curve,
     }
+    if stop_below:
+        config["stop_below"] = {str(epoch): value for epoch, value in sorted(stop_below.items())}
     if job.csv_path:
         config |= {"csv_path": job.csv_path, "target": job.target}
     if job.data_path:

@@ -34,6 +34,16 @@ class RunResult(BaseModel):
     )
     seed: StrictInt = Field(description="The seed the run used.")
     duration_seconds: Annotated[Number, Field(ge=0)] = Field(description="Training and evaluation time.")
+    validation_curve: list[Number] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="The validation metric after each epoch: what a search's early stopping compares.",
+    )
+    stopped_at_epoch: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="The epoch training ended at under the search's stop rule; absent when it ran them all.",
+    )
     test_targets: list[Any] | None = Field(
         default=None, description="The test split's labels, for the reviewer's bootstrap over test examples."
     )

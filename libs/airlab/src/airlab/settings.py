@@ -121,6 +121,9 @@ class ResearchDefaults(BaseModel):
     # Ask for the next queued idea's code while the current idea searches, so the runner's slots do not
     # wait for the coder (and the LLM) between ideas.
     code_ahead: bool = True
+    # Multi-fidelity: a search trial that trains in epochs stops at a third or two thirds of them when it
+    # is behind the median of the research's runs there (the median stopping rule).
+    early_stopping: bool = True
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Share of the experiments after the baseline that the portfolio (strong model families searched with
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family

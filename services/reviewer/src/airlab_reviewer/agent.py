@@ -135,6 +135,8 @@ class Reviewer:
         metric = plan.metric
         maximize = plan.direction != research_pb2.METRIC_DIRECTION_MINIMIZE
         runs = list(loop.experiments)
+        # Search trials the early-stop rule ended before their last epoch (the table says how many).
+        stopped_early = {e.id for e in runs if e.stopped_at_epoch}
         # The baseline, recomputed from its stored results.
         baseline_ids = dict(loop.baseline.experiments)
         baseline_results = {s: self.result(research_id, x) for s, x in baseline_ids.items()}
@@ -173,6 +175,7 @@ class Reviewer:
                 "code_attempts": idea.code_attempts,
                 "code_repairs": list(idea.code_repairs),
                 "trials": len(idea.trials),
+                "stopped_early": sum(1 for t in idea.trials if t in stopped_early),
                 "evaluation": evaluation,
                 "params": params,
                 "code_ref": idea.code_ref,

@@ -162,6 +162,8 @@ class JobStore:
                 event = self.event(
                     "finished", job, cause, metrics=result.metrics, seed=result.seed,
                     duration_seconds=result.duration_seconds, artifacts=prefix, **times,
+                    validation_curve=result.validation_curve or [],
+                    stopped_at_epoch=result.stopped_at_epoch or 0,
                 )  # fmt: skip
             else:
                 job.state = runner_pb2.JOB_STATE_FAILED

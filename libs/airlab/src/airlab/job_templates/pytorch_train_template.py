@@ -47,10 +47,14 @@ CONFIG = {
     "validation_fraction": 0.2,
     "max_samples": 0,  # > 0: a smoke run on a small subset, one epoch
     "learning_curve": False,  # accepted for the common contract; every run logs each epoch anyway
+    # A search's early stop: {epoch: score}, after that epoch training ends when the validation score is
+    # worse than the score (the median of the research's runs at that epoch); the run reports where it was.
+    "stop_below": {},
     "save_model": True,
 }
 # Training settings read from params, with these defaults.
 TRAINING = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.0, "optimizer": "adam"}
+LOWER_IS_BETTER = ("rmse", "mae")
 SHAPES = {"samples": 1000, "size": 32, "classes": ("background", "circle", "square", "triangle")}
 
 
@@ -512,6 +516,8 @@ def main():
         scale = (float(y_train.mean()), float(y_train.std() + 1e-8))
         targets = ((targets.float() - scale[0]) / scale[1]).unsqueeze(1)
     generator = torch.Generator().manual_seed(config["seed"])
+    stop_below = {int(epoch): float(value) for epoch, value in config["stop_below"].items()}
+    curve, stopped_at = [], None
     for epoch in range(train["epochs"]):
         model.train()
         order = torch.randperm(len(inputs), generator=generator).to(device)
@@ -533,6 +539,15 @@ def main():
         with open("metrics.jsonl", "a") as handle:
             line = {"step": epoch, "epoch": epoch + 1, "train_loss": total / len(order)}
             handle.write(json.dumps(line | {f"val_{metric}": validation}) + "\n")
+        curve.append(validation)
+        threshold = stop_below.get(epoch + 1)
+        if threshold is not None and epoch + 1 < train["epochs"]:
+            behind = validation > threshold if metric in LOWER_IS_BETTER else validation < threshold
+            if behind:
+                stopped_at = epoch + 1
+                print(f"stopped after epoch {stopped_at}: validation {metric} {validation:.4f}, "
+                      f"the stop rule's {threshold:.4f}")  # fmt: skip
+                break
     test_output = outputs(model, x_test, device, scale)
     validation, _ = score(metric, y_val, outputs(model, x_val, device, scale), task)
     test, per_example = score(metric, y_test, test_output, task)
@@ -552,6 +567,7 @@ def main():
         "duration_seconds": time.time() - began,
         "config": config,
         "epochs": train["epochs"],
+        "validation_curve": [round(value, 6) for value in curve],
         "split": {"train": len(x_train), "validation": len(x_val), "test": len(x_test)},
         "device": str(device),
         "torch_version": torch.__version__,
@@ -562,6 +578,8 @@ def main():
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak_memory_mib(device), 1),
     }
+    if stopped_at is not None:
+        result["stopped_at_epoch"] = stopped_at
     if len(y_test) <= 5000:
         # Segmentation: each test image's score, under its index (the reviewer bootstraps over images).
         indices = list(range(len(y_test)))

@@ -292,7 +292,7 @@ class ExperimentProgress(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., step: _Optional[int] = ...) -> None: ...
 
 class ExperimentOutcome(_message.Message):
-    __slots__ = ("job_id", "experiment_id", "metrics", "seed", "duration_seconds", "artifacts", "reason", "outcome", "run_seconds", "queued_seconds")
+    __slots__ = ("job_id", "experiment_id", "metrics", "seed", "duration_seconds", "artifacts", "reason", "outcome", "run_seconds", "queued_seconds", "validation_curve", "stopped_at_epoch")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -310,6 +310,8 @@ class ExperimentOutcome(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_CURVE_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_AT_EPOCH_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     experiment_id: str
     metrics: _containers.ScalarMap[str, float]
@@ -320,7 +322,9 @@ class ExperimentOutcome(_message.Message):
     outcome: str
     run_seconds: float
     queued_seconds: float
-    def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., seed: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., run_seconds: _Optional[float] = ..., queued_seconds: _Optional[float] = ...) -> None: ...
+    validation_curve: _containers.RepeatedScalarFieldContainer[float]
+    stopped_at_epoch: int
+    def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., seed: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., run_seconds: _Optional[float] = ..., queued_seconds: _Optional[float] = ..., validation_curve: _Optional[_Iterable[float]] = ..., stopped_at_epoch: _Optional[int] = ...) -> None: ...
 
 class EvaluationRequested(_message.Message):
     __slots__ = ("name", "title", "metric", "maximize", "candidate", "baseline")

@@ -147,7 +147,7 @@ class JobConfig(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., task: _Optional[str] = ..., metric: _Optional[str] = ..., model: _Optional[str] = ..., split_seed: _Optional[int] = ..., test_fraction: _Optional[float] = ..., csv_path: _Optional[str] = ..., target: _Optional[str] = ..., template: _Optional[str] = ..., data_path: _Optional[str] = ...) -> None: ...
 
 class LoopExperiment(_message.Message):
-    __slots__ = ("id", "kind", "name", "seed", "params", "state", "test", "validation", "reason", "run_seconds", "queued_seconds")
+    __slots__ = ("id", "kind", "name", "seed", "params", "state", "test", "validation", "reason", "run_seconds", "queued_seconds", "validation_curve", "stopped_at_epoch")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,8 @@ class LoopExperiment(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_CURVE_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_AT_EPOCH_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ExperimentKind
     name: str
@@ -177,7 +179,9 @@ class LoopExperiment(_message.Message):
     reason: str
     run_seconds: float
     queued_seconds: float
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ExperimentKind, str]] = ..., name: _Optional[str] = ..., seed: _Optional[int] = ..., params: _Optional[_Mapping[str, ParamValue]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., test: _Optional[float] = ..., validation: _Optional[float] = ..., reason: _Optional[str] = ..., run_seconds: _Optional[float] = ..., queued_seconds: _Optional[float] = ...) -> None: ...
+    validation_curve: _containers.RepeatedScalarFieldContainer[float]
+    stopped_at_epoch: int
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ExperimentKind, str]] = ..., name: _Optional[str] = ..., seed: _Optional[int] = ..., params: _Optional[_Mapping[str, ParamValue]] = ..., state: _Optional[_Union[ExperimentState, str]] = ..., test: _Optional[float] = ..., validation: _Optional[float] = ..., reason: _Optional[str] = ..., run_seconds: _Optional[float] = ..., queued_seconds: _Optional[float] = ..., validation_curve: _Optional[_Iterable[float]] = ..., stopped_at_epoch: _Optional[int] = ...) -> None: ...
 
 class SeedScore(_message.Message):
     __slots__ = ("seed", "baseline", "candidate")

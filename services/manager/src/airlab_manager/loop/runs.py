@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2, runner_pb2
-from airlab_manager import search
+from airlab_manager import search, stopping
 from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit
 from airlab_manager.loop.step import FAILED, FINISHED, REQUESTED, Step, all_done, experiments_of, find_idea
 
@@ -22,6 +22,7 @@ def request_run(
     code_ref: str,
     *,
     curve: bool = False,
+    stop_below: Mapping[int, float] | None = None,
 ) -> str:
     experiment = experiments.experiment_id(step.research.id, name, label)
     values = experiments.param_values(params)
@@ -31,7 +32,9 @@ def request_run(
         )
     )
     rules = step.rules
-    config = experiments.run_config(step.loop.job_config, seed=seed, params=values, learning_curve=curve)
+    config = experiments.run_config(
+        step.loop.job_config, seed=seed, params=values, learning_curve=curve, stop_below=stop_below
+    )
     step.events.append(
         experiments.request(
             step.research.id,
@@ -86,8 +89,21 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
         seed,
         params,
         idea.code_ref,
+        stop_below=stop_rule(step, params),
     )
     idea.trials.append(experiment)
+
+
+def stop_rule(step: Step, params: Mapping[str, experiments.Param]) -> dict[int, float]:
+    """A trial's early stop, for a template that trains in epochs (the trial's `epochs` is searched): the
+    median of the research's finished runs at a third and two thirds of its epochs."""
+    epochs = params.get("epochs")
+    if not step.rules.early_stopping or not isinstance(epochs, int | float) or isinstance(epochs, bool):
+        return {}
+    curves = [
+        list(x.validation_curve) for x in step.loop.experiments if x.state == FINISHED and x.validation_curve
+    ]
+    return stopping.stop_below(curves, int(epochs))
 
 
 def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
@@ -98,8 +114,18 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         reasons = "; ".join(sorted({x.reason[:200] for x in trials}))
         evaluation.idea_failed(step, idea, f"every search trial failed: {reasons}")
         return
+    # A trial stopped early scored a partly trained network: it is told to TPE, not evaluated.
+    complete = [x for x in scored if not x.stopped_at_epoch]
+    if not complete:
+        idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
+        idea.failure = (
+            f"every search trial ({len(scored)}) was stopped early, behind the median of the research's "
+            "runs at the same epoch"
+        )
+        decisions.next_step(step)
+        return
     pick = max if step.maximize else min
-    best = pick(scored, key=lambda x: x.validation)
+    best = pick(complete, key=lambda x: x.validation)
     if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and not exploit.improved(step, idea, best):
         idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
         idea.failure = (
@@ -145,6 +171,8 @@ def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finish
             run.test = outcome.metrics[metric]
         if f"val_{metric}" in outcome.metrics:
             run.validation = outcome.metrics[f"val_{metric}"]
+        run.validation_curve[:] = outcome.validation_curve
+        run.stopped_at_epoch = outcome.stopped_at_epoch
     else:
         run.reason = (outcome.reason or step.cause.type)[:1000]
     run.run_seconds, run.queued_seconds = outcome.run_seconds, outcome.queued_seconds
