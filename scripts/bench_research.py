@@ -21,7 +21,8 @@ Methods, each with the same number of experiments (--budget, the baseline's runs
     the seeds, judged by the reviewer's significance rule.
 Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improve-off (no LLM changes of
 the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time),
-stopping-off (every search trial trains for all its epochs).
+stopping-off (every search trial trains for all its epochs), evaluate-all (every idea's best point runs
+over the seeds, also when it is behind the best idea's on validation).
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
        [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR])"""
@@ -61,6 +62,7 @@ ABLATIONS = {
     "code-ahead-off": {"AIRLAB_RESEARCH__CODE_AHEAD": "false"},
     "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
     "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
+    "evaluate-all": {"AIRLAB_RESEARCH__EVALUATE_EVERY_IDEA": "true"},
 }
 
 

@@ -776,3 +776,26 @@ def test_an_idea_whose_every_trial_stopped_early_is_not_evaluated_and_the_loop_g
     assert lab.state.phase == Phase.LOOP_PHASE_CODING
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
     assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
+
+
+# -- which searches are evaluated over the seeds ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("evaluate_every_idea", [False, True])
+def test_an_idea_behind_the_best_on_validation_is_not_run_over_the_seeds(evaluate_every_idea):
+    lab = Loop(budget=40, evaluate_every_idea=evaluate_every_idea)
+    lab.through_coding(idea(1), idea(2))
+    evaluate(lab, idea(1).id, gain=0.05, significant=False)  # best trial 0.95 on validation
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
+    for _ in range(4):
+        pending = [x.id for x in lab.state.experiments if x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED]
+        events = lab.finish(pending[0], {"accuracy": 0.93, "val_accuracy": 0.93})
+    second = lab.state.ideas[1]
+    if evaluate_every_idea:
+        assert second.status == loop_pb2.IDEA_STATUS_EVALUATING
+        assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)) == 2
+        return
+    assert second.status == loop_pb2.IDEA_STATUS_NOT_BETTER and not second.evaluations
+    assert "not ahead of the best idea so far, 'Random forest variant 1' (0.95" in second.failure
+    assert not lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)
+    assert "research.decided" in lab.types(events)

@@ -124,6 +124,9 @@ class ResearchDefaults(BaseModel):
     # Multi-fidelity: a search trial that trains in epochs stops at a third or two thirds of them when it
     # is behind the median of the research's runs there (the median stopping rule).
     early_stopping: bool = True
+    # An idea's best point runs over the other seeds only when it is ahead of the best idea so far on
+    # validation (the seeds are for candidates to be the best); True: every idea that searched is evaluated.
+    evaluate_every_idea: bool = False
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Share of the experiments after the baseline that the portfolio (strong model families searched with
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family

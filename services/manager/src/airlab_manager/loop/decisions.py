@@ -24,6 +24,8 @@ def summary_of(idea: loop_pb2.LoopIdea) -> str:
         return f"{title}: rejected in review ({'; '.join(idea.review.reasons)})"
     if idea.status == loop_pb2.IDEA_STATUS_FAILED:
         return f"{title}: failed ({idea.failure[:300]})"
+    if idea.status == loop_pb2.IDEA_STATUS_NOT_BETTER:
+        return f"{title}: not better ({idea.failure[:300]})"
     return f"{title}: {enum_words(loop_pb2.IdeaStatus, idea.status)}"
 
 

@@ -9,7 +9,16 @@ from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2, runner_pb2
 from airlab_manager import search, stopping
 from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit
-from airlab_manager.loop.step import FAILED, FINISHED, REQUESTED, Step, all_done, experiments_of, find_idea
+from airlab_manager.loop.step import (
+    FAILED,
+    FINISHED,
+    REQUESTED,
+    Step,
+    all_done,
+    experiments_of,
+    find_experiment,
+    find_idea,
+)
 
 
 def request_run(
@@ -126,11 +135,10 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         return
     pick = max if step.maximize else min
     best = pick(complete, key=lambda x: x.validation)
-    if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and not exploit.improved(step, idea, best):
+    behind = not_worth_evaluating(step, idea, best)
+    if behind:
         idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
-        idea.failure = (
-            f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
-        )
+        idea.failure = behind
         decisions.next_step(step)
         return
     idea.best_trial = best.id
@@ -156,6 +164,32 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         )
     if all_done(step.loop, idea.evaluations.values()):
         evaluation.request_evaluation(step, idea)
+
+
+def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.LoopExperiment) -> str:
+    """Why the search's best point is not run over the other seeds ('' when it is): the seeds are for a
+    candidate to be the best idea, so a point behind the best idea's on validation (every trial runs on
+    the same split and seed) does not spend them. An exploit step is compared with the point it
+    continued."""
+    if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT:
+        if exploit.improved(step, idea, best):
+            return ""
+        return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
+    if step.rules.evaluate_every_idea:
+        return ""
+    leader = exploit.target(step.loop)
+    if leader is None:
+        return ""
+    bar = find_experiment(step.loop, leader.best_trial)
+    if bar is None or not bar.HasField("validation"):
+        return ""
+    ahead = best.validation > bar.validation if step.maximize else best.validation < bar.validation
+    if ahead:
+        return ""
+    return (
+        f"its best trial ({best.validation:.4f} on validation) is not ahead of the best idea so far, "
+        f"{leader.idea.title!r} ({bar.validation:.4f}): not run over the other seeds"
+    )
 
 
 def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finished: bool) -> bool:
