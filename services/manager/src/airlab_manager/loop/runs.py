@@ -126,20 +126,18 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
     # A trial stopped early scored a partly trained network: it is told to TPE, not evaluated.
     complete = [x for x in scored if not x.stopped_at_epoch]
     if not complete:
-        idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
-        idea.failure = (
+        not_better(
+            step,
+            idea,
             f"every search trial ({len(scored)}) was stopped early, behind the median of the research's "
-            "runs at the same epoch"
+            "runs at the same epoch",
         )
-        decisions.next_step(step)
         return
     pick = max if step.maximize else min
     best = pick(complete, key=lambda x: x.validation)
     behind = not_worth_evaluating(step, idea, best)
     if behind:
-        idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
-        idea.failure = behind
-        decisions.next_step(step)
+        not_better(step, idea, behind)
         return
     idea.best_trial = best.id
     idea.best_params.clear()
@@ -164,6 +162,14 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         )
     if all_done(step.loop, idea.evaluations.values()):
         evaluation.request_evaluation(step, idea)
+
+
+def not_better(step: Step, idea: loop_pb2.LoopIdea, why: str) -> None:
+    """The idea ends without evaluation runs: nothing it found could be the best. Memory keeps why."""
+    idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
+    idea.failure = why
+    step.memories.append(evaluation.lesson(step, idea))
+    decisions.next_step(step)
 
 
 def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.LoopExperiment) -> str:
