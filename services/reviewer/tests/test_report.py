@@ -62,6 +62,22 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         code_problems=["attempt 1: build_model calls load_digits()"],
         review=manager_pb2.IdeaReview(approved=True),
     )
+    # An idea whose search ended behind the best on validation, one of its two trials stopped early.
+    behind = "i" + "e" * 26
+    for n, stopped in ((0, 3), (1, 0)):
+        loop.experiments.add(id=f"xt{n}", kind=loop_pb2.EXPERIMENT_KIND_TRIAL, name=behind, seed=0,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, validation=0.7,
+                             stopped_at_epoch=stopped)  # fmt: skip
+    loop.ideas.add(
+        idea=idea_pb2.Idea(id=behind, title="Wider CNN"),
+        status=loop_pb2.IDEA_STATUS_NOT_BETTER,
+        origin=loop_pb2.IDEA_ORIGIN_LLM,
+        code_origin=loop_pb2.CODE_ORIGIN_LLM,
+        code_attempts=1,
+        trials=["xt0", "xt1"],
+        failure="its best trial (0.7000 on validation) is not ahead of the best idea so far",
+        review=manager_pb2.IdeaReview(approved=True),
+    )
     for _ in range(3):
         loop.decisions.add(round=1, kind=manager_pb2.DECISION_KIND_CONTINUE, reason="12 experiments left")
     research = research_pb2.Research(
@@ -93,3 +109,11 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
     assert "- **Gradient boosting on histograms**: `ensemble.HistGradientBoosting` does not exist" in markdown
     assert summary["ideas"][1]["code_repairs"] == list(twin.code_repairs)
     assert "same code and parameters as 'Hist gradient boosting (portfolio)': one experiment" in markdown
+    assert (
+        "| Wider CNN | idea agent (LLM) | LLM (attempt 1) | approved | not better | 2 (1 stopped early) |"
+        in markdown
+    )
+    assert (
+        "not better: its best trial (0.7000 on validation) is not ahead of the best idea so far" in markdown
+    )
+    assert summary["ideas"][3]["stopped_early"] == 1
