@@ -125,10 +125,22 @@ def test_an_idea_that_repeats_the_prompts_example_is_rejected():
 
 
 def test_the_stop_rule_needs_three_runs_at_a_checkpoint_and_skips_checkpoints_at_the_last_epoch():
-    curves = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.2, 0.4, 0.6, 0.8], [0.0, 0.1]]
+    curves = [
+        stopping.Curve([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 6),
+        stopping.Curve([0.2, 0.4, 0.6, 0.8], 8),  # stopped early after 4 of its 8 epochs
+        stopping.Curve([0.0, 0.1], 6),
+    ]
     # 6 epochs: checkpoints after epochs 2 and 4; only epoch 2 has three curves (median of 0.2, 0.4, 0.1).
     assert stopping.stop_below(curves, 6) == {2: 0.2}
     assert stopping.stop_below(curves, 6, min_curves=2) == {2: 0.2, 4: pytest.approx(0.6)}
     # 3 epochs: a third is epoch 1, moved to 2 (one epoch says little); two thirds is the last epoch.
     assert stopping.stop_below(curves, 3) == {2: 0.2}
     assert stopping.stop_below(curves, 2) == {} and stopping.stop_below([], 30) == {}
+
+
+def test_only_runs_planned_for_at_least_as_many_epochs_set_the_bar():
+    # Runs of 6 epochs end annealed: their epoch 4 does not judge the middle of a 12-epoch trial.
+    short = [stopping.Curve([0.5, 0.6, 0.7, 0.9, 0.95, 0.96], 6) for _ in range(3)]
+    assert stopping.stop_below(short, 12) == {}
+    long = [stopping.Curve([0.1 * i for i in range(1, 13)], 12) for _ in range(3)]
+    assert stopping.stop_below(short + long, 12) == {4: pytest.approx(0.4), 8: pytest.approx(0.8)}

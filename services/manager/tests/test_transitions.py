@@ -731,7 +731,8 @@ def test_a_trial_is_told_the_median_of_the_researchs_runs_at_a_third_and_two_thi
     lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS)]))
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
     trial = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
-    # 9 epochs: checkpoints after epochs 3 and 6; the medians of (0.3, 0.15, 0.3) and (0.6, 0.3, 0.3).
+    # 9 epochs: checkpoints after epochs 3 and 6; the medians of (0.3, 0.15, 0.3) and (0.6, 0.3, 0.3) (the
+    # baseline's runs leave epochs to the template: they are planned for as many as they trained).
     assert job_config(trial)["stop_below"] == {"3": pytest.approx(0.3), "6": pytest.approx(0.3)}
     assert list(lab.state.experiments[0].validation_curve) == pytest.approx([i / 10 for i in range(1, 10)])
 
@@ -799,3 +800,17 @@ def test_an_idea_behind_the_best_on_validation_is_not_run_over_the_seeds(evaluat
     assert "not ahead of the best idea so far, 'Random forest variant 1' (0.95" in second.failure
     assert not lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)
     assert "research.decided" in lab.types(events)
+
+
+def test_an_idea_whose_trials_keep_failing_stops_its_search_without_spending_the_rest():
+    lab = Loop()
+    events = lab.through_coding(idea(1), idea(2))
+    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    third = lab.requested(lab.finish(first.experiment_id, ok=False))  # one failure: the search goes on
+    assert len(third) == 1
+    assert not lab.requested(lab.finish(second.experiment_id, ok=False))  # two, none finished: no more
+    lab.finish(third[0].experiment_id, ok=False)
+    state = lab.state.ideas[0]
+    assert len(state.trials) == 3 and state.trial_budget == 4
+    assert state.status == loop_pb2.IDEA_STATUS_FAILED
+    assert "every search trial failed: exit code 1" in state.failure

@@ -66,10 +66,19 @@ def request_run(
     return experiment
 
 
+# An idea with this many failed trials and none finished requests no more: the rest would most likely
+# fail the same way (a network too large for the memory limit, an error the smoke run's subset missed).
+FAILED_TRIALS_TO_GIVE_UP = 2
+
+
 def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
     """Keep up to `parallel_trials` of the idea's search trials in flight (the runner's free slots),
-    within its trial budget."""
-    in_flight = sum(1 for x in experiments_of(step.loop, idea.trials) if x.state == REQUESTED)
+    within its trial budget; none more once its trials keep failing."""
+    trials = experiments_of(step.loop, idea.trials)
+    failed = sum(1 for x in trials if x.state == FAILED)
+    if failed >= FAILED_TRIALS_TO_GIVE_UP and not any(x.state == FINISHED for x in trials):
+        return
+    in_flight = sum(1 for x in trials if x.state == REQUESTED)
     while len(idea.trials) < idea.trial_budget and in_flight < step.rules.parallel_trials:
         request_trial(step, idea)
         in_flight += 1
@@ -106,13 +115,26 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
 def stop_rule(step: Step, params: Mapping[str, experiments.Param]) -> dict[int, float]:
     """A trial's early stop, for a template that trains in epochs (the trial's `epochs` is searched): the
     median of the research's finished runs at a third and two thirds of its epochs."""
-    epochs = params.get("epochs")
-    if not step.rules.early_stopping or not isinstance(epochs, int | float) or isinstance(epochs, bool):
+    epochs = planned_epochs(params)
+    if not step.rules.early_stopping or epochs is None:
         return {}
     curves = [
-        list(x.validation_curve) for x in step.loop.experiments if x.state == FINISHED and x.validation_curve
+        stopping.Curve(
+            x.validation_curve,
+            planned_epochs(experiments.plain_params(x.params)) or len(x.validation_curve),
+        )
+        for x in step.loop.experiments
+        if x.state == FINISHED and x.validation_curve
     ]
-    return stopping.stop_below(curves, int(epochs))
+    return stopping.stop_below(curves, epochs)
+
+
+def planned_epochs(params: Mapping[str, experiments.Param]) -> int | None:
+    """The epochs a run's parameters ask for; None when they leave them to the template's default."""
+    epochs = params.get("epochs")
+    if not isinstance(epochs, int | float) or isinstance(epochs, bool):
+        return None
+    return int(epochs)
 
 
 def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
