@@ -814,3 +814,14 @@ def test_an_idea_whose_trials_keep_failing_stops_its_search_without_spending_the
     assert len(state.trials) == 3 and state.trial_budget == 4
     assert state.status == loop_pb2.IDEA_STATUS_FAILED
     assert "every search trial failed: exit code 1" in state.failure
+
+
+def test_the_loop_keeps_at_most_a_bounded_part_of_a_runs_curve():
+    lab = Loop()
+    through_curved_baseline(lab, [0.5] * 9, [0.6] * 9, [0.7] * 9)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS)]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
+    trial = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
+    finish_trial(lab, trial.experiment_id, [0.5] * 5000)  # a job may report any length
+    stored = next(x for x in lab.state.experiments if x.id == trial.experiment_id)
+    assert len(stored.validation_curve) == 200

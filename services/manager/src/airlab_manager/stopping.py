@@ -15,6 +15,8 @@ from dataclasses import dataclass
 CHECKPOINTS = (1 / 3, 2 / 3)
 # Fewer finished runs at an epoch than this, and the median says too little to stop anything there.
 MIN_CURVES = 3
+# The most of a run's curve the loop keeps: its state holds every run's, and a job may report any length.
+MAX_STORED_EPOCHS = 200
 
 
 @dataclass(frozen=True)

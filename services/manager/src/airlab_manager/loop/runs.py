@@ -233,7 +233,7 @@ def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finish
             run.test = outcome.metrics[metric]
         if f"val_{metric}" in outcome.metrics:
             run.validation = outcome.metrics[f"val_{metric}"]
-        run.validation_curve[:] = outcome.validation_curve
+        run.validation_curve[:] = outcome.validation_curve[: stopping.MAX_STORED_EPOCHS]
         run.stopped_at_epoch = outcome.stopped_at_epoch
     else:
         run.reason = (outcome.reason or step.cause.type)[:1000]
