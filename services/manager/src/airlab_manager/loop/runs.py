@@ -196,27 +196,24 @@ def not_better(step: Step, idea: loop_pb2.LoopIdea, why: str) -> None:
 
 def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.LoopExperiment) -> str:
     """Why the search's best point is not run over the other seeds ('' when it is): the seeds are for a
-    candidate to be the best idea, so a point behind the best idea's on validation (every trial runs on
-    the same split and seed) does not spend them. An exploit step is compared with the point it
+    candidate to be the best idea, so a point not ahead of the best idea's on validation (every trial
+    runs on the same split and seed) does not spend them. An exploit step is compared with the point it
     continued."""
-    if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT:
-        if exploit.improved(step, idea, best):
-            return ""
-        return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
-    if step.rules.evaluate_every_idea:
+    continues = idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT
+    if not continues and step.rules.evaluate_every_idea:
         return ""
-    leader = exploit.target(step.loop)
-    if leader is None:
-        return ""
-    bar = find_experiment(step.loop, leader.best_trial)
-    if bar is None or not bar.HasField("validation"):
+    reference = find_idea(step.loop, idea.parent_id) if continues else exploit.target(step.loop)
+    bar = find_experiment(step.loop, reference.best_trial) if reference is not None else None
+    if reference is None or bar is None or not bar.HasField("validation"):
         return ""
     ahead = best.validation > bar.validation if step.maximize else best.validation < bar.validation
     if ahead:
         return ""
+    if continues:
+        return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
     return (
         f"its best trial ({best.validation:.4f} on validation) is not ahead of the best idea so far, "
-        f"{leader.idea.title!r} ({bar.validation:.4f}): not run over the other seeds"
+        f"{reference.idea.title!r} ({bar.validation:.4f}): not run over the other seeds"
     )
 
 
