@@ -703,15 +703,10 @@ def through_curved_baseline(lab: Loop, *curves: list[float]) -> None:
     lab.send("research.planned")
     runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
     for run, curve in zip(runs, curves, strict=True):
-        outcome = events_pb2.ExperimentOutcome(
-            experiment_id=run.experiment_id,
-            metrics={"accuracy": curve[-1], "val_accuracy": curve[-1]},
-            validation_curve=curve,
-        )
-        lab.send("experiment.finished", outcome)
+        finish_with_curve(lab, run.experiment_id, curve)
 
 
-def finish_trial(lab: Loop, experiment_id: str, curve: list[float], stopped_at: int = 0):
+def finish_with_curve(lab: Loop, experiment_id: str, curve: list[float], stopped_at: int = 0):
     outcome = events_pb2.ExperimentOutcome(
         experiment_id=experiment_id,
         metrics={"accuracy": curve[-1], "val_accuracy": curve[-1]},
@@ -754,8 +749,8 @@ def test_a_trial_stopped_early_is_never_the_one_evaluated():
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
     first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
     # The stopped trial's partial score is higher, but a partly trained network is not evaluated.
-    finish_trial(lab, first.experiment_id, [0.9, 0.95, 0.97], stopped_at=3)
-    events = finish_trial(lab, second.experiment_id, [0.7] * 9)
+    finish_with_curve(lab, first.experiment_id, [0.9, 0.95, 0.97], stopped_at=3)
+    events = finish_with_curve(lab, second.experiment_id, [0.7] * 9)
     state = lab.state.ideas[0]
     assert state.best_trial == second.experiment_id and state.status == loop_pb2.IDEA_STATUS_EVALUATING
     assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)) == 2
@@ -768,8 +763,8 @@ def test_an_idea_whose_every_trial_stopped_early_is_not_evaluated_and_the_loop_g
     lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS), idea(2, **EPOCHS)]))
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
     first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
-    finish_trial(lab, first.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
-    events = finish_trial(lab, second.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
+    finish_with_curve(lab, first.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
+    events = finish_with_curve(lab, second.experiment_id, [0.1, 0.2, 0.3], stopped_at=3)
     state = lab.state.ideas[0]
     assert state.status == loop_pb2.IDEA_STATUS_NOT_BETTER and "stopped early" in state.failure
     assert not lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)
@@ -822,6 +817,6 @@ def test_the_loop_keeps_at_most_a_bounded_part_of_a_runs_curve():
     lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1, **EPOCHS)]))
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c/"))
     trial = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
-    finish_trial(lab, trial.experiment_id, [0.5] * 5000)  # a job may report any length
+    finish_with_curve(lab, trial.experiment_id, [0.5] * 5000)  # a job may report any length
     stored = next(x for x in lab.state.experiments if x.id == trial.experiment_id)
     assert len(stored.validation_curve) == 200
