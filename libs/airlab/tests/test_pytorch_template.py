@@ -3,6 +3,8 @@ the experiment contract, seeding, and what result.json says about the run."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import runpy
 from pathlib import Path
@@ -228,12 +230,56 @@ AUGMENTED = []
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JOB_CONFIG", json.dumps({"params": {"epochs": 2}}))
     (tmp_path / "train.py").write_text(source)
-    import contextlib
-    import io
-
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         runpy.run_path(str(tmp_path / "train.py"), run_name="__main__")
     result = json.loads((tmp_path / "result.json").read_text())
     assert printed.getvalue().strip() == f"augmented {2 * result['split']['train']}"
     assert result["metrics"]["accuracy"] > 0.5
+
+
+def test_a_smoke_run_gives_the_network_a_full_training_batch_and_a_full_scoring_batch(tmp_path, monkeypatch):
+    """A smoke run's subset is smaller than a scoring batch of the full run: the network still sees one of
+    each size, so one too large for the memory limit fails the smoke run, not every trial."""
+    from airlab_coder.agent import with_model
+
+    region = """
+class Recorded(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        SEEN.append((self.training, len(x)))
+        return self.inner(x)
+
+
+def build_model(params, input_shape, n_outputs):
+    return Recorded(MODELS["cnn"](input_shape, n_outputs, params))
+
+
+SEEN = []
+"""
+    source = with_model(template_source("pytorch_train_template.py"), region)
+    source = source.replace('    print(json.dumps(result["metrics"]))', "    print(json.dumps(SEEN))")
+
+    def batches(work: Path, config: dict) -> list[tuple[bool, int]]:
+        work.mkdir()
+        monkeypatch.chdir(work)
+        monkeypatch.setenv("JOB_CONFIG", json.dumps(config))
+        (work / "train.py").write_text(source)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            runpy.run_path(str(work / "train.py"), run_name="__main__")
+        return [tuple(x) for x in json.loads(printed.getvalue().strip().splitlines()[-1])]
+
+    params = {"epochs": 1, "channels": 4, "batch_size": 96}
+    smoke = batches(tmp_path / "smoke", {"params": params, "max_samples": 60})
+    subset = json.loads((tmp_path / "smoke" / "result.json").read_text())["split"]
+    assert subset["train"] < 96 and subset["validation"] + subset["test"] < 256
+    assert max(n for training, n in smoke if training) == 96
+    assert max(n for training, n in smoke if not training) == 256
+    # A full run's batches come from its data alone.
+    full = batches(tmp_path / "full", {"params": params})
+    assert max(n for training, n in full if training) == 96
+    assert all(n <= 256 for _, n in full)

@@ -464,7 +464,11 @@ def score(metric, truth, output, task):
 # ---- training ------------------------------------------------------------------------------------------
 
 
-def outputs(model, x, device, scale=(0.0, 1.0), batch_size=256):
+# Examples per forward pass when scoring: the largest batch a full run's network sees.
+EVALUATION_BATCH = 256
+
+
+def outputs(model, x, device, scale=(0.0, 1.0), batch_size=EVALUATION_BATCH):
     """The model's outputs for x (a regression's back in the target's units: `scale` is (mean, std))."""
     model.eval()
     parts = []
@@ -480,6 +484,21 @@ def autocast(device):
         kind = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=kind)
     return torch.autocast("cpu", enabled=False)
+
+
+def full_size_batches(model, inputs, targets, loss_fn, batch_size, generator, device):
+    """A smoke run's subset is smaller than one of the full run's scoring batches: here the network takes
+    one training batch (forward and backward) and one scoring batch at their full sizes, made of the
+    subset's examples repeated, so a network too large for the memory limit fails its smoke run instead of
+    every trial. The weights do not change (no optimiser step)."""
+    model.train()
+    batch = torch.arange(batch_size, device=device) % len(inputs)
+    with autocast(device):
+        batch_inputs, batch_targets = augment(inputs[batch], targets[batch], generator)
+        loss_fn(model(batch_inputs).float(), batch_targets).backward()
+    model.zero_grad(set_to_none=True)
+    scoring = torch.arange(EVALUATION_BATCH, device=device) % len(inputs)
+    outputs(model, inputs[scoring].cpu().numpy(), device)
 
 
 def peak_memory_mib(device):
@@ -516,6 +535,8 @@ def main():
         scale = (float(y_train.mean()), float(y_train.std() + 1e-8))
         targets = ((targets.float() - scale[0]) / scale[1]).unsqueeze(1)
     generator = torch.Generator().manual_seed(config["seed"])
+    if config["max_samples"]:
+        full_size_batches(model, inputs, targets, loss_fn, train["batch_size"], generator, device)
     stop_below = {int(epoch): float(value) for epoch, value in config["stop_below"].items()}
     curve, stopped_at = [], None
     for epoch in range(train["epochs"]):
