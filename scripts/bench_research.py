@@ -22,7 +22,8 @@ Methods, each with the same number of experiments (--budget, the baseline's runs
 Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improve-off (no LLM changes of
 the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time),
 stopping-off (every search trial trains for all its epochs), evaluate-all (every idea's best point runs
-over the seeds, also when it is behind the best idea's on validation).
+over the seeds, also when it is behind the best idea's on validation), race-off (an LLM idea searches
+its whole trial budget even when its first two trials are behind the best idea's).
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
        [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR])"""
@@ -63,6 +64,7 @@ ABLATIONS = {
     "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
     "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
     "evaluate-all": {"AIRLAB_RESEARCH__EVALUATE_EVERY_IDEA": "true"},
+    "race-off": {"AIRLAB_RESEARCH__RACE_IDEAS": "false"},
 }
 
 

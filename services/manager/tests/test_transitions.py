@@ -779,7 +779,7 @@ def test_an_idea_whose_every_trial_stopped_early_is_not_evaluated_and_the_loop_g
 
 @pytest.mark.parametrize("evaluate_every_idea", [False, True])
 def test_an_idea_behind_the_best_on_validation_is_not_run_over_the_seeds(evaluate_every_idea):
-    lab = Loop(budget=40, evaluate_every_idea=evaluate_every_idea)
+    lab = Loop(budget=40, evaluate_every_idea=evaluate_every_idea, race_ideas=False)
     lab.through_coding(idea(1), idea(2))
     evaluate(lab, idea(1).id, gain=0.05, significant=False)  # best trial 0.95 on validation
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
@@ -795,6 +795,43 @@ def test_an_idea_behind_the_best_on_validation_is_not_run_over_the_seeds(evaluat
     assert "not ahead of the best idea so far, 'Random forest variant 1' (0.95" in second.failure
     assert not lab.requested(events, loop_pb2.EXPERIMENT_KIND_EVALUATION)
     assert "research.decided" in lab.types(events)
+
+
+def race_second_idea(lab: Loop, rung: list[float]) -> list[events_pb2.Event]:
+    """Idea 1 evaluated as the best (0.95 on validation), then idea 2's first trials scored `rung`."""
+    lab.through_coding(idea(1), idea(2))
+    evaluate(lab, idea(1).id, gain=0.05, significant=False)
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
+    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    # The rung is judged once both of its trials ended: the first alone asks for no third.
+    assert not lab.finish(first.experiment_id, {"accuracy": rung[0], "val_accuracy": rung[0]})
+    return lab.finish(second.experiment_id, {"accuracy": rung[1], "val_accuracy": rung[1]})
+
+
+def test_an_llm_idea_behind_the_best_after_its_first_trials_gives_the_rest_of_its_trials_back():
+    lab = Loop(budget=40)
+    events = race_second_idea(lab, [0.93, 0.94])
+    second = lab.state.ideas[1]
+    assert len(second.trials) == 2 and second.trial_budget == 4
+    assert second.status == loop_pb2.IDEA_STATUS_NOT_BETTER and not second.evaluations
+    assert "(0.9400 on validation) is not ahead of the best idea so far" in second.failure
+    assert "after 2 of its 4 trials (raced: the rest went to other ideas)" in second.failure
+    assert not lab.requested(events) and "research.decided" in lab.types(events)
+
+
+def test_an_llm_idea_ahead_of_the_best_after_its_first_trials_searches_on():
+    lab = Loop(budget=40)
+    events = race_second_idea(lab, [0.93, 0.97])
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
+    assert len(lab.state.ideas[1].trials) == 4
+
+
+def test_an_idea_without_a_best_to_race_against_searches_its_whole_budget():
+    lab = Loop(budget=40)
+    events = lab.through_coding(idea(1))
+    for run in lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL):
+        assert len(lab.requested(lab.finish(run.experiment_id, {"accuracy": 0.5, "val_accuracy": 0.5}))) == 1
+    assert len(lab.state.ideas[0].trials) == 4
 
 
 def test_an_idea_whose_trials_keep_failing_stops_its_search_without_spending_the_rest():

@@ -127,6 +127,9 @@ class ResearchDefaults(BaseModel):
     # An idea's best point runs over the other seeds only when it is ahead of the best idea so far on
     # validation (the seeds are for candidates to be the best); True: every idea that searched is evaluated.
     evaluate_every_idea: bool = False
+    # An LLM idea (or improve step) with more trials than the race's first two searches on only when one of
+    # those two is ahead of the best idea so far on validation; False: every idea uses its trial budget.
+    race_ideas: bool = True
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Share of the experiments after the baseline that the portfolio (strong model families searched with
     # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family

@@ -70,18 +70,52 @@ def request_run(
 # fail the same way (a network too large for the memory limit, an error the smoke run's subset missed).
 FAILED_TRIALS_TO_GIVE_UP = 2
 
+# A raced idea's first trials: once they ended, it searches on only if one of them is ahead of the best
+# idea's point on validation (successive halving with one rung).
+RACE_RUNG = 2
+RACED = (loop_pb2.IDEA_ORIGIN_LLM, loop_pb2.IDEA_ORIGIN_IMPROVE)
+
 
 def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
     """Keep up to `parallel_trials` of the idea's search trials in flight (the runner's free slots),
-    within its trial budget; none more once its trials keep failing."""
+    within what it may request now (`trials_allowed`); none more once its trials keep failing."""
     trials = experiments_of(step.loop, idea.trials)
     failed = sum(1 for x in trials if x.state == FAILED)
     if failed >= FAILED_TRIALS_TO_GIVE_UP and not any(x.state == FINISHED for x in trials):
         return
     in_flight = sum(1 for x in trials if x.state == REQUESTED)
-    while len(idea.trials) < idea.trial_budget and in_flight < step.rules.parallel_trials:
+    allowed = trials_allowed(step, idea, trials)
+    while len(idea.trials) < allowed and in_flight < step.rules.parallel_trials:
         request_trial(step, idea)
         in_flight += 1
+
+
+def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.LoopExperiment]) -> int:
+    """The trials an idea may have requested by now. An idea of the LLM (a new one or a change of the best
+    code) is raced against the best idea so far: its first RACE_RUNG trials run, and the rest of its
+    budget only when one of those is ahead of the best idea's point on validation; otherwise the rest goes
+    to other ideas and more search on the best. The portfolio's short searches and exploit steps (the best
+    idea's own study) are not raced."""
+    raced = step.rules.race_ideas and idea.origin in RACED and idea.trial_budget > RACE_RUNG
+    if not raced or exploit.target(step.loop) is None:  # nothing to race against yet
+        return idea.trial_budget
+    rung = trials[:RACE_RUNG]
+    if len(rung) < RACE_RUNG or any(x.state == REQUESTED for x in rung):
+        return RACE_RUNG
+    best = best_complete(step, rung)
+    if best is None or not_worth_evaluating(step, idea, best):
+        return RACE_RUNG
+    return idea.trial_budget
+
+
+def best_complete(step: Step, trials: list[loop_pb2.LoopExperiment]) -> loop_pb2.LoopExperiment | None:
+    """The best by validation of the trials that trained to the end (a trial stopped early scored a partly
+    trained network: it is told to TPE, never evaluated); None when there is none."""
+    complete = [
+        x for x in trials if x.state == FINISHED and x.HasField("validation") and not x.stopped_at_epoch
+    ]
+    pick = max if step.maximize else min
+    return pick(complete, key=lambda x: x.validation) if complete else None
 
 
 def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
@@ -145,9 +179,8 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         reasons = "; ".join(sorted({x.reason[:200] for x in trials}))
         evaluation.idea_failed(step, idea, f"every search trial failed: {reasons}")
         return
-    # A trial stopped early scored a partly trained network: it is told to TPE, not evaluated.
-    complete = [x for x in scored if not x.stopped_at_epoch]
-    if not complete:
+    best = best_complete(step, scored)
+    if best is None:
         not_better(
             step,
             idea,
@@ -155,8 +188,6 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
             "runs at the same epoch",
         )
         return
-    pick = max if step.maximize else min
-    best = pick(complete, key=lambda x: x.validation)
     behind = not_worth_evaluating(step, idea, best)
     if behind:
         not_better(step, idea, behind)
@@ -211,9 +242,15 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
         return ""
     if continues:
         return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
+    raced = ""
+    if len(idea.trials) < idea.trial_budget:
+        raced = (
+            f" after {len(idea.trials)} of its {idea.trial_budget} trials (raced: the rest went to other "
+            "ideas)"
+        )
     return (
         f"its best trial ({best.validation:.4f} on validation) is not ahead of the best idea so far, "
-        f"{reference.idea.title!r} ({bar.validation:.4f}): not run over the other seeds"
+        f"{reference.idea.title!r} ({bar.validation:.4f}){raced}: not run over the other seeds"
     )
 
 
