@@ -25,8 +25,13 @@ stopping-off (every search trial trains for all its epochs), evaluate-all (every
 over the seeds, also when it is behind the best idea's on validation), race-off (an LLM idea searches
 its whole trial budget even when its first two trials are behind the best idea's).
 
+TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
+runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
+server, so this compares the two on the same cores, the LLM's share set aside.
+
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
-       [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR])"""
+       [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR] [--no-lab]
+       [--plain-cores experiments])"""
 
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from typing import Any
 import optuna
 
 from airlab import domain, stack
+from airlab.cpus import SlotCpus, pin_command, plan_cpus
 from airlab.grpc_client import channel, client_token
 from airlab.job_templates import template_source
 from airlab.results import RunResult
@@ -167,10 +173,18 @@ def space(task: str, trial: optuna.Trial) -> tuple[str, dict[str, Any]]:
     }
 
 
+# The cores plain search runs on (empty: the whole machine), and its thread pools sized to them.
+PLAIN_CORES: tuple[int, ...] = ()
+
+
 def run_job(script: Path, config: dict[str, Any]) -> RunResult:
     with tempfile.TemporaryDirectory() as work:
         env = {**os.environ, "JOB_CONFIG": json.dumps(config)}
-        subprocess.run([sys.executable, str(script)], cwd=work, env=env, check=True, capture_output=True)
+        command = [sys.executable, str(script)]
+        if PLAIN_CORES:
+            env |= SlotCpus(PLAIN_CORES, len(PLAIN_CORES)).env()
+            command = pin_command(PLAIN_CORES) + command
+        subprocess.run(command, cwd=work, env=env, check=True, capture_output=True)
         return RunResult.model_validate_json((Path(work) / "result.json").read_text())
 
 
@@ -290,9 +304,29 @@ def main() -> None:
     parser.add_argument(
         "--no-plain", action="store_true", help="skip TPE and random search (for ablations of the lab)"
     )
+    parser.add_argument("--no-lab", action="store_true", help="only the plain searches")
+    parser.add_argument(
+        "--plain",
+        default="tpe,random",
+        help="the plain searches beside the lab (comma-separated: tpe,random)",
+    )
+    parser.add_argument(
+        "--plain-cores",
+        choices=["machine", "experiments"],
+        default="machine",
+        help="where TPE and random search run: the whole machine, or only the cores the lab's runner gives "
+        "its experiments (the others are the local LLM server's)",
+    )
     parser.add_argument("--keep", type=Path, help="keep each lab run's workspace under this folder")
     args = parser.parse_args()
-    variants = args.ablation or ["full"]
+    if args.plain_cores == "experiments":
+        global PLAIN_CORES
+        PLAIN_CORES = plan_cpus(Settings().cpu, local_llm=True).experiments
+        print(f"TPE and random search on cores {list(PLAIN_CORES)}, those of the lab's experiments")
+    variants = [] if args.no_lab else (args.ablation or ["full"])
+    plain = [] if args.no_plain else [m for m in args.plain.split(",") if m]
+    if unknown := set(plain) - {"tpe", "random"}:
+        parser.error(f"unknown plain search(es): {', '.join(sorted(unknown))}; known: tpe, random")
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         scripts = {}
@@ -315,24 +349,21 @@ def main() -> None:
                         f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall)",
                         flush=True,
                     )
-                if args.no_plain:
-                    continue
                 # TPE's start-up shortened as the lab's own search's: at its default of 10 random start-up
                 # trials, TPE at a budget this small would be random search under another name.
-                tpe = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
-                script = scripts[goal.template]
-                rows.setdefault((name, "tpe"), []).append(
-                    plain_search(goal, seeds, args.budget, tpe, script, csv_path)
-                )
-                rnd = optuna.samplers.RandomSampler(seed=1000 + repeat)
-                rows.setdefault((name, "random"), []).append(
-                    plain_search(goal, seeds, args.budget, rnd, script, csv_path)
-                )
-                print(
-                    f"{name} r{repeat}: tpe {rows[(name, 'tpe')][-1]['score']:.4f}, "
-                    f"random {rows[(name, 'random')][-1]['score']:.4f}",
-                    flush=True,
-                )
+                samplers: dict[str, optuna.samplers.BaseSampler] = {
+                    "tpe": optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5),
+                    "random": optuna.samplers.RandomSampler(seed=1000 + repeat),
+                }
+                for method in plain:
+                    result = plain_search(
+                        goal, seeds, args.budget, samplers[method], scripts[goal.template], csv_path
+                    )
+                    rows.setdefault((name, method), []).append(result)
+                    print(
+                        f"{name} r{repeat} {method}: {result['score']:.4f} ({result['seconds']:.0f} s wall)",
+                        flush=True,
+                    )
     header = (f"{'goal':<11}{'method':<17}{'baseline':>9}{'score':>9}{'gap closed':>11}{'used':>7}"
               f"{'wall s':>8}{'wall-LLM s':>11}{'tokens':>8}")  # fmt: skip
     print(
@@ -342,7 +373,6 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.goals.split(","):
-        plain = [] if args.no_plain else ["tpe", "random"]
         tpe_gains = [r["gain"] for r in rows.get((name, "tpe"), [])] or [float("nan")] * args.repeats
         for method in [f"lab:{v}" for v in variants] + plain:
             results = rows[(name, method)]
