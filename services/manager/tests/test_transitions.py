@@ -539,6 +539,25 @@ def test_without_progress_the_best_idea_gets_more_search_from_where_it_stopped()
     assert len(exploit.trials) == 2 and lab.state.phase == Phase.LOOP_PHASE_SEARCHING
 
 
+@pytest.mark.parametrize("budget", [15, 16])
+def test_the_last_exploit_steps_worth_of_the_budget_goes_to_the_best_idea_before_queued_ideas(budget):
+    """4 trials and 2 more seeds: once 6 experiments or fewer are left, the best idea searches on first."""
+    lab = Loop(budget=budget)
+    lab.through_coding(idea(1), idea(2))
+    events = evaluate(lab, idea(1).id, gain=0.05, significant=False)  # 3 + 4 + 2 = 9 used
+    trials = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    if budget == 16:  # 7 left: the queued idea's turn
+        assert not trials and lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_CODING
+        return
+    step = lab.state.ideas[-1]
+    assert step.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and step.parent_id == idea(1).id
+    assert step.trial_budget == 4 and len(trials) == 2  # the queued idea holds none of it back
+    assert list(lab.state.queue) == [idea(2).id] and lab.state.rounds_without_progress == 0
+    # The queued idea's code, asked for ahead, waits for its turn.
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
+    assert not lab.requested(events) and lab.state.ideas[-1].status == loop_pb2.IDEA_STATUS_SEARCHING
+
+
 def test_an_exploit_step_that_finds_nothing_better_ends_without_evaluation_runs():
     lab = stale_research(budget=40)
     exploit = lab.state.ideas[-1]

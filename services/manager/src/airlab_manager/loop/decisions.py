@@ -73,12 +73,27 @@ def next_step(step: Step) -> None:
     _go_on(step)
 
 
+def best_ideas_share(step: Step) -> bool:
+    """Whether what is left of the budget is the best idea's: one exploit step's worth (a full search and
+    its point's runs on the other seeds). New ideas, queued or not, do not take it; it goes to more
+    search on the best idea and changes of its code, however many rounds of ideas brought progress."""
+    share = step.rules.trials_per_idea + len(step.plan.seeds) - 1
+    return budget.experiments_left(step.plan, step.loop, queued=False) <= share
+
+
 def _go_on(step: Step) -> None:
-    """After a decision to continue: the next queued idea, the portfolio (first round), more search on
-    the best idea (once rounds of ideas stopped bringing progress), or a new round of ideas."""
+    """After a decision to continue: the best idea's share of the budget (see `best_ideas_share`), the
+    next queued idea, the portfolio (first round), more search on the best idea (once rounds of ideas
+    stopped bringing progress), or a new round of ideas."""
     loop, research = step.loop, step.research
     if not loop.queue and loop.round == 0:
         portfolio.start(step)
+    # Exploit and improve steps take turns on the best idea.
+    turns = (
+        (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
+    )
+    if best_ideas_share(step) and any(start(step) for start in turns):
+        return
     if loop.queue:
         idea = find_idea(loop, loop.queue.pop(0))
         assert idea is not None, "a queued idea is always stored"
@@ -100,12 +115,9 @@ def _go_on(step: Step) -> None:
             return
         coding.code_idea(step, idea)
         return
-    stale = loop.rounds_without_progress >= step.rules.patience_rounds
     # Once rounds of ideas stop bringing progress, the best idea gets more search (exploit) and changes of
-    # its code by the LLM (improve), taking turns.
-    turns = (
-        (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
-    )
+    # its code by the LLM (improve).
+    stale = loop.rounds_without_progress >= step.rules.patience_rounds
     if stale and any(start(step) for start in turns):
         return
     _ask_for_ideas(step)

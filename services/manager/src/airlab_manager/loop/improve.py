@@ -51,7 +51,8 @@ def start(step: Step) -> bool:
     parent = exploit.target(loop)
     if parent is None or not available(step):
         return False
-    left = budget.search_left(step.plan, loop)
+    # Queued ideas do not hold budget back from it: the best idea's share of the budget comes before them.
+    left = budget.search_left(step.plan, loop, queued=False)
     if min(step.rules.trials_per_idea, left) < 1:
         return False
     loop.improves += 1
