@@ -243,7 +243,7 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
     if continues:
         return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
     raced = ""
-    if len(idea.trials) < idea.trial_budget:
+    if step.rules.race_ideas and idea.origin in RACED and len(idea.trials) == RACE_RUNG < idea.trial_budget:
         raced = (
             f" after {len(idea.trials)} of its {idea.trial_budget} trials (raced: the rest went to other "
             "ideas)"
