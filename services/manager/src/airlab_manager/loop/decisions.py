@@ -77,8 +77,7 @@ def best_ideas_share(step: Step) -> bool:
     """Whether what is left of the budget is the best idea's: one exploit step's worth (a full search and
     its point's runs on the other seeds). New ideas, queued or not, do not take it; it goes to more
     search on the best idea and changes of its code, however many rounds of ideas brought progress."""
-    share = step.rules.trials_per_idea + len(step.plan.seeds) - 1
-    return budget.experiments_left(step.plan, step.loop, queued=False) <= share
+    return budget.search_left(step.plan, step.loop, queued=False) <= step.rules.trials_per_idea
 
 
 def _go_on(step: Step) -> None:

@@ -96,8 +96,7 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
     budget only when one of those is ahead of the best idea's point on validation; otherwise the rest goes
     to other ideas and more search on the best. The portfolio's short searches and exploit steps (the best
     idea's own study) are not raced."""
-    raced = step.rules.race_ideas and idea.origin in RACED and idea.trial_budget > RACE_RUNG
-    if not raced or exploit.target(step.loop) is None:  # nothing to race against yet
+    if not raced(step, idea) or exploit.target(step.loop) is None:  # nothing to race against yet
         return idea.trial_budget
     rung = trials[:RACE_RUNG]
     if len(rung) < RACE_RUNG or any(x.state == REQUESTED for x in rung):
@@ -106,6 +105,11 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
     if best is None or not_worth_evaluating(step, idea, best):
         return RACE_RUNG
     return idea.trial_budget
+
+
+def raced(step: Step, idea: loop_pb2.LoopIdea) -> bool:
+    """Whether the idea's search is raced: an LLM idea or improve step with more trials than the rung."""
+    return step.rules.race_ideas and idea.origin in RACED and idea.trial_budget > RACE_RUNG
 
 
 def best_complete(step: Step, trials: list[loop_pb2.LoopExperiment]) -> loop_pb2.LoopExperiment | None:
@@ -242,15 +246,15 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
         return ""
     if continues:
         return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
-    raced = ""
-    if step.rules.race_ideas and idea.origin in RACED and len(idea.trials) == RACE_RUNG < idea.trial_budget:
-        raced = (
+    stopped_at_rung = ""
+    if raced(step, idea) and len(idea.trials) == RACE_RUNG:
+        stopped_at_rung = (
             f" after {len(idea.trials)} of its {idea.trial_budget} trials (raced: the rest went to other "
             "ideas)"
         )
     return (
         f"its best trial ({best.validation:.4f} on validation) is not ahead of the best idea so far, "
-        f"{reference.idea.title!r} ({bar.validation:.4f}){raced}: not run over the other seeds"
+        f"{reference.idea.title!r} ({bar.validation:.4f}){stopped_at_rung}: not run over the other seeds"
     )
 
 
