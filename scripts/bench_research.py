@@ -23,7 +23,9 @@ Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improv
 the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time),
 stopping-off (every search trial trains for all its epochs), evaluate-all (every idea's best point runs
 over the seeds, also when it is behind the best idea's on validation), race-off (an LLM idea searches
-its whole trial budget even when its first two trials are behind the best idea's).
+its whole trial budget even when its first two trials are behind the best idea's), bar-seeds ("ahead of
+the best" is judged against the mean of the best idea's runs over the seeds when that is below its best
+trial).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
@@ -40,6 +42,7 @@ import csv
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -71,6 +74,7 @@ ABLATIONS = {
     "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
     "evaluate-all": {"AIRLAB_RESEARCH__EVALUATE_EVERY_IDEA": "true"},
     "race-off": {"AIRLAB_RESEARCH__RACE_IDEAS": "false"},
+    "bar-seeds": {"AIRLAB_RESEARCH__BAR_OVER_SEEDS": "true"},
 }
 
 
@@ -239,8 +243,8 @@ def lab_run(
     os.environ.update(env | {"AIRLAB_RESEARCH__SEEDS": json.dumps(seeds)})
     try:
         settings = Settings(workspace=workdir)
-        stack.up(settings, report=lambda line: None)
         try:
+            stack.up(settings, report=lambda line: None)
             state = stack.load_state(workdir.resolve())
             assert state is not None
             with channel(state.address_of("manager"), token=client_token(settings)) as lab_channel:
@@ -294,6 +298,8 @@ def lab_run(
 
 
 def main() -> None:
+    # A stopped bench stops the lab's stack too: SIGTERM raises SystemExit, so `lab_run` takes it down.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser()
     parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,digits_cnn,shapes")
     parser.add_argument("--repeats", type=int, default=3)

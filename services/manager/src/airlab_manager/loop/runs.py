@@ -3,7 +3,9 @@ free slots), and what a run's end does to its baseline or idea."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2, runner_pb2
@@ -238,14 +240,17 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
     if not continues and step.rules.evaluate_every_idea:
         return ""
     reference = find_idea(step.loop, idea.parent_id) if continues else exploit.target(step.loop)
-    bar = find_experiment(step.loop, reference.best_trial) if reference is not None else None
-    if reference is None or bar is None or not bar.HasField("validation"):
+    bar = validation_bar(step, reference) if reference is not None else None
+    if reference is None or bar is None:
         return ""
-    ahead = best.validation > bar.validation if step.maximize else best.validation < bar.validation
+    ahead = best.validation > bar.value if step.maximize else best.validation < bar.value
     if ahead:
         return ""
     if continues:
-        return f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued"
+        return (
+            f"its best trial ({best.validation:.4f} on validation) did not beat the point it continued "
+            f"({bar.value:.4f}{bar.source})"
+        )
     stopped_at_rung = ""
     if raced(step, idea) and len(idea.trials) == RACE_RUNG:
         stopped_at_rung = (
@@ -254,8 +259,36 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
         )
     return (
         f"its best trial ({best.validation:.4f} on validation) is not ahead of the best idea so far, "
-        f"{reference.idea.title!r} ({bar.validation:.4f}){stopped_at_rung}: not run over the other seeds"
+        f"{reference.idea.title!r} ({bar.value:.4f}{bar.source}){stopped_at_rung}: not run over the other "
+        "seeds"
     )
+
+
+@dataclass(frozen=True)
+class Bar:
+    value: float
+    # How the value was found, as the report says it ('' for the best search trial).
+    source: str = ""
+
+
+def validation_bar(step: Step, reference: loop_pb2.LoopIdea) -> Bar | None:
+    """The validation score a new point must pass to be ahead of `reference` (None: no bar known): its best
+    search trial, or with `bar_over_seeds` the mean of its runs over the seeds when that is lower (higher
+    for a metric to minimise): the best trial was the maximum of several draws on one seed."""
+    trial = find_experiment(step.loop, reference.best_trial)
+    if trial is None or not trial.HasField("validation"):
+        return None
+    bar = Bar(trial.validation)
+    if not step.rules.bar_over_seeds:
+        return bar
+    runs = experiments_of(step.loop, list(reference.evaluations.values()))
+    scores = [x.validation for x in runs if x.state == FINISHED and x.HasField("validation")]
+    if len(scores) < 2 or len(scores) < len(reference.evaluations):
+        return bar
+    mean = statistics.fmean(scores)
+    if (mean < bar.value) if step.maximize else (mean > bar.value):
+        return Bar(mean, f", the mean of its {len(scores)} seeds")
+    return bar
 
 
 def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finished: bool) -> bool:
