@@ -23,9 +23,9 @@ Ablations of the lab (--ablation): floor-off (no portfolio), exploit-off, improv
 the best code), code-ahead-off (an idea's code asked for only at its turn), serial (1 trial at a time),
 stopping-off (every search trial trains for all its epochs), evaluate-all (every idea's best point runs
 over the seeds, also when it is behind the best idea's on validation), race-off (an LLM idea searches
-its whole trial budget even when its first two trials are behind the best idea's), bar-seeds ("ahead of
-the best" is judged against the mean of the best idea's runs over the seeds when that is below its best
-trial).
+its whole trial budget even when its first two trials are behind the best idea's), bar-trial ("ahead of
+the best" is judged against the best idea's best search trial alone, not the mean of its runs over the
+seeds when that is lower).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
@@ -74,7 +74,7 @@ ABLATIONS = {
     "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
     "evaluate-all": {"AIRLAB_RESEARCH__EVALUATE_EVERY_IDEA": "true"},
     "race-off": {"AIRLAB_RESEARCH__RACE_IDEAS": "false"},
-    "bar-seeds": {"AIRLAB_RESEARCH__BAR_OVER_SEEDS": "true"},
+    "bar-trial": {"AIRLAB_RESEARCH__BAR_OVER_SEEDS": "false"},
 }
 
 
