@@ -845,11 +845,11 @@ def test_an_llm_idea_ahead_of_the_best_after_its_first_trials_searches_on():
     assert len(lab.state.ideas[1].trials) == 4
 
 
-def evaluate_lucky_best(lab: Loop) -> None:
-    """Idea 1 becomes the best with its best trial at 0.95 on validation and its runs on the other two
-    seeds at 0.80 and 0.82 (the seeds' mean: 0.8567): the trial was a lucky draw."""
+def evaluate_best(lab: Loop, trial: float, others: tuple[float, float]) -> None:
+    """Idea 1 becomes the best with its search trials at `trial` on validation and its runs on the other
+    two seeds at `others`."""
     lab.through_coding(idea(1), idea(2))
-    evaluation_scores = iter([0.80, 0.82])
+    evaluation_scores = iter(others)
     for _ in range(10):
         pending = [
             x
@@ -858,21 +858,27 @@ def evaluate_lucky_best(lab: Loop) -> None:
         ]
         if not pending:
             break
-        value = 0.95 if pending[0].kind == loop_pb2.EXPERIMENT_KIND_TRIAL else next(evaluation_scores)
+        value = trial if pending[0].kind == loop_pb2.EXPERIMENT_KIND_TRIAL else next(evaluation_scores)
         lab.finish(pending[0].id, {"accuracy": value, "val_accuracy": value})
     comparison = loop_pb2.Comparison(mean=0.86, gain=0.02, significant=False, baseline_mean=0.84)
     lab.send("evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison))
+    assert lab.state.best.idea_id == idea(1).id
+
+
+def race_against_best(lab: Loop, rung: tuple[float, float]) -> list[events_pb2.Event]:
+    """Idea 2's code comes and its first two trials score `rung`."""
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
+    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    lab.finish(first.experiment_id, {"accuracy": rung[0], "val_accuracy": rung[0]})
+    return lab.finish(second.experiment_id, {"accuracy": rung[1], "val_accuracy": rung[1]})
 
 
 @pytest.mark.parametrize("bar_over_seeds", [False, True])
 def test_the_bar_for_ahead_of_the_best_can_be_the_mean_of_its_seeds_not_its_lucky_best_trial(bar_over_seeds):
     lab = Loop(budget=40, bar_over_seeds=bar_over_seeds)
-    evaluate_lucky_best(lab)
-    assert lab.state.best.idea_id == idea(1).id
-    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
-    first, second = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
-    lab.finish(first.experiment_id, {"accuracy": 0.86, "val_accuracy": 0.86})
-    events = lab.finish(second.experiment_id, {"accuracy": 0.90, "val_accuracy": 0.90})
+    # A lucky best trial: 0.95 on seed 0, 0.80 and 0.82 on the others (the seeds' mean: 0.8567).
+    evaluate_best(lab, 0.95, (0.80, 0.82))
+    events = race_against_best(lab, (0.86, 0.90))
     second_idea = lab.state.ideas[1]
     if bar_over_seeds:  # 0.90 is ahead of 0.8567: the race goes on
         assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
@@ -882,14 +888,20 @@ def test_the_bar_for_ahead_of_the_best_can_be_the_mean_of_its_seeds_not_its_luck
     assert "'Random forest variant 1' (0.9500) after 2 of its 4 trials" in second_idea.failure
 
 
-def test_a_bar_from_the_seeds_is_said_in_the_report_and_never_above_the_best_trial():
+def test_a_bar_from_the_seeds_is_said_in_the_report():
     lab = Loop(budget=40, bar_over_seeds=True)
-    evaluate_lucky_best(lab)
-    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="d/"))
-    for run in lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL):
-        lab.finish(run.experiment_id, {"accuracy": 0.85, "val_accuracy": 0.85})
+    evaluate_best(lab, 0.95, (0.80, 0.82))
+    race_against_best(lab, (0.85, 0.85))
     failure = lab.state.ideas[1].failure
     assert "'Random forest variant 1' (0.8567, the mean of its 3 seeds) after 2 of its 4 trials" in failure
+
+
+def test_the_seeds_mean_never_raises_the_bar_above_the_best_trial():
+    lab = Loop(budget=40, bar_over_seeds=True)
+    # An unlucky best trial: 0.85 on seed 0, 0.95 and 0.96 on the others (the seeds' mean: 0.92).
+    evaluate_best(lab, 0.85, (0.95, 0.96))
+    events = race_against_best(lab, (0.86, 0.86))  # ahead of 0.85, the lower of the two
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
 
 
 def test_an_idea_without_a_best_to_race_against_searches_its_whole_budget():
