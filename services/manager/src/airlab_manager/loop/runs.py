@@ -243,8 +243,7 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
     bar = validation_bar(step, reference) if reference is not None else None
     if reference is None or bar is None:
         return ""
-    ahead = best.validation > bar.value if step.maximize else best.validation < bar.value
-    if ahead:
+    if ahead_of(step, best.validation, bar.value):
         return ""
     if continues:
         return (
@@ -262,6 +261,11 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
         f"{reference.idea.title!r} ({bar.value:.4f}{bar.source}){stopped_at_rung}: not run over the other "
         "seeds"
     )
+
+
+def ahead_of(step: Step, score: float, bar: float) -> bool:
+    """Whether a validation score is strictly better than `bar` in the metric's direction."""
+    return score > bar if step.maximize else score < bar
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,7 @@ def validation_bar(step: Step, reference: loop_pb2.LoopIdea) -> Bar | None:
     if len(scores) < 2 or len(scores) < len(reference.evaluations):
         return bar
     mean = statistics.fmean(scores)
-    if (mean < bar.value) if step.maximize else (mean > bar.value):
+    if ahead_of(step, bar.value, mean):  # the best trial was above its seeds' mean
         return Bar(mean, f", the mean of its {len(scores)} seeds")
     return bar
 
