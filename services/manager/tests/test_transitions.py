@@ -274,7 +274,7 @@ def test_a_significant_gain_meets_the_goal_and_the_report_is_asked_for():
     lab = Loop()
     lab.through_coding(idea(1))
     lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
-    comparison = loop_pb2.Comparison(mean=0.97, std=0.01, gain=0.05, significant=True, baseline_mean=0.92)
+    comparison = review(0.05, significant=True)
     events = lab.send(
         "evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison)
     )
@@ -437,7 +437,20 @@ def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions()
 # -- the portfolio, the stop rule and the exploit step -----------------------------------------------------
 
 
-def evaluate(lab: Loop, idea_id: str, *, gain: float, significant: bool) -> list[events_pb2.Event]:
+def review(
+    gain: float, *, significant: bool, p_value: float | None = None, seeds: int = 3
+) -> loop_pb2.Comparison:
+    """A reviewer's comparison: with `significant` its evidence is overwhelming (p = 1e-6), without it
+    none (p = 0.5); `p_value` sets the raw p (the manager judges the family's adjusted p itself)."""
+    p = p_value if p_value is not None else (1e-6 if significant else 0.5)
+    return loop_pb2.Comparison(
+        mean=0.9 + gain, gain=gain, baseline_mean=0.9, seeds=range(seeds), clears_noise=True, p_value=p
+    )
+
+
+def evaluate(
+    lab: Loop, idea_id: str, *, gain: float, significant: bool, p_value: float | None = None
+) -> list[events_pb2.Event]:
     """Run an idea's searching and evaluation runs to their end and answer its review."""
     events: list[events_pb2.Event] = []
     for _ in range(20):
@@ -452,7 +465,7 @@ def evaluate(lab: Loop, idea_id: str, *, gain: float, significant: bool) -> list
         assert pending, f"idea {idea_id} is {state.status} with nothing running"
         value = 0.9 + gain
         events = lab.finish(pending[0].id, {"accuracy": value, "val_accuracy": value + 0.001 * len(events)})
-    comparison = loop_pb2.Comparison(mean=0.9 + gain, gain=gain, significant=significant, baseline_mean=0.9)
+    comparison = review(gain, significant=significant, p_value=p_value)
     return lab.send(
         "evaluation.completed", events_pb2.EvaluationCompleted(name=idea_id, evaluation=comparison)
     )
@@ -598,7 +611,7 @@ def test_an_idea_whose_code_and_hyperparameters_already_ran_is_rejected_as_not_n
     code = "ab" * 32
     lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/", sha256=code))
     lab.state.ideas[0].status = loop_pb2.IDEA_STATUS_REVIEWING
-    comparison = loop_pb2.Comparison(mean=0.91, std=0.01, gain=0.01, significant=False, baseline_mean=0.90)
+    comparison = review(0.01, significant=False)
     lab.send("evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison))
     assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_CODING  # its code was asked for ahead
     # Its code came back the same (a registry fallback for the same family, say), for the same search.
@@ -860,7 +873,7 @@ def evaluate_best(lab: Loop, trial: float, others: tuple[float, float]) -> None:
             break
         value = trial if pending[0].kind == loop_pb2.EXPERIMENT_KIND_TRIAL else next(evaluation_scores)
         lab.finish(pending[0].id, {"accuracy": value, "val_accuracy": value})
-    comparison = loop_pb2.Comparison(mean=0.86, gain=0.02, significant=False, baseline_mean=0.84)
+    comparison = review(0.02, significant=False)
     lab.send("evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison))
     assert lab.state.best.idea_id == idea(1).id
 

@@ -23,13 +23,14 @@ import matplotlib.pyplot as plt
 from google.protobuf import json_format
 from matplotlib.ticker import MaxNLocator
 
+from airlab import verdicts
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
 from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
 from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
 from airlab.v1 import loop_pb2, manager_pb2, research_pb2
-from airlab_reviewer.stats import compare, mean_std
+from airlab_reviewer.stats import CHANCE_MODELS, chance_runs, compare, mean_std
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("airlab_reviewer", "templates"),
@@ -73,17 +74,42 @@ class Reviewer:
         baseline: Mapping[int, str],
         *,
         maximize: bool | None = None,
+        family_size: int = 1,
+        look: int = 1,
     ) -> loop_pb2.Comparison:
-        """The candidate's runs (seed -> experiment id) against the baseline's, from their stored results."""
+        """The candidate's runs (seed -> experiment id) against the baseline's, from their stored results:
+        one comparison of a planned family of `family_size`, at its first or second look."""
         candidate_runs = {int(s): self.result(research_id, x) for s, x in candidate.items()}
         baseline_runs = {int(s): self.result(research_id, x) for s, x in baseline.items()}
-        comparison = compare(metric, baseline_runs, candidate_runs, maximize=maximize)
+        comparison = compare(
+            metric, baseline_runs, candidate_runs, maximize=maximize, family_size=family_size, look=look
+        )
+        self._keep_review(research_id, name, comparison)
+        return comparison
+
+    def _keep_review(self, research_id: str, name: str, comparison: loop_pb2.Comparison) -> None:
         self.artifacts.put(
             f"{research_prefix(research_id)}reviews/{name}.json",
             json.dumps(comparison_view(comparison), indent=2).encode(),
             content_type="application/json",
         )
-        return comparison
+
+    def _chance_of_baseline(
+        self, research_id: str, metric: str, baseline_ids: Mapping[int, str], maximize: bool
+    ) -> dict[str, Any] | None:
+        """The chance model on the baseline's seeds and test examples, and whether the baseline beats it
+        (its mean above chance in the metric's direction); None when there is no chance model here."""
+        runs = {int(s): self.result(research_id, x) for s, x in baseline_ids.items()}
+        chance = chance_runs(metric, runs)
+        if not chance:
+            return None
+        against = compare(metric, chance, runs, maximize=maximize)
+        return {
+            "model": CHANCE_MODELS[metric],
+            "mean": against.baseline_mean,
+            "baseline_beats_chance": against.gain > 0,
+            "baseline_significantly_above_chance": against.significant,
+        }
 
     async def evaluate_async(self, *args: Any, **kwargs: Any) -> loop_pb2.Comparison:
         return await asyncio.to_thread(self.evaluate, *args, **kwargs)
@@ -144,6 +170,25 @@ class Reviewer:
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
             baseline = {"mean": mean, "std": std, "seeds": len(baseline_results)}
+        # Every evaluated idea against the baseline, recomputed from the stored results, then judged as
+        # one family (airlab.verdicts), as the manager judged it while the loop ran.
+        family = verdicts.family_size(plan.budget.max_experiments, len(plan.seeds))
+        comparisons: dict[str, loop_pb2.Comparison] = {}
+        for idea in loop.ideas:
+            if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
+                comparisons[idea.idea.id] = self.evaluate(
+                    research_id, idea.idea.id, metric, idea.evaluations, baseline_ids, maximize=maximize,
+                    family_size=family, look=2 if idea.extra_seeds else 1,
+                )  # fmt: skip
+                comparisons[idea.idea.id].suggestive = idea.evaluation.suggestive
+        verdicts.judge(list(comparisons.values()), family)
+        for idea_id, comparison in comparisons.items():
+            del comparison.findings[-1]  # the verdict of the comparison alone, judged again just now
+            comparison.findings.append(verdicts.explain(comparison))
+            self._keep_review(research_id, idea_id, comparison)
+        chance = (
+            self._chance_of_baseline(research_id, metric, baseline_ids, maximize) if baseline_ids else None
+        )
         ideas: list[dict[str, Any]] = []
         worked: list[dict[str, Any]] = []
         not_worked: list[dict[str, Any]] = []
@@ -151,11 +196,10 @@ class Reviewer:
         ran: dict[tuple[str, str], str] = {}
         for idea in loop.ideas:
             evaluation = None
-            if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
-                comparison = self.evaluate(
-                    research_id, idea.idea.id, metric, idea.evaluations, baseline_ids, maximize=maximize
-                )
-                evaluation = comparison_view(comparison) | {"candidate": dict(idea.evaluations)}
+            if idea.idea.id in comparisons:
+                evaluation = comparison_view(comparisons[idea.idea.id]) | {
+                    "candidate": dict(idea.evaluations)
+                }
             review = idea.review
             status = enum_words(loop_pb2.IdeaStatus, idea.status)
             params = plain_params(idea.best_params) if idea.best_params else None
@@ -185,10 +229,11 @@ class Reviewer:
                 worked.append(row)
             else:
                 if evaluation:
+                    outcome = "suggestive, not significant" if evaluation["suggestive"] else "not significant"
                     why = (
                         f"{fmt(evaluation['mean'])} ± {fmt(evaluation['std'])}, "
                         f"gain {evaluation['gain']:+.4f}: "
-                        f"not significant. {sentences(evaluation['findings'])}"
+                        f"{outcome}. {sentences(evaluation['findings'])}"
                     )
                 elif idea.status == loop_pb2.IDEA_STATUS_REJECTED:
                     why = "rejected in review: " + "; ".join(review.reasons)
@@ -198,19 +243,36 @@ class Reviewer:
                 not_worked.append(row)
         evaluated = [i for i in ideas if i["evaluation"]]
         best = max(worked, key=lambda i: i["evaluation"]["gain"], default=None)
+        suggested = max(
+            (i for i in evaluated if i["evaluation"]["suggestive"]),
+            key=lambda i: i["evaluation"]["gain"],
+            default=None,
+        )
         if best is not None:
             e = best["evaluation"]
             verdict = (
                 f"'{best['title']}' beat the baseline significantly: {fmt(e['mean'])} ± {fmt(e['std'])} "
-                f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric})"
+                f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
+                f"{e['adjusted_p']:.4f} below {e['level']:g}, Holm over {e['family_size']} planned "
+                "comparisons)"
             )
         elif baseline is None:
             verdict = "no result: the baseline did not run"
+        elif suggested is not None:
+            e = suggested["evaluation"]
+            verdict = (
+                f"suggestive, not significant: '{suggested['title']}' {fmt(e['mean'])} ± {fmt(e['std'])} "
+                f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
+                f"{e['adjusted_p']:.4f}, under 0.05 but not under {e['level']:g}, and no budget was left "
+                "for more seeds)"
+            )
         else:
             verdict = (
                 f"no significant gain over the baseline ({metric} {fmt(baseline['mean'])} "
                 f"± {fmt(baseline['std'])})"
             )
+        if chance is not None and not chance["baseline_beats_chance"]:
+            verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
         plots = self._plots(research_id, loop, metric, maximize, baseline, evaluated)
         finished = [e.id for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED]
         devices = self._devices(research_id, finished)
@@ -249,6 +311,13 @@ class Reviewer:
             "experiment_seconds": sum(e.run_seconds for e in runs),
             "waiting_seconds": sum(e.queued_seconds for e in runs),
         }
+        # Runs the sequential rule added: borderline ideas' and the baseline's on seeds beyond the plan's.
+        extra_seed_runs = sum(
+            1
+            for e in runs
+            if e.seed not in plan.seeds
+            and e.kind in (loop_pb2.EXPERIMENT_KIND_BASELINE, loop_pb2.EXPERIMENT_KIND_EVALUATION)
+        )
         counts = {
             "requested": len(runs),
             "finished": sum(1 for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED),
@@ -263,6 +332,9 @@ class Reviewer:
             "plan": _plan_view(plan),
             "maximize": maximize,
             "baseline": baseline,
+            "chance": chance,
+            "family_size": family,
+            "extra_seed_runs": extra_seed_runs,
             "ideas": ideas,
             "worked": worked,
             "not_worked": not_worked,
@@ -292,6 +364,15 @@ class Reviewer:
             "stop_reason": loop.stop_reason,
             "baseline": baseline,
             "baseline_experiments": baseline_ids,
+            "chance": chance,
+            # The family-wise rule the verdict used (airlab.verdicts).
+            "verdict_rule": {
+                "family_size": family,
+                "alpha": verdicts.ALPHA,
+                "first_look_level": verdicts.FIRST_LOOK_LEVEL,
+                "second_look_level": verdicts.SECOND_LOOK_LEVEL,
+                "extra_seed_runs": extra_seed_runs,
+            },
             "ideas": [{k: v for k, v in i.items() if k not in ("why",)} for i in ideas],
             "best_idea_id": best["id"] if best else None,
             "counts": counts,

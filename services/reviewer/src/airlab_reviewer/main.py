@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from airlab import verdicts
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of, type_filter
@@ -59,7 +60,13 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
             research.plan.metric,
             candidate,
             loop.baseline.experiments,
+            family_size=verdicts.family_size(research.plan.budget.max_experiments, len(research.plan.seeds)),
+            look=2 if idea.extra_seeds else 1,
         )
+        if idea.evaluation.HasField("adjusted_p"):  # the manager's verdict over the whole family
+            comparison.significant = idea.evaluation.significant
+            comparison.adjusted_p = idea.evaluation.adjusted_p
+            comparison.suggestive = idea.evaluation.suggestive
         return reviewer_pb2.Evaluation(
             research_id=request.research_id,
             experiment_id=request.experiment_id,
@@ -69,6 +76,7 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
             baseline_std=comparison.baseline_std,
             significant=comparison.significant,
             findings=comparison.findings,
+            comparison=comparison,
         )
 
     async def WriteReport(
@@ -101,6 +109,8 @@ def setup(context: ServiceContext) -> None:
             request.candidate,
             request.baseline,
             maximize=request.maximize,
+            family_size=request.family_size or 1,
+            look=request.look or 1,
         )
         return "evaluation.completed", events_pb2.EvaluationCompleted(
             name=request.name, evaluation=comparison

@@ -1,27 +1,34 @@
 """Comparing a candidate with the baseline over the plan's seeds, honestly.
 
-A gain is called significant only when all of these hold:
-  - it is positive on average over the seeds (in the metric's better direction);
-  - a one-sided paired t-test over the seeds rejects "no gain" at the 5% level (so it needs 2+ seeds);
-  - it is larger than the seed-to-seed standard deviation of either model (it clears the noise);
-  - where the runs kept their test predictions, the 95% paired bootstrap interval over test examples
-    lies above zero (the test set is finite too).
-Every check's outcome is written as a finding, so a reader sees why a gain was or was not called."""
+The evidence for a gain, each written as a finding so a reader sees why a gain was or was not called:
+  - its mean over the seeds (in the metric's better direction) and whether it is larger than the
+    seed-to-seed standard deviation of either model (it clears the noise);
+  - a one-sided paired t-test over the seeds (so it needs 2+ seeds);
+  - where the runs kept their test predictions, a paired bootstrap over test examples (the test set is
+    finite too): its p, and its interval at the level the research's family gives;
+  - the same against a chance model (the best constant or stratified guess of the test labels), so that
+    a gain over a baseline that is itself at chance is no claim.
+Whether it is significant is decided over the research's family of comparisons by `airlab.verdicts`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from airlab import domain
+from airlab import domain, verdicts
 from airlab.results import RunResult
 from airlab.v1 import loop_pb2
 
-BOOTSTRAP_SAMPLES = 1000
-ALPHA = 0.05
+# Resamples of the test examples: the family's levels go down to a few in ten thousand, so a bootstrap
+# scored with numpy takes many (in batches, to bound memory); one scored by a scikit-learn call per
+# resample (F1, ROC AUC, R²) stays at a thousand, and its p is never below 2/1001.
+BOOTSTRAP_SAMPLES = 10_000
+BOOTSTRAP_SAMPLES_SLOW = 1000
+BOOTSTRAP_BATCH = 250
 
 
 # Metrics a run reports per test example (segmentation: per image), averaged into the metric: the
@@ -93,11 +100,29 @@ def from_mean(metric: str, means: np.ndarray) -> np.ndarray:
     return np.sqrt(means) if metric == "rmse" else means
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """The paired bootstrap of the mean-over-seeds gain over test examples."""
+
+    low: float
+    high: float
+    confidence: float
+    # Twice the share of resamples whose gain is not above zero (with the usual +1 on both counts, so it
+    # is never 0): below a level exactly when the interval at that level lies above zero.
+    p_value: float
+
+
 def _bootstrap(
-    metric: str, sign: float, baseline: list[RunResult], candidate: list[RunResult], rng_seed: int
-) -> tuple[float, float] | None:
-    """95% interval of the mean-over-seeds gain when test examples are resampled (paired: every seed's
-    runs are scored on the same resample)."""
+    metric: str,
+    sign: float,
+    baseline: list[RunResult],
+    candidate: list[RunResult],
+    rng_seed: int,
+    confidence: float = 0.95,
+    resamples: int | None = None,
+) -> Bootstrap | None:
+    """Resample test examples; every seed's runs are scored on the same resample (paired). `resamples`:
+    how many (by default as many as the way of scoring affords)."""
     runs = baseline + candidate
     if any(r.test_targets is None or r.test_predictions is None for r in runs):
         return None
@@ -120,7 +145,9 @@ def _bootstrap(
             per_run = from_mean(metric, scores[:, index].mean(axis=-1))
             return sign * (per_run[seeds:] - per_run[:seeds]).mean(axis=0)
 
-        return _interval(gain_of_resamples, len(targets), rng_seed, vectorized=True)
+        return _interval(
+            gain_of_resamples, len(targets), rng_seed, confidence, vectorized=True, resamples=resamples
+        )
 
     def gain(index: np.ndarray) -> float:
         t = targets[index]
@@ -130,43 +157,100 @@ def _bootstrap(
         ]
         return sign * float(np.mean(diffs))
 
-    return _interval(gain, len(targets), rng_seed, vectorized=False)
+    return _interval(gain, len(targets), rng_seed, confidence, vectorized=False, resamples=resamples)
 
 
-def _interval(gain: Any, examples: int, rng_seed: int, *, vectorized: bool) -> tuple[float, float] | None:
-    """The 95% percentile interval of `gain` over resamples of the test examples' indices."""
+def _interval(
+    gain: Any,
+    examples: int,
+    rng_seed: int,
+    confidence: float = 0.95,
+    *,
+    vectorized: bool,
+    resamples: int | None = None,
+) -> Bootstrap | None:
+    """The percentile interval of `gain` over resamples of the test examples' indices, and its p."""
     from scipy import stats
 
     result = stats.bootstrap(
         (np.arange(examples),),
         gain,
         vectorized=vectorized,
-        n_resamples=BOOTSTRAP_SAMPLES,
-        confidence_level=0.95,
+        n_resamples=resamples or (BOOTSTRAP_SAMPLES if vectorized else BOOTSTRAP_SAMPLES_SLOW),
+        batch=BOOTSTRAP_BATCH if vectorized else None,
+        confidence_level=confidence,
         method="percentile",
         rng=np.random.default_rng(rng_seed),
     )
     low, high = result.confidence_interval
     if not (math.isfinite(low) and math.isfinite(high)):
         return None
-    return float(low), float(high)
+    gains = np.asarray(result.bootstrap_distribution)
+    gains = gains[np.isfinite(gains)]
+    p_value = min(1.0, 2 * (float(np.sum(gains <= 0)) + 1) / (len(gains) + 1))
+    return Bootstrap(float(low), float(high), confidence, p_value)
 
 
-def compare(
+# The chance model of each metric, fitted on the test labels themselves, so it is at least as strong as
+# any chance model fitted on the training part: the most frequent class (accuracy), a guess drawn with
+# the classes' frequencies (macro F1, where it beats the constant: 1/K), constant scores (ROC AUC 0.5),
+# the mean (RMSE, R²) or the median (MAE). Segmentation's per-image scores have none.
+CHANCE_MODELS = {
+    "accuracy": "the most frequent class",
+    "f1_macro": "a guess drawn with the classes' frequencies",
+    "roc_auc": "constant scores",
+    "rmse": "the mean",
+    "r2": "the mean",
+    "mae": "the median",
+}
+
+
+def chance_runs(metric: str, runs: Mapping[int, RunResult]) -> dict[int, RunResult] | None:
+    """A chance model's run for each of `runs`' seeds, on the same test examples (None when a run kept no
+    test predictions or the metric has no chance model)."""
+    if metric not in CHANCE_MODELS or not runs:
+        return None
+    chance: dict[int, RunResult] = {}
+    for seed, run in runs.items():
+        if run.test_targets is None or run.test_predictions is None or not run.test_targets:
+            return None
+        targets = np.asarray(run.test_targets)
+        shape = np.asarray(run.test_predictions).shape
+        if metric in ("accuracy", "f1_macro"):
+            classes, counts = np.unique(targets, return_counts=True)
+            if metric == "accuracy":
+                guess = np.full(len(targets), classes[np.argmax(counts)])
+            else:
+                rng = np.random.default_rng(seed)
+                guess = rng.choice(classes, size=len(targets), p=counts / counts.sum())
+        elif metric == "roc_auc":
+            guess = np.full(shape, 1.0 / shape[1]) if len(shape) == 2 else np.full(len(targets), 0.5)
+        else:
+            numbers = targets.astype(float)
+            guess = np.full(len(targets), np.median(numbers) if metric == "mae" else numbers.mean())
+        value = metric_value(metric, targets, guess)
+        if not math.isfinite(value):
+            return None
+        chance[seed] = RunResult(
+            seed=seed,
+            metrics={metric: value},
+            duration_seconds=0.0,
+            test_targets=run.test_targets,
+            test_predictions=guess.tolist(),
+        )
+    return chance
+
+
+def _compare(
     metric: str,
-    baseline: Mapping[int, RunResult],
-    candidate: Mapping[int, RunResult],
-    *,
-    maximize: bool | None = None,
-    rng_seed: int = 0,
+    base: list[RunResult],
+    cand: list[RunResult],
+    seeds: list[int],
+    sign: float,
+    rng_seed: int,
+    confidence: float,
 ) -> loop_pb2.Comparison:
-    """The candidate against the baseline on the seeds both ran."""
-    if maximize is None:
-        maximize = domain.maximize(metric)
-    sign = 1.0 if maximize else -1.0
-    seeds = sorted(set(baseline) & set(candidate))
-    base = [baseline[s] for s in seeds]
-    cand = [candidate[s] for s in seeds]
+    """The evidence of `cand` against `base`, seed by seed (the seeds both ran)."""
     b_values = [r.metrics[metric] for r in base]
     c_values = [r.metrics[metric] for r in cand]
     mean, std = mean_std(c_values)
@@ -177,12 +261,10 @@ def compare(
     result = loop_pb2.Comparison(metric=metric, seeds=seeds, mean=mean, std=std, baseline_mean=b_mean,
                                  baseline_std=b_std, gain=gain)  # fmt: skip
     findings: list[str] = []
-    passes_t = False
     if n < 2:
         findings.append(f"only {n} seed(s) ran on both sides: a gain cannot be told from noise")
     elif gain_sd == 0:
-        # No spread in the gains at all: any positive gain is consistent, and the other checks decide.
-        passes_t = gain > 0
+        # No spread in the gains at all: the t-test has nothing to say, and the other checks decide.
         findings.append(f"paired t-test over {n} seeds: every seed gained the same {gain:+.4f}")
     else:
         from scipy import stats
@@ -191,30 +273,63 @@ def compare(
             np.multiply(sign, c_values), np.multiply(sign, b_values), alternative="greater"
         )
         result.t_statistic, result.p_value = float(test.statistic), float(test.pvalue)
-        passes_t = result.p_value < ALPHA
         findings.append(
-            f"paired t-test over {n} seeds: t = {result.t_statistic:.2f}, one-sided p = {result.p_value:.3f} "
-            f"({'passes' if passes_t else 'fails'} at {ALPHA:g})"
+            f"paired t-test over {n} seeds: t = {result.t_statistic:.2f}, one-sided p = {result.p_value:.4f}"
         )
     noise = max(std, b_std)
+    result.clears_noise = bool(n and gain > noise)
     findings.append(
         f"mean gain {gain:+.4f} against seed-to-seed noise {noise:.4f} "
-        f"({'clears it' if gain > noise else 'does not clear it'})"
+        f"({'clears it' if result.clears_noise else 'does not clear it'})"
     )
-    interval = _bootstrap(metric, sign, base, cand, rng_seed) if n else None
+    interval = _bootstrap(metric, sign, base, cand, rng_seed, confidence) if n else None
     if interval is not None:
-        result.bootstrap_low, result.bootstrap_high = interval
-        verdict = "above zero" if interval[0] > 0 else "includes zero or less"
+        result.bootstrap_low, result.bootstrap_high = interval.low, interval.high
+        result.bootstrap_p, result.bootstrap_confidence = interval.p_value, interval.confidence
+        verdict = "above zero" if interval.low > 0 else "includes zero or less"
         findings.append(
-            "95% bootstrap interval of the gain over test examples: "
-            f"[{interval[0]:+.4f}, {interval[1]:+.4f}] ({verdict})"
+            f"{interval.confidence * 100:.4g}% bootstrap interval of the gain over test examples: "
+            f"[{interval.low:+.4f}, {interval.high:+.4f}] ({verdict}; p = {interval.p_value:.4f})"
         )
-    result.significant = (
-        n >= 2 and gain > 0 and passes_t and gain > noise and (interval is None or interval[0] > 0)
-    )
     result.findings.extend(findings)
     for seed, b, c in zip(seeds, b_values, c_values, strict=True):
         result.per_seed.add(seed=seed, baseline=b, candidate=c)
+    return result
+
+
+def compare(
+    metric: str,
+    baseline: Mapping[int, RunResult],
+    candidate: Mapping[int, RunResult],
+    *,
+    maximize: bool | None = None,
+    rng_seed: int = 0,
+    family_size: int = 1,
+    look: int = 1,
+) -> loop_pb2.Comparison:
+    """The candidate against the baseline (and against chance) on the seeds both ran, judged as one
+    comparison of a planned family of `family_size` at this look (the manager judges the whole family
+    again with the comparisons made so far)."""
+    if maximize is None:
+        maximize = domain.maximize(metric)
+    sign = 1.0 if maximize else -1.0
+    seeds = sorted(set(baseline) & set(candidate))
+    cand = [candidate[s] for s in seeds]
+    confidence = verdicts.bootstrap_confidence(family_size, look)
+    result = _compare(metric, [baseline[s] for s in seeds], cand, seeds, sign, rng_seed, confidence)
+    result.look = look
+    chance = chance_runs(metric, {s: candidate[s] for s in seeds})
+    if chance is None:
+        result.findings.append(f"no chance model for {metric} on these runs: not compared with chance")
+    else:
+        against = _compare(metric, [chance[s] for s in seeds], cand, seeds, sign, rng_seed, confidence)
+        result.chance.CopyFrom(against)
+        result.findings.append(
+            f"against chance ({CHANCE_MODELS[metric]}: {against.baseline_mean:.4f}): gain "
+            f"{against.gain:+.4f}; " + "; ".join(against.findings)
+        )
+    verdicts.judge([result], family_size)
+    result.findings.append(verdicts.explain(result))
     return result
 
 

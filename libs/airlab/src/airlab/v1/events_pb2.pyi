@@ -327,7 +327,7 @@ class ExperimentOutcome(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., seed: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., run_seconds: _Optional[float] = ..., queued_seconds: _Optional[float] = ..., validation_curve: _Optional[_Iterable[float]] = ..., stopped_at_epoch: _Optional[int] = ...) -> None: ...
 
 class EvaluationRequested(_message.Message):
-    __slots__ = ("name", "title", "metric", "maximize", "candidate", "baseline")
+    __slots__ = ("name", "title", "metric", "maximize", "candidate", "baseline", "family_size", "look")
     class CandidateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -348,13 +348,17 @@ class EvaluationRequested(_message.Message):
     MAXIMIZE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LOOK_FIELD_NUMBER: _ClassVar[int]
     name: str
     title: str
     metric: str
     maximize: bool
     candidate: _containers.ScalarMap[int, str]
     baseline: _containers.ScalarMap[int, str]
-    def __init__(self, name: _Optional[str] = ..., title: _Optional[str] = ..., metric: _Optional[str] = ..., maximize: _Optional[bool] = ..., candidate: _Optional[_Mapping[int, str]] = ..., baseline: _Optional[_Mapping[int, str]] = ...) -> None: ...
+    family_size: int
+    look: int
+    def __init__(self, name: _Optional[str] = ..., title: _Optional[str] = ..., metric: _Optional[str] = ..., maximize: _Optional[bool] = ..., candidate: _Optional[_Mapping[int, str]] = ..., baseline: _Optional[_Mapping[int, str]] = ..., family_size: _Optional[int] = ..., look: _Optional[int] = ...) -> None: ...
 
 class EvaluationCompleted(_message.Message):
     __slots__ = ("name", "evaluation")

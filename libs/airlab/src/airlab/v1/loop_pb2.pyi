@@ -194,7 +194,7 @@ class SeedScore(_message.Message):
     def __init__(self, seed: _Optional[int] = ..., baseline: _Optional[float] = ..., candidate: _Optional[float] = ...) -> None: ...
 
 class Comparison(_message.Message):
-    __slots__ = ("metric", "seeds", "mean", "std", "baseline_mean", "baseline_std", "gain", "t_statistic", "p_value", "bootstrap_low", "bootstrap_high", "significant", "findings", "per_seed")
+    __slots__ = ("metric", "seeds", "mean", "std", "baseline_mean", "baseline_std", "gain", "t_statistic", "p_value", "bootstrap_low", "bootstrap_high", "significant", "findings", "per_seed", "bootstrap_p", "chance", "combined_p", "adjusted_p", "family_size", "look", "level", "suggestive", "clears_noise", "bootstrap_confidence")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +209,16 @@ class Comparison(_message.Message):
     SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
     PER_SEED_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_P_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
+    COMBINED_P_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTED_P_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LOOK_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIVE_FIELD_NUMBER: _ClassVar[int]
+    CLEARS_NOISE_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     metric: str
     seeds: _containers.RepeatedScalarFieldContainer[int]
     mean: float
@@ -223,10 +233,20 @@ class Comparison(_message.Message):
     significant: bool
     findings: _containers.RepeatedScalarFieldContainer[str]
     per_seed: _containers.RepeatedCompositeFieldContainer[SeedScore]
-    def __init__(self, metric: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., gain: _Optional[float] = ..., t_statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., bootstrap_low: _Optional[float] = ..., bootstrap_high: _Optional[float] = ..., significant: _Optional[bool] = ..., findings: _Optional[_Iterable[str]] = ..., per_seed: _Optional[_Iterable[_Union[SeedScore, _Mapping]]] = ...) -> None: ...
+    bootstrap_p: float
+    chance: Comparison
+    combined_p: float
+    adjusted_p: float
+    family_size: int
+    look: int
+    level: float
+    suggestive: bool
+    clears_noise: bool
+    bootstrap_confidence: float
+    def __init__(self, metric: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., gain: _Optional[float] = ..., t_statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., bootstrap_low: _Optional[float] = ..., bootstrap_high: _Optional[float] = ..., significant: _Optional[bool] = ..., findings: _Optional[_Iterable[str]] = ..., per_seed: _Optional[_Iterable[_Union[SeedScore, _Mapping]]] = ..., bootstrap_p: _Optional[float] = ..., chance: _Optional[_Union[Comparison, _Mapping]] = ..., combined_p: _Optional[float] = ..., adjusted_p: _Optional[float] = ..., family_size: _Optional[int] = ..., look: _Optional[int] = ..., level: _Optional[float] = ..., suggestive: _Optional[bool] = ..., clears_noise: _Optional[bool] = ..., bootstrap_confidence: _Optional[float] = ...) -> None: ...
 
 class LoopIdea(_message.Message):
-    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure", "origin", "parent_id", "family", "code_origin", "code_sha256", "code_repairs", "code_asked", "code_answered")
+    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure", "origin", "parent_id", "family", "code_origin", "code_sha256", "code_repairs", "code_asked", "code_answered", "extra_seeds")
     class EvaluationsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +283,7 @@ class LoopIdea(_message.Message):
     CODE_REPAIRS_FIELD_NUMBER: _ClassVar[int]
     CODE_ASKED_FIELD_NUMBER: _ClassVar[int]
     CODE_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_SEEDS_FIELD_NUMBER: _ClassVar[int]
     idea: _idea_pb2.Idea
     round: int
     review: _manager_pb2.IdeaReview
@@ -285,10 +306,11 @@ class LoopIdea(_message.Message):
     code_repairs: _containers.RepeatedScalarFieldContainer[str]
     code_asked: bool
     code_answered: bool
-    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ..., origin: _Optional[_Union[IdeaOrigin, str]] = ..., parent_id: _Optional[str] = ..., family: _Optional[str] = ..., code_origin: _Optional[_Union[CodeOrigin, str]] = ..., code_sha256: _Optional[str] = ..., code_repairs: _Optional[_Iterable[str]] = ..., code_asked: _Optional[bool] = ..., code_answered: _Optional[bool] = ...) -> None: ...
+    extra_seeds: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ..., origin: _Optional[_Union[IdeaOrigin, str]] = ..., parent_id: _Optional[str] = ..., family: _Optional[str] = ..., code_origin: _Optional[_Union[CodeOrigin, str]] = ..., code_sha256: _Optional[str] = ..., code_repairs: _Optional[_Iterable[str]] = ..., code_asked: _Optional[bool] = ..., code_answered: _Optional[bool] = ..., extra_seeds: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class BaselineResult(_message.Message):
-    __slots__ = ("mean", "std", "experiments", "validation")
+    __slots__ = ("mean", "std", "experiments", "validation", "chance")
     class ExperimentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -300,11 +322,13 @@ class BaselineResult(_message.Message):
     STD_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
     mean: float
     std: float
     experiments: _containers.ScalarMap[int, str]
     validation: float
-    def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ..., experiments: _Optional[_Mapping[int, str]] = ..., validation: _Optional[float] = ...) -> None: ...
+    chance: float
+    def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ..., experiments: _Optional[_Mapping[int, str]] = ..., validation: _Optional[float] = ..., chance: _Optional[float] = ...) -> None: ...
 
 class BestIdea(_message.Message):
     __slots__ = ("idea_id", "title", "mean", "std", "gain", "significant")

@@ -22,23 +22,24 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from airlab.v1 import loop_pb2 as airlab_dot_v1_dot_loop__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61irlab/v1/reviewer.proto\x12\tairlab.v1\"G\n\x19\x45valuateExperimentRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"\xa7\x01\n\nEvaluation\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x0b\n\x03std\x18\x04 \x01(\x01\x12\x15\n\rbaseline_mean\x18\x05 \x01(\x01\x12\x14\n\x0c\x62\x61seline_std\x18\x06 \x01(\x01\x12\x13\n\x0bsignificant\x18\x07 \x01(\x08\x12\x10\n\x08\x66indings\x18\x08 \x03(\t\")\n\x12WriteReportRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"E\n\x06Report\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x14\n\x0cmarkdown_key\x18\x02 \x01(\t\x12\x10\n\x08html_key\x18\x03 \x01(\t2\xa5\x01\n\x0fReviewerService\x12Q\n\x12\x45valuateExperiment\x12$.airlab.v1.EvaluateExperimentRequest\x1a\x15.airlab.v1.Evaluation\x12?\n\x0bWriteReport\x12\x1d.airlab.v1.WriteReportRequest\x1a\x11.airlab.v1.Reportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61irlab/v1/reviewer.proto\x12\tairlab.v1\x1a\x14\x61irlab/v1/loop.proto\"G\n\x19\x45valuateExperimentRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\"\xd2\x01\n\nEvaluation\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x0c\n\x04mean\x18\x03 \x01(\x01\x12\x0b\n\x03std\x18\x04 \x01(\x01\x12\x15\n\rbaseline_mean\x18\x05 \x01(\x01\x12\x14\n\x0c\x62\x61seline_std\x18\x06 \x01(\x01\x12\x13\n\x0bsignificant\x18\x07 \x01(\x08\x12\x10\n\x08\x66indings\x18\x08 \x03(\t\x12)\n\ncomparison\x18\t \x01(\x0b\x32\x15.airlab.v1.Comparison\")\n\x12WriteReportRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"E\n\x06Report\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x14\n\x0cmarkdown_key\x18\x02 \x01(\t\x12\x10\n\x08html_key\x18\x03 \x01(\t2\xa5\x01\n\x0fReviewerService\x12Q\n\x12\x45valuateExperiment\x12$.airlab.v1.EvaluateExperimentRequest\x1a\x15.airlab.v1.Evaluation\x12?\n\x0bWriteReport\x12\x1d.airlab.v1.WriteReportRequest\x1a\x11.airlab.v1.Reportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airlab.v1.reviewer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVALUATEEXPERIMENTREQUEST']._serialized_start=39
-  _globals['_EVALUATEEXPERIMENTREQUEST']._serialized_end=110
-  _globals['_EVALUATION']._serialized_start=113
-  _globals['_EVALUATION']._serialized_end=280
-  _globals['_WRITEREPORTREQUEST']._serialized_start=282
-  _globals['_WRITEREPORTREQUEST']._serialized_end=323
-  _globals['_REPORT']._serialized_start=325
-  _globals['_REPORT']._serialized_end=394
-  _globals['_REVIEWERSERVICE']._serialized_start=397
-  _globals['_REVIEWERSERVICE']._serialized_end=562
+  _globals['_EVALUATEEXPERIMENTREQUEST']._serialized_start=61
+  _globals['_EVALUATEEXPERIMENTREQUEST']._serialized_end=132
+  _globals['_EVALUATION']._serialized_start=135
+  _globals['_EVALUATION']._serialized_end=345
+  _globals['_WRITEREPORTREQUEST']._serialized_start=347
+  _globals['_WRITEREPORTREQUEST']._serialized_end=388
+  _globals['_REPORT']._serialized_start=390
+  _globals['_REPORT']._serialized_end=459
+  _globals['_REVIEWERSERVICE']._serialized_start=462
+  _globals['_REVIEWERSERVICE']._serialized_end=627
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,8 @@ import statistics
 from airlab.research_record import LOOP_SCHEMA
 from airlab.v1 import loop_pb2, research_pb2
 from airlab_manager.jobconfig import dataset_mounts, job_config
-from airlab_manager.loop import coding, decisions, report, runs
+from airlab_manager.loop import coding, decisions, evaluation, looks, report
+from airlab_manager.loop.run_request import request_run
 from airlab_manager.loop.step import BASELINE, FINISHED, REQUESTED, Step
 
 
@@ -37,16 +38,24 @@ def code_done(step: Step, outcome: object, *, ok: bool) -> bool:
         return True
     loop.baseline_code = outcome.code_ref  # type: ignore[attr-defined]
     for seed in step.plan.seeds:
-        runs.request_run(
+        request_run(
             step, BASELINE, loop_pb2.EXPERIMENT_KIND_BASELINE, f"seed{seed}", seed, {}, loop.baseline_code,
             curve=True,
         )  # fmt: skip
     return True
 
 
-def progress(step: Step) -> bool:
-    """A baseline run ended: once all did, the baseline is measured and the first round of ideas begins."""
+def progress(step: Step, run: loop_pb2.LoopExperiment) -> bool:
+    """A baseline run ended: once all did, the baseline is measured and the first round of ideas begins.
+    After that, a baseline run is one on a seed a borderline idea's second look added."""
     loop = step.loop
+    if loop.phase != loop_pb2.LOOP_PHASE_BASELINE:
+        if run.state == FINISHED and run.HasField("test"):
+            loop.baseline.experiments[run.seed] = run.id
+        for idea in looks.waiting_for_baseline(loop, run.seed):
+            if looks.ready(step, idea):
+                evaluation.request_evaluation(step, idea)
+        return True
     baseline_runs = [x for x in loop.experiments if x.kind == loop_pb2.EXPERIMENT_KIND_BASELINE]
     if any(x.state == REQUESTED for x in baseline_runs):
         return True

@@ -15,7 +15,13 @@ def summary_of(idea: loop_pb2.LoopIdea) -> str:
     title = idea.idea.title
     if idea.HasField("evaluation"):
         e = idea.evaluation
-        verdict = "a significant gain" if e.significant else "no significant gain"
+        verdict = (
+            "a significant gain"
+            if e.significant
+            else "suggestive, not significant"
+            if e.suggestive
+            else "no significant gain"
+        )
         return (
             f"{title}: {e.mean:.4f} ± {e.std:.4f} against the baseline's "
             f"{e.baseline_mean:.4f} ± {e.baseline_std:.4f}: {verdict}"

@@ -3,8 +3,9 @@ leave a lesson for memory and go on to the next decision."""
 
 from __future__ import annotations
 
+from airlab import verdicts
 from airlab.v1 import events_pb2, loop_pb2
-from airlab_manager.loop import decisions
+from airlab_manager.loop import decisions, looks
 from airlab_manager.loop.step import FINISHED, Memory, Step, experiments_of, find_idea
 
 
@@ -24,36 +25,60 @@ def request_evaluation(step: Step, idea: loop_pb2.LoopIdea) -> None:
             maximize=step.maximize,
             candidate=candidate,
             baseline=step.loop.baseline.experiments,
+            family_size=looks.family_size(step.plan),
+            look=looks.look_of(idea),
         ),
     )
 
 
 def evaluated(step: Step, body: events_pb2.EvaluationCompleted) -> bool:
+    """The reviewer's comparison, judged with the research's other comparisons as one family. A borderline
+    first look gets more seeds before anything is claimed (or ends suggestive when the budget has none)."""
     loop = step.loop
     idea = find_idea(loop, body.name)
     if idea is None or idea.status != loop_pb2.IDEA_STATUS_REVIEWING:
         return False
-    result = body.evaluation
-    idea.evaluation.CopyFrom(result)
+    idea.evaluation.CopyFrom(body.evaluation)
+    if not idea.evaluation.look:  # a reviewer of an older version: its comparison is this idea's look
+        idea.evaluation.look = looks.look_of(idea)
+    looks.judge(step, idea)
+    result = idea.evaluation
+    if verdicts.borderline(result) and looks.could_win(loop, result):
+        added = looks.add_seeds(step, idea)
+        if added:
+            step.research.state_reason = (
+                f"{idea.idea.title!r} is borderline (adjusted p {result.adjusted_p:.4f}): {added} more "
+                "seed(s) for it and the baseline before any claim"
+            )
+            return True
+        result.suggestive = True
+    if body.evaluation.HasField("chance") and not loop.baseline.HasField("chance"):
+        loop.baseline.chance = body.evaluation.chance.baseline_mean
     idea.status = loop_pb2.IDEA_STATUS_EVALUATED
     loop.consecutive_failures = 0
-    best = loop.best
-    if not loop.HasField("best") or (result.significant, result.gain) > (best.significant, best.gain):
-        if idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and result.significant:
-            loop.rounds_without_progress = 0  # a new best to build on: the idea agent gets another round
-        loop.best.CopyFrom(
-            loop_pb2.BestIdea(
-                idea_id=idea.idea.id,
-                title=idea.idea.title,
-                mean=result.mean,
-                std=result.std,
-                gain=result.gain,
-                significant=result.significant,
-            )
-        )
+    _choose_best(step, idea)
     step.memories.append(lesson(step, idea))
     decisions.next_step(step)
     return True
+
+
+def _choose_best(step: Step, reviewed: loop_pb2.LoopIdea) -> None:
+    """The best evaluated idea (significance first, then gain; the earlier on a tie). Judging the family
+    again can make an earlier idea significant, so every evaluated idea is a candidate."""
+    loop = step.loop
+    evaluated = [i for i in loop.ideas if i.status == loop_pb2.IDEA_STATUS_EVALUATED]
+    best = max(evaluated, key=lambda i: (i.evaluation.significant, i.evaluation.gain))
+    e = best.evaluation
+    if loop.HasField("best") and (loop.best.idea_id, loop.best.significant) == (best.idea.id, e.significant):
+        return
+    if best is reviewed and best.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and e.significant:
+        loop.rounds_without_progress = 0  # a new best to build on: the idea agent gets another round
+    loop.best.CopyFrom(
+        loop_pb2.BestIdea(
+            idea_id=best.idea.id, title=best.idea.title, mean=e.mean, std=e.std, gain=e.gain,
+            significant=e.significant,
+        )
+    )  # fmt: skip
 
 
 def lesson(step: Step, idea: loop_pb2.LoopIdea) -> Memory:

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from airlab import experiments
-from airlab.v1 import events_pb2, loop_pb2, runner_pb2
+from airlab.v1 import events_pb2, loop_pb2
 from airlab_manager import search, stopping
-from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit
+from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit, looks
+from airlab_manager.loop.run_request import request_run
 from airlab_manager.loop.step import (
     FAILED,
     FINISHED,
@@ -21,52 +22,6 @@ from airlab_manager.loop.step import (
     find_experiment,
     find_idea,
 )
-
-
-def request_run(
-    step: Step,
-    name: str,
-    kind: loop_pb2.ExperimentKind,
-    label: str,
-    seed: int,
-    params: Mapping[str, experiments.Param],
-    code_ref: str,
-    *,
-    curve: bool = False,
-    stop_below: Mapping[int, float] | None = None,
-) -> str:
-    experiment = experiments.experiment_id(step.research.id, name, label)
-    values = experiments.param_values(params)
-    step.loop.experiments.append(
-        loop_pb2.LoopExperiment(
-            id=experiment, kind=kind, name=name, seed=seed, params=values, state=REQUESTED
-        )
-    )
-    rules = step.rules
-    config = experiments.run_config(
-        step.loop.job_config, seed=seed, params=values, learning_curve=curve, stop_below=stop_below
-    )
-    step.events.append(
-        experiments.request(
-            step.research.id,
-            experiment,
-            code_ref=code_ref,
-            config=config,
-            resources=runner_pb2.Resources(
-                cpu_millis=rules.experiment_cpu_millis,
-                memory_mib=rules.experiment_memory_mib,
-                wall_seconds=rules.experiment_wall_seconds,
-                gpus=step.plan.gpus,
-            ),
-            datasets=list(step.loop.mounts),
-            kind=kind,
-            name=name,
-            source=step.config.source,
-            cause=step.cause.id,
-        )
-    )
-    return experiment
-
 
 # An idea with this many failed trials and none finished requests no more: the rest would most likely
 # fail the same way (a network too large for the memory limit, an error the smoke run's subset missed).
@@ -219,7 +174,7 @@ def finish_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
             idea.code_ref,
             curve=True,
         )
-    if all_done(step.loop, idea.evaluations.values()):
+    if looks.ready(step, idea):
         evaluation.request_evaluation(step, idea)
 
 
@@ -314,7 +269,7 @@ def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finish
         run.reason = (outcome.reason or step.cause.type)[:1000]
     run.run_seconds, run.queued_seconds = outcome.run_seconds, outcome.queued_seconds
     if run.kind == loop_pb2.EXPERIMENT_KIND_BASELINE:
-        return baseline.progress(step)
+        return baseline.progress(step, run)
     idea = find_idea(loop, run.name)
     if idea is None:
         return True
@@ -326,6 +281,6 @@ def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finish
         if all_done(loop, idea.trials):
             finish_search(step, idea)
         return True
-    if idea.status == loop_pb2.IDEA_STATUS_EVALUATING and all_done(loop, idea.evaluations.values()):
+    if idea.status == loop_pb2.IDEA_STATUS_EVALUATING and looks.ready(step, idea):
         evaluation.request_evaluation(step, idea)
     return True

@@ -1,0 +1,54 @@
+"""Asking the runner for one run of the loop: the experiment recorded as requested, and its event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from airlab import experiments
+from airlab.v1 import loop_pb2, runner_pb2
+from airlab_manager.loop.step import REQUESTED, Step
+
+
+def request_run(
+    step: Step,
+    name: str,
+    kind: loop_pb2.ExperimentKind,
+    label: str,
+    seed: int,
+    params: Mapping[str, experiments.Param],
+    code_ref: str,
+    *,
+    curve: bool = False,
+    stop_below: Mapping[int, float] | None = None,
+) -> str:
+    experiment = experiments.experiment_id(step.research.id, name, label)
+    values = experiments.param_values(params)
+    step.loop.experiments.append(
+        loop_pb2.LoopExperiment(
+            id=experiment, kind=kind, name=name, seed=seed, params=values, state=REQUESTED
+        )
+    )
+    rules = step.rules
+    config = experiments.run_config(
+        step.loop.job_config, seed=seed, params=values, learning_curve=curve, stop_below=stop_below
+    )
+    step.events.append(
+        experiments.request(
+            step.research.id,
+            experiment,
+            code_ref=code_ref,
+            config=config,
+            resources=runner_pb2.Resources(
+                cpu_millis=rules.experiment_cpu_millis,
+                memory_mib=rules.experiment_memory_mib,
+                wall_seconds=rules.experiment_wall_seconds,
+                gpus=step.plan.gpus,
+            ),
+            datasets=list(step.loop.mounts),
+            kind=kind,
+            name=name,
+            source=step.config.source,
+            cause=step.cause.id,
+        )
+    )
+    return experiment
