@@ -948,3 +948,96 @@ def test_the_loop_keeps_at_most_a_bounded_part_of_a_runs_curve():
     finish_with_curve(lab, trial.experiment_id, [0.5] * 5000)  # a job may report any length
     stored = next(x for x in lab.state.experiments if x.id == trial.experiment_id)
     assert len(stored.validation_curve) == 200
+
+
+# -- verdicts over the research's family of comparisons (airlab.verdicts) --------------------------------
+
+
+def test_a_gain_significant_alone_is_not_claimed_in_a_family_of_comparisons():
+    """p = 0.006 passes 0.01 alone, but the budget of 30 plans 9 comparisons: adjusted 0.054, no claim and
+    not even borderline."""
+    lab = Loop(budget=30)
+    lab.through_coding(idea(1), idea(2))
+    evaluate(lab, idea(1).id, gain=0.05, significant=False, p_value=0.006)
+    first = lab.state.ideas[0]
+    assert first.status == loop_pb2.IDEA_STATUS_EVALUATED and first.evaluation.family_size == 9
+    assert first.evaluation.adjusted_p == pytest.approx(0.054) and not first.evaluation.significant
+    assert not first.evaluation.suggestive and not first.extra_seeds
+    assert lab.state.best.idea_id == idea(1).id and not lab.state.best.significant
+
+
+def seeds_of(lab: Loop, runs: list[events_pb2.ExperimentRequested]) -> list[tuple[str, int]]:
+    by_id = {x.id: x for x in lab.state.experiments}
+    return sorted((r.name, by_id[r.experiment_id].seed) for r in runs)
+
+
+def test_a_borderline_first_look_gets_two_more_seeds_for_the_idea_and_the_baseline_then_a_second():
+    lab = Loop(budget=30)
+    lab.research.plan.until = research_pb2.STOP_RULE_BEAT_BASELINE
+    lab.through_coding(idea(1), idea(2))
+    # Adjusted p 9 * 0.003 = 0.027: between 0.01 and 0.05.
+    events = evaluate(lab, idea(1).id, gain=0.05, significant=False, p_value=0.003)
+    first = lab.state.ideas[0]
+    assert first.status == loop_pb2.IDEA_STATUS_EVALUATING and list(first.extra_seeds) == [3, 4]
+    runs = lab.requested(events)
+    assert seeds_of(lab, runs) == [("baseline", 3), ("baseline", 4), (idea(1).id, 3), (idea(1).id, 4)]
+    assert "borderline" in lab.research.state_reason
+    # Nothing is reviewed before every one of them ended: the idea's first, then the baseline's.
+    baseline_runs = [r for r in runs if r.name == "baseline"]
+    for run in [r for r in runs if r.name != "baseline"] + baseline_runs[:1]:
+        assert lab.types(lab.finish(run.experiment_id)) == []
+    events = lab.finish(baseline_runs[1].experiment_id)
+    assert lab.types(events) == ["evaluation.requested"]
+    request = body_of(events[0])
+    assert sorted(request.candidate) == [0, 1, 2, 3, 4] and sorted(request.baseline) == [0, 1, 2, 3, 4]
+    assert request.look == 2 and request.family_size == 9
+    # The second look: 9 * 0.004 = 0.036 < 0.04 is a claim, and the beat goal is met.
+    events = lab.send(
+        "evaluation.completed",
+        events_pb2.EvaluationCompleted(
+            name=idea(1).id, evaluation=review(0.05, significant=False, p_value=0.004, seeds=5)
+        ),
+    )
+    judged = lab.state.ideas[0].evaluation
+    assert judged.look == 2 and judged.level == pytest.approx(0.04) and judged.significant
+    assert lab.state.best.significant and lab.types(events)[-1] == "report.requested"
+
+
+def test_a_second_look_above_its_level_is_no_claim():
+    lab = Loop(budget=30)
+    lab.through_coding(idea(1), idea(2))
+    events = evaluate(lab, idea(1).id, gain=0.05, significant=False, p_value=0.003)
+    for run in lab.requested(events):
+        lab.finish(run.experiment_id)
+    lab.send(
+        "evaluation.completed",
+        events_pb2.EvaluationCompleted(
+            name=idea(1).id, evaluation=review(0.05, significant=False, p_value=0.005, seeds=5)
+        ),
+    )
+    judged = lab.state.ideas[0]
+    assert judged.status == loop_pb2.IDEA_STATUS_EVALUATED
+    assert judged.evaluation.adjusted_p == pytest.approx(0.045) and not judged.evaluation.significant
+    assert not judged.evaluation.suggestive  # the second look decided it
+
+
+def test_a_borderline_first_look_with_no_budget_left_is_suggestive_and_no_claim():
+    lab = Loop(budget=30)
+    lab.through_coding(idea(1))
+    for _ in range(30):  # the idea's search and seeds
+        pending = [x for x in lab.state.experiments if x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED]
+        if not pending:
+            break
+        lab.finish(pending[0].id, {"accuracy": 0.95, "val_accuracy": 0.95})
+    assert lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_REVIEWING
+    while len(lab.state.experiments) < 29:  # one run left: not one more seed for both sides
+        lab.state.experiments.add(id=f"x{len(lab.state.experiments)}", state=loop_pb2.EXPERIMENT_STATE_FAILED)
+    comparison = review(0.05, significant=False, p_value=0.003)
+    events = lab.send(
+        "evaluation.completed", events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=comparison)
+    )
+    judged = lab.state.ideas[0]
+    assert judged.status == loop_pb2.IDEA_STATUS_EVALUATED and not lab.requested(events)
+    assert judged.evaluation.adjusted_p == pytest.approx(0.027)
+    assert judged.evaluation.suggestive and not judged.evaluation.significant
+    assert not lab.state.best.significant

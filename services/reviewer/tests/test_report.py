@@ -117,3 +117,49 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         "not better: its best trial (0.7000 on validation) is not ahead of the best idea so far" in markdown
     )
     assert summary["ideas"][3]["stopped_early"] == 1
+
+
+def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_and_adjusted_p(tmp_path):
+    """Shuffled labels: the baseline below chance, a candidate above it by a hair. No claim, both p-values
+    in the table, the rule and the chance model in summary.json."""
+    store = LocalArtifactStore(tmp_path)
+    template = template_source("sklearn_train_template.py")
+    store.put("code/baseline/train.py", template.encode())
+    store.put("code/idea/train.py", template.encode())
+    targets = [n % 4 for n in range(200)]  # 4 balanced classes: chance 0.25
+    loop = loop_pb2.ResearchLoop(schema=2, baseline_code="code/baseline/", stop_reason="budget spent")
+    for seed, (base_hits, cand_hits) in enumerate(((44, 60), (46, 58), (45, 61))):
+        base, cand = f"xb{seed}", f"xi{seed}"
+        wrong = [(t + 1) % 4 for t in targets]
+        result(store, base, seed, base_hits / 200, targets, targets[:base_hits] + wrong[base_hits:])
+        result(store, cand, seed, cand_hits / 200, targets, targets[:cand_hits] + wrong[cand_hits:])
+        loop.baseline.experiments[seed] = base
+        loop.experiments.add(id=cand, kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=cand_hits / 200)  # fmt: skip
+    loop.ideas.add(
+        idea=idea_pb2.Idea(id=IDEA, title="Hist gradient boosting (portfolio)"),
+        status=loop_pb2.IDEA_STATUS_EVALUATED,
+        origin=loop_pb2.IDEA_ORIGIN_PORTFOLIO,
+        code_origin=loop_pb2.CODE_ORIGIN_REGISTRY,
+        code_ref="code/idea/",
+        review=manager_pb2.IdeaReview(approved=True),
+        evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
+    )
+    plan = research_pb2.Plan(
+        dataset="digits", metric="accuracy", direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+        seeds=[0, 1, 2], budget=research_pb2.Budget(max_experiments=16),
+    )  # fmt: skip
+    research = research_pb2.Research(id=RID, goal="beat the baseline", plan=plan)
+    md_key, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    markdown = store.get(md_key).decode()
+    assert summary["verdict"].startswith("no significant gain over the baseline")
+    assert "the baseline does not beat chance (the most frequent class: 0.2500)" in summary["verdict"]
+    assert "**The baseline does not beat chance.**" in markdown
+    assert "| p (raw / adjusted) | significant |" in markdown
+    evaluation = summary["ideas"][0]["evaluation"]
+    assert evaluation["family_size"] == 4 and not evaluation["significant"]
+    assert evaluation["adjusted_p"] >= evaluation["combined_p"]
+    assert f"{evaluation['combined_p']:.4f} / {evaluation['adjusted_p']:.4f}" in markdown
+    assert summary["chance"]["baseline_beats_chance"] is False
+    assert summary["verdict_rule"]["family_size"] == 4 and summary["verdict_rule"]["first_look_level"] == 0.01
+    assert "Holm over a planned family of 4 comparisons" in markdown

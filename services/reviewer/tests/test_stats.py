@@ -2,6 +2,7 @@
 never enough, and the direction of the metric is respected."""
 
 import numpy as np
+import pytest
 
 from airlab.results import RunResult
 from airlab_reviewer.stats import compare, metric_value
@@ -136,3 +137,56 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
         slow = _interval(gain, 300, 11, vectorized=False, resamples=1000)
         assert fast is not None and slow is not None
         assert np.allclose([fast.low, fast.high, fast.p_value], [slow.low, slow.high, slow.p_value]), metric
+
+
+def shuffled_label_runs(
+    correct: list[int], rng: np.random.Generator, targets: np.ndarray
+) -> dict[int, RunResult]:
+    """Runs on 10 balanced classes whose predictions hit exactly `correct[seed]` test examples."""
+    found = {}
+    for seed, hits in enumerate(correct):
+        predicted = (targets + rng.integers(1, 10, len(targets))) % 10  # every one wrong
+        right = rng.choice(len(targets), hits, replace=False)
+        predicted[right] = targets[right]
+        found[seed] = RunResult(
+            seed=seed, metrics={"accuracy": hits / len(targets)}, duration_seconds=1.0,
+            test_targets=targets.tolist(), test_predictions=predicted.tolist(),
+        )  # fmt: skip
+    return found
+
+
+def test_a_gain_over_a_baseline_below_chance_is_not_a_win_over_chance():
+    """The null research the old rule claimed: on shuffled labels the baseline scored 0.091 and a
+    candidate 0.1185 (t = 3.9, p = 0.03). Chance (the most frequent class) is 0.10 here: the candidate is
+    not significantly above it, so there is no claim even as a family of one."""
+    rng = np.random.default_rng(5)
+    targets = np.repeat(np.arange(10), 45)
+    baseline = shuffled_label_runs([40, 41, 42], rng, targets)
+    candidate = shuffled_label_runs([52, 55, 53], rng, targets)
+    result = compare("accuracy", baseline, candidate)
+    assert result.gain > 0.02 and result.clears_noise and result.p_value < 0.05
+    assert result.chance.baseline_mean == pytest.approx(0.1)
+    assert result.chance.bootstrap_p > 0.05 and result.combined_p > 0.05
+    assert not result.significant
+    assert any("against chance (the most frequent class: 0.1000)" in f for f in result.findings)
+
+
+def test_chance_models_per_metric():
+    from airlab_reviewer.stats import chance_runs
+
+    labels = [0, 0, 0, 1] * 25
+    runs_ = {0: RunResult(seed=0, metrics={"accuracy": 0.9}, duration_seconds=1.0, test_targets=labels,
+                          test_predictions=labels)}  # fmt: skip
+    assert chance_runs("accuracy", runs_)[0].metrics["accuracy"] == pytest.approx(0.75)
+    f1 = chance_runs("f1_macro", runs_)[0].metrics["f1_macro"]
+    assert 0.3 < f1 < 0.7  # about 1/K for a stratified guess
+    values = [1.0, 2.0, 3.0, 10.0]
+    reg = {0: RunResult(seed=0, metrics={"mae": 1.0}, duration_seconds=1.0, test_targets=values,
+                        test_predictions=values)}  # fmt: skip
+    assert chance_runs("mae", reg)[0].test_predictions == [2.5] * 4  # the median
+    assert chance_runs("rmse", reg)[0].test_predictions == [4.0] * 4  # the mean
+    assert chance_runs("dice", reg) is None
+    assert (
+        chance_runs("accuracy", {0: RunResult(seed=0, metrics={"accuracy": 1.0}, duration_seconds=1.0)})
+        is None
+    )
