@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner dashboard
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-contention bench-coder api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-null bench-contention bench-coder api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -74,6 +74,10 @@ bench-llm: setup
 # Needs bubblewrap and cgroups (make setup), and for the docker row a Docker Engine (scripts/start-dockerd).
 bench-research: setup
 	$(PY) scripts/bench_research.py
+
+# Researches on shuffled labels (no model can beat chance) through the embedded stack: false claims.
+bench-null: setup
+	$(PY) scripts/bench_null.py
 
 # How often the coder's LLM code passes its checks and smoke run, per local model (about 30-60 min).
 bench-coder: setup

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from bench_null import old_rule_claims
 
 from airlab import domain, stack
 from airlab.cpus import SlotCpus, pin_command, plan_cpus
@@ -232,9 +233,10 @@ def plain_search(
     for seed in seeds[1:]:
         runs[seed] = run_job(script, base | {"model": model, "params": params, "seed": seed})
     comparison = compare(goal.metric, baseline, runs, maximize=goal.maximize)
+    # One comparison at the end (a family of one): its verdict at the first look's level.
     return {"score": comparison.mean, "gain": comparison.gain, "baseline": comparison.baseline_mean,
             "used": budget, "seconds": time.perf_counter() - began, "llm_seconds": 0.0,
-            "tokens": 0}  # fmt: skip
+            "tokens": 0, "claimed": comparison.significant}  # fmt: skip
 
 
 def lab_run(
@@ -294,7 +296,16 @@ def lab_run(
         "best": f"{best['title'][:40]} [{', '.join(origins)}]" if best else "-",
         "stop": done.state_reason[:90],
         "run_seconds": summary["timing"]["experiment_seconds"],
+        # Whether the verdict claimed the win (the family-wise rule of airlab.verdicts), and its evidence.
+        "claimed": summary["best_idea_id"] is not None,
+        "old_rule_claimed": any(old_rule_claims(i["evaluation"]) for i in evaluated),
+        "adjusted_p": best["evaluation"].get("adjusted_p") if best else None,
+        "extra_seed_runs": summary.get("verdict_rule", {}).get("extra_seed_runs", 0),
     }
+
+
+def claimed(results: list[dict[str, Any]]) -> str:
+    return f"{sum(r['claimed'] for r in results)}/{len(results)}"
 
 
 def main() -> None:
@@ -349,8 +360,15 @@ def main() -> None:
                     work = (args.keep or Path(scratch)) / f"lab-{name}-{variant}-{repeat}"
                     result = lab_run(goal, seeds, args.budget, work, csv_path, ABLATIONS[variant])
                     rows.setdefault((name, f"lab:{variant}"), []).append(result)
+                    claim = "significant" if result["claimed"] else "NOT significant"
+                    if result["adjusted_p"] is not None:
+                        claim += f", adjusted p {result['adjusted_p']:.4f}"
+                    if result["old_rule_claimed"] != result["claimed"]:
+                        claim += f"; the old rule: {'' if result['old_rule_claimed'] else 'not '}significant"
+                    if result["extra_seed_runs"]:
+                        claim += f", {result['extra_seed_runs']} extra-seed runs"
                     print(
-                        f"{name} r{repeat} lab:{variant}: {result['score']:.4f} "
+                        f"{name} r{repeat} lab:{variant}: {result['score']:.4f} ({claim}) "
                         f"({result['best']}; {result['stop']}; "
                         f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall)",
                         flush=True,
@@ -371,7 +389,7 @@ def main() -> None:
                         flush=True,
                     )
     header = (f"{'goal':<11}{'method':<17}{'baseline':>9}{'score':>9}{'gap closed':>11}{'used':>7}"
-              f"{'wall s':>8}{'wall-LLM s':>11}{'tokens':>8}")  # fmt: skip
+              f"{'wall s':>8}{'wall-LLM s':>11}{'tokens':>8}{'significant':>12}")  # fmt: skip
     print(
         f"\nbudget {args.budget} experiments, {args.repeats} repeat(s); "
         "means over repeats, gap closed: median"
@@ -392,8 +410,12 @@ def main() -> None:
             print(
                 f"{name:<11}{method:<17}{mean('baseline'):>9.4f}{mean('score'):>9.4f}{statistics.median(closed):>11.2f}"
                 f"{mean('used'):>7.1f}{mean('seconds'):>8.0f}{mean('seconds') - mean('llm_seconds'):>11.0f}"
-                f"{mean('tokens'):>8.0f}"
+                f"{mean('tokens'):>8.0f}{claimed(results):>12}"
             )
+    print(
+        "significant: the repeats whose verdict claimed the gain (the lab: Holm over its planned family, two "
+        "looks; TPE and random search: their one final comparison)"
+    )
     print(
         "gap closed: a method's gain over the baseline / TPE's, on the held-out test split, mean over seeds;"
         " used: experiments (baseline included); wall-LLM: wall time less the LLM's seconds"

@@ -964,6 +964,9 @@ def test_a_gain_significant_alone_is_not_claimed_in_a_family_of_comparisons():
     assert first.evaluation.adjusted_p == pytest.approx(0.054) and not first.evaluation.significant
     assert not first.evaluation.suggestive and not first.extra_seeds
     assert lab.state.best.idea_id == idea(1).id and not lab.state.best.significant
+    progress = lab.research.progress
+    assert progress.best_p_value == pytest.approx(0.006) and progress.best_adjusted_p == pytest.approx(0.054)
+    assert progress.family_size == 9 and not progress.best_significant
 
 
 def seeds_of(lab: Loop, runs: list[events_pb2.ExperimentRequested]) -> list[tuple[str, int]]:

@@ -102,8 +102,9 @@ def test_segmentation_bootstraps_over_each_images_dice():
 
 
 def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_per_resample():
-    """Metrics that are a mean of per-example values are bootstrapped over whole arrays of resamples;
-    the intervals must equal those of scoring every resample with scikit-learn."""
+    """Every metric is bootstrapped over whole arrays of resamples with numpy (a mean of per-example
+    values, or R², macro F1 and ROC AUC from their counts and ranks); the intervals and p must equal those
+    of scoring every resample with scikit-learn."""
     from airlab_reviewer.stats import _bootstrap, _interval
 
     rng = np.random.default_rng(3)
@@ -114,8 +115,18 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
         "rmse": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
         "mae": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
         "dice": (np.zeros(300), lambda p: np.clip(rng.normal(p, 0.1, 300), 0, 1)),
+        "r2": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
+        "f1_macro": (labels, lambda p: np.where(rng.random(300) < p, labels, rng.integers(0, 4, 300))),
+        "roc_auc": (labels % 2, lambda p: np.clip((labels % 2) * p + rng.random(300) * (1 - p), 0, 1)),
+        "roc_auc (3 classes)": (
+            labels,
+            lambda p: (lambda s: s / s.sum(axis=1, keepdims=True))(
+                np.eye(3)[labels] * p + rng.random((300, 3))
+            ),
+        ),
     }
-    for metric, (truth, predict) in cases.items():
+    for case, (truth, predict) in cases.items():
+        metric = case.split(" ")[0]
         base, cand = [predict(0.7) for _ in range(3)], [predict(0.8) for _ in range(3)]
 
         def scored(predictions, truth=truth, metric=metric):
@@ -133,10 +144,10 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
                 for b, c in zip(base, cand, strict=True)
             ]))  # fmt: skip
 
-        fast = _bootstrap(metric, 1.0, scored(base), scored(cand), 11, resamples=1000)
-        slow = _interval(gain, 300, 11, vectorized=False, resamples=1000)
+        fast = _bootstrap(metric, 1.0, scored(base), scored(cand), 11, resamples=200)
+        slow = _interval(gain, 300, 11, vectorized=False, resamples=200)
         assert fast is not None and slow is not None
-        assert np.allclose([fast.low, fast.high, fast.p_value], [slow.low, slow.high, slow.p_value]), metric
+        assert np.allclose([fast.low, fast.high, fast.p_value], [slow.low, slow.high, slow.p_value]), case
 
 
 def shuffled_label_runs(

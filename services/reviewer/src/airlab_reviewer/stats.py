@@ -13,7 +13,7 @@ Whether it is significant is decided over the research's family of comparisons b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,89 @@ def from_mean(metric: str, means: np.ndarray) -> np.ndarray:
     return np.sqrt(means) if metric == "rmse" else means
 
 
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def resample_scorer(metric: str, targets: np.ndarray, predictions: list[np.ndarray]) -> Scorer | None:
+    """A function of resamples' index arrays (resamples x examples) that gives every run's metric on each
+    resample (runs x resamples), in numpy, as scikit-learn would score it (NaN where it is undefined: a
+    resample with one class for ROC AUC, constant targets for R²); None for a metric it does not know."""
+    values = [per_example(metric, targets, p) for p in predictions]
+    if all(v is not None for v in values):  # a mean of per-example values
+        scores = np.stack(values)  # type: ignore[arg-type]
+        return lambda index: from_mean(metric, scores[:, index].mean(axis=-1))
+    if metric == "r2":
+        return _r2_scorer(targets.astype(float), predictions)
+    if metric == "f1_macro":
+        return _f1_scorer(targets, predictions)
+    if metric == "roc_auc":
+        return _auc_scorer(targets, predictions)
+    return None
+
+
+def _r2_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
+    errors = np.stack([(p.astype(float) - truth) ** 2 for p in predictions])
+
+    def r2(index: np.ndarray) -> np.ndarray:
+        sample = truth[index]
+        spread = ((sample - sample.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)
+        constant = sample.max(axis=-1) == sample.min(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(constant, np.nan, 1 - errors[:, index].mean(axis=-1) / spread)
+
+    return r2
+
+
+def _f1_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
+    """Macro F1 over the classes present in a resample's labels or predictions: 2 TP / (predicted +
+    actual) per class, as scikit-learn computes it."""
+    classes = np.unique(np.concatenate([truth.ravel(), *(p.ravel() for p in predictions)]))
+    actual = truth[None, :] == classes[:, None]  # classes x examples
+    predicted = [p[None, :] == classes[:, None] for p in predictions]
+    hits = [guess & actual for guess in predicted]
+
+    def f1(index: np.ndarray) -> np.ndarray:
+        real = actual[:, index].sum(axis=-1)  # classes x resamples
+        scores = []
+        for guess, hit in zip(predicted, hits, strict=True):
+            both = guess[:, index].sum(axis=-1) + real
+            present = both > 0
+            per_class = np.where(present, 2 * hit[:, index].sum(axis=-1) / np.maximum(both, 1), 0.0)
+            scores.append(per_class.sum(axis=0) / present.sum(axis=0))
+        return np.stack(scores)
+
+    return f1
+
+
+def _auc_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
+    """ROC AUC from ranks (Mann-Whitney, ties averaged): binary on the larger label, or one against the
+    rest averaged over the columns of class probabilities."""
+    from scipy import stats
+
+    if predictions[0].ndim == 1:
+        columns = [(truth == truth.max(), list(predictions))]
+    else:
+        columns = [(truth == k, [p[:, k] for p in predictions]) for k in range(predictions[0].shape[1])]
+
+    def auc(index: np.ndarray) -> np.ndarray:
+        per_class = []
+        for positive, scores in columns:
+            chosen = positive[index]
+            n_pos = chosen.sum(axis=-1)
+            n_neg = chosen.shape[-1] - n_pos
+            values = []
+            for score in scores:
+                ranks = stats.rankdata(score[index], axis=-1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values.append(
+                        ((ranks * chosen).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+                    )
+            per_class.append(np.stack(values))
+        return np.mean(per_class, axis=0)
+
+    return auc
+
+
 @dataclass(frozen=True)
 class Bootstrap:
     """The paired bootstrap of the mean-over-seeds gain over test examples."""
@@ -135,14 +218,14 @@ def _bootstrap(
 
     base = [np.asarray(r.test_predictions) for r in baseline]
     cand = [np.asarray(r.test_predictions) for r in candidate]
-    values = [v for v in (per_example(metric, targets, p) for p in base + cand) if v is not None]
-    if len(values) == len(runs):
-        # The metric is a mean of per-example values: every resample scored at once, with numpy (about a
-        # hundred times faster than a scikit-learn call per resample and run, the same numbers).
-        scores, seeds = np.stack(values), len(base)
+    scorer = resample_scorer(metric, targets, base + cand)
+    if scorer is not None:
+        # Every resample scored at once, with numpy (about a hundred times faster than a scikit-learn call
+        # per resample and run, the same numbers).
+        seeds = len(base)
 
         def gain_of_resamples(index: np.ndarray, axis: int = -1) -> np.ndarray:
-            per_run = from_mean(metric, scores[:, index].mean(axis=-1))
+            per_run = scorer(index)
             return sign * (per_run[seeds:] - per_run[:seeds]).mean(axis=0)
 
         return _interval(

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from airlab import experiments
+from airlab import experiments, verdicts
 from airlab.blobs import ArtifactStore, BlobNotFound, experiment_key, report_key
 from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
 from airlab.experiments import plain_params
@@ -183,6 +183,7 @@ class MlflowTracker:
                 "template": plan.template or "sklearn",
                 "seeds": ",".join(map(str, plan.seeds)),
                 "max_experiments": plan.budget.max_experiments,
+                "verdict_family_size": verdicts.family_size(plan.budget.max_experiments, len(plan.seeds)),
             },
             metrics=[
                 (name, float(value), 0)
@@ -190,6 +191,7 @@ class MlflowTracker:
                     ("baseline_mean", loop.baseline.mean),
                     ("baseline_std", loop.baseline.std),
                     *((("best_mean", loop.best.mean),) if loop.best.idea_id else ()),
+                    *_evidence(loop),
                 )
             ],
             tags={"airlab.verdict": str(summary.get("verdict", ""))} if summary else None,
@@ -288,3 +290,16 @@ def tag_map(run: dict[str, Any]) -> dict[str, str]:
 
 def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _evidence(loop: loop_pb2.ResearchLoop) -> list[tuple[str, float]]:
+    """The verdict's evidence as metrics: the best idea's raw and family-adjusted p (airlab.verdicts) and
+    the chance model's score, those that are known."""
+    known: list[tuple[str, Any, str]] = [
+        ("best_p_raw", loop.best, "p_value"),
+        ("best_p_adjusted", loop.best, "adjusted_p"),
+        ("chance_mean", loop.baseline, "chance"),
+    ]
+    return [
+        (name, float(getattr(message, field))) for name, message, field in known if message.HasField(field)
+    ]

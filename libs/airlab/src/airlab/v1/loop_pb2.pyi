@@ -331,20 +331,26 @@ class BaselineResult(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ..., experiments: _Optional[_Mapping[int, str]] = ..., validation: _Optional[float] = ..., chance: _Optional[float] = ...) -> None: ...
 
 class BestIdea(_message.Message):
-    __slots__ = ("idea_id", "title", "mean", "std", "gain", "significant")
+    __slots__ = ("idea_id", "title", "mean", "std", "gain", "significant", "p_value", "adjusted_p", "suggestive")
     IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     GAIN_FIELD_NUMBER: _ClassVar[int]
     SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTED_P_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIVE_FIELD_NUMBER: _ClassVar[int]
     idea_id: str
     title: str
     mean: float
     std: float
     gain: float
     significant: bool
-    def __init__(self, idea_id: _Optional[str] = ..., title: _Optional[str] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., gain: _Optional[float] = ..., significant: _Optional[bool] = ...) -> None: ...
+    p_value: float
+    adjusted_p: float
+    suggestive: bool
+    def __init__(self, idea_id: _Optional[str] = ..., title: _Optional[str] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., gain: _Optional[float] = ..., significant: _Optional[bool] = ..., p_value: _Optional[float] = ..., adjusted_p: _Optional[float] = ..., suggestive: _Optional[bool] = ...) -> None: ...
 
 class LoopDecision(_message.Message):
     __slots__ = ("round", "kind", "reason")

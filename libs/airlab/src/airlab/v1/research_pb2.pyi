@@ -177,7 +177,7 @@ class Research(_message.Message):
     def __init__(self, id: _Optional[str] = ..., goal: _Optional[str] = ..., state: _Optional[_Union[ResearchState, str]] = ..., state_reason: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ..., dataset_hint: _Optional[str] = ..., metric_hint: _Optional[str] = ..., requested_budget: _Optional[_Union[Budget, _Mapping]] = ..., gates: _Optional[_Union[HumanGates, str]] = ..., allow_defaults: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., baseline_hint: _Optional[str] = ..., progress: _Optional[_Union[ResearchProgress, _Mapping]] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., awaiting: _Optional[str] = ..., awaiting_idea_id: _Optional[str] = ..., user_dataset: _Optional[_Union[UserDataset, _Mapping]] = ..., until_hint: _Optional[_Union[StopRule, str]] = ..., template_hint: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ResearchProgress(_message.Message):
-    __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds")
+    __slots__ = ("round", "experiments_requested", "experiments_finished", "experiments_failed", "ideas_proposed", "ideas_approved", "has_baseline", "baseline_mean", "baseline_std", "has_best", "best_mean", "best_std", "best_idea_id", "best_title", "best_significant", "tokens", "cost_usd", "phase", "llm_seconds", "experiment_seconds", "waiting_seconds", "best_p_value", "best_adjusted_p", "best_suggestive", "family_size", "chance", "baseline_beats_chance")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_FINISHED_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,12 @@ class ResearchProgress(_message.Message):
     LLM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WAITING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BEST_P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    BEST_ADJUSTED_P_FIELD_NUMBER: _ClassVar[int]
+    BEST_SUGGESTIVE_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_BEATS_CHANCE_FIELD_NUMBER: _ClassVar[int]
     round: int
     experiments_requested: int
     experiments_finished: int
@@ -220,4 +226,10 @@ class ResearchProgress(_message.Message):
     llm_seconds: float
     experiment_seconds: float
     waiting_seconds: float
-    def __init__(self, round: _Optional[int] = ..., experiments_requested: _Optional[int] = ..., experiments_finished: _Optional[int] = ..., experiments_failed: _Optional[int] = ..., ideas_proposed: _Optional[int] = ..., ideas_approved: _Optional[int] = ..., has_baseline: _Optional[bool] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., has_best: _Optional[bool] = ..., best_mean: _Optional[float] = ..., best_std: _Optional[float] = ..., best_idea_id: _Optional[str] = ..., best_title: _Optional[str] = ..., best_significant: _Optional[bool] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., phase: _Optional[str] = ..., llm_seconds: _Optional[float] = ..., experiment_seconds: _Optional[float] = ..., waiting_seconds: _Optional[float] = ...) -> None: ...
+    best_p_value: float
+    best_adjusted_p: float
+    best_suggestive: bool
+    family_size: int
+    chance: float
+    baseline_beats_chance: bool
+    def __init__(self, round: _Optional[int] = ..., experiments_requested: _Optional[int] = ..., experiments_finished: _Optional[int] = ..., experiments_failed: _Optional[int] = ..., ideas_proposed: _Optional[int] = ..., ideas_approved: _Optional[int] = ..., has_baseline: _Optional[bool] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., has_best: _Optional[bool] = ..., best_mean: _Optional[float] = ..., best_std: _Optional[float] = ..., best_idea_id: _Optional[str] = ..., best_title: _Optional[str] = ..., best_significant: _Optional[bool] = ..., tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., phase: _Optional[str] = ..., llm_seconds: _Optional[float] = ..., experiment_seconds: _Optional[float] = ..., waiting_seconds: _Optional[float] = ..., best_p_value: _Optional[float] = ..., best_adjusted_p: _Optional[float] = ..., best_suggestive: _Optional[bool] = ..., family_size: _Optional[int] = ..., chance: _Optional[float] = ..., baseline_beats_chance: _Optional[bool] = ...) -> None: ...

@@ -69,14 +69,17 @@ def _choose_best(step: Step, reviewed: loop_pb2.LoopIdea) -> None:
     evaluated = [i for i in loop.ideas if i.status == loop_pb2.IDEA_STATUS_EVALUATED]
     best = max(evaluated, key=lambda i: (i.evaluation.significant, i.evaluation.gain))
     e = best.evaluation
-    if loop.HasField("best") and (loop.best.idea_id, loop.best.significant) == (best.idea.id, e.significant):
-        return
-    if best is reviewed and best.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and e.significant:
+    changed = not loop.HasField("best") or (loop.best.idea_id, loop.best.significant) != (
+        best.idea.id,
+        e.significant,
+    )
+    if changed and best is reviewed and best.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and e.significant:
         loop.rounds_without_progress = 0  # a new best to build on: the idea agent gets another round
     loop.best.CopyFrom(
         loop_pb2.BestIdea(
             idea_id=best.idea.id, title=best.idea.title, mean=e.mean, std=e.std, gain=e.gain,
-            significant=e.significant,
+            significant=e.significant, p_value=e.combined_p, adjusted_p=e.adjusted_p,
+            suggestive=e.suggestive,
         )
     )  # fmt: skip
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from airlab.events import DEAD_LETTER_AGGREGATE, body_of
 from airlab.v1 import events_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import baseline, coding, dead_letters, evaluation, ideas, report, runs
+from airlab_manager.loop import baseline, coding, dead_letters, evaluation, ideas, looks, report, runs
 from airlab_manager.loop.progress import progress_of
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
 
@@ -66,5 +66,7 @@ def apply(
         changed = TRANSITIONS[event.type](step, body_of(event))
     if not changed:
         return None
-    step.research.progress.CopyFrom(progress_of(step.loop, context))
+    step.research.progress.CopyFrom(
+        progress_of(step.loop, context, maximize=step.maximize, family_size=looks.family_size(step.plan))
+    )
     return Outcome(step.research, step.loop, step.events, step.memories)
