@@ -174,9 +174,7 @@ def _auc_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
             for score in scores:
                 ranks = stats.rankdata(score[index], axis=-1)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    values.append(
-                        ((ranks * chosen).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-                    )
+                    values.append(((ranks * chosen).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
             per_class.append(np.stack(values))
         return np.mean(per_class, axis=0)
 
