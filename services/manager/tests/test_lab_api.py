@@ -135,6 +135,32 @@ BAD_REQUESTS = [
         "budget.max_experiments",
     ),
     ("StartResearch", lab_pb2.StartResearchRequest(goal="x", gates=99), "INVALID_ARGUMENT", "gates"),
+    # A value a megabyte long is refused by name, not echoed into the status (metadata has a size limit).
+    (
+        "StartResearch",
+        lab_pb2.StartResearchRequest(goal="x", baseline="b" * 1_000_000),
+        "INVALID_ARGUMENT",
+        "baseline",
+    ),
+    ("StartResearch", lab_pb2.StartResearchRequest(goal="a\u202eb"), "INVALID_ARGUMENT", "goal"),
+    *(
+        (
+            "StartResearch",
+            lab_pb2.StartResearchRequest(
+                goal="x",
+                user_dataset=research_pb2.UserDataset(source=source, target="y", task="classification"),
+            ),
+            "INVALID_ARGUMENT",
+            "user_dataset.source",
+        )
+        for source in (
+            "/etc/passwd",
+            "/etc/shadow.csv",
+            "/data/a\x00.csv",
+            "s3://b/../k.csv",
+            "/" + "a" * 100_000,
+        )
+    ),
     (
         "StartResearch",
         lab_pb2.StartResearchRequest(goal="x", request_id="a b"),
@@ -163,6 +189,7 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(lab, method, 
     assert refused.value.code().name == code
     if field:
         assert refused.value.details().startswith(f"{field}: ")
+    assert len(refused.value.details()) < 1000
     assert snapshot(lab) == before
 
 

@@ -79,6 +79,24 @@ def test_a_research_belongs_to_whoever_started_it(keyed_manager):
     assert cancelled.state == research_pb2.RESEARCH_STATE_CANCELLED
 
 
+def test_a_request_id_is_the_callers_own(keyed_manager):
+    """Another user's same idempotency key starts a research of their own and learns nothing of the
+    first (it used to answer with a message naming the other user's research)."""
+    manager, tokens = keyed_manager
+    alice, bob = (lab_as(manager.address, tokens[n]) for n in ("alice", "bob"))
+    request = lab_pb2.StartResearchRequest(
+        goal=GOAL, request_id="nightly-1", gates=research_pb2.HUMAN_GATES_PLAN
+    )
+    first = alice.StartResearch(request)
+    assert alice.StartResearch(request).id == first.id  # a retry is the same research
+    other = bob.StartResearch(request)
+    assert other.id != first.id and other.owner == "bob"
+    different = lab_pb2.StartResearchRequest(goal="digits", request_id="nightly-1")
+    with pytest.raises(grpc.RpcError) as refused:
+        bob.StartResearch(different)
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS and first.id not in refused.value.details()
+
+
 def test_the_agents_own_services_are_for_the_lab_not_for_researchers(services, tmp_path):
     """A researcher works through the Lab API; the runner (arbitrary code in a sandbox) is not theirs."""
     from airlab.v1 import runner_pb2, runner_pb2_grpc

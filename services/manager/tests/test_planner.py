@@ -6,7 +6,7 @@ from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.planner import Planner, PlanRequest
+from airlab_manager.planner import Planner, PlanRequest, check_goal
 
 
 @pytest.fixture
@@ -91,6 +91,10 @@ def test_budget_defaults_fill_only_missing_fields(planner):
         ({"goal": "  "}, "goal"),
         ({"goal": "x" * 4001}, "goal"),
         ({"goal": "a\x00b"}, "goal"),
+        ({"goal": "a\x7fb"}, "goal"),  # DEL
+        ({"goal": "a\u009b31mb"}, "goal"),  # a terminal's CSI
+        ({"goal": "beat \u202ehctap"}, "goal"),  # right-to-left override
+        ({"goal": "ok", "baseline": "x" * 1_000_000}, "baseline"),
         ({"goal": "ok", "dataset": "imagenet"}, "dataset"),
         ({"goal": "ok", "metric": "speed"}, "metric"),
         ({"goal": "ok", "dataset": "diabetes", "metric": "accuracy"}, "metric"),
@@ -106,6 +110,11 @@ def test_bad_input_names_the_field(planner, request_kwargs, field):
         planner.check(PlanRequest(**request_kwargs))
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: ")
+    assert len(str(raised.value)) < 1000  # the value is never echoed whole
+
+
+def test_a_goal_keeps_its_tabs_newlines_and_other_scripts():
+    assert check_goal("beat the baseline\n\ton digits, s'il vous plaît: 数字").startswith("beat")
 
 
 def user(source="/data/houses.csv", target="price", task="regression") -> research_pb2.UserDataset:
@@ -134,6 +143,13 @@ def test_a_users_csv_dataset_is_planned_from_its_task(planner):
         (user(source="s3://only-a-bucket.csv"), "", "user_dataset.source"),
         (user(target=""), "", "user_dataset.target"),
         (user(task="ranking"), "", "user_dataset.task"),
+        (user(source="/etc/passwd.csv"), "", "user_dataset.source"),
+        (user(source="/proc/self/root/data.csv"), "", "user_dataset.source"),
+        (user(source="/data/a\x00b.csv"), "", "user_dataset.source"),
+        (user(source="/data/" + "a" * 100_000 + ".csv"), "", "user_dataset.source"),
+        (user(source="/data/../etc/x.csv"), "", "user_dataset.source"),
+        (user(source="s3://lab/../other/x.csv"), "", "user_dataset.source"),
+        (user(target="price\u202e"), "", "user_dataset.target"),
         (user(), "accuracy", "metric"),
     ],
 )
@@ -141,6 +157,7 @@ def test_a_bad_user_dataset_names_the_field(planner, dataset, metric, field):
     with pytest.raises(InvalidArgument) as error:
         planner.check(PlanRequest(goal="g", user_dataset=dataset, metric=metric))
     assert str(error.value).startswith(field)
+    assert len(str(error.value)) < 1000
 
 
 def test_the_goal_says_whether_to_stop_at_a_win_or_use_the_budget():

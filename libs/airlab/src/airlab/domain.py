@@ -299,3 +299,23 @@ def maximize(metric: str) -> bool:
 def title_key(title: str) -> str:
     """What two idea titles are compared by: lowercase words, punctuation and spacing ignored."""
     return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
+
+
+# Host paths no dataset comes from, whatever their permissions say: the manager refuses them by name at
+# StartResearch, the runner again on the resolved path when the job starts.
+SYSTEM_PATH_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/root", "/var/lib", "/var/run")
+MAX_PATH_CHARS = 4096
+
+
+def is_system_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in SYSTEM_PATH_PREFIXES)
+
+
+# Characters no text a person types needs: C0 controls but tab and newline, DEL, C1 controls (U+009B is a
+# terminal's CSI), and the bidirectional overrides and isolates that make text read other than it is.
+_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The control and bidirectional-override characters in `text`, as code points ('U+202E')."""
+    return sorted({f"U+{ord(c):04X}" for c in _HIDDEN.findall(text)})

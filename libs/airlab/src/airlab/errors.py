@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+# The most of a caller's value an error message repeats, and the longest message a status carries: a
+# message is sent as gRPC metadata, which has a hard size limit.
+SHOWN_CHARS = 120
+MAX_MESSAGE_CHARS = 2000
+
+
+def shown(value: str) -> str:
+    """`value` quoted for an error message, cut to SHOWN_CHARS with a note of its length."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+
+
+def bounded(message: str) -> str:
+    """A status message within MAX_MESSAGE_CHARS."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... ({len(message) - MAX_MESSAGE_CHARS} characters cut)"
+
 
 class LabError(Exception):
     """Base of the errors a caller can act on. `code` names a grpc.StatusCode member."""

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from airlab import auth
-from airlab.errors import LabError
+from airlab.errors import LabError, bounded
 from airlab.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     principal = auth.principal_of(context.invocation_metadata(), key)
                 except LabError as exc:
-                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+                    await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
             if allowed and principal.role not in allowed:
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -108,7 +108,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     return await inner(request, context)
                 except LabError as exc:
-                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+                    await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
                 finally:
                     auth.current.reset(caller)
 
@@ -126,7 +126,7 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                     async for item in inner_stream(request, context):
                         yield item
                 except LabError as exc:
-                    await context.abort(grpc.StatusCode[exc.code], str(exc))
+                    await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
                 finally:
                     auth.current.reset(caller)
 

@@ -40,9 +40,10 @@ class EventReader(Protocol):
     ) -> AsyncIterator[events_pb2.Event]: ...
 
 
-def research_id_for_request(request_id: str) -> str:
-    """The same idempotency key always names the same research."""
-    return derived_id("r", f"request:{request_id}")
+def research_id_for_request(owner: str, request_id: str) -> str:
+    """The research a request id starts: the same for the same caller's retries, and another for another
+    caller's same id (a request id never reaches, or names, someone else's research)."""
+    return derived_id("r", f"request:{owner}:{request_id}")
 
 
 def to_data(research: research_pb2.Research) -> dict[str, Any]:
@@ -123,7 +124,10 @@ class Lab:
         check_enum("gates", research_pb2.HumanGates, request.gates)
         if request.request_id:
             check_token("request_id", request.request_id)
-        research_id = research_id_for_request(request.request_id) if request.request_id else new_id("r")
+        owner = auth.current.get().name
+        research_id = (
+            research_id_for_request(owner, request.request_id) if request.request_id else new_id("r")
+        )
         now = now_timestamp()
         research = research_pb2.Research(
             id=research_id,
@@ -136,7 +140,7 @@ class Lab:
             user_dataset=request.user_dataset,
             until_hint=request.until,
             template_hint=request.template,
-            owner=auth.current.get().name,
+            owner=owner,
             gates=request.gates or research_pb2.HUMAN_GATES_OFF,
             allow_defaults=request.allow_defaults,
             created_at=now,

@@ -7,14 +7,15 @@ of the offending field."""
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from collections.abc import MutableSequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from airlab.domain import TEMPLATES
-from airlab.errors import InvalidArgument
+from airlab.domain import MAX_PATH_CHARS, TEMPLATES, hidden_characters, is_system_path
+from airlab.errors import InvalidArgument, shown
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
 from airlab_manager.catalog import (
@@ -108,8 +109,10 @@ def check_goal(goal: str) -> str:
         raise InvalidArgument("goal", "is required and must not be only whitespace")
     if len(goal) > GOAL_MAX_CHARS:
         raise InvalidArgument("goal", f"is {len(goal)} characters; at most {GOAL_MAX_CHARS} are allowed")
-    if any(ord(c) < 32 and c not in "\n\t" for c in goal):
-        raise InvalidArgument("goal", "contains control characters")
+    if hidden := hidden_characters(goal):
+        raise InvalidArgument(
+            "goal", f"contains control or text-direction characters ({', '.join(hidden[:5])})"
+        )
     return cleaned
 
 
@@ -135,13 +138,13 @@ def check_hints(catalog: DatasetCatalog, dataset: str, metric: str, baseline: st
     if dataset:
         if dataset not in catalog.datasets:
             raise InvalidArgument(
-                f"{prefix}dataset", f"unknown dataset {dataset!r}; known: {', '.join(catalog.names())}"
+                f"{prefix}dataset", f"unknown dataset {shown(dataset)}; known: {', '.join(catalog.names())}"
             )
         spec = catalog.datasets[dataset]
     if metric:
         if metric not in METRICS:
             raise InvalidArgument(
-                f"{prefix}metric", f"unknown metric {metric!r}; known: {', '.join(sorted(METRICS))}"
+                f"{prefix}metric", f"unknown metric {shown(metric)}; known: {', '.join(sorted(METRICS))}"
             )
         if spec and spec.task not in METRICS[metric].tasks:
             raise InvalidArgument(
@@ -150,7 +153,8 @@ def check_hints(catalog: DatasetCatalog, dataset: str, metric: str, baseline: st
     if baseline:
         if baseline not in BASELINES:
             raise InvalidArgument(
-                f"{prefix}baseline", f"unknown baseline {baseline!r}; known: {', '.join(sorted(BASELINES))}"
+                f"{prefix}baseline",
+                f"unknown baseline {shown(baseline)}; known: {', '.join(sorted(BASELINES))}",
             )
         if spec and spec.task not in BASELINES[baseline].tasks:
             raise InvalidArgument(
@@ -184,11 +188,19 @@ def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
     an image folder (a folder per class; images/ and masks/ for segmentation). InvalidArgument naming the
     field when it cannot be one."""
     source, target, task = dataset.source.strip(), dataset.target.strip(), dataset.task.strip()
+    if len(source) > MAX_PATH_CHARS or "\x00" in source:
+        raise InvalidArgument(
+            "user_dataset.source", f"must be at most {MAX_PATH_CHARS} characters, without NUL"
+        )
+    if hidden_characters(target) or len(target) > 200:
+        raise InvalidArgument(
+            "user_dataset.target", "must be a column name of at most 200 printable characters"
+        )
     folder = source.endswith("/") or not PurePosixPath(source).suffix
     pytorch = source.lower().endswith(".npz") or folder
     if not (source.lower().endswith(".csv") or pytorch):
         raise InvalidArgument(
-            "user_dataset.source", f"must name a .csv or .npz file or an image folder, got {source[:200]!r}"
+            "user_dataset.source", f"must name a .csv or .npz file or an image folder, got {shown(source)}"
         )
     source = source.rstrip("/") if folder else source
     if folder and source.startswith("s3://"):
@@ -199,9 +211,16 @@ def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
         bucket, _, key = source.removeprefix("s3://").partition("/")
         if not bucket or not key:
             raise InvalidArgument("user_dataset.source", "an S3 source is s3://BUCKET/KEY")
+        if ".." in key.split("/"):
+            raise InvalidArgument("user_dataset.source", "an S3 key must not have '..' segments")
     elif not source.startswith("/") or ".." in source.split("/"):
         raise InvalidArgument(
-            "user_dataset.source", "must be an absolute path (on the runner's host) or s3://BUCKET/KEY"
+            "user_dataset.source",
+            "must be an absolute path (on the runner's host) without '..' segments, or s3://BUCKET/KEY",
+        )
+    elif is_system_path(posixpath.normpath(source)):
+        raise InvalidArgument(
+            "user_dataset.source", f"{shown(source)} is a system path; datasets do not come from there"
         )
     defaults = USER_PYTORCH_DEFAULTS if pytorch else USER_DEFAULTS
     if not target and not pytorch:

@@ -7,6 +7,7 @@ import re
 import stat
 
 from airlab.blobs import check_key
+from airlab.domain import is_system_path
 from airlab.errors import InvalidArgument
 from airlab.ids import check_token
 from airlab.v1 import runner_pb2
@@ -85,17 +86,13 @@ def check_spec(
             raise InvalidArgument(f"spec.env.{name}", "values are at most 4096 characters, without NUL")
 
 
-# Host paths no dataset comes from, whatever their permissions say.
-SYSTEM_PREFIXES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/root", "/var/lib", "/var/run")
-
-
 def check_dataset_source(field: str, source: str, roots: tuple[str, ...] = ()) -> None:
     """A dataset mount must be a regular file or a directory, readable by every user (a job runs as an
     unprivileged user and reads no more than one could), outside the system's own directories and, when
     the runner names dataset roots, inside one of them. Symlinks are resolved first, so a link cannot
     smuggle in a file the checks would refuse."""
     resolved = os.path.realpath(source)
-    if any(resolved == p or resolved.startswith(p + "/") for p in SYSTEM_PREFIXES):
+    if is_system_path(resolved):
         raise InvalidArgument(field, f"{source} is a system path; datasets do not come from there")
     if roots and not any(resolved == r or resolved.startswith(r.rstrip("/") + "/") for r in roots):
         raise InvalidArgument(field, f"{source} is outside this runner's dataset roots ({', '.join(roots)})")
