@@ -191,6 +191,15 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     # Forms without the session's CSRF token change nothing.
     forged = page.request.post(f"{url}/researches/{research_id}/cancel", form={"csrf": "forged"})
     assert forged.status == 403
+    # Nor does a form from another site, sign-in included (login CSRF).
+    elsewhere = {"Origin": "https://elsewhere.example"}
+    cross_login = page.request.post(f"{url}/login", form={"token": token}, headers=elsewhere)
+    assert cross_login.status == 403 and "set-cookie" not in cross_login.headers
+    # Odd requests are refused, not errors of the server.
+    odd_file = page.request.get(f"{url}/researches/{research_id}/files/code//etc/passwd")
+    assert odd_file.status == 400
+    odd_resume = page.request.get(f"{url}/researches/{research_id}/stream", headers={"Last-Event-ID": "abc"})
+    assert odd_resume.status == 400
 
     # Another user of the lab sees none of it.
     mallory = airlab(workspace, "token", "mallory")

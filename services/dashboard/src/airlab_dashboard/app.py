@@ -268,7 +268,10 @@ def create_app(
         reconnect misses nothing), with the event's type and time; the page then fetches /live."""
         calls = lab_for(request)
         await asyncio.to_thread(calls.call, "GetResearch", lab_pb2.GetResearchRequest(id=research_id))
-        after = int(request.headers.get("last-event-id", "0") or 0)
+        given = request.headers.get("last-event-id", "0") or "0"
+        if not given.isdigit() or len(given) > 20:
+            raise HTTPException(400, "Last-Event-ID must be an event's sequence number (a whole number)")
+        after = int(given)
         return StreamingResponse(
             follow(calls, research_id, after, request),
             media_type="text/event-stream",
@@ -333,13 +336,15 @@ def create_app(
         """A stored file of the research (code, log, result, metrics), as plain text, for its owner."""
         calls = lab_for(request)
         await asyncio.to_thread(calls.call, "GetResearch", lab_pb2.GetResearchRequest(id=research_id))
-        if not FILE_KEY.match(key) or ".." in key.split("/"):
+        if not FILE_KEY.match(key) or any(part in ("", ".", "..") for part in key.split("/")):
             raise HTTPException(400, "not a file of a research")
         full = f"research/{research_id}/{key}"
         try:
             data = await asyncio.to_thread(artifacts.get, full)
         except (KeyError, FileNotFoundError, LookupError) as exc:
             raise HTTPException(404, f"no file {key}") from exc
+        except ValueError as exc:  # a key the store refuses
+            raise HTTPException(400, "not a file of a research") from exc
         return Response(
             data, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"}
         )
@@ -353,6 +358,19 @@ def create_app(
         if name not in ("dashboard.js", "dashboard.css"):
             raise HTTPException(404, "no such file")
         return FileResponse(Path(str(PACKAGE / "static" / name)))
+
+    @app.middleware("http")
+    async def same_origin_forms(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        """A form posted from another site is refused, sign-in included (login CSRF: a cross-site POST
+        to /login would sign the victim in as the attacker). Browsers name a POST's origin; a client
+        that sends none (curl) has no cookie to abuse."""
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin is not None:
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            if origin != own:
+                return Response(f"a form from {origin[:200]} is refused: post from {own}", status_code=403)
+        response: Response = await call_next(request)
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
