@@ -42,7 +42,14 @@ HOSTILE = {
     "memory": (
         b"x = bytearray(1024 * 1024 * 1024)\nprint('ALLOCATED')",
         {"memory_mib": 256},
-        lambda job, log: job.state == FAILED and "memory limit" in job.reason and "ALLOCATED" not in log,
+        # Killed (137: SIGKILL), not exited 0 as the job's record used to say.
+        lambda job, log: (
+            job.state == FAILED
+            and "memory limit" in job.reason
+            and "ALLOCATED" not in log
+            and job.HasField("exit_code")
+            and job.exit_code == 137
+        ),
     ),
     "fork-bomb": (
         b"import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
@@ -52,7 +59,9 @@ HOSTILE = {
     "infinite-loop": (
         b"while True:\n    pass",
         {"wall_seconds": 2},
-        lambda job, log: job.state == FAILED and "wall-clock limit of 2 s" in job.reason,
+        lambda job, log: (
+            job.state == FAILED and "wall-clock limit of 2 s" in job.reason and not job.HasField("exit_code")
+        ),
     ),
     "stdout-flood": (
         b"import sys, json\nline = 'x' * 99 + '\\n'\nfor _ in range(1_000_000):\n    sys.stdout.write(line)\n"

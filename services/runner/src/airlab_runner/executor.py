@@ -53,6 +53,14 @@ class Outcome:
     reason: str
     # "exited" (with a result when it kept the contract), "invalid", "cancelled", "timeout", "oom", "error".
     kind: str
+    # The job's process's exit status as a shell reports it (128 + N for signal N), when it ended by itself
+    # or was killed at its memory limit; None when the runner stopped it or it never started.
+    exit_code: int | None = None
+
+
+def shell_status(code: int | None) -> int | None:
+    """A process's end as a shell says it: Popen's -N (killed by signal N) is 128 + N."""
+    return None if code is None else 128 - code if code < 0 else code
 
 
 class LogSink:
@@ -191,16 +199,17 @@ class Executor:
         result, contract_error = await self.collect(job, run.attempt, workdir, run_dir)
         if ended.outcome == "cancelled":
             return Outcome(None, "cancelled", "cancelled")
+        code = shell_status(ended.exit_code)
         if ended.outcome != "exited":
-            return Outcome(None, ended.detail, ended.outcome)
-        if ended.exit_code != 0:
+            return Outcome(None, ended.detail, ended.outcome, code)
+        if code != 0:
             last = _last_line(run_dir / LOG_FILE)
             # The job's last line reaches events, reports and the coder's prompts: no data values in it.
-            why = f"exited with code {ended.exit_code}" + (f": {error_text(last, limit=500)}" if last else "")
-            return Outcome(None, why, "exited")
+            why = f"exited with code {code}" + (f": {error_text(last, limit=500)}" if last else "")
+            return Outcome(None, why, "exited", code)
         if contract_error:
-            return Outcome(None, contract_error, "invalid")
-        return Outcome(result, "", "exited")
+            return Outcome(None, contract_error, "invalid", code)
+        return Outcome(result, "", "exited", code)
 
     def prepare(self, job: runner_pb2.Job, run_dir: Path) -> Path:
         """A fresh work dir holding the job's code."""

@@ -137,9 +137,17 @@ class JobStore:
         return changed
 
     async def finish(
-        self, job_id: str, attempt: int, outcome: str, reason: str, result: RunResult | None
+        self,
+        job_id: str,
+        attempt: int,
+        outcome: str,
+        reason: str,
+        result: RunResult | None,
+        *,
+        exit_code: int | None = None,
     ) -> runner_pb2.Job:
-        """The job's end, announced once its artifacts are stored."""
+        """The job's end, announced once its artifacts are stored (`exit_code`: its process's, when known;
+        a job killed at its memory limit reports the kill's, 137)."""
         cause = f"{job_id}.finish.{attempt}"
 
         def finish(data: dict[str, Any]) -> Change | None:
@@ -148,6 +156,8 @@ class JobStore:
                 return None
             job.finished_at.CopyFrom(now_timestamp())
             job.reason = reason
+            if exit_code is not None:
+                job.exit_code = exit_code
             prefix = experiment_key(job.spec.research_id, job.spec.experiment_id) + "/"
             # Where the job's time went: waiting in the queue (for a slot or a GPU lease), then running.
             times = {"run_seconds": _seconds(job.started_at, job.finished_at),
@@ -158,7 +168,6 @@ class JobStore:
                 event = self.event("cancelled", job, cause, artifacts=prefix)
             elif result is not None:
                 job.state = runner_pb2.JOB_STATE_SUCCEEDED
-                job.exit_code = 0
                 event = self.event(
                     "finished", job, cause, metrics=result.metrics, seed=result.seed,
                     duration_seconds=result.duration_seconds, artifacts=prefix, **times,

@@ -118,7 +118,9 @@ class Scheduler:
                 await self.sleeper.wake(woken)
             if gpus and self.leases is not None:
                 await self.leases.release(job_id, gpus)
-        final = await self.jobs.finish(job_id, attempt, outcome.kind, outcome.reason, outcome.result)
+        final = await self.jobs.finish(
+            job_id, attempt, outcome.kind, outcome.reason, outcome.result, exit_code=outcome.exit_code
+        )
         await feed.close(final)
         del self.feeds[job_id], self.cancels[job_id]
         self.tasks.pop(job_id, None)
