@@ -11,11 +11,14 @@ Settings: CONFIG below, overridden by config.json in the work dir, then by the J
 The coder rewrites only the function between the airlab:model markers."""
 
 import csv
+import datetime as dt
 import json
 import math
 import os
 import pickle
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,7 @@ from sklearn import (
     svm,
     tree,
 )
+from sklearn.feature_extraction import text
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -127,8 +131,23 @@ def settings() -> dict:
 
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "?", "-"}
-# A text column with more distinct values than this is free text, not a category.
+# A text column with more distinct values than this is not a category: free text, or an identifier.
 MAX_CATEGORIES = 100
+# Free text becomes this many hashed word counts, weighted by TF-IDF fitted on the training part.
+TEXT_FEATURES = 256
+# A column named like this whose values are all distinct names rows, it does not describe them.
+IDENTIFIER_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key)$|^(id|uuid|guid)[_\s-]", re.IGNORECASE)
+DATE_FORMATS = ("%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S")
+DATE_PARTS = ("year", "month", "weekday", "day_of_year", "days_since_1970")
+
+
+@dataclass
+class Columns:
+    """How a table's feature columns are prepared (indices into x), and what was done to which."""
+
+    categorical: list[int] = field(default_factory=list)
+    text: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _number(text: str) -> float | None:
@@ -138,18 +157,55 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _date(text: str) -> dt.datetime | None:
+    """An ISO 8601 date or time (2024-03-01, 2024-03-01T09:30:00Z), or one of DATE_FORMATS."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for layout in DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    return None
+
+
+def date_parts(cells: list[str]) -> list[list[float]]:
+    """A date column as DATE_PARTS, numbers a model can use (NaN where the cell is missing)."""
+    parts = []
+    for cell in cells:
+        when = _date(cell) if cell.lower() not in MISSING else None
+        if when is None:
+            parts.append([math.nan] * len(DATE_PARTS))
+            continue
+        naive = when.replace(tzinfo=None) - (when.utcoffset() or dt.timedelta())
+        parts.append([
+            when.year, when.month, when.weekday(), when.timetuple().tm_yday,
+            (naive - dt.datetime(1970, 1, 1)).total_seconds() / 86400,
+        ])  # fmt: skip
+    return [list(column) for column in zip(*parts, strict=True)]
+
+
 def as_float(values):
     """Numeric columns of a CSV travel as objects (so they sit beside text ones): make them floats."""
     return np.asarray(values, dtype=float)
 
 
-def load(config: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Features, labels and the indices of the categorical feature columns (empty for built-in data). A
-    CSV's missing cells (empty, NA, ?, ...) become NaN; text columns are categories, encoded inside the
-    model's pipeline, fitted on the training part only."""
+def as_text(values):
+    """A free-text column's cells as strings for the vectorizer (a missing cell is empty text)."""
+    return ["" if isinstance(v, float) else str(v) for v in np.asarray(values, dtype=object).ravel()]
+
+
+def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
+    """Features, labels and how to prepare the feature columns (nothing to do for built-in data). A CSV's
+    missing cells (empty, NA, ?, ...) become NaN; a date column becomes its parts (DATE_PARTS); text with
+    few values is a category, one-hot encoded; free text becomes hashed word counts weighted by TF-IDF; an
+    identifier (every value distinct, named like one or a single word each) is dropped. All encodings are
+    fitted inside the model's pipeline, on the training part only, and each is said in the run's notes."""
     if config["dataset"] != "csv":
         x, y = LOADERS[config["dataset"]](return_X_y=True)
-        return x, y, []
+        return x, y, Columns()
     path, target = config["csv_path"], config["target"]
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -158,22 +214,39 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
     features = [name for name in rows[0] if name != target]
     if not features:
         raise SystemExit(f"{path}: no feature columns beside the label column {target!r}")
-    columns, categorical = [], []
-    for index, name in enumerate(features):
+    columns: list[list] = []
+    kinds = Columns()
+    for name in features:
         cells = [(row[name] or "").strip() for row in rows]
         present = [c for c in cells if c.lower() not in MISSING]
+        distinct = len(set(present))
+        unique = len(present) >= 20 and distinct == len(present)
+        dropped = f"column {name!r} dropped: an identifier (each of its values is distinct)"
+        if unique and IDENTIFIER_NAME.search(name):
+            kinds.notes.append(dropped)
+            continue
         if all(_number(c) is not None for c in present):
             columns.append([_number(c) if c.lower() not in MISSING else math.nan for c in cells])
             continue
-        distinct = len(set(present))
-        if distinct > MAX_CATEGORIES:
-            raise SystemExit(
-                f"{path}: column {name!r} looks like free text ({distinct} distinct values, more than "
-                f"{MAX_CATEGORIES}): drop it or encode it before the research"
-            )
-        categorical.append(index)
+        if present and all(_date(c) is not None for c in present):
+            columns.extend(date_parts(cells))
+            kinds.notes.append(f"column {name!r} is a date: used as its {', '.join(DATE_PARTS)}")
+            continue
+        if unique and not any(ch.isspace() for c in present for ch in c):  # codes, UUIDs, e-mail addresses
+            kinds.notes.append(dropped)
+            continue
+        kinds_list = kinds.categorical if distinct <= MAX_CATEGORIES else kinds.text
+        kinds_list.append(len(columns))
         columns.append([c if c.lower() not in MISSING else math.nan for c in cells])
-    x = np.array(columns, dtype=object).T if categorical else np.array(columns, dtype=float).T
+        if kinds_list is kinds.text:
+            kinds.notes.append(
+                f"column {name!r} is free text ({distinct} distinct values): used as {TEXT_FEATURES} hashed "
+                "word counts weighted by TF-IDF"
+            )
+    if not columns:
+        raise SystemExit(f"{path}: no usable feature columns ({'; '.join(kinds.notes)})")
+    prepared = kinds.categorical or kinds.text
+    x = np.array(columns, dtype=object).T if prepared else np.array(columns, dtype=float).T
     labels = [(row[target] or "").strip() for row in rows]
     if any(label.lower() in MISSING for label in labels):
         raise SystemExit(f"{path}: the label column {target!r} has missing values: drop those rows first")
@@ -181,18 +254,20 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, list[int]]:
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise SystemExit(f"{path}: the label column {target!r} has one class only: nothing to classify")
-        return x, np.array([classes.index(label) for label in labels]), categorical
+        return x, np.array([classes.index(label) for label in labels]), kinds
     numbers = [_number(label) for label in labels]
     if any(n is None for n in numbers):
         raise SystemExit(f"{path}: the label column {target!r} is not numeric, but the task is regression")
-    return x, np.array(numbers, dtype=float), categorical
+    return x, np.array(numbers, dtype=float), kinds
 
 
-def with_preparation(model, x: np.ndarray, categorical: list[int]):
-    """`model` behind the imputation and one-hot encoding a CSV with missing cells or text needs."""
-    if not categorical and not np.isnan(np.asarray(x, dtype=float)).any():
+def with_preparation(model, x: np.ndarray, columns: Columns):
+    """`model` behind what a CSV's columns need: imputation of missing numbers, one-hot categories and
+    hashed TF-IDF words of free text, every part fitted on the training data it is given."""
+    prepared = set(columns.categorical) | set(columns.text)
+    if not prepared and not np.isnan(np.asarray(x, dtype=float)).any():
         return model
-    numeric = [i for i in range(x.shape[1]) if i not in categorical]
+    numeric = [i for i in range(x.shape[1]) if i not in prepared]
     steps = [
         ("numbers", pipeline.make_pipeline(
             preprocessing.FunctionTransformer(as_float), impute.SimpleImputer(strategy="median")
@@ -200,9 +275,16 @@ def with_preparation(model, x: np.ndarray, categorical: list[int]):
         ("categories", pipeline.make_pipeline(
             impute.SimpleImputer(strategy="constant", fill_value="(missing)"),
             preprocessing.OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-        ), categorical),
+        ), columns.categorical),
     ]  # fmt: skip
-    prepare = compose.ColumnTransformer([s for s in steps if s[2]])
+    for index in columns.text:  # a vectorizer takes one column of strings
+        steps.append((f"text{index}", pipeline.make_pipeline(
+            preprocessing.FunctionTransformer(as_text),
+            text.HashingVectorizer(n_features=TEXT_FEATURES, alternate_sign=False, norm=None),
+            text.TfidfTransformer(),
+        ), index))  # fmt: skip
+    # Dense output: not every model takes a sparse matrix.
+    prepare = compose.ColumnTransformer([s for s in steps if s[2] != []], sparse_threshold=0)
     return pipeline.make_pipeline(prepare, model)
 
 
@@ -234,7 +316,9 @@ def main() -> None:
     config = settings()
     seed, metric = int(config["seed"]), config["metric"]
     classification = config["task"] == "classification"
-    x, y, categorical = load(config)
+    x, y, columns = load(config)
+    for note in columns.notes:
+        print(note)
     x_dev, x_test, y_dev, y_test = train_test_split(
         x, y, test_size=config["test_fraction"], random_state=config["split_seed"],
         stratify=y if classification else None,
@@ -253,13 +337,13 @@ def main() -> None:
         with open("metrics.jsonl", "a") as handle:
             for step, fraction in enumerate((0.25, 0.5, 0.75)):
                 count = max(int(len(x_train) * fraction), 10)
-                partial = with_preparation(build_model(config["params"], seed), x, categorical)
+                partial = with_preparation(build_model(config["params"], seed), x, columns)
                 partial.fit(x_train[:count], y_train[:count])
                 value = score(metric, y_val, predictions(metric, partial, x_val))
                 handle.write(
                     json.dumps({"step": step, "train_samples": count, f"val_{metric}": value}) + "\n"
                 )
-    model = with_preparation(build_model(config["params"], seed), x, categorical)
+    model = with_preparation(build_model(config["params"], seed), x, columns)
     model.fit(x_train, y_train)
     validation = score(metric, y_val, predictions(metric, model, x_val))
     test_predicted = predictions(metric, model, x_test)
@@ -279,6 +363,8 @@ def main() -> None:
         "duration_seconds": time.time() - began,
         "config": config,
         "split": {"train": len(x_train), "validation": len(x_val), "test": len(x_test)},
+        # What was done to the table's columns (dates, free text, identifiers), in words.
+        "column_notes": columns.notes,
     }
     if len(y_test) <= 5000:
         result["test_targets"] = np.asarray(y_test).tolist()
