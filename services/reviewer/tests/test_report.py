@@ -12,9 +12,9 @@ RID = "r" + "b" * 26
 IDEA = "i" + "c" * 26
 
 
-def result(store, experiment, seed, value, targets, predictions):
+def result(store, experiment, seed, value, targets, predictions, **extra):
     doc = {"metrics": {"accuracy": value, "val_accuracy": value}, "seed": seed, "duration_seconds": 1,
-           "test_targets": targets, "test_predictions": predictions}  # fmt: skip
+           "test_targets": targets, "test_predictions": predictions, **extra}  # fmt: skip
     store.put(experiment_key(RID, experiment, "result.json"), json.dumps(doc).encode())
 
 
@@ -131,7 +131,9 @@ def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_an
     for seed, (base_hits, cand_hits) in enumerate(((44, 60), (46, 58), (45, 61))):
         base, cand = f"xb{seed}", f"xi{seed}"
         wrong = [(t + 1) % 4 for t in targets]
-        result(store, base, seed, base_hits / 200, targets, targets[:base_hits] + wrong[base_hits:])
+        notes = ["column 'customer_id' dropped: an identifier (each of its values is distinct)"]
+        result(store, base, seed, base_hits / 200, targets, targets[:base_hits] + wrong[base_hits:],
+               column_notes=notes)  # fmt: skip
         result(store, cand, seed, cand_hits / 200, targets, targets[:cand_hits] + wrong[cand_hits:])
         loop.baseline.experiments[seed] = base
         loop.experiments.add(id=cand, kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
@@ -163,3 +165,5 @@ def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_an
     assert summary["chance"]["baseline_beats_chance"] is False
     assert summary["verdict_rule"]["family_size"] == 4 and summary["verdict_rule"]["first_look_level"] == 0.01
     assert "Holm over a planned family of 4 comparisons" in markdown
+    assert "The table's columns: column 'customer_id' dropped: an identifier" in markdown
+    assert summary["column_notes"] == notes

@@ -166,6 +166,8 @@ class Reviewer:
         # The baseline, recomputed from its stored results.
         baseline_ids = dict(loop.baseline.experiments)
         baseline_results = {s: self.result(research_id, x) for s, x in baseline_ids.items()}
+        # What the job template did to the table's columns (dates, free text, identifiers), as it said.
+        column_notes = next((list(r.extra.get("column_notes") or []) for r in baseline_results.values()), [])
         baseline = None
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
@@ -333,6 +335,7 @@ class Reviewer:
             "maximize": maximize,
             "baseline": baseline,
             "chance": chance,
+            "column_notes": column_notes,
             "family_size": family,
             "extra_seed_runs": extra_seed_runs,
             "ideas": ideas,
@@ -365,6 +368,7 @@ class Reviewer:
             "baseline": baseline,
             "baseline_experiments": baseline_ids,
             "chance": chance,
+            "column_notes": column_notes,
             # The family-wise rule the verdict used (airlab.verdicts).
             "verdict_rule": {
                 "family_size": family,
