@@ -341,7 +341,9 @@ def _progress_line(research: research_pb2.Research) -> str:
     if p.has_baseline:
         parts.append(f"baseline {metric} {p.baseline_mean:.4f} ± {p.baseline_std:.4f}")
     if p.has_best:
-        mark = " (significant)" if p.best_significant else ""
+        mark = " (significant)" if p.best_significant else " (suggestive)" if p.best_suggestive else ""
+        if p.HasField("best_adjusted_p"):
+            mark += f", adjusted p {p.best_adjusted_p:.4f}"
         parts.append(f"best {p.best_mean:.4f} ± {p.best_std:.4f}{mark}")
     parts.append(f"{p.tokens} tokens, ${p.cost_usd:.4f}")
     parts.append(
