@@ -23,9 +23,9 @@ from airlab import domain, verdicts
 from airlab.results import RunResult
 from airlab.v1 import loop_pb2
 
-# Resamples of the test examples: the family's levels go down to a few in ten thousand, so a bootstrap
-# scored with numpy takes many (in batches, to bound memory); one scored by a scikit-learn call per
-# resample (F1, ROC AUC, R²) stays at a thousand, and its p is never below 2/1001.
+# Resamples of the test examples: the family's levels go down to a few in ten thousand, so the bootstrap
+# (every metric scored with numpy, `resample_scorer`) takes many, in batches to bound memory. A metric
+# numpy cannot score would take a scikit-learn call per resample: a thousand, its p never below 2/1001.
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SAMPLES_SLOW = 1000
 BOOTSTRAP_BATCH = 250
@@ -272,10 +272,11 @@ def _interval(
     return Bootstrap(float(low), float(high), confidence, p_value)
 
 
-# The chance model of each metric, fitted on the test labels themselves, so it is at least as strong as
-# any chance model fitted on the training part: the most frequent class (accuracy), a guess drawn with
-# the classes' frequencies (macro F1, where it beats the constant: 1/K), constant scores (ROC AUC 0.5),
-# the mean (RMSE, R²) or the median (MAE). Segmentation's per-image scores have none.
+# The chance model of each metric, taken from the test labels themselves (a constant one is then the best
+# constant there is, at least as strong as one fitted on the training part): the most frequent class
+# (accuracy), a guess drawn with the classes' frequencies (macro F1, where it beats any constant: about
+# 1/K), constant scores (ROC AUC 0.5), the mean (RMSE, R²) or the median (MAE). Segmentation's per-image
+# scores have none.
 CHANCE_MODELS = {
     "accuracy": "the most frequent class",
     "f1_macro": "a guess drawn with the classes' frequencies",
