@@ -78,14 +78,31 @@ class Reviewer:
         look: int = 1,
     ) -> loop_pb2.Comparison:
         """The candidate's runs (seed -> experiment id) against the baseline's, from their stored results:
-        one comparison of a planned family of `family_size`, at its first or second look."""
-        candidate_runs = {int(s): self.result(research_id, x) for s, x in candidate.items()}
+        one comparison of a planned family of `family_size`, at its first or second look; kept under
+        reviews/."""
         baseline_runs = {int(s): self.result(research_id, x) for s, x in baseline.items()}
-        comparison = compare(
-            metric, baseline_runs, candidate_runs, maximize=maximize, family_size=family_size, look=look
+        comparison = self._compare_stored(
+            research_id,
+            metric,
+            candidate,
+            baseline_runs,
+            maximize=maximize,
+            family_size=family_size,
+            look=look,
         )
         self._keep_review(research_id, name, comparison)
         return comparison
+
+    def _compare_stored(
+        self,
+        research_id: str,
+        metric: str,
+        candidate: Mapping[int, str],
+        baseline_runs: Mapping[int, RunResult],
+        **judged: Any,
+    ) -> loop_pb2.Comparison:
+        candidate_runs = {int(s): self.result(research_id, x) for s, x in candidate.items()}
+        return compare(metric, baseline_runs, candidate_runs, **judged)
 
     def _keep_review(self, research_id: str, name: str, comparison: loop_pb2.Comparison) -> None:
         self.artifacts.put(
@@ -94,12 +111,12 @@ class Reviewer:
             content_type="application/json",
         )
 
+    @staticmethod
     def _chance_of_baseline(
-        self, research_id: str, metric: str, baseline_ids: Mapping[int, str], maximize: bool
+        metric: str, runs: Mapping[int, RunResult], maximize: bool
     ) -> dict[str, Any] | None:
         """The chance model on the baseline's seeds and test examples, and whether the baseline beats it
         (its mean above chance in the metric's direction); None when there is no chance model here."""
-        runs = {int(s): self.result(research_id, x) for s, x in baseline_ids.items()}
         chance = chance_runs(metric, runs)
         if not chance:
             return None
@@ -178,8 +195,9 @@ class Reviewer:
         comparisons: dict[str, loop_pb2.Comparison] = {}
         for idea in loop.ideas:
             if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
-                comparisons[idea.idea.id] = self.evaluate(
-                    research_id, idea.idea.id, metric, idea.evaluations, baseline_ids, maximize=maximize,
+                # The baseline's results, read once above; each review is kept once, judged as a family.
+                comparisons[idea.idea.id] = self._compare_stored(
+                    research_id, metric, idea.evaluations, baseline_results, maximize=maximize,
                     family_size=family, look=2 if idea.extra_seeds else 1,
                 )  # fmt: skip
                 comparisons[idea.idea.id].suggestive = idea.evaluation.suggestive
@@ -188,9 +206,7 @@ class Reviewer:
             del comparison.findings[-1]  # the verdict of the comparison alone, judged again just now
             comparison.findings.append(verdicts.explain(comparison))
             self._keep_review(research_id, idea_id, comparison)
-        chance = (
-            self._chance_of_baseline(research_id, metric, baseline_ids, maximize) if baseline_ids else None
-        )
+        chance = self._chance_of_baseline(metric, baseline_results, maximize) if baseline_results else None
         ideas: list[dict[str, Any]] = []
         worked: list[dict[str, Any]] = []
         not_worked: list[dict[str, Any]] = []
