@@ -12,6 +12,7 @@ The coder rewrites only the function between the airlab:model markers."""
 
 import csv
 import datetime as dt
+import inspect
 import json
 import math
 import os
@@ -42,7 +43,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 from sklearn.model_selection import train_test_split
 
 CONFIG = {
-    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | hastie | friedman1 | csv
+    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | hastie | friedman1 | loans | csv
     "csv_path": "",  # for "csv": the file, mounted read-only
     "target": "",  # for "csv": the label column
     "task": "classification",  # classification | regression
@@ -56,6 +57,7 @@ CONFIG = {
     "max_samples": 0,  # > 0: a smoke run on a small subset
     "learning_curve": False,  # also fit on growing fractions of train and log validation scores
     "save_model": True,
+    "profile": False,  # also describe the table's columns and label in result.json (the baseline's runs)
 }
 
 
@@ -78,6 +80,57 @@ LOADERS = {
     "hastie": hastie,
     "friedman1": friedman1,
 }
+
+
+def loans() -> tuple[list[dict[str, str]], str]:
+    """A loan book where the signal is in what the columns mean, the same 2000 rows every time: whether a
+    loan defaulted follows the debt-to-income ratio (more so in the first year of a job), the days employed
+    at application (two dates twenty years wide), income against the region's usual income, and hardship
+    words in the officer's note. A model sees each raw column alone; the ratio, the date difference and the
+    group effect are features someone has to write."""
+    rng = np.random.RandomState(0)
+    n = 2000
+    regions = ["north", "south", "east", "west", "centre", "coast", "hills", "islands"]
+    level = dict(zip(regions, np.linspace(-1.0, 1.0, len(regions)), strict=True))
+    region = rng.choice(regions, size=n)
+    income = np.exp(np.log(48000) + np.array([level[r] for r in region]) + rng.normal(0, 0.35, n))
+    debt = income * np.exp(rng.normal(np.log(0.35), 0.5, n))
+    applied = dt.date(2004, 1, 1) + np.array([dt.timedelta(days=int(d)) for d in rng.randint(0, 7000, n)])
+    tenure_days = rng.gamma(1.5, 500, n).astype(int) + 30
+    started = applied - np.array([dt.timedelta(days=int(d)) for d in tenure_days])
+    age = rng.randint(21, 70, n)
+    region_income = {r: float(np.median(income[region == r])) for r in regions}
+    relative = np.log(income / np.array([region_income[r] for r in region]))
+    hardship = rng.rand(n) < 0.15
+    new_job = tenure_days < 365
+    logit = (
+        6.0 * (debt / income - 0.4) * (1 + new_job) + 2.0 * new_job - 3.0 * relative + 1.5 * hardship
+        + rng.normal(0, 0.3, n) - 1.0
+    )  # fmt: skip
+    defaulted = rng.rand(n) < 1 / (1 + np.exp(-logit))
+    plain = ["asked about the rate", "wants a shorter term", "called twice about fees", "prefers e-mail",
+             "no remarks", "moving house next year", "asked for a paper contract"]  # fmt: skip
+    troubled = ["mentioned medical bills", "recent job loss in the family", "behind on rent last winter",
+                "asked about payment holidays"]  # fmt: skip
+    rows = []
+    for i in range(n):
+        note = rng.choice(troubled if hardship[i] else plain)
+        rows.append({
+            "applicant_id": f"A{100000 + i * 7919 % 900000:06d}",
+            "region": str(region[i]),
+            "age": str(int(age[i])),
+            "income": f"{income[i]:.0f}",
+            "debt": f"{debt[i]:.0f}",
+            "employed_since": started[i].isoformat(),
+            "applied_on": applied[i].isoformat(),
+            "officer_note": f"{note}, application {i}",
+            "defaulted": "yes" if defaulted[i] else "no",
+        })  # fmt: skip
+    return rows, "defaulted"
+
+
+# Built-in tables with named columns (dates, categories, text): loaded as a CSV would be.
+TABLES = {"loans": loans}
 MODELS = {
     "logistic_regression": lambda seed, **p: linear_model.LogisticRegression(
         max_iter=2000, random_state=seed, **p
@@ -108,6 +161,13 @@ MODELS = {
 # Kept importable for generated code: the coder's prompt lists these modules.
 AVAILABLE = (decomposition, ensemble, linear_model, naive_bayes, neighbors, neural_network, pipeline,
              preprocessing, svm, tree)  # fmt: skip
+
+
+# <airlab:features>
+# Feature steps from the technique catalog (airlab.techniques), written here by the platform when an idea
+# composes them: each adds columns made from named columns of the table, or changes how the model is fitted.
+FEATURES: list = []
+# </airlab:features>
 
 
 # <airlab:model>
@@ -148,6 +208,20 @@ class Columns:
     categorical: list[int] = field(default_factory=list)
     text: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Each column of x by name (a date's parts as "name.part"), and each of the table's columns by kind:
+    # number, category, date, text or identifier (what feature steps and the profile refer to).
+    names: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    # Feature steps fitted inside the model's pipeline, on the training part only: (kind, columns, value).
+    fitted: list[tuple[str, list[int], float]] = field(default_factory=list)
+    # Feature steps that change how the model is fitted: class_weights, target_log.
+    fitting: list[str] = field(default_factory=list)
+
+    def index(self, name: str) -> int:
+        """The column of x a table column's name stands for (a date: its days since 1970)."""
+        if self.kinds.get(name) == "date":
+            return self.names.index(f"{name}.days_since_1970")
+        return self.names.index(name)
 
 
 def _number(text: str) -> float | None:
@@ -197,18 +271,28 @@ def as_text(values):
     return ["" if isinstance(v, float) else str(v) for v in np.asarray(values, dtype=object).ravel()]
 
 
-def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
-    """Features, labels and how to prepare the feature columns (nothing to do for built-in data). A CSV's
-    missing cells (empty, NA, ?, ...) become NaN; a date column becomes its parts (DATE_PARTS); text with
-    few values is a category, one-hot encoded; free text becomes hashed word counts weighted by TF-IDF; an
-    identifier (every value distinct, named like one or a single word each) is dropped. All encodings are
-    fitted inside the model's pipeline, on the training part only, and each is said in the run's notes."""
-    if config["dataset"] != "csv":
-        x, y = LOADERS[config["dataset"]](return_X_y=True)
-        return x, y, Columns()
+def table_rows(config: dict) -> tuple[list[dict[str, str]], str, str]:
+    """A table's rows, its label column and where it came from: a built-in table, or the CSV file."""
+    if config["dataset"] in TABLES:
+        rows, target = TABLES[config["dataset"]]()
+        return rows, target, config["dataset"]
     path, target = config["csv_path"], config["target"]
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        return list(csv.DictReader(handle)), target, path
+
+
+def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
+    """Features, labels and how to prepare the feature columns. A table's missing cells (empty, NA, ?, ...)
+    become NaN; a date column becomes its parts (DATE_PARTS); text with few values is a category, one-hot
+    encoded; free text becomes hashed word counts weighted by TF-IDF; an identifier (every value distinct,
+    named like one or a single word each) is dropped. All encodings are fitted inside the model's pipeline,
+    on the training part only, and each is said in the run's notes. FEATURES' steps come last."""
+    if config["dataset"] not in TABLES and config["dataset"] != "csv":
+        x, y = LOADERS[config["dataset"]](return_X_y=True)
+        names = [f"feature_{i}" for i in range(x.shape[1])]
+        columns = Columns(names=names, kinds=dict.fromkeys(names, "number"))
+        return with_features(x, columns)[0], y, columns
+    rows, target, path = table_rows(config)
     if not rows or target not in rows[0]:
         raise SystemExit(f"{path}: no column {target!r} (the label column)")
     features = [name for name in rows[0] if name != target]
@@ -224,19 +308,27 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
         dropped = f"column {name!r} dropped: an identifier (each of its values is distinct)"
         if unique and IDENTIFIER_NAME.search(name):
             kinds.notes.append(dropped)
+            kinds.kinds[name] = "identifier"
             continue
         if all(_number(c) is not None for c in present):
+            kinds.names.append(name)
+            kinds.kinds[name] = "number"
             columns.append([_number(c) if c.lower() not in MISSING else math.nan for c in cells])
             continue
         if present and all(_date(c) is not None for c in present):
             columns.extend(date_parts(cells))
+            kinds.names.extend(f"{name}.{part}" for part in DATE_PARTS)
+            kinds.kinds[name] = "date"
             kinds.notes.append(f"column {name!r} is a date: used as its {', '.join(DATE_PARTS)}")
             continue
         if unique and not any(ch.isspace() for c in present for ch in c):  # codes, UUIDs, e-mail addresses
             kinds.notes.append(dropped)
+            kinds.kinds[name] = "identifier"
             continue
         kinds_list = kinds.categorical if distinct <= MAX_CATEGORIES else kinds.text
         kinds_list.append(len(columns))
+        kinds.names.append(name)
+        kinds.kinds[name] = "category" if kinds_list is kinds.categorical else "text"
         columns.append([c if c.lower() not in MISSING else math.nan for c in cells])
         if kinds_list is kinds.text:
             kinds.notes.append(
@@ -247,6 +339,7 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
         raise SystemExit(f"{path}: no usable feature columns ({'; '.join(kinds.notes)})")
     prepared = kinds.categorical or kinds.text
     x = np.array(columns, dtype=object).T if prepared else np.array(columns, dtype=float).T
+    x, kinds = with_features(x, kinds)
     labels = [(row[target] or "").strip() for row in rows]
     if any(label.lower() in MISSING for label in labels):
         raise SystemExit(f"{path}: the label column {target!r} has missing values: drop those rows first")
@@ -261,11 +354,172 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
     return x, np.array(numbers, dtype=float), kinds
 
 
+# The technique catalog's steps, by what they take: the kinds of column each named column must be.
+STEP_COLUMNS = {
+    "ratio": ("number", "number"),
+    "difference": ("number", "number"),
+    "product": ("number", "number"),
+    "log": ("number",),
+    "power": ("number",),
+    "date_difference": ("date", "date"),
+    "keywords": ("text",),
+    "target_encoding": ("category",),
+    "frequency_encoding": ("category",),
+    "group_mean": ("number", "category"),
+    "bins": ("number",),
+    "class_weights": (),
+    "target_log": (),
+}
+# What a column of each kind may stand for in a step: a date is a number of days, a whole-number code a
+# category.
+STEP_FITS = {"number": ("number", "date"), "category": ("category", "number"), "date": ("date",), "text": ("text",)}
+
+
+def _step_columns(number: int, step: dict, columns: Columns) -> list[str]:
+    """The step's column names, checked against the table: a clear message for any that do not fit."""
+    kind = step.get("kind")
+    if kind not in STEP_COLUMNS:
+        raise SystemExit(f"feature step {number}: unknown kind {kind!r}; known: {', '.join(STEP_COLUMNS)}")
+    names = list(step.get("columns") or [])
+    wanted = STEP_COLUMNS[kind]
+    if len(names) != len(wanted):
+        raise SystemExit(f"feature step {number} ({kind}): takes {len(wanted)} column(s), got {names}")
+    for name, must in zip(names, wanted, strict=True):
+        found = columns.kinds.get(name)
+        if found is None:
+            raise SystemExit(
+                f"feature step {number} ({kind}): no column {name!r}; the columns: {', '.join(columns.kinds)}"
+            )
+        if found not in STEP_FITS[must]:
+            raise SystemExit(f"feature step {number} ({kind}): column {name!r} is {found}, not {must}")
+    return names
+
+
+def with_features(x: np.ndarray, columns: Columns) -> tuple[np.ndarray, Columns]:
+    """x with FEATURES' row-wise columns appended (ratios, differences, products, logs, powers, days
+    between dates, keyword flags); steps that learn from data (encodings, group means, bins) and those that
+    change the fit (class weights, a log target) are recorded for the pipeline. Each step is said in the
+    notes."""
+    added: list[np.ndarray] = []
+    for number, step in enumerate(FEATURES, start=1):
+        kind = step.get("kind")
+        names = _step_columns(number, step, columns)
+        value = float(step.get("value") or 0)
+
+        def numbers(name: str) -> np.ndarray:
+            return np.asarray(x[:, columns.index(name)], dtype=float)
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if kind in ("ratio", "difference", "product", "date_difference"):
+                a, b = numbers(names[0]), numbers(names[1])
+                made = a / np.where(b == 0, np.nan, b) if kind == "ratio" else a * b if kind == "product" else a - b
+                label = {"ratio": "/", "difference": "-", "product": "*", "date_difference": " days after "}[kind]
+                added_name = f"{names[0]}{label}{names[1]}"
+            elif kind == "log":
+                made, added_name = np.sign(numbers(names[0])) * np.log1p(np.abs(numbers(names[0]))), f"log {names[0]}"
+            elif kind == "power":
+                exponent = value or 2.0
+                made = np.sign(numbers(names[0])) * np.abs(numbers(names[0])) ** exponent
+                added_name = f"{names[0]}^{exponent:g}"
+            elif kind == "keywords":
+                words = [str(w).lower() for w in step.get("words") or [] if str(w).strip()][:20]
+                if not words:
+                    raise SystemExit(f"feature step {number} (keywords): no words to look for")
+                cells = as_text(x[:, columns.index(names[0])])
+                for word in words:
+                    added.append(np.array([float(word in c.lower()) for c in cells]))
+                    columns.names.append(f"{names[0]} has {word!r}")
+                columns.notes.append(f"feature step {number}: {names[0]!r} searched for {', '.join(words)}")
+                continue
+            elif kind in ("class_weights", "target_log"):
+                columns.fitting.append(kind)
+                continue
+            else:  # fitted in the pipeline, on the training part only
+                columns.fitted.append((kind, [columns.index(n) for n in names], value))
+                columns.notes.append(f"feature step {number}: {kind} of {' by '.join(names)} (fitted on train)")
+                continue
+        added.append(np.where(np.isfinite(made), made, np.nan))
+        columns.names.append(added_name)
+        columns.notes.append(f"feature step {number}: added {added_name!r}")
+    if not added:
+        return x, columns
+    return np.column_stack([x, *[a.astype(x.dtype) if x.dtype == object else a for a in added]]), columns
+
+
+class Frequency:
+    """A category's share of the training rows (0 for one never seen)."""
+
+    def fit(self, x, y=None):
+        cells = [str(v) for v in np.asarray(x, dtype=object).ravel()]
+        values, counts = np.unique(cells, return_counts=True)
+        self.shares_ = dict(zip(values.tolist(), (counts / len(cells)).tolist(), strict=True))
+        return self
+
+    def transform(self, x):
+        return np.array([[self.shares_.get(str(v), 0.0)] for v in np.asarray(x, dtype=object).ravel()])
+
+    def fit_transform(self, x, y=None):
+        return self.fit(x, y).transform(x)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+class GroupMean:
+    """A number's mean within its row's group (fitted on the training rows) and the row's gap to it."""
+
+    def fit(self, x, y=None):
+        values, groups = np.asarray(x[:, 0], dtype=float), [str(g) for g in x[:, 1]]
+        self.overall_ = float(np.nanmean(values)) if np.isfinite(values).any() else 0.0
+        sums: dict[str, list[float]] = {}
+        for value, group in zip(values, groups, strict=True):
+            if math.isfinite(value):
+                sums.setdefault(group, []).append(value)
+        self.means_ = {g: float(np.mean(v)) for g, v in sums.items()}
+        return self
+
+    def transform(self, x):
+        values = np.asarray(x[:, 0], dtype=float)
+        means = np.array([self.means_.get(str(g), self.overall_) for g in x[:, 1]])
+        return np.column_stack([means, values - means])
+
+    def fit_transform(self, x, y=None):
+        return self.fit(x, y).transform(x)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+def fitted_step(kind: str, value: float):
+    """A fitted feature step as a transformer of its columns."""
+    if kind == "target_encoding":
+        return pipeline.make_pipeline(
+            impute.SimpleImputer(strategy="constant", fill_value="(missing)"),
+            preprocessing.TargetEncoder(random_state=0),
+        )
+    if kind == "frequency_encoding":
+        return Frequency()
+    if kind == "group_mean":
+        return GroupMean()
+    bins = int(min(max(value or 5, 2), 50))
+    return pipeline.make_pipeline(
+        preprocessing.FunctionTransformer(as_float), impute.SimpleImputer(strategy="median"),
+        preprocessing.KBinsDiscretizer(n_bins=bins, encode="ordinal", strategy="quantile"),
+    )  # fmt: skip
+
+
 def with_preparation(model, x: np.ndarray, columns: Columns):
-    """`model` behind what a CSV's columns need: imputation of missing numbers, one-hot categories and
-    hashed TF-IDF words of free text, every part fitted on the training data it is given."""
+    """`model` behind what a table's columns need: imputation of missing numbers, one-hot categories and
+    hashed TF-IDF words of free text, and the fitted feature steps, every part fitted on the training data
+    it is given."""
     prepared = set(columns.categorical) | set(columns.text)
-    if not prepared and not np.isnan(np.asarray(x, dtype=float)).any():
+    if not prepared and not columns.fitted and not np.isnan(np.asarray(x, dtype=float)).any():
         return model
     numeric = [i for i in range(x.shape[1]) if i not in prepared]
     steps = [
@@ -283,9 +537,53 @@ def with_preparation(model, x: np.ndarray, columns: Columns):
             text.HashingVectorizer(n_features=TEXT_FEATURES, alternate_sign=False, norm=None),
             text.TfidfTransformer(),
         ), index))  # fmt: skip
+    for number, (kind, indices, value) in enumerate(columns.fitted):
+        steps.append((f"{kind}{number}", fitted_step(kind, value), indices))
     # Dense output: not every model takes a sparse matrix.
     prepare = compose.ColumnTransformer([s for s in steps if s[2] != []], sparse_threshold=0)
     return pipeline.make_pipeline(prepare, model)
+
+
+def signed_log(y):
+    return np.sign(y) * np.log1p(np.abs(y))
+
+
+def signed_exp(y):
+    return np.sign(y) * np.expm1(np.abs(y))
+
+
+def with_fitting(model, columns: Columns, task: str):
+    """The fitting steps: a regression's target modelled on a log scale (predictions come back on the
+    original one)."""
+    if "target_log" not in columns.fitting:
+        return model
+    if task != "regression":
+        columns.notes.append("feature step target_log not applied: the task is not regression")
+        return model
+    return compose.TransformedTargetRegressor(regressor=model, func=signed_log, inverse_func=signed_exp)
+
+
+def fit_weights(model, y, columns: Columns, task: str) -> dict:
+    """fit() arguments for class_weights: each class weighted by the inverse of its share of the training
+    rows, routed to the final estimator; said in the notes when the estimator cannot take weights."""
+    if "class_weights" not in columns.fitting:
+        return {}
+    if task != "classification":
+        columns.notes.append("feature step class_weights not applied: the task is not classification")
+        return {}
+    classes, counts = np.unique(y, return_counts=True)
+    per_class = dict(zip(classes.tolist(), (len(y) / (len(classes) * counts)).tolist(), strict=True))
+    weights = np.array([per_class[label] for label in np.asarray(y).tolist()])
+    route, estimator = [], model
+    while isinstance(estimator, pipeline.Pipeline):
+        name, estimator = estimator.steps[-1]
+        route.append(name)
+    if "sample_weight" not in inspect.signature(estimator.fit).parameters:
+        columns.notes.append(
+            f"feature step class_weights not applied: {type(estimator).__name__} takes no sample weights"
+        )
+        return {}
+    return {"__".join([*route, "sample_weight"]) if route else "sample_weight": weights}
 
 
 def predictions(metric: str, model, x) -> np.ndarray:
@@ -309,6 +607,82 @@ def score(metric: str, y, predicted) -> float:
     if metric == "mae":
         return float(mean_absolute_error(y, predicted))
     return float(r2_score(y, predicted))
+
+
+def _shown(value, kind: str = "") -> str:
+    """A cell as the profile shows it: short, numbers rounded, dates as dates."""
+    if kind == "date":
+        return (dt.date(1970, 1, 1) + dt.timedelta(days=math.floor(float(value)))).isoformat()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)[:40]
+
+
+def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_val) -> dict:
+    """What the idea agent, the report and the dashboard learn about the data, from the training part
+    only (the test part stays unseen): per table column its kind, missing share, distinct values, a few
+    examples, its mutual information with the label, and how much the validation score drops when it is
+    shuffled for the fitted model; and the label's balance or spread, and the model's per-class recall."""
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+    from sklearn.inspection import permutation_importance
+
+    classification = config["task"] == "classification"
+    rows = min(len(x_train), 2000)
+    sample, labels = x_train[:rows], y_train[:rows]
+    found = []
+    for name, kind in columns.kinds.items():
+        entry = {"name": name, "kind": kind}
+        if kind == "identifier":
+            entry["note"] = "dropped: an identifier"
+            found.append(entry)
+            continue
+        cells = sample[:, columns.index(name)]
+        missing = [isinstance(c, float) and math.isnan(c) for c in cells]
+        present = [c for c, gone in zip(cells, missing, strict=True) if not gone]
+        entry |= {
+            "missing": round(sum(missing) / max(len(cells), 1), 4),
+            "distinct": len({str(c) for c in present}),
+            "examples": [_shown(c, kind) for c in list(dict.fromkeys(present))[:3]],
+        }
+        if kind in ("number", "date") and present:
+            values = np.asarray(present, dtype=float)
+            spread = {"low": np.min(values), "median": np.median(values), "high": np.max(values)}
+            entry |= {k: _shown(float(v), kind) if kind == "date" else float(v) for k, v in spread.items()}
+        if kind != "text" and len(present) >= 10:
+            if kind == "category":
+                codes = {v: i for i, v in enumerate(sorted({str(c) for c in present}))}
+                feature = np.array([[codes.get(str(c), -1)] for c in cells], dtype=float)
+            else:
+                values = np.asarray(cells, dtype=float)
+                feature = np.where(np.isnan(values), np.nanmedian(values), values).reshape(-1, 1)
+            measure = mutual_info_classif if classification else mutual_info_regression
+            information = measure(feature, labels, discrete_features=kind == "category", random_state=0)
+            entry["association"] = round(float(information[0]), 4)
+        found.append(entry)
+    if len(x_val) <= 2000 and len(columns.names) <= 64:
+        scoring = {"accuracy": "accuracy", "f1_macro": "f1_macro", "roc_auc": "roc_auc_ovr",
+                   "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error", "r2": "r2"}  # fmt: skip
+        shuffled = permutation_importance(
+            model, x_val, y_val, scoring=scoring[config["metric"]], n_repeats=3, random_state=0
+        )
+        drops = dict(zip(columns.names, shuffled.importances_mean.tolist(), strict=True))
+        for entry in found:
+            parts = [v for n, v in drops.items() if n == entry["name"] or n.startswith(f"{entry['name']}.")]
+            if parts and entry["kind"] != "identifier":
+                entry["importance"] = round(float(sum(parts)), 5)
+    label: dict = {"name": config.get("target") or "label"}
+    if classification:
+        classes, counts = np.unique(y_train, return_counts=True)
+        label["balance"] = {str(c): round(float(n / len(y_train)), 4) for c, n in zip(classes, counts, strict=True)}
+        predicted = model.predict(x_val)
+        label["recall"] = {
+            str(c): round(float(np.mean(predicted[y_val == c] == c)), 4) for c in classes if np.any(y_val == c)
+        }
+    else:
+        values = np.asarray(y_train, dtype=float)
+        label |= {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                  "low": float(np.min(values)), "high": float(np.max(values))}  # fmt: skip
+    return {"rows": len(x_train), "columns": found, "label": label}
 
 
 def main() -> None:
@@ -343,8 +717,8 @@ def main() -> None:
                 handle.write(
                     json.dumps({"step": step, "train_samples": count, f"val_{metric}": value}) + "\n"
                 )
-    model = with_preparation(build_model(config["params"], seed), x, columns)
-    model.fit(x_train, y_train)
+    model = with_fitting(with_preparation(build_model(config["params"], seed), x, columns), columns, config["task"])
+    model.fit(x_train, y_train, **fit_weights(model, y_train, columns, config["task"]))
     validation = score(metric, y_val, predictions(metric, model, x_val))
     test_predicted = predictions(metric, model, x_test)
     test = score(metric, y_test, test_predicted)
@@ -366,6 +740,8 @@ def main() -> None:
         # What was done to the table's columns (dates, free text, identifiers), in words.
         "column_notes": columns.notes,
     }
+    if config["profile"]:
+        result["profile"] = profile(x_train, y_train, columns, config, model, x_val, y_val)
     if len(y_test) <= 5000:
         result["test_targets"] = np.asarray(y_test).tolist()
         result["test_predictions"] = np.round(np.asarray(test_predicted, dtype=float), 6).tolist()

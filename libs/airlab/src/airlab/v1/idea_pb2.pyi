@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -6,8 +7,39 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Technique(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TECHNIQUE_UNSPECIFIED: _ClassVar[Technique]
+    TECHNIQUE_RATIO: _ClassVar[Technique]
+    TECHNIQUE_DIFFERENCE: _ClassVar[Technique]
+    TECHNIQUE_PRODUCT: _ClassVar[Technique]
+    TECHNIQUE_LOG: _ClassVar[Technique]
+    TECHNIQUE_POWER: _ClassVar[Technique]
+    TECHNIQUE_DATE_DIFFERENCE: _ClassVar[Technique]
+    TECHNIQUE_KEYWORDS: _ClassVar[Technique]
+    TECHNIQUE_TARGET_ENCODING: _ClassVar[Technique]
+    TECHNIQUE_FREQUENCY_ENCODING: _ClassVar[Technique]
+    TECHNIQUE_GROUP_MEAN: _ClassVar[Technique]
+    TECHNIQUE_BINS: _ClassVar[Technique]
+    TECHNIQUE_CLASS_WEIGHTS: _ClassVar[Technique]
+    TECHNIQUE_TARGET_LOG: _ClassVar[Technique]
+TECHNIQUE_UNSPECIFIED: Technique
+TECHNIQUE_RATIO: Technique
+TECHNIQUE_DIFFERENCE: Technique
+TECHNIQUE_PRODUCT: Technique
+TECHNIQUE_LOG: Technique
+TECHNIQUE_POWER: Technique
+TECHNIQUE_DATE_DIFFERENCE: Technique
+TECHNIQUE_KEYWORDS: Technique
+TECHNIQUE_TARGET_ENCODING: Technique
+TECHNIQUE_FREQUENCY_ENCODING: Technique
+TECHNIQUE_GROUP_MEAN: Technique
+TECHNIQUE_BINS: Technique
+TECHNIQUE_CLASS_WEIGHTS: Technique
+TECHNIQUE_TARGET_LOG: Technique
+
 class Idea(_message.Message):
-    __slots__ = ("id", "research_id", "title", "change", "expected_effect", "rationale", "search_space")
+    __slots__ = ("id", "research_id", "title", "change", "expected_effect", "rationale", "search_space", "steps", "family", "evidence", "notes")
     class SearchSpaceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +54,10 @@ class Idea(_message.Message):
     EXPECTED_EFFECT_FIELD_NUMBER: _ClassVar[int]
     RATIONALE_FIELD_NUMBER: _ClassVar[int]
     SEARCH_SPACE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     research_id: str
     title: str
@@ -29,7 +65,23 @@ class Idea(_message.Message):
     expected_effect: str
     rationale: str
     search_space: _containers.MessageMap[str, Range]
-    def __init__(self, id: _Optional[str] = ..., research_id: _Optional[str] = ..., title: _Optional[str] = ..., change: _Optional[str] = ..., expected_effect: _Optional[str] = ..., rationale: _Optional[str] = ..., search_space: _Optional[_Mapping[str, Range]] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[FeatureStep]
+    family: str
+    evidence: str
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., research_id: _Optional[str] = ..., title: _Optional[str] = ..., change: _Optional[str] = ..., expected_effect: _Optional[str] = ..., rationale: _Optional[str] = ..., search_space: _Optional[_Mapping[str, Range]] = ..., steps: _Optional[_Iterable[_Union[FeatureStep, _Mapping]]] = ..., family: _Optional[str] = ..., evidence: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FeatureStep(_message.Message):
+    __slots__ = ("technique", "columns", "value", "words")
+    TECHNIQUE_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    technique: Technique
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    value: float
+    words: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, technique: _Optional[_Union[Technique, str]] = ..., columns: _Optional[_Iterable[str]] = ..., value: _Optional[float] = ..., words: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Range(_message.Message):
     __slots__ = ("low", "high", "log_scale", "integer")

@@ -53,6 +53,7 @@ class CodeOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CODE_ORIGIN_REGISTRY_FALLBACK: _ClassVar[CodeOrigin]
     CODE_ORIGIN_REGISTRY: _ClassVar[CodeOrigin]
     CODE_ORIGIN_REUSED: _ClassVar[CodeOrigin]
+    CODE_ORIGIN_CATALOG: _ClassVar[CodeOrigin]
 
 class ExperimentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -100,6 +101,7 @@ CODE_ORIGIN_LLM: CodeOrigin
 CODE_ORIGIN_REGISTRY_FALLBACK: CodeOrigin
 CODE_ORIGIN_REGISTRY: CodeOrigin
 CODE_ORIGIN_REUSED: CodeOrigin
+CODE_ORIGIN_CATALOG: CodeOrigin
 EXPERIMENT_KIND_UNSPECIFIED: ExperimentKind
 EXPERIMENT_KIND_BASELINE: ExperimentKind
 EXPERIMENT_KIND_TRIAL: ExperimentKind
