@@ -33,7 +33,9 @@ ColumnKind = Literal["number", "category", "date", "text", "identifier"]
 @cache
 def _template_constant(name: str) -> dict[str, tuple[str, ...]]:
     for node in ast.parse(template_source(TEMPLATE)).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
             return {str(k): tuple(v) for k, v in ast.literal_eval(node.value).items()}
     raise RuntimeError(f"{TEMPLATE} defines no {name}")
 
@@ -112,7 +114,8 @@ def _label_line(label: dict[str, Any]) -> str:
     if "balance" in label:
         shares = ", ".join(f"class {k}: {float(v):.0%}" for k, v in dict(label["balance"]).items())
         recall = label.get("recall") or {}
-        told = f"; the baseline's recall per class: {', '.join(f'{k}: {float(v):.2f}' for k, v in recall.items())}"
+        per_class = ", ".join(f"{k}: {float(v):.2f}" for k, v in recall.items())
+        told = f"; the baseline's recall per class: {per_class}"
         return f"{shares}{told if recall else ''}"
     parts = [f"{k} {float(label[k]):.4g}" for k in ("mean", "std", "low", "high") if k in label]
     return ", ".join(parts)
@@ -206,7 +209,9 @@ class Step(BaseModel):
 
     @classmethod
     def from_proto(cls, step: idea_pb2.FeatureStep) -> Step:
-        return cls(kind=kind_of(step.technique), columns=list(step.columns), value=step.value, words=list(step.words))
+        return cls(
+            kind=kind_of(step.technique), columns=list(step.columns), value=step.value, words=list(step.words)
+        )
 
     def described(self) -> str:
         """The step in words, e.g. "ratio of debt and income"."""

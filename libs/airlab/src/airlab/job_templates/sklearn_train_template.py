@@ -372,7 +372,12 @@ STEP_COLUMNS = {
 }
 # What a column of each kind may stand for in a step: a date is a number of days, a whole-number code a
 # category.
-STEP_FITS = {"number": ("number", "date"), "category": ("category", "number"), "date": ("date",), "text": ("text",)}
+STEP_FITS = {
+    "number": ("number", "date"),
+    "category": ("category", "number"),
+    "date": ("date",),
+    "text": ("text",),
+}
 
 
 def _step_columns(number: int, step: dict, columns: Columns) -> list[str]:
@@ -412,11 +417,22 @@ def with_features(x: np.ndarray, columns: Columns) -> tuple[np.ndarray, Columns]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if kind in ("ratio", "difference", "product", "date_difference"):
                 a, b = numbers(names[0]), numbers(names[1])
-                made = a / np.where(b == 0, np.nan, b) if kind == "ratio" else a * b if kind == "product" else a - b
-                label = {"ratio": "/", "difference": "-", "product": "*", "date_difference": " days after "}[kind]
+                made = (
+                    a / np.where(b == 0, np.nan, b)
+                    if kind == "ratio"
+                    else a * b
+                    if kind == "product"
+                    else a - b
+                )
+                label = {"ratio": "/", "difference": "-", "product": "*", "date_difference": " days after "}[
+                    kind
+                ]
                 added_name = f"{names[0]}{label}{names[1]}"
             elif kind == "log":
-                made, added_name = np.sign(numbers(names[0])) * np.log1p(np.abs(numbers(names[0]))), f"log {names[0]}"
+                made, added_name = (
+                    np.sign(numbers(names[0])) * np.log1p(np.abs(numbers(names[0]))),
+                    f"log {names[0]}",
+                )
             elif kind == "power":
                 exponent = value or 2.0
                 made = np.sign(numbers(names[0])) * np.abs(numbers(names[0])) ** exponent
@@ -436,7 +452,9 @@ def with_features(x: np.ndarray, columns: Columns) -> tuple[np.ndarray, Columns]
                 continue
             else:  # fitted in the pipeline, on the training part only
                 columns.fitted.append((kind, [columns.index(n) for n in names], value))
-                columns.notes.append(f"feature step {number}: {kind} of {' by '.join(names)} (fitted on train)")
+                columns.notes.append(
+                    f"feature step {number}: {kind} of {' by '.join(names)} (fitted on train)"
+                )
                 continue
         added.append(np.where(np.isfinite(made), made, np.nan))
         columns.names.append(added_name)
@@ -660,8 +678,10 @@ def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_va
             entry["association"] = round(float(information[0]), 4)
         found.append(entry)
     if len(x_val) <= 2000 and len(columns.names) <= 64:
-        scoring = {"accuracy": "accuracy", "f1_macro": "f1_macro", "roc_auc": "roc_auc_ovr",
-                   "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error", "r2": "r2"}  # fmt: skip
+        scoring = {
+            "accuracy": "accuracy", "f1_macro": "f1_macro", "roc_auc": "roc_auc_ovr", "r2": "r2",
+            "rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error",
+        }  # fmt: skip
         shuffled = permutation_importance(
             model, x_val, y_val, scoring=scoring[config["metric"]], n_repeats=3, random_state=0
         )
@@ -673,10 +693,14 @@ def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_va
     label: dict = {"name": config.get("target") or "label"}
     if classification:
         classes, counts = np.unique(y_train, return_counts=True)
-        label["balance"] = {str(c): round(float(n / len(y_train)), 4) for c, n in zip(classes, counts, strict=True)}
+        label["balance"] = {
+            str(c): round(float(n / len(y_train)), 4) for c, n in zip(classes, counts, strict=True)
+        }
         predicted = model.predict(x_val)
         label["recall"] = {
-            str(c): round(float(np.mean(predicted[y_val == c] == c)), 4) for c in classes if np.any(y_val == c)
+            str(c): round(float(np.mean(predicted[y_val == c] == c)), 4)
+            for c in classes
+            if np.any(y_val == c)
         }
     else:
         values = np.asarray(y_train, dtype=float)
@@ -717,7 +741,9 @@ def main() -> None:
                 handle.write(
                     json.dumps({"step": step, "train_samples": count, f"val_{metric}": value}) + "\n"
                 )
-    model = with_fitting(with_preparation(build_model(config["params"], seed), x, columns), columns, config["task"])
+    model = with_fitting(
+        with_preparation(build_model(config["params"], seed), x, columns), columns, config["task"]
+    )
     model.fit(x_train, y_train, **fit_weights(model, y_train, columns, config["task"]))
     validation = score(metric, y_val, predictions(metric, model, x_val))
     test_predicted = predictions(metric, model, x_test)
