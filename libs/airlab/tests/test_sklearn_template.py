@@ -77,3 +77,99 @@ def test_date_parts_and_identifiers_by_name(tmp_path):
     assert x.shape == (40, 1) and columns.notes == [
         "column 'row_id' dropped: an identifier (each of its values is distinct)"
     ]
+
+
+def with_steps(steps: list[dict]) -> str:
+    from airlab import techniques
+    from airlab.v1 import idea_pb2
+
+    protos = [
+        idea_pb2.FeatureStep(
+            technique=techniques.technique_of(s["kind"]),
+            columns=s.get("columns", []),
+            words=s.get("words", []),
+        )
+        for s in steps
+    ]
+    return techniques.with_features(template_source("sklearn_train_template.py"), protos)
+
+
+def run_source(work: Path, monkeypatch, source: str, config: dict) -> dict:
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("JOB_CONFIG", json.dumps(config))
+    (work / "train.py").write_text(source)
+    runpy.run_path(str(work / "train.py"), run_name="__main__")
+    return json.loads((work / "result.json").read_text())
+
+
+LOANS = {"dataset": "loans", "target": "defaulted", "task": "classification", "metric": "roc_auc",
+         "model": "hist_gradient_boosting_classifier", "save_model": False}  # fmt: skip
+
+
+def test_the_catalog_steps_compiled_into_the_template_run_and_the_meaning_of_columns_pays(
+    tmp_path, monkeypatch
+):
+    raw = run_source(tmp_path, monkeypatch, template_source("sklearn_train_template.py"), LOANS)
+    steps = [
+        {"kind": "ratio", "columns": ["debt", "income"]},
+        {"kind": "date_difference", "columns": ["applied_on", "employed_since"]},
+        {"kind": "group_mean", "columns": ["income", "region"]},
+        {"kind": "keywords", "columns": ["officer_note"], "words": ["bills", "rent"]},
+        {"kind": "target_encoding", "columns": ["region"]},
+        {"kind": "frequency_encoding", "columns": ["region"]},
+        {"kind": "bins", "columns": ["age"]},
+        {"kind": "log", "columns": ["income"]},
+        {"kind": "class_weights"},
+    ]
+    featured = run_source(tmp_path, monkeypatch, with_steps(steps), LOANS)
+    notes = featured["column_notes"]
+    assert "feature step 1: added 'debt/income'" in notes
+    assert "feature step 3: group_mean of income by region (fitted on train)" in notes
+    assert not any("not applied" in n for n in notes)
+    # The generator's ratio, tenure and regional income: written as features, they beat the raw columns.
+    assert featured["metrics"]["roc_auc"] > raw["metrics"]["roc_auc"] + 0.02
+
+
+def test_a_step_on_a_missing_or_wrong_column_stops_the_run_with_a_message(tmp_path, monkeypatch):
+    with pytest.raises(
+        SystemExit, match="feature step 1 \\(ratio\\): column 'region' is category, not number"
+    ):
+        run_source(
+            tmp_path, monkeypatch, with_steps([{"kind": "ratio", "columns": ["debt", "region"]}]), LOANS
+        )
+    with pytest.raises(SystemExit, match="no column 'salary'"):
+        run_source(tmp_path, monkeypatch, with_steps([{"kind": "log", "columns": ["salary"]}]), LOANS)
+
+
+def test_a_steps_names_and_words_stay_data_in_the_compiled_code():
+    from airlab import techniques
+
+    odd = 'x"]\nimport os; os.system("id")  # '
+    source = with_steps([{"kind": "keywords", "columns": [odd], "words": [odd]}])
+    region = source[source.index(techniques.FEATURES_BEGIN) : source.index(techniques.FEATURES_END)]
+    (assignment,) = [line for line in region.splitlines() if line.startswith("FEATURES")]
+    import ast
+
+    assert ast.literal_eval(assignment.split("=", 1)[1].strip()) == [
+        {"kind": "keywords", "columns": [odd], "words": [odd.strip()]}
+    ]
+
+
+def test_the_baselines_run_profiles_the_table_from_its_training_part(tmp_path, monkeypatch):
+    from airlab import techniques
+
+    result = run_source(
+        tmp_path, monkeypatch, template_source("sklearn_train_template.py"), {**LOANS, "profile": True}
+    )
+    profile = techniques.DataProfile.model_validate(result["profile"])
+    kinds = {c.name: c.kind for c in profile.columns}
+    assert kinds == {
+        "applicant_id": "identifier", "region": "category", "age": "number", "income": "number",
+        "debt": "number", "employed_since": "date", "applied_on": "date", "officer_note": "text",
+    }  # fmt: skip
+    assert profile.rows == result["split"]["train"]  # the test part is not described
+    debt = next(c for c in profile.columns if c.name == "debt")
+    assert debt.importance is not None and debt.association is not None
+    applied = next(c for c in profile.columns if c.name == "applied_on")
+    assert str(applied.low).startswith("200") and set(profile.label["balance"]) == {"0", "1"}
+    assert "label 'defaulted'" in profile.prompt_lines()[0]

@@ -246,6 +246,37 @@ async def test_a_portfolio_family_is_built_from_the_registry_without_the_llm(tmp
     assert (again.origin, again.attempts, again.code_ref) == (outcome.origin, 1, outcome.code_ref)
 
 
+async def test_a_feature_idea_is_compiled_from_the_catalog_and_an_improve_step_keeps_its_features(
+    tmp_path, fake_llm
+):
+    store = LocalArtifactStore(tmp_path)
+    smoke = FakeSmokeRunner()
+    idea = idea_pb2.Idea(
+        id="i" + "4" * 26,
+        title="Debt to income",
+        change="add debt / income before gradient boosting",
+        family="hist_gradient_boosting",
+        steps=[idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])],
+    )
+    loans = loop_pb2.JobConfig(
+        dataset="loans", task="classification", metric="roc_auc", model="logistic_regression"
+    )
+    task = CodeTask(RESEARCH, idea.id, loans, idea, family="hist_gradient_boosting")
+    outcome = await CoderAgent(None, store, smoke).implement(task)
+    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_CATALOG and len(smoke.calls) == 1
+    code = store.get(outcome.code_ref + "train.py").decode()
+    assert "FEATURES: list = [{'kind': 'ratio', 'columns': ['debt', 'income']}]" in code
+    assert "MODELS['hist_gradient_boosting_classifier']" in code
+    # The LLM's improve step rewrites the model only: the idea's features stay in its code.
+    server, client = fake_llm
+    server.script = [code_reply(GOOD)]
+    improve = CodeTask(RESEARCH, "i" + "5" * 26, loans, idea, base_code_ref=outcome.code_ref)
+    improved = await CoderAgent(client, store, smoke).implement(improve)
+    assert improved.ok and improved.origin == loop_pb2.CODE_ORIGIN_LLM
+    code = store.get(improved.code_ref + "train.py").decode()
+    assert "'columns': ['debt', 'income']" in code and "RandomForestClassifier(n_estimators" in code
+
+
 # -- networks (the pytorch template) ------------------------------------------------------------------------
 
 TORCH_JOB = loop_pb2.JobConfig(

@@ -154,3 +154,50 @@ def test_whole_number_settings_are_searched_as_integers_even_unsaid():
     space = proposal.search_space
     assert space["n_estimators"].integer and space["max_depth"].integer
     assert not space["learning_rate"].integer and not space["subsample"].integer
+
+
+def loans_profile():
+    from airlab import techniques
+
+    return techniques.DataProfile(
+        rows=1200,
+        columns=[
+            {"name": "applicant_id", "kind": "identifier"},
+            {"name": "income", "kind": "number", "distinct": 1190, "importance": 0.09},
+            {"name": "debt", "kind": "number", "distinct": 1180, "importance": 0.12},
+            {"name": "region", "kind": "category", "distinct": 8, "examples": ["north", "south"]},
+            {
+                "name": "applied_on",
+                "kind": "date",
+                "distinct": 1100,
+                "low": "2004-01-03",
+                "high": "2023-02-28",
+            },
+        ],
+        label={"name": "defaulted", "balance": {"0": 0.57, "1": 0.43}},
+    )
+
+
+async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_sent_back(fake_llm):
+    server, client = fake_llm
+    research = planned_research()
+    research.plan.dataset, research.plan.metric = "loans", "roc_auc"
+    wrong = {"kind": "ratio", "columns": ["debt", "region"]}  # a category cannot divide
+    right = {"kind": "ratio", "columns": ["debt", "income"]}
+    idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting", "evidence": "debt ranks first"}
+    server.script = [
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": [wrong]}]})),
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": [right]}]})),
+    ]
+    (found,) = await IdeaAgent(client).propose(research, 1, profile=loans_profile())
+    first, retry = server.requests[0]["messages"], server.requests[1]["messages"]
+    assert "'debt': number" in first[-1]["content"] and "applicant_id" in first[-1]["content"]
+    assert "column 'region' is category, the step needs number" in retry[-1]["content"]
+    assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
+    assert [(s.technique, list(s.columns)) for s in found.steps] == [
+        (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
+    ]
+    # The family's own hyperparameters are searched.
+    assert {"learning_rate", "max_iter"} <= set(found.search_space)
+    schema = json.dumps(server.requests[0]["response_format"])
+    assert '"enum": ["income", "debt", "region", "applied_on"]' in schema  # identifiers are no choice

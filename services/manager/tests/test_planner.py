@@ -58,6 +58,7 @@ def test_a_goal_without_a_dataset_becomes_a_question_unless_defaults_are_allowed
         "diabetes",
         "hastie",
         "friedman1",
+        "loans",
         "shapes",
     }
     assumed = planner.plan(PlanRequest(goal="make the model better", allow_defaults=True)).plan

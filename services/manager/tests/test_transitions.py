@@ -474,8 +474,10 @@ def evaluate(
 def test_the_first_round_is_the_portfolio_coded_from_the_registry_without_the_llm():
     lab = Loop(budget=40, portfolio_share=0.5)
     events = lab.through_baseline()
-    assert lab.types(events) == ["research.decided", "code.requested"]  # no idea.requested: no LLM yet
-    request = body_of(events[1])
+    # The idea agent is asked for round 1's ideas at once: it works while the portfolio runs.
+    assert lab.types(events) == ["research.decided", "idea.requested", "code.requested"]
+    assert body_of(events[1]).round == 1 and lab.state.ideas_pending_round == 1
+    request = body_of(events[2])
     assert request.family == "hist_gradient_boosting" and request.idea.title.endswith("(portfolio)")
     assert set(request.idea.search_space) == {
         "learning_rate",
@@ -504,6 +506,9 @@ def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
         idea_id = lab.state.ideas[n].idea.id
         lab.send("code.ready", events_pb2.CodeOutcome(name=idea_id, attempts=1, code_ref=f"p{n}/"))
         events = evaluate(lab, idea_id, gain=0.01 * (n + 1), significant=n == 1)
+    # Round 1's ideas, asked for with the portfolio, have not come: the loop waits for them, asks nothing.
+    assert "idea.requested" not in lab.types(events) and lab.state.phase == loop_pb2.LOOP_PHASE_IDEAS
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, error="the model gave no JSON"))
     assert lab.types(events)[-1] == "idea.requested"
     request = body_of(events[-1])
     assert (
@@ -1044,3 +1049,29 @@ def test_a_borderline_first_look_with_no_budget_left_is_suggestive_and_no_claim(
     assert judged.evaluation.adjusted_p == pytest.approx(0.027)
     assert judged.evaluation.suggestive and not judged.evaluation.significant
     assert not lab.state.best.significant
+
+
+def test_ideas_asked_for_with_the_portfolio_queue_behind_it_and_are_coded_ahead():
+    lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False)
+    lab.through_baseline()
+    portfolio_ids = [i.idea.id for i in lab.state.ideas]
+    first = portfolio_ids[0]
+    lab.send("code.ready", events_pb2.CodeOutcome(name=first, attempts=1, code_ref="p0/"))
+    assert lab.state.phase == loop_pb2.LOOP_PHASE_SEARCHING
+    idea = idea_pb2.Idea(
+        id="i" + "f" * 26,
+        title="Debt to income",
+        change="add the ratio of debt to income before gradient boosting",
+        expected_effect="a higher ROC AUC",
+        family="hist_gradient_boosting",
+        steps=[idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])],
+        search_space={"learning_rate": idea_pb2.Range(low=0.01, high=0.3, log_scale=True)},
+    )
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea]))
+    # Reviewed and queued behind the portfolio; the search goes on (no decision taken mid-search).
+    assert "research.decided" not in lab.types(events) and lab.state.phase == loop_pb2.LOOP_PHASE_SEARCHING
+    assert list(lab.state.queue) == [*portfolio_ids[1:], idea.id] and lab.state.ideas_pending_round == 0
+    stored = lab.state.ideas[-1]
+    assert stored.origin == loop_pb2.IDEA_ORIGIN_LLM and stored.family == "hist_gradient_boosting"
+    # A second answer for the same round (a redelivery) changes nothing.
+    assert lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea])) == []

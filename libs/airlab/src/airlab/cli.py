@@ -52,7 +52,7 @@ BAD_INPUT = {
     grpc.StatusCode.ALREADY_EXISTS,
     grpc.StatusCode.FAILED_PRECONDITION,
 }
-DEMO_GOAL = "beat the logistic-regression baseline on digits"
+DEMO_GOAL = "get the best ROC AUC you can on the loans table"
 
 WorkspaceOpt = Annotated[
     Path | None,

@@ -31,4 +31,5 @@ CODE_WORDS = {
     loop_pb2.CODE_ORIGIN_REGISTRY: "template registry",
     loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK: "registry fallback (LLM drafts failed)",
     loop_pb2.CODE_ORIGIN_REUSED: "reused",
+    loop_pb2.CODE_ORIGIN_CATALOG: "technique catalog (the idea's steps compiled)",
 }

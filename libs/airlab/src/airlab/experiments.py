@@ -66,9 +66,11 @@ def run_config(
     params: Mapping[str, loop_pb2.ParamValue],
     learning_curve: bool,
     stop_below: Mapping[int, float] | None = None,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """What one run reads from JOB_CONFIG: the research's template settings plus the run's own (with
-    `stop_below`, a search trial's early-stop rule: {epoch: validation score it must not be behind})."""
+    `stop_below`, a search trial's early-stop rule: {epoch: validation score it must not be behind}; with
+    `profile`, the run also describes the data in its result.json, as the sklearn template can)."""
     config: dict[str, Any] = {
         "dataset": job.dataset,
         "task": job.task,
@@ -80,6 +82,8 @@ def run_config(
         "params": plain_params(params),
         "learning_curve": learning_curve,
     }
+    if profile:
+        config["profile"] = True
     if stop_below:
         config["stop_below"] = {str(epoch): value for epoch, value in sorted(stop_below.items())}
     if job.csv_path:

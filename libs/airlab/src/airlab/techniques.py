@@ -25,8 +25,8 @@ TEMPLATE = "sklearn_train_template.py"
 FEATURES_BEGIN, FEATURES_END = "# <airlab:features>", "# </airlab:features>"
 MAX_STEPS = 6
 MAX_WORDS = 20
-# The profile's lines in a prompt stop after this many characters (about 1,000 tokens).
-PROFILE_PROMPT_CHARS = 4000
+# The profile's lines in a prompt stop after this many characters (about 500 tokens).
+PROFILE_PROMPT_CHARS = 2000
 ColumnKind = Literal["number", "category", "date", "text", "identifier"]
 
 

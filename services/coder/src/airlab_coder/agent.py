@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
-from airlab import domain, experiments
+from airlab import domain, experiments, techniques
 from airlab.blobs import ArtifactStore, research_prefix
 from airlab.job_templates import template_source
 from airlab.llm.accounting import Budget
@@ -415,7 +415,7 @@ class CoderAgent:
         final = code_prefix(task.research_id, task.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
             return await self._done_before(final)  # done before a crash: the same code again
-        rules, template = rules_for(task.job_config), self._template(task.job_config)
+        rules, template = rules_for(task.job_config), self._template(task)
         if task.idea is None:
             source = template
             problems = await asyncio.to_thread(check_source, source)
@@ -433,9 +433,10 @@ class CoderAgent:
                 told = " ".join(tried.problems)
                 return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {told}"])
             source = with_model(template, function)
-            return await self._final(
-                final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_REGISTRY)
-            )
+            # A feature idea: its steps compiled into the template, its family from the registry.
+            catalog = task.idea.steps and domain.template_of(task.job_config.template) == "sklearn"
+            origin = loop_pb2.CODE_ORIGIN_CATALOG if catalog else loop_pb2.CODE_ORIGIN_REGISTRY
+            return await self._final(final, source, CodeOutcome(True, final, 1, [], origin))
         if self.llm is None:
             raise CodeProblem("no LLM is configured for the coder")
         attempts = max(1, min(task.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
@@ -468,9 +469,12 @@ class CoderAgent:
             history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(tried.problems))
         return CodeOutcome(False, "", attempts, history)
 
-    def _template(self, job: loop_pb2.JobConfig) -> str:
-        """The source of the job template the research's code is written into."""
-        return self.templates[domain.template_of(job.template)]
+    def _template(self, task: CodeTask) -> str:
+        """The source of the job template the task's code is written into: with a feature idea's steps
+        compiled into its FEATURES (kept through an improve step, whose LLM rewrites only the model)."""
+        template = domain.template_of(task.job_config.template)
+        steps = task.idea.steps if task.idea is not None and template == "sklearn" else []
+        return techniques.with_features(self.templates[template], steps)
 
     async def _final(self, prefix: str, source: str, outcome: CodeOutcome) -> CodeOutcome:
         """Publish the code that passed, with where it came from (read again after a crash)."""
@@ -528,7 +532,7 @@ class CoderAgent:
                     problems += block_problems(reviewed.code)
                 if repairs:
                     function = await asyncio.to_thread(format_code, reviewed.code)
-            source = with_model(self._template(job), function)
+            source = with_model(self._template(task), function)
             if not problems:
                 problems = await asyncio.to_thread(check_source, source)
         except CodeProblem as exc:
@@ -549,7 +553,7 @@ class CoderAgent:
                 await self._keep(task, label, source, problems, repairs)
                 label = f"{attempt}-repaired{rounds if rounds > 1 else ''}"
                 function = await asyncio.to_thread(format_code, fixed.code)
-                repairs, source = repairs + fixed.repairs, with_model(self._template(job), function)
+                repairs, source = repairs + fixed.repairs, with_model(self._template(task), function)
                 problems = await asyncio.to_thread(check_source, source) or await self._smoke(
                     task, label, source
                 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from airlab import domain
+from airlab import domain, techniques
 from airlab.domain import title_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.ids import derived_id, new_id
@@ -80,6 +80,48 @@ class Proposals(BaseModel):
     ideas: list[Proposal] = Field(min_length=1, max_length=MAX_IDEAS)
 
 
+def families_for(plan: research_pb2.Plan) -> list[domain.ModelFamily]:
+    """The portfolio's families for the plan's template and task: what a feature idea may feed."""
+    template = domain.template_of(plan.template)
+    return [
+        domain.MODEL_FAMILIES[name]
+        for name in domain.PORTFOLIO[template]
+        if plan.task in domain.MODEL_FAMILIES[name].tasks
+    ]
+
+
+def feature_proposals(
+    profile: techniques.DataProfile, families: Sequence[str], count: int
+) -> type[BaseModel]:
+    """The reply schema for ideas on a table: each idea is steps of the technique catalog on the table's
+    own columns, plus a model family, so whatever the model writes either runs or is refused with a
+    message it gets back (constrained decoding keeps it to known columns, kinds and families, and to
+    `count` ideas). No search space: a feature idea searches its family's own hyperparameters."""
+    step = techniques.proposal_step_model(profile)
+    text = Proposal.model_fields
+    idea = create_model(
+        "FeatureProposal",
+        title=(str, text["title"]),
+        change=(str, text["change"]),
+        expected_effect=(str, text["expected_effect"]),
+        evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),
+        family=(Literal[tuple(families)], Field(description="the model family the features feed")),  # type: ignore[valid-type]
+        steps=(list[step], Field(min_length=1, max_length=techniques.MAX_STEPS)),  # type: ignore[valid-type]
+    )
+    return create_model(
+        "FeatureProposals",
+        ideas=(list[idea], Field(min_length=1, max_length=count)),  # type: ignore[valid-type]
+    )
+
+
+def family_space(family: domain.ModelFamily) -> dict[str, idea_pb2.Range]:
+    """A feature idea's search: its family's hyperparameters, as the portfolio searches them."""
+    return {
+        p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
+        for p in family.space
+    }
+
+
 class IdeaAgent:
     def __init__(self, llm: LLMClient) -> None:
         self.llm = llm
@@ -93,11 +135,13 @@ class IdeaAgent:
         results: Sequence[str] = (),
         recalled: Sequence[str] = (),
         ids_from: str = "",
+        profile: techniques.DataProfile | None = None,
     ) -> list[idea_pb2.Idea]:
         """Up to `count` ideas for a planned research; ideas whose title repeats one tried or one already
         proposed in this batch are dropped. `results` says how this research's ideas did, `recalled` what
         memory holds from earlier researches. With `ids_from`, ids derive from it (a retried request
-        proposes under the same ids)."""
+        proposes under the same ids). With a table's `profile` (sklearn template), ideas are feature
+        steps of the technique catalog on its columns plus a model family."""
         if count > MAX_IDEAS:
             raise InvalidArgument("count", f"must be 0..{MAX_IDEAS}, got {count}")
         if research.state not in READY_STATES:
@@ -105,6 +149,8 @@ class IdeaAgent:
             raise FailedPrecondition(f"research {research.id} is {state}: ideas come after its plan")
         count = count or DEFAULT_IDEAS
         plan = research.plan
+        families = families_for(plan)
+        table = profile if profile is not None and profile.usable() and plan.template != "pytorch" else None
         prompt = render(
             "idea/propose",
             goal=research.goal,
@@ -114,18 +160,19 @@ class IdeaAgent:
             direction="higher" if plan.direction == research_pb2.METRIC_DIRECTION_MAXIMIZE else "lower",
             baseline=plan.baseline,
             template=domain.template_of(plan.template),
-            families=", ".join(
-                domain.MODEL_FAMILIES[name].aliases[0]
-                for name in domain.PORTFOLIO[domain.template_of(plan.template)]
-            ),
+            families=", ".join(family.aliases[0] for family in families),
+            family_names=[family.name for family in families],
+            profile=table.prompt_lines() if table else [],
+            steps=techniques.step_columns(),
             tried=list(tried),
             results=list(results),
             recalled=list(recalled),
             count=count,
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
+        schema = feature_proposals(table, [f.name for f in families], count) if table else Proposals
         proposals = await self.llm.structured(
-            "idea", Proposals, prompt, research_id=research.id, purpose="propose ideas", budget=budget
+            "idea", schema, prompt, research_id=research.id, purpose="propose ideas", budget=budget
         )
         seen = {title_key(t) for t in tried}
         ideas: list[idea_pb2.Idea] = []
@@ -133,18 +180,34 @@ class IdeaAgent:
             if title_key(proposal.title) in seen:
                 continue
             seen.add(title_key(proposal.title))
-            ideas.append(
-                idea_pb2.Idea(
-                    id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),
-                    research_id=research.id,
-                    title=proposal.title,
-                    change=proposal.change,
-                    expected_effect=proposal.expected_effect,
-                    rationale=proposal.rationale,
-                    search_space={
-                        name: idea_pb2.Range(low=r.low, high=r.high, log_scale=r.log_scale, integer=r.integer)
-                        for name, r in proposal.search_space.items()
-                    },
-                )
+            idea = idea_pb2.Idea(
+                id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),
+                research_id=research.id,
+                title=proposal.title,
+                change=proposal.change,
+                expected_effect=proposal.expected_effect,
             )
+            if table:
+                as_feature_idea(idea, proposal)
+            else:
+                idea.rationale = proposal.rationale
+                for name, r in proposal.search_space.items():
+                    idea.search_space[name].CopyFrom(
+                        idea_pb2.Range(low=r.low, high=r.high, log_scale=r.log_scale, integer=r.integer)
+                    )
+            ideas.append(idea)
         return ideas[:count]
+
+
+def as_feature_idea(idea: idea_pb2.Idea, proposal: Any) -> None:
+    """A feature proposal's steps, family, evidence and search (the family's own) on its idea."""
+    family = domain.MODEL_FAMILIES[proposal.family]
+    idea.family = family.name
+    idea.evidence = proposal.evidence
+    idea.rationale = f"feature steps of the technique catalog feeding a {family.aliases[0]}"
+    idea.steps.extend(
+        techniques.Step(kind=s.kind, columns=list(s.columns), value=s.value, words=list(s.words)).to_proto()
+        for s in proposal.steps
+    )
+    for name, r in family_space(family).items():
+        idea.search_space[name].CopyFrom(r)

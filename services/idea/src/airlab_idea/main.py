@@ -5,8 +5,12 @@ the same agent."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
+from airlab import techniques
+from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.factory import llm_for
@@ -25,6 +29,24 @@ async def load_research(researches: StateStore, research_id: str) -> research_pb
     return research_of((await researches.get(research_id)).data)
 
 
+async def load_profile(
+    artifacts: ArtifactStore, research_id: str, experiment_id: str
+) -> techniques.DataProfile | None:
+    """The data profile a baseline run wrote into its result.json; None (and a warning) when it has none
+    or it cannot be read: ideas then come without it."""
+    if not experiment_id:
+        return None
+    try:
+        raw = await asyncio.to_thread(
+            artifacts.get, experiment_key(research_id, experiment_id, "result.json")
+        )
+        found = json.loads(raw).get("profile")
+        return techniques.DataProfile.model_validate(found) if found else None
+    except Exception as exc:
+        log.warning("no data profile: %s", exc, extra={"research_id": research_id})
+        return None
+
+
 class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
     def __init__(self, agent: IdeaAgent, researches: StateStore) -> None:
         self.agent = agent
@@ -41,12 +63,14 @@ class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
 def setup(context: ServiceContext) -> None:
     researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     agent = IdeaAgent(llm_for(context))
+    artifacts = artifact_store_from(context.settings)
     servicer = IdeaServicer(agent, researches)
     context.host.add(idea_pb2_grpc.add_IdeaServiceServicer_to_server, servicer, "airlab.v1.IdeaService")
 
     async def propose(event: events_pb2.Event) -> tuple[str, events_pb2.IdeaProposed]:
         request: events_pb2.IdeaRequested = body_of(event)
         research = await load_research(researches, event.research_id)
+        profile = await load_profile(artifacts, event.research_id, request.profile_experiment)
         try:
             ideas = await agent.propose(
                 research,
@@ -55,6 +79,7 @@ def setup(context: ServiceContext) -> None:
                 results=request.results,
                 recalled=request.recalled,
                 ids_from=event.id,
+                profile=profile,
             )
         except Exception as exc:  # the loop decides what a round without ideas means
             log.exception("proposing failed", extra={"research_id": event.research_id})

@@ -13,7 +13,10 @@ from airlab.v1 import idea_pb2, manager_pb2
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # The idea prompt's example (prompts/idea/propose.j2): an idea that repeats it was copied, not thought of.
-PROMPT_EXAMPLES = {title_key("Polynomial interaction features"), title_key("Squeeze-excitation blocks")}
+PROMPT_EXAMPLES = {
+    title_key(t)
+    for t in ("Polynomial interaction features", "Squeeze-excitation blocks", "Price per square metre")
+}
 MAX_PARAMS = 6
 WRONG_TASK_WORDS = {"classification": r"\bregressor\b|\bregression trees?\b", "regression": r"\bclassifier\b"}
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from google.protobuf import json_format
 from matplotlib.ticker import MaxNLocator
 
-from airlab import verdicts
+from airlab import techniques, verdicts
 from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
 from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
 from airlab.experiments import plain_params
@@ -185,6 +185,11 @@ class Reviewer:
         baseline_results = {s: self.result(research_id, x) for s, x in baseline_ids.items()}
         # What the job template did to the table's columns (dates, free text, identifiers), as it said.
         column_notes = next((list(r.extra.get("column_notes") or []) for r in baseline_results.values()), [])
+        # The data profile the first seed's run measured on its training part (what the idea agent read).
+        profile = next(
+            (r.extra["profile"] for _, r in sorted(baseline_results.items()) if r.extra.get("profile")), None
+        )
+        profile_lines = techniques.DataProfile.model_validate(profile).prompt_lines() if profile else []
         baseline = None
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
@@ -241,6 +246,10 @@ class Reviewer:
                 "evaluation": evaluation,
                 "params": params,
                 "code_ref": idea.code_ref,
+                # A feature idea: its steps of the technique catalog, its family and what motivated it.
+                "steps": [techniques.Step.from_proto(s).described() for s in idea.idea.steps],
+                "family": idea.idea.family if idea.idea.steps else "",
+                "evidence": idea.idea.evidence,
             }
             ideas.append(row)
             if evaluation and evaluation["significant"]:
@@ -352,6 +361,7 @@ class Reviewer:
             "baseline": baseline,
             "chance": chance,
             "column_notes": column_notes,
+            "profile_lines": profile_lines,
             "family_size": family,
             "extra_seed_runs": extra_seed_runs,
             "ideas": ideas,
@@ -385,6 +395,7 @@ class Reviewer:
             "baseline_experiments": baseline_ids,
             "chance": chance,
             "column_notes": column_notes,
+            "profile": profile,
             # The family-wise rule the verdict used (airlab.verdicts).
             "verdict_rule": {
                 "family_size": family,

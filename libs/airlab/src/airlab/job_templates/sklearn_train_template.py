@@ -40,7 +40,7 @@ from sklearn import (
 )
 from sklearn.feature_extraction import text
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, train_test_split
 
 CONFIG = {
     "dataset": "digits",  # digits | breast_cancer | wine | diabetes | hastie | friedman1 | loans | csv
@@ -519,7 +519,7 @@ def fitted_step(kind: str, value: float):
     if kind == "target_encoding":
         return pipeline.make_pipeline(
             impute.SimpleImputer(strategy="constant", fill_value="(missing)"),
-            preprocessing.TargetEncoder(random_state=0),
+            preprocessing.TargetEncoder(cv=KFold(n_splits=5, shuffle=True, random_state=0)),
         )
     if kind == "frequency_encoding":
         return Frequency()

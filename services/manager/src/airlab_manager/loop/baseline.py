@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from airlab import domain
 from airlab.research_record import LOOP_SCHEMA
 from airlab.v1 import loop_pb2, research_pb2
 from airlab_manager.jobconfig import dataset_mounts, job_config
@@ -37,10 +38,12 @@ def code_done(step: Step, outcome: object, *, ok: bool) -> bool:
         report.stop(step, f"the baseline's code failed its checks: {problems}", failed=True)
         return True
     loop.baseline_code = outcome.code_ref  # type: ignore[attr-defined]
-    for seed in step.plan.seeds:
+    # The first seed's run also profiles a table for the idea agent (the sklearn template can).
+    profile = domain.template_of(loop.job_config.template) == "sklearn"
+    for number, seed in enumerate(step.plan.seeds):
         request_run(
             step, BASELINE, loop_pb2.EXPERIMENT_KIND_BASELINE, f"seed{seed}", seed, {}, loop.baseline_code,
-            curve=True,
+            curve=True, profile=profile and number == 0,
         )  # fmt: skip
     return True
 

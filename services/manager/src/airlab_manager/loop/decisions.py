@@ -3,6 +3,7 @@ queued idea or ask for a new round of ideas."""
 
 from __future__ import annotations
 
+from airlab import domain
 from airlab.enums import enum_words
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
@@ -47,7 +48,7 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
 
 def _close_round(loop: loop_pb2.ResearchLoop) -> None:
     """Once a round's ideas all ended, count whether it made progress (a new significant best)."""
-    if loop.queue or loop.round < 1 or loop.round_closed == loop.round:
+    if loop.queue or loop.round < 1 or loop.round_closed == loop.round or loop.ideas_pending_round:
         return
     loop.round_closed = loop.round
     gain_now = loop.best.gain if loop.HasField("best") else None
@@ -91,8 +92,9 @@ def _go_on(step: Step) -> None:
     next queued idea, the portfolio (first round), more search on the best idea (once rounds of ideas
     stopped bringing progress), or a new round of ideas."""
     loop, research = step.loop, step.research
-    if not loop.queue and loop.round == 0:
-        portfolio.start(step)
+    if not loop.queue and loop.round == 0 and portfolio.start(step):
+        # The idea agent works on the round's ideas while the portfolio's trials run.
+        _request_ideas(step)
     # Exploit and improve steps take turns on the best idea.
     turns = (
         (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
@@ -125,6 +127,10 @@ def _go_on(step: Step) -> None:
     stale = loop.rounds_without_progress >= step.rules.patience_rounds
     if stale and any(start(step) for start in turns):
         return
+    if loop.ideas_pending_round:
+        loop.phase = loop_pb2.LOOP_PHASE_IDEAS
+        research.state_reason = f"round {loop.round}: waiting for the idea agent's ideas"
+        return
     _ask_for_ideas(step)
 
 
@@ -137,6 +143,13 @@ def _ask_for_ideas(step: Step) -> None:
     else:
         loop.ClearField("gain_at_round_start")
     step.research.state_reason = f"round {loop.round}: asking for ideas"
+    _request_ideas(step)
+
+
+def _request_ideas(step: Step) -> None:
+    """Ask the idea agent for the current round's ideas (answered by `ideas.proposed`)."""
+    loop = step.loop
+    loop.ideas_pending_round = loop.round
     step.emit(
         "idea.requested",
         events_pb2.IdeaRequested(
@@ -145,5 +158,14 @@ def _ask_for_ideas(step: Step) -> None:
             tried=[i.idea.title for i in loop.ideas],
             results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
             recalled=step.context.recalled,
+            profile_experiment=profile_experiment(step),
         ),
     )
+
+
+def profile_experiment(step: Step) -> str:
+    """The baseline run that profiled the data (the first seed's, when it finished; sklearn template)."""
+    loop = step.loop
+    if domain.template_of(loop.job_config.template) != "sklearn" or not step.plan.seeds:
+        return ""
+    return loop.baseline.experiments.get(step.plan.seeds[0], "")

@@ -29,9 +29,20 @@ def review(
 
 
 def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
+    """The idea agent's answer: its ideas are reviewed and the approved ones queued. When the loop was
+    waiting for them it goes on; when they were asked for ahead (while the portfolio runs), they wait
+    their turn, the first one's code asked for at once."""
     loop = step.loop
-    if loop.phase != loop_pb2.LOOP_PHASE_IDEAS or body.round != loop.round:
+    waiting = loop.phase == loop_pb2.LOOP_PHASE_IDEAS
+    asked = loop.ideas_pending_round or (loop.round if waiting else 0)
+    if body.round != asked or body.round != loop.round:
         return False
+    if step.research.state not in (
+        research_pb2.RESEARCH_STATE_RUNNING,
+        research_pb2.RESEARCH_STATE_AWAITING_APPROVAL,
+    ):
+        return False
+    loop.ideas_pending_round = 0
     if not body.ideas:
         error = body.error or "no ideas proposed"
         loop.failures.append(loop_pb2.LoopFailure(round=loop.round, what="idea agent", error=error))
@@ -40,15 +51,22 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
         verdict = review(step.plan, loop, idea, step.context.novelty.get(idea.id, Novelty()))
         status = loop_pb2.IDEA_STATUS_APPROVED if verdict.approved else loop_pb2.IDEA_STATUS_REJECTED
         origin = loop_pb2.IDEA_ORIGIN_LLM
+        # A feature idea's code is compiled from its steps and family (the coder's catalog path).
+        family = idea.family if idea.steps else ""
         loop.ideas.append(
-            loop_pb2.LoopIdea(idea=idea, round=loop.round, review=verdict, status=status, origin=origin)
+            loop_pb2.LoopIdea(
+                idea=idea, round=loop.round, review=verdict, status=status, origin=origin, family=family
+            )
         )
         reviews.append(verdict)
         if verdict.approved:
             loop.queue.append(idea.id)
             step.memories.append(idea_memory(step.plan, step.research.id, idea))
     step.emit("idea.reviewed", events_pb2.IdeaReviewed(round=loop.round, reviews=reviews))
-    decisions.next_step(step)
+    if waiting:
+        decisions.next_step(step)
+    else:
+        coding.code_ahead(step)
     return True
 
 

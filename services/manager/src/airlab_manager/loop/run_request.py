@@ -20,6 +20,7 @@ def request_run(
     *,
     curve: bool = False,
     stop_below: Mapping[int, float] | None = None,
+    profile: bool = False,
 ) -> str:
     experiment = experiments.experiment_id(step.research.id, name, label)
     values = experiments.param_values(params)
@@ -30,7 +31,12 @@ def request_run(
     )
     rules = step.rules
     config = experiments.run_config(
-        step.loop.job_config, seed=seed, params=values, learning_curve=curve, stop_below=stop_below
+        step.loop.job_config,
+        seed=seed,
+        params=values,
+        learning_curve=curve,
+        stop_below=stop_below,
+        profile=profile,
     )
     step.events.append(
         experiments.request(
