@@ -9,7 +9,11 @@ Goals (--goals, comma-separated):
     label: the user's-own-data path, with imputation and encoding inside each model's pipeline;
   - shapes: U-Net segmentation of generated shapes (Dice): PyTorch networks, epochs and learning rate;
   - digits_cnn: digits as 1x8x8 images, a PyTorch MLP baseline, networks searched (CNN or MLP);
-  - digits, breast_cancer, wine, diabetes: the built-in "beat the baseline" goals (little headroom).
+  - digits, breast_cancer, wine, diabetes: the built-in "beat the baseline" goals (little headroom);
+  - loans: a table whose signal is in what its columns mean (debt to income, days employed from two
+    dates, income against the region's): model search on the raw columns plateaus below features a
+    person (or the idea agent) writes. Its "expert" row is TPE over the same families with the features
+    the generator knows to matter: the attainable ceiling.
 Each goal runs `--repeats` times; repeat r uses seeds (3r, 3r+1, 3r+2) for every method, so the held-out
 split and the evaluation seeds differ between repeats and agree between methods.
 
@@ -55,13 +59,14 @@ from typing import Any
 import optuna
 from bench_null import old_rule_claims
 
-from airlab import domain, stack
+from airlab import domain, stack, techniques
 from airlab.cpus import SlotCpus, pin_command, plan_cpus
+from airlab.enums import IDEA_ORIGIN_WORDS
 from airlab.grpc_client import channel, client_token
 from airlab.job_templates import template_source
 from airlab.results import RunResult
 from airlab.settings import Settings
-from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
+from airlab.v1 import idea_pb2, lab_pb2, lab_pb2_grpc, loop_pb2, research_pb2
 from airlab_reviewer.stats import compare
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -88,6 +93,8 @@ class Goal:
     baseline_model: str
     csv_target: str = ""
     template: str = "sklearn"
+    # Feature steps of the technique catalog the goal's generator knows to matter (the expert row).
+    expert_steps: tuple[dict[str, Any], ...] = ()
 
     @property
     def maximize(self) -> bool:
@@ -113,7 +120,22 @@ GOALS = {
                  "logistic_regression"),
     "diabetes": Goal("beat the linear-regression baseline on diabetes", "diabetes", "regression", "rmse",
                      "linear_regression"),
+    "loans": Goal("get the best ROC AUC you can on the loans table", "loans", "classification", "roc_auc",
+                  "logistic_regression", expert_steps=(
+                      {"kind": "ratio", "columns": ["debt", "income"]},
+                      {"kind": "date_difference", "columns": ["applied_on", "employed_since"]},
+                      {"kind": "group_mean", "columns": ["income", "region"]},
+                  )),
 }  # fmt: skip
+
+
+def expert_source(goal: Goal) -> str:
+    """The sklearn template with the goal's known features compiled in, as a feature idea's code is."""
+    steps = [
+        idea_pb2.FeatureStep(technique=techniques.technique_of(s["kind"]), columns=s["columns"])
+        for s in goal.expert_steps
+    ]
+    return techniques.with_features(template_source(domain.TEMPLATE_FILES["sklearn"]), steps)
 
 
 def write_mixed_csv(path: Path, rows: int = 1200) -> None:
@@ -285,6 +307,11 @@ def lab_run(
         best = max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
     baseline = summary["baseline"]["mean"] if summary["baseline"] else float("nan")
     origins = sorted({i["origin"] for i in evaluated if i is best})
+    # The LLM's code tasks (its ideas and improve steps that passed review): how many ran, by form.
+    by_llm = (IDEA_ORIGIN_WORDS[loop_pb2.IDEA_ORIGIN_LLM], IDEA_ORIGIN_WORDS[loop_pb2.IDEA_ORIGIN_IMPROVE])
+    llm_tasks = [i for i in summary["ideas"] if i["origin"] in by_llm and i["approved"]]
+    ran = [i for i in llm_tasks if i["trials"]]
+    forms = {"catalog": sum(1 for i in ran if i["steps"]), "code": sum(1 for i in ran if not i["steps"])}
     return {
         "score": best["evaluation"]["mean"] if best else baseline,
         "gain": best["evaluation"]["gain"] if best else 0.0,
@@ -301,6 +328,10 @@ def lab_run(
         "old_rule_claimed": any(old_rule_claims(i["evaluation"]) for i in evaluated),
         "adjusted_p": best["evaluation"].get("adjusted_p") if best else None,
         "extra_seed_runs": summary.get("verdict_rule", {}).get("extra_seed_runs", 0),
+        "llm_tasks": len(llm_tasks),
+        "llm_ran": len(ran),
+        "llm_forms": forms,
+        "llm_best": bool(best) and best["origin"] in by_llm,
     }
 
 
@@ -350,6 +381,10 @@ def main() -> None:
         for template in domain.TEMPLATES:
             scripts[template] = Path(scratch) / f"train_{template}.py"
             scripts[template].write_text(template_source(domain.TEMPLATE_FILES[template]))
+        for name in args.goals.split(","):
+            if GOALS[name].expert_steps:
+                scripts[f"expert-{name}"] = Path(scratch) / f"train_expert_{name}.py"
+                scripts[f"expert-{name}"].write_text(expert_source(GOALS[name]))
         csv_path = Path(scratch) / "customers.csv"
         write_mixed_csv(csv_path)
         for name in args.goals.split(","):
@@ -370,7 +405,9 @@ def main() -> None:
                     print(
                         f"{name} r{repeat} lab:{variant}: {result['score']:.4f} ({claim}) "
                         f"({result['best']}; {result['stop']}; "
-                        f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall)",
+                        f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall; "
+                        f"LLM code tasks that ran: {result['llm_ran']}/{result['llm_tasks']} "
+                        f"{result['llm_forms']})",
                         flush=True,
                     )
                 # TPE's start-up shortened as the lab's own search's: at its default of 10 random start-up
@@ -379,10 +416,11 @@ def main() -> None:
                     "tpe": optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5),
                     "random": optuna.samplers.RandomSampler(seed=1000 + repeat),
                 }
-                for method in plain:
-                    result = plain_search(
-                        goal, seeds, args.budget, samplers[method], scripts[goal.template], csv_path
-                    )
+                if goal.expert_steps and plain:
+                    samplers["expert"] = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
+                for method in plain + (["expert"] if goal.expert_steps and plain else []):
+                    script = scripts[f"expert-{name}"] if method == "expert" else scripts[goal.template]
+                    result = plain_search(goal, seeds, args.budget, samplers[method], script, csv_path)
                     rows.setdefault((name, method), []).append(result)
                     print(
                         f"{name} r{repeat} {method}: {result['score']:.4f} ({result['seconds']:.0f} s wall)",
@@ -398,7 +436,8 @@ def main() -> None:
     print("-" * len(header))
     for name in args.goals.split(","):
         tpe_gains = [r["gain"] for r in rows.get((name, "tpe"), [])] or [float("nan")] * args.repeats
-        for method in [f"lab:{v}" for v in variants] + plain:
+        expert = [] if not GOALS[name].expert_steps or not plain else ["expert"]
+        for method in [f"lab:{v}" for v in variants] + plain + expert:
             results = rows[(name, method)]
             closed = [
                 r["gain"] / t if t > 0 else float("nan") for r, t in zip(results, tpe_gains, strict=True)
@@ -420,6 +459,22 @@ def main() -> None:
         "gap closed: a method's gain over the baseline / TPE's, on the held-out test split, mean over seeds;"
         " used: experiments (baseline included); wall-LLM: wall time less the LLM's seconds"
     )
+    for name in args.goals.split(","):
+        expert_gains = [r["gain"] for r in rows.get((name, "expert"), [])]
+        for variant in variants:
+            results = rows[(name, f"lab:{variant}")]
+            tasks, ran = sum(r["llm_tasks"] for r in results), sum(r["llm_ran"] for r in results)
+            line = (
+                f"{name} lab:{variant}: the LLM's idea was the best in {sum(r['llm_best'] for r in results)}"
+                f"/{len(results)}; its code tasks that ran: {ran}/{tasks}"
+            )
+            if expert_gains:
+                shares = [
+                    r["gain"] / e if e > 0 else float("nan")
+                    for r, e in zip(results, expert_gains, strict=True)
+                ]
+                line += f"; share of the expert's gain (median): {statistics.median(shares):.2f}"
+            print(line)
 
 
 if __name__ == "__main__":
