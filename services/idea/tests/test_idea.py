@@ -182,7 +182,7 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     server, client = fake_llm
     research = planned_research()
     research.plan.dataset, research.plan.metric = "loans", "roc_auc"
-    wrong = {"kind": "ratio", "columns": ["debt", "region"]}  # a category cannot divide
+    wrong = {"kind": "ratio", "columns": ["debt", "debt"]}  # well-formed, but says nothing
     right = {"kind": "ratio", "columns": ["debt", "income"]}
     idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting", "evidence": "debt ranks first"}
     server.script = [
@@ -192,12 +192,18 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     (found,) = await IdeaAgent(client).propose(research, 1, profile=loans_profile())
     first, retry = server.requests[0]["messages"], server.requests[1]["messages"]
     assert "'debt': number" in first[-1]["content"] and "applicant_id" in first[-1]["content"]
-    assert "column 'region' is category, the step needs number" in retry[-1]["content"]
+    assert "ratio of 'debt' with itself" in retry[-1]["content"]
     assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
     assert [(s.technique, list(s.columns)) for s in found.steps] == [
         (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
     ]
     # The family's own hyperparameters are searched.
     assert {"learning_rate", "max_iter"} <= set(found.search_space)
+    # Decoding follows a form per technique, its columns those of the kinds it takes (no identifier); the
+    # prompt says the same in words instead of carrying the schema.
     schema = json.dumps(server.requests[0]["response_format"])
-    assert '"enum": ["income", "debt", "region", "applied_on"]' in schema  # identifiers are no choice
+    assert (
+        '"NumberColumn": {"enum": ["income", "debt", "applied_on"]' in schema and "applicant_id" not in schema
+    )
+    assert '"minItems": 2' in schema and "JSON schema of the reply" not in first[-1]["content"]
+    assert "- ratio: number and number" in first[0]["content"] and "target_log" not in first[0]["content"]

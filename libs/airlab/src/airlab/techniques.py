@@ -12,9 +12,10 @@ column that does not exist, or of the wrong kind, is refused with a message the 
 from __future__ import annotations
 
 import ast
+import enum
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -165,28 +166,83 @@ def step_problem(kind: str, columns: Sequence[str], kinds: dict[str, str], words
     return ""
 
 
-def proposal_step_model(profile: DataProfile) -> type[BaseModel]:
-    """A step as the idea agent's model writes it, with the table's column names as its only choices (so
-    constrained decoding cannot name a column that does not exist) and checked against their kinds."""
+# Steps that only fit one task: class weights balance classes, a log target is for amounts.
+TASK_ONLY = {"class_weights": "classification", "target_log": "regression"}
+# A numeric column with at most this many distinct values may be encoded as a category.
+FEW_VALUES = 20
+# Steps with a number to choose, and what it means.
+VALUES = {"power": "the exponent", "bins": "how many bins"}
+
+
+def fitting_columns(profile: DataProfile, must: Sequence[str]) -> list[str]:
+    """The table's columns a step's position of these kinds may take. A number stands for a category only
+    when it has few values (a code, a count of rooms)."""
+    fits = step_fits()
+    return [
+        c.name
+        for c in profile.usable()
+        if any(
+            c.kind in fits[m] and (m != "category" or c.kind != "number" or c.distinct <= FEW_VALUES)
+            for m in must
+        )
+    ]
+
+
+def available_steps(profile: DataProfile, task: str = "") -> dict[str, tuple[str, ...]]:
+    """The techniques this table and task can use, with the kinds of column each takes."""
+    return {
+        kind: takes
+        for kind, takes in step_columns().items()
+        if not (task and TASK_ONLY.get(kind, task) != task)
+        and all(fitting_columns(profile, (must,)) for must in takes)
+    }
+
+
+def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
+    """A step as the idea agent's model writes it: one form per technique, each taking exactly as many
+    columns as it needs, chosen from the table's columns of the kinds it takes (so constrained decoding
+    cannot name a column that does not exist, of the wrong kind, or too few of them), and checked again
+    against the profile. Techniques no column of this table fits, or that do not fit the task, are left
+    out (`available_steps`)."""
     kinds = profile.kinds()
-    names = tuple(kinds) or ("",)
-    column = Literal[names]  # type: ignore[valid-type]
-    step_kind = Literal[tuple(step_columns())]  # type: ignore[valid-type]
+    column_sets: dict[str, type[enum.Enum]] = {}
 
-    def _fits(step: Any) -> Any:
-        problem = step_problem(step.kind, step.columns, kinds, step.words)
-        if problem:
-            raise ValueError(problem)
-        return step
+    def columns_of(must: tuple[str, ...]) -> type[enum.Enum]:
+        key = "_".join(sorted(set(must)))
+        if key not in column_sets:
+            title = "".join(part.title() for part in sorted(set(must))) + "Column"
+            names = fitting_columns(profile, must)
+            column_sets[key] = enum.Enum(title, {n: n for n in names}, type=str)  # type: ignore[misc]
+        return column_sets[key]
 
-    return create_model(
-        "FeatureStepProposal",
-        kind=(step_kind, Field(description="the technique: " + ", ".join(step_columns()))),
-        columns=(list[column], Field(default_factory=list, max_length=2, description="the columns it uses")),
-        value=(float, Field(default=0.0, description="a power's exponent or a number of bins; 0: default")),
-        words=(list[str], Field(default_factory=list, max_length=MAX_WORDS, description="keywords only")),
-        __validators__={"fits": model_validator(mode="after")(_fits)},
-    )
+    forms = []
+    for kind, takes in available_steps(profile, task).items():
+        fields: dict[str, Any] = {"kind": (Literal[kind], ...)}
+        if takes:
+            allowed = columns_of(takes)
+            fields["columns"] = (list[allowed], Field(min_length=len(takes), max_length=len(takes)))  # type: ignore[valid-type]
+        if kind in VALUES:
+            fields["value"] = (float, Field(default=0.0, description=f"{VALUES[kind]}; 0: the default"))
+        if kind == "keywords":
+            fields["words"] = (list[str], Field(min_length=1, max_length=MAX_WORDS))
+
+        def _fits(step: Any, kind: str = kind) -> Any:
+            problem = step_problem(
+                kind, _plain(getattr(step, "columns", [])), kinds, getattr(step, "words", ())
+            )
+            if problem:
+                raise ValueError(problem)
+            return step
+
+        validators = {"fits": model_validator(mode="after")(_fits)}
+        forms.append(
+            create_model(f"{kind.title().replace('_', '')}Step", __validators__=validators, **fields)
+        )
+    return Annotated[Union[tuple(forms)], Field(discriminator="kind")]  # noqa: UP007
+
+
+def _plain(columns: Sequence[Any]) -> list[str]:
+    return [c.value if isinstance(c, enum.Enum) else str(c) for c in columns]
 
 
 class Step(BaseModel):
@@ -205,6 +261,16 @@ class Step(BaseModel):
     def to_proto(self) -> idea_pb2.FeatureStep:
         return idea_pb2.FeatureStep(
             technique=technique_of(self.kind), columns=self.columns, value=self.value, words=self.words
+        )
+
+    @classmethod
+    def from_proposal(cls, step: Any) -> Step:
+        """A step as the idea agent's reply gave it (one of `proposal_step_model`'s forms)."""
+        return cls(
+            kind=step.kind,
+            columns=_plain(getattr(step, "columns", [])),
+            value=getattr(step, "value", 0.0),
+            words=list(getattr(step, "words", [])),
         )
 
     @classmethod

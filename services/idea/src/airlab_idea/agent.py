@@ -91,13 +91,13 @@ def families_for(plan: research_pb2.Plan) -> list[domain.ModelFamily]:
 
 
 def feature_proposals(
-    profile: techniques.DataProfile, families: Sequence[str], count: int
+    profile: techniques.DataProfile, families: Sequence[str], count: int, task: str = ""
 ) -> type[BaseModel]:
     """The reply schema for ideas on a table: each idea is steps of the technique catalog on the table's
     own columns, plus a model family, so whatever the model writes either runs or is refused with a
     message it gets back (constrained decoding keeps it to known columns, kinds and families, and to
     `count` ideas). No search space: a feature idea searches its family's own hyperparameters."""
-    step = techniques.proposal_step_model(profile)
+    step = techniques.proposal_step_model(profile, task)
     text = Proposal.model_fields
     idea = create_model(
         "FeatureProposal",
@@ -163,16 +163,26 @@ class IdeaAgent:
             families=", ".join(family.aliases[0] for family in families),
             family_names=[family.name for family in families],
             profile=table.prompt_lines() if table else [],
-            steps=techniques.step_columns(),
+            steps=techniques.available_steps(table, plan.task) if table else {},
             tried=list(tried),
             results=list(results),
             recalled=list(recalled),
             count=count,
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
-        schema = feature_proposals(table, [f.name for f in families], count) if table else Proposals
+        schema = (
+            feature_proposals(table, [f.name for f in families], count, plan.task) if table else Proposals
+        )
+        # A table's schema (a form per technique, the column choices spelt out) is the grammar decoding
+        # follows; the prompt says the same in words, within the small model's context.
         proposals = await self.llm.structured(
-            "idea", schema, prompt, research_id=research.id, purpose="propose ideas", budget=budget
+            "idea",
+            schema,
+            prompt,
+            research_id=research.id,
+            purpose="propose ideas",
+            budget=budget,
+            show_schema=table is None,
         )
         seen = {title_key(t) for t in tried}
         ideas: list[idea_pb2.Idea] = []
@@ -205,9 +215,6 @@ def as_feature_idea(idea: idea_pb2.Idea, proposal: Any) -> None:
     idea.family = family.name
     idea.evidence = proposal.evidence
     idea.rationale = f"feature steps of the technique catalog feeding a {family.aliases[0]}"
-    idea.steps.extend(
-        techniques.Step(kind=s.kind, columns=list(s.columns), value=s.value, words=list(s.words)).to_proto()
-        for s in proposal.steps
-    )
+    idea.steps.extend(techniques.Step.from_proposal(s).to_proto() for s in proposal.steps)
     for name, r in family_space(family).items():
         idea.search_space[name].CopyFrom(r)

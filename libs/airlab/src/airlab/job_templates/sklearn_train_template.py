@@ -216,6 +216,8 @@ class Columns:
     fitted: list[tuple[str, list[int], float]] = field(default_factory=list)
     # Feature steps that change how the model is fitted: class_weights, target_log.
     fitting: list[str] = field(default_factory=list)
+    # The label column's name ("label" for data without named columns).
+    label: str = "label"
 
     def index(self, name: str) -> int:
         """The column of x a table column's name stands for (a date: its days since 1970)."""
@@ -299,7 +301,7 @@ def load(config: dict) -> tuple[np.ndarray, np.ndarray, Columns]:
     if not features:
         raise SystemExit(f"{path}: no feature columns beside the label column {target!r}")
     columns: list[list] = []
-    kinds = Columns()
+    kinds = Columns(label=target)
     for name in features:
         cells = [(row[name] or "").strip() for row in rows]
         present = [c for c in cells if c.lower() not in MISSING]
@@ -690,7 +692,7 @@ def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_va
             parts = [v for n, v in drops.items() if n == entry["name"] or n.startswith(f"{entry['name']}.")]
             if parts and entry["kind"] != "identifier":
                 entry["importance"] = round(float(sum(parts)), 5)
-    label: dict = {"name": config.get("target") or "label"}
+    label: dict = {"name": columns.label}
     if classification:
         classes, counts = np.unique(y_train, return_counts=True)
         label["balance"] = {

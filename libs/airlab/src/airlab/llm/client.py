@@ -279,17 +279,20 @@ class LLMClient:
         budget: Budget | None = None,
         repairs: int = 2,
         max_tokens: int | None = None,
+        show_schema: bool = True,
     ) -> T:
         """A validated `model` instance. Invalid output is sent back with the validation error, up to
-        `repairs` times, then InvalidModelOutput."""
+        `repairs` times, then InvalidModelOutput. `show_schema`: the schema goes in the prompt too
+        (constrained decoding helps, a model still reads its task); False where the prompt already says
+        the form and the schema would crowd a small model's context."""
         messages = prompt.messages() if isinstance(prompt, Prompt) else list(prompt)
-        # The schema goes in the prompt too: constrained decoding helps, a model still reads its task.
-        schema = json.dumps(model.model_json_schema())
-        last = messages[-1]
-        messages = [
-            *messages[:-1],
-            {**last, "content": f"{last['content']}\n\nJSON schema of the reply:\n{schema}"},
-        ]
+        if show_schema:
+            schema = json.dumps(model.model_json_schema())
+            last = messages[-1]
+            messages = [
+                *messages[:-1],
+                {**last, "content": f"{last['content']}\n\nJSON schema of the reply:\n{schema}"},
+            ]
         errors: list[str] = []
         for attempt in range(repairs + 1):
             completion = await self.complete(

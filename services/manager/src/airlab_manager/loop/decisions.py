@@ -83,8 +83,13 @@ def next_step(step: Step) -> None:
 def best_ideas_share(step: Step) -> bool:
     """Whether what is left of the budget is the best idea's: one exploit step's worth (a full search and
     its point's runs on the other seeds). New ideas, queued or not, do not take it; it goes to more
-    search on the best idea and changes of its code, however many rounds of ideas brought progress."""
-    return budget.search_left(step.plan, step.loop, queued=False) <= step.rules.trials_per_idea
+    search on the best idea and changes of its code, however many rounds of ideas brought progress. A
+    queued feature idea is the exception: it searches what model search cannot (the meaning of columns),
+    so it runs first."""
+    loop = step.loop
+    if any((idea := find_idea(loop, queued)) is not None and idea.idea.steps for queued in loop.queue):
+        return False
+    return budget.search_left(step.plan, loop, queued=False) <= step.rules.trials_per_idea
 
 
 def _go_on(step: Step) -> None:
