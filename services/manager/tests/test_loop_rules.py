@@ -42,6 +42,23 @@ def test_duplicates_are_rejected_with_the_reason():
     assert not here.approved and "already tried" in here.reasons[0]
 
 
+def test_a_feature_idea_remembered_from_earlier_research_runs_again_said_so():
+    feature = idea_pb2.Idea(
+        id="i" + "5" * 26,
+        title="Debt to income ratio",
+        change="add debt / income before gradient boosting",
+        expected_effect="a higher ROC AUC",
+        steps=[idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])],
+    )
+    remembered = Novelty(duplicate_of="Debt to income ratio", similarity=1.0)
+    arguments = dict(task="classification", metric="roc_auc", experiments_left=9, experiments_per_idea=3)
+    verdict = review_idea(feature, tried_titles=[], novelty=remembered, **arguments)
+    assert verdict.approved and "known from earlier research" in verdict.reasons[1]
+    assert verdict.reasons[0] == "clear, fits the budget and the metric"  # not called new
+    again = review_idea(feature, tried_titles=["Debt to income ratio"], novelty=remembered, **arguments)
+    assert not again.approved and "already tried in this research" in again.reasons[0]
+
+
 def test_an_idea_the_budget_cannot_afford_is_rejected():
     verdict = review(experiments_left=2)
     assert not verdict.approved and "2 are left" in verdict.reasons[0]

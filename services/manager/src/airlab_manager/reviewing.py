@@ -70,6 +70,14 @@ def review_idea(
     elif title_key(title) in {title_key(t) for t in tried_titles}:
         novelty_score = 0.0
         reasons.append(f"already tried in this research: {title!r}")
+    elif novelty.duplicate_of and idea.steps:
+        # A feature idea remembered from an earlier research is a known lead, not a copy: its features run
+        # on this research's split and seeds (the same ones in this research are caught by their code).
+        novelty_score = 0.1
+        reasons.append(
+            f"known from earlier research: {novelty.duplicate_of!r} (similarity {novelty.similarity:.2f}); "
+            "its features are tried on this research"
+        )
     elif novelty.duplicate_of:
         novelty_score = 0.0
         reasons.append(
@@ -96,7 +104,7 @@ def review_idea(
         alignment = 1.0
     approved = clarity >= 0.75 and novelty_score > 0 and feasibility > 0 and alignment >= 0.5
     if approved:
-        reasons.insert(0, "clear, new, fits the budget and the metric")
+        reasons.insert(0, f"clear, {'new, ' if novelty_score > 0.1 else ''}fits the budget and the metric")
     return manager_pb2.IdeaReview(
         idea_id=idea.id,
         title=idea.title,

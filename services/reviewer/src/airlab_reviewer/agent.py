@@ -507,7 +507,11 @@ class Reviewer:
             axis.set_xlabel("training samples")
             axis.set_ylabel(f"validation {metric}")
             axis.legend(fontsize=7, loc="best")
-            keep("learning_curves.png", "Learning curves (mean over seeds)", figure)
+            keep(
+                "learning_curves.png",
+                "Learning curves (the baseline's mean over seeds, an idea's first evaluation seed)",
+                figure,
+            )
         else:
             plt.close(figure)
 

@@ -68,9 +68,9 @@ def add_seeds(step: Step, idea: loop_pb2.LoopIdea) -> int:
                 step, BASELINE, loop_pb2.EXPERIMENT_KIND_BASELINE, label, seed, {}, loop.baseline_code,
                 curve=True,
             )  # fmt: skip
+        # No learning curve: the idea's was drawn on its first evaluation seed (a curve costs 1.5 fits).
         idea.evaluations[seed] = request_run(
             step, idea.idea.id, loop_pb2.EXPERIMENT_KIND_EVALUATION, label, seed, params, idea.code_ref,
-            curve=True,
         )  # fmt: skip
     if chosen:
         idea.extra_seeds.extend(chosen)
