@@ -343,7 +343,7 @@ def main() -> None:
     # A stopped bench stops the lab's stack too: SIGTERM raises SystemExit, so `lab_run` takes it down.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser()
-    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,digits_cnn,shapes")
+    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,loans,digits_cnn,shapes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument(

@@ -129,6 +129,10 @@ def test_the_baseline_runs_on_every_seed_then_the_first_round_of_ideas_is_asked_
     assert lab.state.baseline.validation == pytest.approx((0.90 + 0.91 + 0.93) / 3)
     assert body_of(events[1]).round == 1 and body_of(events[1]).count == 3
     assert lab.research.progress.has_baseline and lab.research.progress.experiments_finished == 3
+    # The first seed's run profiled the table: the idea agent is told where to read it.
+    profiled = [json.loads(r.spec.env["JOB_CONFIG"]).get("profile", False) for r in runs]
+    assert profiled == [True, False, False]
+    assert body_of(events[1]).profile_experiment == runs[0].experiment_id
 
 
 def test_baseline_code_that_fails_its_checks_ends_the_research_failed():
@@ -1075,3 +1079,30 @@ def test_ideas_asked_for_with_the_portfolio_queue_behind_it_and_are_coded_ahead(
     assert stored.origin == loop_pb2.IDEA_ORIGIN_LLM and stored.family == "hist_gradient_boosting"
     # A second answer for the same round (a redelivery) changes nothing.
     assert lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea])) == []
+
+
+def test_a_queued_feature_idea_runs_before_the_budgets_last_share_goes_to_the_best_idea():
+    for steps in ([idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])], []):
+        lab = Loop(budget=12, portfolio_share=0.5, stop_when_goal_met=False)
+        lab.through_baseline()
+        (portfolio,) = [i.idea.id for i in lab.state.ideas]
+        lab.send("code.ready", events_pb2.CodeOutcome(name=portfolio, attempts=1, code_ref="p/"))
+        idea = idea_pb2.Idea(
+            id="i" + "e" * 26,
+            title="Debt to income",
+            change="add the ratio of debt to income before gradient boosting",
+            expected_effect="a higher ROC AUC",
+            family="hist_gradient_boosting" if steps else "",
+            steps=steps,
+            search_space={"learning_rate": idea_pb2.Range(low=0.01, high=0.3, log_scale=True)},
+        )
+        events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea]))
+        # Its code is asked for ahead, while the portfolio searches (a feature idea's with its family).
+        asked = [body_of(e) for e in events if e.type == "code.requested"]
+        assert [(a.name, a.family) for a in asked] == [(idea.id, idea.family)]
+        evaluate(lab, portfolio, gain=0.05, significant=True)
+        stored = next(i for i in lab.state.ideas if i.idea.id == idea.id)
+        if steps:  # the feature idea's turn comes before the budget's last share
+            assert stored.status == loop_pb2.IDEA_STATUS_CODING and lab.state.exploits == 0
+        else:  # a free-form idea waits: the last share is the best idea's (more search on it)
+            assert lab.state.exploits == 1 and idea.id in lab.state.queue
