@@ -277,6 +277,24 @@ async def test_a_feature_idea_is_compiled_from_the_catalog_and_an_improve_step_k
     assert "'columns': ['debt', 'income']" in code and "RandomForestClassifier(n_estimators" in code
 
 
+async def test_searched_hyperparameters_the_model_twice_leaves_unread_are_left_out_of_the_search(
+    tmp_path, fake_llm
+):
+    server, client = fake_llm
+    ignores = """def build_model(params, seed):
+    return ensemble.RandomForestClassifier(random_state=seed)"""
+    server.script = [code_reply(ignores), code_reply(ignores.replace("=seed)", "=seed, n_jobs=1)"))]
+    smoke = FakeSmokeRunner()
+    outcome = await CoderAgent(client, LocalArtifactStore(tmp_path), smoke).implement(
+        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
+    )
+    # Told once (attempt 1 failed for it); the second time the search leaves it out, and says so.
+    assert "never reads it" in outcome.problems[0] and outcome.ok and outcome.attempts == 2
+    assert outcome.unsearched == ["n_estimators"]
+    assert "`n_estimators` left out of the search: build_model does not read them" in outcome.repairs
+    assert len(smoke.calls) == 1  # the first draft never ran
+
+
 # -- networks (the pytorch template) ------------------------------------------------------------------------
 
 TORCH_JOB = loop_pb2.JobConfig(

@@ -1106,3 +1106,22 @@ def test_a_queued_feature_idea_runs_before_the_budgets_last_share_goes_to_the_be
             assert stored.status == loop_pb2.IDEA_STATUS_CODING and lab.state.exploits == 0
         else:  # a free-form idea waits: the last share is the best idea's (more search on it)
             assert lab.state.exploits == 1 and idea.id in lab.state.queue
+
+
+def test_hyperparameters_the_code_does_not_read_leave_the_search_and_are_noted():
+    lab = Loop(budget=30)
+    lab.through_baseline()
+    idea = idea_pb2.Idea(
+        id="i" + "d" * 26,
+        title="A stacked ensemble",
+        change="stack a random forest and a logistic regression",
+        expected_effect="+1% accuracy",
+        search_space={"C": idea_pb2.Range(low=0.01, high=10, log_scale=True)},
+    )
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea]))
+    outcome = events_pb2.CodeOutcome(name=idea.id, attempts=2, code_ref="c/", unsearched=["C"])
+    events = lab.send("code.ready", outcome)
+    stored = next(i for i in lab.state.ideas if i.idea.id == idea.id)
+    assert not stored.idea.search_space and "'C' left out of the search" in stored.idea.notes[0]
+    # Nothing left to search: one trial is the idea, not four of the same model.
+    assert stored.trial_budget == 1 and len(lab.requested(events)) == 1

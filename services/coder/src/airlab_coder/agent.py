@@ -25,7 +25,7 @@ from airlab.llm.accounting import Budget
 from airlab.llm.client import LLMClient
 from airlab.llm.prompts import Prompt, render
 from airlab.v1 import idea_pb2, loop_pb2, runner_pb2
-from airlab_coder.api_check import review_calls
+from airlab_coder.api_check import review_calls, unread_problem
 from airlab_coder.networks import (
     after_smoke_error,
     block_problems,
@@ -199,6 +199,8 @@ class CodeOutcome:
     sha256: str = ""
     # What the coder itself changed in the model's code that passed, and why (api_check, networks).
     repairs: list[str] = field(default_factory=list)
+    # Searched hyperparameters the code that passed does not read: the search leaves them out.
+    unsearched: list[str] = field(default_factory=list)
 
     @property
     def entrypoint(self) -> str:
@@ -214,6 +216,9 @@ class Tried:
     function: str
     problems: list[str]
     repairs: list[str] = field(default_factory=list)
+    # Searched hyperparameters the draft does not read (a problem, or left out of the search).
+    unread: list[str] = field(default_factory=list)
+    unsearched: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -442,17 +447,21 @@ class CoderAgent:
         attempts = max(1, min(task.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
         history: list[str] = []
         function = ""
+        unread: list[str] = []
         for attempt in range(1, attempts + 1):
             draft = await self._draft(task, function, history[-1] if history else "")
             draft, written = merged_reply(function, draft, rules)
             draft, asked = await self._define_missing(task, draft)
             written += asked
-            tried = await self._try(task, attempt, draft)
-            function = tried.function
+            # Told once that it does not read searched hyperparameters, a small model tends to say so
+            # again: the second time, the search leaves them out rather than lose the idea's code.
+            tried = await self._try(task, attempt, draft, drop_unread=bool(unread))
+            function, unread = tried.function, tried.unread
             if tried.ok:
                 outcome = CodeOutcome(
-                    True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM, repairs=written + tried.repairs
-                )
+                    True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM, repairs=written + tried.repairs,
+                    unsearched=tried.unsearched,
+                )  # fmt: skip
                 return await self._final(final, with_model(template, tried.function), outcome)
             history.append(f"attempt {attempt}: " + "\n".join(tried.problems))
         # A small model may never write a usable function. When the idea names a model family the template
@@ -485,6 +494,7 @@ class CoderAgent:
             "problems": outcome.problems,
             "sha256": outcome.sha256,
             "repairs": outcome.repairs,
+            "unsearched": outcome.unsearched,
         }
         await asyncio.to_thread(
             self.artifacts.put,
@@ -502,16 +512,23 @@ class CoderAgent:
             origin = cast(loop_pb2.CodeOrigin, loop_pb2.CodeOrigin.Value(provenance["origin"]))
             attempts, problems = int(provenance["attempts"]), list(provenance["problems"])
             sha256, repairs = str(provenance.get("sha256", "")), list(provenance.get("repairs", []))
-            return CodeOutcome(True, prefix, attempts, problems, origin, sha256, repairs)
+            unsearched = list(provenance.get("unsearched", []))
+            return CodeOutcome(True, prefix, attempts, problems, origin, sha256, repairs, unsearched)
         except Exception:  # code published by an earlier version: its origin was not written down
             return CodeOutcome(True, prefix, 0)
 
-    async def _try(self, task: CodeTask, attempt: int, draft: str, *, review: bool = True) -> Tried:
+    async def _try(
+        self, task: CodeTask, attempt: int, draft: str, *, review: bool = True, drop_unread: bool = False
+    ) -> Tried:
         """Check one draft (its calls against the libraries, with the repairs that have one answer; the
-        whole script with ruff) and smoke-run it; keep the attempt. `review`: the draft is the model's."""
+        whole script with ruff) and smoke-run it; keep the attempt. `review`: the draft is the model's.
+        `drop_unread`: searched hyperparameters the draft does not read are left out of the search (said
+        in its repairs) instead of sending it back; for a model that made that mistake twice."""
         job = task.job_config
         template = domain.template_of(job.template)
         repairs: list[str] = []
+        unread: list[str] = []
+        unsearched: list[str] = []
         try:
             function = extract_function(draft, rules_for(job))
             problems = []
@@ -524,7 +541,11 @@ class CoderAgent:
                     needs_probability=job.metric == "roc_auc",
                     space={name: bool(r.integer) for name, r in space.items()},
                 )
-                problems, repairs = reviewed.problems, reviewed.repairs
+                problems, repairs, unread = reviewed.problems, reviewed.repairs, reviewed.unread
+                if unread and drop_unread:
+                    problems = [p for p in problems if p != unread_problem(unread)]
+                    unsearched, names = unread, ", ".join(f"`{n}`" for n in unread)
+                    repairs = [*repairs, f"{names} left out of the search: build_model does not read them"]
                 if template == "pytorch":
                     for repair in (image_layers, params_passed_in, out_of_place, dilated_padding):
                         repaired = repair(reviewed.code, job.task)
@@ -558,7 +579,7 @@ class CoderAgent:
                     task, label, source
                 )
         await self._keep(task, label, source, problems, repairs)
-        return Tried(not problems, function, problems, repairs)
+        return Tried(not problems, function, problems, repairs, unread, unsearched if not problems else [])
 
     async def _improve_prompt(self, task: CodeTask) -> Prompt:
         """The improve step's first request: the best code's marked region and its results."""

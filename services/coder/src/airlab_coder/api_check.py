@@ -42,6 +42,8 @@ class ApiReview:
     code: str
     repairs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Searched hyperparameters the code never reads (also said in `problems`).
+    unread: list[str] = field(default_factory=list)
 
 
 def template_members(source: str) -> dict[str, Member]:
@@ -475,6 +477,14 @@ def unread_hyperparameters(tree: ast.Module, searched: list[str]) -> list[str]:
     return [name for name in searched if name not in read]
 
 
+def unread_problem(unread: list[str]) -> str:
+    names = ", ".join(f"`{name}`" for name in unread)
+    return (
+        f"the idea searches {names}, but build_model never reads {'it' if len(unread) == 1 else 'them'}: "
+        "every trial would run the same model. Read each with params.get(name, default) and use it"
+    )
+
+
 def param_read(node: ast.expr) -> str | None:
     """The hyperparameter an expression reads: `params["x"]` or `params.get("x", ...)` -> "x"."""
     key: ast.expr | None = None
@@ -518,13 +528,10 @@ def review_calls(
     searched = [name for name in reviewer.space if name not in template_namespace(template).reads]
     unread = unread_hyperparameters(tree, searched)
     if unread:
-        names = ", ".join(f"`{name}`" for name in unread)
-        reviewer.problems.append(
-            f"the idea searches {names}, but build_model never reads {'it' if len(unread) == 1 else 'them'}: "
-            "every trial would run the same model. Read each with params.get(name, default) and use it"
-        )
+        reviewer.problems.append(unread_problem(unread))
     if not reviewer.repairs:
-        return ApiReview(code, [], reviewer.problems)
+        return ApiReview(code, [], reviewer.problems, unread)
     imports = [ast.parse(line).body[0] for line in sorted(set(reviewer.imports.values()))]
     tree.body[:0] = imports
-    return ApiReview(ast.unparse(ast.fix_missing_locations(tree)), reviewer.repairs, reviewer.problems)
+    repaired = ast.unparse(ast.fix_missing_locations(tree))
+    return ApiReview(repaired, reviewer.repairs, reviewer.problems, unread)

@@ -172,6 +172,7 @@ def setup(context: ServiceContext) -> None:
             origin=outcome.origin,
             sha256=outcome.sha256,
             repairs=outcome.repairs,
+            unsearched=outcome.unsearched,
         )
         if outcome.ok:
             reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint

@@ -250,6 +250,8 @@ class Reviewer:
                 "steps": [techniques.Step.from_proto(s).described() for s in idea.idea.steps],
                 "family": idea.idea.family if idea.idea.steps else "",
                 "evidence": idea.idea.evidence,
+                # What the lab changed in the idea (a hyperparameter its code does not read, left out).
+                "notes": list(idea.idea.notes),
             }
             ideas.append(row)
             if evaluation and evaluation["significant"]:

@@ -226,7 +226,7 @@ class CodeRequested(_message.Message):
     def __init__(self, name: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., job_config: _Optional[_Union[_loop_pb2.JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., max_attempts: _Optional[int] = ..., budget: _Optional[_Union[_research_pb2.Budget, _Mapping]] = ..., family: _Optional[str] = ..., base_code_ref: _Optional[str] = ..., base_results: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CodeOutcome(_message.Message):
-    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin", "sha256", "repairs")
+    __slots__ = ("name", "attempts", "problems", "code_ref", "entrypoint", "origin", "sha256", "repairs", "unsearched")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,7 @@ class CodeOutcome(_message.Message):
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     REPAIRS_FIELD_NUMBER: _ClassVar[int]
+    UNSEARCHED_FIELD_NUMBER: _ClassVar[int]
     name: str
     attempts: int
     problems: _containers.RepeatedScalarFieldContainer[str]
@@ -243,7 +244,8 @@ class CodeOutcome(_message.Message):
     origin: _loop_pb2.CodeOrigin
     sha256: str
     repairs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ..., sha256: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ...) -> None: ...
+    unsearched: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ..., sha256: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ..., unsearched: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentRequested(_message.Message):
     __slots__ = ("experiment_id", "spec", "kind", "name")

@@ -82,6 +82,12 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     idea.code_origin = outcome.origin
     idea.code_sha256 = outcome.sha256
     idea.code_repairs[:] = outcome.repairs
+    for name in outcome.unsearched:  # its code does not read them: searching them would change nothing
+        if name in idea.idea.search_space:
+            del idea.idea.search_space[name]
+            idea.idea.notes.append(
+                f"hyperparameter {name!r} left out of the search: its code does not read it"
+            )
     if ok:
         idea.code_ref = outcome.code_ref
     if not ahead:
@@ -117,6 +123,8 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         else step.rules.trials_per_idea
     )
     idea.trial_budget = max(0, min(trials, left))
+    if not idea.idea.search_space:  # nothing to search: one trial is the idea
+        idea.trial_budget = min(idea.trial_budget, 1)
     if idea.trial_budget < 1:
         evaluation.idea_failed(step, idea, "the experiment budget ran out before it could run", count=False)
         return
