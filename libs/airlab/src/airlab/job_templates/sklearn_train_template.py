@@ -38,6 +38,7 @@ from sklearn import (
     svm,
     tree,
 )
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction import text
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
 from sklearn.model_selection import KFold, train_test_split
@@ -466,7 +467,7 @@ def with_features(x: np.ndarray, columns: Columns) -> tuple[np.ndarray, Columns]
     return np.column_stack([x, *[a.astype(x.dtype) if x.dtype == object else a for a in added]]), columns
 
 
-class Frequency:
+class Frequency(TransformerMixin, BaseEstimator):
     """A category's share of the training rows (0 for one never seen)."""
 
     def fit(self, x, y=None):
@@ -478,17 +479,8 @@ class Frequency:
     def transform(self, x):
         return np.array([[self.shares_.get(str(v), 0.0)] for v in np.asarray(x, dtype=object).ravel()])
 
-    def fit_transform(self, x, y=None):
-        return self.fit(x, y).transform(x)
 
-    def get_params(self, deep=True):
-        return {}
-
-    def set_params(self, **params):
-        return self
-
-
-class GroupMean:
+class GroupMean(TransformerMixin, BaseEstimator):
     """A number's mean within its row's group (fitted on the training rows) and the row's gap to it."""
 
     def fit(self, x, y=None):
@@ -505,15 +497,6 @@ class GroupMean:
         values = np.asarray(x[:, 0], dtype=float)
         means = np.array([self.means_.get(str(g), self.overall_) for g in x[:, 1]])
         return np.column_stack([means, values - means])
-
-    def fit_transform(self, x, y=None):
-        return self.fit(x, y).transform(x)
-
-    def get_params(self, deep=True):
-        return {}
-
-    def set_params(self, **params):
-        return self
 
 
 def fitted_step(kind: str, value: float):
