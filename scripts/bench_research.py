@@ -332,6 +332,10 @@ def lab_run(
         "llm_ran": len(ran),
         "llm_forms": forms,
         "llm_best": bool(best) and best["origin"] in by_llm,
+        # Slot occupancy: the runs' seconds over the runner's slot-seconds while the research ran; the
+        # LLM's idle share: the research's wall time its LLM was not answering.
+        "occupancy": summary["timing"]["experiment_seconds"] / (Settings().runner.max_concurrent * seconds),
+        "llm_idle": 1 - done.progress.llm_seconds / seconds,
     }
 
 
@@ -407,7 +411,8 @@ def main() -> None:
                         f"({result['best']}; {result['stop']}; "
                         f"{result['run_seconds']:.0f} s in its runs, {result['seconds']:.0f} s wall; "
                         f"LLM code tasks that ran: {result['llm_ran']}/{result['llm_tasks']} "
-                        f"{result['llm_forms']})",
+                        f"{result['llm_forms']}; slots busy {result['occupancy']:.0%}, "
+                        f"LLM idle {result['llm_idle']:.0%})",
                         flush=True,
                     )
                 # TPE's start-up shortened as the lab's own search's: at its default of 10 random start-up
@@ -464,9 +469,10 @@ def main() -> None:
         for variant in variants:
             results = rows[(name, f"lab:{variant}")]
             tasks, ran = sum(r["llm_tasks"] for r in results), sum(r["llm_ran"] for r in results)
+            occupancy = statistics.fmean(r["occupancy"] for r in results)
             line = (
                 f"{name} lab:{variant}: the LLM's idea was the best in {sum(r['llm_best'] for r in results)}"
-                f"/{len(results)}; its code tasks that ran: {ran}/{tasks}"
+                f"/{len(results)}; its code tasks that ran: {ran}/{tasks}; slots busy {occupancy:.0%}"
             )
             if expert_gains:
                 shares = [
