@@ -1,6 +1,8 @@
 """Signed tokens and the credentials `airlab up` writes."""
 
+import json
 import stat
+import time
 
 import pytest
 
@@ -53,3 +55,31 @@ def test_a_deployment_gives_the_key_as_hex_and_a_bad_one_is_refused(tmp_path):
     for bad in ("not hex", "abcd"):
         with pytest.raises(ValueError, match=r"auth\.key"):
             auth.configured_key(bad, "")
+
+
+def test_a_token_with_a_lifetime_expires_and_its_expiry_cannot_be_removed():
+    token = auth.issue(KEY, "carol", "researcher", lifetime_seconds=60)
+    assert auth.verify(KEY, token).name == "carol"
+    with pytest.raises(Unauthenticated, match="expired at"):
+        auth.verify(KEY, token, now=time.time() + 61)
+    # The expiry is signed: a body without it (or with a later one) is not the lab's token.
+    signature = token.split(".")[1]
+    forever = auth.issue(b"x" * 32, "carol", "researcher").split(".")[0]
+    with pytest.raises(Unauthenticated, match="not one this lab issued"):
+        auth.verify(KEY, f"{forever}.{signature}")
+    with pytest.raises(ValueError, match="positive"):
+        auth.issue(KEY, "carol", "researcher", lifetime_seconds=0)
+
+
+def test_the_cli_issues_expiring_tokens_and_says_what_a_bad_lifetime_is(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from airlab.cli import app, duration_seconds
+
+    assert (duration_seconds("90m"), duration_seconds("8h"), duration_seconds("never")) == (5400, 28800, None)
+    monkeypatch.setenv("AIRLAB_AUTH__KEY", KEY.hex())
+    made = CliRunner().invoke(app, ["token", "dave", "--expires", "2h", "--workspace", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    assert 7100 < json.loads(auth._unb64(made.output.strip().split(".")[0]))["exp"] - time.time() <= 7200
+    bad = CliRunner().invoke(app, ["token", "dave", "--expires", "soon", "--workspace", str(tmp_path)])
+    assert bad.exit_code == 2 and "a whole number with s, m, h or d" in bad.output

@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,13 +62,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue(key: bytes, name: str, role: Role) -> str:
-    """A token for `name` with `role`, signed with `key`."""
+def issue(key: bytes, name: str, role: Role, *, lifetime_seconds: float | None = None) -> str:
+    """A token for `name` with `role`, signed with `key`; with `lifetime_seconds`, it expires that long
+    from now (its "exp", Unix seconds, is signed with the rest)."""
     if not name or len(name) > 64 or not set(name) <= NAME_CHARS:
         raise ValueError("a principal's name is 1-64 characters of letters, digits and . _ - @")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    body = _b64(json.dumps({"sub": name, "role": role}, separators=(",", ":")).encode())
+    claims: dict[str, str | int] = {"sub": name, "role": role}
+    if lifetime_seconds is not None:
+        if lifetime_seconds <= 0:
+            raise ValueError("a token's lifetime must be positive")
+        claims["exp"] = int(time.time() + lifetime_seconds)
+    body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     signature = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     return f"{body}.{signature}"
 
@@ -91,8 +98,9 @@ def claimed_name(token: str) -> str:
         return ""
 
 
-def verify(key: bytes, token: str) -> Principal:
-    """The principal a token names. Unauthenticated when it is malformed or not signed with `key`."""
+def verify(key: bytes, token: str, *, now: float | None = None) -> Principal:
+    """The principal a token names. Unauthenticated when it is malformed, not signed with `key`, or past
+    its expiry."""
     body, _, signature = token.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not body or not hmac.compare_digest(signature, expected):
@@ -100,6 +108,13 @@ def verify(key: bytes, token: str) -> Principal:
     name, role = claims_of(body)
     if role not in ROLES:
         raise Unauthenticated("the token names an unknown role")
+    expires = json.loads(_unb64(body)).get("exp")
+    if expires is not None:
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise Unauthenticated("the token's expiry is malformed")
+        if (time.time() if now is None else now) >= expires:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+            raise Unauthenticated(f"the token expired at {when}: ask for a new one ('airlab token')")
     return Principal(name, role)
 
 

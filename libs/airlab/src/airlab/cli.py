@@ -520,15 +520,31 @@ def token(
     role: Annotated[
         str, typer.Option(help="researcher (their own researches), admin (all) or service")
     ] = "researcher",
+    expires: Annotated[str, typer.Option(help="How long it is valid: 90m, 8h, 30d, or 'never'")] = "30d",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print a token for a user of this lab, signed with its key: AIRLAB_AUTH__KEY (a deployment's), else
-    the workspace's from 'airlab up'."""
+    the workspace's from 'airlab up'. It expires after --expires (30 days unless said)."""
     settings = _settings(workspace)
     try:
-        print(auth.issue(_lab_key(settings), name, role))  # type: ignore[arg-type]
+        lifetime = duration_seconds(expires)
+        print(auth.issue(_lab_key(settings), name, role, lifetime_seconds=lifetime))  # type: ignore[arg-type]
     except ValueError as exc:
         _fail(str(exc), 2)
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float | None:
+    """'90m', '8h', '30d' as seconds; 'never' as None."""
+    text = text.strip().lower()
+    if text == "never":
+        return None
+    number, unit = text[:-1], text[-1:]
+    if unit not in DURATION_UNITS or not number.isdigit() or int(number) < 1:
+        raise ValueError(f"--expires {text!r}: a whole number with s, m, h or d (e.g. 8h, 30d), or 'never'")
+    return int(number) * DURATION_UNITS[unit]
 
 
 @app.command("nats-config")
