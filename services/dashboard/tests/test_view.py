@@ -83,3 +83,22 @@ def test_ideas_reviews_code_origin_and_experiments_come_from_the_events():
     chart = built.chart()
     assert chart["metric"] == "accuracy"
     assert [p["y"] for p in chart["validation"]] == [0.91] and [p["y"] for p in chart["test"]] == [0.90]
+
+
+def test_a_feature_ideas_steps_and_evidence_are_shown():
+    research = research_pb2.Research(id=RESEARCH, plan=research_pb2.Plan(metric="roc_auc"))
+    idea = idea_pb2.Idea(
+        id="i2",
+        title="Debt to income",
+        change="add debt / income",
+        evidence="debt ranks first in the profile",
+        family="hist_gradient_boosting",
+        steps=[
+            idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"]),
+            idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_KEYWORDS, columns=["note"], words=["rent"]),
+        ],
+    )
+    events = [make_event("idea.proposed", RESEARCH, events_pb2.IdeaProposed(round=1, ideas=[idea]))]
+    (seen,) = view.build(research, enumerate(events, start=1)).ideas.values()
+    assert seen.steps == ["ratio of debt and income", "keywords of note (rent)"]
+    assert seen.evidence == "debt ranks first in the profile"

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from airlab import techniques
 from airlab.enums import CODE_WORDS, enum_words
 from airlab.events import body_of
 from airlab.v1 import events_pb2, loop_pb2, research_pb2
@@ -29,6 +30,9 @@ class IdeaView:
     code_attempts: int = 0
     code_problems: list[str] = field(default_factory=list)
     code_repairs: list[str] = field(default_factory=list)  # what the coder changed in the LLM's code
+    # A feature idea: its steps of the technique catalog in words, and the evidence the model gave.
+    steps: list[str] = field(default_factory=list)
+    evidence: str = ""
 
 
 @dataclass
@@ -106,7 +110,14 @@ def apply(view: ResearchView, sequence: int, event: events_pb2.Event) -> None:
     if kind == "idea.proposed":
         proposed: events_pb2.IdeaProposed = body_of(event)
         for proposal in proposed.ideas:
-            view.ideas[proposal.id] = IdeaView(proposal.id, proposal.title, proposal.change, proposed.round)
+            view.ideas[proposal.id] = IdeaView(
+                proposal.id,
+                proposal.title,
+                proposal.change,
+                proposed.round,
+                steps=[techniques.Step.from_proto(s).described() for s in proposal.steps],
+                evidence=proposal.evidence,
+            )
     elif kind == "idea.reviewed":
         reviewed: events_pb2.IdeaReviewed = body_of(event)
         for review in reviewed.reviews:
