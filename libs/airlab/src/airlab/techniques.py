@@ -15,7 +15,7 @@ import ast
 import enum
 from collections.abc import Sequence
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -52,7 +52,7 @@ def step_fits() -> dict[str, tuple[str, ...]]:
 
 
 def technique_of(kind: str) -> idea_pb2.Technique:
-    return idea_pb2.Technique.Value(f"TECHNIQUE_{kind.upper()}")
+    return cast(idea_pb2.Technique, idea_pb2.Technique.Value(f"TECHNIQUE_{kind.upper()}"))
 
 
 def kind_of(technique: idea_pb2.Technique) -> str:
@@ -125,7 +125,7 @@ def _label_line(label: dict[str, Any]) -> str:
 def _column_line(column: ProfileColumn) -> str:
     if column.kind == "identifier":
         return f"{column.name!r} (identifier, dropped)"
-    facts = [column.kind]
+    facts: list[str] = [column.kind]
     if column.missing:
         facts.append(f"{column.missing:.0%} missing")
     facts.append(f"{column.distinct} distinct")
@@ -212,7 +212,7 @@ def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
         if key not in column_sets:
             title = "".join(part.title() for part in sorted(set(must))) + "Column"
             names = fitting_columns(profile, must)
-            column_sets[key] = enum.Enum(title, {n: n for n in names}, type=str)  # type: ignore[misc]
+            column_sets[key] = cast(type[enum.Enum], enum.Enum(title, {n: n for n in names}, type=str))
         return column_sets[key]
 
     forms = []
@@ -234,7 +234,7 @@ def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
                 raise ValueError(problem)
             return step
 
-        validators = {"fits": model_validator(mode="after")(_fits)}
+        validators: dict[str, Any] = {"fits": model_validator(mode="after")(_fits)}
         forms.append(
             create_model(f"{kind.title().replace('_', '')}Step", __validators__=validators, **fields)
         )

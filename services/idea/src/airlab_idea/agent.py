@@ -98,6 +98,7 @@ def feature_proposals(
     message it gets back (constrained decoding keeps it to known columns, kinds and families, and to
     `count` ideas). No search space: a feature idea searches its family's own hyperparameters."""
     step = techniques.proposal_step_model(profile, task)
+    family_choice: Any = Literal[tuple(families)]
     text = Proposal.model_fields
     idea = create_model(
         "FeatureProposal",
@@ -105,12 +106,12 @@ def feature_proposals(
         change=(str, text["change"]),
         expected_effect=(str, text["expected_effect"]),
         evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),
-        family=(Literal[tuple(families)], Field(description="the model family the features feed")),  # type: ignore[valid-type]
+        family=(family_choice, Field(description="the model family the features feed")),
         steps=(list[step], Field(min_length=1, max_length=techniques.MAX_STEPS)),  # type: ignore[valid-type]
     )
     return create_model(
         "FeatureProposals",
-        ideas=(list[idea], Field(min_length=1, max_length=count)),  # type: ignore[valid-type]
+        ideas=(list[idea], Field(min_length=1, max_length=count)),
     )
 
 
@@ -175,7 +176,7 @@ class IdeaAgent:
         )
         # A table's schema (a form per technique, the column choices spelt out) is the grammar decoding
         # follows; the prompt says the same in words, within the small model's context.
-        proposals = await self.llm.structured(
+        proposals: Any = await self.llm.structured(
             "idea",
             schema,
             prompt,
