@@ -187,15 +187,20 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting", "evidence": "debt ranks first"}
     server.script = [
         Reply(content=json.dumps({"ideas": [{**idea, "steps": [wrong]}]})),
-        Reply(content=json.dumps({"ideas": [{**idea, "steps": [right]}]})),
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": [right, wrong, right]}]})),
     ]
     (found,) = await IdeaAgent(client).propose(research, 1, profile=loans_profile())
     first, retry = server.requests[0]["messages"], server.requests[1]["messages"]
     assert "'debt': number" in first[-1]["content"] and "applicant_id" in first[-1]["content"]
-    assert "ratio of 'debt' with itself" in retry[-1]["content"]
+    assert "no step can run: ratio of 'debt' with itself" in retry[-1]["content"]
     assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
     assert [(s.technique, list(s.columns)) for s in found.steps] == [
         (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
+    ]
+    # Once one step can run, the others are dropped (and said), not the idea.
+    assert list(found.notes) == [
+        "step 'ratio of debt and debt' dropped: ratio of 'debt' with itself",
+        "step 'ratio of debt and income' dropped: a repeat",
     ]
     # The family's own hyperparameters are searched.
     assert {"learning_rate", "max_iter"} <= set(found.search_space)

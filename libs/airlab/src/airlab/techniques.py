@@ -14,10 +14,11 @@ from __future__ import annotations
 import ast
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from airlab.job_templates import template_source
 from airlab.v1 import idea_pb2
@@ -201,10 +202,9 @@ def available_steps(profile: DataProfile, task: str = "") -> dict[str, tuple[str
 def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
     """A step as the idea agent's model writes it: one form per technique, each taking exactly as many
     columns as it needs, chosen from the table's columns of the kinds it takes (so constrained decoding
-    cannot name a column that does not exist, of the wrong kind, or too few of them), and checked again
-    against the profile. Techniques no column of this table fits, or that do not fit the task, are left
-    out (`available_steps`)."""
-    kinds = profile.kinds()
+    cannot name a column that does not exist, of the wrong kind, or too few of them). What the grammar
+    cannot rule out (a column with itself) is `proposal_problem`'s. Techniques no column of this table
+    fits, or that do not fit the task, are left out (`available_steps`)."""
     column_sets: dict[str, type[enum.Enum]] = {}
 
     def columns_of(must: tuple[str, ...]) -> type[enum.Enum]:
@@ -225,20 +225,33 @@ def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
             fields["value"] = (float, Field(default=0.0, description=f"{VALUES[kind]}; 0: the default"))
         if kind == "keywords":
             fields["words"] = (list[str], Field(min_length=1, max_length=MAX_WORDS))
-
-        def _fits(step: Any, kind: str = kind) -> Any:
-            problem = step_problem(
-                kind, _plain(getattr(step, "columns", [])), kinds, getattr(step, "words", ())
-            )
-            if problem:
-                raise ValueError(problem)
-            return step
-
-        validators: dict[str, Any] = {"fits": model_validator(mode="after")(_fits)}
-        forms.append(
-            create_model(f"{kind.title().replace('_', '')}Step", __validators__=validators, **fields)
-        )
+        forms.append(create_model(f"{kind.title().replace('_', '')}Step", **fields))
     return Annotated[Union[tuple(forms)], Field(discriminator="kind")]  # noqa: UP007
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A step as the idea agent wrote it, after the one repair with a single right answer: why it cannot
+    run ("" when it can) and what was repaired ("" when nothing)."""
+
+    step: Step
+    problem: str
+    repair: str
+
+
+def checked(written: Any, profile: DataProfile) -> Checked:
+    """A written step checked against the table. A step of two columns that names one twice, where the
+    table has exactly two columns it can take (two dates for a date difference), takes the other one."""
+    step, repair = Step.from_proposal(written), ""
+    takes = step_columns().get(step.kind, ())
+    if len(takes) == 2 and len(step.columns) == 2 and step.columns[0] == step.columns[1]:
+        choices = fitting_columns(profile, takes)
+        if len(choices) == 2 and step.columns[0] in choices:
+            first = step.columns[0]
+            other = next(c for c in choices if c != first)
+            step = step.model_copy(update={"columns": [first, other]})
+            repair = f"it named {first!r} twice; the table's other {takes[1]} column, {other!r}, taken"
+    return Checked(step, step_problem(step.kind, step.columns, profile.kinds(), step.words), repair)
 
 
 def _plain(columns: Sequence[Any]) -> list[str]:

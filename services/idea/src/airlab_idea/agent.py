@@ -100,8 +100,19 @@ def feature_proposals(
     step = techniques.proposal_step_model(profile, task)
     family_choice: Any = Literal[tuple(families)]
     text = Proposal.model_fields
+
+    def some_step_runs(proposal: Any) -> Any:
+        # A step that cannot run is dropped (said in the idea's notes, `as_feature_idea`); an idea none
+        # of whose steps can run goes back to the model with the reasons.
+        problems = [techniques.checked(s, profile).problem for s in proposal.steps]
+        if all(problems):
+            raise ValueError("no step can run: " + "; ".join(problems))
+        return proposal
+
+    validators: dict[str, Any] = {"some_step_runs": model_validator(mode="after")(some_step_runs)}
     idea = create_model(
         "FeatureProposal",
+        __validators__=validators,
         title=(str, text["title"]),
         change=(str, text["change"]),
         expected_effect=(str, text["expected_effect"]),
@@ -199,7 +210,7 @@ class IdeaAgent:
                 expected_effect=proposal.expected_effect,
             )
             if table:
-                as_feature_idea(idea, proposal)
+                as_feature_idea(idea, proposal, table)
             else:
                 idea.rationale = proposal.rationale
                 for name, r in proposal.search_space.items():
@@ -210,12 +221,23 @@ class IdeaAgent:
         return ideas[:count]
 
 
-def as_feature_idea(idea: idea_pb2.Idea, proposal: Any) -> None:
-    """A feature proposal's steps, family, evidence and search (the family's own) on its idea."""
+def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.DataProfile) -> None:
+    """A feature proposal's steps that can run (each other one dropped and said in the idea's notes, as is
+    a repeat), family, evidence and search (the family's own) on its idea."""
     family = domain.MODEL_FAMILIES[proposal.family]
     idea.family = family.name
     idea.evidence = proposal.evidence
     idea.rationale = f"feature steps of the technique catalog feeding a {family.aliases[0]}"
-    idea.steps.extend(techniques.Step.from_proposal(s).to_proto() for s in proposal.steps)
+    kept: list[techniques.Step] = []
+    for written in proposal.steps:
+        found = techniques.checked(written, profile)
+        problem = found.problem or ("a repeat" if found.step in kept else "")
+        if problem:
+            idea.notes.append(f"step {found.step.described()!r} dropped: {problem}")
+            continue
+        if found.repair:
+            idea.notes.append(f"step {found.step.described()!r}: {found.repair}")
+        kept.append(found.step)
+    idea.steps.extend(step.to_proto() for step in kept)
     for name, r in family_space(family).items():
         idea.search_space[name].CopyFrom(r)

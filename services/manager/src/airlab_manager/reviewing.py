@@ -15,7 +15,11 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # The idea prompt's example (prompts/idea/propose.j2): an idea that repeats it was copied, not thought of.
 PROMPT_EXAMPLES = {
     title_key(t)
-    for t in ("Polynomial interaction features", "Squeeze-excitation blocks", "Price per square metre")
+    for t in (
+        "Polynomial interaction features",
+        "Squeeze-excitation blocks",
+        "Price per square metre, age at sale and the city's usual price",
+    )
 }
 MAX_PARAMS = 6
 WRONG_TASK_WORDS = {"classification": r"\bregressor\b|\bregression trees?\b", "regression": r"\bclassifier\b"}

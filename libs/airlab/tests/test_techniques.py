@@ -1,0 +1,46 @@
+"""The technique catalog's checks on plain data: what a step takes, the one repair it makes, and the
+reply forms the idea agent's decoding follows."""
+
+import json
+
+from pydantic import TypeAdapter
+
+from airlab import techniques
+
+PROFILE = techniques.DataProfile(
+    columns=[
+        {"name": "id", "kind": "identifier"},
+        {"name": "income", "kind": "number", "distinct": 900},
+        {"name": "rooms", "kind": "number", "distinct": 6},
+        {"name": "debt", "kind": "number", "distinct": 900},
+        {"name": "applied_on", "kind": "date", "distinct": 800},
+        {"name": "employed_since", "kind": "date", "distinct": 700},
+        {"name": "region", "kind": "category", "distinct": 8},
+    ]
+)
+
+
+def written(**step):
+    return TypeAdapter(techniques.proposal_step_model(PROFILE, "classification")).validate_python(step)
+
+
+def test_a_step_naming_one_of_exactly_two_choices_twice_takes_the_other():
+    found = techniques.checked(written(kind="date_difference", columns=["applied_on", "applied_on"]), PROFILE)
+    assert found.step.columns == ["applied_on", "employed_since"] and not found.problem
+    assert (
+        found.repair == "it named 'applied_on' twice; the table's other date column, 'employed_since', taken"
+    )
+    # Among more than two choices there is no one right answer: refused, with the reason.
+    same = techniques.checked(written(kind="ratio", columns=["debt", "debt"]), PROFILE)
+    assert same.problem == "ratio of 'debt' with itself" and not same.repair
+
+
+def test_each_technique_takes_only_columns_of_its_kinds_and_only_those_of_the_task():
+    available = techniques.available_steps(PROFILE, "classification")
+    assert "class_weights" in available and "target_log" not in available and "keywords" not in available
+    schema = json.dumps(TypeAdapter(techniques.proposal_step_model(PROFILE, "classification")).json_schema())
+    # A number with few values may be a category (rooms), one with many may not (income); no identifier.
+    assert '"CategoryColumn": {"enum": ["rooms", "region"]' in schema and '"id"' not in schema
+    assert techniques.step_problem("group_mean", ["region", "income"], PROFILE.kinds()) == (
+        "group_mean: column 'region' is category, the step needs number"
+    )
