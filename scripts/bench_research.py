@@ -230,13 +230,17 @@ def plain_search(
     sampler: optuna.samplers.BaseSampler,
     script: Path,
     csv_path: Path,
+    baseline_script: Path | None = None,
 ) -> dict[str, Any]:
-    """Baseline over the seeds, search trials, the best one over the seeds: `budget` experiments in all."""
+    """Baseline over the seeds, search trials, the best one over the seeds: `budget` experiments in all.
+    `baseline_script`: the baseline's own (the expert row's baseline is the plain template's, so its gain
+    is measured from the same point as the others')."""
     trials = budget - 2 * len(seeds) + 1
     base = job_base(goal, seeds, csv_path)
     began = time.perf_counter()
     baseline = {
-        s: run_job(script, base | {"model": goal.baseline_model, "params": {}, "seed": s}) for s in seeds
+        s: run_job(baseline_script or script, base | {"model": goal.baseline_model, "params": {}, "seed": s})
+        for s in seeds
     }
     study = optuna.create_study(direction="maximize" if goal.maximize else "minimize", sampler=sampler)
     found: dict[int, tuple[str, dict[str, Any], RunResult]] = {}
@@ -425,7 +429,9 @@ def main() -> None:
                     samplers["expert"] = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
                 for method in plain + (["expert"] if goal.expert_steps and plain else []):
                     script = scripts[f"expert-{name}"] if method == "expert" else scripts[goal.template]
-                    result = plain_search(goal, seeds, args.budget, samplers[method], script, csv_path)
+                    result = plain_search(
+                        goal, seeds, args.budget, samplers[method], script, csv_path, scripts[goal.template]
+                    )
                     rows.setdefault((name, method), []).append(result)
                     print(
                         f"{name} r{repeat} {method}: {result['score']:.4f} ({result['seconds']:.0f} s wall)",
