@@ -167,7 +167,7 @@ def test_the_baselines_run_profiles_the_table_from_its_training_part(tmp_path, m
         "applicant_id": "identifier", "region": "category", "age": "number", "income": "number",
         "debt": "number", "employed_since": "date", "applied_on": "date", "officer_note": "text",
     }  # fmt: skip
-    assert profile.rows == result["split"]["train"]  # the test part is not described
+    assert profile.rows == result["split"]["train"] and profile.named  # the test part is not described
     debt = next(c for c in profile.columns if c.name == "debt")
     assert debt.importance is not None and debt.association is not None
     applied = next(c for c in profile.columns if c.name == "applied_on")

@@ -212,3 +212,12 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     )
     assert '"minItems": 2' in schema and "JSON schema of the reply" not in first[-1]["content"]
     assert "- ratio: number and number" in first[0]["content"] and "target_log" not in first[0]["content"]
+
+
+async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_form(fake_llm):
+    server, client = fake_llm
+    profile = loans_profile().model_copy(update={"named": False})
+    server.script = [Reply(content=json.dumps({"ideas": [proposal("An RBF-kernel SVM")]}))]
+    (found,) = await IdeaAgent(client).propose(planned_research(), 1, profile=profile)
+    assert found.title == "An RBF-kernel SVM" and not found.steps
+    assert "Data profile" not in server.requests[0]["messages"][-1]["content"]

@@ -84,6 +84,8 @@ class DataProfile(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     rows: int = 0
+    # False for a built-in array's columns (feature_0, feature_1, ...): their names mean nothing.
+    named: bool = True
     columns: list[ProfileColumn] = Field(default_factory=list, max_length=2000)
     label: dict[str, Any] = Field(default_factory=dict)
 

@@ -162,7 +162,9 @@ class IdeaAgent:
         count = count or DEFAULT_IDEAS
         plan = research.plan
         families = families_for(plan)
-        table = profile if profile is not None and profile.usable() and plan.template != "pytorch" else None
+        # Feature ideas need columns whose names mean something: a table's, not a built-in array's.
+        named = profile is not None and profile.named and bool(profile.usable())
+        table = profile if named and plan.template != "pytorch" else None
         prompt = render(
             "idea/propose",
             goal=research.goal,

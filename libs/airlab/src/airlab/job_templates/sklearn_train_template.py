@@ -691,7 +691,9 @@ def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_va
         values = np.asarray(y_train, dtype=float)
         label |= {"mean": float(np.mean(values)), "std": float(np.std(values)),
                   "low": float(np.min(values)), "high": float(np.max(values))}  # fmt: skip
-    return {"rows": len(x_train), "columns": found, "label": label}
+    # Whether the columns have names that mean something (a table), or are a built-in array's positions.
+    named = config["dataset"] in TABLES or config["dataset"] == "csv"
+    return {"rows": len(x_train), "named": named, "columns": found, "label": label}
 
 
 def main() -> None:
