@@ -202,7 +202,7 @@ async def test_exchanges_are_kept_with_the_research(servers, tmp_path, bus):
     assert (exchange.agent, exchange.prompt, exchange.prompt_version, exchange.server) == (
         "idea",
         "idea/propose",
-        "5",
+        "6",
         "first",
     )
     assert (exchange.prompt_tokens, exchange.completion_tokens) == (42, 7)
