@@ -189,7 +189,10 @@ class Reviewer:
         profile = next(
             (r.extra["profile"] for _, r in sorted(baseline_results.items()) if r.extra.get("profile")), None
         )
-        profile_lines = techniques.DataProfile.model_validate(profile).prompt_lines() if profile else []
+        try:
+            profile_lines = techniques.DataProfile.model_validate(profile).prompt_lines() if profile else []
+        except ValueError as exc:  # a report is written whatever a run wrote; this says what went wrong
+            profile_lines, profile = [f"(the data profile could not be read: {str(exc)[:200]})"], None
         baseline = None
         if baseline_results:
             mean, std = mean_std([r.metrics[metric] for r in baseline_results.values()])
