@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from airlab.v1 import research_pb2
+from airlab.v1 import idea_pb2, research_pb2
 
 # Hyperparameters that count or size something: whole numbers even when a model forgets to say so (searched
 # as floats they reach an estimator as 118.42 trees, or a layer as 8.0 channels).
@@ -88,6 +88,13 @@ class ModelFamily:
     @property
     def tasks(self) -> tuple[Task, ...]:
         return tuple(task for task, _ in self.template_models)
+
+    def search_space(self) -> dict[str, idea_pb2.Range]:
+        """The family's hyperparameters as an idea's search space (what the portfolio searches)."""
+        return {
+            p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
+            for p in self.space
+        }
 
     def template_model(self, task: str) -> str:
         for known, model in self.template_models:

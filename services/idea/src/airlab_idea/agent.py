@@ -126,14 +126,6 @@ def feature_proposals(
     )
 
 
-def family_space(family: domain.ModelFamily) -> dict[str, idea_pb2.Range]:
-    """A feature idea's search: its family's hyperparameters, as the portfolio searches them."""
-    return {
-        p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
-        for p in family.space
-    }
-
-
 class IdeaAgent:
     def __init__(self, llm: LLMClient) -> None:
         self.llm = llm
@@ -241,5 +233,5 @@ def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.Data
             idea.notes.append(f"step {found.step.described()!r}: {found.repair}")
         kept.append(found.step)
     idea.steps.extend(step.to_proto() for step in kept)
-    for name, r in family_space(family).items():
+    for name, r in family.search_space().items():  # the family's own, as the portfolio searches it
         idea.search_space[name].CopyFrom(r)

@@ -432,10 +432,7 @@ def with_features(x: np.ndarray, columns: Columns) -> tuple[np.ndarray, Columns]
                 ]
                 added_name = f"{names[0]}{label}{names[1]}"
             elif kind == "log":
-                made, added_name = (
-                    np.sign(numbers(names[0])) * np.log1p(np.abs(numbers(names[0]))),
-                    f"log {names[0]}",
-                )
+                made, added_name = signed_log(numbers(names[0])), f"log {names[0]}"
             elif kind == "power":
                 exponent = value or 2.0
                 made = np.sign(numbers(names[0])) * np.abs(numbers(names[0])) ** exponent

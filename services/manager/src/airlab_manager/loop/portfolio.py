@@ -47,10 +47,7 @@ def idea_for(step: Step, family: domain.ModelFamily) -> idea_pb2.Idea:
         expected_effect=f"a better {step.plan.metric} when the data is not linear",
         rationale=f"a strong default family for {DATA_WORDS[domain.template_of(step.plan.template)]}, "
         "tried whatever the idea agent proposes",
-        search_space={
-            p.name: idea_pb2.Range(low=p.low, high=p.high, log_scale=p.log, integer=p.integer)
-            for p in family.space
-        },
+        search_space=family.search_space(),
     )
 
 
