@@ -23,6 +23,10 @@ from airlab.llm.local import free_port
 from airlab.testing import wait_until
 from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
 
+# Seven image builds (pip installs from wheels) on a 2-core CI machine take about five minutes, and the
+# module's first test pays for them in its setup.
+pytestmark = pytest.mark.timeout(1200)
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = os.environ.get("AIRLAB_BASE_IMAGE", "airlab-base:bookworm-v2")
 SERVICES = ("idea", "manager", "coder", "reviewer", "runner")

@@ -37,7 +37,17 @@
     if (answer.status === 401 || answer.redirected) { window.location = "/login"; return; }
     if (!answer.ok) return;
     const focused = document.activeElement && document.activeElement.id;
+    // What the person typed (a reason to cancel, answers) survives the swap: an event arriving while
+    // they type must not wipe the form they are about to submit.
+    const typed = {};
+    for (const field of live.querySelectorAll("input[id]:not([type=hidden]), textarea[id], select[id]")) {
+      if (field.value) typed[field.id] = field.value;
+    }
     live.innerHTML = await answer.text();
+    for (const [fieldId, value] of Object.entries(typed)) {
+      const field = document.getElementById(fieldId);
+      if (field && live.contains(field)) field.value = value;
+    }
     if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
     drawChart();
     const now = Date.now();
