@@ -272,7 +272,7 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     assert max(trial_causes.values()) == 2
 
 
-def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
+def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path, open_folder):
     """A CSV file with a header row and a label column, mounted read-only into every experiment, with a
     text column and missing cells (imputed and encoded inside each model's pipeline). The first round is
     the portfolio: its code comes from the template's registry, not from the LLM."""
@@ -281,7 +281,7 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path):
     from sklearn.datasets import load_wine
 
     wine = load_wine()
-    csv = tmp_path / "my-wine.csv"
+    csv = open_folder / "my-wine.csv"  # readable by every user: the jobs run as uids of their own
     with csv.open("w", newline="") as handle:
         writer = csv_module.writer(handle)
         writer.writerow([*wine.feature_names, "region", "cultivar"])

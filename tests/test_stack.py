@@ -69,6 +69,7 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
     assert started.returncode == 0, started.stdout + started.stderr
     # Not a speed target (a shared machine's load decides it): only that `up` did not hang on a service.
     assert elapsed < 120, f"stack took {elapsed:.1f} s"
+    assert workspace.stat().st_mode & 0o777 == 0o700  # private: no other local user reads its files
 
     state = json.loads((workspace / "run" / "stack.json").read_text())
     processes = {p["name"]: p for p in state["processes"]}

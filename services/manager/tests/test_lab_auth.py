@@ -108,3 +108,40 @@ def test_the_agents_own_services_are_for_the_lab_not_for_researchers(services, t
     assert code_of(lambda: stub.ListJobs(runner_pb2.ListJobsRequest())) == grpc.StatusCode.PERMISSION_DENIED
     admin_stub = runner_pb2_grpc.RunnerServiceStub(channel(runner.address, token=admin))
     assert admin_stub.ListJobs(runner_pb2.ListJobsRequest()).jobs is not None
+
+
+def test_a_research_reads_its_own_users_uploads_and_nothing_else_of_the_workspace(keyed_manager, services):
+    """Alice cannot train on Bob's upload (by its path, through a link of hers, or in the lab's bucket), nor
+    on the workspace's runs, logs or keys; her own upload is fine. Each refusal names the field and stores
+    nothing."""
+    manager, tokens = keyed_manager
+    alice, admin = lab_as(manager.address, tokens["alice"]), lab_as(manager.address, tokens["admin"])
+    workspace = services.workdir
+    uploads = workspace / "artifacts" / "uploads"
+    for owner in ("alice", "bob"):
+        table = uploads / owner / "d1" / "table.csv"
+        table.parent.mkdir(parents=True)
+        table.write_text("a,label\n1,0\n")
+    link = workspace.parent / "my-table.csv"
+    link.symlink_to(uploads / "bob" / "d1" / "table.csv")
+    before = {r.id for r in admin.ListResearch(lab_pb2.ListResearchRequest()).researches}
+
+    def start(source: str):
+        dataset = research_pb2.UserDataset(source=source, target="label", task="classification")
+        return alice.StartResearch(
+            lab_pb2.StartResearchRequest(goal="beat the baseline", user_dataset=dataset)
+        )
+
+    for source, why in [
+        (str(uploads / "bob" / "d1" / "table.csv"), "another user's upload"),
+        (str(link), "another user's upload"),
+        (str(workspace / "run" / "auth" / "key.csv"), "inside the lab's workspace"),
+        (str(workspace / "runs" / "j1" / "work" / "result.csv"), "inside the lab's workspace"),
+    ]:
+        with pytest.raises(grpc.RpcError) as refused:
+            start(source)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, source
+        assert refused.value.details().startswith("user_dataset.source: ") and why in refused.value.details()
+    assert {r.id for r in admin.ListResearch(lab_pb2.ListResearchRequest()).researches} == before
+    mine = start(str(uploads / "alice" / "d1" / "table.csv"))
+    assert mine.owner == "alice"

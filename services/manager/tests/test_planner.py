@@ -2,6 +2,7 @@
 
 import pytest
 
+from airlab.dataset_access import DataPlaces
 from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
@@ -108,7 +109,7 @@ def test_budget_defaults_fill_only_missing_fields(planner):
 )
 def test_bad_input_names_the_field(planner, request_kwargs, field):
     with pytest.raises(InvalidArgument) as raised:
-        planner.check(PlanRequest(**request_kwargs))
+        planner.check(PlanRequest(**request_kwargs), "ada")
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: ")
     assert len(str(raised.value)) < 1000  # the value is never echoed whole
@@ -156,7 +157,7 @@ def test_a_users_csv_dataset_is_planned_from_its_task(planner):
 )
 def test_a_bad_user_dataset_names_the_field(planner, dataset, metric, field):
     with pytest.raises(InvalidArgument) as error:
-        planner.check(PlanRequest(goal="g", user_dataset=dataset, metric=metric))
+        planner.check(PlanRequest(goal="g", user_dataset=dataset, metric=metric), "ada")
     assert str(error.value).startswith(field)
     assert len(str(error.value)) < 1000
 
@@ -218,22 +219,22 @@ def test_the_shapes_goal_is_segmentation_with_a_unet_and_dice(planner):
 
 def test_the_template_can_be_asked_for_and_is_checked_against_the_data(planner):
     asked = PlanRequest(goal="beat the baseline on wine", template="pytorch")
-    planner.check(asked)
+    planner.check(asked, "ada")
     assert planner.plan(asked).plan.baseline == "torch_mlp"
     with pytest.raises(InvalidArgument, match=r"^template: unknown job template 'keras'"):
-        planner.check(PlanRequest(goal="g", dataset="wine", template="keras"))
+        planner.check(PlanRequest(goal="g", dataset="wine", template="keras"), "ada")
     with pytest.raises(InvalidArgument, match=r"^template: the pytorch job template cannot load 'hastie'"):
-        planner.check(PlanRequest(goal="g", dataset="hastie", template="pytorch"))
+        planner.check(PlanRequest(goal="g", dataset="hastie", template="pytorch"), "ada")
     with pytest.raises(InvalidArgument, match=r"^template: the sklearn job template cannot load 'shapes'"):
-        planner.check(PlanRequest(goal="g", dataset="shapes", template="sklearn"))
+        planner.check(PlanRequest(goal="g", dataset="shapes", template="sklearn"), "ada")
     with pytest.raises(InvalidArgument, match=r"^baseline: 'logistic_regression' is not a pytorch model"):
         planner.check(
-            PlanRequest(goal="g", dataset="digits", baseline="logistic_regression", template="pytorch")
+            PlanRequest(goal="g", dataset="digits", baseline="logistic_regression", template="pytorch"), "ada"
         )
     with pytest.raises(
         InvalidArgument, match=r"^baseline: 'cnn' is a pytorch model; 'hastie' is for: sklearn"
     ):
-        planner.check(PlanRequest(goal="g", dataset="hastie", baseline="cnn"))
+        planner.check(PlanRequest(goal="g", dataset="hastie", baseline="cnn"), "ada")
     # The dataset named only in the goal: a person is asked, nothing is refused after the research started.
     outcome = planner.plan(PlanRequest(goal="beat the baseline on hastie", template="pytorch"))
     assert outcome.plan is None and [q.key for q in outcome.questions] == ["template"]
@@ -256,7 +257,52 @@ def test_a_users_npz_file_is_for_pytorch(planner):
     assert (plan.template, plan.baseline, plan.dataset_source) == ("pytorch", "torch_mlp", "/data/pets")
     with pytest.raises(InvalidArgument, match=r"^user_dataset.source: an image folder must be on the runner"):
         planner.check(PlanRequest(goal="g", user_dataset=research_pb2.UserDataset(
-            source="s3://bucket/pets/", task="classification")))  # fmt: skip
+            source="s3://bucket/pets/", task="classification")), "ada")  # fmt: skip
     with pytest.raises(InvalidArgument, match=r"^user_dataset.task: must be classification or regression"):
         planner.check(PlanRequest(goal="g", user_dataset=research_pb2.UserDataset(
-            source="/data/t.csv", target="y", task="segmentation")))  # fmt: skip
+            source="/data/t.csv", target="y", task="segmentation")), "ada")  # fmt: skip
+
+
+def test_a_research_reads_only_its_own_users_uploads_and_nothing_else_of_the_lab(repo_configs, tmp_path):
+    """The workspace's artifacts, logs, runs and keys are never a dataset; uploads are, to their own user
+    only, on disk and in the lab's bucket, also through a link; with dataset roots, only what is inside."""
+    workspace = tmp_path / "ws"
+    mine = workspace / "artifacts" / "uploads" / "ada" / "d1" / "t.csv"
+    theirs = workspace / "artifacts" / "uploads" / "bob" / "d2" / "t.csv"
+    for path in (mine, theirs, workspace / "logs" / "nats.csv", tmp_path / "elsewhere" / "t.csv"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("a,label\n1,0\n")
+    link = tmp_path / "mine.csv"
+    link.symlink_to(theirs)
+    places = DataPlaces(workspace=workspace, artifacts=workspace / "artifacts", bucket="")
+    planner = Planner(DatasetCatalog.load(), ResearchDefaults(), places)
+
+    def check(source: str, owner: str = "ada") -> None:
+        dataset = research_pb2.UserDataset(source=source, target="label", task="classification")
+        planner.check(PlanRequest(goal="g", user_dataset=dataset), owner)
+
+    check(str(mine))
+    check(str(theirs), owner="bob")
+    check(str(tmp_path / "elsewhere" / "t.csv"))
+    for source, why in [
+        (str(theirs), "another user's upload"),
+        (str(link), "another user's upload"),
+        (str(workspace / "logs" / "nats.csv"), "inside the lab's workspace"),
+    ]:
+        with pytest.raises(InvalidArgument, match=f"^user_dataset.source: .*{why}"):
+            check(source)
+    with pytest.raises(InvalidArgument, match="another user's upload"):
+        check(str(mine), owner="")  # a caller with no name owns no upload
+    on_s3 = Planner(DatasetCatalog.load(), ResearchDefaults(), DataPlaces(bucket="lab"))
+    dataset = research_pb2.UserDataset(source="s3://lab/uploads/ada/d1/t.csv", target="y", task="regression")
+    on_s3.check(PlanRequest(goal="g", user_dataset=dataset), "ada")
+    for key in ("uploads/bob/d2/t.csv", "experiments/r1/e1/result.csv"):
+        dataset.source = f"s3://lab/{key}"
+        with pytest.raises(InvalidArgument, match="the lab's own bucket"):
+            on_s3.check(PlanRequest(goal="g", user_dataset=dataset), "ada")
+    dataset.source = "s3://their-data/t.csv"  # another bucket the lab's credentials reach
+    on_s3.check(PlanRequest(goal="g", user_dataset=dataset), "ada")
+    rooted = Planner(DatasetCatalog.load(), ResearchDefaults(), DataPlaces(roots=(tmp_path / "elsewhere",)))
+    dataset = research_pb2.UserDataset(source=str(link), target="label", task="classification")
+    with pytest.raises(InvalidArgument, match="outside the dataset roots"):
+        rooted.check(PlanRequest(goal="g", user_dataset=dataset), "ada")

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from airlab.settings import RunnerSettings
 from airlab.v1 import runner_pb2
 
 from .conftest import docker_env, needs_sandbox, run_to_end, spec
@@ -149,25 +150,32 @@ for path in ('/etc/shadow', '/root', '/data/world.csv'):
         print('READ', path, sorted(os.listdir(path)) if os.path.isdir(path) else open(path).read().strip())
     except OSError as e:
         print('refused', path, e.errno)
-print('uid', os.getuid())
+print('uid', os.getuid(), os.stat('.').st_uid, os.stat('.').st_mode & 0o777)
 """
 
 
-def test_root_only_and_system_files_cannot_be_mounted(stub, backend, tmp_path):
+def test_root_only_and_system_files_cannot_be_mounted(stub, backend, open_folder):
     """What a job may read is checked when the spec arrives: system paths, files only their owner may
-    read, and world-readable symlinks to either, are refused naming the field."""
-    secret = tmp_path / "secret.csv"
+    read, world-readable files in folders only their owner may enter, and symlinks to any of them, are
+    refused naming the field."""
+    secret = open_folder / "secret.csv"
     secret.write_text(f"label\n{SECRET}\n")
     secret.chmod(0o600)
-    link = tmp_path / "innocent.csv"
+    closed = open_folder / "closed"
+    closed.mkdir(mode=0o700)
+    readable_inside = closed / "world.csv"
+    readable_inside.write_text(f"label\n{SECRET}\n")
+    readable_inside.chmod(0o644)
+    link = open_folder / "innocent.csv"
     link.symlink_to(secret)
-    system_link = tmp_path / "shadow.csv"
+    system_link = open_folder / "shadow.csv"
     system_link.symlink_to("/etc/shadow")
     for source, why in [
         ("/etc/shadow", "system path"),
         ("/root", "system path"),
         (str(secret), "not readable by every user"),
         (str(link), "not readable by every user"),
+        (str(readable_inside), f"the folder {closed} is closed to other users"),
         (str(system_link), "system path"),
     ]:
         job_spec = spec(READ_HOST, f"mount-{abs(hash(source))}")
@@ -179,10 +187,11 @@ def test_root_only_and_system_files_cannot_be_mounted(stub, backend, tmp_path):
         assert "spec.datasets[0].source" in refused.value.details() and why in refused.value.details()
 
 
-def test_a_job_reads_no_more_of_the_host_than_an_unprivileged_user(stub, backend, tmp_path):
-    """Even a runner running as root gives its jobs no more than uid 65534 has: /etc/shadow and /root are
-    out of reach, a world-readable dataset is there."""
-    world = tmp_path / "world.csv"
+def test_a_job_reads_no_more_of_the_host_than_an_unprivileged_user(stub, backend, open_folder):
+    """Even a runner running as root gives its jobs no more than any user has: /etc/shadow and /root are
+    out of reach, a world-readable dataset is there. The job runs as a uid of its own (not nobody, not a
+    host account), which owns its work dir, 0700."""
+    world = open_folder / "world.csv"
     world.write_text("a,b\n1,2\n")
     world.chmod(0o644)
     job_spec = spec(READ_HOST, "read-host")
@@ -202,7 +211,43 @@ def test_a_job_reads_no_more_of_the_host_than_an_unprivileged_user(stub, backend
             assert {
                 Path("/root") / name for name in ast.literal_eval(line[len("READ /root ") :])
             } <= visible, log
-    assert "uid 65534" in log, log
+    (uid_line,) = [line for line in lines if line.startswith("uid ")]
+    uid, work_uid, work_mode = (int(word) for word in uid_line.split()[1:])
+    first, last = RunnerSettings().job_uids
+    assert first <= uid <= last and work_uid == uid and work_mode == 0o700, uid_line
+
+
+def test_a_research_reads_its_own_users_uploads_and_nothing_else_of_the_workspace(stub, backend, tmp_path):
+    """The workspace's runs, logs and artifacts are never mounted; an upload, private to its user (0600 in
+    0700 folders), reaches a job of that user's research through the runner's copy, and no other's."""
+    workspace = tmp_path / "workspace"
+    upload = workspace / "artifacts" / "uploads" / "ada" / "d1" / "table.csv"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("a,b\n1,2\n")
+    upload.chmod(0o600)
+    for folder in (upload.parent, upload.parent.parent):
+        folder.chmod(0o700)
+    (workspace / "logs").mkdir(exist_ok=True)
+    (workspace / "logs" / "runner.log").write_text("the runner's log")
+    read = b"print('READ', open('/data/x.csv').read().strip())"
+    for source, owner, why in [
+        (str(upload), "bob", "another user's upload"),
+        (str(upload), "", "another user's upload"),
+        (str(workspace / "logs" / "runner.log"), "ada", "inside the lab's workspace"),
+        (str(workspace / "runs"), "ada", "inside the lab's workspace"),
+    ]:
+        job_spec = spec(read, f"ws-{abs(hash((source, owner)))}")
+        job_spec.backend = backend
+        job_spec.datasets.add(source=source, target="/data/x.csv", owner=owner)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Submit(runner_pb2.SubmitRequest(spec=job_spec))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, source
+        assert why in refused.value.details(), refused.value.details()
+    job_spec = spec(read, "own-upload")
+    job_spec.backend = backend
+    job_spec.datasets.add(source=str(upload), target="/data/x.csv", owner="ada")
+    job, lines, _ = run_to_end(stub, job_spec)
+    assert "READ a,b" in lines and "1,2" in lines, (job.reason, lines)
 
 
 # -- what jobs may keep -----------------------------------------------------------------------------------

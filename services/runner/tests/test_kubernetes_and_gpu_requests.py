@@ -19,6 +19,7 @@ from airlab_runner.sandbox.kubernetes import KubernetesSandbox, job_manifest, jo
 
 RUNS = Path("/var/lib/airlab/runs")
 K8S_VERSION = "1.33.0"
+JOB_UID = 1_950_000_007
 
 
 def two_gpu_job() -> SandboxJob:
@@ -30,6 +31,8 @@ def two_gpu_job() -> SandboxJob:
         env={"EPOCHS": "3"},
         gpu_ids=["0", "1"],
         gpu_count=2,
+        datasets=[(str(RUNS / "jABC" / "datasets" / "0" / "t.csv"), "/data/t.csv")],
+        identity=(JOB_UID, JOB_UID),
     )
 
 
@@ -46,7 +49,7 @@ def test_the_job_manifest_is_valid_kubernetes_and_locks_the_pod_down():
     )
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["restartPolicy"] == "Never"
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65534
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == JOB_UID
     container = pod["containers"][0]
     # Whole CPUs requested as limited (a Guaranteed pod: a static CPU manager gives it cores of its own),
     # and thread pools sized to them.
@@ -63,6 +66,14 @@ def test_the_job_manifest_is_valid_kubernetes_and_locks_the_pod_down():
     }
     work = next(m for m in container["volumeMounts"] if m["name"] == "work")
     assert work == {"name": "work", "mountPath": "/airlab/work", "subPath": "jABC/work"}
+    # The dataset: the runner's checked copy, from the same claim, read-only.
+    data = next(m for m in container["volumeMounts"] if m["mountPath"] == "/data/t.csv")
+    assert data == {
+        "name": "work",
+        "mountPath": "/data/t.csv",
+        "subPath": "jABC/datasets/0/t.csv",
+        "readOnly": True,
+    }
     assert {"name": "EPOCHS", "value": "3"} in container["env"]
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert spec["template"]["metadata"]["labels"]["airlab.role"] == "experiment"
@@ -75,9 +86,11 @@ def test_an_unprivileged_runner_runs_its_jobs_as_itself(monkeypatch):
 
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 10001)
     monkeypatch.setattr(sandbox.os, "getegid", lambda: 10001)
-    assert sandbox.job_identity() == (10001, 10001)
-    assert container_options(two_gpu_job(), "exp:gpu")["user"] == "10001:10001"
-    manifest = job_manifest(two_gpu_job(), namespace="lab", image="exp", runs_claim="runs", runs_root=RUNS)
+    assert sandbox.JobIdentities().lease("jABC") == (10001, 10001)
+    job = two_gpu_job()
+    job.identity = None
+    assert container_options(job, "exp:gpu")["user"] == "10001:10001"
+    manifest = job_manifest(job, namespace="lab", image="exp", runs_claim="runs", runs_root=RUNS)
     context = manifest["spec"]["template"]["spec"]["securityContext"]
     assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (10001, 10001, 10001)
 
@@ -88,7 +101,7 @@ def test_docker_device_requests_and_container_lockdown_for_two_gpus():
     assert request["DeviceIDs"] == ["0", "1"] and request["Capabilities"] == [["gpu"]]
     assert options["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert (options["network_mode"], options["read_only"], options["cap_drop"]) == ("none", True, ["ALL"])
-    assert options["user"] == "65534:65534" and options["security_opt"] == ["no-new-privileges"]
+    assert options["user"] == f"{JOB_UID}:{JOB_UID}" and options["security_opt"] == ["no-new-privileges"]
     assert (options["mem_limit"], options["memswap_limit"], options["nano_cpus"], options["pids_limit"]) == (
         "4096m",
         "4096m",

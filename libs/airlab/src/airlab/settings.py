@@ -175,9 +175,13 @@ class RunnerSettings(BaseModel):
     max_research_storage_mib: int = Field(default=20480, ge=1)
     # The longest wall-clock limit one job may ask for on this runner (2 days).
     max_job_wall_seconds: int = Field(default=172_800, ge=1, le=604_800)
-    # Directories dataset mounts must come from (after resolving symlinks); empty: any world-readable file
-    # outside the system's own directories.
+    # Directories host-path datasets must come from (after resolving symlinks); empty: any file outside the
+    # lab's workspace and the system's own directories that every user may read (airlab.dataset_access).
     dataset_roots: list[str] = Field(default_factory=list)
+    # The uids (first, last) a root runner gives its jobs, one per running job; any that is a host account
+    # is skipped. The default is clear of distributions' accounts (below 65536), systemd's dynamic users
+    # (61184-65519), container ranges (systemd-nspawn's end at 1879048191) and systemd's "foreign" range.
+    job_uids: tuple[int, int] = (1_950_000_000, 1_950_009_999)
     # Runs of a job whose runner died while it ran, before it is reported failed.
     max_attempts: int = Field(default=2, ge=1, le=10)
     # GPU ids when nvidia-smi is absent (a simulated inventory in tests).

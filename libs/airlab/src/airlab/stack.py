@@ -115,6 +115,11 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     current = load_state(workspace)
     if current and any(_alive(p) for p in current.processes):
         raise StackError(f"a stack is already running in {workspace}: run 'airlab down' first")
+    workspace.mkdir(parents=True, exist_ok=True)
+    if workspace.stat().st_mode & 0o077:
+        # Private: its uploads, logs, keys and stack.json are no other local user's to read.
+        workspace.chmod(0o700)
+        report(f"made the workspace {workspace} private to its owner (0700)")
     for sub in ("run", "logs", "nats"):
         (workspace / sub).mkdir(parents=True, exist_ok=True)
     began = time.monotonic()

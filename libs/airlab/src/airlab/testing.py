@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,16 @@ from airlab.natsd import NatsServer, start_nats
 from airlab.processes import http_ok, stop_process, wait_ready
 
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder every user may enter and read, from / down (for host-path datasets: pytest's tmp_path lies
+    in a folder only its owner may enter, and a root runner's jobs read only what every user may)."""
+    folder = Path(tempfile.mkdtemp(prefix="airlab-open-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from airlab.blobs import LocalArtifactStore, S3ArtifactStore, artifact_store_from
+from airlab.dataset_access import upload_key
 from airlab.logs import configure_logging
 from airlab.settings import Settings
 from airlab_dashboard.app import create_app
@@ -23,21 +24,22 @@ log = logging.getLogger(__name__)
 
 
 def upload_saver(settings: Settings) -> Callable[[str, str, bytes], str]:
-    """Where an uploaded CSV goes: the lab's artifact store, under uploads/<user>/<digest>/<its name>, named
+    """Where an uploaded CSV goes: the lab's artifact store, under uploads/<user>/<digest>/<its name> (the
+    user's own: airlab.dataset_access), named
     to the runner as the file's path (a local store on this host) or as s3://BUCKET/KEY."""
     store = artifact_store_from(settings)
 
     def save(owner: str, filename: str, data: bytes) -> str:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem).strip("_")[:64] or "data"
-        key = f"uploads/{owner}/{hashlib.sha256(data).hexdigest()[:16]}/{stem}.csv"
+        key = upload_key(owner, hashlib.sha256(data).hexdigest()[:16], stem)
         store.put(key, data, content_type="text/csv")
         if isinstance(store, LocalArtifactStore):
             path = store.root / key
-            # Experiments run as an unprivileged user: the file, and the folders down to it, are readable by
-            # every user (as any dataset a research mounts must be).
-            path.chmod(0o644)
+            # Private to the lab: a job of its owner's research gets it through the runner's copy
+            # (airlab_runner.staging), never through permission bits.
+            path.chmod(0o600)
             for folder in [path.parent, path.parent.parent, path.parent.parent.parent]:
-                folder.chmod(folder.stat().st_mode | 0o005)
+                folder.chmod(0o700)
             return str(path)
         if isinstance(store, S3ArtifactStore):
             return f"s3://{store.bucket}/{key}"

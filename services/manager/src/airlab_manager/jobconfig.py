@@ -45,8 +45,12 @@ def _source_of(plan: research_pb2.Plan, catalog: DatasetCatalog) -> tuple[str, s
     return "", ""
 
 
-def dataset_mounts(plan: research_pb2.Plan, catalog: DatasetCatalog) -> list[runner_pb2.DatasetMount]:
+def dataset_mounts(
+    plan: research_pb2.Plan, catalog: DatasetCatalog, owner: str
+) -> list[runner_pb2.DatasetMount]:
+    """The plan's dataset as the runner mounts it, for the research's `owner` (whose uploads it may be)."""
     source, _ = _source_of(plan, catalog)
     if not source:
         return []
-    return [runner_pb2.DatasetMount(source=source, target=f"{DATA_DIR}/{PurePosixPath(source).name}")]
+    target = f"{DATA_DIR}/{PurePosixPath(source).name}"
+    return [runner_pb2.DatasetMount(source=source, target=target, owner=owner)]

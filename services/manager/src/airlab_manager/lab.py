@@ -120,11 +120,11 @@ class Lab:
     # -- commands -------------------------------------------------------------------------------------------
 
     async def start_research(self, request: lab_pb2.StartResearchRequest) -> research_pb2.Research:
-        self.planner.check(PlanRequest.of(request))
+        owner = auth.current.get().name
+        self.planner.check(PlanRequest.of(request), owner)
         check_enum("gates", research_pb2.HumanGates, request.gates)
         if request.request_id:
             check_token("request_id", request.request_id)
-        owner = auth.current.get().name
         research_id = (
             research_id_for_request(owner, request.request_id) if request.request_id else new_id("r")
         )
@@ -430,7 +430,7 @@ class Lab:
     # -- queries --------------------------------------------------------------------------------------------
 
     def preview_plan(self, request: PlanRequest) -> PlanOutcome:
-        self.planner.check(request)
+        self.planner.check(request, auth.current.get().name)
         return self.planner.plan(request)
 
     async def watch(self, request: lab_pb2.WatchResearchRequest) -> AsyncIterator[events_pb2.Event]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from airlab.blobs import artifact_store_from
+from airlab.dataset_access import DataPlaces
 from airlab.events import type_filter
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
 from airlab.memory import MemorySessions
@@ -27,7 +28,7 @@ CONDUCTOR_CONSUMER = "manager-conductor"
 def setup(context: ServiceContext) -> None:
     settings = context.settings
     catalog = DatasetCatalog.load()
-    planner = Planner(catalog, settings.research)
+    planner = Planner(catalog, settings.research, DataPlaces.of(settings))
     store = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
     lab = Lab(

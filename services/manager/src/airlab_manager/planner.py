@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from airlab.dataset_access import DataPlaces
 from airlab.domain import MAX_PATH_CHARS, TEMPLATES, hidden_characters, is_system_path
 from airlab.errors import InvalidArgument, shown
 from airlab.settings import ResearchDefaults
@@ -233,11 +234,17 @@ def user_dataset_spec(dataset: research_pb2.UserDataset) -> DatasetSpec:
 
 
 class Planner:
-    def __init__(self, catalog: DatasetCatalog, defaults: ResearchDefaults) -> None:
+    def __init__(
+        self, catalog: DatasetCatalog, defaults: ResearchDefaults, places: DataPlaces | None = None
+    ) -> None:
         self.catalog = catalog
         self.defaults = defaults
+        # Where the lab keeps its own files and where datasets may come from (none: no such places).
+        self.places = places or DataPlaces()
 
-    def check(self, request: PlanRequest) -> None:
+    def check(self, request: PlanRequest, owner: str) -> None:
+        """InvalidArgument naming the field for anything the request cannot be planned from, a dataset its
+        `owner` may not read included."""
         check_goal(request.goal)
         check_budget(request.budget)
         if request.until not in research_pb2.StopRule.values():
@@ -260,6 +267,8 @@ class Planner:
         ):
             raise InvalidArgument("baseline", f"{request.baseline!r} is not a {request.template} model")
         user_spec = user_dataset_spec(request.user_dataset) if request.user_dataset.source else None
+        if user_spec is not None:
+            self.places.check("user_dataset.source", user_spec.source or "", owner)
         known = user_spec or self.catalog.datasets.get(request.dataset)
         if request.template and known is not None and request.template not in known.templates:
             raise InvalidArgument(

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from airlab.blobs import ArtifactStore, experiment_key
 from airlab.cpus import CpuPlan, SlotCpus
+from airlab.dataset_access import DataPlaces
+from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.redact import error_text
 from airlab.results import RunResult
 from airlab.v1 import runner_pb2
@@ -22,7 +24,8 @@ from airlab_runner.feed import Feed
 from airlab_runner.gpus import GpuLeases
 from airlab_runner.jobstore import JobStore
 from airlab_runner.quota import StorageQuota
-from airlab_runner.sandbox import Limits, Sandbox, SandboxJob, SandboxResult
+from airlab_runner.sandbox import JobIdentities, Limits, Sandbox, SandboxJob, SandboxResult
+from airlab_runner.staging import DatasetStager
 
 log = logging.getLogger(__name__)
 MAX_PROGRESS_EVENTS = 500
@@ -144,6 +147,8 @@ class Executor:
         cpu_plan: CpuPlan | None,
         poll_seconds: float,
         lease_ttl: float,
+        stager: DatasetStager | None = None,
+        identities: JobIdentities | None = None,
     ) -> None:
         self.jobs = jobs
         self.artifacts = artifacts
@@ -154,13 +159,27 @@ class Executor:
         self.cpu_plan = cpu_plan
         self.poll_seconds = poll_seconds
         self.lease_ttl = lease_ttl
+        self.stager = stager or DatasetStager(DataPlaces())
+        self.identities = identities or JobIdentities()
         # Set once the bus is up (main.setup); None: no per-research quota (unit use).
         self.quota: StorageQuota | None = None
 
     async def execute(self, run: Run) -> Outcome:
+        """Run the job as an identity of its own (released when it ended)."""
+        identity = self.identities.lease(run.job.id)
+        try:
+            return await self._execute(run, identity)
+        finally:
+            self.identities.release(identity)
+
+    async def _execute(self, run: Run, identity: tuple[int, int]) -> Outcome:
         """Prepare the work dir, run the job in its sandbox, store and check what it produced."""
         workdir = await asyncio.to_thread(self.prepare, run.job, run.run_dir)
         job, run_dir = run.job, run.run_dir
+        try:
+            datasets = await asyncio.to_thread(self.stager.stage, job.spec.datasets, run_dir)
+        except (InvalidArgument, FailedPrecondition) as exc:
+            return Outcome(None, f"its dataset was refused when the job started: {exc}", "error")
         loop = asyncio.get_running_loop()
         resources = job.spec.resources
         sandbox_job = SandboxJob(
@@ -173,11 +192,12 @@ class Executor:
                 wall_seconds=resources.wall_seconds,
             ),
             env=dict(job.spec.env),
-            datasets=[(m.source, m.target) for m in job.spec.datasets],
+            datasets=datasets,
             gpu_ids=run.gpus,
             gpu_count=resources.gpus,
             image=job.spec.image,
             cpus=self.cpus(job, run.slot),
+            identity=identity,
         )
 
         def stream_line(line: str) -> None:
@@ -216,6 +236,7 @@ class Executor:
         shutil.rmtree(run_dir, ignore_errors=True)
         workdir = run_dir / "work"
         workdir.mkdir(parents=True)
+        run_dir.chmod(0o700)  # the job's files and dataset copies: the runner's and the job's alone
         prefix = job.spec.code_ref.rstrip("/") + "/"
         for info in self.artifacts.list(prefix):
             target = (workdir / info.key[len(prefix) :]).resolve()

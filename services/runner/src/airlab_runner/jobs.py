@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 
 from airlab.blobs import ArtifactStore, experiment_key
 from airlab.cpus import CpuPlan, available_cores
+from airlab.dataset_access import DataPlaces
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import now_timestamp
 from airlab.ids import check_id, derived_id, new_id
@@ -37,9 +38,10 @@ from airlab_runner.datasets import S3Datasets
 from airlab_runner.executor import Executor, log_key
 from airlab_runner.gpus import GpuLeases
 from airlab_runner.jobstore import CANCELLED_BUCKET, JOB_BUCKET, TERMINAL, JobStore, job_of, queue_order
-from airlab_runner.sandbox import Sandbox
+from airlab_runner.sandbox import DEFAULT_JOB_UIDS, JobIdentities, Sandbox
 from airlab_runner.scheduler import Scheduler
 from airlab_runner.spec import check_spec, resolved_resources
+from airlab_runner.staging import DatasetStager
 
 __all__ = ["CANCELLED_BUCKET", "JOB_BUCKET", "Capacity", "Runner", "RunnerConfig", "check_capacity"]
 
@@ -96,8 +98,10 @@ class RunnerConfig:
     cpu_plan: CpuPlan | None = None
     # The most one job may ask for here (a cluster checks CPU and memory against its own quotas).
     capacity: Capacity = field(default_factory=Capacity.of_host)
-    # Where dataset mounts may come from (runner.dataset_roots); empty: anywhere world-readable.
-    dataset_roots: tuple[str, ...] = ()
+    # What the lab keeps and where dataset mounts may come from (airlab.dataset_access).
+    places: DataPlaces = field(default_factory=DataPlaces)
+    # The uids a root runner gives its jobs (runner.job_uids).
+    job_uids: tuple[int, int] = DEFAULT_JOB_UIDS
 
 
 def job_id_for(research_id: str, experiment_id: str) -> str:
@@ -141,6 +145,8 @@ class Runner:
             cpu_plan=config.cpu_plan,
             poll_seconds=config.poll_seconds,
             lease_ttl=config.lease_ttl,
+            stager=DatasetStager(config.places),
+            identities=JobIdentities(config.job_uids),
         )
         self.scheduler = Scheduler(
             self.jobs,
@@ -152,9 +158,17 @@ class Runner:
             sleeper=sleeper,
         )
         self.leases = leases
-        self.s3_datasets: S3Datasets | None = None
         # Set once the bus is up (main.setup); None: cancellations are not remembered (unit use).
         self.cancelled_researches: KeyValue | None = None
+
+    @property
+    def s3_datasets(self) -> S3Datasets | None:
+        """Where S3 datasets are fetched (set by main.setup; None: this runner takes no S3 dataset)."""
+        return self.executor.stager.s3
+
+    @s3_datasets.setter
+    def s3_datasets(self, datasets: S3Datasets | None) -> None:
+        self.executor.stager.s3 = datasets
 
     @property
     def leases(self) -> GpuLeases | None:
@@ -182,16 +196,14 @@ class Runner:
         return True
 
     async def submit(self, spec: runner_pb2.ExperimentSpec) -> runner_pb2.Job:
+        check_spec(spec, tuple(self.sandboxes), self.config.places)
         for index, mount in enumerate(spec.datasets):
             if mount.source.startswith("s3://"):
                 if self.s3_datasets is None:
                     raise FailedPrecondition("this runner cannot fetch S3 datasets")
+                # Fetched now, so that a missing object is said at once; the job gets a copy when it starts.
                 field = f"spec.datasets[{index}].source"
-                mount.source = await asyncio.to_thread(self.s3_datasets.local_copy, mount.source, field)
-        roots = self.config.dataset_roots
-        if roots:  # the local copies of S3 datasets are always allowed
-            roots = (*roots, str(self.config.work_root / ".datasets"))
-        check_spec(spec, tuple(self.sandboxes), roots)
+                await asyncio.to_thread(self.s3_datasets.local_copy, mount.source, field)
         if await self._was_cancelled(spec.research_id):
             raise FailedPrecondition(f"research {spec.research_id} was cancelled: its experiments do not run")
         stored = runner_pb2.ExperimentSpec()

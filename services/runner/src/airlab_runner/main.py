@@ -11,6 +11,7 @@ from pathlib import Path
 from airlab import experiments
 from airlab.blobs import artifact_store_from
 from airlab.cpus import plan_cpus
+from airlab.dataset_access import DataPlaces
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import body_of, follow_up_id, make_event, type_filter
 from airlab.llm.vllm import VllmSleeper
@@ -88,7 +89,8 @@ def setup(context: ServiceContext) -> None:
         # `airlab up` says how many cores its local LLM server holds (AIRLAB_CPU__LLM_CORES).
         cpu_plan=plan_cpus(settings.cpu, local_llm=False),
         capacity=Capacity.of_host(runner_settings.max_job_wall_seconds),
-        dataset_roots=tuple(runner_settings.dataset_roots),
+        places=DataPlaces.of(settings),
+        job_uids=runner_settings.job_uids,
     )
     runner = Runner(
         store,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+from pathlib import Path
 
 from airlab.blobs import check_key
-from airlab.domain import is_system_path
+from airlab.dataset_access import DataPlaces, Origin
+from airlab.domain import MAX_PATH_CHARS, is_system_path
 from airlab.errors import InvalidArgument
 from airlab.ids import check_token
 from airlab.v1 import runner_pb2
@@ -28,7 +30,7 @@ def _bounded(field: str, value: int, low: int, high: int) -> None:
 
 
 def check_spec(
-    spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...], dataset_roots: tuple[str, ...] = ()
+    spec: runner_pb2.ExperimentSpec, backends: tuple[str, ...], places: DataPlaces | None = None
 ) -> None:
     check_token("spec.research_id", spec.research_id)
     check_token("spec.experiment_id", spec.experiment_id)
@@ -66,11 +68,15 @@ def check_spec(
     for index, mount in enumerate(spec.datasets):
         field = f"spec.datasets[{index}]"
         for part, value in (("source", mount.source), ("target", mount.target)):
-            if not value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+            if "\x00" in value or len(value) > MAX_PATH_CHARS:
+                raise InvalidArgument(
+                    f"{field}.{part}", f"must be at most {MAX_PATH_CHARS} characters, without NUL"
+                )
+            if part == "source" and value.startswith("s3://"):
+                continue
+            if not value.startswith("/") or ".." in value.split("/"):
                 raise InvalidArgument(f"{field}.{part}", "must be an absolute path without '..'")
-        if not os.path.exists(mount.source):
-            raise InvalidArgument(f"{field}.source", f"{mount.source} does not exist on the runner's host")
-        check_dataset_source(f"{field}.source", mount.source, dataset_roots)
+        check_dataset_source(f"{field}.source", mount.source, mount.owner, places or DataPlaces())
         if mount.target.rstrip("/") in ("", "/airlab", "/airlab/work") or mount.target.startswith(
             "/airlab/work/"
         ):
@@ -86,26 +92,48 @@ def check_spec(
             raise InvalidArgument(f"spec.env.{name}", "values are at most 4096 characters, without NUL")
 
 
-def check_dataset_source(field: str, source: str, roots: tuple[str, ...] = ()) -> None:
-    """A dataset mount must be a regular file or a directory, readable by every user (a job runs as an
-    unprivileged user and reads no more than one could), outside the system's own directories and, when
-    the runner names dataset roots, inside one of them. Symlinks are resolved first, so a link cannot
-    smuggle in a file the checks would refuse."""
+def check_dataset_source(field: str, source: str, owner: str, places: DataPlaces) -> Origin:
+    """Whether a job of `owner`'s research may mount `source`: the lab's rule first (their own uploads,
+    nothing else of the workspace, the dataset roots: airlab.dataset_access), then, on the path resolved
+    through its links, that it is a regular file or a directory outside the system's own directories, and
+    that a host path (not an upload, which the runner copies for the job) is one the job's identity could
+    read on its own, every folder on the way included. Where it comes from, or InvalidArgument."""
+    origin = places.check(field, source, owner)
+    if origin == "object":
+        return origin
     resolved = os.path.realpath(source)
     if is_system_path(resolved):
         raise InvalidArgument(field, f"{source} is a system path; datasets do not come from there")
-    if roots and not any(resolved == r or resolved.startswith(r.rstrip("/") + "/") for r in roots):
-        raise InvalidArgument(field, f"{source} is outside this runner's dataset roots ({', '.join(roots)})")
+    if not os.path.exists(resolved):
+        raise InvalidArgument(field, f"{source} does not exist on the runner's host")
     info = os.stat(resolved)
     if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
         raise InvalidArgument(field, f"{source} is neither a regular file nor a directory")
-    needed = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
-    if info.st_mode & needed != needed:
-        raise InvalidArgument(
-            field,
-            f"{source} is not readable by every user: experiments run as an unprivileged user "
-            "(make it world-readable, e.g. chmod o+r, or copy it somewhere that is)",
-        )
+    if origin == "host":
+        refused = unreadable_for_jobs(resolved)
+        if refused:
+            raise InvalidArgument(
+                field,
+                f"{source} is not readable by every user ({refused}): experiments run as an unprivileged "
+                "user of their own (make it readable, e.g. chmod o+r and o+x on its folders, or upload it)",
+            )
+    return origin
+
+
+def unreadable_for_jobs(resolved: str) -> str:
+    """What keeps a job's identity from reading `resolved` on the host ("" when nothing does). A root
+    runner's jobs run as a uid of their own, which owns nothing there: they get the permissions every user
+    has, down the whole path. An unprivileged runner's jobs map back to its own uid: they read what it
+    reads."""
+    if os.geteuid() != 0:
+        return "" if os.access(resolved, os.R_OK) else "the runner's user cannot read it"
+    path = Path(resolved)
+    for folder in reversed(path.parents):
+        if not os.stat(folder).st_mode & stat.S_IXOTH:
+            return f"the folder {folder} is closed to other users"
+    mode = os.stat(path).st_mode
+    needed = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return "" if mode & needed == needed else "only its owner or group may read it"
 
 
 def resolved_resources(resources: runner_pb2.Resources) -> runner_pb2.Resources:

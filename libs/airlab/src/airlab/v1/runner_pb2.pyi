@@ -38,12 +38,14 @@ class Resources(_message.Message):
     def __init__(self, cpu_millis: _Optional[int] = ..., memory_mib: _Optional[int] = ..., gpus: _Optional[int] = ..., wall_seconds: _Optional[int] = ...) -> None: ...
 
 class DatasetMount(_message.Message):
-    __slots__ = ("source", "target")
+    __slots__ = ("source", "target", "owner")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     source: str
     target: str
-    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ExperimentSpec(_message.Message):
     __slots__ = ("research_id", "experiment_id", "files", "code_ref", "entrypoint", "backend", "image", "resources", "datasets", "env")

@@ -22,7 +22,7 @@ def start(step: Step) -> bool:
     loop.phase = loop_pb2.LOOP_PHASE_BASELINE
     loop.started_at = step.context.now
     loop.job_config.CopyFrom(job_config(step.plan, step.config.catalog))
-    loop.mounts.extend(dataset_mounts(step.plan, step.config.catalog))
+    loop.mounts.extend(dataset_mounts(step.plan, step.config.catalog, research.owner))
     research.state = research_pb2.RESEARCH_STATE_RUNNING
     research.state_reason = "running the baseline"
     step.emit("code.requested", coding.code_request(step, BASELINE, None))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
+import pwd
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +22,60 @@ WORK_MOUNT = "/airlab/work"
 
 
 NOBODY = 65534
+DEFAULT_JOB_UIDS: tuple[int, int] = RunnerSettings.model_fields["job_uids"].default
+# Above it: systemd's "foreign" range and the uids that 32-bit signed tools get wrong.
+MAX_JOB_UID = 2_147_352_575
 
 
-def job_identity() -> tuple[int, int]:
-    """The uid and gid a container job runs as: nobody when the runner is root (it hands the job its work
-    dir), else the runner's own. An unprivileged runner (uid 10001, no capabilities, in compose and k8s)
-    cannot give files away, and its jobs then have no more than it has: only their own work dir."""
-    if os.geteuid() == 0:
-        return NOBODY, NOBODY
-    return os.geteuid(), os.getegid()
+class JobIdentities:
+    """The uid (and gid, the same number) each running job gets. A root runner gives each job one of its
+    own from `uids` (first, last), skipping any that names a host account, so no host user and no other job
+    owns the job's process, its files or its /proc entries; the job's work dir is made that uid's, 0700,
+    and nothing of that uid outlives the job (its cgroup or container is killed). An unprivileged runner
+    (compose and k8s run it as uid 10001 with no capabilities) cannot give files away: its jobs run as
+    itself and have no more than it has."""
+
+    def __init__(self, uids: tuple[int, int] = DEFAULT_JOB_UIDS) -> None:
+        first, last = uids
+        holds_nobody = first <= NOBODY + 1 and last >= NOBODY  # 65534, or 65535 (the "no uid" of 16 bits)
+        if not 1000 <= first <= last <= MAX_JOB_UID or holds_nobody:
+            raise ValueError(
+                f"job uids must be a range within 1000..{MAX_JOB_UID} without {NOBODY} (nobody) and "
+                f"{NOBODY + 1}, got {first}..{last}"
+            )
+        self.first, self.last = first, last
+        self._in_use: set[int] = set()
+        self._lock = threading.Lock()
+
+    def lease(self, job_id: str) -> tuple[int, int]:
+        """The job's (uid, gid): the runner's own when it is not root, else a free one of the range (the
+        same job lands on the same uid while that one is free)."""
+        if os.geteuid() != 0:
+            return os.geteuid(), os.getegid()
+        size = self.last - self.first + 1
+        start = int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % size
+        with self._lock:
+            for step in range(size):
+                uid = self.first + (start + step) % size
+                if uid not in self._in_use and not _host_account(uid):
+                    self._in_use.add(uid)
+                    return uid, uid
+        raise SandboxUnavailable(f"every job uid in {self.first}..{self.last} is in use or a host account")
+
+    def release(self, identity: tuple[int, int]) -> None:
+        with self._lock:
+            self._in_use.discard(identity[0])
+
+
+def _host_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        try:
+            grp.getgrgid(uid)
+        except KeyError:
+            return False
+    return True
 
 
 class SandboxUnavailable(RuntimeError):
@@ -63,6 +111,16 @@ class SandboxJob:
     image: str = ""
     # The cores the job is pinned to and its thread-pool size (None: the backend's whole share).
     cpus: SlotCpus | None = None
+    # The (uid, gid) the job runs as (JobIdentities); unset, the sandbox refuses to run it as root.
+    identity: tuple[int, int] | None = None
+
+    def owner(self) -> tuple[int, int]:
+        """Who the job runs as on the host, never root."""
+        if self.identity is None or self.identity[0] == 0:
+            if os.geteuid() != 0:
+                return os.geteuid(), os.getegid()
+            raise SandboxUnavailable("a root runner's job needs an identity of its own (JobIdentities)")
+        return self.identity
 
     def job_env(self) -> dict[str, str]:
         """The job's variables, with its thread pools sized to its cores."""

@@ -20,7 +20,6 @@ from airlab_runner.sandbox import (
     SandboxResult,
     SandboxUnavailable,
     ended,
-    job_identity,
 )
 
 MAX_LINE_BYTES = 64 * 1024
@@ -38,7 +37,7 @@ def container_options(job: SandboxJob, image: str) -> dict[str, Any]:
         "image": job.image or image,
         "command": ["python3", job.entrypoint],
         "working_dir": WORK_MOUNT,
-        "user": "{}:{}".format(*job_identity()),
+        "user": "{}:{}".format(*job.owner()),
         "environment": environment,
         "network_mode": "none",
         "read_only": True,
@@ -112,7 +111,7 @@ class DockerSandbox:
 
         began = time.monotonic()
         if os.geteuid() == 0:
-            _give_to_sandbox_user(job.workdir)
+            _give_to_job(job.workdir, job.owner())
         try:
             container = self.client.containers.create(**container_options(job, self.image))
         except docker.errors.ImageNotFound:
@@ -159,13 +158,14 @@ class DockerSandbox:
                 return ("cancelled" if cancel.is_set() else "timeout"), None
 
 
-def _give_to_sandbox_user(workdir: Path) -> None:
-    """The container's user owns the work dir (and nothing else of the host)."""
-    uid, gid = job_identity()
+def _give_to_job(workdir: Path, identity: tuple[int, int]) -> None:
+    """The container's user owns the work dir, 0700 (and nothing else of the host)."""
+    uid, gid = identity
     for root, dirs, files in os.walk(workdir):
         for name in [*dirs, *files]:
             os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
     os.chown(workdir, uid, gid)
+    workdir.chmod(0o700)
 
 
 def _pump_logs(container: Any, on_line: LineSink) -> None:

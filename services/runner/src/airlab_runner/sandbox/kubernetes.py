@@ -22,7 +22,6 @@ from airlab_runner.sandbox import (
     SandboxResult,
     SandboxUnavailable,
     ended,
-    job_identity,
 )
 
 TTL_AFTER_FINISHED = 600
@@ -66,12 +65,11 @@ def job_manifest(
         {"name": "work", "persistentVolumeClaim": {"claimName": runs_claim}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}},
     ]
-    for index, (source, target) in enumerate(job.datasets):
-        claim, _, sub_path = source.removeprefix("pvc:").partition("/")
-        volumes.append(
-            {"name": f"data{index}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        )
-        mounts.append({"name": f"data{index}", "mountPath": target, "subPath": sub_path, "readOnly": True})
+    # Datasets are the runner's checked copies in the job's run dir (airlab_runner.staging), on the same
+    # claim as the work dir: mounted from it, read-only.
+    for source, target in job.datasets:
+        sub_path = Path(source).relative_to(runs_root).as_posix()
+        mounts.append({"name": "work", "mountPath": target, "subPath": sub_path, "readOnly": True})
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -79,9 +77,9 @@ def job_manifest(
         "securityContext": {
             "runAsNonRoot": True,
             # The runner's uid (10001 in its pod): the work dirs it makes on the shared claim are its own.
-            "runAsUser": job_identity()[0],
-            "runAsGroup": job_identity()[1],
-            "fsGroup": job_identity()[1],
+            "runAsUser": job.owner()[0],
+            "runAsGroup": job.owner()[1],
+            "fsGroup": job.owner()[1],
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [

@@ -5,8 +5,9 @@ memory, CPU and pids, rlimits, and a wall-clock limit that kills the whole proce
 The job never has more rights on the host than an unprivileged user. A runner that is not root starts
 bubblewrap in a user namespace: the job's uid maps back to the runner's own. A runner that is root
 would map it back to root, so it sets the sandbox up without a user namespace instead and drops the job
-to uid/gid 65534 (nobody) with no capabilities (setpriv) before anything of the job runs: files only
-root may read (a dataset mount of /etc/shadow, say) stay unreadable inside."""
+to a uid/gid of its own (JobIdentities: no host account, no other job) with no capabilities (setpriv)
+before anything of the job runs: files only root may read stay unreadable inside, and no host user can
+reach the job's files or processes."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ from airlab_runner.sandbox import (
 )
 from airlab_runner.sandbox.cgroups import JobCgroup, version
 
-SANDBOX_UID = 65534  # nobody
+# The job's uid inside an unprivileged runner's user namespace (outside, it is the runner's own).
+NAMESPACED_UID = 65534
 MAX_LINE_BYTES = 64 * 1024
 # System paths the job may read. Nothing else of the host is visible: no home, no workspace, no secrets.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -67,7 +69,9 @@ class LocalSandbox:
 
     def run_command(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run argv in a bare bubblewrap (no cgroups), for the startup check."""
-        command = ["bwrap", *_namespaces(), "--die-with-parent", *self._view(), "--", *_drop(), *argv]
+        # The probe runs as nobody: it only checks that the namespaces can be made.
+        drop = _drop(NAMESPACED_UID, NAMESPACED_UID)
+        command = ["bwrap", *_namespaces(), "--die-with-parent", *self._view(), "--", *drop, *argv]
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_bare_env())
 
     def _view(self) -> list[str]:
@@ -93,11 +97,14 @@ class LocalSandbox:
 
     def _command(self, job: SandboxJob, cgroup: JobCgroup) -> list[str]:
         limits = job.limits
+        uid, gid = job.owner()
         if os.geteuid() == 0:
-            # The job writes its work dir as the unprivileged user it runs as.
+            # The job writes its work dir as the uid of its own it runs as; no one else enters it.
             for path in (job.workdir, *job.workdir.rglob("*")):
-                os.chown(path, SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
-        ids = [] if os.geteuid() == 0 else ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+                os.chown(path, uid, gid, follow_symlinks=False)
+            job.workdir.chmod(0o700)
+        # An unprivileged runner's user namespace maps the job's uid back to the runner's own.
+        ids = [] if os.geteuid() == 0 else ["--uid", str(NAMESPACED_UID), "--gid", str(NAMESPACED_UID)]
         bwrap = [
             "bwrap", *_namespaces(), "--die-with-parent", "--new-session", *ids,
             *self._view(),
@@ -114,7 +121,7 @@ class LocalSandbox:
         for source, target in job.datasets:
             bwrap += [*_parents(target), "--ro-bind", source, target]
         # Everything but the work dir and /tmp becomes read-only once the mounts are in place.
-        bwrap += ["--remount-ro", "/", *_drop(), self.python, job.entrypoint]
+        bwrap += ["--remount-ro", "/", *_drop(uid, gid), self.python, job.entrypoint]
         cpu_seconds = max(1, limits.wall_seconds * max(1, limits.cpu_millis // 1000) + 5)
         prlimit = [
             "prlimit", f"--cpu={cpu_seconds}", f"--fsize={limits.file_mib * 1024 * 1024}",
@@ -179,12 +186,12 @@ def _namespaces() -> list[str]:
     return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
 
 
-def _drop() -> list[str]:
-    """As root: become uid/gid 65534 with no groups and no capabilities, for good, then run the job."""
+def _drop(uid: int, gid: int) -> list[str]:
+    """As root: become the job's uid/gid with no groups and no capabilities, for good, then run it."""
     if os.geteuid() != 0:
         return []
     return [
-        "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
     ]  # fmt: skip
 
