@@ -4,7 +4,8 @@ A token names a principal and its role and is signed (HMAC-SHA256) with the lab'
 that holds the key checks it without a lookup. Roles:
   - researcher: their own researches only (another's answers PERMISSION_DENIED);
   - admin: every research;
-  - service: the lab's own processes and tools that act for it (what admin may do).
+  - service: one of the lab's own services (the token's name says which), calling the methods
+    airlab.access gives it, never acting as a user.
 `airlab up` creates the key and an admin token for the local user in the workspace (0600), and the CLI
 and the Python client pick the token up, so the README's commands stay as they are. A service started
 without a key (`auth.key_file` unset) answers every caller as the local admin: that is for unit tests and
@@ -30,6 +31,8 @@ from airlab.errors import PermissionDenied, Unauthenticated
 
 Role = Literal["admin", "researcher", "service"]
 ROLES: tuple[Role, ...] = ("admin", "researcher", "service")
+# The names a service token may carry: the lab's own services (airlab.access says what each may call).
+SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
 KEY_FILE = "key"
 TOKEN_FILE = "token"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
@@ -42,7 +45,8 @@ class Principal:
 
     @property
     def sees_everything(self) -> bool:
-        return self.role in ("admin", "service")
+        """Only an admin: a service token never acts as a user (airlab.access keeps it off the Lab API)."""
+        return self.role == "admin"
 
     def may_see(self, owner: str) -> bool:
         """Whether this principal may read and act on something `owner` started."""
@@ -69,6 +73,8 @@ def issue(key: bytes, name: str, role: Role, *, lifetime_seconds: float | None =
         raise ValueError("a principal's name is 1-64 characters of letters, digits and . _ - @")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    if role == "service" and name not in SERVICE_NAMES:
+        raise ValueError(f"a service token names one of the lab's services: {', '.join(SERVICE_NAMES)}")
     claims: dict[str, str | int] = {"sub": name, "role": role}
     if lifetime_seconds is not None:
         if lifetime_seconds <= 0:

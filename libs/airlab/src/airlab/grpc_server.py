@@ -18,7 +18,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from airlab import auth
+from airlab import access, auth
 from airlab.errors import LabError, bounded
 from airlab.settings import Settings
 
@@ -54,16 +54,9 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
     INVALID_ARGUMENT, and (with a key) callers without a valid token with UNAUTHENTICATED; runs each call
     as its caller (`airlab.auth.current`); turns LabError into its status."""
 
-    def __init__(
-        self,
-        is_ready: Callable[[], bool],
-        key: bytes | None = None,
-        roles: dict[str, tuple[str, ...]] | None = None,
-    ) -> None:
+    def __init__(self, is_ready: Callable[[], bool], key: bytes | None = None) -> None:
         self._is_ready = is_ready
         self._key = key
-        # Service full name -> the roles that may call it (absent: any authenticated caller).
-        self._roles = roles if roles is not None else {}
 
     async def intercept_service(
         self,
@@ -74,7 +67,6 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or details.method.startswith(ALWAYS_OPEN):
             return handler
         is_ready, key = self._is_ready, self._key
-        allowed = self._roles.get(details.method.split("/")[1], ())
 
         async def refuse_unready(request: Any, context: grpc.aio.ServicerContext) -> auth.Principal:
             principal = auth.LOCAL_ADMIN
@@ -83,12 +75,9 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
                     principal = auth.principal_of(context.invocation_metadata(), key)
                 except LabError as exc:
                     await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
-            if allowed and principal.role not in allowed:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"{principal.name} ({principal.role}) may not call {details.method}: "
-                    f"it is for {' and '.join(allowed)} (researchers use the Lab API)",
-                )
+            refused = access.refusal(details.method, principal)
+            if refused:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, refused)
             if request is UNPARSABLE:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT,
@@ -154,27 +143,16 @@ class ServiceHost:
         key = auth.configured_key(settings.auth.key, settings.auth.key_file)
         if key is None:
             log.warning("no auth key (auth.key_file): every caller is served as the local admin")
-        self._roles: dict[str, tuple[str, ...]] = {}
         self.server = grpc.aio.server(
-            interceptors=[_StatusInterceptor(self.is_ready, key, self._roles)],
+            interceptors=[_StatusInterceptor(self.is_ready, key)],
             options=[("grpc.so_reuseport", 0)],
         )
 
-    def add(
-        self,
-        register: Callable[[Any, grpc.aio.Server], None],
-        servicer: Any,
-        full_name: str,
-        *,
-        roles: tuple[str, ...] = ("admin", "service"),
-    ) -> None:
-        """Register a servicer with its generated `add_..._to_server` function and full service name. Only
-        callers with one of `roles` may call it (empty: any authenticated caller; the Lab API checks who
-        owns what itself)."""
+    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, full_name: str) -> None:
+        """Register a servicer with its generated `add_..._to_server` function and full service name. Who
+        may call each of its methods is airlab.access's table."""
         register(servicer, self.server)
         self._service_names.append(full_name)
-        if roles:
-            self._roles[full_name] = roles
 
     def require(self, check: Callable[[], bool]) -> None:
         """The service is SERVING only while every check is true (e.g. `lambda: bus.connected`)."""

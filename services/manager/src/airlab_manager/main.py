@@ -39,15 +39,12 @@ def setup(context: ServiceContext) -> None:
         artifacts=artifact_store_from(settings),
     )
     conductor = Conductor(store, catalog, settings.research, ledger=KvUsageLedger(usage), source=context.name)
-    # Any authenticated caller: the Lab API checks who owns each research itself.
-    context.host.add(
-        lab_pb2_grpc.add_LabServiceServicer_to_server, LabServicer(lab), "airlab.v1.LabService", roles=()
-    )
+    # Users only (airlab.access): the Lab API checks who owns each research itself.
+    context.host.add(lab_pb2_grpc.add_LabServiceServicer_to_server, LabServicer(lab), "airlab.v1.LabService")
     context.host.add(
         manager_pb2_grpc.add_ManagerServiceServicer_to_server,
         ManagerServicer(lab, conductor),
         "airlab.v1.ManagerService",
-        roles=(),
     )
 
     async def start() -> None:
