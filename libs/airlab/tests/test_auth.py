@@ -1,5 +1,6 @@
 """Signed tokens and the credentials `airlab up` writes."""
 
+import hmac
 import json
 import stat
 import time
@@ -83,3 +84,27 @@ def test_the_cli_issues_expiring_tokens_and_says_what_a_bad_lifetime_is(tmp_path
     assert 7100 < json.loads(auth._unb64(made.output.strip().split(".")[0]))["exp"] - time.time() <= 7200
     bad = CliRunner().invoke(app, ["token", "dave", "--expires", "soon", "--workspace", str(tmp_path)])
     assert bad.exit_code == 2 and "a whole number with s, m, h or d" in bad.output
+
+
+def test_a_revoked_name_or_token_is_refused_and_later_tokens_are_not(tmp_path):
+    revocations = auth.Revocations(tmp_path / "revoked.json")
+    old, other = auth.issue(KEY, "erin", "researcher"), auth.issue(KEY, "frank", "researcher")
+    assert auth.verify(KEY, old, revocations=revocations).name == "erin"  # no file: nothing revoked
+    revocations.revoke(name="erin", now=time.time() + 1)  # in the second after this token was issued
+    with pytest.raises(Unauthenticated, match=r"erin's tokens issued up to .* were revoked"):
+        auth.verify(KEY, old, revocations=revocations)
+    assert auth.verify(KEY, other, revocations=revocations).name == "frank"
+    revocations.revoke(token=other)
+    with pytest.raises(Unauthenticated, match="the token was revoked"):
+        auth.verify(KEY, other, revocations=revocations)
+    assert stat.S_IMODE((tmp_path / "revoked.json").stat().st_mode) == 0o600
+    later = json.loads(auth._unb64(old.split(".")[0])) | {"iat": int(time.time()) + 5}
+    body = auth._b64(json.dumps(later).encode())
+    resigned = f"{body}.{auth._b64(hmac.new(KEY, body.encode(), 'sha256').digest())}"
+    assert auth.verify(KEY, resigned, revocations=revocations).name == "erin"  # issued after the revocation
+    # A list that cannot be read may be revoking anyone: every token is refused, and revoke says why.
+    (tmp_path / "revoked.json").write_text("{not json")
+    with pytest.raises(Unauthenticated, match="revocation list cannot be read"):
+        auth.verify(KEY, resigned, revocations=revocations)
+    with pytest.raises(ValueError, match="fix or remove it first"):
+        revocations.revoke(name="erin")

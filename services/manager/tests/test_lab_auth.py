@@ -145,3 +145,23 @@ def test_a_research_reads_its_own_users_uploads_and_nothing_else_of_the_workspac
     assert {r.id for r in admin.ListResearch(lab_pb2.ListResearchRequest()).researches} == before
     mine = start(str(uploads / "alice" / "d1" / "table.csv"))
     assert mine.owner == "alice"
+
+
+def test_airlab_token_revoke_refuses_a_users_tokens_on_the_next_call(keyed_manager, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from airlab.cli import app
+
+    manager, tokens = keyed_manager
+    alice = lab_as(manager.address, tokens["alice"])
+    assert alice.ListResearch(lab_pb2.ListResearchRequest()).researches is not None
+    monkeypatch.setenv("AIRLAB_AUTH__KEY_FILE", str(tmp_path / "auth" / auth.KEY_FILE))
+    revoked = CliRunner().invoke(app, ["token", "revoke", "alice", "--workspace", str(tmp_path)])
+    assert revoked.exit_code == 0 and "alice's tokens issued until now" in revoked.output, revoked.output
+    with pytest.raises(grpc.RpcError) as refused:
+        alice.ListResearch(lab_pb2.ListResearchRequest())
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in refused.value.details()
+    bob = lab_as(manager.address, tokens["bob"])
+    assert bob.ListResearch(lab_pb2.ListResearchRequest()).researches is not None  # only alice's
+    unclear = CliRunner().invoke(app, ["token", "revoke", "--workspace", str(tmp_path)])
+    assert unclear.exit_code == 2 and "say whose tokens to revoke" in unclear.output

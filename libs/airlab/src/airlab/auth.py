@@ -75,7 +75,8 @@ def issue(key: bytes, name: str, role: Role, *, lifetime_seconds: float | None =
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     if role == "service" and name not in SERVICE_NAMES:
         raise ValueError(f"a service token names one of the lab's services: {', '.join(SERVICE_NAMES)}")
-    claims: dict[str, str | int] = {"sub": name, "role": role}
+    # When it was issued: a revocation of its name refuses the tokens issued up to then (Revocations).
+    claims: dict[str, str | int] = {"sub": name, "role": role, "iat": int(time.time())}
     if lifetime_seconds is not None:
         if lifetime_seconds <= 0:
             raise ValueError("a token's lifetime must be positive")
@@ -104,9 +105,11 @@ def claimed_name(token: str) -> str:
         return ""
 
 
-def verify(key: bytes, token: str, *, now: float | None = None) -> Principal:
-    """The principal a token names. Unauthenticated when it is malformed, not signed with `key`, or past
-    its expiry."""
+def verify(
+    key: bytes, token: str, *, now: float | None = None, revocations: Revocations | None = None
+) -> Principal:
+    """The principal a token names. Unauthenticated when it is malformed, not signed with `key`, past its
+    expiry, or revoked."""
     body, _, signature = token.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not body or not hmac.compare_digest(signature, expected):
@@ -121,10 +124,81 @@ def verify(key: bytes, token: str, *, now: float | None = None) -> Principal:
         if (time.time() if now is None else now) >= expires:
             when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
             raise Unauthenticated(f"the token expired at {when}: ask for a new one ('airlab token')")
+    if revocations is not None:
+        issued = json.loads(_unb64(body)).get("iat", 0)
+        revocations.check(token, name, issued if isinstance(issued, int | float) else 0)
     return Principal(name, role)
 
 
-def principal_of(metadata: Iterable[tuple[str, str | bytes]] | None, key: bytes) -> Principal:
+REVOKED_FILE = "revoked.json"
+
+
+class Revocations:
+    """Tokens the lab no longer accepts: a JSON file (`airlab token revoke` writes it beside the key) that
+    every service reads again whenever it changed, checked on every call. {"names": {name: unix seconds}}
+    refuses every token of that name issued up to then; {"tokens": [sha256 hex]} refuses those tokens.
+    No file: nothing is revoked. A file that cannot be read refuses every token (it may be revoking one)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._names: dict[str, float] = {}
+        self._tokens: frozenset[str] = frozenset()
+        self._broken = ""
+
+    def _load(self) -> None:
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._names, self._tokens, self._broken = None, {}, frozenset(), ""
+            return
+        if self._seen == (info.st_mtime_ns, info.st_size):
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            self._names = {str(k): float(v) for k, v in data.get("names", {}).items()}
+            self._tokens = frozenset(str(t) for t in data.get("tokens", []))
+            self._broken = ""
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            self._broken = f"the lab's revocation list cannot be read ({type(exc).__name__})"
+        self._seen = (info.st_mtime_ns, info.st_size)
+
+    def check(self, token: str, name: str, issued: float) -> None:
+        self._load()
+        if self._broken:
+            raise Unauthenticated(self._broken)
+        if hashlib.sha256(token.encode()).hexdigest() in self._tokens:
+            raise Unauthenticated("the token was revoked ('airlab token revoke')")
+        if name in self._names and issued <= self._names[name]:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self._names[name]))
+            raise Unauthenticated(f"{name}'s tokens issued up to {when} were revoked: ask for a new one")
+
+    def revoke(self, *, name: str = "", token: str = "", now: float | None = None) -> None:
+        """Add `name` (its tokens issued until now) or one `token` to the list, atomically, 0600."""
+        self._load()
+        if self._broken:
+            raise ValueError(f"{self.path}: {self._broken}; fix or remove it first")
+        names, tokens = dict(self._names), set(self._tokens)
+        if name:
+            names[name] = time.time() if now is None else now
+        if token:
+            tokens.add(hashlib.sha256(token.encode()).hexdigest())
+        partial = self.path.with_name(self.path.name + ".part")
+        write_private(partial, json.dumps({"names": names, "tokens": sorted(tokens)}, indent=1).encode())
+        os.replace(partial, self.path)
+
+
+def revocations_for(revoked_file: str, key_file: str) -> Revocations | None:
+    """The revocation list a service checks: auth.revoked_file, else the one beside auth.key_file; None
+    when there is neither (auth off, or a key given as hex with no list configured)."""
+    if revoked_file:
+        return Revocations(Path(revoked_file))
+    return Revocations(Path(key_file).parent / REVOKED_FILE) if key_file else None
+
+
+def principal_of(
+    metadata: Iterable[tuple[str, str | bytes]] | None, key: bytes, revocations: Revocations | None = None
+) -> Principal:
     """The caller named by the call's `authorization: Bearer <token>` metadata."""
     for name, value in metadata or ():
         if name == "authorization":
@@ -132,7 +206,7 @@ def principal_of(metadata: Iterable[tuple[str, str | bytes]] | None, key: bytes)
             scheme, _, token = text.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise Unauthenticated("authorization must be 'Bearer <token>'")
-            return verify(key, token.strip())
+            return verify(key, token.strip(), revocations=revocations)
     raise Unauthenticated(
         "this lab requires a token: pass 'authorization: Bearer <token>' (the CLI and airlab.client read "
         "it from AIRLAB_AUTH__TOKEN or the workspace's run/auth/token)"

@@ -516,21 +516,50 @@ llm_app = typer.Typer(help="The LLM servers the agents use.", no_args_is_help=Tr
 
 @app.command()
 def token(
-    name: Annotated[str, typer.Argument(help="Who the token is for, e.g. alice")],
+    name: Annotated[str, typer.Argument(help="Who the token is for, e.g. alice; or 'revoke'")],
+    revoked_name: Annotated[
+        str, typer.Argument(help="After 'revoke': whose tokens (all issued until now)", show_default=False)
+    ] = "",
     role: Annotated[
-        str, typer.Option(help="researcher (their own researches), admin (all) or service")
+        str, typer.Option(help="researcher (their own researches), admin (all) or service (its name)")
     ] = "researcher",
     expires: Annotated[str, typer.Option(help="How long it is valid: 90m, 8h, 30d, or 'never'")] = "30d",
+    revoked_token: Annotated[
+        str, typer.Option("--token", help="After 'revoke': this one token instead of a name's")
+    ] = "",
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print a token for a user of this lab, signed with its key: AIRLAB_AUTH__KEY (a deployment's), else
-    the workspace's from 'airlab up'. It expires after --expires (30 days unless said)."""
+    the workspace's from 'airlab up'. It expires after --expires (30 days unless said).
+    'airlab token revoke alice' refuses every token of alice's issued until now, on every call to every
+    service ('--token T' refuses one token)."""
     settings = _settings(workspace)
+    if name == "revoke":
+        _revoke(settings, revoked_name, revoked_token)
+        return
+    if revoked_name or revoked_token:
+        _fail("a second name and --token go with 'airlab token revoke' only", 2)
     try:
         lifetime = duration_seconds(expires)
         print(auth.issue(_lab_key(settings), name, role, lifetime_seconds=lifetime))  # type: ignore[arg-type]
     except ValueError as exc:
         _fail(str(exc), 2)
+
+
+def _revoke(settings: Settings, name: str, token: str) -> None:
+    if bool(name) == bool(token):
+        _fail("say whose tokens to revoke ('airlab token revoke alice') or one with --token", 2)
+    key_file = settings.auth.key_file or str(
+        auth.credentials_dir(settings.workspace.resolve()) / auth.KEY_FILE
+    )
+    revocations = auth.revocations_for(settings.auth.revoked_file, key_file)
+    assert revocations is not None  # a key file is always named here
+    try:
+        revocations.revoke(name=name, token=token.strip())
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    what = "the token" if token else f"{name}'s tokens issued until now"
+    print(f"revoked {what} ({revocations.path}): every service refuses it from its next call")
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

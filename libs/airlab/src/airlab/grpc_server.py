@@ -54,9 +54,15 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
     INVALID_ARGUMENT, and (with a key) callers without a valid token with UNAUTHENTICATED; runs each call
     as its caller (`airlab.auth.current`); turns LabError into its status."""
 
-    def __init__(self, is_ready: Callable[[], bool], key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        is_ready: Callable[[], bool],
+        key: bytes | None = None,
+        revocations: auth.Revocations | None = None,
+    ) -> None:
         self._is_ready = is_ready
         self._key = key
+        self._revocations = revocations
 
     async def intercept_service(
         self,
@@ -66,13 +72,13 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(ALWAYS_OPEN):
             return handler
-        is_ready, key = self._is_ready, self._key
+        is_ready, key, revocations = self._is_ready, self._key, self._revocations
 
         async def refuse_unready(request: Any, context: grpc.aio.ServicerContext) -> auth.Principal:
             principal = auth.LOCAL_ADMIN
             if key is not None:
                 try:
-                    principal = auth.principal_of(context.invocation_metadata(), key)
+                    principal = auth.principal_of(context.invocation_metadata(), key, revocations)
                 except LabError as exc:
                     await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
             refused = access.refusal(details.method, principal)
@@ -143,8 +149,9 @@ class ServiceHost:
         key = auth.configured_key(settings.auth.key, settings.auth.key_file)
         if key is None:
             log.warning("no auth key (auth.key_file): every caller is served as the local admin")
+        revocations = auth.revocations_for(settings.auth.revoked_file, settings.auth.key_file)
         self.server = grpc.aio.server(
-            interceptors=[_StatusInterceptor(self.is_ready, key)],
+            interceptors=[_StatusInterceptor(self.is_ready, key, revocations)],
             options=[("grpc.so_reuseport", 0)],
         )
 

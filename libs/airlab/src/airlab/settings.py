@@ -223,6 +223,9 @@ class AuthSettings(BaseModel):
     key: str = ""
     # The token a client sends (the CLI and airlab.client); unset: the workspace's run/auth/token.
     token: str = ""
+    # The revoked tokens every call is checked against (`airlab token revoke`); unset: revoked.json beside
+    # key_file (none when the key is given as hex: set it to a shared file then).
+    revoked_file: str = ""
 
 
 class Settings(BaseSettings):
