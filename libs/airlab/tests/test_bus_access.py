@@ -125,15 +125,44 @@ async def test_each_service_does_its_work_and_publishes_only_its_own_events(secu
     await idea.subscribe("airlab.>")  # reading raw event subjects
     with pytest.raises(nats.errors.TimeoutError):
         await idea.request("$JS.API.STREAM.PURGE.AIRLAB", b"", timeout=1)
+    # Shrinking the stream, deleting or taking over the manager's consumer, reading stored events raw.
+    refused_api = [
+        "$JS.API.STREAM.UPDATE.AIRLAB",
+        "$JS.API.CONSUMER.DELETE.AIRLAB.manager-conductor",
+        "$JS.API.CONSUMER.CREATE.AIRLAB.manager-conductor.airlab.idea.requested.*",
+        "$JS.API.CONSUMER.DURABLE.CREATE.AIRLAB.manager-planner",
+        "$JS.API.STREAM.MSG.GET.AIRLAB",
+        "$JS.API.DIRECT.GET.AIRLAB",
+    ]
+    for subject in refused_api:
+        with pytest.raises(nats.errors.TimeoutError):
+            await idea.request(subject, b'{"max_msgs": 1}', timeout=1)
     await asyncio.sleep(0.3)
     await idea.close()
     violations = " | ".join(e.lower() for e in errors if "permissions violation" in e.lower())
+    for subject in refused_api:
+        assert f'publish to "{subject.lower()}"' in violations, (subject, errors)
     assert 'publish to "airlab.research.completed.r1"' in violations, errors
     assert 'publish to "$kv.airlab_research.r1"' in violations, errors
     assert 'subscription to "airlab.>"' in violations, errors
     assert 'publish to "$js.api.stream.purge.airlab"' in violations, errors
+    info = await admin.js.stream_info("AIRLAB")
+    assert info.config.max_msgs != 1  # the stream kept its configuration
     # Nothing forged reached the stream or the record.
     assert (await (await admin.key_value("airlab_research")).get("r1")).value == b"record"
     stored = [e.type async for e in admin.read("airlab.>")]
     assert "research.completed" not in stored
     await admin.close()
+
+
+async def test_only_the_manager_sets_up_the_events_stream_and_the_others_wait_for_it(secured_nats):
+    idea = EventBus(secured_nats.url, source="idea", credentials=bus_access.credentials(KEY, "idea"))
+    waiting = asyncio.ensure_future(idea.connect(timeout=10))
+    await asyncio.sleep(3)
+    assert not waiting.done()  # its own attempt to create the stream was refused: it waits
+    manager = EventBus(secured_nats.url, source="manager", credentials=bus_access.credentials(KEY, "manager"))
+    await manager.connect(timeout=10)
+    await asyncio.wait_for(waiting, timeout=10)
+    assert await idea.publish(make_event("idea.proposed", "r1", event_id="after-wait")) > 0
+    await idea.close()
+    await manager.close()

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from airlab.bus_access import BusCredentials
+from airlab.bus_access import STREAM_OWNERS, BusCredentials
 from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
 from airlab.v1 import events_pb2
@@ -142,9 +142,44 @@ class EventBus:
         await self.ensure_stream()
         await self._notify(True)
 
-    async def ensure_stream(self) -> None:
-        """Create the events stream, or bring an existing one to the configured settings. Idempotent."""
-        config = api.StreamConfig(
+    @property
+    def owns_stream(self) -> bool:
+        """Whether this client sets the events stream up: the manager (and admin tools), or anyone on a bus
+        without users. Other services may not change it (airlab.bus_access)."""
+        return self.credentials is None or self.credentials.user in STREAM_OWNERS
+
+    async def ensure_stream(self, *, wait: float = 60.0) -> None:
+        """The stream's owner creates the events stream, or brings an existing one to the configured
+        settings (idempotent). Another service only waits until it exists (up to `wait` seconds): it tries
+        to create it once, which a bus without users allows."""
+        if not self.owns_stream:
+            deadline = asyncio.get_running_loop().time() + wait
+            tried = False
+            while True:
+                try:
+                    await self.js.stream_info(self.settings.stream)
+                    return
+                except nats.js.errors.NotFoundError:
+                    pass
+                if not tried:
+                    tried = True
+                    with contextlib.suppress(Exception):  # refused where the bus has users
+                        await self.js.add_stream(self._stream_config(), timeout=2)
+                        return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"the events stream {self.settings.stream} was not created within "
+                                       f"{wait:g} s: the manager creates it")  # fmt: skip
+                log.info("waiting for the manager to create the events stream")
+                await asyncio.sleep(0.5)
+        config = self._stream_config()
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # Exists with another configuration: update it in place.
+            await self.js.update_stream(config)
+
+    def _stream_config(self) -> api.StreamConfig:
+        return api.StreamConfig(
             name=self.settings.stream,
             subjects=["airlab.>"],
             storage=api.StorageType.FILE,
@@ -152,11 +187,6 @@ class EventBus:
             duplicate_window=self.settings.duplicate_window_seconds,
             max_age=self.settings.retention_days * 86400,
         )
-        try:
-            await self.js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            # Exists with another configuration: update it in place.
-            await self.js.update_stream(config)
 
     async def key_value(self, bucket: str, *, history: int = 8) -> KeyValue:
         """Open a KV bucket, creating it on first use. Idempotent."""
@@ -298,9 +328,10 @@ class EventBus:
                     event.sequence = message.metadata.sequence.stream
                     yield event
         finally:
+            # The server removes the consumer once it is idle (inactive_threshold): services may not delete
+            # consumers on the events stream (airlab.bus_access), so nobody's can be deleted by another.
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
-                await self.js.delete_consumer(self.settings.stream, info.name)
 
 
 @dataclass

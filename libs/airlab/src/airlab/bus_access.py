@@ -20,7 +20,7 @@ from pathlib import Path
 
 from airlab import auth
 from airlab.events import DEAD_LETTER_AGGREGATE, SUBJECT_PREFIX
-from airlab.settings import Settings
+from airlab.settings import BusSettings, Settings
 
 ADMIN = "admin"
 
@@ -61,6 +61,21 @@ WRITES_BUCKETS: dict[str, tuple[str, ...]] = {
     "runner": ("airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases", "airlab_research_storage"),
 }
 
+# Who sets up the events stream (creates it, changes its configuration): the manager, and admin tools.
+STREAM_OWNERS = ("manager", ADMIN)
+EVENTS_STREAM: str = BusSettings.model_fields["stream"].default  # the settings' default stream
+
+# Each service's durable consumers on the events stream, by name: no other service may create, change or
+# delete them. (Each runner's cancellation consumer is named after its host, so it is not listed: see the
+# note in permissions().)
+DURABLES: dict[str, tuple[str, ...]] = {
+    "manager": ("manager-planner", "manager-conductor"),
+    "idea": ("idea",),
+    "coder": ("coder",),
+    "reviewer": ("reviewer", "reviewer-mlflow"),
+    "runner": ("runner-requests",),
+}
+
 # JetStream's API as a service uses it (streams and consumers, key-value reads), less what destroys data.
 _JETSTREAM = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>"]
 _DESTRUCTIVE = [
@@ -68,6 +83,12 @@ _DESTRUCTIVE = [
     "$JS.API.STREAM.PURGE.>",
     "$JS.API.STREAM.MSG.DELETE.>",
     "$JS.API.ACCOUNT.PURGE.>",
+]
+# No raw reads of stored events by sequence: a service reads events through consumers only.
+_RAW_EVENT_READS = [
+    f"$JS.API.STREAM.MSG.GET.{EVENTS_STREAM}",
+    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
+    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}.>",
 ]
 
 
@@ -102,9 +123,33 @@ def event_subjects(event_types: tuple[str, ...]) -> list[str]:
     return [f"{SUBJECT_PREFIX}.{event_type}.*" for event_type in event_types]
 
 
+def _others_consumers(service: str) -> list[str]:
+    """The API subjects that would create, change or delete another service's durable consumer."""
+    names = [name for other, owned in DURABLES.items() if other != service for name in owned]
+    subjects = []
+    for name in names:
+        for verb in ("CREATE", "DURABLE.CREATE"):
+            subjects += [
+                f"$JS.API.CONSUMER.{verb}.{EVENTS_STREAM}.{name}",
+                f"$JS.API.CONSUMER.{verb}.{EVENTS_STREAM}.{name}.>",
+            ]
+    return subjects
+
+
 def permissions(service: str) -> dict[str, object]:
-    """The nats-server permissions of `service`'s user."""
+    """The nats-server permissions of `service`'s user. Besides its own events and buckets: only the
+    manager sets up the events stream; nobody but the manager deletes a consumer on it, and nobody creates
+    or changes another service's durable consumer; nobody reads stored events raw (by sequence). Not yet
+    enforced: which subjects a service's own consumers filter on (a consumer's filter travels in the
+    request's body when it has several) and the runners' host-named cancellation consumers."""
     buckets = WRITES_BUCKETS[service]
+    deny = [*_DESTRUCTIVE, *_RAW_EVENT_READS, *_others_consumers(service)]
+    if service not in STREAM_OWNERS:
+        deny += [
+            f"$JS.API.STREAM.CREATE.{EVENTS_STREAM}",
+            f"$JS.API.STREAM.UPDATE.{EVENTS_STREAM}",
+            f"$JS.API.CONSUMER.DELETE.{EVENTS_STREAM}.>",
+        ]
     return {
         "publish": {
             "allow": [
@@ -112,7 +157,7 @@ def permissions(service: str) -> dict[str, object]:
                 *[f"$KV.{bucket}.>" for bucket in buckets],
                 *_JETSTREAM,
             ],
-            "deny": _DESTRUCTIVE,
+            "deny": deny,
         },
         # Replies and pull deliveries come to the client's inbox; nothing reads raw event subjects.
         "subscribe": {"allow": ["_INBOX.>"]},

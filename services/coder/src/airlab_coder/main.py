@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from airlab import domain, experiments
+from airlab import bus_access, domain, experiments
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of
@@ -24,7 +24,7 @@ from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb
 from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult, network_examples_for
 
 log = logging.getLogger(__name__)
-CONSUMER = "coder"
+(CONSUMER,) = bus_access.DURABLES["coder"]
 REQUESTED = "code.requested"
 SMOKE_RESOURCES = runner_pb2.Resources(cpu_millis=1000, memory_mib=2048, wall_seconds=90)
 SMOKE_TIMEOUT = 600

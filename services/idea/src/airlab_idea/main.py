@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 
-from airlab import techniques
+from airlab import bus_access, techniques
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.events import body_of
 from airlab.ids import check_id
@@ -21,7 +21,7 @@ from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc, research_pb2
 from airlab_idea.agent import IdeaAgent
 
 log = logging.getLogger(__name__)
-CONSUMER = "idea"
+(CONSUMER,) = bus_access.DURABLES["idea"]
 REQUESTED = "idea.requested"
 
 

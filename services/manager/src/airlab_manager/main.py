@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+from airlab import bus_access
 from airlab.blobs import artifact_store_from
 from airlab.dataset_access import DataPlaces
 from airlab.events import type_filter
@@ -21,8 +22,7 @@ from airlab_manager.lab import PLAN_TRIGGERS, Lab
 from airlab_manager.planner import Planner
 from airlab_manager.servicers import LabServicer, ManagerServicer
 
-PLANNER_CONSUMER = "manager-planner"
-CONDUCTOR_CONSUMER = "manager-conductor"
+PLANNER_CONSUMER, CONDUCTOR_CONSUMER = bus_access.DURABLES["manager"]
 
 
 def setup(context: ServiceContext) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from airlab import verdicts
+from airlab import bus_access, verdicts
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of, type_filter
@@ -21,8 +21,7 @@ from airlab_reviewer import stats
 from airlab_reviewer.agent import Reviewer
 from airlab_reviewer.tracking import MlflowTracker
 
-CONSUMER = "reviewer"
-TRACKING_CONSUMER = "reviewer-mlflow"
+CONSUMER, TRACKING_CONSUMER = bus_access.DURABLES["reviewer"]
 
 
 class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):

@@ -8,7 +8,7 @@ import re
 import socket
 from pathlib import Path
 
-from airlab import experiments
+from airlab import bus_access, experiments
 from airlab.blobs import artifact_store_from
 from airlab.cpus import plan_cpus
 from airlab.dataset_access import DataPlaces
@@ -42,7 +42,7 @@ def build_sandboxes(settings: RunnerSettings, work_root: Path) -> dict[str, Sand
     return sandboxes
 
 
-REQUESTS_CONSUMER = "runner-requests"
+(REQUESTS_CONSUMER,) = bus_access.DURABLES["runner"]
 # One durable consumer per runner host: every runner must see a cancellation to stop the jobs it runs.
 CANCELS_CONSUMER = "runner-cancels"
 
