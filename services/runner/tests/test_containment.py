@@ -52,6 +52,14 @@ HOSTILE = {
             and job.exit_code == 137
         ),
     ),
+    # Many files, each under the per-file cap, together past the job's disk quota (runner_env: 8 MiB).
+    "disk-filler": (
+        b"import os, time\nos.makedirs('junk', exist_ok=True)\nfor i in range(64):\n"
+        b"    open(f'junk/{i}.bin', 'wb').write(os.urandom(1 << 20))\n    time.sleep(0.05)\n"
+        b"print('FILLED')",
+        {},
+        lambda job, log: job.state == FAILED and "disk quota of 8 MiB" in job.reason and "FILLED" not in log,
+    ),
     "fork-bomb": (
         b"import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
         {"wall_seconds": 4},
@@ -108,6 +116,7 @@ def runner_env(tmp_path, backend, request):
         "AIRLAB_RUNNER__MAX_OUTPUT_MIB": "3",
         "AIRLAB_RUNNER__MAX_RESEARCH_STORAGE_MIB": "4",
         "AIRLAB_RUNNER__MAX_CONCURRENT": "4",
+        "AIRLAB_RUNNER__MAX_JOB_DISK_MIB": "8",
         # A secret in the runner's own environment: no job may see it.
         "AIRLAB_S3_SECRET_KEY": SECRET,
         "MY_API_TOKEN": SECRET,

@@ -171,6 +171,8 @@ class RunnerSettings(BaseModel):
     max_log_mib: int = Field(default=10, ge=1)
     # What one job may keep of models, plots and predictions, in all.
     max_output_mib: int = Field(default=1024, ge=1)
+    # What one job's files may take on disk while it runs (its work dir; a job past it is stopped and fails).
+    max_job_disk_mib: int = Field(default=2048, ge=1)
     # What one research may keep of them over all its jobs, on every runner together.
     max_research_storage_mib: int = Field(default=20480, ge=1)
     # The longest wall-clock limit one job may ask for on this runner (2 days).

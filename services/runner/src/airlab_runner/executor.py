@@ -20,6 +20,7 @@ from airlab.redact import error_text
 from airlab.results import RunResult
 from airlab.v1 import runner_pb2
 from airlab_runner import contract
+from airlab_runner.disk import DiskWatch
 from airlab_runner.feed import Feed
 from airlab_runner.gpus import GpuLeases
 from airlab_runner.jobstore import JobStore
@@ -143,6 +144,7 @@ class Executor:
         *,
         max_log_bytes: int,
         max_output_bytes: int,
+        max_disk_bytes: int = 2 << 30,
         max_concurrent: int,
         cpu_plan: CpuPlan | None,
         poll_seconds: float,
@@ -155,6 +157,7 @@ class Executor:
         self.sandboxes = sandboxes
         self.max_log_bytes = max_log_bytes
         self.max_output_bytes = max_output_bytes
+        self.max_disk_bytes = max_disk_bytes
         self.max_concurrent = max_concurrent
         self.cpu_plan = cpu_plan
         self.poll_seconds = poll_seconds
@@ -208,14 +211,21 @@ class Executor:
             workdir / contract.METRICS_FILE, run.feed, lambda point, cause: self._progress(job, point, cause)
         )
         following = asyncio.create_task(self._follow_metrics(tail))
+        disk = DiskWatch(workdir, self.max_disk_bytes, run.cancel)
         try:
-            ended: SandboxResult = await asyncio.to_thread(
-                self.sandboxes[job.spec.backend].run, sandbox_job, sink, run.cancel
-            )
+            with disk:
+                ended: SandboxResult = await asyncio.to_thread(
+                    self.sandboxes[job.spec.backend].run, sandbox_job, sink, disk.stop
+                )
         finally:
             sink.close()
             following.cancel()
         await tail.poll()  # what the job wrote last
+        if disk.exceeded:
+            # Nothing of it is kept but its log: the files are what broke the quota.
+            prefix = experiment_key(job.spec.research_id, job.spec.experiment_id)
+            await asyncio.to_thread(self._store_records, prefix, run.attempt, workdir, run_dir)
+            return Outcome(None, disk.reason(), "disk")
         result, contract_error = await self.collect(job, run.attempt, workdir, run_dir)
         if ended.outcome == "cancelled":
             return Outcome(None, "cancelled", "cancelled")

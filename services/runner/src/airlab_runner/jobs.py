@@ -91,6 +91,7 @@ class RunnerConfig:
     max_concurrent: int = 2
     max_log_bytes: int = 10 << 20
     max_output_bytes: int = 1 << 30
+    max_disk_bytes: int = 2 << 30
     max_attempts: int = 2
     poll_seconds: float = 0.5
     lease_ttl: float = 30.0
@@ -141,6 +142,7 @@ class Runner:
             sandboxes,
             max_log_bytes=config.max_log_bytes,
             max_output_bytes=config.max_output_bytes,
+            max_disk_bytes=config.max_disk_bytes,
             max_concurrent=config.max_concurrent,
             cpu_plan=config.cpu_plan,
             poll_seconds=config.poll_seconds,

@@ -84,6 +84,7 @@ def setup(context: ServiceContext) -> None:
         max_concurrent=runner_settings.max_concurrent,
         max_log_bytes=runner_settings.max_log_mib << 20,
         max_output_bytes=runner_settings.max_output_mib << 20,
+        max_disk_bytes=runner_settings.max_job_disk_mib << 20,
         max_attempts=runner_settings.max_attempts,
         lease_ttl=runner_settings.lease_ttl_seconds,
         # `airlab up` says how many cores its local LLM server holds (AIRLAB_CPU__LLM_CORES).
