@@ -44,3 +44,36 @@ def test_each_technique_takes_only_columns_of_its_kinds_and_only_those_of_the_ta
     assert techniques.step_problem("group_mean", ["region", "income"], PROFILE.kinds()) == (
         "group_mean: column 'region' is category, the step needs number"
     )
+
+
+def test_a_model_outside_the_lab_sees_the_columns_but_no_cell_of_the_data():
+    profile = techniques.DataProfile(
+        columns=[
+            {"name": "region", "kind": "category", "distinct": 3, "examples": ["Oslo-north", "Bergen"]},
+            {"name": "income", "kind": "number", "distinct": 90, "low": 1234.5, "high": 98765.0},
+        ],
+        label={"name": "outcome", "balance": {"approved": 0.7, "refused": 0.3}, "recall": {"refused": 0.4}},
+    )
+    shared = "\n".join(profile.prompt_lines())
+    assert "Oslo-north" in shared and "1234" in shared and "class refused: 30%" in shared
+    withheld = "\n".join(profile.prompt_lines(values=False))
+    for value in ("Oslo-north", "Bergen", "1234", "98765", "approved", "refused"):
+        assert value not in withheld, value
+    assert "'region': category" in withheld and "class #2: 30%" in withheld and "#2: 0.40" in withheld
+    assert "values are withheld" in withheld
+
+
+def test_only_servers_the_lab_runs_see_data_values_unless_configured():
+    from airlab.llm.config import LLMConfig
+
+    config = LLMConfig(
+        servers={
+            "local": {"kind": "llamacpp", "model": "m"},
+            "hosted": {"kind": "openai", "model": "m"},
+            "trusted": {"kind": "openai", "model": "m", "sees_data": True},
+        },
+        agents={"idea": {"servers": ["local"]}, "coder": {"servers": ["local", "hosted"]},
+                "reviewer": {"servers": ["trusted"]}},
+    )  # fmt: skip
+    assert config.sees_data("idea") and config.sees_data("reviewer")
+    assert not config.sees_data("coder")  # its fallback is a hosted API

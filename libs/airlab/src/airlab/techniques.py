@@ -95,17 +95,20 @@ class DataProfile(BaseModel):
     def kinds(self) -> dict[str, str]:
         return {c.name: c.kind for c in self.usable()}
 
-    def prompt_lines(self, limit: int = PROFILE_PROMPT_CHARS) -> list[str]:
+    def prompt_lines(self, limit: int = PROFILE_PROMPT_CHARS, *, values: bool = True) -> list[str]:
         """One line per column, the most telling first (by importance, then association), then the
-        label's; cut at `limit` characters with a line saying how many were left out."""
+        label's; cut at `limit` characters with a line saying how many were left out. Without `values`,
+        no cell of the data is shown (no examples, no ranges): for a model outside the lab."""
         ranked = sorted(
             self.columns,
             key=lambda c: (c.kind == "identifier", -(c.importance or 0.0), -(c.association or 0.0)),
         )
-        lines = [f"label {self.label.get('name', '')!r}: {_label_line(self.label)}"]
+        lines = [f"label {self.label.get('name', '')!r}: {_label_line(self.label, values=values)}"]
         used = len(lines[0])
+        if not values:
+            lines.append("(the data's values are withheld from this model: names, kinds and scores only)")
         for index, column in enumerate(ranked):
-            line = _column_line(column)
+            line = _column_line(column, values=values)
             if used + len(line) > limit:
                 lines.append(f"... and {len(ranked) - index} more column(s)")
                 break
@@ -114,27 +117,32 @@ class DataProfile(BaseModel):
         return lines
 
 
-def _label_line(label: dict[str, Any]) -> str:
+def _label_line(label: dict[str, Any], *, values: bool = True) -> str:
+    """The label's balance and the baseline's recall per class (classes named by their values, or by
+    their rank when values are withheld), or its spread."""
     if "balance" in label:
-        shares = ", ".join(f"class {k}: {float(v):.0%}" for k, v in dict(label["balance"]).items())
+        names = {k: (k if values else f"#{n + 1}") for n, k in enumerate(dict(label["balance"]))}
+        shares = ", ".join(f"class {names[k]}: {float(v):.0%}" for k, v in dict(label["balance"]).items())
         recall = label.get("recall") or {}
-        per_class = ", ".join(f"{k}: {float(v):.2f}" for k, v in recall.items())
+        per_class = ", ".join(
+            f"{names.get(k, k if values else '?')}: {float(v):.2f}" for k, v in recall.items()
+        )
         told = f"; the baseline's recall per class: {per_class}"
         return f"{shares}{told if recall else ''}"
-    parts = [f"{k} {float(label[k]):.4g}" for k in ("mean", "std", "low", "high") if k in label]
-    return ", ".join(parts)
+    shown = ("mean", "std", "low", "high") if values else ("mean", "std")
+    return ", ".join(f"{k} {float(label[k]):.4g}" for k in shown if k in label)
 
 
-def _column_line(column: ProfileColumn) -> str:
+def _column_line(column: ProfileColumn, *, values: bool = True) -> str:
     if column.kind == "identifier":
         return f"{column.name!r} (identifier, dropped)"
     facts: list[str] = [column.kind]
     if column.missing:
         facts.append(f"{column.missing:.0%} missing")
     facts.append(f"{column.distinct} distinct")
-    if column.low is not None and column.high is not None:
+    if values and column.low is not None and column.high is not None:
         facts.append(f"from {_short(column.low)} to {_short(column.high)}")
-    if column.examples and column.kind in ("category", "text"):
+    if values and column.examples and column.kind in ("category", "text"):
         facts.append("e.g. " + " | ".join(e[:30] for e in column.examples[:3]))
     if column.association is not None:
         facts.append(f"mutual information {column.association:.3f}")

@@ -168,7 +168,8 @@ class IdeaAgent:
             template=domain.template_of(plan.template),
             families=", ".join(family.aliases[0] for family in families),
             family_names=[family.name for family in families],
-            profile=table.prompt_lines() if table else [],
+            # A hosted model sees the columns' names, kinds and scores, never a cell (ServerConfig.sees_data).
+            profile=table.prompt_lines(values=self.llm.config.sees_data("idea")) if table else [],
             steps=techniques.available_steps(table, plan.task) if table else {},
             tried=list(tried),
             results=list(results),

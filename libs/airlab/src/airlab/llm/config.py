@@ -65,6 +65,9 @@ class ServerConfig(BaseModel):
     max_retries: int = Field(default=3, ge=0, le=10)
     price: Price = Field(default_factory=Price)
     vllm: VllmLaunch | None = None
+    # Whether prompts to this server may carry values of a user's data (a profile's example cells and
+    # ranges). Unset: yes for the servers the lab runs itself (llamacpp, vllm), no for a hosted API.
+    sees_data: bool | None = None
 
     def api_key(self) -> str:
         return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
@@ -103,6 +106,13 @@ class LLMConfig(BaseModel):
                 "agent", f"unknown agent {agent!r}; configured: {', '.join(sorted(self.agents))}"
             )
         return [self.servers[name] for name in self.agents[agent].servers]
+
+    def sees_data(self, agent: str) -> bool:
+        """Whether every server the agent's calls may reach (its fallbacks too) may see data values."""
+        return all(
+            server.sees_data if server.sees_data is not None else server.kind != "openai"
+            for server in self.route(agent)
+        )
 
     def served_model(self, agent: str) -> str:
         """The model that answers the agent's calls while its first server is up."""
