@@ -1,5 +1,6 @@
 """Measures the foundation on this machine, in one run: embedded stack start time (up -> all SERVING),
-one event hop (publish -> handled -> ack confirmed) and one gRPC call on loopback.
+one event hop (publish -> handled -> ack confirmed) and one gRPC call on loopback, each over TLS (the
+default) and in plain text side by side.
 
 Usage: make bench   (or: .venv/bin/python scripts/bench_foundation.py [--rounds N])"""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import statistics
 import subprocess
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from airlab import bus_access, stack
+from airlab import bus_access, stack, tls
 from airlab.bus import EventBus
 from airlab.events import make_event, type_filter
 from airlab.grpc_client import channel, client_token
@@ -34,8 +36,9 @@ def percentiles(samples: list[float]) -> str:
     )
 
 
-def airlab(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "airlab.cli", *args], check=True, capture_output=True)
+def airlab(*args: str, plaintext: bool = False) -> None:
+    env = {**os.environ, "AIRLAB_TLS__PLAINTEXT": "true"} if plaintext else None
+    subprocess.run([sys.executable, "-m", "airlab.cli", *args], check=True, capture_output=True, env=env)
 
 
 def bench_stack(rounds: int) -> tuple[list[float], Path]:
@@ -51,15 +54,22 @@ def bench_stack(rounds: int) -> tuple[list[float], Path]:
     return times, workspace
 
 
-async def bench_event_hop(count: int, batch: int, secured: bool = False) -> list[float]:
+async def bench_event_hop(
+    count: int, batch: int, secured: bool = False, with_tls: bool = False
+) -> list[float]:
     """Publish -> handled -> acked, one event at a time. `secured`: nats-server with the lab's users and
-    permissions (airlab.bus_access), the bus connected as the runner, whose event this is."""
+    permissions (airlab.bus_access), the bus connected as the runner, whose event this is. `with_tls`:
+    over mutual TLS too, as `airlab up` runs it."""
     with tempfile.TemporaryDirectory() as tmp:
         key = secrets.token_bytes(32)
-        config = bus_access.write_server_config(key, Path(tmp) / "auth.conf") if secured else None
+        server_files = tls.issue(Path(tmp) / "tls", "nats") if with_tls else None
+        client_files = tls.issue(Path(tmp) / "tls", "runner") if with_tls else None
+        config = (
+            bus_access.write_server_config(key, Path(tmp) / "auth.conf", server_files) if secured else None
+        )
         server = start_nats(Path(tmp) / "nats", config=config)
         credentials = bus_access.credentials(key, "runner") if secured else None
-        bus = EventBus(server.url, source="bench", credentials=credentials)
+        bus = EventBus(server.url, source="bench", credentials=credentials, tls=client_files)
         await bus.connect()
         sent: dict[str, float] = {}
         hops: list[float] = []
@@ -86,8 +96,10 @@ async def bench_event_hop(count: int, batch: int, secured: bool = False) -> list
     return hops[10:]  # without warm-up
 
 
-def bench_grpc(address: str, count: int, token: str) -> tuple[list[float], list[float]]:
-    with channel(address, token=token) as lab_channel:
+def bench_grpc(
+    address: str, count: int, token: str, files: tls.TlsFiles | None = None
+) -> tuple[list[float], list[float]]:
+    with channel(address, token=token, tls=files) as lab_channel:
         lab = lab_pb2_grpc.LabServiceStub(lab_channel)
         health = health_pb2_grpc.HealthStub(lab_channel)
         research = lab.StartResearch(lab_pb2.StartResearchRequest(goal="bench on digits"))
@@ -115,15 +127,28 @@ def main() -> None:
     try:
         state = stack.load_state(workspace)
         assert state is not None
+        token = client_token(Settings(workspace=workspace))
+        plain_workspace = Path(tempfile.mkdtemp(prefix="airlab-bench-plain-"))
+        airlab("up", "-w", str(plain_workspace), plaintext=True)
+        plain = stack.load_state(plain_workspace)
+        assert plain is not None and not plain.tls and state.tls
+        plain_token = client_token(Settings(workspace=plain_workspace))
+        # Over TLS, in plain text, over TLS again: the two side by side on the same machine's load.
         get_times, health_times = bench_grpc(
-            state.address_of("manager"), args.calls, client_token(Settings(workspace=workspace))
+            state.address_of("manager"), args.calls, token, state.client_tls()
         )
+        plain_times, _ = bench_grpc(plain.address_of("manager"), args.calls, plain_token)
+        again, _ = bench_grpc(state.address_of("manager"), args.calls, token, state.client_tls())
+        get_times += again
     finally:
         airlab("down", "-w", str(workspace))
+        airlab("down", "-w", str(plain_workspace))
     hops_single = asyncio.run(bench_event_hop(args.events, batch=1))
     hops_batched = asyncio.run(bench_event_hop(args.events, batch=16))
     hops_secured = asyncio.run(bench_event_hop(args.events, batch=1, secured=True))
     hops_plain = asyncio.run(bench_event_hop(args.events, batch=1))  # again, after: the two side by side
+    hops_tls = asyncio.run(bench_event_hop(args.events, batch=1, secured=True, with_tls=True))
+    hops_secured += asyncio.run(bench_event_hop(args.events, batch=1, secured=True))
 
     runs = [round(t, 2) for t in starts]
     ratio = statistics.median(get_times) / statistics.median(health_times)
@@ -137,6 +162,12 @@ def main() -> None:
     print(f"gRPC Lab.GetResearch (a KV read) on loopback:          {percentiles(get_times)}")
     print(f"gRPC Health.Check (no work) on loopback:               {percentiles(health_times)}")
     print(f"GetResearch / Health.Check p50 ratio: {ratio:.2f}")
+    print(f"event hop, batch 1, bus users over mutual TLS (as up runs it): {percentiles(hops_tls)}")
+    hop_ratio = statistics.median(hops_tls) / statistics.median(hops_secured)
+    print(f"TLS / plain text event hop p50 ratio: {hop_ratio:.2f}")
+    print(f"gRPC Lab.GetResearch, plain text (tls.plaintext stack):        {percentiles(plain_times)}")
+    call_ratio = statistics.median(get_times) / statistics.median(plain_times)
+    print(f"TLS / plain text Lab call p50 ratio: {call_ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -151,7 +151,9 @@ def bench(goals: list[NullGoal], budget: int, workdir: Path) -> list[dict[str, A
         stack.up(settings, report=lambda line: None)
         state = stack.load_state(workdir.resolve())
         assert state is not None
-        with channel(state.address_of("manager"), token=client_token(settings)) as lab_channel:
+        with channel(
+            state.address_of("manager"), token=client_token(settings), tls=state.client_tls()
+        ) as lab_channel:
             lab = lab_pb2_grpc.LabServiceStub(lab_channel)
             for goal in goals:
                 result = run_research(lab, goal, budget, workdir)

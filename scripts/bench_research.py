@@ -275,7 +275,9 @@ def lab_run(
             stack.up(settings, report=lambda line: None)
             state = stack.load_state(workdir.resolve())
             assert state is not None
-            with channel(state.address_of("manager"), token=client_token(settings)) as lab_channel:
+            with channel(
+                state.address_of("manager"), token=client_token(settings), tls=state.client_tls()
+            ) as lab_channel:
                 lab = lab_pb2_grpc.LabServiceStub(lab_channel)
                 request = lab_pb2.StartResearchRequest(
                     goal=goal.goal, budget=research_pb2.Budget(max_experiments=budget), allow_defaults=True

@@ -42,7 +42,7 @@ def lab(tmp_path):
     workspace = tmp_path / "ws"
     started = airlab(workspace, "up")
     assert started.returncode == 0, started.stdout + started.stderr
-    assert "dashboard http://127.0.0.1:" in started.stdout  # `airlab up` says where it is
+    assert "dashboard https://127.0.0.1:" in started.stdout  # `airlab up` says where it is, over TLS
     state = json.loads((workspace / "run" / "stack.json").read_text())
     url = next(p["address"] for p in state["processes"] if p["name"] == "dashboard")
     token = (workspace / "run" / "auth" / "token").read_text().strip()
@@ -91,7 +91,11 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     SHOTS.mkdir(parents=True, exist_ok=True)
     # bypass_csp: the test's own probes (wait_for_function) are evaluated strings, which the dashboard's
     # Content-Security-Policy (checked below) forbids to the page.
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    # The lab's own authority signed the dashboard's certificate (`airlab up` checks it against that
+    # authority); the browser here does not know it.
+    page = browser.new_page(
+        viewport={"width": 1280, "height": 900}, bypass_csp=True, ignore_https_errors=True
+    )
     problems: dict[str, list[str]] = {}
 
     page.goto(url + "/")  # not signed in: the sign-in page
@@ -204,7 +208,7 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     # Another user of the lab sees none of it.
     mallory = airlab(workspace, "token", "mallory")
     assert mallory.returncode == 0, mallory.stderr
-    other = browser.new_page()
+    other = browser.new_page(ignore_https_errors=True)
     sign_in(other, url, mallory.stdout.strip())
     assert research_id not in other.content() and "No research yet" in other.inner_text("main")
     other.goto(f"{url}/researches/{research_id}")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_null_goals_claim_no_win(tmp_path):
     out = tmp_path / "null.json"
     done = subprocess.run(
-        [sys.executable, "scripts/bench_null.py", "--goals", "5", "--budget", "12", "--json", str(out)],
+        [sys.executable, "scripts/bench_null.py", "--goals", "5", "--budget", "9", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

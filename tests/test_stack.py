@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from airlab.cpus import CpuSettings, plan_cpus
-from airlab.grpc_client import health_status
+from airlab.grpc_client import health_status, raw_channel
+from airlab.stack import load_state
 from airlab.testing import airlab_cli as airlab
 from airlab.testing import wait_until
 from airlab.v1 import (
@@ -37,8 +37,24 @@ CONTRACT_SERVICES = {
 }
 
 
-def reflected_services(address: str) -> set[str]:
-    with grpc.insecure_channel(address) as channel:
+# A client that trusts the lab's authority but has no certificate of its own: the bus refuses it.
+NATS_WITHOUT_CERTIFICATE = """
+import asyncio, ssl, sys
+import nats
+async def main():
+    context = ssl.create_default_context(cafile=sys.argv[2])
+    try:
+        connection = await nats.connect(sys.argv[1], tls=context, allow_reconnect=False, connect_timeout=3)
+        await connection.flush(timeout=3)
+        print("connected")
+    except Exception as exc:
+        print("refused", type(exc).__name__)
+asyncio.run(main())
+"""
+
+
+def reflected_services(address: str, files) -> set[str]:
+    with raw_channel(address, files) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         return {service.name for reply in replies for service in reply.list_services_response.service}
@@ -74,12 +90,24 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
     state = json.loads((workspace / "run" / "stack.json").read_text())
     processes = {p["name"]: p for p in state["processes"]}
     assert set(processes) == {"nats", "llm", "supervisor", "dashboard", *CONTRACT_SERVICES}
+    # Every hop over TLS: gRPC answers only over TLS checked against the workspace's own authority, the bus
+    # wants a certificate of it from every client, the dashboard is https.
+    assert state["tls"] is True and "every hop over TLS" in started.stdout
+    client = load_state(workspace).client_tls()
     for name, services in CONTRACT_SERVICES.items():
         address = processes[name]["address"]
-        assert health_status(address) == "SERVING"
+        assert health_status(address, tls=client) == "SERVING"
+        assert health_status(address) == "UNREACHABLE"  # plain text gets no answer
         for service in services:
-            assert health_status(address, service) == "SERVING"
-        assert services | {"grpc.health.v1.Health"} <= reflected_services(address)
+            assert health_status(address, service, tls=client) == "SERVING"
+        assert services | {"grpc.health.v1.Health"} <= reflected_services(address, client)
+    assert processes["dashboard"]["address"].startswith("https://127.0.0.1:")
+    assert processes["nats"]["address"].startswith("tls://")
+    refused = subprocess.run(
+        [sys.executable, "-c", NATS_WITHOUT_CERTIFICATE, processes["nats"]["address"], str(client.ca)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "refused" in refused.stdout, refused.stdout + refused.stderr
 
     # The LLM server runs on cores of its own with one thread per core, and the runner is told how many
     # it holds, so experiments are pinned to the others.
@@ -164,11 +192,13 @@ def test_the_supervisor_starts_crashed_processes_again_and_down_stops_what_runs_
     for name in killed:
         os.kill(before[name]["pid"], signal.SIGKILL)
 
+    client = load_state(workspace).client_tls()
+
     def recovered() -> bool:
         state = json.loads((workspace / "run" / "stack.json").read_text())["processes"]
         now = {p["name"]: p for p in state}
         return all(now[n]["restarts"] >= 1 and pid_alive(now[n]["pid"]) for n in killed) and all(
-            health_status(now[n]["address"]) == "SERVING" for n in CONTRACT_SERVICES
+            health_status(now[n]["address"], tls=client) == "SERVING" for n in CONTRACT_SERVICES
         )
 
     wait_until(recovered, timeout=90, interval=0.5)

@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 from airlab.bus_access import STREAM_OWNERS, BusCredentials
 from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
+from airlab.tls import TlsFiles
 from airlab.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,14 @@ class EventBus:
         source: str,
         settings: BusSettings | None = None,
         credentials: BusCredentials | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.url = url
         self.source = source
         self.settings = settings or BusSettings()
         self.credentials = credentials
+        # The lab's nats-server asks every client for a certificate of the lab's authority (mutual TLS).
+        self.tls = tls
         self._nc: nats.NATS | None = None
         self._js: JetStreamContext | None = None
         self._listeners: list[Callable[[bool], Awaitable[None]]] = []
@@ -116,6 +120,7 @@ class EventBus:
                 name=self.source,
                 user=self.credentials.user if self.credentials else None,
                 password=self.credentials.password if self.credentials else None,
+                tls=self.tls.client_context() if self.tls else None,
                 connect_timeout=2,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,

@@ -21,6 +21,7 @@ from pathlib import Path
 from airlab import auth
 from airlab.events import DEAD_LETTER_AGGREGATE, SUBJECT_PREFIX
 from airlab.settings import BusSettings, Settings
+from airlab.tls import TlsFiles
 
 ADMIN = "admin"
 
@@ -164,17 +165,23 @@ def permissions(service: str) -> dict[str, object]:
     }
 
 
-def server_config(key: bytes) -> str:
-    """The `authorization` block of nats-server's configuration (its format accepts JSON values)."""
+def server_config(key: bytes, tls_files: TlsFiles | None = None) -> str:
+    """The `authorization` block of nats-server's configuration (its format accepts JSON values), and
+    with `tls_files` its `tls` block: every client must present a certificate of the lab's authority."""
     users: list[dict[str, object]] = [{"user": ADMIN, "password": password(key, ADMIN)}]
     users += [
         {"user": service, "password": password(key, service), "permissions": permissions(service)}
         for service in PUBLISHES
     ]
-    return "authorization " + json.dumps({"users": users}, indent=2) + "\n"
+    config = "authorization " + json.dumps({"users": users}, indent=2) + "\n"
+    if tls_files is not None:
+        files = {"cert_file": tls_files.cert, "key_file": tls_files.key, "ca_file": tls_files.ca}
+        block = {**{name: str(path) for name, path in files.items()}, "verify": True, "timeout": 5}
+        config += "tls " + json.dumps(block, indent=2) + "\n"
+    return config
 
 
-def write_server_config(key: bytes, path: Path) -> Path:
+def write_server_config(key: bytes, path: Path, tls_files: TlsFiles | None = None) -> Path:
     """Write the configuration 0600 (it holds every password)."""
-    auth.write_private(path, server_config(key).encode())
+    auth.write_private(path, server_config(key, tls_files).encode())
     return path

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from airlab import auth, bus_access, domain, stack
+from airlab import auth, bus_access, domain, stack, tls
 from airlab.client import GATES, UNTIL, start_request
 from airlab.errors import LabError
 from airlab.events import body_dict
@@ -130,7 +130,7 @@ def _lab(manager: str | None, workspace: Path | None) -> Iterator[lab_pb2_grpc.L
         if state is None:
             _fail("no stack is running here: run 'airlab up' (or pass --manager HOST:PORT)")
         address = state.address_of("manager")
-    with channel(address, token=client_token(settings)) as ch:
+    with channel(address, token=client_token(settings), tls=tls.client_files(settings)) as ch:
         try:
             yield lab_pb2_grpc.LabServiceStub(ch)
         except grpc.RpcError as exc:
@@ -194,6 +194,15 @@ def up(workspace: WorkspaceOpt = None) -> None:
     except stack.StackError as exc:
         _fail(str(exc))
     out.print(f"stack up in {state.started_in_seconds:.2f} s; workspace {state.workspace}")
+    out.print(_wire(state))
+
+
+def _wire(state: stack.StackState) -> str:
+    """How the stack's processes talk: TLS (where its authority is), or plain text (said in red)."""
+    if state.tls:
+        authority = tls.directory_of(Path(state.workspace)) / tls.CA_FILE
+        return f"every hop over TLS (the lab's authority: {authority})"
+    return "[red]plain text on the wire (tls.plaintext)[/red]: tokens, bus passwords and data travel in clear"
 
 
 @app.command()
@@ -225,6 +234,9 @@ def status(
         pid, restarts = (str(proc.pid), str(proc.restarts)) if proc else ("-", "-")
         table.add_row(name, address, f"[{colour}]{state}[/{colour}]", pid, restarts)
     out.print(table)
+    running = stack.load_state(_settings(workspace).workspace.resolve())
+    if running is not None:
+        out.print(_wire(running))
     if any(state not in ("SERVING", "RUNNING") for _, state in health.values()):
         raise typer.Exit(1)
 
@@ -653,7 +665,10 @@ async def _with_state(settings: Settings, action: str, name: str, force: bool = 
     store = artifact_store_from(settings)
     memory = memory_from(settings)
     bus = EventBus(
-        _nats_url(settings), source="cli", credentials=bus_access.credentials_for(settings, bus_access.ADMIN)
+        _nats_url(settings),
+        source="cli",
+        credentials=bus_access.credentials_for(settings, bus_access.ADMIN),
+        tls=tls.client_files(settings),
     )
     try:
         await bus.connect(timeout=10)

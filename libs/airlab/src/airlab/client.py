@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from airlab import stack
+from airlab import stack, tls
 from airlab.blobs import ArtifactStore, artifact_store_from
 from airlab.errors import FailedPrecondition
 from airlab.grpc_client import channel, client_token
@@ -118,7 +118,9 @@ class Lab:
     def __init__(self, address: str, *, settings: Settings | None = None) -> None:
         self.address = address
         self.settings = settings or Settings()
-        self._channel = channel(address, token=client_token(self.settings))
+        self._channel = channel(
+            address, token=client_token(self.settings), tls=tls.client_files(self.settings)
+        )
         self._stub = lab_pb2_grpc.LabServiceStub(self._channel)
 
     @classmethod

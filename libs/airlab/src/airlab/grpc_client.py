@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from airlab import auth
 from airlab.settings import Settings
+from airlab.tls import TlsFiles
 
 # Retries UNAVAILABLE (a restarting or draining server) with backoff, for every method.
 _SERVICE_CONFIG = json.dumps(
@@ -78,16 +79,33 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
         return continuation(self._details(details), request)
 
 
+def raw_channel(address: str, files: TlsFiles | None = None) -> grpc.Channel:
+    """A plain channel, over TLS (checked against the lab's authority, presenting `files`' certificate)
+    when `files` are given."""
+    if files is None:
+        return grpc.insecure_channel(address, options=_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=files.ca.read_bytes(),
+        private_key=files.key.read_bytes(),
+        certificate_chain=files.cert.read_bytes(),
+    )
+    return grpc.secure_channel(address, credentials, options=_OPTIONS)
+
+
 def channel(
-    address: str, default_timeout: float = DEFAULT_TIMEOUT_SECONDS, *, token: str = ""
+    address: str,
+    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    *,
+    token: str = "",
+    tls: TlsFiles | None = None,
 ) -> grpc.Channel:
     """A blocking channel that retries UNAVAILABLE with backoff, gives unary calls a default deadline and
-    sends `token` (when given) as the caller's bearer token. Streaming calls (watches) run until the caller
-    cancels them or passes `timeout=`."""
+    sends `token` (when given) as the caller's bearer token, over TLS with `tls`. Streaming calls (watches)
+    run until the caller cancels them or passes `timeout=`."""
     interceptors: list[Any] = [_DefaultDeadline(default_timeout)]
     if token:
         interceptors.append(_Bearer(token))
-    return grpc.intercept_channel(grpc.insecure_channel(address, options=_OPTIONS), *interceptors)
+    return grpc.intercept_channel(raw_channel(address, tls), *interceptors)
 
 
 def client_token(settings: Settings) -> str:
@@ -101,9 +119,9 @@ def client_token(settings: Settings) -> str:
         return ""
 
 
-def health_status(address: str, service: str = "", timeout: float = 1.0) -> str:
+def health_status(address: str, service: str = "", timeout: float = 1.0, tls: TlsFiles | None = None) -> str:
     """'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN' or 'UNREACHABLE'."""
-    with grpc.insecure_channel(address) as ch:
+    with raw_channel(address, tls) as ch:
         try:
             # The stub package leaves the generated stub's methods out.
             reply = health_pb2_grpc.HealthStub(ch).Check(  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from airlab import access, auth
+from airlab import access, auth, tls
 from airlab.errors import LabError, bounded
 from airlab.settings import Settings
 
@@ -181,14 +181,23 @@ class ServiceHost:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        files = tls.own_files(self.settings.tls)
+        if files is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            pair = (files.key.read_bytes(), files.cert.read_bytes())
+            self.port = self.server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
         if self.port == 0:
             raise OSError(f"could not bind {self.settings.grpc_host}:{self.settings.grpc_port}")
         await self.server.start()
         await self.refresh_health()
         if self.settings.port_file:
             write_port_file(self.settings.port_file, self.port)
-        log.info("gRPC listening", extra={"port": self.port, "services": self._service_names})
+        log.info(
+            "gRPC listening",
+            extra={"port": self.port, "services": self._service_names, "tls": files is not None},
+        )
         return self.port
 
     def request_stop(self) -> None:

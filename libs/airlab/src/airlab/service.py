@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from google.protobuf import message
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from airlab import bus_access
+from airlab import bus_access, tls
 from airlab.bus import EventBus
 from airlab.events import follow_up_id, make_event, type_filter
 from airlab.grpc_server import ServiceHost
@@ -93,6 +93,7 @@ async def serve(name: str, settings: Settings, setup: Callable[[ServiceContext],
         source=name,
         settings=settings.bus,
         credentials=bus_access.credentials_for(settings, name),
+        tls=tls.own_files(settings.tls),
     )
     host = ServiceHost(name, settings)
     host.require(lambda: bus.connected)

@@ -230,6 +230,16 @@ class AuthSettings(BaseModel):
     revoked_file: str = ""
 
 
+class TlsSettings(BaseModel):
+    # This process's certificate and key and the lab's authority (PEM). Unset: plain text (airlab.tls).
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    # `airlab up` starts the stack without TLS only when this says so (the README and `airlab status` say
+    # what it costs: tokens, bus passwords and data in clear on the wire).
+    plaintext: bool = False
+
+
 class Settings(BaseSettings):
     """Every setting a service or the CLI reads. Env vars win over airlab.yaml."""
 
@@ -260,6 +270,7 @@ class Settings(BaseSettings):
     # How this host's cores are shared between the local LLM server and experiments (airlab.cpus).
     cpu: CpuSettings = Field(default_factory=CpuSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 

@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from airlab import auth, bus_access
+from airlab import auth, bus_access, tls
 from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
 from airlab.processes import NotReady, spawn, wait_ready
 from airlab.settings import SERVICE_NAMES, Settings
+from airlab.tls import TlsFiles, cli_files
 
 STATE_FILE = "stack.json"
 
@@ -50,6 +52,12 @@ class StackState:
     nats_url: str
     processes: list[Proc]
     started_in_seconds: float
+    # Every hop over TLS with the workspace's certificates (airlab.tls); false only with tls.plaintext.
+    tls: bool = False
+
+    def client_tls(self) -> TlsFiles | None:
+        """What a client on this machine connects to this stack with (the CLI's certificate)."""
+        return cli_files(Path(self.workspace)) if self.tls else None
 
     def address_of(self, name: str) -> str:
         for proc in self.processes:
@@ -115,7 +123,8 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     current = load_state(workspace)
     if current and any(_alive(p) for p in current.processes):
         raise StackError(f"a stack is already running in {workspace}: run 'airlab down' first")
-    workspace.mkdir(parents=True, exist_ok=True)
+    if not workspace.exists():
+        workspace.mkdir(parents=True, mode=0o700)
     if workspace.stat().st_mode & 0o077:
         # Private: its uploads, logs, keys and stack.json are no other local user's to read.
         workspace.chmod(0o700)
@@ -128,7 +137,14 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     # each service's bus user has a password derived from it.
     credentials = auth.credentials_dir(workspace)
     key_file, _ = auth.ensure_credentials(credentials)
-    nats_config = bus_access.write_server_config(auth.read_key(key_file), credentials / "nats.conf")
+    # A certificate per process from the workspace's own authority (made once), unless told plain text.
+    certificates = {} if settings.tls.plaintext else {
+        name: tls.issue(tls.directory_of(workspace), name) for name in tls.STACK_NAMES
+    }  # fmt: skip
+    own_tls = _tls_environment(certificates)
+    nats_config = bus_access.write_server_config(
+        auth.read_key(key_file), credentials / "nats.conf", certificates.get("nats")
+    )
     try:
         nats = start_nats(
             workspace / "nats",
@@ -145,8 +161,9 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
             command=nats.command,
         )
     ]  # fmt: skip
-    report(f"nats-server {nats.url}")
-    state = StackState(str(workspace), nats.url, procs, 0.0)
+    report(f"nats-server {nats.url}" + (" (TLS, client certificates required)" if certificates else ""))
+    state = StackState(str(workspace), nats.url, procs, 0.0, tls=bool(certificates))
+    client = state.client_tls()
     try:
         llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
@@ -154,15 +171,17 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
             env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))
         pending = {
-            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0), env)
+            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0), env | own_tls(name))
             for name in SERVICE_NAMES
         }
         procs.extend(pending.values())
         _save_state(state)
-        _wait_serving(pending, workspace, began + settings.stack_start_timeout, report)
+        _wait_serving(pending, workspace, began + settings.stack_start_timeout, report, client)
         for proc in pending.values():  # started again, a service listens where its clients look for it
             proc.env["AIRLAB_GRPC_PORT"] = proc.address.rsplit(":", 1)[1]
-        dashboard = _start_dashboard(settings, workspace, pending["manager"].address, began, report)
+        dashboard = _start_dashboard(
+            settings, workspace, pending["manager"].address, began, report, own_tls("dashboard"), client
+        )
         procs.append(dashboard)
         _save_state(state)
         procs.append(_start_supervisor(workspace))
@@ -173,6 +192,10 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     state.started_in_seconds = round(time.monotonic() - began, 3)
     _save_state(state)
     return state
+
+
+def _tls_environment(certificates: dict[str, tls.TlsFiles]) -> Callable[[str], dict[str, str]]:
+    return lambda name: tls.environment(certificates[name]) if certificates else {}
 
 
 def _start_local_llm(
@@ -234,9 +257,16 @@ def _spawn(
 
 
 def _start_dashboard(
-    settings: Settings, workspace: Path, lab_address: str, began: float, report: Callable[[str], None]
+    settings: Settings,
+    workspace: Path,
+    lab_address: str,
+    began: float,
+    report: Callable[[str], None],
+    tls_env: dict[str, str],
+    client: tls.TlsFiles | None,
 ) -> Proc:
-    """The dashboard on loopback, for the Lab API at `lab_address`; returns once it answers."""
+    """The dashboard on loopback, for the Lab API at `lab_address` (over https with `tls_env`'s
+    certificate); returns once it answers."""
     port_file = workspace / "run" / "dashboard.port"
     port_file.unlink(missing_ok=True)
     log_path = workspace / "logs" / "dashboard.log"
@@ -246,6 +276,7 @@ def _start_dashboard(
         "AIRLAB_DASHBOARD__LAB_ADDRESS": lab_address,
         "AIRLAB_PORT_FILE": str(port_file),
         "AIRLAB_WORKSPACE": str(workspace),
+        **tls_env,
     }
     command = [sys.executable, "-m", "airlab_dashboard"]
     process = spawn(command, log_file=log_path, detach=True, env={**os.environ, **own})
@@ -254,8 +285,9 @@ def _start_dashboard(
     def answering() -> str | None:
         if not port_file.is_file() or not port_file.read_text().strip():
             return None
-        url = f"http://127.0.0.1:{int(port_file.read_text())}"
-        return url if _http_health(url + "/healthz") == "SERVING" else None
+        scheme = "https" if client else "http"
+        url = f"{scheme}://127.0.0.1:{int(port_file.read_text())}"
+        return url if _http_health(url + "/healthz", client) == "SERVING" else None
 
     try:
         proc.address = wait_ready(
@@ -281,7 +313,11 @@ def _start_supervisor(workspace: Path) -> Proc:
 
 
 def _wait_serving(
-    pending: dict[str, Proc], workspace: Path, deadline: float, report: Callable[[str], None]
+    pending: dict[str, Proc],
+    workspace: Path,
+    deadline: float,
+    report: Callable[[str], None],
+    client: tls.TlsFiles | None,
 ) -> None:
     """Every service started at once: wait for each in turn, all within the same deadline."""
     for name, proc in pending.items():
@@ -290,7 +326,7 @@ def _wait_serving(
         def serving(proc: Proc = proc, port_file: Path = port_file) -> str | None:
             if not proc.address and port_file.is_file():
                 proc.address = f"127.0.0.1:{int(port_file.read_text())}"
-            if proc.address and health_status(proc.address, timeout=0.5) == "SERVING":
+            if proc.address and health_status(proc.address, timeout=0.5, tls=client) == "SERVING":
                 return proc.address
             return None
 
@@ -332,11 +368,12 @@ def down(settings: Settings, timeout: float = 15.0) -> list[str]:
     return running
 
 
-def _http_health(url: str) -> str:
+def _http_health(url: str, client: tls.TlsFiles | None = None) -> str:
     import httpx
 
+    verify: Any = client.client_context() if client and url.startswith("https:") else True
     try:
-        return "SERVING" if httpx.get(url, timeout=2).status_code == 200 else "NOT_SERVING"
+        return "SERVING" if httpx.get(url, timeout=2, verify=verify).status_code == 200 else "NOT_SERVING"
     except httpx.HTTPError:
         return "UNREACHABLE"
 
@@ -361,7 +398,7 @@ def status(settings: Settings) -> dict[str, tuple[str, str]]:
         elif proc.name == "llm":
             result[proc.name] = (proc.address, _http_health(f"{proc.address}/models"))
         elif proc.name == "dashboard":
-            result[proc.name] = (proc.address, _http_health(f"{proc.address}/healthz"))
+            result[proc.name] = (proc.address, _http_health(f"{proc.address}/healthz", state.client_tls()))
         else:
-            result[proc.name] = (proc.address, health_status(proc.address))
+            result[proc.name] = (proc.address, health_status(proc.address, tls=state.client_tls()))
     return result

@@ -30,6 +30,7 @@ from airlab.blobs import ArtifactStore
 from airlab.client import GATES, UNTIL, start_request
 from airlab.enums import enum_words
 from airlab.grpc_client import channel
+from airlab.tls import TlsFiles
 from airlab.v1 import lab_pb2, lab_pb2_grpc, research_pb2
 from airlab_dashboard import view
 
@@ -51,13 +52,14 @@ REPORT_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-i
 class LabCalls:
     """The Lab API with one user's token; gRPC errors become HTTP answers."""
 
-    def __init__(self, address: str, token: str) -> None:
+    def __init__(self, address: str, token: str, tls: TlsFiles | None = None) -> None:
         self.address = address
         self.token = token
+        self.tls = tls
 
     @contextmanager
     def stub(self) -> Iterator[lab_pb2_grpc.LabServiceStub]:
-        with channel(self.address, token=self.token) as lab_channel:
+        with channel(self.address, token=self.token, tls=self.tls) as lab_channel:
             yield lab_pb2_grpc.LabServiceStub(lab_channel)
 
     def call(self, method: str, request: Any) -> Any:
@@ -109,9 +111,11 @@ def create_app(
     uploads: Callable[[str, str, bytes], str],
     max_upload_bytes: int = 100 << 20,
     secure_cookies: bool = False,
+    lab_tls: TlsFiles | None = None,
 ) -> FastAPI:
     """`uploads(owner, filename, data)` stores an uploaded CSV where the runner can mount it and returns
-    the dataset source to put in the request (a path on the runner's host, or s3://BUCKET/KEY)."""
+    the dataset source to put in the request (a path on the runner's host, or s3://BUCKET/KEY). The Lab
+    API is called over TLS with `lab_tls`."""
     app = FastAPI(title="airlab", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     templates.env.globals["words"] = enum_words
@@ -121,7 +125,7 @@ def create_app(
         token = request.cookies.get(COOKIE, "")
         if not token:
             raise NeedsLogin("sign in first")
-        return LabCalls(lab_address, token)
+        return LabCalls(lab_address, token, lab_tls)
 
     def check_csrf(request: Request, csrf: str) -> None:
         expected = csrf_token(request.cookies.get(COOKIE, ""))
@@ -158,7 +162,7 @@ def create_app(
     @app.post("/login")
     async def login(request: Request, token: Annotated[str, Form()]) -> Response:
         token = token.strip()
-        calls = LabCalls(lab_address, token)
+        calls = LabCalls(lab_address, token, lab_tls)
         try:
             await asyncio.to_thread(calls.call, "ListResearch", lab_pb2.ListResearchRequest(page_size=1))
         except (NeedsLogin, HTTPException) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from airlab import tls
 from airlab.blobs import LocalArtifactStore, S3ArtifactStore, artifact_store_from
 from airlab.dataset_access import upload_key
 from airlab.logs import configure_logging
@@ -50,14 +51,24 @@ def upload_saver(settings: Settings) -> Callable[[str, str, bytes], str]:
 
 async def serve(settings: Settings, sock: socket.socket) -> None:
     dashboard = settings.dashboard
+    files = tls.own_files(settings.tls)
     app = create_app(
         dashboard.lab_address,
         artifact_store_from(settings),
         uploads=upload_saver(settings),
         max_upload_bytes=dashboard.max_upload_mib << 20,
-        secure_cookies=os.environ.get("AIRLAB_DASHBOARD_SECURE_COOKIES") == "1",
+        # Served over TLS, its cookie is only ever sent over TLS too.
+        secure_cookies=files is not None or os.environ.get("AIRLAB_DASHBOARD_SECURE_COOKIES") == "1",
+        lab_tls=files,
     )
-    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        ssl_certfile=str(files.cert) if files else None,
+        ssl_keyfile=str(files.key) if files else None,
+    )
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
