@@ -69,6 +69,12 @@ async def bench_event_hop(
         )
         server = start_nats(Path(tmp) / "nats", config=config)
         credentials = bus_access.credentials(key, "runner") if secured else None
+        if secured:  # the manager sets the events stream up; the runner only uses it
+            owner_files = tls.issue(Path(tmp) / "tls", "manager") if with_tls else None
+            manager = EventBus(server.url, source="bench-manager", tls=owner_files,
+                               credentials=bus_access.credentials(key, "manager"))  # fmt: skip
+            await manager.connect()
+            await manager.close()
         bus = EventBus(server.url, source="bench", credentials=credentials, tls=client_files)
         await bus.connect()
         sent: dict[str, float] = {}
