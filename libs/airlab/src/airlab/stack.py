@@ -141,7 +141,10 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     certificates = {} if settings.tls.plaintext else {
         name: tls.issue(tls.directory_of(workspace), name) for name in tls.STACK_NAMES
     }  # fmt: skip
-    own_tls = _tls_environment(certificates)
+
+    def own_tls(name: str) -> dict[str, str]:
+        return tls.environment(certificates[name]) if certificates else {}
+
     nats_config = bus_access.write_server_config(
         auth.read_key(key_file), credentials / "nats.conf", certificates.get("nats")
     )
@@ -192,10 +195,6 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
     state.started_in_seconds = round(time.monotonic() - began, 3)
     _save_state(state)
     return state
-
-
-def _tls_environment(certificates: dict[str, tls.TlsFiles]) -> Callable[[str], dict[str, str]]:
-    return lambda name: tls.environment(certificates[name]) if certificates else {}
 
 
 def _start_local_llm(

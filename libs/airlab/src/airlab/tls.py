@@ -4,9 +4,10 @@ servers and clients, NATS and the dashboard are given from them.
 `airlab up` makes the authority once (run/tls/ca.pem, its key 0600) and a certificate per process (the bus,
 the services, the dashboard, the CLI), each valid for localhost and 127.0.0.1 and usable as server and as
 client: nats-server asks every client for one (mutual TLS: the services talk over the bus), gRPC servers
-and the dashboard present theirs, and clients check them against the authority. Compose makes the same
-files in a one-shot container, k8s takes them from a Secret. Plain text is an explicit setting
-(`tls.plaintext`), which the README and `airlab status` name."""
+and the dashboard present theirs, and clients check them against the authority. Plain text is an explicit
+setting (`tls.plaintext`), which the README and `airlab status` name. Any process given the three files
+(tls.ca_file, cert_file, key_file) serves and connects over TLS; compose and the k8s overlays do not give
+them yet."""
 
 from __future__ import annotations
 
