@@ -132,8 +132,8 @@ compose-env:
 
 # A Kubernetes overlay's secrets, made here at install time (never from the repository): OVERLAY=gpu|cpu.
 OVERLAY ?= gpu
-k8s-secrets:
-	$(PYTHON) scripts/k8s-secrets deploy/k8s/overlays/$(OVERLAY)
+k8s-secrets: setup
+	$(PY) scripts/k8s-secrets deploy/k8s/overlays/$(OVERLAY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .airlab

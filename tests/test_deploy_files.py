@@ -108,13 +108,27 @@ def test_kubernetes_overlays_validate_and_hold_together(overlay, tmp_path):
                 assert container["securityContext"]["readOnlyRootFilesystem"] is True
                 assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
             if container in spec["containers"] and obj["metadata"]["name"] in SERVICE_NAMES:
-                assert container["readinessProbe"]["grpc"]["port"] == 50051
+                # The kubelet's gRPC probe speaks no TLS: the service's own health check does.
+                health = ["python3", "-m", "airlab.healthcheck"]
+                assert container["readinessProbe"]["exec"]["command"] == health
+                assert {"name": "tls", "mountPath": "/etc/airlab-tls", "readOnly": True} in container[
+                    "volumeMounts"
+                ]
+            for volume in spec.get("volumes", []):
+                if "secret" in volume:
+                    assert volume["secret"]["secretName"] in by_kind["Secret"]
         if obj["metadata"]["name"] == "runner":
             assert spec["serviceAccountName"] == "airlab-runner"
     # The generated Secret carries the lab's key (tokens, and the bus's users derived from it); nats-server
     # starts with the users an init container wrote from that key.
-    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    secret = next(o for name, o in secrets.items() if name.startswith("airlab-secrets"))
     assert set(secret["data"]) >= {"AIRLAB_AUTH__KEY", "AIRLAB_S3_SECRET_KEY"}
+    # The lab's TLS files, as cert-manager names them; every service and nats-server gets them.
+    assert secrets["airlab-tls"]["type"] == "kubernetes.io/tls"
+    assert set(secrets["airlab-tls"]["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "airlab-config")
+    assert config["data"]["AIRLAB_TLS__KEY_FILE"] == "/etc/airlab-tls/tls.key"
     nats = next(o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "nats")
     pod = nats["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["command"][:2] == ["airlab", "nats-config"]
@@ -157,7 +171,18 @@ def test_compose_files_hold_together():
     assert services["runner"]["user"].startswith("10001:")
     # nats-server starts with the users written from the lab's key, after they are written.
     assert services["nats"]["command"][:2] == ["--config", "/etc/nats-auth/auth.conf"]
-    assert services["nats-users"]["command"][:2] == ["airlab", "nats-config"]
+    made = services["nats-users"]["command"][-1]
+    assert (
+        "airlab tls-files /etc/airlab-tls" in made and "airlab nats-config /etc/nats-auth/auth.conf" in made
+    )
+    # Every hop over TLS: each of the lab's containers has the files, nats-server wants them from clients.
+    tls_files = {f"AIRLAB_TLS__{k}_FILE": f"/etc/airlab-tls/{v}" for k, v in
+                 (("CA", "ca.crt"), ("CERT", "tls.crt"), ("KEY", "tls.key"))}  # fmt: skip
+    for name in ("nats-users", *SERVICE_NAMES, "dashboard"):
+        assert tls_files.items() <= services[name]["environment"].items(), name
+        assert any(v.startswith("lab-tls:/etc/airlab-tls") for v in services[name]["volumes"]), name
+    assert "lab-tls:/etc/airlab-tls:ro" in services["nats"]["volumes"]
+    assert "https://127.0.0.1:8080/healthz" in services["dashboard"]["healthcheck"]["test"][-1]
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         for dependency, condition in (service.get("depends_on") or {}).items():

@@ -9,6 +9,7 @@ network namespace with no interface but loopback: nothing leaves it."""
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airlab import auth, bus_access
+from airlab import auth, bus_access, tls
 from airlab.grpc_client import channel, health_status
 from airlab.llm.local import free_port
 from airlab.testing import wait_until
@@ -133,15 +134,21 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
     own uid: it cannot chown), the agents on the llama.cpp server. A research goes from the gRPC call to a
     completed report. The containers share the host's loopback (no bridge here) and nothing else: the
     artifact directory and the runs directory are bind mounts given to uid 10001, as compose's runs-dir
-    step does."""
+    step does. Every hop is TLS, with the files compose's one-shot makes (`airlab tls-files`): the
+    services and the dashboard serve with them, nats-server asks every client for them."""
     run = uuid.uuid4().hex[:8]
     key = secrets.token_bytes(32)
     runs, artifacts, auth_dir = tmp_path / "runs", tmp_path / "artifacts", tmp_path / "nats-auth"
     for directory in (runs, artifacts):
         directory.mkdir()
         os.chown(directory, 10001, 10001)
-    nats_config = bus_access.write_server_config(key, auth_dir / "auth.conf")
-    for path in (auth_dir, nats_config):  # the nats image's user (0700 and 0600, as airlab up makes them)
+    lab_tls = tls.write_deploy_files(tmp_path / "lab-tls", owner=(10001, 10001))
+    nats_tls = tmp_path / "nats-tls"  # nats-server's own copy: its image runs it as uid 10002
+    shutil.copytree(lab_tls.ca.parent, nats_tls, ignore=shutil.ignore_patterns("authority"))
+    inside = tls.TlsFiles(*(Path("/etc/airlab-tls") / name for name in tls.DEPLOY_FILES))
+    nats_config = bus_access.write_server_config(key, auth_dir / "auth.conf", inside)
+    # The nats image's user (0700 and 0600, as airlab up makes them).
+    for path in (auth_dir, nats_config, nats_tls, *nats_tls.iterdir()):
         os.chown(path, 10002, 10002)
     nats_port = free_port()
     ports = {service: free_port() for service in SERVICES}
@@ -149,8 +156,9 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
     try:
         nats = f"airlab-smoke-nats-{run}"
         docker("run", "-d", "--name", nats, "--network", "host", "-v", f"{auth_dir}:/etc/nats-auth:ro",
-               images["nats"], "nats-server", "--jetstream", "--store_dir", "/data", "--addr", "127.0.0.1",
-               "--port", str(nats_port), "--config", "/etc/nats-auth/auth.conf")  # fmt: skip
+               "-v", f"{nats_tls}:/etc/airlab-tls:ro", images["nats"], "nats-server", "--jetstream",
+               "--store_dir", "/data", "--addr", "127.0.0.1", "--port", str(nats_port),
+               "--config", "/etc/nats-auth/auth.conf")  # fmt: skip
         names.append(nats)
         common = {
             "AIRLAB_NATS_URL": f"nats://127.0.0.1:{nats_port}",
@@ -160,10 +168,16 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
             "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
             "AIRLAB_RESEARCH__SEEDS": "[0, 1]",
             "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0.3",
+            **tls.environment(inside),
         }
         for service in SERVICES:
             env = {**common, "AIRLAB_GRPC_PORT": str(ports[service])}
-            flags = ["-v", f"{artifacts}:/var/lib/airlab-artifacts"]
+            flags = [
+                "-v",
+                f"{artifacts}:/var/lib/airlab-artifacts",
+                "-v",
+                f"{lab_tls.ca.parent}:/etc/airlab-tls:ro",
+            ]
             if service == "runner":
                 env |= {
                     "AIRLAB_RUNNER__BACKEND": "docker",
@@ -192,17 +206,19 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
         env_flags = [arg for k, v in dashboard_env.items() for arg in ("-e", f"{k}={v}")]
         docker("run", "-d", "--name", dashboard, "--network", "host", "--read-only", "--tmpfs", "/tmp",
                "--mount", f"type=volume,src={dashboard},dst=/var/lib/airlab", "--cap-drop", "ALL",
-               "-v", f"{artifacts}:/var/lib/airlab-artifacts", *env_flags, images["dashboard"])  # fmt: skip
+               "-v", f"{artifacts}:/var/lib/airlab-artifacts",
+               "-v", f"{lab_tls.ca.parent}:/etc/airlab-tls:ro", *env_flags, images["dashboard"])  # fmt: skip
         names.append(dashboard)
         token = auth.issue(key, "smoke", "admin")
         deadline = time.monotonic() + 90
         pending = set(SERVICES)
         while pending and time.monotonic() < deadline:
-            pending = {s for s in pending if health_status(f"127.0.0.1:{ports[s]}") != "SERVING"}
+            pending = {s for s in pending if health_status(f"127.0.0.1:{ports[s]}", tls=lab_tls) != "SERVING"}
             time.sleep(0.5)
         logs = {n: docker("logs", n, check=False).stderr[-2000:] for n in names}
         assert not pending, f"not SERVING: {sorted(pending)}: {json.dumps(logs, indent=1)}"
-        with channel(f"127.0.0.1:{ports['manager']}", token=token) as lab_channel:
+        assert health_status(f"127.0.0.1:{ports['manager']}") == "UNREACHABLE"  # no plain text
+        with channel(f"127.0.0.1:{ports['manager']}", token=token, tls=lab_tls) as lab_channel:
             lab = lab_pb2_grpc.LabServiceStub(lab_channel)
             research = lab.StartResearch(
                 lab_pb2.StartResearchRequest(
@@ -229,8 +245,8 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
         assert len(stored) >= summary["counts"]["finished"], stored
         assert "Violation" not in docker("logs", nats, check=False).stderr
         # The research in the dashboard's container, signed in with the same token.
-        web = f"http://127.0.0.1:{dashboard_port}"
-        with httpx.Client(base_url=web, timeout=30) as browser:
+        web = f"https://127.0.0.1:{dashboard_port}"
+        with httpx.Client(base_url=web, timeout=30, verify=lab_tls.client_context()) as browser:
             wait_until(lambda: browser.get("/healthz").status_code == 200, timeout=60, interval=0.5)
             assert browser.post("/login", data={"token": token}).status_code == 303
             page = browser.get(f"/researches/{research.id}")

@@ -597,10 +597,30 @@ def nats_config(
     compose and k8s run this before nats-server starts; `airlab up` does it by itself."""
     settings = _settings(workspace)
     try:
-        bus_access.write_server_config(_lab_key(settings), out)
+        # With tls.* set (the files as nats-server will see them), clients must present the lab's.
+        files = tls.own_files(settings.tls)
+        bus_access.write_server_config(_lab_key(settings), out, files)
     except (OSError, ValueError) as exc:
         _fail(str(exc), 2)
-    print(f"wrote the bus's users to {out}")
+    print(f"wrote the bus's users to {out}" + (" (TLS, client certificates required)" if files else ""))
+
+
+@app.command("tls-files")
+def tls_files(
+    out: Annotated[Path, typer.Argument(help="The directory to write ca.crt, tls.crt and tls.key into")],
+    owner: Annotated[str, typer.Option(help="uid:gid to give tls.key to (the services' user)")] = "",
+) -> None:
+    """Make a deployment's TLS files (once; an existing set is kept): the lab's own authority and one
+    certificate for every service, by the names compose and k8s reach them. Compose runs this in its
+    one-shot before nats-server starts; `make k8s-secrets` runs it for an overlay's Secret."""
+    try:
+        uid_gid = tuple(int(part) for part in owner.split(":")) if owner else None
+        if uid_gid is not None and len(uid_gid) != 2:
+            raise ValueError("--owner is uid:gid, e.g. 10001:10001")
+        files = tls.write_deploy_files(out, uid_gid)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc), 2)
+    print(f"TLS files in {files.ca.parent}: {', '.join(tls.DEPLOY_FILES)}")
 
 
 def _lab_key(settings: Settings) -> bytes:

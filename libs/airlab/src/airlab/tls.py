@@ -6,14 +6,15 @@ the services, the dashboard, the CLI), each valid for localhost and 127.0.0.1 an
 client: nats-server asks every client for one (mutual TLS: the services talk over the bus), gRPC servers
 and the dashboard present theirs, and clients check them against the authority. Plain text is an explicit
 setting (`tls.plaintext`), which the README and `airlab status` name. Any process given the three files
-(tls.ca_file, cert_file, key_file) serves and connects over TLS; compose and the k8s overlays do not give
-them yet."""
+(tls.ca_file, cert_file, key_file) serves and connects over TLS: compose makes them in a one-shot
+container and k8s takes them from a Secret (`airlab tls-files`, one certificate for all services)."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
 import json
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,39 @@ def issue(directory: Path, name: str, hosts: tuple[str, ...] = HOSTS) -> TlsFile
     )
     write_private(files.key, _key_pem(key))
     write_private(files.cert, certificate.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+# The names a deployment's services are reached by: compose's service names, and k8s's in the airlab
+# namespace (short, namespaced and fully qualified), besides loopback for the containers' own checks.
+DEPLOY_HOSTS = (
+    *HOSTS,
+    *(
+        f"{name}{suffix}"
+        for name in ("nats", "manager", "idea", "coder", "reviewer", "runner", "dashboard")
+        for suffix in ("", ".airlab", ".airlab.svc", ".airlab.svc.cluster.local")
+    ),
+)
+# A deployment's files, named as cert-manager names a certificate Secret's keys (so one can replace it).
+DEPLOY_FILES = ("ca.crt", "tls.crt", "tls.key")
+
+
+def write_deploy_files(directory: Path, owner: tuple[int, int] | None = None) -> TlsFiles:
+    """A deployment's TLS files in `directory`: the authority's certificate and one certificate for every
+    service (DEPLOY_HOSTS), as ca.crt, tls.crt and tls.key (0600, given to `owner` when set: the services'
+    uid in compose). The authority's key stays in directory/authority (0700, not for the services). Made
+    once: an existing set is kept."""
+    ca, cert, key = (directory / name for name in DEPLOY_FILES)
+    files = TlsFiles(ca, cert, key)
+    if all(path.is_file() for path in (ca, cert, key)):
+        return files
+    made = issue(directory / "authority", "lab", DEPLOY_HOSTS)
+    write_private(key, made.key.read_bytes())
+    ca.write_bytes(made.ca.read_bytes())
+    cert.write_bytes(made.cert.read_bytes())
+    (directory / "authority").chmod(0o700)
+    if owner is not None:
+        os.chown(key, *owner)
     return files
 
 
