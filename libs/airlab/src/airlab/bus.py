@@ -168,9 +168,12 @@ class EventBus:
                     pass
                 if not tried:
                     tried = True
-                    with contextlib.suppress(Exception):  # refused where the bus has users
-                        await self.js.add_stream(self._stream_config(), timeout=2)
+                    assert self._nc is not None
+                    try:
+                        await self._nc.jetstream(timeout=2).add_stream(self._stream_config())
                         return
+                    except Exception as exc:  # refused where the bus has users: the manager makes it
+                        log.info("could not create the events stream (%s)", type(exc).__name__)
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"the events stream {self.settings.stream} was not created within "
                                        f"{wait:g} s: the manager creates it")  # fmt: skip
