@@ -81,7 +81,10 @@ def test_every_method_takes_exactly_the_callers_its_row_names(services, tmp_path
         "AIRLAB_WORKSPACE": str(tmp_path / "ws"),
     }
     try:
-        processes = {name: services.start(name, env=env) for name in set(HOST.values())}
+        # The manager first: it sets the bus's events stream up, the others wait for it.
+        processes = {
+            name: services.start(name, env=env) for name in dict.fromkeys(["manager", *HOST.values()])
+        }
         for path, method in contract_methods().items():
             address = processes[HOST[method.containing_service.name]].address
             for kind, token in tokens.items():

@@ -102,6 +102,7 @@ def test_the_agents_own_services_are_for_the_lab_not_for_researchers(services, t
     from airlab.v1 import runner_pb2, runner_pb2_grpc
 
     key_file, admin = auth.ensure_credentials(tmp_path / "auth")
+    services.start("manager", env={"AIRLAB_AUTH__KEY_FILE": str(key_file)})  # sets the bus's stream up
     runner = services.start("runner", env={"AIRLAB_AUTH__KEY_FILE": str(key_file)})
     researcher = auth.issue(auth.read_key(key_file), "alice", "researcher")
     stub = runner_pb2_grpc.RunnerServiceStub(channel(runner.address, token=researcher))

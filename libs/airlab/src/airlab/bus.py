@@ -155,25 +155,16 @@ class EventBus:
 
     async def ensure_stream(self, *, wait: float = 60.0) -> None:
         """The stream's owner creates the events stream, or brings an existing one to the configured
-        settings (idempotent). Another service only waits until it exists (up to `wait` seconds): it tries
-        to create it once, which a bus without users allows."""
+        settings (idempotent). Another service only waits until it exists (up to `wait` seconds): trying
+        to create it would be a permissions violation on the lab's bus."""
         if not self.owns_stream:
             deadline = asyncio.get_running_loop().time() + wait
-            tried = False
             while True:
                 try:
                     await self.js.stream_info(self.settings.stream)
                     return
                 except nats.js.errors.NotFoundError:
                     pass
-                if not tried:
-                    tried = True
-                    assert self._nc is not None
-                    try:
-                        await self._nc.jetstream(timeout=2).add_stream(self._stream_config())
-                        return
-                    except Exception as exc:  # refused where the bus has users: the manager makes it
-                        log.info("could not create the events stream (%s)", type(exc).__name__)
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"the events stream {self.settings.stream} was not created within "
                                        f"{wait:g} s: the manager creates it")  # fmt: skip
