@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import os
 import ssl
 from dataclasses import dataclass
@@ -193,12 +192,10 @@ def client_files(settings: Settings) -> TlsFiles | None:
     configured = own_files(settings.tls)
     if configured is not None:
         return configured
-    workspace = settings.workspace.resolve()
-    try:
-        uses_tls = bool(json.loads((workspace / "run" / "stack.json").read_text()).get("tls"))
-    except (OSError, ValueError, AttributeError):
-        return None
-    return cli_files(workspace) if uses_tls else None
+    from airlab.stack import load_state  # the stack imports this module
+
+    state = load_state(settings.workspace.resolve())
+    return state.client_tls() if state is not None else None
 
 
 def cli_files(workspace: Path) -> TlsFiles:
