@@ -144,7 +144,7 @@ class Executor:
         *,
         max_log_bytes: int,
         max_output_bytes: int,
-        max_disk_bytes: int = 2 << 30,
+        max_disk_bytes: int,
         max_concurrent: int,
         cpu_plan: CpuPlan | None,
         poll_seconds: float,
