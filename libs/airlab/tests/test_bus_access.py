@@ -6,13 +6,18 @@ import secrets
 
 import nats
 import nats.errors
+import nats.js.errors
 import pytest
 
-from airlab import bus_access
+from airlab import bus_access, records
 from airlab.bus import BusRefused, EventBus
+from airlab.errors import NotFound, Unavailable
 from airlab.events import body_field, make_event, subject_for
+from airlab.ids import new_id
 from airlab.natsd import start_nats
-from airlab.v1 import events_pb2
+from airlab.research_record import loop_data
+from airlab.state import RESEARCH_BUCKET, StateStore
+from airlab.v1 import events_pb2, loop_pb2
 
 KEY = secrets.token_bytes(32)
 EVENT_TYPES = [
@@ -105,13 +110,14 @@ async def test_each_service_does_its_work_and_publishes_only_its_own_events(secu
                 break
             await asyncio.sleep(0.05)
         assert seen == [f"{service}-own"]
-        # Its own buckets take writes; every bucket can be read.
+        # Its own buckets take writes; the research bucket opens to the manager alone.
         for bucket in bus_access.WRITES_BUCKETS[service]:
             kv = await bus.key_value(bucket)
             await kv.put(f"probe-{service}", b"1")
         research = await admin.key_value("airlab_research")
         await research.put("r1", b"record")
-        assert (await (await bus.key_value("airlab_research")).get("r1")).value == b"record"
+        if service == "manager":
+            assert (await (await bus.key_value("airlab_research")).get("r1")).value == b"record"
         await bus.close()
 
     # What a service may not do, tried with a plain client so each refusal shows as the server's error.
@@ -123,6 +129,7 @@ async def test_each_service_does_its_work_and_publishes_only_its_own_events(secu
     with pytest.raises(nats.errors.TimeoutError):
         await js.publish("$KV.airlab_research.r1", b"overwritten", timeout=1)
     await idea.subscribe("airlab.>")  # reading raw event subjects
+    await idea.subscribe(records.SUBJECTS)  # answering record requests in the manager's place
     with pytest.raises(nats.errors.TimeoutError):
         await idea.request("$JS.API.STREAM.PURGE.AIRLAB", b"", timeout=1)
     # Shrinking the stream, deleting or taking over the manager's consumer, reading stored events raw.
@@ -133,6 +140,11 @@ async def test_each_service_does_its_work_and_publishes_only_its_own_events(secu
         "$JS.API.CONSUMER.DURABLE.CREATE.AIRLAB.manager-planner",
         "$JS.API.STREAM.MSG.GET.AIRLAB",
         "$JS.API.DIRECT.GET.AIRLAB",
+        # The manager's research records: opened, read by key, read by sequence, watched.
+        "$JS.API.STREAM.INFO.KV_airlab_research",
+        "$JS.API.DIRECT.GET.KV_airlab_research.$KV.airlab_research.r1",
+        "$JS.API.STREAM.MSG.GET.KV_airlab_research",
+        "$JS.API.CONSUMER.CREATE.KV_airlab_research",
     ]
     for subject in refused_api:
         with pytest.raises(nats.errors.TimeoutError):
@@ -145,6 +157,7 @@ async def test_each_service_does_its_work_and_publishes_only_its_own_events(secu
     assert 'publish to "airlab.research.completed.r1"' in violations, errors
     assert 'publish to "$kv.airlab_research.r1"' in violations, errors
     assert 'subscription to "airlab.>"' in violations, errors
+    assert f'subscription to "{records.SUBJECTS}"' in violations, errors
     assert 'publish to "$js.api.stream.purge.airlab"' in violations, errors
     info = await admin.js.stream_info("AIRLAB")
     assert info.config.max_msgs != 1  # the stream kept its configuration
@@ -165,4 +178,38 @@ async def test_only_the_manager_sets_up_the_events_stream_and_the_others_wait_fo
     await asyncio.wait_for(waiting, timeout=10)
     assert await idea.publish(make_event("idea.proposed", "r1", event_id="after-wait")) > 0
     await idea.close()
+    await manager.close()
+
+
+async def test_services_get_research_records_from_the_manager_never_from_its_bucket(secured_nats):
+    """The research bucket is the manager's: the agents ask it for a record over the bus, and the runner,
+    which has no use for records, may not even ask."""
+    assert bus_access.PRIVATE_BUCKETS == {RESEARCH_BUCKET: "manager"}
+    manager = EventBus(secured_nats.url, source="manager", credentials=bus_access.credentials(KEY, "manager"))
+    await manager.connect(timeout=10)
+    store = await StateStore(manager, RESEARCH_BUCKET, kind="research").open()
+    research_id = new_id("r")
+    loop = loop_pb2.ResearchLoop(round=3)
+    await store.create(research_id, {"id": research_id, "goal": "beat the baseline", "loop": loop_data(loop)})
+    await records.serve(manager, store)
+    others = {}
+    for service in [s for s in bus_access.PUBLISHES if s != "manager"]:
+        others[service] = EventBus(
+            secured_nats.url, source=service, credentials=bus_access.credentials(KEY, service)
+        )
+        await others[service].connect(timeout=10)
+    for service in bus_access.ASKS_FOR_RECORDS:
+        research, found_loop = await records.fetch(others[service], research_id)
+        assert research.goal == "beat the baseline" and found_loop is not None and found_loop.round == 3
+        with pytest.raises(NotFound, match="not found"):
+            await records.fetch(others[service], new_id("r"))
+    with pytest.raises(Unavailable, match="did not hand over"):
+        await records.fetch(others["runner"], research_id, timeout=1)
+    # No service but the manager opens the bucket (each is refused; the server never answers them).
+    opened = await asyncio.gather(
+        *(bus.js.key_value(RESEARCH_BUCKET) for bus in others.values()), return_exceptions=True
+    )
+    assert all(isinstance(result, (nats.errors.TimeoutError, nats.js.errors.Error)) for result in opened)
+    for bus in others.values():
+        await bus.close()
     await manager.close()

@@ -36,12 +36,13 @@ json.dump({"metrics": {"accuracy": 0.25}, "seed": 0, "duration_seconds": 1}, ope
 # kernel let it through.
 ATTACK = r"""
 pid=$1; inside=$2; workdir=$3
+forged='{"metrics": {"accuracy": 1.0}, "seed": 0, "duration_seconds": 1}'
 for path in "/proc/$pid/root$inside/secret.txt" "/proc/$pid/cwd/secret.txt" "/proc/$pid/environ" \
             "$workdir/secret.txt"; do
   if cat "$path" >/dev/null 2>&1; then echo "READ $path"; else echo "refused $path"; fi
 done
 if ls "/proc/$pid/root/" >/dev/null 2>&1; then echo "LISTED /proc/$pid/root"; else echo "refused ls"; fi
-if echo '{"metrics": {"accuracy": 1.0}, "seed": 0, "duration_seconds": 1}' > "$workdir/result.json" 2>/dev/null
+if echo "$forged" > "$workdir/result.json" 2>/dev/null
 then echo "FORGED"; else echo "refused forge"; fi
 if kill -9 "$pid" 2>/dev/null; then echo "KILLED"; else echo "refused kill"; fi
 """
@@ -105,7 +106,8 @@ def test_another_user_of_the_host_cannot_read_forge_or_kill_a_running_job(
     work_root = Path(runner_env["AIRLAB_WORKSPACE"]) / "runs"
     pid, uid, workdir = wait_for_victim(work_root)
     first, last = RunnerSettings().job_uids
-    attacker_uid = {"nobody": 65534, "login-user": 1000, "another-job": last if uid != last else first}[attacker]
+    other_job = last if uid != last else first
+    attacker_uid = {"nobody": 65534, "login-user": 1000, "another-job": other_job}[attacker]
     assert attacker_uid != uid
     inside = os.readlink(f"/proc/{pid}/cwd")  # the work dir as the job sees it
     # As root the same paths lead to the secret: the refusals below are the kernel's, not wrong paths.

@@ -229,6 +229,39 @@ class EventBus:
         )
         return ack.seq
 
+    # -- requests (not stored) ----------------------------------------------------------------------------
+
+    async def request(self, subject: str, payload: bytes, *, timeout: float) -> bytes:
+        """A core NATS request, outside the stream (nothing is stored): the answer's bytes. TimeoutError when
+        nobody answers within `timeout` seconds (nobody listening included)."""
+        if self._nc is None:
+            raise RuntimeError("the event bus is not connected yet")
+        try:
+            reply = await self._nc.request(subject, payload, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise TimeoutError(f"nobody answers on {subject}") from None
+        except nats.errors.TimeoutError:
+            raise TimeoutError(f"no answer on {subject} within {timeout:g} s") from None
+        return reply.data
+
+    async def answer(self, subject: str, handler: Callable[[bytes], Awaitable[bytes]], *, queue: str) -> None:
+        """Answer the requests on `subject` (wildcards allowed) with `handler(payload)`; instances of one
+        service share them through the queue group `queue`. A handler must answer every request (its
+        errors inside the answer): one that raises leaves the asker to its timeout."""
+        if self._nc is None:
+            raise RuntimeError("the event bus is not connected yet")
+
+        async def on_request(message: Msg) -> None:
+            try:
+                answer = await handler(message.data)
+            except Exception:
+                log.exception("answering a request failed", extra={"subject": message.subject})
+                return
+            with contextlib.suppress(Exception):  # the asker may be gone
+                await message.respond(answer)
+
+        await self._nc.subscribe(subject, queue=queue, cb=on_request)
+
     # -- consuming ----------------------------------------------------------------------------------------
 
     async def consume(

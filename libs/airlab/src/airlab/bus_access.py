@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from airlab import auth
+from airlab import auth, records
 from airlab.events import DEAD_LETTER_AGGREGATE, SUBJECT_PREFIX
 from airlab.settings import BusSettings, Settings
 from airlab.tls import TlsFiles
@@ -61,6 +61,13 @@ WRITES_BUCKETS: dict[str, tuple[str, ...]] = {
     "reviewer": ("airlab_llm_usage",),
     "runner": ("airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases", "airlab_research_storage"),
 }
+
+# Buckets that only their owner opens. The research records are the manager's storage, in its format: the
+# other services get what they need in their request events, or ask the manager (airlab.records).
+RECORDS_KEEPER = "manager"
+PRIVATE_BUCKETS: dict[str, str] = {"airlab_research": RECORDS_KEEPER}
+# Who asks the manager for research records, on records.SUBJECTS (answered by the manager alone).
+ASKS_FOR_RECORDS = ("idea", "coder", "reviewer")
 
 # Who sets up the events stream (creates it, changes its configuration): the manager, and admin tools.
 STREAM_OWNERS = ("manager", ADMIN)
@@ -137,32 +144,58 @@ def _others_consumers(service: str) -> list[str]:
     return subjects
 
 
+def _others_private_buckets(service: str) -> list[str]:
+    """The API subjects that would open, read, watch or change another service's private bucket."""
+    subjects = []
+    for bucket, owner in PRIVATE_BUCKETS.items():
+        if owner == service:
+            continue
+        stream = f"KV_{bucket}"
+        subjects += [
+            *(f"$JS.API.STREAM.{verb}.{stream}" for verb in ("INFO", "CREATE", "UPDATE", "MSG.GET")),
+            f"$JS.API.DIRECT.GET.{stream}",
+            f"$JS.API.DIRECT.GET.{stream}.>",
+            f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+            f"$KV.{bucket}.>",
+        ]
+    return subjects
+
+
 def permissions(service: str) -> dict[str, object]:
     """The nats-server permissions of `service`'s user. Besides its own events and buckets: only the
     manager sets up the events stream; nobody but the manager deletes a consumer on it, and nobody creates
-    or changes another service's durable consumer; nobody reads stored events raw (by sequence). Not yet
+    or changes another service's durable consumer; nobody reads stored events raw (by sequence); nobody
+    but its owner opens a private bucket, and only the manager answers record requests. Not yet
     enforced: which subjects a service's own consumers filter on (a consumer's filter travels in the
     request's body when it has several) and the runners' host-named cancellation consumers."""
     buckets = WRITES_BUCKETS[service]
-    deny = [*_DESTRUCTIVE, *_RAW_EVENT_READS, *_others_consumers(service)]
+    deny = [*_DESTRUCTIVE, *_RAW_EVENT_READS, *_others_consumers(service), *_others_private_buckets(service)]
     if service not in STREAM_OWNERS:
         deny += [
             f"$JS.API.STREAM.CREATE.{EVENTS_STREAM}",
             f"$JS.API.STREAM.UPDATE.{EVENTS_STREAM}",
             f"$JS.API.CONSUMER.DELETE.{EVENTS_STREAM}.>",
         ]
-    return {
+    asks = [records.SUBJECTS] if service in ASKS_FOR_RECORDS else []
+    answers = [records.SUBJECTS] if service == RECORDS_KEEPER else []
+    rules: dict[str, object] = {
         "publish": {
             "allow": [
                 *event_subjects(PUBLISHES[service] + EVERY_SERVICE_PUBLISHES),
                 *[f"$KV.{bucket}.>" for bucket in buckets],
                 *_JETSTREAM,
+                *asks,
             ],
             "deny": deny,
         },
         # Replies and pull deliveries come to the client's inbox; nothing reads raw event subjects.
-        "subscribe": {"allow": ["_INBOX.>"]},
+        "subscribe": {"allow": ["_INBOX.>", *answers]},
     }
+    if answers:
+        rules["allow_responses"] = True  # its answers go to each asker's inbox
+    return rules
 
 
 def server_config(key: bytes, tls_files: TlsFiles | None = None) -> str:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from airlab import bus_access, domain, experiments
+from airlab import bus_access, domain, experiments, records
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of
@@ -17,9 +17,7 @@ from airlab.ids import check_id
 from airlab.llm.accounting import Budget
 from airlab.llm.factory import llm_for
 from airlab.redact import error_text
-from airlab.research_record import stored_loop
 from airlab.service import ServiceContext, run_service
-from airlab.state import RESEARCH_BUCKET, StateStore
 from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
 from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult, network_examples_for
 
@@ -94,9 +92,9 @@ def task_of(event: events_pb2.Event) -> CodeTask:
 
 
 class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
-    def __init__(self, agent: CoderAgent, researches: StateStore) -> None:
+    def __init__(self, agent: CoderAgent, bus: records.Asker) -> None:
         self.agent = agent
-        self.researches = researches
+        self.bus = bus
 
     async def ImplementIdea(
         self, request: coder_pb2.ImplementIdeaRequest, context: object
@@ -109,8 +107,7 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
             raise InvalidArgument("template", str(exc)) from None
         if request.max_attempts > 10:
             raise InvalidArgument("max_attempts", f"must be 0..10, got {request.max_attempts}")
-        record = await self.researches.get(request.research_id)
-        loop = stored_loop(request.research_id, record.data)
+        _, loop = await records.fetch(self.bus, request.research_id)
         if loop is None:
             raise FailedPrecondition(f"research {request.research_id} has no plan being run yet")
         running = domain.template_of(loop.job_config.template)
@@ -148,10 +145,9 @@ def setup(context: ServiceContext) -> None:
     llm = llm_for(context)
     examples = network_examples_for(llm.config.served_model("coder"))
     agent = CoderAgent(llm, artifacts, BusSmokeRunner(context.bus, artifacts, context.name), examples)
-    researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     context.host.add(
         coder_pb2_grpc.add_CoderServiceServicer_to_server,
-        CoderServicer(agent, researches),
+        CoderServicer(agent, context.bus),
         "airlab.v1.CoderService",
     )
 
@@ -178,7 +174,6 @@ def setup(context: ServiceContext) -> None:
             reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint
         return ("code.ready" if outcome.ok else "code.failed"), reply
 
-    context.on_start(researches.open)
     context.answer(CONSUMER, {REQUESTED: (code, "coded")})
 
 

@@ -9,24 +9,18 @@ import asyncio
 import json
 import logging
 
-from airlab import bus_access, techniques
+from airlab import bus_access, records, techniques
 from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.factory import llm_for
-from airlab.research_record import research_of
 from airlab.service import ServiceContext, run_service
-from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc, research_pb2
+from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc
 from airlab_idea.agent import IdeaAgent
 
 log = logging.getLogger(__name__)
 (CONSUMER,) = bus_access.DURABLES["idea"]
 REQUESTED = "idea.requested"
-
-
-async def load_research(researches: StateStore, research_id: str) -> research_pb2.Research:
-    return research_of((await researches.get(research_id)).data)
 
 
 async def load_profile(
@@ -48,32 +42,34 @@ async def load_profile(
 
 
 class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
-    def __init__(self, agent: IdeaAgent, researches: StateStore) -> None:
+    def __init__(self, agent: IdeaAgent, bus: records.Asker) -> None:
         self.agent = agent
-        self.researches = researches
+        self.bus = bus
 
     async def ProposeIdeas(
         self, request: idea_pb2.ProposeIdeasRequest, context: object
     ) -> idea_pb2.ProposeIdeasResponse:
         check_id("research_id", request.research_id, "r")
-        research = await load_research(self.researches, request.research_id)
+        research, _ = await records.fetch(self.bus, request.research_id)
         return idea_pb2.ProposeIdeasResponse(ideas=await self.agent.propose(research, request.count))
 
 
 def setup(context: ServiceContext) -> None:
-    researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     agent = IdeaAgent(llm_for(context))
     artifacts = artifact_store_from(context.settings)
-    servicer = IdeaServicer(agent, researches)
+    servicer = IdeaServicer(agent, context.bus)
     context.host.add(idea_pb2_grpc.add_IdeaServiceServicer_to_server, servicer, "airlab.v1.IdeaService")
 
     async def propose(event: events_pb2.Event) -> tuple[str, events_pb2.IdeaProposed]:
         request: events_pb2.IdeaRequested = body_of(event)
-        research = await load_research(researches, event.research_id)
+        if not request.HasField("research"):
+            return "idea.proposed", events_pb2.IdeaProposed(
+                round=request.round, error="the request carries no research (sent by an older manager)"
+            )
         profile = await load_profile(artifacts, event.research_id, request.profile_experiment)
         try:
             ideas = await agent.propose(
-                research,
+                request.research,
                 request.count,
                 request.tried,
                 results=request.results,
@@ -88,7 +84,6 @@ def setup(context: ServiceContext) -> None:
             )
         return "idea.proposed", events_pb2.IdeaProposed(round=request.round, ideas=ideas)
 
-    context.on_start(researches.open)
     context.answer(CONSUMER, {REQUESTED: (propose, "proposed")})
 
 

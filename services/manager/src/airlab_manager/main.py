@@ -1,13 +1,14 @@
 """Entrypoint of the manager service: `airlab-manager` (or `python -m airlab_manager`).
 
 It serves the Lab API and ManagerService, plans researches, and conducts their loop. It is the one
-process that opens the lab's memory (Qdrant's embedded mode allows one client)."""
+process that opens the lab's memory (Qdrant's embedded mode allows one client) and the research bucket
+(other services ask it for records: airlab.records)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from airlab import bus_access
+from airlab import bus_access, records
 from airlab.blobs import artifact_store_from
 from airlab.dataset_access import DataPlaces
 from airlab.events import type_filter
@@ -50,6 +51,8 @@ def setup(context: ServiceContext) -> None:
     async def start() -> None:
         await store.open()
         await usage.open()
+        # The other services ask for research records here: the bucket is the manager's alone.
+        await records.serve(context.bus, store)
         # Loading the embedding model takes a moment: off the event loop.
         conductor.memory = await asyncio.to_thread(MemorySessions, settings)
         await lab.recover()

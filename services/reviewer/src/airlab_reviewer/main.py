@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from airlab import bus_access, verdicts
+from airlab import bus_access, records, verdicts
 from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of, type_filter
 from airlab.ids import check_id
 from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
-from airlab.research_record import research_of, stored_loop
 from airlab.service import ServiceContext, run_service
-from airlab.state import RESEARCH_BUCKET, StateStore
+from airlab.state import StateStore
 from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
 from airlab_reviewer import stats
 from airlab_reviewer.agent import Reviewer
@@ -25,14 +24,13 @@ CONSUMER, TRACKING_CONSUMER = bus_access.DURABLES["reviewer"]
 
 
 class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
-    def __init__(self, reviewer: Reviewer, researches: StateStore, ledger: KvUsageLedger) -> None:
+    def __init__(self, reviewer: Reviewer, bus: records.Asker, ledger: KvUsageLedger) -> None:
         self.reviewer = reviewer
-        self.researches = researches
+        self.bus = bus
         self.ledger = ledger
 
     async def _research(self, research_id: str) -> tuple[research_pb2.Research, loop_pb2.ResearchLoop]:
-        record = await self.researches.get(research_id)
-        research, loop = research_of(record.data), stored_loop(research_id, record.data)
+        research, loop = await records.fetch(self.bus, research_id)
         if loop is None:
             raise FailedPrecondition(f"research {research_id} has not started its experiments")
         return research, loop
@@ -90,12 +88,11 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
 
 def setup(context: ServiceContext) -> None:
     reviewer = Reviewer(artifact_store_from(context.settings))
-    researches = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
     usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
     ledger = KvUsageLedger(usage)
     context.host.add(
         reviewer_pb2_grpc.add_ReviewerServiceServicer_to_server,
-        ReviewerServicer(reviewer, researches, ledger),
+        ReviewerServicer(reviewer, context.bus, ledger),
         "airlab.v1.ReviewerService",
     )
 
@@ -136,15 +133,13 @@ def setup(context: ServiceContext) -> None:
         """A written report's research, into MLflow. Its own consumer: a failure is delivered again later
         (then dead-lettered and logged) and never holds up or fails the research."""
         assert tracker is not None
-        record = await researches.get(event.research_id)
-        loop = stored_loop(event.research_id, record.data)
+        research, loop = await records.fetch(context.bus, event.research_id)
         if loop is not None:
-            await asyncio.to_thread(tracker.track, research_of(record.data), loop)
+            await asyncio.to_thread(tracker.track, research, loop)
 
     loading: list[asyncio.Future[None]] = []  # held, so the loading is not collected before it ends
 
     async def start() -> None:
-        await researches.open()
         await usage.open()
         # Not awaited: the libraries load while the service already answers.
         loading.append(asyncio.ensure_future(asyncio.to_thread(stats.load_libraries)))

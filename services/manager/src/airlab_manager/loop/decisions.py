@@ -164,6 +164,7 @@ def _request_ideas(step: Step) -> None:
             results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
             recalled=step.context.recalled,
             profile_experiment=profile_experiment(step),
+            research=step.research,
         ),
     )
 
