@@ -167,7 +167,7 @@ async def bench_model(model: str, ideas: tuple[BenchIdea, ...], workdir: Path) -
         llm = MeasuredLLM(LLMClient(config))
         artifacts = LocalArtifactStore(launcher.workdir / "artifacts")
         smoke = BusSmokeRunner(bus, artifacts, "bench-coder")
-        agent = CoderAgent(llm, artifacts, smoke, network_examples_for(model))  # type: ignore[arg-type]
+        agent = CoderAgent(llm, artifacts, smoke, network_examples_for(model))
         for number, item in enumerate(ideas, 1):
             idea = idea_pb2.Idea(
                 id=new_id("i"), title=item.title, change=item.change,

@@ -27,7 +27,7 @@ def test_a_token_names_its_principal_and_cannot_be_altered():
 
 def test_names_and_roles_are_checked_when_a_token_is_issued():
     with pytest.raises(ValueError, match="unknown role"):
-        auth.issue(KEY, "alice", "root")  # type: ignore[arg-type]
+        auth.issue(KEY, "alice", "root")
     with pytest.raises(ValueError, match="name"):
         auth.issue(KEY, "alice smith", "researcher")
 

@@ -30,7 +30,7 @@ class FakeFlakyBus:
 async def test_an_answer_survives_a_bus_outage_and_the_agent_is_not_asked_again():
     bus = FakeFlakyBus(outages=2)
     settings = Settings(bus=BusSettings(publish_retry_seconds=30))
-    context = ServiceContext(name="idea", settings=settings, bus=bus, host=None)  # type: ignore[arg-type]
+    context = ServiceContext(name="idea", settings=settings, bus=bus, host=None)
     calls = []
 
     async def propose(event):
@@ -56,7 +56,7 @@ async def test_a_bus_that_stays_away_fails_the_handler_after_the_retry_window():
         name="idea",
         settings=Settings(bus=BusSettings(publish_retry_seconds=0.5)),
         bus=bus,
-        host=None,  # type: ignore[arg-type]
+        host=None,
     )
 
     async def propose(event):

@@ -329,13 +329,19 @@ def _wait_serving(
                 return proc.address
             return None
 
+        def exited(proc: Proc = proc) -> int | None:
+            return None if _alive(proc) else -1
+
+        def last_lines(proc: Proc = proc) -> str:
+            return f"last lines of {proc.log}:\n{_tail(proc.log)}"
+
         try:
             wait_ready(
-                lambda proc=proc: None if _alive(proc) else -1,  # type: ignore[misc]
+                exited,
                 serving,
                 what=name,
                 timeout=max(deadline - time.monotonic(), 0.0),
-                detail=lambda proc=proc: f"last lines of {proc.log}:\n{_tail(proc.log)}",  # type: ignore[misc]
+                detail=last_lines,
             )
         except NotReady as exc:
             raise StackError(f"not SERVING: {exc}") from None

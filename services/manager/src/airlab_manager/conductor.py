@@ -35,7 +35,7 @@ from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import loop as research_loop
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, record_of, to_data
-from airlab_manager.loop import decisions, ideas
+from airlab_manager.loop import ideas, policy
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
 from airlab_manager.reviewing import Novelty
 
@@ -189,7 +189,7 @@ class Conductor:
         research, loop = await self._running(research_id)
         context = await self._context(research, [])
         step = Step(research, loop, events_pb2.Event(), context, self.config)
-        return decisions.decide(step)
+        return policy.decide(step)
 
 
 __all__ = ["HANDLED", "IDEA_DUPLICATE_SIMILARITY", "Conductor"]

@@ -6,11 +6,11 @@ import statistics
 
 from airlab import domain
 from airlab.research_record import LOOP_SCHEMA
-from airlab.v1 import loop_pb2, research_pb2
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
 from airlab_manager.jobconfig import dataset_mounts, job_config
-from airlab_manager.loop import coding, decisions, evaluation, looks, report
-from airlab_manager.loop.run_request import request_run
+from airlab_manager.loop import evaluation, looks, report
 from airlab_manager.loop.step import BASELINE, FINISHED, REQUESTED, Step
+from airlab_manager.loop.work_requests import code_request, request_run
 
 
 def start(step: Step) -> bool:
@@ -25,19 +25,19 @@ def start(step: Step) -> bool:
     loop.mounts.extend(dataset_mounts(step.plan, step.config.catalog, research.owner))
     research.state = research_pb2.RESEARCH_STATE_RUNNING
     research.state_reason = "running the baseline"
-    step.emit("code.requested", coding.code_request(step, BASELINE, None))
+    step.emit("code.requested", code_request(step, BASELINE, None))
     return True
 
 
-def code_done(step: Step, outcome: object, *, ok: bool) -> bool:
+def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     loop = step.loop
     if loop.phase != loop_pb2.LOOP_PHASE_BASELINE or loop.baseline_code:
         return False
     if not ok:
-        problems = "; ".join(outcome.problems)  # type: ignore[attr-defined]
+        problems = "; ".join(outcome.problems)
         report.stop(step, f"the baseline's code failed its checks: {problems}", failed=True)
         return True
-    loop.baseline_code = outcome.code_ref  # type: ignore[attr-defined]
+    loop.baseline_code = outcome.code_ref
     # The first seed's run also profiles a table for the idea agent (the sklearn template can).
     profile = domain.template_of(loop.job_config.template) == "sklearn"
     for number, seed in enumerate(step.plan.seeds):
@@ -79,5 +79,5 @@ def progress(step: Step, run: loop_pb2.LoopExperiment) -> bool:
     loop.baseline.CopyFrom(result)
     step.research.state_reason = f"baseline measured: {step.plan.metric} {result.mean:.4f} ± {result.std:.4f}"
     loop.phase = loop_pb2.LOOP_PHASE_IDEAS
-    decisions.next_step(step)
+    step.then_decide()
     return True

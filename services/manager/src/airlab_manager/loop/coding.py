@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import baseline, budget, decisions, evaluation, runs
-from airlab_manager.loop.step import BASELINE, Step, find_idea
-
-
-def code_request(
-    step: Step, name: str, idea: idea_pb2.Idea | None, family: str = ""
-) -> events_pb2.CodeRequested:
-    budget = step.plan.budget
-    request = events_pb2.CodeRequested(
-        name=name,
-        job_config=step.loop.job_config,
-        mounts=step.loop.mounts,
-        max_attempts=step.rules.code_attempts,
-        budget=research_pb2.Budget(max_tokens=budget.max_tokens, max_cost_usd=budget.max_cost_usd),
-        family=family,
-    )
-    if idea is not None:
-        request.idea.CopyFrom(idea)
-    return request
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab_manager.loop import budget, evaluation, runs
+from airlab_manager.loop.step import Step, find_idea
+from airlab_manager.loop.work_requests import code_request
 
 
 def ran_before(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.LoopIdea | None:
@@ -67,9 +51,7 @@ def code_ahead(step: Step) -> None:
 
 def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     """code.ready / code.failed: the baseline's code starts its runs; an idea's code starts its search (or
-    waits for the idea's turn when it was asked for ahead)."""
-    if outcome.name == BASELINE:
-        return baseline.code_done(step, outcome, ok=ok)
+    waits for the idea's turn when it was asked for ahead). The baseline's code is baseline.code_done's."""
     idea = find_idea(step.loop, outcome.name)
     if idea is None or idea.code_answered:
         return False
@@ -114,7 +96,7 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
             f"not novel: its code (sha256 {idea.code_sha256[:12]}) and hyperparameters are those of "
             f"{twin.idea.title!r}, which already ran"
         )
-        decisions.next_step(step)
+        step.then_decide()
         return
     left = budget.search_left(step.plan, step.loop, queued=False)
     trials = (

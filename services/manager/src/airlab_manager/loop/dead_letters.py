@@ -8,7 +8,7 @@ import logging
 from airlab import experiments
 from airlab.events import body_of
 from airlab.v1 import events_pb2, loop_pb2
-from airlab_manager.loop import coding, evaluation, ideas, report, runs
+from airlab_manager.loop import evaluation, ideas, report, routing
 from airlab_manager.loop.step import Step, find_idea
 
 log = logging.getLogger(__name__)
@@ -19,13 +19,14 @@ def answer(step: Step, letter: events_pb2.DeadLetter) -> bool:
     error = f"{original.type} failed {letter.deliveries} times: {letter.error}"[:1500]
     if original.type == "code.requested":
         request: events_pb2.CodeRequested = body_of(original)
-        return coding.code_done(step, events_pb2.CodeOutcome(name=request.name, problems=[error]), ok=False)
+        failed = events_pb2.CodeOutcome(name=request.name, problems=[error])
+        return routing.code_answered(step, failed, ok=False)
     if original.type == "idea.requested":
         round_ = body_of(original).round
         return ideas.proposed(step, events_pb2.IdeaProposed(round=round_, error=error))
     if original.type == experiments.REQUESTED:
         outcome = events_pb2.ExperimentOutcome(experiment_id=body_of(original).experiment_id, reason=error)
-        return runs.experiment_done(step, outcome, finished=False)
+        return routing.experiment_ended(step, outcome, finished=False)
     if original.type == "evaluation.requested":
         idea = find_idea(step.loop, body_of(original).name)
         if idea is None or idea.status != loop_pb2.IDEA_STATUS_REVIEWING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from airlab import verdicts
 from airlab.v1 import events_pb2, loop_pb2
-from airlab_manager.loop import decisions, looks
-from airlab_manager.loop.step import FINISHED, Memory, Step, experiments_of, find_idea
+from airlab_manager.loop import looks
+from airlab_manager.loop.step import FINISHED, Memory, Step, experiments_of, find_idea, summary_of
 
 
 def request_evaluation(step: Step, idea: loop_pb2.LoopIdea) -> None:
@@ -58,7 +58,7 @@ def evaluated(step: Step, body: events_pb2.EvaluationCompleted) -> bool:
     loop.consecutive_failures = 0
     _choose_best(step, idea)
     step.memories.append(lesson(step, idea))
-    decisions.next_step(step)
+    step.then_decide()
     return True
 
 
@@ -88,7 +88,7 @@ def lesson(step: Step, idea: loop_pb2.LoopIdea) -> Memory:
     plan = step.plan
     return Memory(
         "lesson",
-        f"On {plan.dataset} ({plan.metric}), {decisions.summary_of(idea)}",
+        f"On {plan.dataset} ({plan.metric}), {summary_of(idea)}",
         {
             "dataset": plan.dataset,
             "metric": plan.metric,
@@ -111,4 +111,4 @@ def idea_failed(step: Step, idea: loop_pb2.LoopIdea, why: str, *, count: bool = 
         loop_pb2.LoopFailure(idea_id=idea.idea.id, title=idea.idea.title, round=idea.round, error=why)
     )
     step.memories.append(lesson(step, idea))
-    decisions.next_step(step)
+    step.then_decide()

@@ -4,7 +4,7 @@ approval or rejection of an idea under the every-experiment gate."""
 from __future__ import annotations
 
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
-from airlab_manager.loop import baseline, budget, coding, decisions, report
+from airlab_manager.loop import baseline, budget, coding, report
 from airlab_manager.loop.step import Step, find_idea, idea_memory, tried_titles
 from airlab_manager.reviewing import Novelty, review_idea
 
@@ -64,7 +64,7 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
             step.memories.append(idea_memory(step.plan, step.research.id, idea))
     step.emit("idea.reviewed", events_pb2.IdeaReviewed(round=loop.round, reviews=reviews))
     if waiting:
-        decisions.next_step(step)
+        step.then_decide()
     else:
         coding.code_ahead(step)
     return True
@@ -86,7 +86,7 @@ def approved(step: Step, decision: events_pb2.PersonDecision) -> bool:
         return True
     step.loop.escalated = True
     step.loop.consecutive_failures = 0
-    decisions.next_step(step)
+    step.then_decide()
     return True
 
 
@@ -103,7 +103,7 @@ def rejected(step: Step, decision: events_pb2.PersonDecision) -> bool:
             return False
         idea.status = loop_pb2.IDEA_STATUS_REJECTED
         idea.review.reasons.append(f"rejected by a person: {decision.comment}")
-        decisions.next_step(step)
+        step.then_decide()
         return True
     report.stop(step, f"a person chose to stop: {decision.comment}")
     return True

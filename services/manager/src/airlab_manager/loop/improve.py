@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from airlab import experiments
 from airlab.v1 import loop_pb2
-from airlab_manager.loop import budget, coding, exploit
+from airlab_manager.loop import budget, exploit, lineage
 from airlab_manager.loop.step import FAILED, FINISHED, Step, experiments_of
+from airlab_manager.loop.work_requests import code_request
 
 # Trials shown to the LLM: the best ones and the failed ones, at most this many.
 SHOWN_TRIALS = 8
@@ -25,7 +26,7 @@ def results_of(step: Step, idea: loop_pb2.LoopIdea) -> list[str]:
             f"held-out test {metric} over {len(idea.evaluations)} seeds: {e.mean:.4f} ± {e.std:.4f}, "
             f"against the baseline's {e.baseline_mean:.4f} ({verdict})"
         )
-    trials = experiments_of(loop, exploit.history(loop, idea))
+    trials = experiments_of(loop, lineage.history(loop, idea))
     scored = [x for x in trials if x.state == FINISHED and x.HasField("validation")]
     scored.sort(key=lambda x: x.validation, reverse=step.maximize)
     failed = [x for x in trials if x.state == FAILED]
@@ -41,14 +42,14 @@ def available(step: Step) -> bool:
     turns with exploit steps (at most one more than those): one whose code fails or comes back unchanged
     costs no experiment, so without the turn they could follow each other without end."""
     loop = step.loop
-    return step.rules.improve and exploit.target(loop) is not None and loop.improves <= loop.exploits
+    return step.rules.improve and lineage.target(loop) is not None and loop.improves <= loop.exploits
 
 
 def start(step: Step) -> bool:
     """Ask the LLM to improve the best idea's code; False when it is not available (see `available`) or
     the budget cannot pay for its search."""
     loop = step.loop
-    parent = exploit.target(loop)
+    parent = lineage.target(loop)
     if parent is None or not available(step):
         return False
     # Queued ideas do not hold budget back from it: the best idea's share of the budget comes before them.
@@ -70,7 +71,7 @@ def start(step: Step) -> bool:
     idea.idea.change = f"one change to the code of {parent.idea.title!r}, chosen by the LLM from its results"
     loop.phase = loop_pb2.LOOP_PHASE_CODING
     step.research.state_reason = f"asking the LLM to improve {parent.idea.title!r}"
-    request = coding.code_request(step, idea.idea.id, idea.idea)
+    request = code_request(step, idea.idea.id, idea.idea)
     request.base_code_ref = parent.code_ref
     request.base_results.extend(results_of(step, parent))
     step.emit("code.requested", request)

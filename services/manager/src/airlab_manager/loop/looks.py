@@ -6,8 +6,8 @@ from __future__ import annotations
 from airlab import experiments, verdicts
 from airlab.v1 import loop_pb2, research_pb2
 from airlab_manager.loop import budget
-from airlab_manager.loop.run_request import request_run
 from airlab_manager.loop.step import BASELINE, REQUESTED, Step, all_done
+from airlab_manager.loop.work_requests import request_run
 
 
 def family_size(plan: research_pb2.Plan) -> int:

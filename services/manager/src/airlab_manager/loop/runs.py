@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2
 from airlab_manager import search, stopping
-from airlab_manager.loop import baseline, budget, decisions, evaluation, exploit, looks
-from airlab_manager.loop.run_request import request_run
+from airlab_manager.loop import budget, evaluation, lineage, looks
 from airlab_manager.loop.step import (
     FAILED,
     FINISHED,
@@ -22,6 +21,7 @@ from airlab_manager.loop.step import (
     find_experiment,
     find_idea,
 )
+from airlab_manager.loop.work_requests import request_run
 
 # An idea with this many failed trials and none finished requests no more: the rest would most likely
 # fail the same way (a network too large for the memory limit, an error the smoke run's subset missed).
@@ -53,7 +53,7 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
     budget only when one of those is ahead of the best idea's point on validation; otherwise the rest goes
     to other ideas and more search on the best. The portfolio's short searches and exploit steps (the best
     idea's own study) are not raced."""
-    if not raced(step, idea) or exploit.target(step.loop) is None:  # nothing to race against yet
+    if not raced(step, idea) or lineage.target(step.loop) is None:  # nothing to race against yet
         return idea.trial_budget
     rung = trials[:RACE_RUNG]
     if len(rung) < RACE_RUNG or any(x.state == REQUESTED for x in rung):
@@ -82,7 +82,7 @@ def best_complete(step: Step, trials: list[loop_pb2.LoopExperiment]) -> loop_pb2
 def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     space = idea.idea.search_space
     # An exploit step's TPE is told every trial of the ideas it continues, too.
-    trials = experiments_of(step.loop, exploit.history(step.loop, idea))
+    trials = experiments_of(step.loop, lineage.history(step.loop, idea))
     done = [
         (experiments.plain_params(x.params), x.validation if x.HasField("validation") else None)
         for x in trials
@@ -187,7 +187,7 @@ def not_better(step: Step, idea: loop_pb2.LoopIdea, why: str) -> None:
     idea.status = loop_pb2.IDEA_STATUS_NOT_BETTER
     idea.failure = why
     step.memories.append(evaluation.lesson(step, idea))
-    decisions.next_step(step)
+    step.then_decide()
 
 
 def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.LoopExperiment) -> str:
@@ -198,7 +198,7 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
     continues = idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT
     if not continues and step.rules.evaluate_every_idea:
         return ""
-    reference = find_idea(step.loop, idea.parent_id) if continues else exploit.target(step.loop)
+    reference = find_idea(step.loop, idea.parent_id) if continues else lineage.target(step.loop)
     bar = validation_bar(step, reference) if reference is not None else None
     if reference is None or bar is None:
         return ""
@@ -254,12 +254,14 @@ def validation_bar(step: Step, reference: loop_pb2.LoopIdea) -> Bar | None:
     return bar
 
 
-def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finished: bool) -> bool:
-    """experiment.finished / failed / cancelled for one of the loop's runs."""
-    loop = step.loop
-    run = next((x for x in loop.experiments if x.id == outcome.experiment_id), None)
+def record_outcome(
+    step: Step, outcome: events_pb2.ExperimentOutcome, *, finished: bool
+) -> loop_pb2.LoopExperiment | None:
+    """experiment.finished / failed / cancelled: the run's result or reason, on the loop's record of it.
+    None when the run is not the loop's or has ended already (a repeated or stale outcome)."""
+    run = find_experiment(step.loop, outcome.experiment_id)
     if run is None or run.state != REQUESTED:
-        return False
+        return None
     run.state = FINISHED if finished else FAILED
     if finished:
         metric = step.plan.metric
@@ -272,8 +274,13 @@ def experiment_done(step: Step, outcome: events_pb2.ExperimentOutcome, *, finish
     else:
         run.reason = (outcome.reason or step.cause.type)[:1000]
     run.run_seconds, run.queued_seconds = outcome.run_seconds, outcome.queued_seconds
-    if run.kind == loop_pb2.EXPERIMENT_KIND_BASELINE:
-        return baseline.progress(step, run)
+    return run
+
+
+def experiment_done(step: Step, run: loop_pb2.LoopExperiment) -> bool:
+    """An idea's run ended (its outcome recorded): its search goes on or ends, or its evaluation starts.
+    The baseline's runs are baseline.progress's."""
+    loop = step.loop
     idea = find_idea(loop, run.name)
     if idea is None:
         return True

@@ -1,14 +1,18 @@
 """What every transition of the research loop works on: a Step holds the research, its loop state, the
 event that caused the step and what was looked up for it; transitions change the state in place and
-append the events to publish and the memories to write. Nothing here does I/O."""
+append the events to publish and the memories to write. A phase that reaches a point where the loop must
+choose what comes next says so (`then_decide`) and returns: the policy (loop.policy) chooses, once the
+phase is done. Nothing here does I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
 from airlab.domain import title_key
+from airlab.enums import enum_words
 from airlab.events import make_event
 from airlab.ids import derived_id
 from airlab.settings import ResearchDefaults
@@ -77,6 +81,17 @@ class Step:
     config: LoopConfig
     events: list[events_pb2.Event] = field(default_factory=list)
     memories: list[Memory] = field(default_factory=list)
+    # Set by a phase that ended where the loop must choose its next step; the policy then chooses.
+    decision_due: bool = False
+
+    def then_decide(self) -> None:
+        """Have the policy choose the next step once this phase returns (phases never call forward)."""
+        self.decision_due = True
+
+    def take_decision(self) -> bool:
+        """Whether a decision is due (and it is taken now): the transitions' driver asks after each phase."""
+        due, self.decision_due = self.decision_due, False
+        return due
 
     @property
     def plan(self) -> research_pb2.Plan:
@@ -114,13 +129,13 @@ def find_experiment(loop: loop_pb2.ResearchLoop, experiment_id: str) -> loop_pb2
     return next((x for x in loop.experiments if x.id == experiment_id), None)
 
 
-def experiments_of(loop: loop_pb2.ResearchLoop, ids: object) -> list[loop_pb2.LoopExperiment]:
-    """The experiments named by `ids` (an iterable of experiment ids), in that order."""
+def experiments_of(loop: loop_pb2.ResearchLoop, ids: Iterable[str]) -> list[loop_pb2.LoopExperiment]:
+    """The experiments named by `ids`, in that order."""
     by_id = {x.id: x for x in loop.experiments}
-    return [by_id[i] for i in ids if i in by_id]  # type: ignore[attr-defined]
+    return [by_id[i] for i in ids if i in by_id]
 
 
-def all_done(loop: loop_pb2.ResearchLoop, ids: object) -> bool:
+def all_done(loop: loop_pb2.ResearchLoop, ids: Iterable[str]) -> bool:
     return all(x.state != REQUESTED for x in experiments_of(loop, ids))
 
 
@@ -131,3 +146,28 @@ def tried_titles(loop: loop_pb2.ResearchLoop) -> list[str]:
 
 def is_tried(loop: loop_pb2.ResearchLoop, title: str) -> bool:
     return title_key(title) in {title_key(t) for t in tried_titles(loop)}
+
+
+def summary_of(idea: loop_pb2.LoopIdea) -> str:
+    """One line on how an idea did, for the idea agent and memory."""
+    title = idea.idea.title
+    if idea.HasField("evaluation"):
+        e = idea.evaluation
+        verdict = (
+            "a significant gain"
+            if e.significant
+            else "suggestive, not significant"
+            if e.suggestive
+            else "no significant gain"
+        )
+        return (
+            f"{title}: {e.mean:.4f} ± {e.std:.4f} against the baseline's "
+            f"{e.baseline_mean:.4f} ± {e.baseline_std:.4f}: {verdict}"
+        )
+    if idea.status == loop_pb2.IDEA_STATUS_REJECTED:
+        return f"{title}: rejected in review ({'; '.join(idea.review.reasons)})"
+    if idea.status == loop_pb2.IDEA_STATUS_FAILED:
+        return f"{title}: failed ({idea.failure[:300]})"
+    if idea.status == loop_pb2.IDEA_STATUS_NOT_BETTER:
+        return f"{title}: not better ({idea.failure[:300]})"
+    return f"{title}: {enum_words(loop_pb2.IdeaStatus, idea.status)}"

@@ -1,30 +1,33 @@
-"""The dispatch table: which transition each event type drives, and `apply`, the loop's one entry."""
+"""The dispatch table: which transition each event type drives, and `apply`, the loop's one entry. After
+a phase returns, `apply` lets the policy choose the next step whenever the phase said a choice is due."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from airlab.events import DEAD_LETTER_AGGREGATE, body_of
 from airlab.v1 import events_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import baseline, coding, dead_letters, evaluation, ideas, looks, report, runs
+from airlab_manager.loop import baseline, dead_letters, evaluation, ideas, looks, policy, report, routing
 from airlab_manager.loop.progress import progress_of
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
 
-Transition = Callable[[Step, object], bool]
+# A transition takes the step and its event's body (the message of the event's type).
+Transition = Callable[[Step, Any], bool]
 
 TRANSITIONS: dict[str, Transition] = {
     "research.planned": lambda step, _: baseline.start(step),
-    "research.approved": ideas.approved,  # type: ignore[dict-item]
-    "research.rejected": ideas.rejected,  # type: ignore[dict-item]
-    "idea.proposed": ideas.proposed,  # type: ignore[dict-item]
-    "code.ready": lambda step, body: coding.code_done(step, body, ok=True),  # type: ignore[arg-type]
-    "code.failed": lambda step, body: coding.code_done(step, body, ok=False),  # type: ignore[arg-type]
-    "experiment.finished": lambda step, body: runs.experiment_done(step, body, finished=True),  # type: ignore[arg-type]
-    "experiment.failed": lambda step, body: runs.experiment_done(step, body, finished=False),  # type: ignore[arg-type]
-    "experiment.cancelled": lambda step, body: runs.experiment_done(step, body, finished=False),  # type: ignore[arg-type]
-    "evaluation.completed": evaluation.evaluated,  # type: ignore[dict-item]
-    "report.written": report.reported,  # type: ignore[dict-item]
+    "research.approved": ideas.approved,
+    "research.rejected": ideas.rejected,
+    "idea.proposed": ideas.proposed,
+    "code.ready": lambda step, body: routing.code_answered(step, body, ok=True),
+    "code.failed": lambda step, body: routing.code_answered(step, body, ok=False),
+    "experiment.finished": lambda step, body: routing.experiment_ended(step, body, finished=True),
+    "experiment.failed": lambda step, body: routing.experiment_ended(step, body, finished=False),
+    "experiment.cancelled": lambda step, body: routing.experiment_ended(step, body, finished=False),
+    "evaluation.completed": evaluation.evaluated,
+    "report.written": report.reported,
 }
 HANDLED = tuple(TRANSITIONS)
 TERMINAL = {
@@ -66,6 +69,10 @@ def apply(
         changed = TRANSITIONS[event.type](step, body_of(event))
     if not changed:
         return None
+    # A choice the phase made due is the policy's; what it starts may make another due (an idea that
+    # ends at once, e.g. with no budget left), so it chooses until none is.
+    while step.take_decision():
+        policy.next_step(step)
     step.research.progress.CopyFrom(
         progress_of(step.loop, context, maximize=step.maximize, family_size=looks.family_size(step.plan))
     )

@@ -1,46 +1,23 @@
-"""After the baseline, a review or an idea's end: decide (continue, stop, ask a person), then take the next
-queued idea or ask for a new round of ideas."""
+"""The loop's policy, the one place that chooses what comes next. A phase that ends where a choice is due
+(the baseline measured, a round reviewed, an idea's end) returns with `step.then_decide()`; the driver
+(loop.transitions) then calls `next_step`: decide (continue, stop, ask a person), then take the best
+idea's share of the budget, the next queued idea, the portfolio, or a new round of ideas. Phases sit
+below this module and never import it."""
 
 from __future__ import annotations
 
 from airlab import domain
-from airlab.enums import enum_words
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import deciding
-from airlab_manager.loop import budget, coding, exploit, improve, portfolio, report
-from airlab_manager.loop.step import Step, find_idea
-
-
-def summary_of(idea: loop_pb2.LoopIdea) -> str:
-    """One line on how an idea did, for the idea agent and memory."""
-    title = idea.idea.title
-    if idea.HasField("evaluation"):
-        e = idea.evaluation
-        verdict = (
-            "a significant gain"
-            if e.significant
-            else "suggestive, not significant"
-            if e.suggestive
-            else "no significant gain"
-        )
-        return (
-            f"{title}: {e.mean:.4f} ± {e.std:.4f} against the baseline's "
-            f"{e.baseline_mean:.4f} ± {e.baseline_std:.4f}: {verdict}"
-        )
-    if idea.status == loop_pb2.IDEA_STATUS_REJECTED:
-        return f"{title}: rejected in review ({'; '.join(idea.review.reasons)})"
-    if idea.status == loop_pb2.IDEA_STATUS_FAILED:
-        return f"{title}: failed ({idea.failure[:300]})"
-    if idea.status == loop_pb2.IDEA_STATUS_NOT_BETTER:
-        return f"{title}: not better ({idea.failure[:300]})"
-    return f"{title}: {enum_words(loop_pb2.IdeaStatus, idea.status)}"
+from airlab_manager.loop import budget, coding, exploit, improve, lineage, portfolio, report
+from airlab_manager.loop.step import Step, find_idea, summary_of
 
 
 def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
-    can_exploit = (step.rules.exploit and exploit.target(step.loop) is not None) or improve.available(step)
+    can_exploit = (step.rules.exploit and lineage.target(step.loop) is not None) or improve.available(step)
     return deciding.decide(
         step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
     )

@@ -1,11 +1,12 @@
-"""Asking the runner for one run of the loop: the experiment recorded as requested, and its event."""
+"""What the loop asks of other services: one run of the runner (the experiment recorded as requested,
+and its event), code of the coder."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from airlab import experiments
-from airlab.v1 import loop_pb2, runner_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2, runner_pb2
 from airlab_manager.loop.step import REQUESTED, Step
 
 
@@ -58,3 +59,20 @@ def request_run(
         )
     )
     return experiment
+
+
+def code_request(
+    step: Step, name: str, idea: idea_pb2.Idea | None, family: str = ""
+) -> events_pb2.CodeRequested:
+    budget = step.plan.budget
+    request = events_pb2.CodeRequested(
+        name=name,
+        job_config=step.loop.job_config,
+        mounts=step.loop.mounts,
+        max_attempts=step.rules.code_attempts,
+        budget=research_pb2.Budget(max_tokens=budget.max_tokens, max_cost_usd=budget.max_cost_usd),
+        family=family,
+    )
+    if idea is not None:
+        request.idea.CopyFrom(idea)
+    return request
