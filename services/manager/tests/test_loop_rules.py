@@ -4,8 +4,8 @@ import pytest
 
 from airlab.settings import ResearchDefaults
 from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
-from airlab_manager import deciding, search, stopping
-from airlab_manager.reviewing import Novelty, review_idea
+from airlab_manager.loop import continuation, early_stopping, tpe
+from airlab_manager.loop.idea_review import Novelty, review_idea
 
 IDEA = idea_pb2.Idea(
     id="i" + "4" * 26,
@@ -80,25 +80,25 @@ def plan(max_experiments=12, seeds=(0, 1, 2)):
 
 def test_decisions():
     rules = ResearchDefaults()
-    spend = deciding.Spend(experiments=3, seconds=10, tokens=0, cost_usd=0)
-    kind, reason = deciding.decide(Loop(), plan(), spend, rules)
+    spend = continuation.Spend(experiments=3, seconds=10, tokens=0, cost_usd=0)
+    kind, reason = continuation.decide(Loop(), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
-    kind, reason = deciding.decide(Loop(), plan(), deciding.Spend(10, 10, 0, 0), rules)
+    kind, reason = continuation.decide(Loop(), plan(), continuation.Spend(10, 10, 0, 0), rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "budget spent: 10 of 12" in reason
-    kind, reason = deciding.decide(Loop(), plan(), deciding.Spend(3, 4000, 0, 0), rules)
+    kind, reason = continuation.decide(Loop(), plan(), continuation.Spend(3, 4000, 0, 0), rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "wall-clock" in reason
     best = Loop(best=loop_pb2.BestIdea(significant=True, title="SVM", mean=0.98),
                 baseline=loop_pb2.BaselineResult(mean=0.96))  # fmt: skip
-    kind, reason = deciding.decide(best, plan(), spend, rules)
+    kind, reason = continuation.decide(best, plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and reason.startswith("goal met")
-    kind, reason = deciding.decide(Loop(rounds_without_progress=2), plan(), spend, rules)
+    kind, reason = continuation.decide(Loop(rounds_without_progress=2), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_STOP and "no progress in 2 rounds" in reason
-    kind, _ = deciding.decide(Loop(consecutive_failures=3), plan(), spend, rules)
+    kind, _ = continuation.decide(Loop(consecutive_failures=3), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_ASK_HUMAN
-    kind, _ = deciding.decide(Loop(consecutive_failures=3, escalated=True), plan(), spend, rules)
+    kind, _ = continuation.decide(Loop(consecutive_failures=3, escalated=True), plan(), spend, rules)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
     # With human gates off nobody is asked: the no-progress rule ends a research whose ideas keep failing.
-    kind, _ = deciding.decide(Loop(consecutive_failures=3), plan(), spend, rules, ask_people=False)
+    kind, _ = continuation.decide(Loop(consecutive_failures=3), plan(), spend, rules, ask_people=False)
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
 
 
@@ -109,24 +109,24 @@ def test_the_search_is_repeatable_and_stays_in_its_ranges():
     }
     done = []
     for step in range(6):
-        params = search.next_params(space, done, maximize=True, seed=0)
-        assert params == search.next_params(space, done, maximize=True, seed=0)
+        params = tpe.next_params(space, done, maximize=True, seed=0)
+        assert params == tpe.next_params(space, done, maximize=True, seed=0)
         assert 0.1 <= params["C"] <= 100 and 2 <= params["depth"] <= 9 and isinstance(params["depth"], int)
         done.append((params, None if step == 2 else -abs(params["C"] - 10)))
     assert len({round(p["C"], 6) for p, _ in done}) == len(done)
-    assert search.next_params({}, [], maximize=True, seed=0) == {}
+    assert tpe.next_params({}, [], maximize=True, seed=0) == {}
 
 
 def test_parallel_trials_are_told_apart_by_a_constant_liar():
     space = {"C": idea_pb2.Range(low=0.1, high=100, log_scale=True)}
     done = [({"C": 1.0}, 0.9), ({"C": 50.0}, 0.7)]
-    running = search.next_params(space, done, maximize=True, seed=0)
-    beside = search.next_params(space, done, pending=[running], maximize=True, seed=0)
+    running = tpe.next_params(space, done, maximize=True, seed=0)
+    beside = tpe.next_params(space, done, pending=[running], maximize=True, seed=0)
     # Repeatable (a restarted manager asks for the same point), and not the point already running.
-    assert beside == search.next_params(space, done, pending=[running], maximize=True, seed=0)
+    assert beside == tpe.next_params(space, done, pending=[running], maximize=True, seed=0)
     assert beside != running and 0.1 <= beside["C"] <= 100
     # Before any trial has a score, running points are still counted (a fresh random start-up draw).
-    first = search.next_params(space, [], pending=[{"C": 3.0}], maximize=False, seed=0)
+    first = tpe.next_params(space, [], pending=[{"C": 3.0}], maximize=False, seed=0)
     assert first != {"C": 3.0}
 
 
@@ -143,21 +143,21 @@ def test_an_idea_that_repeats_the_prompts_example_is_rejected():
 
 def test_the_stop_rule_needs_three_runs_at_a_checkpoint_and_skips_checkpoints_at_the_last_epoch():
     curves = [
-        stopping.Curve([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 6),
-        stopping.Curve([0.2, 0.4, 0.6, 0.8], 8),  # stopped early after 4 of its 8 epochs
-        stopping.Curve([0.0, 0.1], 6),
+        early_stopping.Curve([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 6),
+        early_stopping.Curve([0.2, 0.4, 0.6, 0.8], 8),  # stopped early after 4 of its 8 epochs
+        early_stopping.Curve([0.0, 0.1], 6),
     ]
     # 6 epochs: checkpoints after epochs 2 and 4; only epoch 2 has three curves (median of 0.2, 0.4, 0.1).
-    assert stopping.stop_below(curves, 6) == {2: 0.2}
-    assert stopping.stop_below(curves, 6, min_curves=2) == {2: 0.2, 4: pytest.approx(0.6)}
+    assert early_stopping.stop_below(curves, 6) == {2: 0.2}
+    assert early_stopping.stop_below(curves, 6, min_curves=2) == {2: 0.2, 4: pytest.approx(0.6)}
     # 3 epochs: a third is epoch 1, moved to 2 (one epoch says little); two thirds is the last epoch.
-    assert stopping.stop_below(curves, 3) == {2: 0.2}
-    assert stopping.stop_below(curves, 2) == {} and stopping.stop_below([], 30) == {}
+    assert early_stopping.stop_below(curves, 3) == {2: 0.2}
+    assert early_stopping.stop_below(curves, 2) == {} and early_stopping.stop_below([], 30) == {}
 
 
 def test_only_runs_planned_for_at_least_as_many_epochs_set_the_bar():
     # Runs of 6 epochs end annealed: their epoch 4 does not judge the middle of a 12-epoch trial.
-    short = [stopping.Curve([0.5, 0.6, 0.7, 0.9, 0.95, 0.96], 6) for _ in range(3)]
-    assert stopping.stop_below(short, 12) == {}
-    long = [stopping.Curve([0.1 * i for i in range(1, 13)], 12) for _ in range(3)]
-    assert stopping.stop_below(short + long, 12) == {4: pytest.approx(0.4), 8: pytest.approx(0.8)}
+    short = [early_stopping.Curve([0.5, 0.6, 0.7, 0.9, 0.95, 0.96], 6) for _ in range(3)]
+    assert early_stopping.stop_below(short, 12) == {}
+    long = [early_stopping.Curve([0.1 * i for i in range(1, 13)], 12) for _ in range(3)]
+    assert early_stopping.stop_below(short + long, 12) == {4: pytest.approx(0.4), 8: pytest.approx(0.8)}

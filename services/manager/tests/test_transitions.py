@@ -15,7 +15,7 @@ from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.loop import LoopConfig, StepContext, apply
 from airlab_manager.loop import ideas as idea_rules
-from airlab_manager.reviewing import Novelty
+from airlab_manager.loop.idea_review import Novelty
 
 CATALOG = DatasetCatalog.load()
 RID = "r" + "a" * 26

@@ -36,8 +36,8 @@ from airlab_manager import loop as research_loop
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, record_of, to_data
 from airlab_manager.loop import ideas, policy
+from airlab_manager.loop.idea_review import Novelty
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext
-from airlab_manager.reviewing import Novelty
 
 log = logging.getLogger(__name__)
 HANDLED = research_loop.HANDLED

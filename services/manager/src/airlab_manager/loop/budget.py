@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from airlab.v1 import loop_pb2, research_pb2
-from airlab_manager import deciding
+from airlab_manager.loop import continuation
 
 
 def experiments_per_idea(plan: research_pb2.Plan) -> int:
-    return deciding.experiments_per_idea(plan)
+    return continuation.experiments_per_idea(plan)
 
 
 def experiments_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued: bool = True) -> int:
@@ -22,8 +22,8 @@ def search_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued:
     return experiments_left(plan, loop, queued=queued) - (len(plan.seeds) - 1)
 
 
-def spend(loop: loop_pb2.ResearchLoop, now: float, tokens: int, cost_usd: float) -> deciding.Spend:
-    return deciding.Spend(len(loop.experiments), now - loop.started_at, tokens, cost_usd)
+def spend(loop: loop_pb2.ResearchLoop, now: float, tokens: int, cost_usd: float) -> continuation.Spend:
+    return continuation.Spend(len(loop.experiments), now - loop.started_at, tokens, cost_usd)
 
 
 def out_of_time(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, now: float) -> bool:

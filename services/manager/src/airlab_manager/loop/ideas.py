@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.loop import baseline, budget, coding, report
+from airlab_manager.loop.idea_review import Novelty, review_idea
 from airlab_manager.loop.step import Step, find_idea, idea_memory, tried_titles
-from airlab_manager.reviewing import Novelty, review_idea
 
 
 def review(

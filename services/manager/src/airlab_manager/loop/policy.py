@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from airlab import domain
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
-from airlab_manager import deciding
-from airlab_manager.loop import budget, coding, exploit, improve, lineage, portfolio, report
+from airlab_manager.loop import budget, coding, continuation, exploit, improve, lineage, portfolio, report
 from airlab_manager.loop.step import Step, find_idea, summary_of
 
 
@@ -18,7 +17,7 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
     can_exploit = (step.rules.exploit and lineage.target(step.loop) is not None) or improve.available(step)
-    return deciding.decide(
+    return continuation.decide(
         step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
     )
 
@@ -41,10 +40,10 @@ def next_step(step: Step) -> None:
     decision = loop_pb2.LoopDecision(round=loop.round, kind=kind, reason=reason)
     loop.decisions.append(decision)
     step.emit("research.decided", decision)
-    if kind == deciding.STOP:
+    if kind == continuation.STOP:
         report.stop(step, reason)
         return
-    if kind == deciding.ASK_HUMAN:
+    if kind == continuation.ASK_HUMAN:
         loop.phase = loop_pb2.LOOP_PHASE_WAITING
         research.state = research_pb2.RESEARCH_STATE_AWAITING_APPROVAL
         research.state_reason = reason

@@ -8,8 +8,8 @@ from airlab import domain
 from airlab.ids import derived_id
 from airlab.v1 import idea_pb2, loop_pb2
 from airlab_manager.loop import budget, ideas
+from airlab_manager.loop.idea_review import Novelty
 from airlab_manager.loop.step import Step, idea_memory
-from airlab_manager.reviewing import Novelty
 
 DATA_WORDS = {"sklearn": "tabular data", "pytorch": "this kind of data"}
 

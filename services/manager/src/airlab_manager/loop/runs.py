@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from airlab import experiments
 from airlab.v1 import events_pb2, loop_pb2
-from airlab_manager import search, stopping
-from airlab_manager.loop import budget, evaluation, lineage, looks
+from airlab_manager.loop import budget, early_stopping, evaluation, lineage, looks, tpe
 from airlab_manager.loop.step import (
     FAILED,
     FINISHED,
@@ -93,7 +92,7 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     if not trials:
         params = experiments.default_params(space)
     else:
-        params = search.next_params(space, done, pending=pending, maximize=step.maximize, seed=seed)
+        params = tpe.next_params(space, done, pending=pending, maximize=step.maximize, seed=seed)
     experiment = request_run(
         step,
         idea.idea.id,
@@ -114,14 +113,14 @@ def stop_rule(step: Step, params: Mapping[str, experiments.Param]) -> dict[int, 
     if not step.rules.early_stopping or epochs is None:
         return {}
     curves = [
-        stopping.Curve(
+        early_stopping.Curve(
             x.validation_curve,
             planned_epochs(experiments.plain_params(x.params)) or len(x.validation_curve),
         )
         for x in step.loop.experiments
         if x.state == FINISHED and x.validation_curve
     ]
-    return stopping.stop_below(curves, epochs)
+    return early_stopping.stop_below(curves, epochs)
 
 
 def planned_epochs(params: Mapping[str, experiments.Param]) -> int | None:
@@ -269,7 +268,7 @@ def record_outcome(
             run.test = outcome.metrics[metric]
         if f"val_{metric}" in outcome.metrics:
             run.validation = outcome.metrics[f"val_{metric}"]
-        run.validation_curve[:] = outcome.validation_curve[: stopping.MAX_STORED_EPOCHS]
+        run.validation_curve[:] = outcome.validation_curve[: early_stopping.MAX_STORED_EPOCHS]
         run.stopped_at_epoch = outcome.stopped_at_epoch
     else:
         run.reason = (outcome.reason or step.cause.type)[:1000]

@@ -18,7 +18,7 @@ from airlab.ids import derived_id
 from airlab.settings import ResearchDefaults
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.reviewing import Novelty
+from airlab_manager.loop.idea_review import Novelty
 
 BASELINE = "baseline"
 Phase = loop_pb2.LoopPhase
