@@ -59,7 +59,7 @@ from typing import Any
 import optuna
 from bench_null import old_rule_claims
 
-from airlab import domain, stack, techniques
+from airlab import domain, stack, strategy, techniques
 from airlab.cpus import SlotCpus, pin_command, plan_cpus
 from airlab.enums import IDEA_ORIGIN_WORDS
 from airlab.grpc_client import channel, client_token
@@ -70,17 +70,10 @@ from airlab.v1 import idea_pb2, lab_pb2, lab_pb2_grpc, loop_pb2, research_pb2
 from airlab_reviewer.stats import compare
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Each ablation is a strategy preset (airlab.strategy.PRESETS): the default with one part of the policy off.
 ABLATIONS = {
-    "full": {},
-    "floor-off": {"AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0"},
-    "exploit-off": {"AIRLAB_RESEARCH__EXPLOIT": "false"},
-    "improve-off": {"AIRLAB_RESEARCH__IMPROVE": "false"},
-    "code-ahead-off": {"AIRLAB_RESEARCH__CODE_AHEAD": "false"},
-    "serial": {"AIRLAB_RESEARCH__PARALLEL_TRIALS": "1"},
-    "stopping-off": {"AIRLAB_RESEARCH__EARLY_STOPPING": "false"},
-    "evaluate-all": {"AIRLAB_RESEARCH__EVALUATE_EVERY_IDEA": "true"},
-    "race-off": {"AIRLAB_RESEARCH__RACE_IDEAS": "false"},
-    "bar-trial": {"AIRLAB_RESEARCH__BAR_OVER_SEEDS": "false"},
+    ("full" if name == "default" else name): ({} if name == "default" else {"AIRLAB_RESEARCH__PRESET": name})
+    for name in strategy.PRESETS
 }
 
 

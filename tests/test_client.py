@@ -63,7 +63,7 @@ def empty_dir(tmp_path, monkeypatch):
 def stack_here(empty_dir, monkeypatch):
     fake = FakeOpenAIServer(responder=agent_replies(KNN_IDEA, KNN_CODE))
     monkeypatch.setenv("AIRLAB_LLM_URLS", json.dumps({"local-cpu": fake.url}))
-    monkeypatch.setenv("AIRLAB_RESEARCH__PATIENCE_ROUNDS", "1")
+    monkeypatch.setenv("AIRLAB_RESEARCH__STRATEGY__PATIENCE_ROUNDS", "1")
 
     def airlab(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "airlab.cli", *args], capture_output=True, text=True,

@@ -167,7 +167,7 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
             "AIRLAB_ARTIFACTS_URL": "file:///var/lib/airlab-artifacts",
             "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
             "AIRLAB_RESEARCH__SEEDS": "[0, 1]",
-            "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0.3",
+            "AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE": "0.3",
             **tls.environment(inside),
         }
         for service in SERVICES:

@@ -108,7 +108,8 @@ def test_a_small_research_on_digits_runs_end_to_end_with_the_local_model(service
     env = {
         "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llama_server.url}),
         "AIRLAB_WORKSPACE": str(workspace),
-        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",  # the LLM's ideas and code are what this test is about
+        # The LLM's ideas and code are what this test is about.
+        "AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE": "0",
     }
     request = lab_pb2.StartResearchRequest(
         goal="beat the logistic-regression baseline on digits", budget=research_pb2.Budget(max_experiments=6)
@@ -152,9 +153,9 @@ def fake_env(fake_llm: FakeOpenAIServer, workspace: Path, **extra: str) -> dict[
     return {
         "AIRLAB_LLM_URLS": json.dumps({"local-cpu": fake_llm.url}),
         "AIRLAB_WORKSPACE": str(workspace),
-        "AIRLAB_RESEARCH__PATIENCE_ROUNDS": "1",
+        "AIRLAB_RESEARCH__STRATEGY__PATIENCE_ROUNDS": "1",
         # These tests follow the LLM's idea through the loop; the portfolio has its own.
-        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",
+        "AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE": "0",
         **extra,
     }
 
@@ -228,7 +229,10 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
 ):
     workspace = tmp_path / "ws"
     env = fake_env(
-        fake_llm, workspace, AIRLAB_RESEARCH__TRIALS_PER_IDEA="4", AIRLAB_RESEARCH__STOP_WHEN_GOAL_MET="false"
+        fake_llm,
+        workspace,
+        AIRLAB_RESEARCH__STRATEGY__TRIALS_PER_IDEA="4",
+        AIRLAB_RESEARCH__STOP_WHEN_GOAL_MET="false",
     )
     lab_processes = start_lab(services, env)
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
@@ -289,7 +293,9 @@ def test_a_research_on_the_users_csv_file(services, fake_llm, tmp_path, open_fol
             cells = ["" if (n + i) % 17 == 0 else value for i, value in enumerate(row)]  # missing cells
             writer.writerow([*cells, ("north", "south", "NA")[n % 3], f"kind-{label}"])
     workspace = tmp_path / "ws"
-    lab_processes = start_lab(services, fake_env(fake_llm, workspace, AIRLAB_RESEARCH__PORTFOLIO_SHARE="0.5"))
+    lab_processes = start_lab(
+        services, fake_env(fake_llm, workspace, AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE="0.5")
+    )
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
         lab = lab_pb2_grpc.LabServiceStub(channel)
         research = lab.StartResearch(
@@ -425,8 +431,8 @@ def lab_env(llm_url: str, workspace: Path, **extra: str) -> dict[str, str]:
         "AIRLAB_LLM_URLS": json.dumps({"local-cpu": llm_url}),
         "AIRLAB_WORKSPACE": str(workspace),
         # These tests follow the LLM's network through the loop; the portfolio's floor has its own tests.
-        "AIRLAB_RESEARCH__PORTFOLIO_SHARE": "0",
-        "AIRLAB_RESEARCH__TRIALS_PER_IDEA": "1",
+        "AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE": "0",
+        "AIRLAB_RESEARCH__STRATEGY__TRIALS_PER_IDEA": "1",
         **extra,
     }
 
@@ -436,7 +442,7 @@ def test_the_shapes_segmentation_goal_runs_the_llms_network_to_a_report(services
     fake_llm = FakeOpenAIServer(responder=agent_replies(REFINED_UNET_IDEA, REFINED_UNET_CODE))
     workspace = tmp_path / "ws"
     try:
-        env = lab_env(fake_llm.url, workspace, AIRLAB_RESEARCH__PATIENCE_ROUNDS="1")
+        env = lab_env(fake_llm.url, workspace, AIRLAB_RESEARCH__STRATEGY__PATIENCE_ROUNDS="1")
         request = lab_pb2.StartResearchRequest(
             goal="beat the U-Net baseline on shapes segmentation",
             budget=research_pb2.Budget(max_experiments=7),
@@ -532,7 +538,7 @@ def test_each_research_is_tracked_in_mlflow_and_tracking_failures_never_fail_a_r
     env = fake_env(
         fake_llm, workspace,
         AIRLAB_TRACKING__MLFLOW_URI=mlflow_server.url,
-        AIRLAB_RESEARCH__PORTFOLIO_SHARE="0.5",
+        AIRLAB_RESEARCH__STRATEGY__PORTFOLIO_SHARE="0.5",
         AIRLAB_BUS__MAX_DELIVER="30",  # the tracking consumer keeps trying while the server is down
     )  # fmt: skip
     lab_processes = start_lab(services, env)

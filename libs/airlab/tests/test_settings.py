@@ -14,6 +14,7 @@ from airlab.settings import (
     find_config,
     load_yaml,
 )
+from airlab.strategy import PRESETS
 
 
 @pytest.fixture
@@ -83,3 +84,32 @@ def test_inside_a_checkout_the_workspace_is_local(elsewhere):
     assert default_workspace() == elsewhere / "xdg-data" / "airlab" / "workspace"
     (elsewhere / ".airlab").mkdir()
     assert default_workspace() == Path(".airlab")
+
+
+def test_the_loops_strategy_is_a_preset_with_knobs_changed_on_top(elsewhere, monkeypatch):
+    (elsewhere / "mine").mkdir()
+    (elsewhere / "mine" / "airlab.yaml").write_text(
+        "research:\n  preset: serial\n  strategy:\n    trials_per_idea: 6\n"
+    )
+    monkeypatch.setenv("AIRLAB_CONFIG_DIR", str(elsewhere / "mine"))
+    monkeypatch.setenv("AIRLAB_RESEARCH__STRATEGY__EXPLOIT", "false")
+    strategy = Settings().research.strategy
+    assert (strategy.parallel_trials, strategy.trials_per_idea, strategy.exploit) == (1, 6, False)
+    assert strategy.improve and strategy.portfolio_share == 0.5  # the rest: the default's
+    assert Settings(research={"preset": "floor-off"}).research.strategy.portfolio_share == 0
+    rows = {key: source for key, _, source in described(Settings())}
+    assert rows["research.strategy.parallel_trials"] == "preset serial"
+    assert rows["research.strategy.exploit"] == "env AIRLAB_RESEARCH__STRATEGY__EXPLOIT"
+    assert rows["research.strategy.trials_per_idea"].startswith("airlab.yaml")
+    assert set(PRESETS) >= {"default", "floor-off", "exploit-off", "serial"}
+    with pytest.raises(ValueError, match="no strategy preset 'fast': one of default, floor-off"):
+        Settings(research={"preset": "fast"})
+    with pytest.raises(ValueError, match=r"strategy\.expoit"):
+        Settings(research={"strategy": {"expoit": False}})  # a misspelt knob is an error, not ignored
+
+
+def test_a_knob_where_earlier_versions_had_it_still_counts_and_says_where_it_moved(elsewhere, monkeypatch):
+    monkeypatch.setenv("AIRLAB_RESEARCH__PATIENCE_ROUNDS", "1")
+    with pytest.warns(DeprecationWarning, match="research.strategy.patience_rounds"):
+        settings = Settings()
+    assert settings.research.strategy.patience_rounds == 1

@@ -11,6 +11,7 @@ import pytest
 from airlab.events import body_of, make_event
 from airlab.research_record import LOOP_SCHEMA, OldLoopSchema, loop_data, loop_of, with_loop
 from airlab.settings import ResearchDefaults
+from airlab.strategy import KNOBS
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.loop import LoopConfig, StepContext, apply
@@ -55,7 +56,9 @@ class Loop:
         )
         self.state = loop_pb2.ResearchLoop()
         # The LLM's ideas alone unless a test asks for the portfolio.
-        self.config = LoopConfig(ResearchDefaults(**({"portfolio_share": 0.0} | rules)), CATALOG, "manager")
+        knobs = {"portfolio_share": 0.0} | {k: v for k, v in rules.items() if k in KNOBS}
+        others = {k: v for k, v in rules.items() if k not in KNOBS}
+        self.config = LoopConfig(ResearchDefaults(strategy=knobs, **others), CATALOG, "manager")
         self.now = 1000.0
         self.sent = 0
         self.novelty: dict[str, Novelty] = {}
@@ -673,7 +676,7 @@ def test_after_an_exploit_step_the_llm_is_asked_to_improve_the_best_code_told_it
     )
     assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
     off = stale_research(budget=40)
-    off.config.rules.improve = False
+    off.config.rules.strategy.improve = False
     finish_search_of(off, off.state.ideas[-1].idea.id)
     assert off.state.ideas[-1].origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and off.state.improves == 0
 

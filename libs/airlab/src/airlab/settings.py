@@ -5,11 +5,12 @@ defaults packaged with the library."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +19,7 @@ from pydantic_settings import (
 )
 
 from airlab.cpus import CpuSettings
+from airlab.strategy import KNOBS, PRESETS, Strategy
 
 SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
 
@@ -99,50 +101,18 @@ class BusSettings(BaseModel):
 
 
 class ResearchDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_experiments: int = Field(default=12, ge=1, le=1000)
     max_wall_seconds: int = Field(default=3600, ge=60)
     max_tokens: int = Field(default=2_000_000, ge=1000)
     max_cost_usd: float = Field(default=5.0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=20)
     test_fraction: float = Field(default=0.25, gt=0, le=0.5)
-    # The research loop.
-    ideas_per_round: int = Field(default=3, ge=1, le=10)
-    # Hyperparameter-search trials per idea (TPE), within what the experiment budget leaves.
-    trials_per_idea: int = Field(default=4, ge=1, le=200)
-    # Search trials of one idea in flight at once (asynchronous TPE, constant liar): the runner's slots.
-    parallel_trials: int = Field(default=2, ge=1, le=64)
-    # After this many rounds of ideas in a row without a new significant gain, the best idea gets more
-    # search instead of new ideas (an exploit step); the research stops for no progress only once it has
-    # used `min_budget_share` of its experiments, or when there is nothing to exploit.
-    patience_rounds: int = Field(default=2, ge=1, le=100)
-    exploit: bool = True
-    # Improve steps take turns with exploit steps: the LLM changes the best idea's code, told its results.
-    improve: bool = True
-    # Ask for the next queued idea's code while the current idea searches, so the runner's slots do not
-    # wait for the coder (and the LLM) between ideas.
-    code_ahead: bool = True
-    # Multi-fidelity: a search trial that trains in epochs stops at a third or two thirds of them when it
-    # is behind the median of the research's runs there (the median stopping rule).
-    early_stopping: bool = True
-    # An idea's best point runs over the other seeds only when it is ahead of the best idea so far on
-    # validation (the seeds are for candidates to be the best); True: every idea that searched is evaluated.
-    evaluate_every_idea: bool = False
-    # An LLM idea (or improve step) with more trials than the race's first two searches on only when one of
-    # those two is ahead of the best idea so far on validation; False: every idea uses its trial budget.
-    race_ideas: bool = True
-    # The bar a new point passes on validation to be "ahead of the best": the lower of the best idea's best
-    # search trial and the mean validation of its runs over the seeds. The best trial alone (False) is
-    # the maximum of several draws on one seed, often a lucky one (the winner's curse, large where training
-    # is noisy): `make bench-research` on shapes, 3 repeats, 0.7272 mean Dice with the mean against 0.6616.
-    bar_over_seeds: bool = True
-    min_budget_share: float = Field(default=0.8, ge=0, le=1)
-    # Share of the experiments after the baseline that the portfolio (strong model families searched with
-    # TPE, no LLM involved) may take in the first round; 0 turns the portfolio off. At least one family
-    # runs when it is on.
-    portfolio_share: float = Field(default=0.5, ge=0, le=1)
-    # Search trials of each portfolio family: few, to try more families; exploit steps search the best
-    # one further.
-    portfolio_trials: int = Field(default=2, ge=1, le=200)
+    # How the loop spends the budget: a named preset (airlab.strategy.PRESETS), and any knobs changed on top
+    # of it (`strategy: {exploit: false}`; AIRLAB_RESEARCH__STRATEGY__EXPLOIT=false).
+    preset: str = "default"
+    strategy: Strategy = Field(default_factory=Strategy)
     code_attempts: int = Field(default=3, ge=1, le=10)
     # Ask a person after this many ideas in a row failed to become working code.
     escalate_after_failures: int = Field(default=3, ge=1, le=100)
@@ -153,6 +123,31 @@ class ResearchDefaults(BaseModel):
     # Whole GPUs each experiment of a PyTorch research asks for: set it where runners have GPUs (the plan
     # carries it; the runner leases them). 0: PyTorch experiments run on CPU.
     experiment_gpus: int = Field(default=0, ge=0, le=16)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_from_preset(cls, data: Any) -> Any:
+        """The preset first, then the knobs the settings change. A knob set at the top level (where
+        earlier versions had them) still counts, with a warning naming its new place."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("preset", "default")
+        if name not in PRESETS:
+            raise ValueError(f"research.preset: no strategy preset {name!r}: one of {', '.join(PRESETS)}")
+        changed = data.get("strategy") or {}
+        if isinstance(changed, Strategy):
+            changed = changed.model_dump(exclude_unset=True)
+        moved = {knob: data.pop(knob) for knob in KNOBS if knob in data}
+        for knob in moved:
+            warnings.warn(
+                f"research.{knob} is now research.strategy.{knob} (AIRLAB_RESEARCH__STRATEGY__"
+                f"{knob.upper()}); the old name still works for now",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        data["strategy"] = {**PRESETS[name], **moved, **dict(changed)}
+        return data
 
 
 class RunnerSettings(BaseModel):
@@ -326,6 +321,8 @@ def described(settings: Settings) -> list[tuple[str, str, str]]:
                 source = f"env {variable}"
             elif isinstance(data, dict) and name in data:
                 source = f"airlab.yaml, {origin}"
+            elif here[:2] == ["research", "strategy"] and name in PRESETS[settings.research.preset]:
+                source = f"preset {settings.research.preset}"
             else:
                 source = "default"
             shown = "**********" if isinstance(value, SecretStr) and value.get_secret_value() else value

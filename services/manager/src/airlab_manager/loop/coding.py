@@ -38,7 +38,7 @@ def code_ahead(step: Step) -> None:
     the loop gets to it, instead of the runner's slots waiting for the coder (and the LLM). Not under the
     every-experiment gate, where a person approves each idea before it is coded."""
     loop = step.loop
-    if not step.rules.code_ahead or not loop.queue:
+    if not step.strategy.code_ahead or not loop.queue:
         return
     if step.research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
         return
@@ -100,9 +100,9 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         return
     left = budget.search_left(step.plan, step.loop, queued=False)
     trials = (
-        step.rules.portfolio_trials
+        step.strategy.portfolio_trials
         if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO
-        else step.rules.trials_per_idea
+        else step.strategy.trials_per_idea
     )
     idea.trial_budget = max(0, min(trials, left))
     if not idea.idea.search_space:  # nothing to search: one trial is the idea

@@ -38,7 +38,7 @@ def decide(
     """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
     failing ideas then end the research through the no-progress rule instead). `can_exploit`: whether
     the best idea so far can be searched further (then "no progress" does not stop a research that has
-    used less than `rules.min_budget_share` of its experiments)."""
+    used less than `rules.strategy.min_budget_share` of its experiments)."""
     budget = plan.budget
     best = loop.best
     beat = plan.until != research_pb2.STOP_RULE_USE_BUDGET
@@ -57,9 +57,9 @@ def decide(
     if budget.max_cost_usd and spend.cost_usd >= budget.max_cost_usd:
         return STOP, f"cost budget spent: ${spend.cost_usd:.2f} of ${budget.max_cost_usd:.2f}"
     stale = loop.rounds_without_progress
-    if stale >= rules.patience_rounds:
+    if stale >= rules.strategy.patience_rounds:
         used = spend.experiments / budget.max_experiments if budget.max_experiments else 1.0
-        if not can_exploit or used >= rules.min_budget_share:
+        if not can_exploit or used >= rules.strategy.min_budget_share:
             why = "nothing to search further" if not can_exploit else f"{used:.0%} of the experiments used"
             return STOP, f"no progress in {stale} rounds of ideas ({why})"
         return CONTINUE, (

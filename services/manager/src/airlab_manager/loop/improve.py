@@ -42,7 +42,7 @@ def available(step: Step) -> bool:
     turns with exploit steps (at most one more than those): one whose code fails or comes back unchanged
     costs no experiment, so without the turn they could follow each other without end."""
     loop = step.loop
-    return step.rules.improve and lineage.target(loop) is not None and loop.improves <= loop.exploits
+    return step.strategy.improve and lineage.target(loop) is not None and loop.improves <= loop.exploits
 
 
 def start(step: Step) -> bool:
@@ -54,7 +54,7 @@ def start(step: Step) -> bool:
         return False
     # Queued ideas do not hold budget back from it: the best idea's share of the budget comes before them.
     left = budget.search_left(step.plan, loop, queued=False)
-    if min(step.rules.trials_per_idea, left) < 1:
+    if min(step.strategy.trials_per_idea, left) < 1:
         return False
     loop.improves += 1
     idea = exploit.step_on(

@@ -16,7 +16,7 @@ def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
     context = step.context
     spend = budget.spend(step.loop, context.now, context.tokens, context.cost_usd)
     ask_people = step.research.gates != research_pb2.HUMAN_GATES_OFF
-    can_exploit = (step.rules.exploit and lineage.target(step.loop) is not None) or improve.available(step)
+    can_exploit = (step.strategy.exploit and lineage.target(step.loop) is not None) or improve.available(step)
     return continuation.decide(
         step.loop, step.plan, spend, step.rules, ask_people=ask_people, can_exploit=can_exploit
     )
@@ -65,7 +65,7 @@ def best_ideas_share(step: Step) -> bool:
     loop = step.loop
     if any((idea := find_idea(loop, queued)) is not None and idea.idea.steps for queued in loop.queue):
         return False
-    return budget.search_left(step.plan, loop, queued=False) <= step.rules.trials_per_idea
+    return budget.search_left(step.plan, loop, queued=False) <= step.strategy.trials_per_idea
 
 
 def _go_on(step: Step) -> None:
@@ -105,7 +105,7 @@ def _go_on(step: Step) -> None:
         return
     # Once rounds of ideas stop bringing progress, the best idea gets more search (exploit) and changes of
     # its code by the LLM (improve).
-    stale = loop.rounds_without_progress >= step.rules.patience_rounds
+    stale = loop.rounds_without_progress >= step.strategy.patience_rounds
     if stale and any(start(step) for start in turns):
         return
     if loop.ideas_pending_round:
@@ -135,7 +135,7 @@ def _request_ideas(step: Step) -> None:
         "idea.requested",
         events_pb2.IdeaRequested(
             round=loop.round,
-            count=step.rules.ideas_per_round,
+            count=step.strategy.ideas_per_round,
             tried=[i.idea.title for i in loop.ideas],
             results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
             recalled=step.context.recalled,

@@ -18,10 +18,10 @@ def families(step: Step) -> list[domain.ModelFamily]:
     """The portfolio's families for this research: those of its job template with a model for the task
     (the baseline's own only when it has hyperparameters to search), as many as `portfolio_share` of the
     budget after the baseline affords (at least one)."""
-    share = step.rules.portfolio_share
+    share = step.strategy.portfolio_share
     if share <= 0:
         return []
-    task, cost = step.plan.task, step.rules.portfolio_trials + len(step.plan.seeds) - 1
+    task, cost = step.plan.task, step.strategy.portfolio_trials + len(step.plan.seeds) - 1
     template = domain.template_of(step.plan.template)
     fitting = [
         family

@@ -41,7 +41,7 @@ def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
         return
     in_flight = sum(1 for x in trials if x.state == REQUESTED)
     allowed = trials_allowed(step, idea, trials)
-    while len(idea.trials) < allowed and in_flight < step.rules.parallel_trials:
+    while len(idea.trials) < allowed and in_flight < step.strategy.parallel_trials:
         request_trial(step, idea)
         in_flight += 1
 
@@ -65,7 +65,7 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
 
 def raced(step: Step, idea: loop_pb2.LoopIdea) -> bool:
     """Whether the idea's search is raced: an LLM idea or improve step with more trials than the rung."""
-    return step.rules.race_ideas and idea.origin in RACED and idea.trial_budget > RACE_RUNG
+    return step.strategy.race_ideas and idea.origin in RACED and idea.trial_budget > RACE_RUNG
 
 
 def best_complete(step: Step, trials: list[loop_pb2.LoopExperiment]) -> loop_pb2.LoopExperiment | None:
@@ -110,7 +110,7 @@ def stop_rule(step: Step, params: Mapping[str, experiments.Param]) -> dict[int, 
     """A trial's early stop, for a template that trains in epochs (the trial's `epochs` is searched): the
     median of the research's finished runs at a third and two thirds of its epochs."""
     epochs = planned_epochs(params)
-    if not step.rules.early_stopping or epochs is None:
+    if not step.strategy.early_stopping or epochs is None:
         return {}
     curves = [
         early_stopping.Curve(
@@ -195,7 +195,7 @@ def not_worth_evaluating(step: Step, idea: loop_pb2.LoopIdea, best: loop_pb2.Loo
     runs on the same split and seed) does not spend them. An exploit step is compared with the point it
     continued."""
     continues = idea.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT
-    if not continues and step.rules.evaluate_every_idea:
+    if not continues and step.strategy.evaluate_every_idea:
         return ""
     reference = find_idea(step.loop, idea.parent_id) if continues else lineage.target(step.loop)
     bar = validation_bar(step, reference) if reference is not None else None
@@ -241,7 +241,7 @@ def validation_bar(step: Step, reference: loop_pb2.LoopIdea) -> Bar | None:
     if trial is None or not trial.HasField("validation"):
         return None
     bar = Bar(trial.validation)
-    if not step.rules.bar_over_seeds:
+    if not step.strategy.bar_over_seeds:
         return bar
     runs = experiments_of(step.loop, list(reference.evaluations.values()))
     scores = [x.validation for x in runs if x.state == FINISHED and x.HasField("validation")]

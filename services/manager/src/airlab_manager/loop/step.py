@@ -16,6 +16,7 @@ from airlab.enums import enum_words
 from airlab.events import make_event
 from airlab.ids import derived_id
 from airlab.settings import ResearchDefaults
+from airlab.strategy import Strategy
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.loop.idea_review import Novelty
@@ -100,6 +101,11 @@ class Step:
     @property
     def rules(self) -> ResearchDefaults:
         return self.config.rules
+
+    @property
+    def strategy(self) -> Strategy:
+        """How the loop spends the budget (airlab.strategy): the policy's knobs."""
+        return self.config.rules.strategy
 
     @property
     def maximize(self) -> bool:
