@@ -6,12 +6,15 @@ import json
 import grpc
 import pytest
 
+from airlab import techniques
+from airlab.blobs import LocalArtifactStore, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.llm.client import LLMClient
 from airlab.llm.config import LLMConfig
 from airlab.testing import FakeOpenAIServer, Reply, wait_until
-from airlab.v1 import idea_pb2, idea_pb2_grpc, lab_pb2, lab_pb2_grpc, research_pb2
+from airlab.v1 import idea_pb2, idea_pb2_grpc, lab_pb2, lab_pb2_grpc, loop_pb2, records_pb2, research_pb2
 from airlab_idea.agent import IdeaAgent
+from airlab_idea.main import IdeaServicer
 
 
 def planned_research() -> research_pb2.Research:
@@ -221,3 +224,41 @@ async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_for
     (found,) = await IdeaAgent(client).propose(planned_research(), 1, profile=profile)
     assert found.title == "An RBF-kernel SVM" and not found.steps
     assert "Data profile" not in server.requests[0]["messages"][-1]["content"]
+
+
+class FakeManagerRecords:
+    """The manager's side of airlab.records, faked: answers every request with one record."""
+
+    def __init__(self, record: records_pb2.ResearchRecord) -> None:
+        self.record = record
+
+    async def request(self, subject: str, payload: bytes, *, timeout: float) -> bytes:
+        return self.record.SerializeToString()
+
+
+class RecordingAgent:
+    def __init__(self) -> None:
+        self.profiles: list[techniques.DataProfile | None] = []
+
+    async def propose(self, research, count, tried=(), *, profile=None, **_):
+        self.profiles.append(profile)
+        return []
+
+
+async def test_propose_ideas_over_grpc_gets_the_data_profile_as_the_loops_requests_do(tmp_path):
+    research = planned_research()
+    research.plan.seeds[:] = [3, 4]
+    loop = loop_pb2.ResearchLoop(job_config=loop_pb2.JobConfig(template="sklearn"))
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    found = records_pb2.ResearchRecord(status=records_pb2.RECORD_STATUS_FOUND, research=research, loop=loop)
+    agent = RecordingAgent()
+    servicer = IdeaServicer(agent, FakeManagerRecords(found), artifacts)
+    request = idea_pb2.ProposeIdeasRequest(research_id=research.id, count=2)
+    await servicer.ProposeIdeas(request, None)  # before the baseline ran: no profile
+    found.loop.baseline.experiments[3] = "x-baseline-seed3"
+    profile = {"columns": [{"name": "income", "kind": "number", "distinct": 90}]}
+    key = experiment_key(research.id, "x-baseline-seed3", "result.json")
+    artifacts.put(key, json.dumps({"metrics": {"accuracy": 0.9}, "profile": profile}).encode())
+    await servicer.ProposeIdeas(request, None)
+    assert agent.profiles[0] is None
+    assert agent.profiles[1] is not None and agent.profiles[1].columns[0].name == "income"

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from airlab import domain
 from airlab.errors import FailedPrecondition
 from airlab.v1 import loop_pb2, research_pb2
 
@@ -67,3 +68,11 @@ def with_loop(data: Mapping[str, Any], loop: loop_pb2.ResearchLoop | None) -> di
     if loop is not None:
         record[LOOP_KEY] = loop_data(loop)
     return record
+
+
+def profiling_run(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop) -> str:
+    """The baseline run whose result.json holds the data profile: the first seed's, once it finished, on
+    the scikit-learn template (the one that profiles a table); "" otherwise."""
+    if domain.template_of(loop.job_config.template) != "sklearn" or not plan.seeds:
+        return ""
+    return loop.baseline.experiments.get(plan.seeds[0], "")

@@ -14,6 +14,7 @@ from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.events import body_of
 from airlab.ids import check_id
 from airlab.llm.factory import llm_for
+from airlab.research_record import profiling_run
 from airlab.service import ServiceContext, run_service
 from airlab.v1 import events_pb2, idea_pb2, idea_pb2_grpc
 from airlab_idea.agent import IdeaAgent
@@ -42,22 +43,27 @@ async def load_profile(
 
 
 class IdeaServicer(idea_pb2_grpc.IdeaServiceServicer):
-    def __init__(self, agent: IdeaAgent, bus: records.Asker) -> None:
+    def __init__(self, agent: IdeaAgent, bus: records.Asker, artifacts: ArtifactStore) -> None:
         self.agent = agent
         self.bus = bus
+        self.artifacts = artifacts
 
     async def ProposeIdeas(
         self, request: idea_pb2.ProposeIdeasRequest, context: object
     ) -> idea_pb2.ProposeIdeasResponse:
         check_id("research_id", request.research_id, "r")
-        research, _ = await records.fetch(self.bus, request.research_id)
-        return idea_pb2.ProposeIdeasResponse(ideas=await self.agent.propose(research, request.count))
+        research, loop = await records.fetch(self.bus, request.research_id)
+        # The same evidence as the loop's requests: the data profile, once the baseline measured it.
+        profiled = profiling_run(research.plan, loop) if loop is not None else ""
+        profile = await load_profile(self.artifacts, request.research_id, profiled)
+        ideas = await self.agent.propose(research, request.count, profile=profile)
+        return idea_pb2.ProposeIdeasResponse(ideas=ideas)
 
 
 def setup(context: ServiceContext) -> None:
     agent = IdeaAgent(llm_for(context))
     artifacts = artifact_store_from(context.settings)
-    servicer = IdeaServicer(agent, context.bus)
+    servicer = IdeaServicer(agent, context.bus, artifacts)
     context.host.add(idea_pb2_grpc.add_IdeaServiceServicer_to_server, servicer, "airlab.v1.IdeaService")
 
     async def propose(event: events_pb2.Event) -> tuple[str, events_pb2.IdeaProposed]:

@@ -6,7 +6,7 @@ below this module and never import it."""
 
 from __future__ import annotations
 
-from airlab import domain
+from airlab.research_record import profiling_run
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.loop import budget, coding, continuation, exploit, improve, lineage, portfolio, report
 from airlab_manager.loop.step import Step, find_idea, summary_of
@@ -139,15 +139,7 @@ def _request_ideas(step: Step) -> None:
             tried=[i.idea.title for i in loop.ideas],
             results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
             recalled=step.context.recalled,
-            profile_experiment=profile_experiment(step),
+            profile_experiment=profiling_run(step.plan, loop),
             research=step.research,
         ),
     )
-
-
-def profile_experiment(step: Step) -> str:
-    """The baseline run that profiled the data (the first seed's, when it finished; sklearn template)."""
-    loop = step.loop
-    if domain.template_of(loop.job_config.template) != "sklearn" or not step.plan.seeds:
-        return ""
-    return loop.baseline.experiments.get(step.plan.seeds[0], "")
