@@ -1128,3 +1128,26 @@ def test_hyperparameters_the_code_does_not_read_leave_the_search_and_are_noted()
     assert not stored.idea.search_space and "'C' left out of the search" in stored.idea.notes[0]
     # Nothing left to search: one trial is the idea, not four of the same model.
     assert stored.trial_budget == 1 and len(lab.requested(events)) == 1
+
+
+def test_a_retried_step_reuses_tpes_proposal_instead_of_running_the_study_again(monkeypatch):
+    """A compare-and-set retry applies the same event to the same state again: the trial it asks for is
+    the same, and TPE ran once."""
+    from airlab_manager.loop import tpe
+
+    lab = Loop()
+    first = lab.requested(lab.through_coding(idea(1)))[0]
+    calls = []
+    real = tpe.next_params
+    monkeypatch.setattr(tpe, "next_params", lambda *a, **k: calls.append(1) or real(*a, **k))
+    event = make_event(
+        "experiment.finished",
+        RID,
+        events_pb2.ExperimentOutcome(experiment_id=first.experiment_id, metrics={"accuracy": 0.9}),
+        event_id="retried",
+    )
+    context = StepContext(now=lab.now)
+    tries = [apply(lab.research, lab.state, event, context, lab.config) for _ in range(3)]
+    asked = [lab.requested(outcome.events, loop_pb2.EXPERIMENT_KIND_TRIAL) for outcome in tries]
+    assert len(asked[0]) == 1 and asked[0] == asked[1] == asked[2]
+    assert len(calls) == 1

@@ -7,6 +7,7 @@ an effect or an event."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -128,18 +129,26 @@ class StateStore:
         return await self.flush(record) if publish else record
 
     async def mutate(
-        self, key: str, mutation: Mutation, *, cause_id: str | None = None, attempts: int = 50
+        self,
+        key: str,
+        mutation: Mutation,
+        *,
+        cause_id: str | None = None,
+        attempts: int = 50,
+        off_loop: bool = False,
     ) -> tuple[Record, bool]:
         """Apply `mutation` to the record's data by CAS, retrying on concurrent writes.
 
         With `cause_id` (the id of the event or request that causes the change) the mutation is applied at
         most once: a second call with the same id changes nothing. `mutation` returns None to change nothing.
-        Returns the record (outbox flushed) and whether this call changed it."""
+        With `off_loop` it runs in a worker thread, so a slow one (the loop's TPE) does not hold up the
+        event loop. Returns the record (outbox flushed) and whether this call changed it."""
         for _ in range(attempts):
             record = await self.get(key)
             if cause_id is not None and cause_id in record.applied:
                 return await self.flush(record), False
-            change = mutation(json.loads(json.dumps(record.data)))
+            data = json.loads(json.dumps(record.data))
+            change = await asyncio.to_thread(mutation, data) if off_loop else mutation(data)
             if change is None and cause_id is None:
                 return await self.flush(record), False
             updated = Record(

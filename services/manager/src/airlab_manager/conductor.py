@@ -91,7 +91,8 @@ class Conductor:
             memories[:] = outcome.memories
             return Change(with_loop(to_data(outcome.research), outcome.loop), outcome.events)
 
-        await self.store.mutate(event.research_id, apply, cause_id=event.id)
+        # Off the event loop: a step may run TPE (tens of milliseconds) while other events wait.
+        await self.store.mutate(event.research_id, apply, cause_id=event.id, off_loop=True)
         await self._remember(memories)
 
     def _refuse(

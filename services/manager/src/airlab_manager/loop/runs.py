@@ -3,6 +3,7 @@ free slots), and what a run's end does to its baseline or idea."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,7 +93,17 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     if not trials:
         params = experiments.default_params(space)
     else:
-        params = tpe.next_params(space, done, pending=pending, maximize=step.maximize, seed=seed)
+        inputs = json.dumps(
+            [sorted((k, r.SerializeToString(deterministic=True).hex()) for k, r in space.items()),
+             done, pending, step.maximize, seed],
+            sort_keys=True,
+        )  # fmt: skip
+        proposals = step.context.proposals
+        if inputs not in proposals:
+            proposals[inputs] = tpe.next_params(
+                space, done, pending=pending, maximize=step.maximize, seed=seed
+            )
+        params = dict(proposals[inputs])
     experiment = request_run(
         step,
         idea.idea.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -50,6 +51,10 @@ class StepContext:
     llm_seconds: float = 0.0
     novelty: dict[str, Novelty] = field(default_factory=dict)
     recalled: list[str] = field(default_factory=list)
+    # TPE's proposals made while handling this event, by their inputs: a compare-and-set retry of the same
+    # event (another write came first) reuses a proposal whose inputs did not change, instead of running
+    # the study again.
+    proposals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
