@@ -76,3 +76,23 @@ def profiling_run(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop) -> str:
     if domain.template_of(loop.job_config.template) != "sklearn" or not plan.seeds:
         return ""
     return loop.baseline.experiments.get(plan.seeds[0], "")
+
+
+def to_data(research: research_pb2.Research) -> dict[str, Any]:
+    data = json_format.MessageToDict(research, preserving_proto_field_name=True)
+    data.pop("revision", None)
+    return data
+
+
+def record_of(research: research_pb2.Research, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored record of `research`, keeping the research loop's own state from `data`."""
+    record = to_data(research)
+    if "loop" in data:
+        record["loop"] = data["loop"]
+    return record
+
+
+def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
+    research = research_of(data)
+    research.revision = revision
+    return research

@@ -28,13 +28,22 @@ from airlab.events import body_of, make_event
 from airlab.ids import derived_id
 from airlab.llm.accounting import UsageLedger
 from airlab.memory import MemorySessions
-from airlab.research_record import OldLoopSchema, loop_of, stored_loop, with_loop
+from airlab.research_record import (
+    OldLoopSchema,
+    from_data,
+    loop_of,
+    record_of,
+    stored_loop,
+    to_data,
+    with_loop,
+)
 from airlab.settings import ResearchDefaults
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager import loop as research_loop
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.lab import TERMINAL_STATES, check_owner, from_data, record_of, to_data
+from airlab_manager.checks import check_owner
+from airlab_manager.lab import TERMINAL_STATES
 from airlab_manager.loop import ideas, policy
 from airlab_manager.loop.idea_review import Novelty
 from airlab_manager.loop.step import LoopConfig, Memory, Step, StepContext

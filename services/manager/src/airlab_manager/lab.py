@@ -4,20 +4,20 @@ human decisions, cancellation and watching. Plain Python over a StateStore and a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from airlab import auth, domain
 from airlab.blobs import ArtifactStore, report_key, research_prefix
-from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
-from airlab.ids import check_id, check_token, derived_id, new_id
-from airlab.research_record import research_of
+from airlab.ids import check_id, check_token, new_id
+from airlab.research_record import from_data, record_of, to_data
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
+from airlab_manager.checks import check_enum, check_owner, check_text, research_id_for_request
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
 
 State = research_pb2.ResearchState
@@ -30,7 +30,6 @@ TERMINAL_EVENTS = {"research.completed", "research.failed", "research.cancelled"
 # Events after which the manager (re)plans a research.
 PLAN_TRIGGERS = ("research.created", "research.answered")
 ANSWER_KEYS = ("dataset", "metric", "baseline", "template")
-TEXT_MAX_CHARS = 1000
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 50, 500
 
 
@@ -38,53 +37,6 @@ class EventReader(Protocol):
     def read(
         self, subject_filter: str, *, from_sequence: int = 0, follow: bool = False
     ) -> AsyncIterator[events_pb2.Event]: ...
-
-
-def research_id_for_request(owner: str, request_id: str) -> str:
-    """The research a request id starts: the same for the same caller's retries, and another for another
-    caller's same id (a request id never reaches, or names, someone else's research)."""
-    return derived_id("r", f"request:{owner}:{request_id}")
-
-
-def to_data(research: research_pb2.Research) -> dict[str, Any]:
-    data = json_format.MessageToDict(research, preserving_proto_field_name=True)
-    data.pop("revision", None)
-    return data
-
-
-def record_of(research: research_pb2.Research, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored record of `research`, keeping the research loop's own state from `data`."""
-    record = to_data(research)
-    if "loop" in data:
-        record["loop"] = data["loop"]
-    return record
-
-
-def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
-    research = research_of(data)
-    research.revision = revision
-    return research
-
-
-def check_owner(research: research_pb2.Research) -> None:
-    """PermissionDenied unless the caller started the research or may see every research."""
-    caller = auth.current.get()
-    if not caller.may_see(research.owner):
-        raise PermissionDenied(
-            f"research {research.id} belongs to another user; {caller.name} may not see it"
-        )
-
-
-def check_text(field: str, value: str, *, required: bool = False) -> None:
-    if required and not value.strip():
-        raise InvalidArgument(field, "is required")
-    if len(value) > TEXT_MAX_CHARS:
-        raise InvalidArgument(field, f"is {len(value)} characters; at most {TEXT_MAX_CHARS} are allowed")
-
-
-def check_enum(field: str, enum: Any, value: int) -> None:
-    if value not in enum.values():
-        raise InvalidArgument(field, f"unknown value {value}")
 
 
 class Lab:
@@ -230,27 +182,42 @@ class Lab:
             researches=page, next_page_token=page[-1].id if more and page else ""
         )
 
+    async def _change(
+        self,
+        research_id: str,
+        field: str,
+        change: Callable[[research_pb2.Research], tuple[str, Message]],
+    ) -> research_pb2.Research:
+        """A person's change of a research (cancel, approve, reject): the research must exist and be the
+        caller's; `change` edits it and names the event that announces it (or raises to refuse); one
+        compare-and-set stores both."""
+        await self.get_research(research_id, field)
+        cause = new_id("c")
+
+        def mutation(data: dict[str, Any]) -> Change:
+            research = from_data(data)
+            event_type, body = change(research)
+            research.updated_at.GetCurrentTime()
+            event = self._announce(event_type, research.id, body, cause)
+            return Change(record_of(research, data), [event])
+
+        record, _ = await self.store.mutate(research_id, mutation, cause_id=cause)
+        return from_data(record.data, record.revision)
+
     async def cancel_research(self, request: lab_pb2.CancelResearchRequest) -> research_pb2.Research:
         check_id("id", request.id, "r")
         check_text("reason", request.reason)
-        await self.get_research(request.id)  # exists, and the caller may act on it
-        cause = new_id("c")
 
-        def cancel(data: dict[str, Any]) -> Change:
-            research = from_data(data)
+        def cancel(research: research_pb2.Research) -> tuple[str, Message]:
             if research.state in TERMINAL_STATES:
                 raise FailedPrecondition(
                     f"research {research.id} is already {State.Name(research.state)} and cannot be cancelled"
                 )
             research.state = research_pb2.RESEARCH_STATE_CANCELLED
             research.state_reason = f"cancelled: {request.reason or 'no reason given'}"
-            research.updated_at.GetCurrentTime()
-            body = events_pb2.ResearchCancelled(reason=request.reason)
-            event = self._announce("research.cancelled", research.id, body, cause)
-            return Change(record_of(research, data), [event])
+            return "research.cancelled", events_pb2.ResearchCancelled(reason=request.reason)
 
-        record, _ = await self.store.mutate(request.id, cancel, cause_id=cause)
-        return from_data(record.data, record.revision)
+        return await self._change(request.id, "id", cancel)
 
     async def approve(self, request: lab_pb2.ApproveRequest) -> research_pb2.Research:
         check_id("research_id", request.research_id, "r")
@@ -272,13 +239,9 @@ class Lab:
             answers.get("baseline", ""),
             prefix="answers.",
         )
-        await self.get_research(request.research_id, "research_id")
-        cause = new_id("c")
 
-        def approve(data: dict[str, Any]) -> Change:
-            research = from_data(data)
+        def approve(research: research_pb2.Research) -> tuple[str, Message]:
             self._check_subject(research, request.subject)
-            research.updated_at.GetCurrentTime()
             if research.state == research_pb2.RESEARCH_STATE_NEEDS_HUMAN:
                 missing = [q.key for q in research.questions if not answers.get(q.key)]
                 if missing:
@@ -299,36 +262,30 @@ class Lab:
                 del research.questions[:]
                 research.state = research_pb2.RESEARCH_STATE_CREATED
                 research.state_reason = "answered by a person; planning again"
-                body: Message = events_pb2.ResearchAnswered(answers=answers, comment=request.comment)
-                event = self._announce("research.answered", research.id, body, cause)
-            elif research.awaiting in ("", "plan"):
+                return "research.answered", events_pb2.ResearchAnswered(
+                    answers=answers, comment=request.comment
+                )
+            if research.awaiting in ("", "plan"):
                 research.state = research_pb2.RESEARCH_STATE_PLANNED
                 research.state_reason = "plan approved by a person"
                 research.awaiting = ""
-                body = events_pb2.PersonDecision(subject="plan", comment=request.comment)
-                event = self._announce("research.approved", research.id, body, cause)
-            else:  # an idea under the every-experiment gate, or an escalation
-                subject, idea_id = research.awaiting, research.awaiting_idea_id
-                research.state = research_pb2.RESEARCH_STATE_RUNNING
-                research.state_reason = f"{subject} approved by a person"
-                research.awaiting, research.awaiting_idea_id = "", ""
-                body = events_pb2.PersonDecision(subject=subject, idea_id=idea_id, comment=request.comment)
-                event = self._announce("research.approved", research.id, body, cause)
-            return Change(record_of(research, data), [event])
+                return "research.approved", events_pb2.PersonDecision(subject="plan", comment=request.comment)
+            # An idea under the every-experiment gate, or an escalation.
+            subject, idea_id = research.awaiting, research.awaiting_idea_id
+            research.state = research_pb2.RESEARCH_STATE_RUNNING
+            research.state_reason = f"{subject} approved by a person"
+            research.awaiting, research.awaiting_idea_id = "", ""
+            body = events_pb2.PersonDecision(subject=subject, idea_id=idea_id, comment=request.comment)
+            return "research.approved", body
 
-        record, _ = await self.store.mutate(request.research_id, approve, cause_id=cause)
-        return from_data(record.data, record.revision)
+        return await self._change(request.research_id, "research_id", approve)
 
     async def reject(self, request: lab_pb2.RejectRequest) -> research_pb2.Research:
         check_id("research_id", request.research_id, "r")
         check_text("reason", request.reason, required=True)
-        await self.get_research(request.research_id, "research_id")
-        cause = new_id("c")
 
-        def reject(data: dict[str, Any]) -> Change:
-            research = from_data(data)
+        def reject(research: research_pb2.Research) -> tuple[str, Message]:
             self._check_subject(research, request.subject)
-            research.updated_at.GetCurrentTime()
             if research.awaiting in ("experiment", "continue"):
                 subject, idea_id = research.awaiting, research.awaiting_idea_id
                 research.state = research_pb2.RESEARCH_STATE_RUNNING
@@ -339,11 +296,9 @@ class Lab:
                 research.state = research_pb2.RESEARCH_STATE_CANCELLED
                 research.state_reason = f"rejected by a person: {request.reason}"
                 body = events_pb2.PersonDecision(subject=request.subject or "plan", comment=request.reason)
-            event = self._announce("research.rejected", research.id, body, cause)
-            return Change(record_of(research, data), [event])
+            return "research.rejected", body
 
-        record, _ = await self.store.mutate(request.research_id, reject, cause_id=cause)
-        return from_data(record.data, record.revision)
+        return await self._change(request.research_id, "research_id", reject)
 
     @staticmethod
     def _check_subject(research: research_pb2.Research, subject: str) -> None:
