@@ -33,8 +33,10 @@ from airlab.llm.local import MODELS, start_llama_server
 from airlab.natsd import start_nats
 from airlab.testing import ServiceLauncher
 from airlab.v1 import idea_pb2, loop_pb2
-from airlab_coder.agent import CoderAgent, CodeTask, network_examples_for
+from airlab_coder.agent import CoderAgent
 from airlab_coder.main import BusSmokeRunner
+from airlab_coder.tasks import CodeTask
+from airlab_coder.templates import network_examples_for
 
 IDEAS_VERSION = 1
 

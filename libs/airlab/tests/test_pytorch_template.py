@@ -202,7 +202,7 @@ def test_an_image_folder_for_segmentation_pairs_images_with_masks(tmp_path, monk
 def test_the_edited_region_may_replace_the_optimiser_and_the_augmentation(tmp_path, monkeypatch):
     """What the coder writes between the markers comes after the template's build_optimizer and augment, so
     its own definitions of them are the ones training uses."""
-    from airlab_coder.agent import with_model
+    from airlab_coder.checking import with_model
 
     region = """
 def build_model(params, input_shape, n_outputs):
@@ -241,7 +241,7 @@ AUGMENTED = []
 def test_a_smoke_run_gives_the_network_a_full_training_batch_and_a_full_scoring_batch(tmp_path, monkeypatch):
     """A smoke run's subset is smaller than a scoring batch of the full run: the network still sees one of
     each size, so one too large for the memory limit fails the smoke run, not every trial."""
-    from airlab_coder.agent import with_model
+    from airlab_coder.checking import with_model
 
     region = """
 class Recorded(nn.Module):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from airlab_coder.agent import smoke_summary
 from airlab_coder.api_check import review_calls
 from airlab_coder.api_index import INDEX_FILE, build_index, dump
+from airlab_coder.checking import smoke_summary
 from airlab_coder.networks import image_layers, lazy_layers, missing_classes
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -253,7 +253,8 @@ def test_a_smoke_failure_puts_the_error_and_the_line_that_raised_it_first():
 
 
 def test_a_repair_reply_with_only_the_corrected_class_keeps_the_earlier_build_model():
-    from airlab_coder.agent import PYTORCH, SKLEARN, merged_reply
+    from airlab_coder.checking import merged_reply
+    from airlab_coder.templates import PYTORCH, SKLEARN
 
     previous = (
         "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"

@@ -11,16 +11,9 @@ from airlab.llm.client import LLMClient
 from airlab.llm.config import LLMConfig
 from airlab.testing import FakeOpenAIServer, Reply
 from airlab.v1 import idea_pb2, loop_pb2
-from airlab_coder.agent import (
-    CodeProblem,
-    CoderAgent,
-    CodeTask,
-    SmokeResult,
-    check_source,
-    extract_function,
-    registry_function,
-    with_model,
-)
+from airlab_coder.agent import CoderAgent
+from airlab_coder.checking import CodeProblem, check_source, extract_function, registry_function, with_model
+from airlab_coder.tasks import CodeTask, SmokeResult
 
 RESEARCH = "r" + "2" * 26
 IDEA = idea_pb2.Idea(
@@ -358,7 +351,7 @@ async def test_a_network_drafted_by_the_llm_keeps_its_classes_and_runs(fake_llm,
 
 
 def test_network_code_that_trains_or_has_the_wrong_signature_is_refused():
-    from airlab_coder.agent import PYTORCH
+    from airlab_coder.templates import PYTORCH
 
     with pytest.raises(CodeProblem, match=r"\(params, input_shape, n_outputs\)"):
         extract_function("def build_model(params, seed):\n    return nn.Linear(1, 1)", PYTORCH)
@@ -443,7 +436,7 @@ async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_si
 
 def test_the_network_examples_follow_what_the_coders_model_does_best_with():
     from airlab.llm.prompts import render
-    from airlab_coder.agent import NetworkExamples, network_examples_for
+    from airlab_coder.templates import NetworkExamples, network_examples_for
 
     assert network_examples_for("qwen2.5-coder-0.5b-instruct") is NetworkExamples.WHOLE
     assert network_examples_for("qwen2.5-coder-1.5b-instruct") is NetworkExamples.BLOCKS

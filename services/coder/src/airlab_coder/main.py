@@ -19,7 +19,9 @@ from airlab.llm.factory import llm_for
 from airlab.redact import error_text
 from airlab.service import ServiceContext, run_service
 from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
-from airlab_coder.agent import CoderAgent, CodeTask, SmokeResult, network_examples_for
+from airlab_coder.agent import CoderAgent
+from airlab_coder.tasks import CodeTask, SmokeResult
+from airlab_coder.templates import network_examples_for
 
 log = logging.getLogger(__name__)
 (CONSUMER,) = bus_access.DURABLES["coder"]
