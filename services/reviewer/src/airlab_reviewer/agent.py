@@ -2,35 +2,38 @@
 and writes the research's report (Markdown, and self-contained HTML with the plots inline).
 
 Every number in the report is computed here from the runs' stored result.json files; the same numbers go
-to reports/summary.json, so anyone can check the report against the results."""
+to reports/summary.json, so anyone can check the report against the results. What it reads of the runs is
+`stored`, the plots `plots`, the report's wording of records `views`, the statistics `stats`."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import difflib
-import io
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from google.protobuf import json_format
-from matplotlib.ticker import MaxNLocator
 
 from airlab import techniques, verdicts
-from airlab.blobs import ArtifactStore, experiment_key, report_key, research_prefix
-from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
+from airlab.blobs import ArtifactStore, report_key, research_prefix
+from airlab.enums import IDEA_ORIGIN_WORDS, enum_words
 from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
-from airlab.v1 import loop_pb2, manager_pb2, research_pb2
+from airlab.v1 import loop_pb2, research_pb2
+from airlab_reviewer.plots import report_plots
 from airlab_reviewer.stats import CHANCE_MODELS, chance_runs, compare, mean_std
+from airlab_reviewer.stored import StoredRuns
+from airlab_reviewer.views import (
+    code_origin_words,
+    collapsed_decisions,
+    comparison_view,
+    fmt,
+    plan_view,
+    sentences,
+)
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("airlab_reviewer", "templates"),
@@ -42,28 +45,15 @@ _templates = jinja2.Environment(
 _templates.filters["e_md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def code_origin_words(idea: loop_pb2.LoopIdea) -> str:
-    """Who wrote the code an idea ran, in words: "LLM (attempt 2, 1 repair by the coder)"."""
-    if idea.code_origin != loop_pb2.CODE_ORIGIN_LLM:
-        return CODE_WORDS.get(idea.code_origin, "-")
-    repairs = len(idea.code_repairs)
-    told = f", {repairs} repair{'s' if repairs != 1 else ''} by the coder" if repairs else ""
-    return f"LLM (attempt {idea.code_attempts}{told})"
-
-
 class Reviewer:
     def __init__(self, artifacts: ArtifactStore) -> None:
         self.artifacts = artifacts
-
-    # -- evaluation -----------------------------------------------------------------------------------------
+        self.runs = StoredRuns(artifacts)
 
     def result(self, research_id: str, experiment_id: str) -> RunResult:
-        raw = self.artifacts.get(experiment_key(research_id, experiment_id, "result.json"))
-        return RunResult.model_validate_json(raw)
+        return self.runs.result(research_id, experiment_id)
+
+    # -- evaluation -----------------------------------------------------------------------------------------
 
     def evaluate(
         self,
@@ -80,7 +70,7 @@ class Reviewer:
         """The candidate's runs (seed -> experiment id) against the baseline's, from their stored results:
         one comparison of a planned family of `family_size`, at its first or second look; kept under
         reviews/."""
-        baseline_runs = {int(s): self.result(research_id, x) for s, x in baseline.items()}
+        baseline_runs = {int(s): self.runs.result(research_id, x) for s, x in baseline.items()}
         comparison = self._compare_stored(
             research_id,
             metric,
@@ -101,7 +91,7 @@ class Reviewer:
         baseline_runs: Mapping[int, RunResult],
         **judged: Any,
     ) -> loop_pb2.Comparison:
-        candidate_runs = {int(s): self.result(research_id, x) for s, x in candidate.items()}
+        candidate_runs = {int(s): self.runs.result(research_id, x) for s, x in candidate.items()}
         return compare(metric, baseline_runs, candidate_runs, **judged)
 
     def _keep_review(self, research_id: str, name: str, comparison: loop_pb2.Comparison) -> None:
@@ -133,36 +123,6 @@ class Reviewer:
 
     # -- the report -----------------------------------------------------------------------------------------
 
-    def _metric_rows(self, research_id: str, experiment_id: str) -> list[dict[str, Any]]:
-        """The run's metrics.jsonl lines ([] when it wrote none)."""
-        try:
-            raw = self.artifacts.get(experiment_key(research_id, experiment_id, "metrics.jsonl")).decode()
-        except Exception:
-            return []
-        return [json.loads(line) for line in raw.splitlines() if line.strip()]
-
-    def _masks(self, research_id: str, experiment_id: str) -> dict[str, Any] | None:
-        """A segmentation run's saved test images, true masks and predicted masks, if it saved them."""
-        import numpy as np
-
-        try:
-            raw = self.artifacts.get(experiment_key(research_id, experiment_id, "predictions/masks.npz"))
-            with np.load(io.BytesIO(raw)) as data:
-                return {name: data[name] for name in ("images", "truth", "predicted")}
-        except Exception:
-            return None
-
-    def _devices(self, research_id: str, experiment_ids: list[str]) -> dict[str, int]:
-        """How many of these runs ran on each device, as their result.json says ("cpu", "cuda")."""
-        devices: dict[str, int] = {}
-        for experiment_id in experiment_ids:
-            try:
-                device = str(self.result(research_id, experiment_id).extra.get("device") or "not reported")
-            except Exception:
-                continue
-            devices[device] = devices.get(device, 0) + 1
-        return devices
-
     def write_report(
         self,
         research: research_pb2.Research,
@@ -182,7 +142,7 @@ class Reviewer:
         stopped_early = {e.id for e in runs if e.stopped_at_epoch}
         # The baseline, recomputed from its stored results.
         baseline_ids = dict(loop.baseline.experiments)
-        baseline_results = {s: self.result(research_id, x) for s, x in baseline_ids.items()}
+        baseline_results = {s: self.runs.result(research_id, x) for s, x in baseline_ids.items()}
         # What the job template did to the table's columns (dates, free text, identifiers), as it said.
         column_notes = next((list(r.extra.get("column_notes") or []) for r in baseline_results.values()), [])
         # The data profile the first seed's run measured on its training part (what the idea agent read).
@@ -305,9 +265,9 @@ class Reviewer:
             )
         if chance is not None and not chance["baseline_beats_chance"]:
             verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
-        plots = self._plots(research_id, loop, metric, maximize, baseline, evaluated)
+        plots = report_plots(self.runs, research_id, loop, metric, maximize, baseline, evaluated)
         finished = [e.id for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED]
-        devices = self._devices(research_id, finished)
+        devices = self.runs.devices(research_id, finished)
         # The best code whatever the verdict: the significant winner, else the evaluated idea with the
         # largest gain; with its difference from the baseline's code.
         shown = best or max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
@@ -361,7 +321,7 @@ class Reviewer:
             "verdict": verdict,
             "stop_reason": loop.stop_reason,
             "written_at": (written_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
-            "plan": _plan_view(plan),
+            "plan": plan_view(plan),
             "maximize": maximize,
             "baseline": baseline,
             "chance": chance,
@@ -425,217 +385,3 @@ class Reviewer:
             content_type="application/json",
         )
         return md_key, html_key, summary
-
-    def _plots(
-        self,
-        research_id: str,
-        loop: loop_pb2.ResearchLoop,
-        metric: str,
-        maximize: bool,
-        baseline: dict[str, Any] | None,
-        evaluated: list[dict[str, Any]],
-    ) -> list[dict[str, str]]:
-        runs = list(loop.experiments)
-        titles = {i.idea.id: i.idea.title or i.idea.id for i in loop.ideas}
-        baseline_validation = loop.baseline.validation if loop.baseline.HasField("validation") else None
-        plots = []
-
-        def keep(name: str, title: str, figure: plt.Figure) -> None:
-            buffer = io.BytesIO()
-            figure.tight_layout()
-            figure.savefig(buffer, format="png", dpi=90)
-            plt.close(figure)
-            png = buffer.getvalue()
-            self.artifacts.put(report_key(research_id, name), png, content_type="image/png")
-            plots.append({"file": name, "title": title, "base64": base64.b64encode(png).decode()})
-
-        # Validation score of every experiment, in the order they were asked for.
-        figure, axis = plt.subplots(figsize=(8, 3.6))
-        names = sorted({e.name for e in runs})
-        for name in names:
-            points = [
-                (n, e.validation) for n, e in enumerate(runs) if e.name == name and e.HasField("validation")
-            ]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                axis.scatter(xs, ys, label=titles.get(name, name)[:40], s=22)
-        if baseline_validation is not None:
-            axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline (validation)")
-        axis.set_xlabel("experiment")
-        axis.set_ylabel(f"validation {metric}")
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7, loc="best")
-        keep("experiments.png", f"Validation {metric} of every experiment", figure)
-
-        # Best validation score so far over the search trials.
-        figure, axis = plt.subplots(figsize=(8, 3.2))
-        best_so_far, series = None, []
-        for e in runs:
-            if e.kind == loop_pb2.EXPERIMENT_KIND_TRIAL and e.HasField("validation"):
-                value = e.validation
-                best_so_far = value if best_so_far is None else (max if maximize else min)(best_so_far, value)
-                series.append(best_so_far)
-        if series:
-            axis.plot(range(1, len(series) + 1), series, marker="o")
-        if baseline_validation is not None:
-            axis.axhline(baseline_validation, color="grey", linestyle="--", label="baseline")
-            axis.legend(fontsize=7)
-        axis.set_xlabel("search trial")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_ylabel(f"best validation {metric}")
-        keep("best_so_far.png", "Best validation score so far", figure)
-
-        # Learning curves (validation score against training samples) of the baseline and evaluated ideas.
-        curves: list[tuple[str, Mapping[int, str]]] = [("baseline", loop.baseline.experiments)]
-        curves += [(i["title"][:40], i["evaluation"]["candidate"]) for i in evaluated]
-
-        logged: dict[str, list[dict[str, Any]]] = {}  # each run's metrics.jsonl, read once for every curve
-
-        def mean_curve(ids: Mapping[int, str], x_key: str, y_key: str) -> tuple[list[int], list[float]]:
-            """y against x, mean over the runs (seeds), from the lines that log both."""
-            by_x: dict[int, list[float]] = {}
-            for experiment_id in ids.values():
-                if experiment_id not in logged:
-                    logged[experiment_id] = self._metric_rows(research_id, experiment_id)
-                for row in logged[experiment_id]:
-                    if x_key in row and y_key in row:
-                        by_x.setdefault(int(row[x_key]), []).append(float(row[y_key]))
-            xs = sorted(by_x)
-            return xs, [sum(by_x[x]) / len(by_x[x]) for x in xs]
-
-        figure, axis = plt.subplots(figsize=(8, 3.6))
-        for label, ids in curves:
-            sizes, values = mean_curve(ids, "train_samples", f"val_{metric}")
-            if sizes:
-                axis.plot(sizes, values, marker="o", label=label)
-        if axis.get_legend_handles_labels()[0]:
-            axis.set_xlabel("training samples")
-            axis.set_ylabel(f"validation {metric}")
-            axis.legend(fontsize=7, loc="best")
-            keep(
-                "learning_curves.png",
-                "Learning curves (the baseline's mean over seeds, an idea's first evaluation seed)",
-                figure,
-            )
-        else:
-            plt.close(figure)
-
-        # Networks: training loss and validation score per epoch (mean over seeds).
-        figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
-        for label, ids in curves:
-            epochs, losses = mean_curve(ids, "epoch", "train_loss")
-            if epochs:
-                loss_axis.plot(epochs, losses, label=label)
-            epochs, scores = mean_curve(ids, "epoch", f"val_{metric}")
-            if epochs:
-                score_axis.plot(epochs, scores, label=label)
-        if loss_axis.get_legend_handles_labels()[0]:
-            for axis, what in ((loss_axis, "training loss"), (score_axis, f"validation {metric}")):
-                axis.set_xlabel("epoch")
-                axis.set_ylabel(what)
-                axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-            loss_axis.set_yscale("log")
-            score_axis.legend(fontsize=7, loc="best")
-            keep("loss_curves.png", "Training loss and validation score per epoch (mean over seeds)", figure)
-        else:
-            plt.close(figure)
-
-        # Segmentation: a few test images, their true masks, and the baseline's and best idea's predictions.
-        best = max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
-        base_ids, best_ids = list(loop.baseline.experiments.values()), []
-        if best is not None:
-            best_ids = list(best["evaluation"]["candidate"].values())
-        base_masks = self._masks(research_id, base_ids[0]) if base_ids else None
-        best_masks = self._masks(research_id, best_ids[0]) if best_ids else None
-        if base_masks is not None:
-            rows = [("image", base_masks["images"], "gray"), ("truth", base_masks["truth"], "tab10")]
-            rows.append(("baseline", base_masks["predicted"], "tab10"))
-            if best_masks is not None and best is not None:
-                rows.append((best["title"][:24], best_masks["predicted"], "tab10"))
-            shown = len(base_masks["images"])
-            figure, axes = plt.subplots(len(rows), shown, figsize=(2 * shown, 2 * len(rows)), squeeze=False)
-            for r, (label, arrays, colours) in enumerate(rows):
-                for c in range(shown):
-                    cell = axes[r][c]
-                    if colours == "gray":
-                        cell.imshow(arrays[c], cmap=colours)
-                    else:
-                        cell.imshow(arrays[c], cmap=colours, vmin=0, vmax=9, interpolation="nearest")
-                    cell.set_xticks([])
-                    cell.set_yticks([])
-                axes[r][0].set_ylabel(label, fontsize=8)
-            keep("masks.png", "Test images: true masks and predicted masks (first seed)", figure)
-
-        # Test score of the baseline and each evaluated idea, mean ± std over seeds.
-        if baseline is not None:
-            figure, axis = plt.subplots(figsize=(8, 3.2))
-            labels = ["baseline"] + [i["title"][:30] for i in evaluated]
-            means = [baseline["mean"]] + [i["evaluation"]["mean"] for i in evaluated]
-            stds = [baseline["std"]] + [i["evaluation"]["std"] for i in evaluated]
-            colors = ["grey"] + [
-                "tab:green" if i["evaluation"]["significant"] else "tab:orange" for i in evaluated
-            ]
-            axis.bar(range(len(labels)), means, yerr=stds, color=colors, capsize=4)
-            axis.set_xticks(range(len(labels)), labels, rotation=15, fontsize=7)
-            low = min(m - s for m, s in zip(means, stds, strict=True))
-            high = max(m + s for m, s in zip(means, stds, strict=True))
-            bottom = low - (high - low) * 0.5 - 1e-6
-            axis.set_ylim(bottom, high + (high - low) * 0.3 + 1e-6)
-            # The axis does not start at 0 (the differences would not show): say so on it.
-            axis.set_ylabel(f"test {metric} (axis from {bottom:.3g}, not 0)")
-            keep(
-                "comparison.png",
-                f"Held-out test {metric}: baseline and evaluated ideas (green: significant)",
-                figure,
-            )
-        return plots
-
-
-def sentences(findings: list[str]) -> str:
-    """Findings as sentences: each ends with a full stop."""
-    return " ".join(f.rstrip(". ") + "." for f in findings if f.strip())
-
-
-def collapsed_decisions(decisions: Any) -> list[dict[str, Any]]:
-    """One line per decision, a run of the same decision and reason said once with its count."""
-    rows: list[dict[str, Any]] = []
-    for d in decisions:
-        kind = enum_words(manager_pb2.DecisionKind, d.kind)
-        if rows and (rows[-1]["kind"], rows[-1]["reason"]) == (kind, d.reason):
-            rows[-1]["times"] += 1
-            continue
-        rows.append({"round": d.round, "kind": kind, "reason": d.reason, "times": 1})
-    return rows
-
-
-def comparison_view(comparison: loop_pb2.Comparison) -> dict[str, Any]:
-    """The comparison as JSON (reviews/<idea>.json, summary.json and the report's context)."""
-    view = json_format.MessageToDict(
-        comparison, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    view["seeds"] = list(comparison.seeds)
-    view["per_seed"] = [
-        {"seed": p.seed, "baseline": p.baseline, "candidate": p.candidate} for p in comparison.per_seed
-    ]
-    return view
-
-
-def _plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
-    budget = plan.budget
-    return {
-        "dataset": plan.dataset,
-        "task": plan.task,
-        "metric": plan.metric,
-        "baseline": plan.baseline,
-        "template": plan.template or "sklearn",
-        "gpus": plan.gpus,
-        "seeds": list(plan.seeds),
-        "test_fraction": plan.test_fraction,
-        "reasons": list(plan.reasons),
-        "budget": {
-            "max_experiments": budget.max_experiments,
-            "max_wall_seconds": budget.max_wall_seconds,
-            "max_tokens": budget.max_tokens,
-            "max_cost_usd": budget.max_cost_usd,
-        },
-    }

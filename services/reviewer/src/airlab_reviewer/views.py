@@ -1,0 +1,74 @@
+"""How the report words and shapes the loop's records: numbers, code origins, findings, decisions, a
+comparison and the plan, as the templates and summary.json take them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+
+from airlab.enums import CODE_WORDS, enum_words
+from airlab.v1 import loop_pb2, manager_pb2, research_pb2
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def code_origin_words(idea: loop_pb2.LoopIdea) -> str:
+    """Who wrote the code an idea ran, in words: "LLM (attempt 2, 1 repair by the coder)"."""
+    if idea.code_origin != loop_pb2.CODE_ORIGIN_LLM:
+        return CODE_WORDS.get(idea.code_origin, "-")
+    repairs = len(idea.code_repairs)
+    told = f", {repairs} repair{'s' if repairs != 1 else ''} by the coder" if repairs else ""
+    return f"LLM (attempt {idea.code_attempts}{told})"
+
+
+def sentences(findings: list[str]) -> str:
+    """Findings as sentences: each ends with a full stop."""
+    return " ".join(f.rstrip(". ") + "." for f in findings if f.strip())
+
+
+def collapsed_decisions(decisions: Any) -> list[dict[str, Any]]:
+    """One line per decision, a run of the same decision and reason said once with its count."""
+    rows: list[dict[str, Any]] = []
+    for d in decisions:
+        kind = enum_words(manager_pb2.DecisionKind, d.kind)
+        if rows and (rows[-1]["kind"], rows[-1]["reason"]) == (kind, d.reason):
+            rows[-1]["times"] += 1
+            continue
+        rows.append({"round": d.round, "kind": kind, "reason": d.reason, "times": 1})
+    return rows
+
+
+def comparison_view(comparison: loop_pb2.Comparison) -> dict[str, Any]:
+    """The comparison as JSON (reviews/<idea>.json, summary.json and the report's context)."""
+    view = json_format.MessageToDict(
+        comparison, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    view["seeds"] = list(comparison.seeds)
+    view["per_seed"] = [
+        {"seed": p.seed, "baseline": p.baseline, "candidate": p.candidate} for p in comparison.per_seed
+    ]
+    return view
+
+
+def plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
+    budget = plan.budget
+    return {
+        "dataset": plan.dataset,
+        "task": plan.task,
+        "metric": plan.metric,
+        "baseline": plan.baseline,
+        "template": plan.template or "sklearn",
+        "gpus": plan.gpus,
+        "seeds": list(plan.seeds),
+        "test_fraction": plan.test_fraction,
+        "reasons": list(plan.reasons),
+        "budget": {
+            "max_experiments": budget.max_experiments,
+            "max_wall_seconds": budget.max_wall_seconds,
+            "max_tokens": budget.max_tokens,
+            "max_cost_usd": budget.max_cost_usd,
+        },
+    }
