@@ -7,7 +7,8 @@ from airlab.errors import InvalidArgument
 from airlab.settings import ResearchDefaults
 from airlab.v1 import research_pb2
 from airlab_manager.catalog import DatasetCatalog
-from airlab_manager.planner import Planner, PlanRequest, check_goal
+from airlab_manager.checks import check_goal
+from airlab_manager.planner import Planner, PlanRequest
 
 
 @pytest.fixture

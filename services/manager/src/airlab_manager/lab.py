@@ -17,8 +17,8 @@ from airlab.ids import check_id, check_token, new_id
 from airlab.research_record import from_data, record_of, to_data
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
-from airlab_manager.checks import check_enum, check_owner, check_text, research_id_for_request
-from airlab_manager.planner import Planner, PlanOutcome, PlanRequest, check_hints
+from airlab_manager.checks import check_enum, check_hints, check_owner, check_text, research_id_for_request
+from airlab_manager.planner import Planner, PlanOutcome, PlanRequest
 
 State = research_pb2.ResearchState
 TERMINAL_STATES = {
