@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from airlab.results import RunResult
-from airlab_reviewer.stats import compare, metric_value
+from airlab_reviewer.bootstrap import metric_value
+from airlab_reviewer.stats import compare
 
 
 def runs(metric: str, values: list[float], predictions=None, targets=None) -> dict[int, RunResult]:
@@ -105,7 +106,7 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
     """Every metric is bootstrapped over whole arrays of resamples with numpy (a mean of per-example
     values, or R², macro F1 and ROC AUC from their counts and ranks); the intervals and p must equal those
     of scoring every resample with scikit-learn."""
-    from airlab_reviewer.stats import _bootstrap, _interval
+    from airlab_reviewer.bootstrap import _interval, paired_bootstrap
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 3, 300)
@@ -144,7 +145,7 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
                 for b, c in zip(base, cand, strict=True)
             ]))  # fmt: skip
 
-        fast = _bootstrap(metric, 1.0, scored(base), scored(cand), 11, resamples=200)
+        fast = paired_bootstrap(metric, 1.0, scored(base), scored(cand), 11, resamples=200)
         slow = _interval(gain, 300, 11, vectorized=False, resamples=200)
         assert fast is not None and slow is not None
         assert np.allclose([fast.low, fast.high, fast.p_value], [slow.low, slow.high, slow.p_value]), case
