@@ -10,7 +10,9 @@ import pytest
 from airlab_coder.api_check import review_calls
 from airlab_coder.api_index import INDEX_FILE, build_index, dump
 from airlab_coder.checking import smoke_summary
-from airlab_coder.networks import image_layers, lazy_layers, missing_classes
+from airlab_coder.network_parts import missing_classes
+from airlab_coder.networks import image_layers
+from airlab_coder.smoke_repairs import lazy_layers
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -286,7 +288,7 @@ def test_counts_read_without_int_are_wrapped_when_the_space_or_the_name_says_who
 
 
 def test_a_network_without_forward_gets_one_and_batch_folding_flattens_become_per_example():
-    from airlab_coder.networks import classes_without_forward, with_method
+    from airlab_coder.network_parts import classes_without_forward, with_method
 
     draft = (
         CNN_WITHOUT_FLATTEN.replace("    def forward(self, x):\n        return self.net(x)\n", "")
@@ -327,7 +329,7 @@ def test_a_class_that_reads_build_models_params_gets_them_passed_in():
 
 def test_segmentation_networks_get_skip_connections_joined_at_one_size_and_outputs_at_the_masks_size():
     torch = pytest.importorskip("torch")
-    from airlab_coder.networks import OUTPUT_SIZE_ERROR, SHAPE_ERROR, output_resized
+    from airlab_coder.smoke_repairs import OUTPUT_SIZE_ERROR, SHAPE_ERROR, output_resized
 
     draft = (
         "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"
@@ -484,7 +486,7 @@ def test_a_searched_hyperparameter_the_code_never_reads_is_a_problem():
 
 def test_a_block_adding_its_input_at_other_channels_gets_a_projection_shortcut_and_runs_in_the_unet():
     torch = pytest.importorskip("torch")
-    from airlab_coder.networks import after_smoke_error
+    from airlab_coder.smoke_repairs import after_smoke_error
 
     # A 1.5B draft for "U-Net with residual blocks" (bench-coder), the second conv_block's input fixed.
     draft = (
@@ -517,7 +519,7 @@ def test_a_block_adding_its_input_at_other_channels_gets_a_projection_shortcut_a
 
 def test_a_classifier_whose_logits_keep_height_and_width_gets_them_averaged():
     torch = pytest.importorskip("torch")
-    from airlab_coder.networks import after_smoke_error
+    from airlab_coder.smoke_repairs import after_smoke_error
 
     draft = (
         "def build_model(params, input_shape, n_outputs):\n    return Net(n_outputs)\n\n\n"

@@ -27,7 +27,6 @@ from airlab_coder.checking import (
     with_model,
 )
 from airlab_coder.networks import (
-    after_smoke_error,
     block_problems,
     dilated_padding,
     image_layers,
@@ -35,6 +34,7 @@ from airlab_coder.networks import (
     params_passed_in,
 )
 from airlab_coder.prompting import Prompter
+from airlab_coder.smoke_repairs import after_smoke_error
 from airlab_coder.storing import CodeStore, code_prefix
 from airlab_coder.tasks import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, CodeOutcome, CodeTask, SmokeRunner, Tried
 from airlab_coder.templates import (

@@ -10,7 +10,7 @@ from airlab.blobs import ArtifactStore
 from airlab.llm.client import LLMClient
 from airlab.llm.prompts import Prompt, render
 from airlab_coder.checking import class_named, code_block
-from airlab_coder.networks import classes_without_forward, missing_classes, with_method
+from airlab_coder.network_parts import classes_without_forward, missing_classes, with_method
 from airlab_coder.tasks import CodeTask
 from airlab_coder.templates import (
     BEGIN,
