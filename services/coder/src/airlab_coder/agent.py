@@ -15,7 +15,7 @@ from airlab.blobs import ArtifactStore
 from airlab.job_templates import template_source
 from airlab.llm.client import LLMClient
 from airlab.v1 import loop_pb2
-from airlab_coder.api_check import review_calls, unread_problem
+from airlab_coder.api_check import review_calls
 from airlab_coder.checking import (
     CodeProblem,
     check_source,
@@ -26,6 +26,7 @@ from airlab_coder.checking import (
     smoke_summary,
     with_model,
 )
+from airlab_coder.hyperparameters import unread_problem
 from airlab_coder.networks import (
     block_problems,
     dilated_padding,

@@ -15,11 +15,11 @@ import builtins
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
-from airlab import domain
-from airlab.job_templates import template_source
 from airlab_coder.api_index import ApiIndex, Member, load_index
+from airlab_coder.ast_names import bound_names, dotted, is_scalar
+from airlab_coder.hyperparameters import WholeCounts, param_read, unread_hyperparameters, unread_problem
+from airlab_coder.template_names import template_namespace
 
 # How close a misspelt name must be to a real one to be corrected without asking (difflib's ratio).
 SPELLING_CUTOFF = 0.85
@@ -44,113 +44,6 @@ class ApiReview:
     problems: list[str] = field(default_factory=list)
     # Searched hyperparameters the code never reads (also said in `problems`).
     unread: list[str] = field(default_factory=list)
-
-
-def template_members(source: str) -> dict[str, Member]:
-    """The public classes and functions a job template defines, with their arguments."""
-    members = {}
-    for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef | ast.FunctionDef) or node.name.startswith("_"):
-            continue
-        function: ast.stmt | None = node
-        if isinstance(node, ast.ClassDef):
-            function = next(
-                (n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None
-            )
-        if not isinstance(function, ast.FunctionDef):
-            continue
-        arguments = function.args
-        names = [a.arg for a in arguments.args if a.arg != "self"]
-        members[node.name] = Member(
-            kind="class" if isinstance(node, ast.ClassDef) else "function",
-            keywords=(*names, *(a.arg for a in arguments.kwonlyargs)),
-            any_keyword=arguments.kwarg is not None,
-            required=len(names) - len(arguments.defaults),
-            positional=-1 if arguments.vararg else len(names),
-        )
-    return members
-
-
-@dataclass(frozen=True)
-class TemplateNamespace:
-    """What a job template gives the code written into it, read from its source: the modules it imports
-    (local name -> module path), every name it defines, and its public classes and functions."""
-
-    imports: dict[str, str]
-    defined: frozenset[str]
-    members: dict[str, Member]
-    # Hyperparameters the template itself reads (the training settings: TRAINING's keys).
-    reads: frozenset[str] = frozenset()
-
-
-@cache
-def template_namespace(template: str) -> TemplateNamespace:
-    source = template_source(domain.TEMPLATE_FILES[domain.template_of(template)])
-    tree = ast.parse(source)
-    imports: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                imports[alias.asname or alias.name.split(".")[0]] = (
-                    alias.name if alias.asname else alias.name.split(".")[0]
-                )
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    defined = {
-        target.id
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    } | {node.name for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)}
-    training = next(
-        (
-            node.value
-            for node in tree.body
-            if isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "TRAINING" for t in node.targets)
-        ),
-        None,
-    )
-    keys = training.keys if isinstance(training, ast.Dict) else []
-    reads = {k.value for k in keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
-    return TemplateNamespace(imports, frozenset(defined), template_members(source), frozenset(reads))
-
-
-def _scalar(node: ast.expr) -> bool:
-    """A single number, string or name, or one hyperparameter read with int()/float() around it."""
-    if isinstance(node, ast.UnaryOp):
-        node = node.operand
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "float"):
-        return len(node.args) == 1 and param_read(node.args[0]) is not None
-    return isinstance(node, ast.Constant | ast.Name) or param_read(node) is not None
-
-
-def dotted(node: ast.expr) -> list[str] | None:
-    """`a.b.c` as ["a", "b", "c"]; None for anything that is not a plain name path."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return [node.id, *reversed(parts)]
-
-
-def bound_names(tree: ast.Module) -> set[str]:
-    """Every name the draft binds itself (definitions, arguments, assignments, loop and with targets)."""
-    bound: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bound.add(node.name)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            bound.add(node.id)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).split(".")[0])
-    return bound
 
 
 class _Reviewer(ast.NodeTransformer):
@@ -312,7 +205,7 @@ class _Reviewer(ast.NodeTransformer):
                     self.repairs.append(f"{shown} takes no random_state: removed it")
                     continue
                 close = difflib.get_close_matches(keyword.arg, member.keywords, n=1, cutoff=SPELLING_CUTOFF)
-                if close and close[0] not in {k.arg for k in node.keywords} and _scalar(keyword.value):
+                if close and close[0] not in {k.arg for k in node.keywords} and is_scalar(keyword.value):
                     # A near miss given one number (`n_degree=2`) means the close name; a list or a call
                     # may mean something else (`quantiles=[0.25, 0.75]` is not `n_quantiles`), so it is told.
                     self.repairs.append(f"{shown} takes no `{keyword.arg}`: used `{close[0]}` (spelling)")
@@ -438,66 +331,6 @@ class _Reviewer(ast.NodeTransformer):
         tree.body = [n for n in tree.body if not (isinstance(n, ast.ImportFrom) and not n.names)]
 
 
-class _WholeCounts(ast.NodeTransformer):
-    """A count read without int() (`nn.Conv2d(1, params.get("channels", 8.0), 3)`) reaches PyTorch or
-    scikit-learn as a float: wrapped in int() when the search space, or the name, says it is whole."""
-
-    def __init__(self, space: Mapping[str, bool]) -> None:
-        self.space = space
-        self.repairs: list[str] = []
-        self.cast: set[int] = set()
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        if isinstance(node.func, ast.Name) and node.func.id in ("int", "float", "round", "str", "bool"):
-            self.cast.update(id(a) for a in node.args)
-        return self._wrap(node) if id(node) not in self.cast else self.generic_visit(node)
-
-    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
-        return self._wrap(node) if id(node) not in self.cast else self.generic_visit(node)
-
-    def _wrap(self, node: ast.Call | ast.Subscript) -> ast.AST:
-        name = param_read(node)
-        whole = self.space.get(name, domain.counts_something(name)) if name else False
-        if not whole:
-            return self.generic_visit(node)
-        self.repairs.append(f"`{name}` read without int(), a whole number: wrapped in int()")
-        return ast.Call(ast.Name("int", ast.Load()), [node], [])
-
-
-def unread_hyperparameters(tree: ast.Module, searched: list[str]) -> list[str]:
-    """The searched hyperparameters the code never reads. Code that hands `params` itself to something
-    (a template network, `**params`, a helper) is taken to read them all."""
-    read = {name for node in ast.walk(tree) if isinstance(node, ast.expr) and (name := param_read(node))}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            handed = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
-            handed += [k.value for k in node.keywords]
-            if any(isinstance(a, ast.Name) and a.id == "params" for a in handed):
-                return []
-    return [name for name in searched if name not in read]
-
-
-def unread_problem(unread: list[str]) -> str:
-    names = ", ".join(f"`{name}`" for name in unread)
-    return (
-        f"the idea searches {names}, but build_model never reads {'it' if len(unread) == 1 else 'them'}: "
-        "every trial would run the same model. Read each with params.get(name, default) and use it"
-    )
-
-
-def param_read(node: ast.expr) -> str | None:
-    """The hyperparameter an expression reads: `params["x"]` or `params.get("x", ...)` -> "x"."""
-    key: ast.expr | None = None
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "params":
-        key = node.slice
-    elif (
-        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-        and isinstance(node.func.value, ast.Name) and node.func.value.id == "params" and node.args
-    ):  # fmt: skip
-        key = node.args[0]
-    return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
-
-
 def review_calls(
     code: str,
     template: str,
@@ -522,7 +355,7 @@ def review_calls(
     reviewer.space = dict(space or {})
     reviewer.visit(tree)
     reviewer.fix_imports(tree)
-    counts = _WholeCounts(reviewer.space)
+    counts = WholeCounts(reviewer.space)
     counts.visit(tree)
     reviewer.repairs += counts.repairs
     searched = [name for name in reviewer.space if name not in template_namespace(template).reads]

@@ -7,8 +7,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from airlab_coder.api_check import bound_names, dotted, param_read, template_namespace
 from airlab_coder.api_index import load_index
+from airlab_coder.ast_names import bound_names, dotted
+from airlab_coder.hyperparameters import param_read
+from airlab_coder.template_names import template_namespace
 
 # How the template's CNN and UNet build a block class passed as `block=`.
 BLOCK_ARGUMENTS = ("channels_in", "channels_out")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ast
 
-from airlab_coder.api_check import ApiReview, dotted
+from airlab_coder.api_check import ApiReview
+from airlab_coder.ast_names import dotted
 from airlab_coder.network_parts import method_named
 
 # Volume layers: the template's batches are (N, C, H, W) images or (N, F) tables, never volumes.

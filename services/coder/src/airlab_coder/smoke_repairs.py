@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 import re
 
-from airlab_coder.api_check import ApiReview, dotted
+from airlab_coder.api_check import ApiReview
+from airlab_coder.ast_names import dotted
 from airlab_coder.network_parts import method_named
 from airlab_coder.networks import block_classes, layer_name, wrapped
 
