@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,12 @@ def test_up_serves_all_five_then_down_leaves_nothing(workspace):
     status = airlab(workspace, "status")
     # The five services, the LLM and the dashboard.
     assert status.returncode == 0 and status.stdout.count("SERVING") == 7
+    # Each service serves its Prometheus metrics on loopback, at the address stack.json records.
+    for name in CONTRACT_SERVICES:
+        url = processes[name]["metrics"]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics"), (name, url)
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "# HELP airlab_grpc_calls_total" in text and "# HELP airlab_events_handled_total" in text
     llm = airlab(workspace, "llm", "check")
     assert llm.returncode == 0, llm.stdout + llm.stderr
     for agent in ("idea", "manager", "coder", "reviewer"):

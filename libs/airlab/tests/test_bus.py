@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from airlab import metrics
 from airlab.bus import EventBus
 from airlab.events import body_of, make_event, research_filter, type_filter
 from airlab.settings import BusSettings
@@ -12,6 +13,10 @@ from airlab.v1 import events_pb2
 
 async def collect(bus: EventBus, subject: str, **kwargs) -> list:
     return [event async for event in bus.read(subject, **kwargs)]
+
+
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_stream_creation_is_idempotent_and_follows_settings(nats_server):
@@ -89,6 +94,15 @@ async def test_failing_handler_is_retried_then_dead_lettered(bus):
     assert letter.dead_letter.event.id == event.id
     await asyncio.sleep(0.5)
     assert len(attempts) == 3  # terminated: not delivered again
+    # The lab's metrics say so (airlab.metrics): two retries, one dead letter, two redeliveries.
+    handled = {
+        outcome: sample("airlab_events_handled_total", consumer="fragile", event_type="experiment.progress",
+                        outcome=outcome)
+        for outcome in ("acked", "retried", "dead_lettered")
+    }  # fmt: skip
+    assert handled == {"acked": 0, "retried": 2, "dead_lettered": 1}
+    assert sample("airlab_dead_letters_total", consumer="fragile") == 1
+    assert sample("airlab_event_redeliveries_total", consumer="fragile") == 2
 
 
 async def test_a_handler_that_fails_once_succeeds_on_redelivery(bus):
@@ -105,6 +119,16 @@ async def test_a_handler_that_fails_once_succeeds_on_redelivery(bus):
     await bus.publish(make_event("experiment.progress"))
     await asyncio.wait_for(done.wait(), 10)
     assert len(calls) == 2
+    for _ in range(100):  # the ack is counted once the server confirmed it
+        if sample(
+            "airlab_events_handled_total", consumer="flaky", event_type="experiment.progress", outcome="acked"
+        ):
+            break
+        await asyncio.sleep(0.05)
+    labels = {"consumer": "flaky", "event_type": "experiment.progress"}
+    assert sample("airlab_events_handled_total", **labels, outcome="acked") == 1
+    assert sample("airlab_events_handled_total", **labels, outcome="retried") == 1
+    assert sample("airlab_event_handling_seconds_count", **labels) == 2
 
 
 async def test_undecodable_messages_go_to_dead_letters(bus):

@@ -7,6 +7,7 @@ import socket
 import pytest
 from pydantic import BaseModel, Field
 
+from airlab import metrics
 from airlab.blobs import LocalArtifactStore
 from airlab.llm.accounting import ArtifactExchangeLog, Budget, BudgetExceeded, KvUsageLedger, LocalUsageLedger
 from airlab.llm.client import InvalidModelOutput, LLMClient, NoEndpointAnswered, RetryPolicy, response_format
@@ -152,12 +153,29 @@ async def test_usage_and_cost_are_summed_per_agent_and_research(servers):
     ]
     ledger = LocalUsageLedger()
     client = LLMClient(config(first.url, second.url), ledger=ledger, retry=FAST)
+
+    def counted() -> tuple[float, ...]:  # the lab's metrics of the coder's calls to m2 (airlab.metrics)
+        value = metrics.REGISTRY.get_sample_value
+        labels = {"agent": "coder", "model": "m2"}
+        return tuple(
+            value(name, labels | extra) or 0.0
+            for name, extra in (
+                ("airlab_llm_calls_total", {"outcome": "ok"}),
+                ("airlab_llm_tokens_total", {"direction": "prompt"}),
+                ("airlab_llm_tokens_total", {"direction": "completion"}),
+                ("airlab_llm_cost_usd_total", {}),
+            )
+        )
+
+    before = counted()
     await client.complete("coder", MESSAGES, research_id="r1")
     await client.complete("coder", MESSAGES, research_id="r1")
     usage = await ledger.usage("r1")
     coder = usage.agents["coder"]
     assert (coder.calls, coder.prompt_tokens, coder.completion_tokens) == (2, 300, 60)
     assert coder.cost_usd == pytest.approx((300 * 1.0 + 60 * 2.0) / 1e6)
+    grown = [after - earlier for after, earlier in zip(counted(), before, strict=True)]
+    assert grown[:3] == [2, 300, 60] and grown[3] == pytest.approx(coder.cost_usd)
     assert usage.total.tokens == 360 and (await ledger.usage("r2")).total.calls == 0
 
 

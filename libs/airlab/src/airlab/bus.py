@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from airlab import metrics
 from airlab.bus_access import STREAM_OWNERS, BusCredentials
 from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
@@ -442,11 +444,20 @@ class Consumer:
         # A long handler (an LLM call, a smoke run) tells the server it is still at work, so the message
         # is not delivered to anyone else meanwhile.
         heartbeat = asyncio.create_task(self._keep_in_progress(message))
+        if deliveries > 1:
+            metrics.REDELIVERIES.labels(self.durable).inc()
+        metrics.CONSUMER_PENDING.labels(self.durable).set(message.metadata.num_pending)
+        began = time.perf_counter()
         try:
             await self.handler(event)
         except Exception as exc:
             heartbeat.cancel()
-            if deliveries >= self.max_deliver:
+            metrics.EVENT_HANDLING.labels(self.durable, event.type).observe(time.perf_counter() - began)
+            last = deliveries >= self.max_deliver
+            outcome = "dead_lettered" if last else "retried"
+            metrics.EVENTS_HANDLED.labels(self.durable, event.type, outcome).inc()
+            if last:
+                metrics.DEAD_LETTERS.labels(self.durable).inc()
                 log.exception(
                     "handler failed for the last time; event goes to dead letters",
                     extra={"consumer": self.durable, "event_id": event.id, "deliveries": deliveries},
@@ -463,6 +474,8 @@ class Consumer:
             return
         finally:
             heartbeat.cancel()
+        metrics.EVENT_HANDLING.labels(self.durable, event.type).observe(time.perf_counter() - began)
         await message.ack_sync(timeout=5)
+        metrics.EVENTS_HANDLED.labels(self.durable, event.type, "acked").inc()
         if self.on_settled is not None:
             self.on_settled(event)

@@ -226,13 +226,14 @@ def status(
     health = stack.status(_settings(workspace))
     if not health:
         _fail("no stack is running here: run 'airlab up'")
-    table = _table("process", "address", "health", "pid", "restarts")
+    table = _table("process", "address", "health", "pid", "restarts", "metrics")
     procs = {p.name: p for p in stack.processes(_settings(workspace))}
     for name, (address, state) in health.items():
         colour = "green" if state in ("SERVING", "RUNNING") else "red"
         proc = procs.get(name)
         pid, restarts = (str(proc.pid), str(proc.restarts)) if proc else ("-", "-")
-        table.add_row(name, address, f"[{colour}]{state}[/{colour}]", pid, restarts)
+        metrics = proc.metrics if proc is not None and proc.metrics else "-"
+        table.add_row(name, address, f"[{colour}]{state}[/{colour}]", pid, restarts, metrics)
     out.print(table)
     running = stack.load_state(_settings(workspace).workspace.resolve())
     if running is not None:

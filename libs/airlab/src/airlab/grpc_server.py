@@ -4,10 +4,12 @@ are connected, reflection, errors mapped to status codes, and a graceful drain o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from airlab import access, auth, tls
+from airlab import access, auth, metrics, tls
 from airlab.errors import LabError, bounded
 from airlab.settings import Settings
 
@@ -47,6 +49,26 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
             return UNPARSABLE
 
     return parse
+
+
+@contextlib.contextmanager
+def _measured(method: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
+    """Count the call by its status code and time it (airlab.metrics); the code is the one the call ended
+    with (an abort's), OK when none was set, CANCELLED when the caller went away."""
+    began = time.perf_counter()
+    code = "UNKNOWN"
+    try:
+        yield
+        code = "OK"
+    except asyncio.CancelledError:
+        code = "CANCELLED"
+        raise
+    finally:
+        set_code = context.code()
+        if isinstance(set_code, grpc.StatusCode):
+            code = set_code.name
+        metrics.GRPC_CALLS.labels(method, code).inc()
+        metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - began)
 
 
 class _StatusInterceptor(grpc.aio.ServerInterceptor):
@@ -99,13 +121,14 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             inner: Any = handler.unary_unary  # a coroutine function on an aio server
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                caller = auth.current.set(await refuse_unready(request, context))
-                try:
-                    return await inner(request, context)
-                except LabError as exc:
-                    await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
-                finally:
-                    auth.current.reset(caller)
+                with _measured(details.method, context):
+                    caller = auth.current.set(await refuse_unready(request, context))
+                    try:
+                        return await inner(request, context)
+                    except LabError as exc:
+                        await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
+                    finally:
+                        auth.current.reset(caller)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -116,14 +139,15 @@ class _StatusInterceptor(grpc.aio.ServerInterceptor):
             inner_stream: Any = handler.unary_stream  # an async generator function on an aio server
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                caller = auth.current.set(await refuse_unready(request, context))
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                except LabError as exc:
-                    await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
-                finally:
-                    auth.current.reset(caller)
+                with _measured(details.method, context):
+                    caller = auth.current.set(await refuse_unready(request, context))
+                    try:
+                        async for item in inner_stream(request, context):
+                            yield item
+                    except LabError as exc:
+                        await context.abort(grpc.StatusCode[exc.code], bounded(str(exc)))
+                    finally:
+                        auth.current.reset(caller)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
@@ -141,6 +165,7 @@ class ServiceHost:
         self.name = name
         self.settings = settings
         self.port = 0
+        self.metrics_port = -1
         self._checks: list[Callable[[], bool]] = []
         self._started = False
         self._stopping = asyncio.Event()
@@ -194,6 +219,9 @@ class ServiceHost:
         await self.refresh_health()
         if self.settings.port_file:
             write_port_file(self.settings.port_file, self.port)
+        self.metrics_port = metrics.serve(
+            self.settings.metrics_host, self.settings.metrics_port, self.settings.metrics_port_file
+        )
         log.info(
             "gRPC listening",
             extra={"port": self.port, "services": self._service_names, "tls": files is not None},

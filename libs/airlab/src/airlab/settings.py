@@ -259,6 +259,11 @@ class Settings(BaseSettings):
     stack_ports: dict[str, int] = Field(default_factory=dict)
     # Seconds `airlab up` waits for every service to report SERVING.
     stack_start_timeout: float = Field(default=30, gt=0)
+    # Each service's Prometheus endpoint (airlab.metrics): loopback and a free port by default (written to
+    # metrics_port_file); compose and k8s serve it on 0.0.0.0:9464 for their Prometheus. -1: no endpoint.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=-1, le=65535)
+    metrics_port_file: Path | None = None
 
     # Base URLs of LLM servers known only at run time (the local one `airlab up` starts), by server name.
     llm_urls: dict[str, str] = Field(default_factory=dict)

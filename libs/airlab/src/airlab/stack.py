@@ -44,6 +44,8 @@ class Proc:
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
+    # Its Prometheus endpoint (airlab.metrics), once it serves one: http://127.0.0.1:PORT/metrics.
+    metrics: str = ""
 
 
 @dataclass
@@ -182,6 +184,11 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         _wait_serving(pending, workspace, began + settings.stack_start_timeout, report, client)
         for proc in pending.values():  # started again, a service listens where its clients look for it
             proc.env["AIRLAB_GRPC_PORT"] = proc.address.rsplit(":", 1)[1]
+            metrics_file = metrics_port_file(workspace, proc.name)
+            if metrics_file.is_file():
+                metrics_port = int(metrics_file.read_text())
+                proc.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+                proc.env["AIRLAB_METRICS_PORT"] = str(metrics_port)
         dashboard = _start_dashboard(
             settings, workspace, pending["manager"].address, began, report, own_tls("dashboard"), client
         )
@@ -236,17 +243,27 @@ def _cores(cores: tuple[int, ...]) -> str:
     return ",".join(map(str, cores)) or "all"
 
 
+def metrics_port_file(workspace: Path, name: str) -> Path:
+    return workspace / "run" / f"{name}.metrics-port"
+
+
 def _spawn(
     name: str, settings: Settings, workspace: Path, nats_url: str, port: int, extra_env: dict[str, str]
 ) -> Proc:
     port_file = workspace / "run" / f"{name}.port"
     port_file.unlink(missing_ok=True)
+    metrics_file = metrics_port_file(workspace, name)
+    metrics_file.unlink(missing_ok=True)
     log_path = workspace / "logs" / f"{name}.log"
     own = {
         "AIRLAB_NATS_URL": nats_url,
         "AIRLAB_GRPC_HOST": "127.0.0.1",
         "AIRLAB_GRPC_PORT": str(port),
         "AIRLAB_PORT_FILE": str(port_file),
+        # Each on a port of its own (a port in airlab up's own environment would be taken by the first).
+        "AIRLAB_METRICS_HOST": "127.0.0.1",
+        "AIRLAB_METRICS_PORT": "-1" if settings.metrics_port < 0 else "0",
+        "AIRLAB_METRICS_PORT_FILE": str(metrics_file),
         "AIRLAB_WORKSPACE": str(workspace),
         **extra_env,
     }

@@ -74,6 +74,12 @@ class ServiceProcess:
         tail = lambda: self.log.read_text()[-3000:]  # noqa: E731
         return wait_ready(self.process.poll, serving, what=self.name, timeout=timeout, detail=tail)
 
+    @property
+    def metrics_url(self) -> str:
+        """Its Prometheus endpoint (airlab.metrics), from the port file it wrote when it started."""
+        port_file = self.port_file.with_suffix(".metrics-port")
+        return f"http://127.0.0.1:{int(port_file.read_text())}/metrics"
+
     def kill(self) -> None:
         """SIGKILL: no drain, no cleanup, as in a crash."""
         if self.process.poll() is None:
@@ -103,6 +109,7 @@ class ServiceLauncher:
             "AIRLAB_GRPC_HOST": "127.0.0.1",
             "AIRLAB_GRPC_PORT": "0",
             "AIRLAB_PORT_FILE": str(port_file),
+            "AIRLAB_METRICS_PORT_FILE": str(port_file.with_suffix(".metrics-port")),
             "AIRLAB_WORKSPACE": str(self.workdir),
             **(env or {}),
         }

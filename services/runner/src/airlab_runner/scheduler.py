@@ -8,9 +8,12 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 
+from airlab import metrics
 from airlab.llm.vllm import VllmSleeper
+from airlab.v1 import runner_pb2
 from airlab_runner.executor import Executor, Outcome, Run
 from airlab_runner.feed import Feed
 from airlab_runner.gpus import GpuLeases
@@ -46,6 +49,7 @@ class Scheduler:
         self.slots: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        metrics.RUNNER_SLOTS.set(max_concurrent)
 
     def wake(self) -> None:
         """Look at the queue now (a job was queued, or one ended)."""
@@ -74,7 +78,9 @@ class Scheduler:
     async def _schedule(self) -> None:
         jobs = await self.jobs.all()
         by_id = {job.id: job for job, _ in jobs}
-        for job_id in queue_order([job for job, _ in jobs]):
+        queued = queue_order([job for job, _ in jobs])
+        metrics.RUNNER_QUEUE.set(len(queued))
+        for job_id in queued:
             if len(self.tasks) >= self.max_concurrent or self._stopping:
                 return
             job = by_id[job_id]
@@ -91,6 +97,12 @@ class Scheduler:
                 continue
             self.slots[job_id] = min(set(range(self.max_concurrent)) - set(self.slots.values()))
             self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
+            metrics.RUNNER_QUEUE.dec()
+            metrics.RUNNER_SLOTS_BUSY.set(len(self.tasks))
+            metrics.RUNNER_GPU_LEASES.inc(len(gpus))
+            if job.HasField("submitted_at"):
+                waited = time.time() - job.submitted_at.ToMicroseconds() / 1e6
+                metrics.RUNNER_QUEUE_WAIT.observe(max(waited, 0.0))
 
     async def _execute(self, job_id: str, gpus: list[str]) -> None:
         feed = self.feeds[job_id] = Feed()
@@ -100,6 +112,7 @@ class Scheduler:
         if data.get("cancel_requested"):
             cancel.set()
         run = Run(job, attempt, self.work_root / job_id, gpus, self.slots[job_id], feed, cancel)
+        began = time.monotonic()
         heartbeat: asyncio.Task[None] | None = None
         woken: list[str] = []
         try:
@@ -125,5 +138,10 @@ class Scheduler:
         del self.feeds[job_id], self.cancels[job_id]
         self.tasks.pop(job_id, None)
         self.slots.pop(job_id, None)
+        metrics.RUNNER_SLOTS_BUSY.set(len(self.tasks))
+        metrics.RUNNER_GPU_LEASES.dec(len(gpus))
+        state = runner_pb2.JobState.Name(final.state).removeprefix("JOB_STATE_").lower()
+        metrics.RUNNER_JOBS.labels(state).inc()
+        metrics.RUNNER_JOB_RUN.labels(job.spec.backend or "local").observe(time.monotonic() - began)
         shutil.rmtree(run.run_dir, ignore_errors=True)
         self._wake.set()

@@ -16,6 +16,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from airlab import metrics
 from airlab.errors import LabError, Unavailable
 from airlab.ids import new_id
 from airlab.llm.accounting import Budget, Exchange, ExchangeLog, LocalUsageLedger, Usage, UsageLedger
@@ -189,6 +190,7 @@ class LLMClient:
                 )
             except Exception as exc:
                 breaker.failure()
+                metrics.LLM_CALLS.labels(agent, server.model, "error").inc()
                 problems.append(f"{server.name} ({server.base_url or 'not started'}): {_describe(exc)}")
                 log.warning(
                     "LLM server failed",
@@ -196,6 +198,7 @@ class LLMClient:
                 )
                 continue
             breaker.success()
+            _count(agent, server.model, completion.usage)
             await self.ledger.add(research_id, agent, completion.usage)
             await self._audit(completion, agent, research_id, purpose, source, messages)
             return completion
@@ -331,3 +334,12 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, openai.APIConnectionError):
         return f"{type(exc).__name__}: {exc.__cause__ or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _count(agent: str, model: str, usage: Usage) -> None:
+    """An answered call in the lab's metrics (airlab.metrics), labelled by the configured model name."""
+    metrics.LLM_CALLS.labels(agent, model, "ok").inc()
+    metrics.LLM_TOKENS.labels(agent, model, "prompt").inc(usage.prompt_tokens)
+    metrics.LLM_TOKENS.labels(agent, model, "completion").inc(usage.completion_tokens)
+    metrics.LLM_LATENCY.labels(agent, model).observe(usage.latency_seconds)
+    metrics.LLM_COST.labels(agent, model).inc(usage.cost_usd)
