@@ -580,3 +580,47 @@ def test_each_research_is_tracked_in_mlflow_and_tracking_failures_never_fail_a_r
     mlflow_server.start()
     wait_until(lambda: mlflow_runs(mlflow_server.url, second.id)[0] is not None, timeout=180, interval=2)
     assert len(mlflow_runs(mlflow_server.url, done.id)[1]) == len(children)  # the first kept once
+
+
+def test_a_real_prometheus_scrapes_every_service_while_a_research_runs(
+    services, fake_llm, prometheus, tmp_path
+):
+    """Each service's /metrics, scraped every second by a real Prometheus through a research: every target
+    up, each consumer's events counted, the runner's slot occupancy computable, and the LLM's tokens
+    counted as the report's usage says."""
+    workspace = tmp_path / "ws"
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    targets = {name: process.metrics_url.split("/")[2] for name, process in lab_processes.items()}
+    server = prometheus(targets)
+    wait_until(lambda: len(server.values("up == 1", by="job")) == len(targets), timeout=30, interval=0.5)
+    request = lab_pb2.StartResearchRequest(
+        goal="beat the logistic-regression baseline on breast cancer",
+        budget=research_pb2.Budget(max_experiments=6),
+    )
+    done = run_to_end(lab_processes, request, timeout=600)
+    assert done.state == research_pb2.RESEARCH_STATE_COMPLETED, done.state_reason
+    summary = json.loads(
+        (workspace / "artifacts" / "research" / done.id / "reports" / "summary.json").read_text()
+    )
+    tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for u in summary["usage"].values())
+    assert tokens > 0
+
+    def scraped_all() -> bool:  # the last scrapes came after the research's end
+        counted = server.values("sum(airlab_llm_tokens_total)", by="")
+        return counted.get("") == tokens
+
+    wait_until(scraped_all, timeout=30, interval=0.5)
+    assert set(server.values("up == 1", by="job")) == set(targets)
+    handled = server.values('sum by (consumer) (airlab_events_handled_total{outcome="acked"})', by="consumer")
+    for consumer in ("manager-planner", "manager-conductor", "idea", "coder", "reviewer", "runner-requests"):
+        assert handled.get(consumer, 0) > 0, (consumer, handled)
+    # Slot occupancy over the research: busy slot-seconds over slot-seconds.
+    occupancy = server.values(
+        "avg_over_time(airlab_runner_slots_busy[10m]) / avg_over_time(airlab_runner_slots[10m])", by="job"
+    )
+    assert 0 < occupancy["runner"] <= 1, occupancy
+    assert server.values("max_over_time(airlab_runner_slots_busy[10m])", by="job")["runner"] >= 1
+    finished = server.values('airlab_runner_jobs_total{state="succeeded"}', by="job")["runner"]
+    assert finished >= done.progress.experiments_finished  # and the coder's smoke runs
+    calls = server.values('sum by (job) (airlab_grpc_calls_total{code="OK"})', by="job")
+    assert calls.get("manager", 0) >= 1  # the test's own StartResearch and GetResearch calls

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -233,6 +235,70 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
     server.start()
     yield server
     server.stop()
+
+
+@dataclass
+class PrometheusServer:
+    """A real Prometheus on loopback, scraping the given targets (job name -> host:port) every second."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result vector: [{"metric": {labels}, "value": [time, "value"]}, ...]."""
+        address = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        reply = json.loads(urllib.request.urlopen(address, timeout=10).read())
+        assert reply["status"] == "success", reply
+        return list(reply["data"]["result"])
+
+    def values(self, promql: str, by: str) -> dict[str, float]:
+        """The query's values by one label."""
+        return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(promql)}
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], PrometheusServer]]:
+    """Starts Prometheus for a set of targets (scripts/install-prometheus installs it; .ci/run runs that):
+    skipped without it, failed in CI."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        message = "Prometheus is not installed (scripts/install-prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(targets: dict[str, str]) -> PrometheusServer:
+        root = tmp_path / "prometheus"
+        root.mkdir(exist_ok=True)
+        jobs = [
+            {"job_name": name, "static_configs": [{"targets": [address]}]}
+            for name, address in targets.items()
+        ]
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": jobs}
+        (root / "prometheus.yml").write_text(json.dumps(config))  # YAML reads JSON
+        port = free_port()
+        log = root / "prometheus.log"
+        with open(log, "ab") as output:
+            process = subprocess.Popen(
+                [
+                    binary, f"--config.file={root / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append(process)
+        server = PrometheusServer(f"http://127.0.0.1:{port}", process, log)
+        wait_ready(
+            process.poll, lambda: True if http_ok(f"{server.url}/-/ready", timeout=2) else None,
+            what="prometheus", timeout=60, interval=0.2, detail=lambda: log.read_text()[-3000:],
+        )  # fmt: skip
+        return server
+
+    yield start
+    for process in started:
+        stop_process(process, timeout=10)
 
 
 def airlab_cli(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
