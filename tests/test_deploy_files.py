@@ -1,6 +1,7 @@
 """Static checks of the deployment files: Dockerfiles pass hadolint, the Kubernetes overlays render and
 validate against the Kubernetes schema, the compose files hold together."""
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+
+from airlab import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -163,8 +166,9 @@ def test_compose_files_hold_together():
     services = main["services"]
     assert {
         "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner",
-        "runs-dir", "dashboard",
+        "runs-dir", "dashboard", "prometheus", "grafana",
     } == set(services)  # fmt: skip
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["observability"]
     # The runs dir is the runner's uid's before the runner (uid 10001, no capabilities) starts.
     assert services["runner"]["depends_on"]["runs-dir"] == {"condition": "service_completed_successfully"}
     assert "chown 10001:10001 /runs" in services["runs-dir"]["command"][-1]
@@ -320,3 +324,34 @@ def test_every_lab_image_is_set_in_the_overlay_and_the_experiment_image_reaches_
         default["AIRLAB_RUNNER__KUBERNETES_IMAGE"]
         == f"airlab-experiment:{'cuda' if overlay == 'gpu' else 'cpu'}"
     )
+
+
+def test_the_observability_profile_scrapes_every_service_and_its_dashboard_asks_for_real_metrics():
+    """Compose's Prometheus scrapes each service where it serves (AIRLAB_METRICS_PORT), and every panel of
+    the provisioned Grafana dashboard queries metrics the lab defines (airlab.metrics)."""
+    main = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    port = main["x-service"]["environment"]["AIRLAB_METRICS_PORT"]
+    scrape = yaml.safe_load((COMPOSE / "observability" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{s}:{port}" for s in SERVICE_NAMES)
+    dashboard = json.loads((COMPOSE / "observability" / "grafana" / "dashboards" / "airlab.json").read_text())
+    defined = {
+        sample_name
+        for family in metrics.REGISTRY.collect()
+        for sample_name in (family.name, f"{family.name}_total", f"{family.name}_bucket")
+    }
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(airlab_[a-z_]+)", target["expr"])
+    }
+    assert len(dashboard["panels"]) >= 6 and asked and asked <= defined, asked - defined
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("slots busy", "queue", "llm tokens", "lag", "dead letters", "researches by state"):
+        assert topic in titles, topic
+    providers = yaml.safe_load(
+        (COMPOSE / "observability" / "grafana" / "provisioning" / "dashboards" / "airlab.yaml").read_text()
+    )
+    mounted = {v.split(":")[1] for v in main["services"]["grafana"]["volumes"]}
+    assert f"{providers['providers'][0]['options']['path']}/airlab.json" in mounted
