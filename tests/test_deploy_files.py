@@ -30,6 +30,8 @@ def test_dockerfiles_pass_hadolint(dockerfile):
 # -- Kubernetes: each overlay rendered as `kubectl apply -k` would, every object validated --------------
 
 K8S = ROOT / "deploy" / "k8s"
+# Prometheus's scrape configuration and the Grafana dashboard, for compose and k8s alike.
+OBSERVABILITY = ROOT / "deploy" / "observability"
 K8S_VERSION = "1.33"
 
 
@@ -43,6 +45,7 @@ def render(overlay: str, tmp_path: Path, images: dict[str, str] | None = None) -
     `images`: image name -> new name:tag, set in the overlay's images list as an operator would."""
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copytree(OBSERVABILITY, copy.parent / "observability")  # the base's
     if images:
         kustomization_file = copy / "overlays" / overlay / "kustomization.yaml"
         kustomization = yaml.safe_load(kustomization_file.read_text())
@@ -71,6 +74,7 @@ def test_kustomize_refuses_an_overlay_without_its_generated_secrets(tmp_path):
     )
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copytree(OBSERVABILITY, copy.parent / "observability")  # the base's
     rendered = subprocess.run(
         [str(KUBECTL), "kustomize", str(copy / "overlays" / "cpu")], capture_output=True, text=True
     )
@@ -331,10 +335,10 @@ def test_the_observability_profile_scrapes_every_service_and_its_dashboard_asks_
     the provisioned Grafana dashboard queries metrics the lab defines (airlab.metrics)."""
     main = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
     port = main["x-service"]["environment"]["AIRLAB_METRICS_PORT"]
-    scrape = yaml.safe_load((COMPOSE / "observability" / "prometheus.yml").read_text())
+    scrape = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text())
     (job,) = scrape["scrape_configs"]
     assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{s}:{port}" for s in SERVICE_NAMES)
-    dashboard = json.loads((COMPOSE / "observability" / "grafana" / "dashboards" / "airlab.json").read_text())
+    dashboard = json.loads((OBSERVABILITY / "grafana" / "dashboards" / "airlab.json").read_text())
     defined = {
         sample_name
         for family in metrics.REGISTRY.collect()
@@ -351,7 +355,29 @@ def test_the_observability_profile_scrapes_every_service_and_its_dashboard_asks_
     for topic in ("slots busy", "queue", "llm tokens", "lag", "dead letters", "researches by state"):
         assert topic in titles, topic
     providers = yaml.safe_load(
-        (COMPOSE / "observability" / "grafana" / "provisioning" / "dashboards" / "airlab.yaml").read_text()
+        (OBSERVABILITY / "grafana" / "provisioning" / "dashboards" / "airlab.yaml").read_text()
     )
     mounted = {v.split(":")[1] for v in main["services"]["grafana"]["volumes"]}
     assert f"{providers['providers'][0]['options']['path']}/airlab.json" in mounted
+
+
+def test_kubernetes_serves_metrics_to_a_clusters_prometheus_and_ships_the_same_dashboard():
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(K8S / "base")], capture_output=True, text=True, check=True
+    )
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "airlab-config")
+    port = config["data"]["AIRLAB_METRICS_PORT"]
+    services = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] in SERVICE_NAMES]
+    assert len(services) == len(SERVICE_NAMES)
+    for deployment in services:
+        template = deployment["spec"]["template"]
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == port
+        ports = template["spec"]["containers"][0]["ports"]
+        assert {"containerPort": int(port), "name": "metrics"} in ports
+    policy = next(o for o in objects if o["metadata"]["name"] == "metrics-scrape")
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": int(port), "protocol": "TCP"}]
+    dashboard = next(o for o in objects if o["metadata"]["name"] == "grafana-dashboard-airlab")
+    shipped = OBSERVABILITY / "grafana" / "dashboards" / "airlab.json"
+    assert dashboard["data"]["airlab.json"] == shipped.read_text()
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
