@@ -52,6 +52,14 @@ def docker_image() -> str:
     return image
 
 
+@pytest.fixture(params=["local", "docker"])
+def backend(request):
+    """Each sandbox a test runs its jobs in: the local one, and docker (with the test image)."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_image")
+    return request.param
+
+
 def docker_env(image: str) -> dict[str, str]:
     return {"AIRLAB_RUNNER__BACKENDS": '["local", "docker"]', "AIRLAB_RUNNER__DOCKER_IMAGE": image}
 

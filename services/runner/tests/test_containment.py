@@ -101,13 +101,6 @@ HOSTILE = {
 pytestmark = needs_sandbox  # the runner serves both backends and always checks its local sandbox
 
 
-@pytest.fixture(params=["local", "docker"])
-def backend(request):
-    if request.param == "docker":
-        request.getfixturevalue("docker_image")
-    return request.param
-
-
 @pytest.fixture
 def runner_env(tmp_path, backend, request):
     env = {

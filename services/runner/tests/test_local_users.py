@@ -48,13 +48,6 @@ if kill -9 "$pid" 2>/dev/null; then echo "KILLED"; else echo "refused kill"; fi
 """
 
 
-@pytest.fixture(params=["local", "docker"])
-def backend(request):
-    if request.param == "docker":
-        request.getfixturevalue("docker_image")
-    return request.param
-
-
 @pytest.fixture
 def runner_env(tmp_path, backend, request):
     env = {"AIRLAB_WORKSPACE": str(tmp_path / "workspace"), "AIRLAB_RUNNER__HOST": "test-host"}
