@@ -110,6 +110,6 @@ def test_the_loops_strategy_is_a_preset_with_knobs_changed_on_top(elsewhere, mon
 
 def test_a_knob_where_earlier_versions_had_it_still_counts_and_says_where_it_moved(elsewhere, monkeypatch):
     monkeypatch.setenv("AIRLAB_RESEARCH__PATIENCE_ROUNDS", "1")
-    with pytest.warns(DeprecationWarning, match="research.strategy.patience_rounds"):
+    with pytest.warns(FutureWarning, match="research.strategy.patience_rounds"):
         settings = Settings()
     assert settings.research.strategy.patience_rounds == 1

@@ -143,7 +143,7 @@ class ResearchDefaults(BaseModel):
             warnings.warn(
                 f"research.{knob} is now research.strategy.{knob} (AIRLAB_RESEARCH__STRATEGY__"
                 f"{knob.upper()}); the old name still works for now",
-                DeprecationWarning,
+                FutureWarning,  # shown by default: services and the CLI print it
                 stacklevel=2,
             )
         data["strategy"] = {**PRESETS[name], **moved, **dict(changed)}
