@@ -125,6 +125,12 @@ RESEARCHES = Gauge(
 )
 
 
+def port_file_beside(grpc_port_file: Path) -> Path:
+    """Where a service's metrics port is written: beside its gRPC port file (run/manager.port ->
+    run/manager.metrics-port), for `airlab up` and the tests' launcher alike."""
+    return grpc_port_file.with_suffix(".metrics-port")
+
+
 def serve(host: str, port: int, port_file: Path | None = None) -> int:
     """Serve the registry on http://host:port/metrics (0: a free port); returns the bound port, written to
     `port_file` when given. A port of -1 serves nothing and returns -1."""

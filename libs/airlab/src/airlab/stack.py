@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airlab import auth, bus_access, tls
+from airlab import auth, bus_access, metrics, tls
 from airlab.cpus import CpuPlan, plan_cpus
 from airlab.grpc_client import health_status
 from airlab.natsd import NatsServerError, start_nats
@@ -184,7 +184,7 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         _wait_serving(pending, workspace, began + settings.stack_start_timeout, report, client)
         for proc in pending.values():  # started again, a service listens where its clients look for it
             proc.env["AIRLAB_GRPC_PORT"] = proc.address.rsplit(":", 1)[1]
-            metrics_file = metrics_port_file(workspace, proc.name)
+            metrics_file = metrics.port_file_beside(workspace / "run" / f"{proc.name}.port")
             if metrics_file.is_file():
                 metrics_port = int(metrics_file.read_text())
                 proc.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -243,16 +243,12 @@ def _cores(cores: tuple[int, ...]) -> str:
     return ",".join(map(str, cores)) or "all"
 
 
-def metrics_port_file(workspace: Path, name: str) -> Path:
-    return workspace / "run" / f"{name}.metrics-port"
-
-
 def _spawn(
     name: str, settings: Settings, workspace: Path, nats_url: str, port: int, extra_env: dict[str, str]
 ) -> Proc:
     port_file = workspace / "run" / f"{name}.port"
     port_file.unlink(missing_ok=True)
-    metrics_file = metrics_port_file(workspace, name)
+    metrics_file = metrics.port_file_beside(port_file)
     metrics_file.unlink(missing_ok=True)
     log_path = workspace / "logs" / f"{name}.log"
     own = {

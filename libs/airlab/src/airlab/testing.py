@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from airlab import metrics
 from airlab.bus import EventBus
 from airlab.grpc_client import health_status
 from airlab.llm.local import LlamaServer, cache_dir, free_port, start_llama_server
@@ -79,7 +80,7 @@ class ServiceProcess:
     @property
     def metrics_url(self) -> str:
         """Its Prometheus endpoint (airlab.metrics), from the port file it wrote when it started."""
-        port_file = self.port_file.with_suffix(".metrics-port")
+        port_file = metrics.port_file_beside(self.port_file)
         return f"http://127.0.0.1:{int(port_file.read_text())}/metrics"
 
     def kill(self) -> None:
@@ -111,7 +112,7 @@ class ServiceLauncher:
             "AIRLAB_GRPC_HOST": "127.0.0.1",
             "AIRLAB_GRPC_PORT": "0",
             "AIRLAB_PORT_FILE": str(port_file),
-            "AIRLAB_METRICS_PORT_FILE": str(port_file.with_suffix(".metrics-port")),
+            "AIRLAB_METRICS_PORT_FILE": str(metrics.port_file_beside(port_file)),
             "AIRLAB_WORKSPACE": str(self.workdir),
             **(env or {}),
         }
