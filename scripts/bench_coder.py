@@ -32,10 +32,10 @@ from airlab.llm.config import LLMConfig
 from airlab.llm.local import MODELS, start_llama_server
 from airlab.natsd import start_nats
 from airlab.testing import ServiceLauncher
-from airlab.v1 import idea_pb2, loop_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2
 from airlab_coder.agent import CoderAgent
 from airlab_coder.main import BusSmokeRunner
-from airlab_coder.tasks import CodeTask
+from airlab_coder.tasks import CodeTask, succeeded
 from airlab_coder.templates import network_examples_for
 
 IDEAS_VERSION = 1
@@ -183,13 +183,14 @@ async def bench_model(model: str, ideas: tuple[BenchIdea, ...], workdir: Path) -
             research = new_id("r")
             idea.research_id = research
             before, began = len(llm.calls), time.perf_counter()
-            outcome = await agent.implement(CodeTask(research, idea.id, job, idea, max_attempts=3))
+            asked = events_pb2.CodeRequested(name=idea.id, job_config=job, idea=idea, max_attempts=3)
+            outcome = await agent.implement(CodeTask(research, asked))
             calls = llm.calls[before:]
-            llm_ok = outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+            llm_ok = succeeded(outcome) and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
             row = {
                 "idea": item.title, "template": item.template, "dataset": item.dataset,
                 "passed_first": llm_ok and outcome.attempts == 1, "passed_within_3": llm_ok,
-                "registry_fallback": outcome.ok and not llm_ok, "attempts": len(calls),
+                "registry_fallback": succeeded(outcome) and not llm_ok, "attempts": len(calls),
                 "repairs": outcome.repairs,
                 "tokens": [t for t, _ in calls], "seconds": [s for _, s in calls],
                 "wall_seconds": time.perf_counter() - began,

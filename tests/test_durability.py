@@ -4,9 +4,10 @@ every research is planned exactly once (no lost and no doubled effects or events
 import asyncio
 import collections
 
+from airlab.research_record import StoredResearch, research_store
 from airlab.settings import ResearchDefaults
-from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import lab_pb2
+from airlab.state import StateStore
+from airlab.v1 import lab_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.lab import Lab
 from airlab_manager.main import PLANNER_CONSUMER as PLANNER
@@ -17,15 +18,17 @@ N = 1000
 FAST_REDELIVERY = {"AIRLAB_BUS__ACK_WAIT_SECONDS": "2"}
 
 
-async def planned_count(store: StateStore) -> int:
+async def planned_count(store: StateStore[StoredResearch]) -> int:
     count = 0
     for key in await store.keys():
         record = await store.get(key)
-        count += "plan" in record.data  # planned (the loop may have started since)
+        count += record.value.research.HasField("plan")  # planned (the loop may have started since)
     return count
 
 
-async def wait_for_record(store: StateStore, key: str, predicate, timeout: float = 60) -> None:
+async def wait_for_record(
+    store: StateStore[StoredResearch], key: str, predicate, timeout: float = 60
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate(await store.get(key)):
@@ -59,7 +62,7 @@ async def wait_for_acked(bus, at_least: int, timeout: float = 60) -> int:
 
 
 async def test_sigkill_mid_stream_loses_and_doubles_nothing(bus, services):
-    store = await StateStore(bus, RESEARCH_BUCKET, kind="research").open()
+    store = await research_store(bus).open()
     lab = Lab(store, bus, Planner(DatasetCatalog.load(), ResearchDefaults()))
     # A first run creates the durable consumer; the work then piles up while no manager runs.
     assert services.start("manager").terminate() == 0
@@ -98,7 +101,8 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(bus, services):
         await wait_for_record(store, rid, lambda record: len(record.applied) >= 2 and not record.outbox)
     for rid in ids:
         record = await store.get(rid)
-        assert record.data["state"] == "RESEARCH_STATE_RUNNING" and record.data["plan"]
+        research = record.value.research
+        assert research.state == research_pb2.RESEARCH_STATE_RUNNING and research.HasField("plan")
         # The planning and the loop's start, and only they, were applied: each once.
         assert len(record.applied) == len(set(record.applied)) == 2
     info = await bus.js.consumer_info("AIRLAB", PLANNER)

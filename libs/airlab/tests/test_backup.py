@@ -8,7 +8,7 @@ from airlab.bus import EventBus
 from airlab.errors import FailedPrecondition, NotFound
 from airlab.memory import LocalE5Embedder, open_memory
 from airlab.natsd import start_nats
-from airlab.state import StateStore
+from airlab.state import JSON_OBJECTS, StateStore
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,10 @@ def embedder():
 async def kv_snapshot(bus):
     snapshot = {}
     for bucket in ("airlab_research", "airlab_jobs"):
-        store = await StateStore(bus, bucket).open()
+        store = await StateStore(bus, bucket, JSON_OBJECTS).open()
         for key in await store.keys():
             record = await store.get(key)
-            snapshot[(bucket, key)] = (record.data, record.applied)
+            snapshot[(bucket, key)] = (record.value, record.applied)
     return snapshot
 
 
@@ -39,8 +39,8 @@ def memory_snapshot(memory):
 async def test_backup_then_restore_into_a_fresh_stack(bus, tmp_path, embedder):
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     memory = open_memory(str(tmp_path / "memory"), embedder)
-    research = await StateStore(bus, "airlab_research").open()
-    jobs = await StateStore(bus, "airlab_jobs").open()
+    research = await StateStore(bus, "airlab_research", JSON_OBJECTS).open()
+    jobs = await StateStore(bus, "airlab_jobs", JSON_OBJECTS).open()
     for n in range(5):
         await research.create(f"r{n}", {"goal": f"goal {n}", "state": "PLANNED"})
     await research.mutate("r1", lambda data: None, cause_id="evt-1")
@@ -79,7 +79,7 @@ async def test_backup_then_restore_into_a_fresh_stack(bus, tmp_path, embedder):
 async def test_a_tampered_backup_is_refused_before_anything_is_written(bus, tmp_path, embedder):
     artifacts = LocalArtifactStore(tmp_path / "artifacts")
     memory = open_memory(str(tmp_path / "memory"), embedder)
-    research = await StateStore(bus, "airlab_research").open()
+    research = await StateStore(bus, "airlab_research", JSON_OBJECTS).open()
     await research.create("r1", {"goal": "g"})
     memory.remember("idea", "use a CNN", {"research_id": "r1"})
     await create_backup(bus, memory, artifacts, "b1")

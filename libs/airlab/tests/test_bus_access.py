@@ -15,9 +15,9 @@ from airlab.errors import NotFound, Unavailable
 from airlab.events import body_field, make_event, subject_for
 from airlab.ids import new_id
 from airlab.natsd import start_nats
-from airlab.research_record import loop_data
-from airlab.state import RESEARCH_BUCKET, StateStore
-from airlab.v1 import events_pb2, loop_pb2
+from airlab.research_record import StoredResearch, research_store
+from airlab.state import RESEARCH_BUCKET
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
 
 KEY = secrets.token_bytes(32)
 EVENT_TYPES = [
@@ -187,10 +187,11 @@ async def test_services_get_research_records_from_the_manager_never_from_its_buc
     assert bus_access.PRIVATE_BUCKETS == {RESEARCH_BUCKET: "manager"}
     manager = EventBus(secured_nats.url, source="manager", credentials=bus_access.credentials(KEY, "manager"))
     await manager.connect(timeout=10)
-    store = await StateStore(manager, RESEARCH_BUCKET, kind="research").open()
+    store = await research_store(manager).open()
     research_id = new_id("r")
     loop = loop_pb2.ResearchLoop(round=3)
-    await store.create(research_id, {"id": research_id, "goal": "beat the baseline", "loop": loop_data(loop)})
+    research = research_pb2.Research(id=research_id, goal="beat the baseline")
+    await store.create(research_id, StoredResearch(research, loop))
     await records.serve(manager, store)
     others = {}
     for service in [s for s in bus_access.PUBLISHES if s != "manager"]:

@@ -9,11 +9,17 @@ from pydantic import BaseModel, Field
 
 from airlab import metrics
 from airlab.blobs import LocalArtifactStore
-from airlab.llm.accounting import ArtifactExchangeLog, Budget, BudgetExceeded, KvUsageLedger, LocalUsageLedger
+from airlab.llm.accounting import (
+    ArtifactExchangeLog,
+    Budget,
+    BudgetExceeded,
+    KvUsageLedger,
+    LocalUsageLedger,
+    usage_store,
+)
 from airlab.llm.client import InvalidModelOutput, LLMClient, NoEndpointAnswered, RetryPolicy, response_format
 from airlab.llm.config import LLMConfig
 from airlab.llm.prompts import render
-from airlab.state import StateStore
 from airlab.testing import FakeOpenAIServer, Reply
 
 FAST = RetryPolicy(initial_seconds=0.01, max_seconds=0.02)
@@ -198,7 +204,7 @@ async def test_exchanges_are_kept_with_the_research(servers, tmp_path, bus):
         Reply(content='{"title": "wider", "expected_gain": 0.1}', prompt_tokens=42, completion_tokens=7)
     ]
     store = LocalArtifactStore(tmp_path / "artifacts")
-    ledger = KvUsageLedger(await StateStore(bus, "airlab_llm_usage").open())
+    ledger = KvUsageLedger(await usage_store(bus).open())
     client = LLMClient(
         config(first.url, second.url), ledger=ledger, exchanges=ArtifactExchangeLog(store), retry=FAST
     )

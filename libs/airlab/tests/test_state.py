@@ -6,12 +6,12 @@ import pytest
 
 from airlab.errors import AlreadyExists, NotFound, Unavailable
 from airlab.events import make_event, research_filter
-from airlab.state import Change, StateStore
+from airlab.state import JSON_OBJECTS, Change, StateStore
 from airlab.v1 import events_pb2
 
 
 async def open_store(bus, bucket="things"):
-    return await StateStore(bus, bucket, kind="thing").open()
+    return await StateStore(bus, bucket, JSON_OBJECTS, kind="thing").open()
 
 
 async def events_of(bus, research_id):
@@ -22,10 +22,10 @@ async def test_create_get_and_missing(bus):
     store = await open_store(bus)
     record = await store.create("a", {"n": 1})
     assert record.revision > 0
-    assert (await store.get("a")).data == {"n": 1}
+    assert (await store.get("a")).value == {"n": 1}
     with pytest.raises(AlreadyExists):
         await store.create("a", {"n": 2})
-    assert (await store.get("a")).data == {"n": 1}
+    assert (await store.get("a")).value == {"n": 1}
     with pytest.raises(NotFound, match="thing b not found"):
         await store.get("b")
     assert await store.keys() == ["a"]
@@ -33,7 +33,7 @@ async def test_create_get_and_missing(bus):
 
 async def test_a_store_refuses_work_before_it_is_open(bus):
     with pytest.raises(Unavailable):
-        await StateStore(bus, "x").get("a")
+        await StateStore(bus, "x", JSON_OBJECTS).get("a")
 
 
 async def test_concurrent_mutations_lose_no_update(bus):
@@ -45,7 +45,7 @@ async def test_concurrent_mutations_lose_no_update(bus):
         return Change(data)
 
     await asyncio.gather(*(store.mutate("counter", increment) for _ in range(20)))
-    assert (await store.get("counter")).data["n"] == 20
+    assert (await store.get("counter")).value["n"] == 20
 
 
 async def test_a_cause_is_applied_once_and_its_events_published_once(bus):
@@ -69,7 +69,7 @@ async def test_a_cause_is_applied_once_and_its_events_published_once(bus):
     _, first = await store.mutate("r5", increment, cause_id="cause-1")
     record, second = await store.mutate("r5", increment, cause_id="cause-1")
     assert (first, second) == (True, False)
-    assert record.data["n"] == 1
+    assert record.value["n"] == 1
     assert record.outbox == []
     assert [e.id for e in await events_of(bus, "r5")] == ["cause-1.counted"]
 
@@ -84,7 +84,7 @@ class FailingPublisher:
 async def test_events_committed_before_a_crash_are_published_on_recovery(bus):
     store = await open_store(bus)
     await store.create("r6", {"state": "new"})
-    crashing = await StateStore(bus, "things").open()
+    crashing = await StateStore(bus, "things", JSON_OBJECTS).open()
     crashing.publisher = FailingPublisher()
 
     def advance(data):
@@ -93,7 +93,7 @@ async def test_events_committed_before_a_crash_are_published_on_recovery(bus):
     with pytest.raises(ConnectionError):
         await crashing.mutate("r6", advance, cause_id="c-7")
     record = await store.get("r6")
-    assert record.data == {"state": "done"} and [e.id for e in record.outbox] == ["c-7.done"]
+    assert record.value == {"state": "done"} and [e.id for e in record.outbox] == ["c-7.done"]
     assert await events_of(bus, "r6") == []
 
     # The redelivered cause changes nothing again but flushes the outbox; recovery finds nothing left.

@@ -10,10 +10,10 @@ from airlab.blobs import LocalArtifactStore
 from airlab.llm.client import LLMClient
 from airlab.llm.config import LLMConfig
 from airlab.testing import FakeOpenAIServer, Reply
-from airlab.v1 import idea_pb2, loop_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2
 from airlab_coder.agent import CoderAgent
 from airlab_coder.checking import CodeProblem, check_source, extract_function, registry_function, with_model
-from airlab_coder.tasks import CodeTask, SmokeResult
+from airlab_coder.tasks import CodeTask, SmokeResult, succeeded
 
 RESEARCH = "r" + "2" * 26
 IDEA = idea_pb2.Idea(
@@ -33,6 +33,11 @@ UNDEFINED = """def build_model(params, seed):
 # A keyword the estimator does not take: no single right fix, so it goes back to the model.
 WRONG_KEYWORD = """def build_model(params, seed):
     return ensemble.RandomForestClassifier(n_trees=int(params["n_estimators"]), random_state=seed)"""
+
+
+def task_for(name, job, idea=None, **fields) -> CodeTask:
+    """A code request for the test research, as the code.requested event carries it."""
+    return CodeTask(RESEARCH, events_pb2.CodeRequested(name=name, job_config=job, idea=idea, **fields))
 
 
 class FakeSmokeRunner:
@@ -82,8 +87,8 @@ async def test_a_broken_draft_is_repaired_from_its_errors(fake_llm, tmp_path):
     server.script = [code_reply(WRONG_KEYWORD), code_reply(GOOD)]
     store = LocalArtifactStore(tmp_path)
     smoke = FakeSmokeRunner()
-    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA))
-    assert outcome.ok and outcome.attempts == 2 and outcome.repairs == []
+    outcome = await CoderAgent(llm, store, smoke).implement(task_for(IDEA.id, JOB, IDEA))
+    assert succeeded(outcome) and outcome.attempts == 2 and outcome.repairs == []
     assert "takes no keyword `n_trees`" in outcome.problems[0] and "n_estimators" in outcome.problems[0]
     # The repair prompt carried the error back to the model.
     assert "n_trees" in server.requests[1]["messages"][-1]["content"]
@@ -103,11 +108,9 @@ async def test_mistakes_with_one_right_answer_are_repaired_by_the_coder_and_reco
     server, llm = fake_llm
     server.script = [code_reply(UNDEFINED)]
     store = LocalArtifactStore(tmp_path)
-    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
-        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
-    )
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(task_for(IDEA.id, JOB, IDEA))
     # The LLM's code, at its first attempt, with the class it meant taken from where it lives.
-    assert outcome.ok and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    assert succeeded(outcome) and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
     assert outcome.repairs == [
         "`RandomForestClassifier` is not defined: used ensemble.RandomForestClassifier (sklearn.ensemble)"
     ]
@@ -117,7 +120,7 @@ async def test_mistakes_with_one_right_answer_are_repaired_by_the_coder_and_reco
     kept = json.loads(store.get(f"research/{RESEARCH}/code/{IDEA.id}/attempt-1/check.json"))
     assert kept["passed"] and kept["repairs"] == outcome.repairs
     # Read again after a crash: the same account.
-    again = await CoderAgent(llm, store, FakeSmokeRunner()).implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA))
+    again = await CoderAgent(llm, store, FakeSmokeRunner()).implement(task_for(IDEA.id, JOB, IDEA))
     assert again.repairs == outcome.repairs
 
 
@@ -125,9 +128,9 @@ async def test_a_repair_that_gives_the_same_code_back_is_asked_again_less_predic
     server, llm = fake_llm
     server.script = [code_reply(WRONG_KEYWORD), code_reply(WRONG_KEYWORD), code_reply(GOOD)]
     outcome = await CoderAgent(llm, LocalArtifactStore(tmp_path), FakeSmokeRunner()).implement(
-        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
+        task_for(IDEA.id, JOB, IDEA)
     )
-    assert outcome.ok and outcome.attempts == 2
+    assert succeeded(outcome) and outcome.attempts == 2
     temperatures = [request["temperature"] for request in server.requests]
     assert temperatures[2] == 0.8 and temperatures[1] != 0.8
 
@@ -138,8 +141,8 @@ async def test_the_repair_loop_stops_at_its_bound(fake_llm, tmp_path):
     server.script = [code_reply(f"{GOOD}  # draft {n}") for n in range(5)]
     smoke = FakeSmokeRunner(*[SmokeResult(False, "ValueError: boom")] * 5)
     agent = CoderAgent(llm, LocalArtifactStore(tmp_path), smoke)
-    outcome = await agent.implement(CodeTask(RESEARCH, IDEA.id, JOB, IDEA, max_attempts=3))
-    assert not outcome.ok and outcome.attempts == 3
+    outcome = await agent.implement(task_for(IDEA.id, JOB, IDEA, max_attempts=3))
+    assert not succeeded(outcome) and outcome.attempts == 3
     # Three drafts from the model, then one from the template's registry (the idea names a random forest).
     assert len(server.requests) == 3 and len(smoke.calls) == 4
     assert len(outcome.problems) == 4 and all("boom" in p for p in outcome.problems)
@@ -151,10 +154,8 @@ async def test_an_idea_naming_a_known_model_falls_back_to_the_template_registry(
     loads_data = "def build_model(params, seed):\n    x = datasets.load_digits()\n    return svm.SVC()"
     server.script = [code_reply(loads_data)] * 3
     store = LocalArtifactStore(tmp_path)
-    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
-        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
-    )
-    assert outcome.ok and outcome.attempts == 4 and "registry" in outcome.problems[-1]
+    outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(task_for(IDEA.id, JOB, IDEA))
+    assert succeeded(outcome) and outcome.attempts == 4 and "registry" in outcome.problems[-1]
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "MODELS['random_forest_classifier']" in final
     assert (
@@ -199,10 +200,10 @@ def test_the_registry_fallback_runs_and_drops_parameters_the_model_does_not_take
 async def test_the_baseline_needs_no_llm_and_finished_code_is_not_redone(tmp_path):
     store = LocalArtifactStore(tmp_path)
     agent = CoderAgent(None, store, FakeSmokeRunner())
-    first = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
-    assert first.ok and first.attempts == 1
-    again = await agent.implement(CodeTask(RESEARCH, "baseline", JOB))
-    assert again.ok and again.attempts == 1 and again.code_ref == first.code_ref
+    first = await agent.implement(task_for("baseline", JOB))
+    assert succeeded(first) and first.attempts == 1
+    again = await agent.implement(task_for("baseline", JOB))
+    assert succeeded(again) and again.attempts == 1 and again.code_ref == first.code_ref
     assert again.origin == first.origin == loop_pb2.CODE_ORIGIN_TEMPLATE
 
 
@@ -229,9 +230,9 @@ def test_the_templates_registry_has_every_model_the_domain_catalog_names():
 async def test_a_portfolio_family_is_built_from_the_registry_without_the_llm(tmp_path):
     store = LocalArtifactStore(tmp_path)
     smoke = FakeSmokeRunner()
-    task = CodeTask(RESEARCH, IDEA.id, JOB, IDEA, family="hist_gradient_boosting")
+    task = task_for(IDEA.id, JOB, IDEA, family="hist_gradient_boosting")
     outcome = await CoderAgent(None, store, smoke).implement(task)
-    assert outcome.ok and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY
+    assert succeeded(outcome) and outcome.attempts == 1 and outcome.origin == loop_pb2.CODE_ORIGIN_REGISTRY
     assert "MODELS['hist_gradient_boosting_classifier']" in store.get(outcome.code_ref + "train.py").decode()
     assert len(smoke.calls) == 1  # smoke-run like any code
     # After a crash the same code, and the same account of where it came from.
@@ -254,18 +255,18 @@ async def test_a_feature_idea_is_compiled_from_the_catalog_and_an_improve_step_k
     loans = loop_pb2.JobConfig(
         dataset="loans", task="classification", metric="roc_auc", model="logistic_regression"
     )
-    task = CodeTask(RESEARCH, idea.id, loans, idea, family="hist_gradient_boosting")
+    task = task_for(idea.id, loans, idea, family="hist_gradient_boosting")
     outcome = await CoderAgent(None, store, smoke).implement(task)
-    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_CATALOG and len(smoke.calls) == 1
+    assert succeeded(outcome) and outcome.origin == loop_pb2.CODE_ORIGIN_CATALOG and len(smoke.calls) == 1
     code = store.get(outcome.code_ref + "train.py").decode()
     assert "FEATURES: list = [{'kind': 'ratio', 'columns': ['debt', 'income']}]" in code
     assert "MODELS['hist_gradient_boosting_classifier']" in code
     # The LLM's improve step rewrites the model only: the idea's features stay in its code.
     server, client = fake_llm
     server.script = [code_reply(GOOD)]
-    improve = CodeTask(RESEARCH, "i" + "5" * 26, loans, idea, base_code_ref=outcome.code_ref)
+    improve = task_for("i" + "5" * 26, loans, idea, base_code_ref=outcome.code_ref)
     improved = await CoderAgent(client, store, smoke).implement(improve)
-    assert improved.ok and improved.origin == loop_pb2.CODE_ORIGIN_LLM
+    assert succeeded(improved) and improved.origin == loop_pb2.CODE_ORIGIN_LLM
     code = store.get(improved.code_ref + "train.py").decode()
     assert "'columns': ['debt', 'income']" in code and "RandomForestClassifier(n_estimators" in code
 
@@ -279,10 +280,10 @@ async def test_searched_hyperparameters_the_model_twice_leaves_unread_are_left_o
     server.script = [code_reply(ignores), code_reply(ignores.replace("=seed)", "=seed, n_jobs=1)"))]
     smoke = FakeSmokeRunner()
     outcome = await CoderAgent(client, LocalArtifactStore(tmp_path), smoke).implement(
-        CodeTask(RESEARCH, IDEA.id, JOB, IDEA)
+        task_for(IDEA.id, JOB, IDEA)
     )
     # Told once (attempt 1 failed for it); the second time the search leaves it out, and says so.
-    assert "never reads it" in outcome.problems[0] and outcome.ok and outcome.attempts == 2
+    assert "never reads it" in outcome.problems[0] and succeeded(outcome) and outcome.attempts == 2
     assert outcome.unsearched == ["n_estimators"]
     assert "`n_estimators` left out of the search: build_model does not read them" in outcome.repairs
     assert len(smoke.calls) == 1  # the first draft never ran
@@ -330,9 +331,9 @@ async def test_a_network_drafted_by_the_llm_keeps_its_classes_and_runs(fake_llm,
     server.script = [code_reply(NETWORK)]
     store = LocalArtifactStore(tmp_path)
     outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(
-        CodeTask(RESEARCH, TORCH_IDEA.id, TORCH_JOB, TORCH_IDEA)
+        task_for(TORCH_IDEA.id, TORCH_JOB, TORCH_IDEA)
     )
-    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    assert succeeded(outcome) and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
     system = server.requests[0]["messages"][0]["content"]
     assert "build_model(params, input_shape, n_outputs)" in system and "nn.Module" in system
     assert "(batch, n_outputs, height, width) class logits per pixel" in system
@@ -392,9 +393,9 @@ async def test_an_improve_step_shows_the_llm_the_best_code_and_its_results(fake_
         "held-out test accuracy over 3 seeds: 0.9100 ± 0.0100",
         "trial with {'n_estimators': 40}: failed",
     ]
-    task = CodeTask(RESEARCH, improve.id, JOB, improve, base_code_ref=base, base_results=results)
+    task = task_for(improve.id, JOB, improve, base_code_ref=base, base_results=results)
     outcome = await CoderAgent(llm, store, FakeSmokeRunner()).implement(task)
-    assert outcome.ok and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
+    assert succeeded(outcome) and outcome.origin == loop_pb2.CODE_ORIGIN_LLM
     asked = server.requests[0]["messages"]
     assert "Make ONE change" in asked[0]["content"] and "n_estimators" in asked[0]["content"]
     assert (
@@ -404,9 +405,9 @@ async def test_an_improve_step_shows_the_llm_the_best_code_and_its_results(fake_
     assert "max_features=0.5" in store.get(outcome.code_ref + "train.py").decode()
     # Drafts that never work fail the step: the registry's code is what it was to improve on.
     server.script = [code_reply("def build_model(params, seed):\n    return load_digits()")] * 3
-    again = CodeTask(RESEARCH, "i" + "5" * 26, JOB, improve, base_code_ref=base, base_results=results)
+    again = task_for("i" + "5" * 26, JOB, improve, base_code_ref=base, base_results=results)
     failed = await CoderAgent(llm, store, FakeSmokeRunner()).implement(again)
-    assert not failed.ok and not any("registry" in p for p in failed.problems)
+    assert not succeeded(failed) and not any("registry" in p for p in failed.problems)
 
 
 async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_sizes(fake_llm, tmp_path):
@@ -423,8 +424,10 @@ async def test_a_shape_error_in_the_smoke_run_is_retried_once_with_lazy_layer_si
     )
     smoke = FakeSmokeRunner(shape_error, SmokeResult(True))
     store = LocalArtifactStore(tmp_path)
-    outcome = await CoderAgent(llm, store, smoke).implement(CodeTask(RESEARCH, idea.id, job, idea))
-    assert outcome.ok and outcome.attempts == 1 and len(server.requests) == 1 and len(smoke.calls) == 2
+    outcome = await CoderAgent(llm, store, smoke).implement(task_for(idea.id, job, idea))
+    assert (
+        succeeded(outcome) and outcome.attempts == 1 and len(server.requests) == 1 and len(smoke.calls) == 2
+    )
     assert "shape error in the smoke run" in outcome.repairs[0]
     final = store.get(outcome.code_ref + "train.py").decode()
     assert "nn.LazyLinear(32)" in final and "nn.LazyLinear(n_outputs)" in final

@@ -1,7 +1,6 @@
 """The research page's tables, rebuilt from a research's events (no servers: real event messages)."""
 
-import json
-
+from airlab import experiments
 from airlab.events import make_event
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2, runner_pb2
 from airlab_dashboard import view
@@ -10,16 +9,18 @@ RESEARCH = "r" + "0" * 26
 
 
 def requested(experiment: str, name: str, kind: int, seed: int, params: dict) -> events_pb2.Event:
-    config = {"seed": seed, "params": params}
-    spec = runner_pb2.ExperimentSpec(
-        research_id=RESEARCH,
-        experiment_id=experiment,
+    """The loop's request, made the way the loop makes it (airlab.experiments)."""
+    return experiments.request(
+        RESEARCH,
+        experiment,
         code_ref=f"research/{RESEARCH}/code/{name}/final/",
-        entrypoint="train.py",
-        env={"JOB_CONFIG": json.dumps(config)},
+        config={"seed": seed, "params": params},
+        resources=runner_pb2.Resources(),
+        kind=kind,
+        name=name,
+        seed=seed,
+        params=experiments.param_values(params),
     )
-    body = events_pb2.ExperimentRequested(experiment_id=experiment, spec=spec, kind=kind, name=name)
-    return make_event("experiment.requested", RESEARCH, body)
 
 
 def finished(experiment: str, validation: float, test: float) -> events_pb2.Event:
@@ -66,20 +67,21 @@ def test_ideas_reviews_code_origin_and_experiments_come_from_the_events():
 
     assert built.events == len(events) and built.last_sequence == len(events)
     (seen,) = built.ideas.values()
-    assert (seen.title, seen.review, seen.code, seen.code_attempts) == ("Random forest", "approved", "LLM", 2)
-    assert seen.code_repairs == ["svm.SVC: probability=True"]
-    assert seen.scores["novelty"] == 0.7 and seen.reasons == ["new"]
+    assert (seen.title, seen.verdict, seen.coded_by) == ("Random forest", "approved", "LLM")
+    assert seen.code is not None and seen.code.attempts == 2
+    assert list(seen.code.repairs) == ["svm.SVC: probability=True"]
+    assert seen.scores["novelty"] == 0.7 and seen.review is not None and list(seen.review.reasons) == ["new"]
     assert list(built.experiments) == ["x0", "x1", "x2"]
     baseline, running, failed = built.experiments.values()
-    assert (baseline.state, baseline.validation, baseline.test) == ("finished", 0.91, 0.90)
+    assert (baseline.state, built.validation(baseline), built.test(baseline)) == ("finished", 0.91, 0.90)
     assert baseline.seconds == 1.5
     assert baseline.code == "code/baseline/final/train.py" and baseline.kind == "baseline"
-    assert (running.state, running.params, built.idea_title(running.name)) == (
+    assert (running.state, running.params, built.idea_title(running.requested.name)) == (
         "started",
         {"n_estimators": 120},
         "Random forest",
     )
-    assert failed.state == "failed" and "ValueError" in failed.reason
+    assert failed.state == "failed" and failed.outcome is not None and "ValueError" in failed.outcome.reason
     chart = built.chart()
     assert chart["metric"] == "accuracy"
     assert [p["y"] for p in chart["validation"]] == [0.91] and [p["y"] for p in chart["test"]] == [0.90]
@@ -101,4 +103,15 @@ def test_a_feature_ideas_steps_and_evidence_are_shown():
     events = [make_event("idea.proposed", RESEARCH, events_pb2.IdeaProposed(round=1, ideas=[idea]))]
     (seen,) = view.build(research, enumerate(events, start=1)).ideas.values()
     assert seen.steps == ["ratio of debt and income", "keywords of note (rent)"]
-    assert seen.evidence == "debt ranks first in the profile"
+    assert seen.idea.evidence == "debt ranks first in the profile"
+
+
+def test_a_portfolio_idea_first_seen_in_its_code_request_is_shown_unreviewed():
+    research = research_pb2.Research(id=RESEARCH, plan=research_pb2.Plan(metric="accuracy"))
+    asked = events_pb2.CodeRequested(
+        name="i3", idea=idea_pb2.Idea(title="Histogram gradient boosting"), family="hist_gradient_boosting"
+    )
+    events = [make_event("code.requested", RESEARCH, asked)]
+    (seen,) = view.build(research, enumerate(events, start=1)).ideas.values()
+    assert (seen.title, seen.idea.id, seen.idea.family) == ("Histogram gradient boosting", "i3", asked.family)
+    assert seen.verdict.startswith("portfolio: no review")

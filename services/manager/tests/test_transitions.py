@@ -9,7 +9,7 @@ import json
 import pytest
 
 from airlab.events import body_of, make_event
-from airlab.research_record import LOOP_SCHEMA, OldLoopSchema, loop_data, loop_of, with_loop
+from airlab.research_record import LOOP_SCHEMA, OldLoopSchema, ResearchCodec, StoredResearch
 from airlab.settings import ResearchDefaults
 from airlab.strategy import KNOBS
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
@@ -429,16 +429,20 @@ def test_apply_leaves_its_arguments_alone_and_the_state_round_trips_through_the_
     event = make_event("experiment.finished", RID, trial, event_id="x")
     assert apply(lab.research, lab.state, event, StepContext(now=0), lab.config) is not None
     assert lab.state.SerializeToString() == before
-    record = with_loop({"id": RID}, lab.state)
-    assert loop_of(record) == lab.state and record["loop"]["schema"] == LOOP_SCHEMA
+    stored = ResearchCodec().encode(StoredResearch(lab.research, lab.state))
+    assert stored["loop"]["schema"] == LOOP_SCHEMA and "revision" not in stored
+    again = ResearchCodec().decode(json.loads(json.dumps(stored)))
+    assert again.research == lab.research and again.running_loop() == lab.state
 
 
-def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions():
+def test_a_loop_stored_by_the_previous_version_is_refused_naming_both_versions_and_kept():
     old = {"id": RID, "loop": {"phase": "searching", "experiments": {}, "ideas": {}}}
+    stored = ResearchCodec().decode(json.loads(json.dumps(old)))
     with pytest.raises(OldLoopSchema, match=r"loop schema 1.*schema 2"):
-        loop_of(old)
-    assert loop_of({"id": RID}) is None
-    assert loop_data(loop_pb2.ResearchLoop())["schema"] == LOOP_SCHEMA
+        stored.running_loop()
+    stored.research.state = research_pb2.RESEARCH_STATE_FAILED
+    assert ResearchCodec().encode(stored)["loop"] == old["loop"]  # not thrown away by a later write
+    assert ResearchCodec().decode({"id": RID}).running_loop() is None
 
 
 # -- the portfolio, the stop rule and the exploit step -----------------------------------------------------

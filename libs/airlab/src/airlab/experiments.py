@@ -102,13 +102,16 @@ def request(
     resources: runner_pb2.Resources,
     kind: loop_pb2.ExperimentKind,
     name: str = "",
+    seed: int = 0,
+    params: Mapping[str, loop_pb2.ParamValue] | None = None,
     entrypoint: str = CODE_FILE,
     datasets: list[runner_pb2.DatasetMount] | None = None,
     source: str = "",
     cause: str = "",
 ) -> events_pb2.Event:
     """The `experiment.requested` event for one run of the code under `code_ref` with `config` (handed to
-    the job as JOB_CONFIG). `kind` and `name` travel with it for the requester's bookkeeping."""
+    the job as JOB_CONFIG). `kind` and `name` travel with it for the requester's bookkeeping, `seed` and
+    `params` (the values in `config`, typed) for whoever shows the run."""
     spec = runner_pb2.ExperimentSpec(
         research_id=research_id,
         experiment_id=experiment,
@@ -118,7 +121,9 @@ def request(
         datasets=datasets or [],
         env={"JOB_CONFIG": json.dumps(dict(config), sort_keys=True)},
     )
-    body = events_pb2.ExperimentRequested(experiment_id=experiment, spec=spec, kind=kind, name=name)
+    body = events_pb2.ExperimentRequested(
+        experiment_id=experiment, spec=spec, kind=kind, name=name, seed=seed, params=params or {}
+    )
     return make_event(
         REQUESTED,
         research_id,

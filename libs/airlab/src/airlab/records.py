@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 
 from airlab.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from airlab.ids import check_id
-from airlab.research_record import OldLoopSchema, loop_of, research_of
+from airlab.research_record import OldLoopSchema, StoredResearch
 from airlab.v1 import loop_pb2, records_pb2, research_pb2
 
 if TYPE_CHECKING:  # airlab.bus_access names this module's subjects; the store's module imports the bus
@@ -68,7 +68,7 @@ async def fetch(
     raise Unavailable(record.detail or f"the manager could not read research {research_id}")
 
 
-def answer_from(store: StateStore) -> Callable[[bytes], Awaitable[bytes]]:
+def answer_from(store: StateStore[StoredResearch]) -> Callable[[bytes], Awaitable[bytes]]:
     """The manager's side: each request answered from its research store, errors inside the answer."""
 
     async def handle(payload: bytes) -> bytes:
@@ -77,22 +77,22 @@ def answer_from(store: StateStore) -> Callable[[bytes], Awaitable[bytes]]:
     return handle
 
 
-async def _record(store: StateStore, payload: bytes) -> records_pb2.ResearchRecord:
+async def _record(store: StateStore[StoredResearch], payload: bytes) -> records_pb2.ResearchRecord:
     try:
         research_id = records_pb2.RecordRequest.FromString(payload).research_id
         check_id("research_id", research_id, "r")
     except (DecodeError, InvalidArgument) as exc:
         return records_pb2.ResearchRecord(status=Status.RECORD_STATUS_INVALID, detail=str(exc))
     try:
-        stored = await store.get(research_id)
+        stored = (await store.get(research_id)).value
     except NotFound as exc:
         return records_pb2.ResearchRecord(status=Status.RECORD_STATUS_NOT_FOUND, detail=str(exc))
     except Exception as exc:
         log.warning("could not read a research for a service: %s", exc, extra={"research_id": research_id})
         return records_pb2.ResearchRecord(status=Status.RECORD_STATUS_UNAVAILABLE, detail=str(exc))
-    research = research_of(stored.data)
+    research = stored.research
     try:
-        loop = loop_of(stored.data)
+        loop = stored.running_loop()
     except OldLoopSchema as exc:
         return records_pb2.ResearchRecord(
             status=Status.RECORD_STATUS_OUTDATED, research=research, detail=f"research {research_id}: {exc}"
@@ -103,6 +103,6 @@ async def _record(store: StateStore, payload: bytes) -> records_pb2.ResearchReco
     return record
 
 
-async def serve(bus: Answerer, store: StateStore) -> None:
+async def serve(bus: Answerer, store: StateStore[StoredResearch]) -> None:
     """Answer every service's record requests (the manager calls this once its store is open)."""
     await bus.answer(SUBJECTS, answer_from(store), queue=QUEUE)

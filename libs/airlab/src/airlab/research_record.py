@@ -1,6 +1,7 @@
 """The stored record of a research: the Research message (research.proto) and, once experiments start,
-its loop (a ResearchLoop, loop.proto) under "loop". Both are proto messages kept as their JSON form, so
-every service reads the same typed contract.
+its loop (a ResearchLoop, loop.proto) under "loop". Both are proto messages kept as their JSON form; the
+manager's store decodes a record into a StoredResearch once per read and encodes it once per write (the
+codec below), and other services get the same messages from the manager (airlab.records).
 
 Version 1 of the loop was an untyped JSON object. Such a record is not migrated: the loop it describes
 cannot be resumed with certainty (its payloads carried floats for whole numbers, its ideas had no fixed
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 
 from airlab import domain
 from airlab.errors import FailedPrecondition
+from airlab.state import RESEARCH_BUCKET, Bus, StateStore
 from airlab.v1 import loop_pb2, research_pb2
 
 LOOP_KEY = "loop"
@@ -32,42 +34,75 @@ class OldLoopSchema(ValueError):
         self.found = found
 
 
-def loop_of(data: Mapping[str, Any]) -> loop_pb2.ResearchLoop | None:
-    """The record's loop; None before experiments start. OldLoopSchema for a loop of an earlier version."""
-    raw = data.get(LOOP_KEY)
-    if not raw:
-        return None
-    found = int(raw.get("schema", 1)) if isinstance(raw, Mapping) else 1
-    if found != LOOP_SCHEMA:
-        raise OldLoopSchema(found)
-    return json_format.ParseDict(dict(raw), loop_pb2.ResearchLoop())
+class StoredResearch:
+    """The research bucket's record, typed: the research and its loop.
+
+    The loop is parsed from its stored JSON form when first asked for, so reading a research (the Lab
+    API, the dashboard, the counts) does not pay for a loop it never looks at, and a write that did not
+    look at it stores it back as it was. A loop of an earlier version is kept so, too: never parsed,
+    never thrown away."""
+
+    def __init__(
+        self,
+        research: research_pb2.Research,
+        loop: loop_pb2.ResearchLoop | None = None,
+        *,
+        stored_loop: dict[str, Any] | None = None,
+    ) -> None:
+        self.research = research
+        self._loop = loop
+        self._stored_loop = stored_loop if loop is None else None  # read-only: it is the stored JSON
+
+    def running_loop(self) -> loop_pb2.ResearchLoop | None:
+        """The loop; None before experiments start. OldLoopSchema for a loop of an earlier version."""
+        if self._loop is None and self._stored_loop:
+            found = _schema_of(self._stored_loop)
+            if found != LOOP_SCHEMA:
+                raise OldLoopSchema(found)
+            self._loop = json_format.ParseDict(self._stored_loop, loop_pb2.ResearchLoop())
+            self._stored_loop = None
+        return self._loop
+
+    def loop_for_caller(self) -> loop_pb2.ResearchLoop | None:
+        """running_loop for a caller of the API: an earlier version's loop is FailedPrecondition, naming
+        the research."""
+        try:
+            return self.running_loop()
+        except OldLoopSchema as exc:
+            raise FailedPrecondition(f"research {self.research.id}: {exc}") from None
+
+    def loop_data(self) -> dict[str, Any] | None:
+        """The loop's stored JSON form: as it was read when nobody parsed it."""
+        if self._loop is None:
+            return self._stored_loop
+        self._loop.schema = LOOP_SCHEMA
+        return json_format.MessageToDict(self._loop, preserving_proto_field_name=True)
 
 
-def research_of(data: Mapping[str, Any]) -> research_pb2.Research:
-    """The record's Research message (the loop beside it is read by loop_of)."""
-    return json_format.ParseDict(dict(data), research_pb2.Research(), ignore_unknown_fields=True)
+def _schema_of(raw: Any) -> int:
+    return int(raw.get("schema", 1)) if isinstance(raw, Mapping) else 1
 
 
-def stored_loop(research_id: str, data: Mapping[str, Any]) -> loop_pb2.ResearchLoop | None:
-    """loop_of for a caller of the API: a loop of an earlier version is FailedPrecondition, naming the
-    research."""
-    try:
-        return loop_of(data)
-    except OldLoopSchema as exc:
-        raise FailedPrecondition(f"research {research_id}: {exc}") from None
+class ResearchCodec:
+    """The research bucket's codec (airlab.state.Codec): the Research message's JSON form, with the loop's
+    under "loop"."""
+
+    def decode(self, data: dict[str, Any]) -> StoredResearch:
+        research = json_format.ParseDict(data, research_pb2.Research(), ignore_unknown_fields=True)
+        return StoredResearch(research, stored_loop=data.get(LOOP_KEY) or None)
+
+    def encode(self, value: StoredResearch) -> dict[str, Any]:
+        data = json_format.MessageToDict(value.research, preserving_proto_field_name=True)
+        data.pop("revision", None)  # the store's revision, not part of the record
+        loop = value.loop_data()
+        if loop is not None:
+            data[LOOP_KEY] = loop
+        return data
 
 
-def loop_data(loop: loop_pb2.ResearchLoop) -> dict[str, Any]:
-    loop.schema = LOOP_SCHEMA
-    return json_format.MessageToDict(loop, preserving_proto_field_name=True)
-
-
-def with_loop(data: Mapping[str, Any], loop: loop_pb2.ResearchLoop | None) -> dict[str, Any]:
-    """`data` (a research's JSON) with `loop` stored beside it."""
-    record = {k: v for k, v in data.items() if k != LOOP_KEY}
-    if loop is not None:
-        record[LOOP_KEY] = loop_data(loop)
-    return record
+def research_store(bus: Bus) -> StateStore[StoredResearch]:
+    """The manager's research records (open it before use)."""
+    return StateStore(bus, RESEARCH_BUCKET, ResearchCodec(), kind="research")
 
 
 def profiling_run(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop) -> str:
@@ -76,23 +111,3 @@ def profiling_run(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop) -> str:
     if domain.template_of(loop.job_config.template) != "sklearn" or not plan.seeds:
         return ""
     return loop.baseline.experiments.get(plan.seeds[0], "")
-
-
-def to_data(research: research_pb2.Research) -> dict[str, Any]:
-    data = json_format.MessageToDict(research, preserving_proto_field_name=True)
-    data.pop("revision", None)
-    return data
-
-
-def record_of(research: research_pb2.Research, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored record of `research`, keeping the research loop's own state from `data`."""
-    record = to_data(research)
-    if "loop" in data:
-        record["loop"] = data["loop"]
-    return record
-
-
-def from_data(data: Mapping[str, Any], revision: int = 0) -> research_pb2.Research:
-    research = research_of(data)
-    research.revision = revision
-    return research

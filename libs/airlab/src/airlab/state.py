@@ -8,19 +8,22 @@ an effect or an event."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from airlab.bus import Publisher
 from airlab.errors import AlreadyExists, Conflict, NotFound, Unavailable
 from airlab.events import event_from_dict, event_to_dict
 from airlab.v1 import events_pb2
+
+if TYPE_CHECKING:  # the bus's module names the research records (airlab.records), which use this one
+    from airlab.bus import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +33,40 @@ RESEARCH_BUCKET = "airlab_research"
 # How many applied event ids a record remembers. Redeliveries come long before this many newer events.
 APPLIED_LIMIT = 512
 
+T = TypeVar("T")
+
+
+class Codec(Protocol[T]):
+    """How one bucket's records are typed. A record is stored as JSON; `decode` turns its JSON data into
+    the typed value once per read, and `encode` turns a changed value back once per write. A decoded value
+    must never change the JSON it came from (copy what may change): the store keeps that JSON to rewrite
+    an unchanged record (a flush, an event that changed nothing) without encoding it again."""
+
+    def decode(self, data: Any) -> T: ...
+
+    def encode(self, value: T) -> Any: ...
+
+
+class JsonObjects:
+    """The codec of a bucket whose records are plain JSON objects (jobs, LLM usage)."""
+
+    def decode(self, data: Any) -> dict[str, Any]:
+        return copy.deepcopy(data)
+
+    def encode(self, value: dict[str, Any]) -> Any:
+        return value
+
+
+JSON_OBJECTS = JsonObjects()
+
 
 @dataclass
-class Record:
+class Record(Generic[T]):
+    """A record as read: its typed value, and the JSON it was stored as (`stored`, never handed out)."""
+
     key: str
-    data: dict[str, Any]
+    value: T
+    stored: Any
     revision: int
     applied: list[str] = field(default_factory=list)
     outbox: list[events_pb2.Event] = field(default_factory=list)
@@ -42,7 +74,7 @@ class Record:
     def encode(self) -> bytes:
         return json.dumps(
             {
-                "data": self.data,
+                "data": self.stored,
                 "applied": self.applied[-APPLIED_LIMIT:],
                 "outbox": [event_to_dict(e) for e in self.outbox],
             },
@@ -50,11 +82,12 @@ class Record:
         ).encode()
 
     @classmethod
-    def decode(cls, key: str, raw: bytes, revision: int) -> Record:
+    def decode(cls, key: str, raw: bytes, revision: int, codec: Codec[T]) -> Record[T]:
         doc = json.loads(raw)
         return cls(
             key=key,
-            data=doc["data"],
+            value=codec.decode(doc["data"]),
+            stored=doc["data"],
             revision=revision,
             applied=list(doc.get("applied", [])),
             outbox=[event_from_dict(e) for e in doc.get("outbox", [])],
@@ -62,32 +95,36 @@ class Record:
 
 
 @dataclass
-class Change:
-    """What a mutation produces: the record's new data and the events that announce it."""
+class Change(Generic[T]):
+    """What a mutation produces: the record's new value and the events that announce it."""
 
-    data: dict[str, Any]
+    value: T
     events: Sequence[events_pb2.Event] = ()
 
 
-Mutation = Callable[[dict[str, Any]], Change | None]
+# A mutation gets the record's value to change in place or replace; it returns None to change nothing.
+Mutation = Callable[[T], "Change[T] | None"]
 
 
-class Bus(Publisher, Protocol):
+class Bus(Protocol):
+    async def publish(self, event: events_pb2.Event) -> int: ...
     async def key_value(self, bucket: str, *, history: int = 8) -> KeyValue: ...
     async def kv_keys(self, bucket: str) -> list[str]: ...
 
 
-class StateStore:
-    """Records of one kind in one KV bucket. Build it before the bus connects; `await open()` after."""
+class StateStore(Generic[T]):
+    """Records of one kind in one KV bucket, typed by its codec. Build it before the bus connects;
+    `await open()` after."""
 
-    def __init__(self, bus: Bus, bucket: str, *, kind: str = "record") -> None:
+    def __init__(self, bus: Bus, bucket: str, codec: Codec[T], *, kind: str = "record") -> None:
         self.bus = bus
         self.publisher: Publisher = bus
         self.bucket = bucket
+        self.codec = codec
         self.kind = kind  # names the records in errors, e.g. "research r01... not found"
         self._kv: KeyValue | None = None
 
-    async def open(self) -> StateStore:
+    async def open(self) -> StateStore[T]:
         self._kv = await self.bus.key_value(self.bucket)
         return self
 
@@ -97,16 +134,16 @@ class StateStore:
             raise Unavailable(f"the {self.kind} store is not open yet")
         return self._kv
 
-    async def get(self, key: str) -> Record:
+    async def get(self, key: str) -> Record[T]:
         try:
             entry = await self.kv.get(key)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             raise NotFound(f"{self.kind} {key} not found") from None
         if entry.value is None or entry.revision is None:
             raise NotFound(f"{self.kind} {key} not found")
-        return Record.decode(key, entry.value, entry.revision)
+        return Record.decode(key, entry.value, entry.revision, self.codec)
 
-    async def find(self, key: str) -> Record | None:
+    async def find(self, key: str) -> Record[T] | None:
         try:
             return await self.get(key)
         except NotFound:
@@ -118,10 +155,11 @@ class StateStore:
         return await self.bus.kv_keys(self.bucket)
 
     async def create(
-        self, key: str, data: dict[str, Any], events: Sequence[events_pb2.Event] = (), *, publish: bool = True
-    ) -> Record:
+        self, key: str, value: T, events: Sequence[events_pb2.Event] = (), *, publish: bool = True
+    ) -> Record[T]:
         """Store a new record with its announcing events; AlreadyExists if the key is taken."""
-        record = Record(key=key, data=data, revision=0, outbox=list(events))
+        stored = self.codec.encode(value)
+        record = Record(key=key, value=value, stored=stored, revision=0, outbox=list(events))
         try:
             record.revision = await self.kv.create(key, record.encode())
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -131,29 +169,34 @@ class StateStore:
     async def mutate(
         self,
         key: str,
-        mutation: Mutation,
+        mutation: Mutation[T],
         *,
         cause_id: str | None = None,
         attempts: int = 50,
         off_loop: bool = False,
-    ) -> tuple[Record, bool]:
-        """Apply `mutation` to the record's data by CAS, retrying on concurrent writes.
+        read: Record[T] | None = None,
+    ) -> tuple[Record[T], bool]:
+        """Apply `mutation` to the record's value by CAS, retrying on concurrent writes.
 
         With `cause_id` (the id of the event or request that causes the change) the mutation is applied at
         most once: a second call with the same id changes nothing. `mutation` returns None to change nothing.
         With `off_loop` it runs in a worker thread, so a slow one (the loop's TPE) does not hold up the
-        event loop. Returns the record (outbox flushed) and whether this call changed it."""
+        event loop. `read` is the record as the caller just read it: the first attempt works on it instead
+        of reading it again (its value is handed to the mutation, so the caller must not use it after).
+        Returns the record (outbox flushed) and whether this call changed it."""
         for _ in range(attempts):
-            record = await self.get(key)
+            record, read = read or await self.get(key), None
             if cause_id is not None and cause_id in record.applied:
                 return await self.flush(record), False
-            data = json.loads(json.dumps(record.data))
-            change = await asyncio.to_thread(mutation, data) if off_loop else mutation(data)
+            change = await asyncio.to_thread(mutation, record.value) if off_loop else mutation(record.value)
             if change is None and cause_id is None:
                 return await self.flush(record), False
+            # An unchanged record is written back as it was stored: whatever the mutation did to the value
+            # before it chose to change nothing is not kept.
             updated = Record(
                 key=key,
-                data=record.data if change is None else change.data,
+                value=record.value if change is None else change.value,
+                stored=record.stored if change is None else self.codec.encode(change.value),
                 revision=record.revision,
                 applied=record.applied + ([cause_id] if cause_id else []),
                 outbox=record.outbox + (list(change.events) if change else []),
@@ -165,7 +208,7 @@ class StateStore:
             return await self.flush(updated), change is not None
         raise Conflict(f"{self.kind} {key} kept changing under {attempts} attempts to update it")
 
-    async def flush(self, record: Record) -> Record:
+    async def flush(self, record: Record[T]) -> Record[T]:
         """Publish the record's outbox (a re-published event is dropped by its id), then clear what was
         published. Events a concurrent writer added meanwhile stay for that writer's own flush."""
         if not record.outbox:
@@ -173,13 +216,15 @@ class StateStore:
         for event in record.outbox:
             await self.publisher.publish(event)
         published = {e.id for e in record.outbox}
-        current: Record | None = record
+        current: Record[T] | None = record
         while True:
             current = current or await self.get(record.key)
             remaining = [e for e in current.outbox if e.id not in published]
             if len(remaining) == len(current.outbox):
                 return current
-            cleared = Record(current.key, current.data, current.revision, current.applied, remaining)
+            cleared = Record(
+                current.key, current.value, current.stored, current.revision, current.applied, remaining
+            )
             try:
                 cleared.revision = await self.kv.update(current.key, cleared.encode(), last=current.revision)
             except nats.js.errors.KeyWrongLastSequenceError:

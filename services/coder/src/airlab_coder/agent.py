@@ -14,7 +14,7 @@ from airlab import domain, experiments, techniques
 from airlab.blobs import ArtifactStore
 from airlab.job_templates import template_source
 from airlab.llm.client import LLMClient
-from airlab.v1 import loop_pb2
+from airlab.v1 import events_pb2, loop_pb2
 from airlab_coder.api_check import review_calls
 from airlab_coder.checking import (
     CodeProblem,
@@ -37,7 +37,7 @@ from airlab_coder.networks import (
 from airlab_coder.prompting import Prompter
 from airlab_coder.smoke_repairs import after_smoke_error
 from airlab_coder.storing import CodeStore, code_prefix
-from airlab_coder.tasks import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, CodeOutcome, CodeTask, SmokeRunner, Tried
+from airlab_coder.tasks import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, CodeTask, SmokeRunner, Tried
 from airlab_coder.templates import (
     RULES,
     NetworkExamples,
@@ -47,6 +47,30 @@ from airlab_coder.templates import (
 SMOKE_SAMPLES = 300
 # How many repairs with one right answer a draft gets after smoke errors (each one more smoke run).
 REPAIRS_AFTER_A_SMOKE_ERROR = 2
+
+
+def failed(task: CodeTask, attempts: int, problems: list[str]) -> events_pb2.CodeOutcome:
+    """No code passed: what every attempt ran into."""
+    return events_pb2.CodeOutcome(name=task.request.name, attempts=attempts, problems=problems)
+
+
+def passed(
+    task: CodeTask,
+    attempts: int,
+    problems: list[str],
+    origin: loop_pb2.CodeOrigin,
+    repairs: list[str] | None = None,
+    unsearched: list[str] | None = None,
+) -> events_pb2.CodeOutcome:
+    """Code that passed (where it is stored and its hash are set when it is published: CodeStore.final)."""
+    return events_pb2.CodeOutcome(
+        name=task.request.name,
+        attempts=attempts,
+        problems=problems,
+        origin=origin,
+        repairs=repairs or [],
+        unsearched=unsearched or [],
+    )
 
 
 class CoderAgent:
@@ -65,36 +89,35 @@ class CoderAgent:
         self.prompter = Prompter(llm, artifacts, network_examples)
         self.templates = {name: template_source(rules.file) for name, rules in RULES.items()}
 
-    async def implement(self, task: CodeTask) -> CodeOutcome:
+    async def implement(self, task: CodeTask) -> events_pb2.CodeOutcome:
         """Code for the task that passed its checks and smoke run, or the problems of every attempt."""
-        final = code_prefix(task.research_id, task.name, "final")
+        final = code_prefix(task.research_id, task.request.name, "final")
         if await asyncio.to_thread(self.artifacts.exists, final + experiments.CODE_FILE):
-            return await self.store.done_before(final)  # done before a crash: the same code again
-        rules, template = rules_for(task.job_config), self._template(task)
+            return await self.store.done_before(task, final)  # done before a crash: the same code again
+        rules, template = rules_for(task.request.job_config), self._template(task)
         if task.idea is None:
             source = template
             problems = await asyncio.to_thread(check_source, source)
             await self.store.keep(task, "1", source, problems)
             if problems:
-                return CodeOutcome(False, "", 1, problems)
-            return await self.store.final(
-                final, source, CodeOutcome(True, final, 1, [], loop_pb2.CODE_ORIGIN_TEMPLATE)
-            )
-        if task.family:
-            family = domain.MODEL_FAMILIES[task.family]
-            function = rules.registry_function.format(name=family.template_model(task.job_config.task))
+                return failed(task, 1, problems)
+            return await self.store.final(final, source, passed(task, 1, [], loop_pb2.CODE_ORIGIN_TEMPLATE))
+        if task.request.family:
+            family = domain.MODEL_FAMILIES[task.request.family]
+            model = family.template_model(task.request.job_config.task)
+            function = rules.registry_function.format(name=model)
             tried = await self._try(task, 1, function, review=False)
             if not tried.ok:
                 told = " ".join(tried.problems)
-                return CodeOutcome(False, "", 1, [f"attempt 1 (template registry): {told}"])
+                return failed(task, 1, [f"attempt 1 (template registry): {told}"])
             source = with_model(template, function)
             # A feature idea: its steps compiled into the template, its family from the registry.
-            catalog = task.idea.steps and domain.template_of(task.job_config.template) == "sklearn"
+            catalog = task.idea.steps and domain.template_of(task.request.job_config.template) == "sklearn"
             origin = loop_pb2.CODE_ORIGIN_CATALOG if catalog else loop_pb2.CODE_ORIGIN_REGISTRY
-            return await self.store.final(final, source, CodeOutcome(True, final, 1, [], origin))
+            return await self.store.final(final, source, passed(task, 1, [], origin))
         if self.llm is None:
             raise CodeProblem("no LLM is configured for the coder")
-        attempts = max(1, min(task.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
+        attempts = max(1, min(task.request.max_attempts or DEFAULT_ATTEMPTS, MAX_ATTEMPTS))
         history: list[str] = []
         function = ""
         unread: list[str] = []
@@ -108,8 +131,8 @@ class CoderAgent:
             tried = await self._try(task, attempt, draft, drop_unread=bool(unread))
             function, unread = tried.function, tried.unread
             if tried.ok:
-                outcome = CodeOutcome(
-                    True, final, attempt, history, loop_pb2.CODE_ORIGIN_LLM, repairs=written + tried.repairs,
+                outcome = passed(
+                    task, attempt, history, loop_pb2.CODE_ORIGIN_LLM, repairs=written + tried.repairs,
                     unsearched=tried.unsearched,
                 )  # fmt: skip
                 return await self.store.final(final, with_model(template, tried.function), outcome)
@@ -117,21 +140,21 @@ class CoderAgent:
         # A small model may never write a usable function. When the idea names a model family the template
         # already knows, build it from the template's registry instead: checked and smoke-run the same way.
         # Not for an improve step: the registry's code is what it was asked to improve on.
-        fallback = "" if task.base_code_ref else registry_function(task.idea, task.job_config)
+        fallback = "" if task.request.base_code_ref else registry_function(task.idea, task.request.job_config)
         if fallback:
             tried = await self._try(task, attempts + 1, fallback, review=False)
             if tried.ok:
                 history.append(f"attempt {attempts + 1}: built from the template's model registry")
                 origin = loop_pb2.CODE_ORIGIN_REGISTRY_FALLBACK
-                outcome = CodeOutcome(True, final, attempts + 1, history, origin)
+                outcome = passed(task, attempts + 1, history, origin)
                 return await self.store.final(final, with_model(template, fallback), outcome)
             history.append(f"attempt {attempts + 1} (template registry): " + "\n".join(tried.problems))
-        return CodeOutcome(False, "", attempts, history)
+        return failed(task, attempts, history)
 
     def _template(self, task: CodeTask) -> str:
         """The source of the job template the task's code is written into: with a feature idea's steps
         compiled into its FEATURES (kept through an improve step, whose LLM rewrites only the model)."""
-        template = domain.template_of(task.job_config.template)
+        template = domain.template_of(task.request.job_config.template)
         steps = task.idea.steps if task.idea is not None and template == "sklearn" else []
         return techniques.with_features(self.templates[template], steps)
 
@@ -142,7 +165,7 @@ class CoderAgent:
         whole script with ruff) and smoke-run it; keep the attempt. `review`: the draft is the model's.
         `drop_unread`: searched hyperparameters the draft does not read are left out of the search (said
         in its repairs) instead of sending it back; for a model that made that mistake twice."""
-        job = task.job_config
+        job = task.request.job_config
         template = domain.template_of(job.template)
         repairs: list[str] = []
         unread: list[str] = []
@@ -201,13 +224,14 @@ class CoderAgent:
 
     async def _smoke(self, task: CodeTask, label: str, source: str) -> list[str]:
         """Smoke-run one attempt (`label`: "2", or "2-repaired" for its repaired form)."""
-        prefix = code_prefix(task.research_id, task.name, f"attempt-{label}")
+        prefix = code_prefix(task.research_id, task.request.name, f"attempt-{label}")
         await self.store.publish(prefix, source)
         space = task.idea.search_space if task.idea is not None else {}
         params = experiments.param_values(experiments.default_params(space))
-        job = task.job_config
+        job = task.request.job_config
         config = experiments.run_config(job, seed=job.split_seed, params=params, learning_curve=False)
         config |= {"max_samples": SMOKE_SAMPLES, "save_model": False}
-        experiment = experiments.experiment_id(task.research_id, task.name, f"smoke{label.replace('-', '')}")
-        result = await self.smoke.run(task.research_id, experiment, prefix, config, task.mounts)
+        smoke = f"smoke{label.replace('-', '')}"
+        experiment = experiments.experiment_id(task.research_id, task.request.name, smoke)
+        result = await self.smoke.run(task.research_id, experiment, prefix, config, list(task.request.mounts))
         return [] if result.ok else [f"the smoke run failed: {smoke_summary(result.detail)}"]

@@ -14,13 +14,12 @@ from airlab.blobs import ArtifactStore, artifact_store_from, experiment_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of
 from airlab.ids import check_id
-from airlab.llm.accounting import Budget
 from airlab.llm.factory import llm_for
 from airlab.redact import error_text
 from airlab.service import ServiceContext, run_service
 from airlab.v1 import coder_pb2, coder_pb2_grpc, events_pb2, loop_pb2, runner_pb2
 from airlab_coder.agent import CoderAgent
-from airlab_coder.tasks import CodeTask, SmokeResult
+from airlab_coder.tasks import CodeTask, SmokeResult, succeeded
 from airlab_coder.templates import network_examples_for
 
 log = logging.getLogger(__name__)
@@ -77,19 +76,20 @@ class BusSmokeRunner:
         return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
 
-def task_of(event: events_pb2.Event) -> CodeTask:
-    body: events_pb2.CodeRequested = body_of(event)
-    return CodeTask(
-        research_id=event.research_id,
-        name=body.name,
-        job_config=body.job_config,
-        idea=body.idea if body.HasField("idea") else None,
-        max_attempts=body.max_attempts,
-        mounts=list(body.mounts),
-        budget=Budget(max_tokens=body.budget.max_tokens, max_cost_usd=body.budget.max_cost_usd),
-        family=body.family,
-        base_code_ref=body.base_code_ref,
-        base_results=list(body.base_results),
+def bundle_of(research_id: str, outcome: events_pb2.CodeOutcome) -> coder_pb2.CodeBundle:
+    """The gRPC answer for an outcome: the same facts, with the code's file named."""
+    files = {experiments.CODE_FILE: outcome.code_ref + experiments.CODE_FILE} if succeeded(outcome) else {}
+    return coder_pb2.CodeBundle(
+        research_id=research_id,
+        experiment_id=outcome.name,
+        files=files,
+        entrypoint=outcome.entrypoint,
+        attempts=outcome.attempts,
+        smoke_passed=succeeded(outcome),
+        origin=outcome.origin,
+        repairs=outcome.repairs,
+        problems=outcome.problems,
+        sha256=outcome.sha256,
     )
 
 
@@ -117,29 +117,15 @@ class CoderServicer(coder_pb2_grpc.CoderServiceServicer):
             raise InvalidArgument(
                 "template", f"research {request.research_id} runs the {running} job template"
             )
-        outcome = await self.agent.implement(
-            CodeTask(
-                request.research_id,
-                request.idea.id,
-                loop.job_config,
-                request.idea,
-                request.max_attempts,
-                mounts=list(loop.mounts),
-            )
+        asked_for = events_pb2.CodeRequested(
+            name=request.idea.id,
+            idea=request.idea,
+            job_config=loop.job_config,
+            mounts=loop.mounts,
+            max_attempts=request.max_attempts,
         )
-        files = {experiments.CODE_FILE: outcome.code_ref + experiments.CODE_FILE} if outcome.ok else {}
-        return coder_pb2.CodeBundle(
-            research_id=request.research_id,
-            experiment_id=request.idea.id,
-            files=files,
-            entrypoint=outcome.entrypoint,
-            attempts=outcome.attempts,
-            smoke_passed=outcome.ok,
-            origin=outcome.origin,
-            repairs=outcome.repairs,
-            problems=outcome.problems,
-            sha256=outcome.sha256,
-        )
+        outcome = await self.agent.implement(CodeTask(request.research_id, asked_for))
+        return bundle_of(request.research_id, outcome)
 
 
 def setup(context: ServiceContext) -> None:
@@ -154,27 +140,17 @@ def setup(context: ServiceContext) -> None:
     )
 
     async def code(event: events_pb2.Event) -> tuple[str, events_pb2.CodeOutcome]:
-        task = task_of(event)
+        task = CodeTask(event.research_id, body_of(event))
         try:
             outcome = await agent.implement(task)
         except (
             Exception
         ) as exc:  # an LLM that never answers, a spent budget: the idea fails, the loop goes on
-            log.exception("coding failed", extra={"research_id": task.research_id, "idea": task.name})
+            name = task.request.name
+            log.exception("coding failed", extra={"research_id": task.research_id, "idea": name})
             problem = f"{type(exc).__name__}: {exc}"
-            return "code.failed", events_pb2.CodeOutcome(name=task.name, attempts=0, problems=[problem])
-        reply = events_pb2.CodeOutcome(
-            name=task.name,
-            attempts=outcome.attempts,
-            problems=outcome.problems,
-            origin=outcome.origin,
-            sha256=outcome.sha256,
-            repairs=outcome.repairs,
-            unsearched=outcome.unsearched,
-        )
-        if outcome.ok:
-            reply.code_ref, reply.entrypoint = outcome.code_ref, outcome.entrypoint
-        return ("code.ready" if outcome.ok else "code.failed"), reply
+            return "code.failed", events_pb2.CodeOutcome(name=name, attempts=0, problems=[problem])
+        return ("code.ready" if succeeded(outcome) else "code.failed"), outcome
 
     context.answer(CONSUMER, {REQUESTED: (code, "coded")})
 

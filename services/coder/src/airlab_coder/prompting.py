@@ -41,9 +41,9 @@ class Prompter:
     async def improve_prompt(self, task: CodeTask) -> Prompt:
         """The improve step's first request: the best code's marked region and its results."""
         assert task.idea is not None
-        rules, config = rules_for(task.job_config), task.job_config
+        rules, config = rules_for(task.request.job_config), task.request.job_config
         source = (
-            await asyncio.to_thread(self.artifacts.get, task.base_code_ref + experiments.CODE_FILE)
+            await asyncio.to_thread(self.artifacts.get, task.request.base_code_ref + experiments.CODE_FILE)
         ).decode()
         start, end = source.index(BEGIN) + len(BEGIN), source.index(END)
         imports = (
@@ -62,20 +62,21 @@ class Prompter:
             imports=imports,
             title=task.idea.title,
             code=source[start:end].strip(),
-            results=task.base_results or ["(no results recorded)"],
+            results=list(task.request.base_results) or ["(no results recorded)"],
         )
 
     async def define_missing(self, task: CodeTask, draft: str) -> tuple[str, list[str]]:
         """A network draft that calls a class it never wrote: ask for that class alone (the smallest
         request), its constructor's arguments given. The draft with what was written, and notes."""
-        if task.idea is None or self.llm is None or domain.template_of(task.job_config.template) != "pytorch":
+        template = domain.template_of(task.request.job_config.template)
+        if task.idea is None or self.llm is None or template != "pytorch":
             return draft, []
         notes = []
-        shape, poolings = INPUT_SHAPES.get(task.job_config.dataset, ((), 0))
+        shape, poolings = INPUT_SHAPES.get(task.request.job_config.dataset, ((), 0))
         for missing in missing_classes(draft)[:2]:
             prompt = render(
                 "coder/define_class",
-                output=OUTPUTS.get(task.job_config.task, ""),
+                output=OUTPUTS.get(task.request.job_config.task, ""),
                 input_shape=shape,
                 poolings=poolings,
                 title=task.idea.title,
@@ -91,7 +92,7 @@ class Prompter:
         for name in classes_without_forward(draft)[:2]:
             prompt = render(
                 "coder/define_forward",
-                output=OUTPUTS.get(task.job_config.task, ""),
+                output=OUTPUTS.get(task.request.job_config.task, ""),
                 code=class_named(draft, name),
                 class_name=name,
             )
@@ -105,10 +106,10 @@ class Prompter:
         assert self.llm is not None and task.idea is not None
         idea = task.idea
         space = idea.search_space
-        rules, config = rules_for(task.job_config), task.job_config
+        rules, config = rules_for(task.request.job_config), task.request.job_config
         output = OUTPUTS.get(config.task, "")
         shape, poolings = INPUT_SHAPES.get(config.dataset, ((), 0))
-        if task.base_code_ref and not (previous or problems):
+        if task.request.base_code_ref and not (previous or problems):
             prompt = await self.improve_prompt(task)
         elif previous or problems:
             prompt = render(
@@ -140,10 +141,10 @@ class Prompter:
             )
         # Plain text, not JSON: small models write code far more reliably in a code block than escaped
         # inside a JSON string.
-        draft = await self.ask(task, prompt, f"code {task.name}")
+        draft = await self.ask(task, prompt, f"code {task.request.name}")
         if previous and draft.strip() == previous.strip():
             # A repair that gives the same code back changes nothing: ask once more, less predictably.
-            again = f"code {task.name} (again: the repair was unchanged)"
+            again = f"code {task.request.name} (again: the repair was unchanged)"
             draft = await self.ask(task, prompt, again, temperature=REPEAT_TEMPERATURE)
         return draft
 

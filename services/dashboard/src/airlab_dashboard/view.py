@@ -1,6 +1,7 @@
 """What a research page shows, rebuilt from the research's record and its event stream (replayed from the
 start, so a reload shows everything): the ideas with their reviews and code origin, and every experiment
-with its parameters, scores, duration and state."""
+with its parameters, scores, duration and state. Each row holds the loop's own messages (the idea, its
+review, the coder's outcome, the experiment's request and outcome); the page reads them."""
 
 from __future__ import annotations
 
@@ -8,55 +9,104 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from airlab import techniques
+from airlab import experiments, techniques
 from airlab.enums import CODE_WORDS, enum_words
 from airlab.events import body_of
-from airlab.v1 import events_pb2, loop_pb2, research_pb2
+from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 
 BASELINE = "baseline"
 ENDED = ("finished", "failed", "cancelled")
 
 
 @dataclass
-class IdeaView:
-    id: str
-    title: str
-    change: str = ""
+class IdeaRow:
+    """One idea as the loop's own messages tell it: proposed (or first asked to be coded, for the
+    portfolio's), reviewed, coded. The page reads the messages; nothing of them is copied."""
+
+    idea: idea_pb2.Idea
     round: int = 0
-    review: str = ""  # "approved" / "rejected" / "" (not reviewed yet)
-    scores: dict[str, float] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)
-    code: str = ""  # who wrote the code that ran, in words
-    code_attempts: int = 0
-    code_problems: list[str] = field(default_factory=list)
-    code_repairs: list[str] = field(default_factory=list)  # what the coder changed in the LLM's code
-    # A feature idea: its steps of the technique catalog in words, and the evidence the model gave.
-    steps: list[str] = field(default_factory=list)
-    evidence: str = ""
+    review: manager_pb2.IdeaReview | None = None
+    code: events_pb2.CodeOutcome | None = None
+    code_failed: bool = False
+    portfolio: bool = False  # a strong family from the catalog: coded from the registry, never reviewed
+
+    @property
+    def title(self) -> str:
+        return self.idea.title or self.idea.family or self.idea.id
+
+    @property
+    def verdict(self) -> str:
+        if self.review is not None:
+            return "approved" if self.review.approved else "rejected"
+        if self.portfolio:
+            return "portfolio: no review (a strong family from the catalog)"
+        return ""
+
+    @property
+    def scores(self) -> dict[str, float]:
+        if self.review is None:
+            return {}
+        r = self.review
+        return {"clarity": r.clarity, "novelty": r.novelty, "feasibility": r.feasibility, "fit": r.alignment}
+
+    @property
+    def steps(self) -> list[str]:
+        """A feature idea's steps of the technique catalog, in words."""
+        return [techniques.Step.from_proto(s).described() for s in self.idea.steps]
+
+    @property
+    def coded_by(self) -> str:
+        """Who wrote the code that ran, in words ("failed" when no code passed)."""
+        if self.code is None:
+            return ""
+        return CODE_WORDS.get(self.code.origin, "failed" if self.code_failed else "")
 
 
 @dataclass
-class ExperimentView:
-    id: str
-    name: str
-    kind: str
-    params: dict[str, object] = field(default_factory=dict)
-    state: str = "requested"
-    validation: float | None = None
-    test: float | None = None
-    seed: int | None = None
-    seconds: float | None = None
-    reason: str = ""
+class ExperimentRow:
+    """One experiment: the request the loop sent and, once it ended, the runner's outcome."""
+
+    requested: events_pb2.ExperimentRequested
+    research_id: str
     sequence: int = 0
-    # The code that ran, as a key inside the research's artifacts ("code/<idea>/final/train.py").
-    code: str = ""
+    state: str = "requested"
+    outcome: events_pb2.ExperimentOutcome | None = None
+
+    @property
+    def id(self) -> str:
+        return self.requested.experiment_id
+
+    @property
+    def kind(self) -> str:
+        return enum_words(loop_pb2.ExperimentKind, self.requested.kind)
+
+    @property
+    def params(self) -> dict[str, experiments.Param]:
+        return experiments.plain_params(self.requested.params)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.outcome is None:
+            return None
+        return self.outcome.run_seconds or self.outcome.duration_seconds or None
+
+    def score(self, metric: str) -> float | None:
+        """The held-out test score (`metric`), or the validation score (`val_<metric>`), if reported."""
+        if self.outcome is None or metric not in self.outcome.metrics:
+            return None
+        return self.outcome.metrics[metric]
+
+    @property
+    def code(self) -> str:
+        """The code that ran, as a key inside the research's artifacts ("code/<idea>/final/train.py")."""
+        return code_file(self.research_id, self.requested.spec.code_ref, self.requested.spec.entrypoint)
 
 
 @dataclass
 class ResearchView:
     metric: str
-    ideas: dict[str, IdeaView] = field(default_factory=dict)
-    experiments: dict[str, ExperimentView] = field(default_factory=dict)
+    ideas: dict[str, IdeaRow] = field(default_factory=dict)
+    experiments: dict[str, ExperimentRow] = field(default_factory=dict)
     last_sequence: int = 0
     events: int = 0
 
@@ -66,6 +116,12 @@ class ResearchView:
         idea = self.ideas.get(name)
         return idea.title if idea else name
 
+    def validation(self, experiment: ExperimentRow) -> float | None:
+        return experiment.score(f"val_{self.metric}")
+
+    def test(self, experiment: ExperimentRow) -> float | None:
+        return experiment.score(self.metric)
+
     def chart(self) -> dict[str, object]:
         """Validation and test scores per experiment, in the order they finished (plotly traces' data)."""
         done = sorted(
@@ -74,14 +130,18 @@ class ResearchView:
         return {
             "metric": self.metric,
             "validation": [
-                {"x": n, "y": e.validation, "label": f"{self.idea_title(e.name)} ({e.kind})"}
+                {"x": n, "y": self.validation(e), "label": f"{self.idea_title(e.requested.name)} ({e.kind})"}
                 for n, e in enumerate(done, start=1)
-                if e.validation is not None
+                if self.validation(e) is not None
             ],
             "test": [
-                {"x": n, "y": e.test, "label": f"{self.idea_title(e.name)} ({e.kind}, seed {e.seed})"}
+                {
+                    "x": n,
+                    "y": self.test(e),
+                    "label": f"{self.idea_title(e.requested.name)} ({e.kind}, seed {e.requested.seed})",
+                }
                 for n, e in enumerate(done, start=1)
-                if e.test is not None
+                if self.test(e) is not None
             ],
         }
 
@@ -109,59 +169,30 @@ def apply(view: ResearchView, sequence: int, event: events_pb2.Event) -> None:
     kind = event.type
     if kind == "idea.proposed":
         proposed: events_pb2.IdeaProposed = body_of(event)
-        for proposal in proposed.ideas:
-            view.ideas[proposal.id] = IdeaView(
-                proposal.id,
-                proposal.title,
-                proposal.change,
-                proposed.round,
-                steps=[techniques.Step.from_proto(s).described() for s in proposal.steps],
-                evidence=proposal.evidence,
-            )
+        for idea in proposed.ideas:
+            view.ideas[idea.id] = IdeaRow(idea, proposed.round)
     elif kind == "idea.reviewed":
         reviewed: events_pb2.IdeaReviewed = body_of(event)
         for review in reviewed.reviews:
-            idea = view.ideas.setdefault(review.idea_id, IdeaView(review.idea_id, review.title))
-            idea.title = idea.title or review.title
-            idea.round = idea.round or reviewed.round
-            idea.review = "approved" if review.approved else "rejected"
-            idea.scores = {
-                "clarity": review.clarity,
-                "novelty": review.novelty,
-                "feasibility": review.feasibility,
-                "fit": review.alignment,
-            }
-            idea.reasons = list(review.reasons)
+            unseen = IdeaRow(idea_pb2.Idea(id=review.idea_id, title=review.title), reviewed.round)
+            view.ideas.setdefault(review.idea_id, unseen).review = review
     elif kind == "code.requested":
         # The portfolio's ideas (a family from the catalog, no LLM) first appear here.
         asked: events_pb2.CodeRequested = body_of(event)
         if asked.HasField("idea") and asked.name not in view.ideas:
-            title = asked.idea.title or asked.family or asked.name
-            added = view.ideas[asked.name] = IdeaView(asked.name, title, asked.idea.change)
-            if asked.family:
-                added.review = "portfolio: no review (a strong family from the catalog)"
+            idea = idea_pb2.Idea()
+            idea.CopyFrom(asked.idea)
+            idea.id, idea.family = asked.name, idea.family or asked.family
+            view.ideas[asked.name] = IdeaRow(idea, portfolio=bool(asked.family))
     elif kind in ("code.ready", "code.failed"):
         code: events_pb2.CodeOutcome = body_of(event)
         coded = view.ideas.get(code.name)
         if coded is not None:
-            coded.code = CODE_WORDS.get(code.origin, "failed" if kind == "code.failed" else "")
-            coded.code_attempts = code.attempts
-            coded.code_problems = list(code.problems)
-            coded.code_repairs = list(code.repairs)
+            coded.code, coded.code_failed = code, kind == "code.failed"
     elif kind == "experiment.requested":
         requested: events_pb2.ExperimentRequested = body_of(event)
-        if requested.kind == loop_pb2.EXPERIMENT_KIND_SMOKE:
-            return
-        config = json.loads(requested.spec.env.get("JOB_CONFIG", "{}") or "{}")
-        view.experiments[requested.experiment_id] = ExperimentView(
-            id=requested.experiment_id,
-            name=requested.name,
-            kind=enum_words(loop_pb2.ExperimentKind, requested.kind),
-            params=config.get("params", {}),
-            seed=config.get("seed"),
-            sequence=sequence,
-            code=code_file(event.research_id, requested.spec.code_ref, requested.spec.entrypoint),
-        )
+        if requested.kind != loop_pb2.EXPERIMENT_KIND_SMOKE:
+            view.experiments[requested.experiment_id] = ExperimentRow(requested, event.research_id, sequence)
     elif kind in ("experiment.queued", "experiment.started"):
         moved = view.experiments.get(body_of(event).experiment_id)
         if moved is not None and moved.state not in ENDED:
@@ -169,14 +200,6 @@ def apply(view: ResearchView, sequence: int, event: events_pb2.Event) -> None:
     elif kind in ("experiment.finished", "experiment.failed", "experiment.cancelled"):
         outcome: events_pb2.ExperimentOutcome = body_of(event)
         experiment = view.experiments.get(outcome.experiment_id)
-        if experiment is None:
-            return  # a smoke run's
-        experiment.state = kind.removeprefix("experiment.")
-        experiment.sequence = sequence
-        experiment.seconds = outcome.run_seconds or outcome.duration_seconds or None
-        experiment.reason = outcome.reason
-        metric = view.metric
-        if f"val_{metric}" in outcome.metrics:
-            experiment.validation = outcome.metrics[f"val_{metric}"]
-        if metric in outcome.metrics:
-            experiment.test = outcome.metrics[metric]
+        if experiment is not None:  # None: a smoke run's
+            experiment.state, experiment.sequence = kind.removeprefix("experiment."), sequence
+            experiment.outcome = outcome

@@ -21,22 +21,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from airlab.errors import FailedPrecondition
 from airlab.events import body_of, make_event
 from airlab.ids import derived_id
 from airlab.llm.accounting import UsageLedger
 from airlab.memory import MemorySessions
-from airlab.research_record import (
-    OldLoopSchema,
-    from_data,
-    loop_of,
-    record_of,
-    stored_loop,
-    to_data,
-    with_loop,
-)
+from airlab.research_record import OldLoopSchema, StoredResearch
 from airlab.settings import ResearchDefaults
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
@@ -59,7 +50,7 @@ IDEA_DUPLICATE_SIMILARITY = 0.975
 class Conductor:
     def __init__(
         self,
-        store: StateStore,
+        store: StateStore[StoredResearch],
         catalog: DatasetCatalog,
         rules: ResearchDefaults,
         *,
@@ -81,33 +72,35 @@ class Conductor:
         if not research_loop.handles(event.type) or not event.research_id:
             return
         record = await self.store.find(event.research_id)
-        if record is None or from_data(record.data).state in TERMINAL_STATES:
+        if record is None or record.value.research.state in TERMINAL_STATES:
             return
         proposed = list(body_of(event).ideas) if event.type == "idea.proposed" else []
-        context = await self._context(from_data(record.data), proposed)
+        context = await self._context(record.value.research, proposed)
         memories: list[Memory] = []
 
-        def apply(data: dict[str, Any]) -> Change | None:
-            research = from_data(data)
+        def apply(stored: StoredResearch) -> Change[StoredResearch] | None:
             try:
-                loop = loop_of(data) or loop_pb2.ResearchLoop()
+                loop = stored.running_loop() or loop_pb2.ResearchLoop()
             except OldLoopSchema as exc:
-                return self._refuse(research, data, event, str(exc))
-            outcome = research_loop.apply(research, loop, event, context, self.config)
+                return self._refuse(stored, event, str(exc))
+            outcome = research_loop.apply(stored.research, loop, event, context, self.config)
             if outcome is None:
                 return None
             outcome.research.updated_at.GetCurrentTime()
             memories[:] = outcome.memories
-            return Change(with_loop(to_data(outcome.research), outcome.loop), outcome.events)
+            return Change(StoredResearch(outcome.research, outcome.loop), outcome.events)
 
-        # Off the event loop: a step may run TPE (tens of milliseconds) while other events wait.
-        await self.store.mutate(event.research_id, apply, cause_id=event.id, off_loop=True)
+        # The record read above is the one the step works on (read again only when a concurrent write
+        # beat this one), so an event decodes the record once and encodes it once. Off the event loop: a
+        # step may run TPE (tens of milliseconds) while other events wait.
+        await self.store.mutate(event.research_id, apply, cause_id=event.id, off_loop=True, read=record)
         await self._remember(memories)
 
     def _refuse(
-        self, research: research_pb2.Research, data: dict[str, Any], cause: events_pb2.Event, why: str
-    ) -> Change | None:
+        self, stored: StoredResearch, cause: events_pb2.Event, why: str
+    ) -> Change[StoredResearch] | None:
         """A research whose loop an earlier version stored ends FAILED, saying so (its record is kept)."""
+        research = stored.research
         if research.state in TERMINAL_STATES:
             return None
         research.state = research_pb2.RESEARCH_STATE_FAILED
@@ -121,7 +114,7 @@ class Conductor:
             correlation_id=cause.id,
             source=self.config.source,
         )
-        return Change(record_of(research, data), [ended])
+        return Change(stored, [ended])
 
     async def _context(
         self, research: research_pb2.Research, proposed: Sequence[idea_pb2.Idea]
@@ -179,10 +172,10 @@ class Conductor:
     # -- direct calls (ManagerService): the same rules as the loop, nothing stored --------------------------
 
     async def _running(self, research_id: str) -> tuple[research_pb2.Research, loop_pb2.ResearchLoop]:
-        record = await self.store.get(research_id)
-        research = from_data(record.data)
+        stored = (await self.store.get(research_id)).value
+        research = stored.research
         check_owner(research)
-        loop = stored_loop(research_id, record.data)
+        loop = stored.loop_for_caller()
         if loop is None or not loop.phase:
             state = research_pb2.ResearchState.Name(research.state)
             raise FailedPrecondition(f"research {research_id} is {state}: its loop has not started")

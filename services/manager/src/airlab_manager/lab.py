@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from google.protobuf.message import Message
 
@@ -14,8 +14,8 @@ from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, new_id
-from airlab.research_record import from_data, record_of, to_data
-from airlab.state import Change, StateStore
+from airlab.research_record import StoredResearch
+from airlab.state import Change, Record, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
 from airlab_manager.checks import check_enum, check_hints, check_owner, check_text, research_id_for_request
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest
@@ -39,10 +39,17 @@ class EventReader(Protocol):
     ) -> AsyncIterator[events_pb2.Event]: ...
 
 
+def research_at(record: Record[StoredResearch]) -> research_pb2.Research:
+    """The record's research with the store's revision, as the API returns it."""
+    research = record.value.research
+    research.revision = record.revision
+    return research
+
+
 class Lab:
     def __init__(
         self,
-        store: StateStore,
+        store: StateStore[StoredResearch],
         reader: EventReader,
         planner: Planner,
         *,
@@ -105,7 +112,7 @@ class Lab:
             f"{research_id}.created",
         )
         try:
-            record = await self.store.create(research_id, to_data(research), [created])
+            record = await self.store.create(research_id, StoredResearch(research), [created])
         except AlreadyExists:
             existing = await self.get_research(research_id)
             if existing.goal != research.goal:
@@ -114,13 +121,12 @@ class Lab:
                     "with another goal"
                 ) from None
             return existing
-        return from_data(record.data, record.revision)
+        return research_at(record)
 
     async def get_research(self, research_id: str, field: str = "id") -> research_pb2.Research:
         """The research, if the caller may see it (PermissionDenied otherwise)."""
         check_id(field, research_id, "r")
-        record = await self.store.get(research_id)
-        research = from_data(record.data, record.revision)
+        research = research_at(await self.store.get(research_id))
         check_owner(research)
         return research
 
@@ -162,7 +168,7 @@ class Lab:
         for key in await self.store.keys():
             record = await self.store.find(key)
             if record is not None:
-                researches.append(from_data(record.data, record.revision))
+                researches.append(research_at(record))
         if request.state:
             researches = [r for r in researches if r.state == request.state]
         caller = auth.current.get()
@@ -194,15 +200,15 @@ class Lab:
         await self.get_research(research_id, field)
         cause = new_id("c")
 
-        def mutation(data: dict[str, Any]) -> Change:
-            research = from_data(data)
+        def mutation(stored: StoredResearch) -> Change[StoredResearch]:
+            research = stored.research
             event_type, body = change(research)
             research.updated_at.GetCurrentTime()
             event = self._announce(event_type, research.id, body, cause)
-            return Change(record_of(research, data), [event])
+            return Change(stored, [event])
 
         record, _ = await self.store.mutate(research_id, mutation, cause_id=cause)
-        return from_data(record.data, record.revision)
+        return research_at(record)
 
     async def cancel_research(self, request: lab_pb2.CancelResearchRequest) -> research_pb2.Research:
         check_id("id", request.id, "r")
@@ -324,8 +330,8 @@ class Lab:
         if event.type not in PLAN_TRIGGERS:
             return
 
-        def plan(data: dict[str, Any]) -> Change | None:
-            research = from_data(data)
+        def plan(stored: StoredResearch) -> Change[StoredResearch] | None:
+            research = stored.research
             if research.state != research_pb2.RESEARCH_STATE_CREATED:
                 return None  # cancelled or already planned meanwhile
             outcome = self.planner.plan(
@@ -341,13 +347,14 @@ class Lab:
                     template=research.template_hint,
                 )
             )
-            return self._apply_outcome(research, outcome, event)
+            return Change(stored, [self._apply_outcome(research, outcome, event)])
 
         await self.store.mutate(event.research_id, plan, cause_id=event.id)
 
     def _apply_outcome(
         self, research: research_pb2.Research, outcome: PlanOutcome, cause: events_pb2.Event
-    ) -> Change:
+    ) -> events_pb2.Event:
+        """Set the plan (or the questions) on `research`; the event that announces it."""
         research.updated_at.GetCurrentTime()
         del research.questions[:]
         if outcome.plan is None:
@@ -375,8 +382,7 @@ class Lab:
                 research.state_reason = "planned"
                 event_type = "research.planned"
                 body = events_pb2.ResearchPlanned(plan=outcome.plan)
-        event = self._event(event_type, research.id, body, follow_up_id(cause, "planned"), cause.id)
-        return Change(to_data(research), [event])
+        return self._event(event_type, research.id, body, follow_up_id(cause, "planned"), cause.id)
 
     async def recover(self) -> int:
         """After a crash: publish every event that was committed but not yet published."""

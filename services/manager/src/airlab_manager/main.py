@@ -14,11 +14,11 @@ from airlab.blobs import artifact_store_from
 from airlab.dataset_access import DataPlaces
 from airlab.enums import enum_words
 from airlab.events import type_filter
-from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
+from airlab.llm.accounting import KvUsageLedger, usage_store
 from airlab.memory import MemorySessions
-from airlab.research_record import from_data
+from airlab.research_record import StoredResearch, research_store
 from airlab.service import ServiceContext, run_service
-from airlab.state import RESEARCH_BUCKET, StateStore
+from airlab.state import StateStore
 from airlab.v1 import lab_pb2_grpc, manager_pb2_grpc, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.conductor import HANDLED, Conductor
@@ -35,8 +35,8 @@ def setup(context: ServiceContext) -> None:
     settings = context.settings
     catalog = DatasetCatalog.load()
     planner = Planner(catalog, settings.research, DataPlaces.of(settings))
-    store = StateStore(context.bus, RESEARCH_BUCKET, kind="research")
-    usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
+    store = research_store(context.bus)
+    usage = usage_store(context.bus)
     lab = Lab(
         store=store,
         reader=context.bus,
@@ -75,7 +75,7 @@ def setup(context: ServiceContext) -> None:
     context.on_stop(stop)
 
 
-async def count_researches(store: StateStore, every: float = RESEARCH_COUNT_SECONDS) -> None:
+async def count_researches(store: StateStore[StoredResearch], every: float = RESEARCH_COUNT_SECONDS) -> None:
     """Keep the researches-by-state gauge (airlab.metrics) current: the store is read every `every`
     seconds, not at each scrape (a scrape cannot wait for the bus)."""
     states = research_pb2.ResearchState
@@ -85,7 +85,7 @@ async def count_researches(store: StateStore, every: float = RESEARCH_COUNT_SECO
             for key in await store.keys():
                 record = await store.find(key)
                 if record is not None:
-                    state = enum_words(states, from_data(record.data).state)
+                    state = enum_words(states, record.value.research.state)
                     counts[state] = counts.get(state, 0) + 1
             for state, count in counts.items():
                 metrics.RESEARCHES.labels(state).set(count)

@@ -12,9 +12,8 @@ from airlab.blobs import artifact_store_from
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.events import body_of, type_filter
 from airlab.ids import check_id
-from airlab.llm.accounting import USAGE_BUCKET, KvUsageLedger
+from airlab.llm.accounting import KvUsageLedger, usage_store
 from airlab.service import ServiceContext, run_service
-from airlab.state import StateStore
 from airlab.v1 import events_pb2, loop_pb2, research_pb2, reviewer_pb2, reviewer_pb2_grpc
 from airlab_reviewer import stats
 from airlab_reviewer.agent import Reviewer
@@ -88,7 +87,7 @@ class ReviewerServicer(reviewer_pb2_grpc.ReviewerServiceServicer):
 
 def setup(context: ServiceContext) -> None:
     reviewer = Reviewer(artifact_store_from(context.settings))
-    usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
+    usage = usage_store(context.bus)
     ledger = KvUsageLedger(usage)
     context.host.add(
         reviewer_pb2_grpc.add_ReviewerServiceServicer_to_server,

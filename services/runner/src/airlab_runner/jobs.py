@@ -123,7 +123,7 @@ def code_digest(files: dict[str, bytes]) -> str:
 class Runner:
     def __init__(
         self,
-        store: StateStore,
+        store: StateStore[dict[str, Any]],
         artifacts: ArtifactStore,
         sandboxes: dict[str, Sandbox],
         config: RunnerConfig,

@@ -45,7 +45,7 @@ def _seconds(start: Timestamp, end: Timestamp) -> float:
 
 
 class JobStore:
-    def __init__(self, store: StateStore, source: str = "runner") -> None:
+    def __init__(self, store: StateStore[dict[str, Any]], source: str = "runner") -> None:
         self.store = store
         self.source = source
 
@@ -64,15 +64,15 @@ class JobStore:
         for key in await self.store.keys():
             record = await self.store.find(key)
             if record is not None:
-                found.append((job_of(record.data), record.data))
+                found.append((job_of(record.value), record.value))
         return found
 
     async def find(self, job_id: str) -> dict[str, Any] | None:
         record = await self.store.find(job_id)
-        return record.data if record is not None else None
+        return record.value if record is not None else None
 
     async def data(self, job_id: str) -> dict[str, Any]:
-        return (await self.store.get(job_id)).data
+        return (await self.store.get(job_id)).value
 
     # -- transitions ----------------------------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class JobStore:
     async def request_cancel(self, job_id: str, cause: str) -> None:
         """A queued job is cancelled at once; a running one is marked, and its runner stops it."""
 
-        def cancel(data: dict[str, Any]) -> Change:
+        def cancel(data: dict[str, Any]) -> Change[dict[str, Any]]:
             job = job_of(data)
             if job.state in TERMINAL:
                 raise FailedPrecondition(f"job {job_id} already ended ({State.Name(job.state)})")
@@ -101,7 +101,7 @@ class JobStore:
         """A job that was running when its runner died: queued again, or failed after `max_attempts`."""
         cause = f"{job_id}.recover.{attempts}"
 
-        def requeue(data: dict[str, Any]) -> Change | None:
+        def requeue(data: dict[str, Any]) -> Change[dict[str, Any]] | None:
             job = job_of(data)
             if job.state != runner_pb2.JOB_STATE_RUNNING:
                 return None
@@ -119,7 +119,7 @@ class JobStore:
     async def claim(self, job_id: str, gpus: list[str], host: str) -> bool:
         """Start a queued job on `host`; False when it is no longer queued (another runner took it)."""
 
-        def claim(data: dict[str, Any]) -> Change | None:
+        def claim(data: dict[str, Any]) -> Change[dict[str, Any]] | None:
             job = job_of(data)
             if job.state != runner_pb2.JOB_STATE_QUEUED:
                 return None
@@ -150,7 +150,7 @@ class JobStore:
         a job killed at its memory limit reports the kill's, 137)."""
         cause = f"{job_id}.finish.{attempt}"
 
-        def finish(data: dict[str, Any]) -> Change | None:
+        def finish(data: dict[str, Any]) -> Change[dict[str, Any]] | None:
             job = job_of(data)
             if job.state != runner_pb2.JOB_STATE_RUNNING:
                 return None
@@ -183,7 +183,7 @@ class JobStore:
             return Change({**data, **data_of(job), "result": kept}, [event])
 
         record, _ = await self.store.mutate(job_id, finish, cause_id=cause)
-        return job_of(record.data)
+        return job_of(record.value)
 
     async def announce(self, event: events_pb2.Event) -> None:
         """Publish an event no state change carries (a metric point as it is written)."""

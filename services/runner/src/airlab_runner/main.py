@@ -17,7 +17,7 @@ from airlab.events import body_of, follow_up_id, make_event, type_filter
 from airlab.llm.vllm import VllmSleeper
 from airlab.service import ServiceContext, StartupError, run_service
 from airlab.settings import RunnerSettings
-from airlab.state import StateStore
+from airlab.state import JSON_OBJECTS, StateStore
 from airlab.v1 import events_pb2, runner_pb2_grpc
 from airlab_runner.datasets import S3Datasets
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
@@ -76,7 +76,7 @@ def request_handler(runner: Runner, context: ServiceContext):
 def setup(context: ServiceContext) -> None:
     settings = context.settings
     runner_settings = settings.runner
-    store = StateStore(context.bus, JOB_BUCKET, kind="job")
+    store = StateStore(context.bus, JOB_BUCKET, JSON_OBJECTS, kind="job")
     config = RunnerConfig(
         host=runner_settings.host or socket.gethostname(),
         work_root=Path(runner_settings.work_dir or settings.workspace / "runs").resolve(),

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from airlab.blobs import ArtifactStore
 from airlab.errors import LabError, NotFound
-from airlab.state import Change, StateStore
+from airlab.state import Bus, Change, StateStore
 
 USAGE_BUCKET = "airlab_llm_usage"
 
@@ -63,6 +63,21 @@ class ResearchUsage:
         return cls({a: Usage(**u) for a, u in data.get("agents", {}).items()})
 
 
+class UsageCodec:
+    """The usage bucket's codec (airlab.state.Codec)."""
+
+    def decode(self, data: dict[str, Any]) -> ResearchUsage:
+        return ResearchUsage.from_dict(data)
+
+    def encode(self, value: ResearchUsage) -> dict[str, Any]:
+        return value.to_dict()
+
+
+def usage_store(bus: Bus) -> StateStore[ResearchUsage]:
+    """The lab's LLM usage per research (open it before use)."""
+    return StateStore(bus, USAGE_BUCKET, UsageCodec(), kind="usage")
+
+
 @dataclass
 class Budget:
     """0 means no limit."""
@@ -107,26 +122,25 @@ class LocalUsageLedger:
 class KvUsageLedger:
     """Usage per research in a JetStream KV bucket, shared by every service, changed by CAS."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore[ResearchUsage]) -> None:
         self.store = store
 
     async def usage(self, research_id: str) -> ResearchUsage:
         try:
-            return ResearchUsage.from_dict((await self.store.get(research_id)).data)
+            return (await self.store.get(research_id)).value
         except NotFound:
             return ResearchUsage()
 
     async def add(self, research_id: str, agent: str, usage: Usage) -> None:
-        def add(data: dict[str, Any]) -> Change:
-            record = ResearchUsage.from_dict(data)
+        def add(record: ResearchUsage) -> Change[ResearchUsage]:
             record.agents[agent] = record.agents.get(agent, Usage()).plus(usage)
-            return Change(record.to_dict())
+            return Change(record)
 
         try:
             await self.store.mutate(research_id, add)
         except NotFound:
             try:
-                await self.store.create(research_id, ResearchUsage({agent: usage}).to_dict())
+                await self.store.create(research_id, ResearchUsage({agent: usage}))
             except LabError:  # created meanwhile by another call: add to it
                 await self.store.mutate(research_id, add)
 

@@ -4,16 +4,15 @@ exchange kept in the artifact store."""
 from __future__ import annotations
 
 from airlab.blobs import artifact_store_from
-from airlab.llm.accounting import USAGE_BUCKET, ArtifactExchangeLog, KvUsageLedger
+from airlab.llm.accounting import ArtifactExchangeLog, KvUsageLedger, usage_store
 from airlab.llm.client import LLMClient
 from airlab.llm.config import LLMConfig
 from airlab.service import ServiceContext
-from airlab.state import StateStore
 
 
 def llm_for(context: ServiceContext) -> LLMClient:
     """An LLMClient for the service; its usage store opens when the service starts."""
-    usage = StateStore(context.bus, USAGE_BUCKET, kind="usage")
+    usage = usage_store(context.bus)
     llm = LLMClient(
         LLMConfig.load().with_urls(context.settings.llm_urls),
         ledger=KvUsageLedger(usage),

@@ -250,16 +250,27 @@ class CodeOutcome(_message.Message):
     def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., origin: _Optional[_Union[_loop_pb2.CodeOrigin, str]] = ..., sha256: _Optional[str] = ..., repairs: _Optional[_Iterable[str]] = ..., unsearched: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExperimentRequested(_message.Message):
-    __slots__ = ("experiment_id", "spec", "kind", "name")
+    __slots__ = ("experiment_id", "spec", "kind", "name", "seed", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _loop_pb2.ParamValue
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_loop_pb2.ParamValue, _Mapping]] = ...) -> None: ...
     EXPERIMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
     experiment_id: str
     spec: _runner_pb2.ExperimentSpec
     kind: _loop_pb2.ExperimentKind
     name: str
-    def __init__(self, experiment_id: _Optional[str] = ..., spec: _Optional[_Union[_runner_pb2.ExperimentSpec, _Mapping]] = ..., kind: _Optional[_Union[_loop_pb2.ExperimentKind, str]] = ..., name: _Optional[str] = ...) -> None: ...
+    seed: int
+    params: _containers.MessageMap[str, _loop_pb2.ParamValue]
+    def __init__(self, experiment_id: _Optional[str] = ..., spec: _Optional[_Union[_runner_pb2.ExperimentSpec, _Mapping]] = ..., kind: _Optional[_Union[_loop_pb2.ExperimentKind, str]] = ..., name: _Optional[str] = ..., seed: _Optional[int] = ..., params: _Optional[_Mapping[str, _loop_pb2.ParamValue]] = ...) -> None: ...
 
 class ExperimentQueued(_message.Message):
     __slots__ = ("job_id", "experiment_id", "requeued")

@@ -54,6 +54,8 @@ def request_run(
             datasets=list(step.loop.mounts),
             kind=kind,
             name=name,
+            seed=seed,
+            params=values,
             source=step.config.source,
             cause=step.cause.id,
         )
