@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from airlab import bus_access, metrics, stack, tls
+from airlab import bus_access, metrics, stack, tls, tracing
 from airlab.bus import EventBus
 from airlab.events import make_event, type_filter
 from airlab.grpc_client import channel, client_token
@@ -141,6 +142,45 @@ def metrics_cost(rounds: int = 20_000) -> tuple[float, float]:
     return per_event, (time.perf_counter() - began) / rounds
 
 
+COLLECTOR = (
+    "import sys, time; from airlab.testing import OtlpCollector; c = OtlpCollector(); "
+    "print(c.endpoint, flush=True); sys.stdin.read()"
+)
+
+
+def tracing_cost(rounds: int = 2000) -> tuple[float, float]:
+    """Seconds airlab.tracing adds to one handled event that publishes one event, off (the default) and
+    on (a span per event and its context in the published headers, batched and exported in the background
+    to a collector in another process on loopback, within the SDK's queue of 2048 spans): the same calls
+    the consumer and the publisher make."""
+
+    def per_event() -> float:
+        began = time.perf_counter()
+        for _ in range(rounds):
+            traced = contextlib.nullcontext() if not tracing.enabled() else tracing.span(
+                "handle experiment.progress", parent={}, kind=tracing.SpanKind.CONSUMER,
+                attributes={"messaging.consumer.group.name": "bench", "airlab.event_id": "e",
+                            "airlab.research_id": "r"},
+            )  # fmt: skip
+            with traced:
+                tracing.carrier()
+        return (time.perf_counter() - began) / rounds
+
+    off = per_event()
+    collector = subprocess.Popen(
+        [sys.executable, "-c", COLLECTOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert collector.stdout is not None and collector.stdin is not None
+    tracing.configure("bench", collector.stdout.readline().strip())
+    try:
+        on = per_event()
+    finally:
+        tracing.shutdown()
+        collector.stdin.close()
+        collector.wait(timeout=10)
+    return off, on
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3, help="stack starts")
@@ -200,6 +240,15 @@ def main() -> None:
         f"metrics per event: {per_event * 1e6:.1f} us, {event_share:.2%} of the event hop p50 (as up runs it)"
     )
     print(f"metrics per gRPC call: {per_call * 1e6:.1f} us, {call_share:.2%} of the Lab call p50")
+    traced_off, traced_on = tracing_cost()
+    print(
+        f"tracing per event, off (default): {traced_off * 1e6:.2f} us, "
+        f"{traced_off / statistics.median(hops_tls):.3%} of the event hop p50"
+    )
+    print(
+        f"tracing per event, on (OTLP export): {traced_on * 1e6:.1f} us, "
+        f"{traced_on / statistics.median(hops_tls):.2%} of the event hop p50"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ load time and the time from an event to its appearance on the page are measured 
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -171,6 +172,16 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
         page.get_by_role("link", name="Open the report").click()
     assert "baseline" in page.inner_text("body").lower()
     page.screenshot(path=str(SHOTS / "dashboard-report.png"), full_page=True)
+
+    # The lab page: the whole lab's figures, read from every service's metrics endpoint.
+    page.goto(f"{url}/")
+    page.get_by_role("link", name="Lab", exact=True).click()
+    page.wait_for_url(f"{url}/lab")
+    assert page.locator("#no-metrics").count() == 0 and page.locator("#unreachable").count() == 0
+    assert re.fullmatch(r"\d+ of [1-9]\d* busy.*", page.inner_text("#slots")), page.inner_text("#slots")
+    assert "succeeded" in page.inner_text("#jobs") and "tokens in" in page.inner_text("#llm")
+    page.screenshot(path=str(SHOTS / "dashboard-lab.png"), full_page=True)
+    problems["lab"] = accessibility_problems(page)
 
     policy = page.request.get(f"{url}/researches/{research_id}").headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-eval" not in policy

@@ -170,9 +170,15 @@ def test_compose_files_hold_together():
     services = main["services"]
     assert {
         "nats-users", "nats", "minio", "qdrant", "vllm", "manager", "idea", "coder", "reviewer", "runner",
-        "runs-dir", "dashboard", "prometheus", "grafana",
+        "runs-dir", "dashboard", "prometheus", "grafana", "jaeger",
     } == set(services)  # fmt: skip
-    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["observability"]
+    for name in ("prometheus", "grafana", "jaeger"):
+        assert services[name]["profiles"] == ["observability"], name
+    # The dashboard's lab page reads every service's metrics endpoint.
+    urls = json.loads(services["dashboard"]["environment"]["AIRLAB_DASHBOARD__METRICS_URLS"])
+    assert urls == {name: f"http://{name}:9464/metrics" for name in SERVICE_NAMES}
+    # Traces go where the operator points them; off by default.
+    assert main["x-service"]["environment"]["AIRLAB_OTEL_ENDPOINT"] == "${AIRLAB_OTEL_ENDPOINT:-}"
     # The runs dir is the runner's uid's before the runner (uid 10001, no capabilities) starts.
     assert services["runner"]["depends_on"]["runs-dir"] == {"condition": "service_completed_successfully"}
     assert "chown 10001:10001 /runs" in services["runs-dir"]["command"][-1]
@@ -381,3 +387,39 @@ def test_kubernetes_serves_metrics_to_a_clusters_prometheus_and_ships_the_same_d
     shipped = OBSERVABILITY / "grafana" / "dashboards" / "airlab.json"
     assert dashboard["data"]["airlab.json"] == shipped.read_text()
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_a_prometheus_operator_component_monitors_every_service_that_serves_metrics(tmp_path):
+    """The optional component, added to an overlay as its README says: its PodMonitor selects each
+    service's pods and names the port they serve metrics on."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copytree(OBSERVABILITY, copy.parent / "observability")  # the base's
+    overlay = copy / "overlays" / "operator"
+    overlay.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../../base"],
+        "components": ["../../components/prometheus-operator"],
+    }
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    serving = {
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        and wanted.items() <= o["spec"]["template"]["metadata"]["labels"].items()
+        and any(
+            p.get("name") == endpoint["port"] for p in o["spec"]["template"]["spec"]["containers"][0]["ports"]
+        )
+    }
+    assert serving == set(SERVICE_NAMES)
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "airlab-config")
+    assert config["data"]["AIRLAB_OTEL_ENDPOINT"] == ""  # tracing off until an operator points it somewhere

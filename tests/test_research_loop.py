@@ -582,14 +582,16 @@ def test_each_research_is_tracked_in_mlflow_and_tracking_failures_never_fail_a_r
     assert len(mlflow_runs(mlflow_server.url, done.id)[1]) == len(children)  # the first kept once
 
 
-def test_a_real_prometheus_scrapes_every_service_while_a_research_runs(
-    services, fake_llm, prometheus, tmp_path
+def test_a_research_is_observed_by_a_real_prometheus_and_traced_as_one_trace(
+    services, fake_llm, prometheus, otlp_collector, tmp_path
 ):
     """Each service's /metrics, scraped every second by a real Prometheus through a research: every target
     up, each consumer's events counted, the runner's slot occupancy computable, and the LLM's tokens
-    counted as the report's usage says."""
+    counted as the report's usage says. And every service's spans, exported over OTLP to a collector the
+    test serves: the research is one trace, from StartResearch through the runner's jobs to the report."""
     workspace = tmp_path / "ws"
-    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    traced = {"AIRLAB_OTEL_ENDPOINT": otlp_collector.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    lab_processes = start_lab(services, fake_env(fake_llm, workspace, **traced))
     targets = {name: process.metrics_url.split("/")[2] for name, process in lab_processes.items()}
     server = prometheus(targets)
     wait_until(lambda: len(server.values("up == 1", by="job")) == len(targets), timeout=30, interval=0.5)
@@ -624,3 +626,30 @@ def test_a_real_prometheus_scrapes_every_service_while_a_research_runs(
     assert finished >= done.progress.experiments_finished  # and the coder's smoke runs
     calls = server.values('sum by (job) (airlab_grpc_calls_total{code="OK"})', by="job")
     assert calls.get("manager", 0) >= 1  # the test's own StartResearch and GetResearch calls
+
+    # The trace: StartResearch's server span is the root; nothing in the trace points to a missing parent.
+    def whole_trace() -> list:
+        spans = otlp_collector.received()
+        roots = [s for s in spans if s.name == "airlab.v1.LabService/StartResearch"]
+        if len(roots) != 1:
+            return []
+        in_trace = [s for s in spans if s.trace_id == roots[0].trace_id]
+        known = {s.span_id for s in in_trace}
+        ended = any(s.name == "handle report.written" for s in in_trace)
+        return in_trace if ended and all(s.parent_id in known for s in in_trace if s is not roots[0]) else []
+
+    wait_until(lambda: bool(whole_trace()), timeout=30, interval=0.5)
+    in_trace = whole_trace()
+    print("spans of the research's trace by service:", dict(Counter(s.service for s in in_trace)))
+    assert {s.service for s in in_trace} == {f"airlab-{name}" for name in SERVICES}
+    names = Counter(s.name for s in in_trace)
+    assert names["run job"] >= done.progress.experiments_finished  # and the coder's smoke runs
+    for handled in ("research.created", "research.planned", "idea.requested", "code.requested",
+                    "experiment.requested", "report.requested"):  # fmt: skip
+        assert names[f"handle {handled}"] >= 1, (handled, names)
+    llm = [s for s in in_trace if s.name.startswith("llm ")]
+    spans_tokens = sum(
+        int(s.attributes["gen_ai.usage.input_tokens"]) + int(s.attributes["gen_ai.usage.output_tokens"])
+        for s in llm
+    )
+    assert spans_tokens == tokens and {s.attributes["airlab.agent"] for s in llm} >= {"idea", "coder"}

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from airlab import metrics
+from airlab import metrics, tracing
 from airlab.bus_access import STREAM_OWNERS, BusCredentials
 from airlab.events import DEAD_LETTER_AGGREGATE, follow_up_id, make_event, subject_for
 from airlab.settings import BusSettings
@@ -226,7 +226,8 @@ class EventBus:
         ack = await self.js.publish(
             subject_for(event.type, event.research_id),
             event.SerializeToString(),
-            headers={"Nats-Msg-Id": event.id},
+            # With tracing on, the event carries the publisher's trace context to its consumers.
+            headers={"Nats-Msg-Id": event.id, **tracing.carrier()},
             stream=self.settings.stream,
         )
         return ack.seq
@@ -448,8 +449,16 @@ class Consumer:
             metrics.REDELIVERIES.labels(self.durable).inc()
         metrics.CONSUMER_PENDING.labels(self.durable).set(message.metadata.num_pending)
         began = time.perf_counter()
+        traced = contextlib.nullcontext() if not tracing.enabled() else tracing.span(
+            f"handle {event.type}",
+            parent=message.headers,
+            kind=tracing.SpanKind.CONSUMER,
+            attributes={"messaging.consumer.group.name": self.durable, "airlab.event_id": event.id,
+                        "airlab.research_id": event.research_id},
+        )  # fmt: skip
         try:
-            await self.handler(event)
+            with traced:
+                await self.handler(event)
         except Exception as exc:
             heartbeat.cancel()
             metrics.EVENT_HANDLING.labels(self.durable, event.type).observe(time.perf_counter() - began)

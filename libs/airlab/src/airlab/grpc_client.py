@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from airlab import auth
+from airlab import auth, tracing
 from airlab.settings import Settings
 from airlab.tls import TlsFiles
 
@@ -79,6 +79,26 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
         return continuation(self._details(details), request)
 
 
+class _TraceContext(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends the current trace context (airlab.tracing) with every call, when tracing is on."""
+
+    def _details(self, details: Any) -> Any:
+        headers = tracing.carrier()
+        if not headers:
+            return details
+        metadata = [*(details.metadata or ()), *headers.items()]
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials,
+            details.wait_for_ready, details.compression,
+        )  # fmt: skip
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
 def raw_channel(address: str, files: TlsFiles | None = None) -> grpc.Channel:
     """A plain channel, over TLS (checked against the lab's authority, presenting `files`' certificate)
     when `files` are given."""
@@ -102,7 +122,7 @@ def channel(
     """A blocking channel that retries UNAVAILABLE with backoff, gives unary calls a default deadline and
     sends `token` (when given) as the caller's bearer token, over TLS with `tls`. Streaming calls (watches)
     run until the caller cancels them or passes `timeout=`."""
-    interceptors: list[Any] = [_DefaultDeadline(default_timeout)]
+    interceptors: list[Any] = [_DefaultDeadline(default_timeout), _TraceContext()]
     if token:
         interceptors.append(_Bearer(token))
     return grpc.intercept_channel(raw_channel(address, tls), *interceptors)

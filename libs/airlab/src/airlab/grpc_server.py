@@ -20,7 +20,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from airlab import access, auth, metrics, tls
+from airlab import access, auth, metrics, tls, tracing
 from airlab.errors import LabError, bounded
 from airlab.settings import Settings
 
@@ -54,21 +54,26 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 @contextlib.contextmanager
 def _measured(method: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
     """Count the call by its status code and time it (airlab.metrics); the code is the one the call ended
-    with (an abort's), OK when none was set, CANCELLED when the caller went away."""
+    with (an abort's), OK when none was set, CANCELLED when the caller went away. With tracing on, the
+    call is a server span below the caller's (airlab.tracing)."""
     began = time.perf_counter()
     code = "UNKNOWN"
-    try:
-        yield
-        code = "OK"
-    except asyncio.CancelledError:
-        code = "CANCELLED"
-        raise
-    finally:
-        set_code = context.code()
-        if isinstance(set_code, grpc.StatusCode):
-            code = set_code.name
-        metrics.GRPC_CALLS.labels(method, code).inc()
-        metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - began)
+    parent = tracing.headers_of(context.invocation_metadata())
+    with tracing.span(method.lstrip("/"), parent=parent, kind=tracing.SpanKind.SERVER) as span:
+        try:
+            yield
+            code = "OK"
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        finally:
+            set_code = context.code()
+            if isinstance(set_code, grpc.StatusCode):
+                code = set_code.name
+            metrics.GRPC_CALLS.labels(method, code).inc()
+            metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - began)
+            if span is not None:
+                span.set_attribute("rpc.grpc.status_code", code)
 
 
 class _StatusInterceptor(grpc.aio.ServerInterceptor):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from google.protobuf import message
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from airlab import bus_access, tls
+from airlab import bus_access, tls, tracing
 from airlab.bus import EventBus
 from airlab.events import follow_up_id, make_event, type_filter
 from airlab.grpc_server import ServiceHost
@@ -110,6 +110,7 @@ async def serve(name: str, settings: Settings, setup: Callable[[ServiceContext],
         for hook in context.shutdown:
             await hook()
         await bus.close()
+        await asyncio.to_thread(tracing.shutdown)  # the last batched spans
 
     await host.serve(startup, shutdown)
 
@@ -119,6 +120,7 @@ def run_service(name: str, setup: Callable[[ServiceContext], None]) -> None:
     container; settings come from AIRLAB_* variables and airlab.yaml (airlab.settings.config_dirs)."""
     settings = Settings(service=name)
     configure_logging(name, settings.log_level, settings.log_format)
+    tracing.configure(name, settings.otel_endpoint)
     try:
         asyncio.run(serve(name, settings, setup))
     except StartupError as exc:

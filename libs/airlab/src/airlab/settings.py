@@ -203,6 +203,9 @@ class DashboardSettings(BaseModel):
     lab_address: str = "127.0.0.1:50051"
     # Largest CSV a user may upload from the start form.
     max_upload_mib: int = Field(default=100, ge=1)
+    # Each service's metrics endpoint (http://HOST:PORT/metrics) by service name, for the "lab" page;
+    # `airlab up` sets them. Empty: the page says it has none.
+    metrics_urls: dict[str, str] = Field(default_factory=dict)
 
 
 class TrackingSettings(BaseModel):
@@ -264,6 +267,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=0, ge=-1, le=65535)
     metrics_port_file: Path | None = None
+    # An OpenTelemetry collector's OTLP/HTTP endpoint (http://host:4318): each service exports its spans
+    # there (airlab.tracing). Empty: no tracing, at no cost.
+    otel_endpoint: str = ""
 
     # Base URLs of LLM servers known only at run time (the local one `airlab up` starts), by server name.
     llm_urls: dict[str, str] = Field(default_factory=dict)

@@ -189,9 +189,12 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
                 metrics_port = int(metrics_file.read_text())
                 proc.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
                 proc.env["AIRLAB_METRICS_PORT"] = str(metrics_port)
+        # The dashboard's lab page reads the services' metrics endpoints.
+        metrics_urls = {proc.name: proc.metrics for proc in pending.values() if proc.metrics}
         dashboard = _start_dashboard(
-            settings, workspace, pending["manager"].address, began, report, own_tls("dashboard"), client
-        )
+            settings, workspace, pending["manager"].address, began, report, own_tls("dashboard"), client,
+            metrics_urls,
+        )  # fmt: skip
         procs.append(dashboard)
         _save_state(state)
         procs.append(_start_supervisor(workspace))
@@ -276,6 +279,7 @@ def _start_dashboard(
     report: Callable[[str], None],
     tls_env: dict[str, str],
     client: tls.TlsFiles | None,
+    metrics_urls: dict[str, str],
 ) -> Proc:
     """The dashboard on loopback, for the Lab API at `lab_address` (over https with `tls_env`'s
     certificate); returns once it answers."""
@@ -286,6 +290,7 @@ def _start_dashboard(
         "AIRLAB_DASHBOARD__HOST": "127.0.0.1",
         "AIRLAB_DASHBOARD__PORT": str(settings.stack_ports.get("dashboard", 0)),
         "AIRLAB_DASHBOARD__LAB_ADDRESS": lab_address,
+        "AIRLAB_DASHBOARD__METRICS_URLS": json.dumps(metrics_urls),
         "AIRLAB_PORT_FILE": str(port_file),
         "AIRLAB_WORKSPACE": str(workspace),
         **tls_env,

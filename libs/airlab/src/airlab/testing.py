@@ -3,6 +3,7 @@ as separate processes (the same command a container runs). Loaded with `-p airla
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -300,6 +301,96 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Prometheus
     yield start
     for process in started:
         stop_process(process, timeout=10)
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str  # the exporter's service.name
+    name: str
+    trace_id: str
+    span_id: str
+    parent_id: str  # "" for a trace's root
+    attributes: dict[str, Any]
+
+
+class OtlpCollector:
+    """A trace collector for tests: takes the spans services export over OTLP/HTTP (protobuf) on a free
+    loopback port and keeps them. Its `endpoint` goes into AIRLAB_OTEL_ENDPOINT."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                collector.take(request)
+                answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def take(self, request: Any) -> None:
+        from google.protobuf import json_format
+
+        received = []
+        for resource in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource.resource.attributes}
+            service = attributes.get("service.name", "")
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    values = {
+                        a.key: next(iter(json_format.MessageToDict(a.value).values()), None)
+                        for a in span.attributes
+                    }
+                    received.append(
+                        ReceivedSpan(
+                            service,
+                            span.name,
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            values,
+                        )
+                    )
+        with self._lock:
+            self.spans += received
+
+    def received(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def otlp_collector() -> Iterator[OtlpCollector]:
+    collector = OtlpCollector()
+    yield collector
+    collector.close()
 
 
 def airlab_cli(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from airlab.client import GATES, UNTIL, start_request
 from airlab.enums import enum_words
 from airlab.tls import TlsFiles
 from airlab.v1 import lab_pb2, research_pb2
-from airlab_dashboard import view
+from airlab_dashboard import lab_metrics, view
 from airlab_dashboard.lab_calls import LabCalls, NeedsLogin, follow, principal_name
 
 COOKIE = "airlab_token"
@@ -56,10 +56,12 @@ def create_app(
     max_upload_bytes: int = 100 << 20,
     secure_cookies: bool = False,
     lab_tls: TlsFiles | None = None,
+    metrics_urls: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """`uploads(owner, filename, data)` stores an uploaded CSV where the runner can mount it and returns
     the dataset source to put in the request (a path on the runner's host, or s3://BUCKET/KEY). The Lab
-    API is called over TLS with `lab_tls`."""
+    API is called over TLS with `lab_tls`. `metrics_urls`: each service's metrics endpoint, for the lab
+    page."""
     app = FastAPI(title="airlab", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     templates.env.globals["words"] = enum_words
@@ -135,6 +137,15 @@ def create_app(
             lab_pb2.ListResearchRequest(page_size=200, state=STATES.get(state, 0)),  # type: ignore[arg-type]
         )
         return page(request, "list.html", researches=listed.researches, states=list(STATES), state=state)
+
+    @app.get("/lab", response_class=HTMLResponse)
+    async def lab_page(request: Request) -> HTMLResponse:
+        # Signed in with a token the lab accepts: the figures are lab-wide aggregates, no research's own.
+        calls = lab_for(request)
+        await asyncio.to_thread(calls.call, "ListResearch", lab_pb2.ListResearchRequest(page_size=1))
+        urls = dict(metrics_urls or {})
+        figures = await lab_metrics.read(urls) if urls else lab_metrics.LabMetrics()
+        return page(request, "lab.html", m=figures, configured=bool(urls))
 
     @app.get("/new", response_class=HTMLResponse)
     async def new_form(request: Request) -> HTMLResponse:

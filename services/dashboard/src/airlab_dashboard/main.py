@@ -60,6 +60,7 @@ async def serve(settings: Settings, sock: socket.socket) -> None:
         # Served over TLS, its cookie is only ever sent over TLS too.
         secure_cookies=files is not None or os.environ.get("AIRLAB_DASHBOARD_SECURE_COOKIES") == "1",
         lab_tls=files,
+        metrics_urls=dashboard.metrics_urls,
     )
     config = uvicorn.Config(
         app,

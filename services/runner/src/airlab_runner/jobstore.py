@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from airlab import tracing
 from airlab.blobs import experiment_key
 from airlab.errors import FailedPrecondition
 from airlab.events import body_type, follow_up_id, make_event, now_timestamp
@@ -79,7 +80,9 @@ class JobStore:
     async def create(self, job: runner_pb2.Job, digest: str) -> None:
         """Store a new queued job and announce it. AlreadyExists when another submit stored it first."""
         event = self.event("queued", job, f"{job.id}.submit")
-        await self.store.create(job.id, data_of(job, attempts=0, host="", code_sha256=digest), [event])
+        # The request's trace context (airlab.tracing), so the run that starts later joins its trace.
+        data = data_of(job, attempts=0, host="", code_sha256=digest, trace=tracing.carrier())
+        await self.store.create(job.id, data, [event])
 
     async def request_cancel(self, job_id: str, cause: str) -> None:
         """A queued job is cancelled at once; a running one is marked, and its runner stops it."""

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from airlab import metrics
+from airlab import metrics, tracing
 from airlab.llm.vllm import VllmSleeper
 from airlab.v1 import runner_pb2
 from airlab_runner.executor import Executor, Outcome, Run
@@ -111,29 +111,40 @@ class Scheduler:
         job, attempt = job_of(data), int(data.get("attempts", 1))
         if data.get("cancel_requested"):
             cancel.set()
-        run = Run(job, attempt, self.work_root / job_id, gpus, self.slots[job_id], feed, cancel)
-        began = time.monotonic()
-        heartbeat: asyncio.Task[None] | None = None
-        woken: list[str] = []
-        try:
-            if gpus and self.leases is not None:
-                heartbeat = asyncio.create_task(self.executor.heartbeat(self.leases, job_id, gpus, cancel))
-            if gpus and self.sleeper is not None:
-                woken = await self.sleeper.sleep(gpus)
-            outcome = await self.executor.execute(run)
-        except Exception as exc:
-            log.exception("job failed in the runner", extra={"job_id": job_id})
-            outcome = Outcome(None, f"runner error: {type(exc).__name__}: {exc}", "error")
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-            if woken and self.sleeper is not None:
-                await self.sleeper.wake(woken)
-            if gpus and self.leases is not None:
-                await self.leases.release(job_id, gpus)
-        final = await self.jobs.finish(
-            job_id, attempt, outcome.kind, outcome.reason, outcome.result, exit_code=outcome.exit_code
-        )
+        # The run is a span of the trace that asked for it (its context was kept in the job's record).
+        traced = tracing.span(
+            "run job",
+            parent=data.get("trace"),
+            attributes={"airlab.job_id": job_id, "airlab.experiment_id": job.spec.experiment_id,
+                        "airlab.research_id": job.spec.research_id, "airlab.attempt": attempt},
+        )  # fmt: skip
+        with traced as span:
+            run = Run(job, attempt, self.work_root / job_id, gpus, self.slots[job_id], feed, cancel)
+            began = time.monotonic()
+            heartbeat: asyncio.Task[None] | None = None
+            woken: list[str] = []
+            try:
+                if gpus and self.leases is not None:
+                    beating = self.executor.heartbeat(self.leases, job_id, gpus, cancel)
+                    heartbeat = asyncio.create_task(beating)
+                if gpus and self.sleeper is not None:
+                    woken = await self.sleeper.sleep(gpus)
+                outcome = await self.executor.execute(run)
+            except Exception as exc:
+                log.exception("job failed in the runner", extra={"job_id": job_id})
+                outcome = Outcome(None, f"runner error: {type(exc).__name__}: {exc}", "error")
+            finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                if woken and self.sleeper is not None:
+                    await self.sleeper.wake(woken)
+                if gpus and self.leases is not None:
+                    await self.leases.release(job_id, gpus)
+            if span is not None:
+                span.set_attribute("airlab.outcome", outcome.kind)
+            final = await self.jobs.finish(
+                job_id, attempt, outcome.kind, outcome.reason, outcome.result, exit_code=outcome.exit_code
+            )
         await feed.close(final)
         del self.feeds[job_id], self.cancels[job_id]
         self.tasks.pop(job_id, None)

@@ -16,7 +16,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from airlab import metrics
+from airlab import metrics, tracing
 from airlab.errors import LabError, Unavailable
 from airlab.ids import new_id
 from airlab.llm.accounting import Budget, Exchange, ExchangeLog, LocalUsageLedger, Usage, UsageLedger
@@ -180,14 +180,24 @@ class LLMClient:
                 problems.append(f"{server.name}: circuit open after {breaker.failures} failures")
                 continue
             try:
-                completion = await self._call(
-                    server,
-                    agent,
-                    messages,
-                    settings.temperature if temperature is None else temperature,
-                    max_tokens,
-                    response_model,
-                )
+                with tracing.span(
+                    f"llm {agent}",
+                    kind=tracing.SpanKind.CLIENT,
+                    attributes={"gen_ai.request.model": server.model, "airlab.agent": agent,
+                                "airlab.llm_server": server.name, "airlab.purpose": purpose},
+                ) as span:  # fmt: skip
+                    completion = await self._call(
+                        server,
+                        agent,
+                        messages,
+                        settings.temperature if temperature is None else temperature,
+                        max_tokens,
+                        response_model,
+                    )
+                    if span is not None:
+                        span.set_attribute("gen_ai.usage.input_tokens", completion.usage.prompt_tokens)
+                        span.set_attribute("gen_ai.usage.output_tokens", completion.usage.completion_tokens)
+                        span.set_attribute("airlab.latency_seconds", completion.usage.latency_seconds)
             except Exception as exc:
                 breaker.failure()
                 metrics.LLM_CALLS.labels(agent, server.model, "error").inc()
