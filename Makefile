@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner dashboard
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-null bench-contention bench-coder api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-null bench-contention bench-coder soak api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -98,6 +98,10 @@ bench-contention: setup
 
 bench-runner: setup
 	$(PY) scripts/bench_runner.py
+
+# 10 researches at once, 2 runners, 100 random SIGKILLs over 30 minutes (airlab.soak); a summary at the end.
+soak: setup
+	$(PY) scripts/soak.py
 
 # The pinned requirements as wheels, so image builds need no network.
 wheels: setup

@@ -186,11 +186,22 @@ def _print_event(event: events_pb2.Event) -> None:
 
 
 @app.command()
-def up(workspace: WorkspaceOpt = None) -> None:
+def up(
+    workspace: WorkspaceOpt = None,
+    runners: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Runner processes sharing the experiment queue, each as if on a host of its own (its own "
+            "slots, work root and job uids).",
+        ),
+    ] = 1,
+) -> None:
     """Start nats-server and the five services on this machine; returns once all are SERVING."""
     settings = _settings(workspace)
     try:
-        state = stack.up(settings, report=out.print)
+        state = stack.up(settings, report=out.print, runners=runners)
     except stack.StackError as exc:
         _fail(str(exc))
     out.print(f"stack up in {state.started_in_seconds:.2f} s; workspace {state.workspace}")

@@ -181,6 +181,9 @@ class RunnerSettings(BaseModel):
     job_uids: tuple[int, int] = (1_950_000_000, 1_950_009_999)
     # Runs of a job whose runner died while it ran, before it is reported failed.
     max_attempts: int = Field(default=2, ge=1, le=10)
+    # A runner renews its presence every third of this; one silent for longer is dead, and the other
+    # runners queue its running jobs again (airlab_runner.presence).
+    presence_ttl_seconds: float = Field(default=30, gt=0)
     # GPU ids when nvidia-smi is absent (a simulated inventory in tests).
     gpus: list[str] = Field(default_factory=list)
     lease_ttl_seconds: float = Field(default=30, gt=0)

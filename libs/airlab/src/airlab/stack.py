@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -119,8 +120,31 @@ def _stop(procs: list[Proc], timeout: float) -> None:
         time.sleep(0.02)
 
 
-def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) -> StackState:
-    """Start nats-server and the five services; wait until every service reports SERVING."""
+def runner_names(count: int) -> list[str]:
+    """The stack's runner processes: "runner", then "runner-2", ... ."""
+    return ["runner", *(f"runner-{n}" for n in range(2, count + 1))]
+
+
+def _runner_env(settings: Settings, workspace: Path, name: str, count: int) -> dict[str, str]:
+    """What tells runners on one machine apart, as if each were a host of its own: its host name (in the
+    job records and the shared presence bucket), its work root and its own slice of the job uids (no two
+    running jobs share a uid). One runner keeps the defaults."""
+    if count == 1:
+        return {}
+    index = runner_names(count).index(name)
+    first, last = settings.runner.job_uids
+    span = (last - first + 1) // count
+    uids = [first + index * span, first + (index + 1) * span - 1]
+    env = {"AIRLAB_RUNNER__JOB_UIDS": json.dumps(uids)}
+    if index:
+        env["AIRLAB_RUNNER__HOST"] = f"{socket.gethostname()}-{name}"
+        env["AIRLAB_RUNNER__WORK_DIR"] = str(workspace / f"runs-{name}")
+    return env
+
+
+def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None, runners: int = 1) -> StackState:
+    """Start nats-server, the five services (`runners` runner processes sharing the queue) and the
+    dashboard; wait until every service reports SERVING."""
     workspace = settings.workspace.resolve()
     current = load_state(workspace)
     if current and any(_alive(p) for p in current.processes):
@@ -175,9 +199,17 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None) ->
         env["AIRLAB_AUTH__KEY_FILE"] = str(key_file)
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
             env["AIRLAB_CPU__LLM_CORES"] = str(len(cpus.llm))
+        names = [n for s in SERVICE_NAMES for n in (runner_names(runners) if s == "runner" else [s])]
         pending = {
-            name: _spawn(name, settings, workspace, nats.url, ports.get(name, 0), env | own_tls(name))
-            for name in SERVICE_NAMES
+            name: _spawn(
+                name,
+                settings,
+                workspace,
+                nats.url,
+                ports.get(name, 0),
+                env | own_tls(_service_of(name)) | _runner_env(settings, workspace, name, runners),
+            )
+            for name in names
         }
         procs.extend(pending.values())
         _save_state(state)
@@ -246,6 +278,11 @@ def _cores(cores: tuple[int, ...]) -> str:
     return ",".join(map(str, cores)) or "all"
 
 
+def _service_of(name: str) -> str:
+    """The service a stack process runs ("runner-2" is a runner)."""
+    return "runner" if name.startswith("runner-") else name
+
+
 def _spawn(
     name: str, settings: Settings, workspace: Path, nats_url: str, port: int, extra_env: dict[str, str]
 ) -> Proc:
@@ -266,7 +303,7 @@ def _spawn(
         "AIRLAB_WORKSPACE": str(workspace),
         **extra_env,
     }
-    command = [sys.executable, "-m", f"airlab_{name}"]
+    command = [sys.executable, "-m", f"airlab_{_service_of(name)}"]
     process = spawn(command, log_file=log_path, detach=True, env={**os.environ, **own})
     return Proc(name, process.pid, _start_ticks(process.pid) or 0, "", str(log_path), command, own)
 

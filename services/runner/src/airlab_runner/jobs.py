@@ -302,6 +302,21 @@ class Runner:
                 cancelled.append(job.id)
         return cancelled
 
+    async def adopt_orphans(self, alive: set[str]) -> list[str]:
+        """Queue again (or fail, after max_attempts runs) the jobs running on a runner not in `alive`: it
+        died, and nobody else would ever finish them (airlab_runner.presence)."""
+        adopted = []
+        for job, data in await self.jobs.all():
+            host = str(data.get("host", ""))
+            if job.state != runner_pb2.JOB_STATE_RUNNING or host == self.config.host or host in alive:
+                continue
+            log.warning("a runner died while it ran a job", extra={"job_id": job.id, "runner_host": host})
+            await self.jobs.requeue(job.id, int(data.get("attempts", 0)), self.config.max_attempts, host)
+            adopted.append(job.id)
+        if adopted:
+            self.scheduler.wake()
+        return adopted
+
     async def recover(self) -> None:
         """After a restart: publish committed events, and queue again (or fail) the jobs this host was
         running when it died."""

@@ -100,8 +100,10 @@ class JobStore:
 
         await self.store.mutate(job_id, cancel, cause_id=cause)
 
-    async def requeue(self, job_id: str, attempts: int, max_attempts: int) -> None:
-        """A job that was running when its runner died: queued again, or failed after `max_attempts`."""
+    async def requeue(self, job_id: str, attempts: int, max_attempts: int, host: str = "") -> None:
+        """A job that was running when its runner (`host`) died: queued again, or failed after
+        `max_attempts`."""
+        runner = f"runner {host}" if host else "the runner"
         cause = f"{job_id}.recover.{attempts}"
 
         def requeue(data: dict[str, Any]) -> Change[dict[str, Any]] | None:
@@ -110,10 +112,10 @@ class JobStore:
                 return None
             if attempts < max_attempts and not data.get("cancel_requested"):
                 job.state = runner_pb2.JOB_STATE_QUEUED
-                job.reason = f"queued again: the runner stopped while attempt {attempts} ran"
+                job.reason = f"queued again: {runner} stopped while attempt {attempts} ran"
                 return Change({**data, **data_of(job)}, [self.event("queued", job, cause, requeued=True)])
             job.state = runner_pb2.JOB_STATE_FAILED
-            job.reason = f"the runner stopped while it ran, {attempts} time(s)"
+            job.reason = f"{runner} stopped while it ran, {attempts} time(s)"
             job.finished_at.CopyFrom(now_timestamp())
             return Change({**data, **data_of(job)}, [self.event("failed", job, cause, reason=job.reason)])
 
@@ -129,7 +131,7 @@ class JobStore:
             attempts = int(data.get("attempts", 0)) + 1
             job.state = runner_pb2.JOB_STATE_RUNNING
             job.started_at.CopyFrom(now_timestamp())
-            job.reason = ""
+            job.reason, job.runner = "", host
             event = self.event("started", job, f"{job_id}.start.{attempts}", gpus=gpus, attempt=attempts)
             return Change(
                 {**data, **data_of(job), "attempts": attempts, "host": host, "gpus": gpus},

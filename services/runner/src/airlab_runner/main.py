@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -22,6 +23,7 @@ from airlab.v1 import events_pb2, runner_pb2_grpc
 from airlab_runner.datasets import S3Datasets
 from airlab_runner.gpus import LEASE_BUCKET, GpuLeases, detect_gpus
 from airlab_runner.jobs import CANCELLED_BUCKET, JOB_BUCKET, Capacity, Runner, RunnerConfig
+from airlab_runner.presence import RunnerPresence
 from airlab_runner.quota import STORAGE_BUCKET, StorageQuota
 from airlab_runner.sandbox import Sandbox, SandboxUnavailable, sandbox_for
 from airlab_runner.servicer import RunnerServicer
@@ -107,6 +109,7 @@ def setup(context: ServiceContext) -> None:
         runner_pb2_grpc.add_RunnerServiceServicer_to_server, RunnerServicer(runner), "airlab.v1.RunnerService"
     )
     scheduler: list[asyncio.Task[None]] = []
+    presence = RunnerPresence(context.bus, config.host, ttl=runner_settings.presence_ttl_seconds)
 
     async def start() -> None:
         await store.open()
@@ -119,8 +122,11 @@ def setup(context: ServiceContext) -> None:
             await context.bus.key_value(STORAGE_BUCKET, history=1),
             runner_settings.max_research_storage_mib << 20,
         )
+        await presence.open()
+        await presence.beat(config.max_concurrent)
         await runner.recover()
         scheduler.append(asyncio.create_task(runner.run(), name="scheduler"))
+        scheduler.append(asyncio.create_task(keep_present(), name="presence"))
         await context.bus.consume(
             REQUESTS_CONSUMER, [type_filter(experiments.REQUESTED)], request_handler(runner, context)
         )
@@ -135,10 +141,24 @@ def setup(context: ServiceContext) -> None:
             f"{CANCELS_CONSUMER}-{host}", [type_filter("research.cancelled")], research_cancelled
         )
 
+    async def keep_present() -> None:
+        """Renew this runner's presence, and take over the jobs of runners that died."""
+        while True:
+            await asyncio.sleep(presence.ttl / 3)
+            try:
+                await presence.beat(config.max_concurrent)
+                adopted = await runner.adopt_orphans(await presence.alive())
+                if adopted:
+                    log.warning("queued again the jobs of a runner that died", extra={"jobs": adopted})
+            except Exception:  # a bus outage: the next round tries again
+                log.warning("could not renew this runner's presence", exc_info=True)
+
     async def stop() -> None:
         await runner.stop()
         for task in scheduler:
             task.cancel()
+        with contextlib.suppress(Exception):
+            await presence.leave()
 
     context.on_start(start)
     context.on_stop(stop)

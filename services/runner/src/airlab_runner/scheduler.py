@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
 from airlab import metrics, tracing
 from airlab.llm.vllm import VllmSleeper
 from airlab.v1 import runner_pb2
@@ -20,6 +22,7 @@ from airlab_runner.gpus import GpuLeases
 from airlab_runner.jobstore import JobStore, job_of, queue_order
 
 log = logging.getLogger(__name__)
+FINISH_RETRY_SECONDS = 300.0
 
 
 class Scheduler:
@@ -104,6 +107,25 @@ class Scheduler:
                 waited = time.time() - job.submitted_at.ToMicroseconds() / 1e6
                 metrics.RUNNER_QUEUE_WAIT.observe(max(waited, 0.0))
 
+    async def _finish(self, job_id: str, attempt: int, outcome: Outcome) -> runner_pb2.Job:
+        """Record the job's end. Through a bus outage (nats-server restarting) it is tried again for up to
+        FINISH_RETRY_SECONDS: the run is done, and losing its record would leave the job running forever
+        on a runner that is alive."""
+        async for retrying in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(FINISH_RETRY_SECONDS),
+            before_sleep=lambda state: log.warning(
+                "could not record a job's end, retrying",
+                extra={"job_id": job_id, "attempt": state.attempt_number},
+            ),
+            reraise=True,
+        ):
+            with retrying:
+                return await self.jobs.finish(
+                    job_id, attempt, outcome.kind, outcome.reason, outcome.result, exit_code=outcome.exit_code
+                )
+        raise AssertionError("unreachable: AsyncRetrying reraises")
+
     async def _execute(self, job_id: str, gpus: list[str]) -> None:
         feed = self.feeds[job_id] = Feed()
         cancel = self.cancels[job_id] = threading.Event()
@@ -142,9 +164,7 @@ class Scheduler:
                     await self.leases.release(job_id, gpus)
             if span is not None:
                 span.set_attribute("airlab.outcome", outcome.kind)
-            final = await self.jobs.finish(
-                job_id, attempt, outcome.kind, outcome.reason, outcome.result, exit_code=outcome.exit_code
-            )
+            final = await self._finish(job_id, attempt, outcome)
         await feed.close(final)
         del self.feeds[job_id], self.cancels[job_id]
         self.tasks.pop(job_id, None)

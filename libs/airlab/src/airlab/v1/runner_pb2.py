@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irlab/v1/runner.proto\x12\tairlab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\tResources\x12\x12\n\ncpu_millis\x18\x01 \x01(\r\x12\x12\n\nmemory_mib\x18\x02 \x01(\r\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x14\n\x0cwall_seconds\x18\x04 \x01(\r\"=\n\x0c\x44\x61tasetMount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\"\x96\x03\n\x0e\x45xperimentSpec\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x33\n\x05\x66iles\x18\x03 \x03(\x0b\x32$.airlab.v1.ExperimentSpec.FilesEntry\x12\x10\n\x08\x63ode_ref\x18\x04 \x01(\t\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\t\x12\'\n\tresources\x18\x08 \x01(\x0b\x32\x14.airlab.v1.Resources\x12)\n\x08\x64\x61tasets\x18\t \x03(\x0b\x32\x17.airlab.v1.DatasetMount\x12/\n\x03\x65nv\x18\n \x03(\x0b\x32\".airlab.v1.ExperimentSpec.EnvEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.airlab.v1.ExperimentSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.airlab.v1.JobState\x12\x16\n\x0equeue_position\x18\x04 \x01(\r\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_exit_code\"8\n\rSubmitRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.airlab.v1.ExperimentSpec\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x0fListJobsRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.airlab.v1.Job\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0bMetricPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x04\"t\n\tJobUpdate\x12\x12\n\x08log_line\x18\x01 \x01(\tH\x00\x12(\n\x06metric\x18\x02 \x01(\x0b\x32\x16.airlab.v1.MetricPointH\x00\x12\x1f\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x0e.airlab.v1.JobH\x00\x42\x08\n\x06update\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xb6\x02\n\rRunnerService\x12\x32\n\x06Submit\x12\x18.airlab.v1.SubmitRequest\x1a\x0e.airlab.v1.Job\x12\x32\n\x06GetJob\x12\x18.airlab.v1.GetJobRequest\x1a\x0e.airlab.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.airlab.v1.ListJobsRequest\x1a\x1b.airlab.v1.ListJobsResponse\x12>\n\x08WatchJob\x12\x1a.airlab.v1.WatchJobRequest\x1a\x14.airlab.v1.JobUpdate0\x01\x12\x38\n\tCancelJob\x12\x1b.airlab.v1.CancelJobRequest\x1a\x0e.airlab.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irlab/v1/runner.proto\x12\tairlab.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\tResources\x12\x12\n\ncpu_millis\x18\x01 \x01(\r\x12\x12\n\nmemory_mib\x18\x02 \x01(\r\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x14\n\x0cwall_seconds\x18\x04 \x01(\r\"=\n\x0c\x44\x61tasetMount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\"\x96\x03\n\x0e\x45xperimentSpec\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x15\n\rexperiment_id\x18\x02 \x01(\t\x12\x33\n\x05\x66iles\x18\x03 \x03(\x0b\x32$.airlab.v1.ExperimentSpec.FilesEntry\x12\x10\n\x08\x63ode_ref\x18\x04 \x01(\t\x12\x12\n\nentrypoint\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\t\x12\'\n\tresources\x18\x08 \x01(\x0b\x32\x14.airlab.v1.Resources\x12)\n\x08\x64\x61tasets\x18\t \x03(\x0b\x32\x17.airlab.v1.DatasetMount\x12/\n\x03\x65nv\x18\n \x03(\x0b\x32\".airlab.v1.ExperimentSpec.EnvEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcf\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04spec\x18\x02 \x01(\x0b\x32\x19.airlab.v1.ExperimentSpec\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.airlab.v1.JobState\x12\x16\n\x0equeue_position\x18\x04 \x01(\r\x12\x16\n\texit_code\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06runner\x18\n \x01(\tB\x0c\n\n_exit_code\"8\n\rSubmitRequest\x12\'\n\x04spec\x18\x01 \x01(\x0b\x32\x19.airlab.v1.ExperimentSpec\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x0fListJobsRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.airlab.v1.Job\"\x1d\n\x0fWatchJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\x0bMetricPoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04step\x18\x03 \x01(\x04\"t\n\tJobUpdate\x12\x12\n\x08log_line\x18\x01 \x01(\tH\x00\x12(\n\x06metric\x18\x02 \x01(\x0b\x32\x16.airlab.v1.MetricPointH\x00\x12\x1f\n\x05\x66inal\x18\x03 \x01(\x0b\x32\x0e.airlab.v1.JobH\x00\x42\x08\n\x06update\"\x1e\n\x10\x43\x61ncelJobRequest\x12\n\n\x02id\x18\x01 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xb6\x02\n\rRunnerService\x12\x32\n\x06Submit\x12\x18.airlab.v1.SubmitRequest\x1a\x0e.airlab.v1.Job\x12\x32\n\x06GetJob\x12\x18.airlab.v1.GetJobRequest\x1a\x0e.airlab.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.airlab.v1.ListJobsRequest\x1a\x1b.airlab.v1.ListJobsResponse\x12>\n\x08WatchJob\x12\x1a.airlab.v1.WatchJobRequest\x1a\x14.airlab.v1.JobUpdate0\x01\x12\x38\n\tCancelJob\x12\x1b.airlab.v1.CancelJobRequest\x1a\x0e.airlab.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPERIMENTSPEC_FILESENTRY']._serialized_options = b'8\001'
   _globals['_EXPERIMENTSPEC_ENVENTRY']._loaded_options = None
   _globals['_EXPERIMENTSPEC_ENVENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=1370
-  _globals['_JOBSTATE']._serialized_end=1524
+  _globals['_JOBSTATE']._serialized_start=1386
+  _globals['_JOBSTATE']._serialized_end=1540
   _globals['_RESOURCES']._serialized_start=70
   _globals['_RESOURCES']._serialized_end=157
   _globals['_DATASETMOUNT']._serialized_start=159
@@ -49,23 +49,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPERIMENTSPEC_ENVENTRY']._serialized_start=587
   _globals['_EXPERIMENTSPEC_ENVENTRY']._serialized_end=629
   _globals['_JOB']._serialized_start=632
-  _globals['_JOB']._serialized_end=951
-  _globals['_SUBMITREQUEST']._serialized_start=953
-  _globals['_SUBMITREQUEST']._serialized_end=1009
-  _globals['_GETJOBREQUEST']._serialized_start=1011
-  _globals['_GETJOBREQUEST']._serialized_end=1038
-  _globals['_LISTJOBSREQUEST']._serialized_start=1040
-  _globals['_LISTJOBSREQUEST']._serialized_end=1078
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1080
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1128
-  _globals['_WATCHJOBREQUEST']._serialized_start=1130
-  _globals['_WATCHJOBREQUEST']._serialized_end=1159
-  _globals['_METRICPOINT']._serialized_start=1161
-  _globals['_METRICPOINT']._serialized_end=1217
-  _globals['_JOBUPDATE']._serialized_start=1219
-  _globals['_JOBUPDATE']._serialized_end=1335
-  _globals['_CANCELJOBREQUEST']._serialized_start=1337
-  _globals['_CANCELJOBREQUEST']._serialized_end=1367
-  _globals['_RUNNERSERVICE']._serialized_start=1527
-  _globals['_RUNNERSERVICE']._serialized_end=1837
+  _globals['_JOB']._serialized_end=967
+  _globals['_SUBMITREQUEST']._serialized_start=969
+  _globals['_SUBMITREQUEST']._serialized_end=1025
+  _globals['_GETJOBREQUEST']._serialized_start=1027
+  _globals['_GETJOBREQUEST']._serialized_end=1054
+  _globals['_LISTJOBSREQUEST']._serialized_start=1056
+  _globals['_LISTJOBSREQUEST']._serialized_end=1094
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1096
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1144
+  _globals['_WATCHJOBREQUEST']._serialized_start=1146
+  _globals['_WATCHJOBREQUEST']._serialized_end=1175
+  _globals['_METRICPOINT']._serialized_start=1177
+  _globals['_METRICPOINT']._serialized_end=1233
+  _globals['_JOBUPDATE']._serialized_start=1235
+  _globals['_JOBUPDATE']._serialized_end=1351
+  _globals['_CANCELJOBREQUEST']._serialized_start=1353
+  _globals['_CANCELJOBREQUEST']._serialized_end=1383
+  _globals['_RUNNERSERVICE']._serialized_start=1543
+  _globals['_RUNNERSERVICE']._serialized_end=1853
 # @@protoc_insertion_point(module_scope)

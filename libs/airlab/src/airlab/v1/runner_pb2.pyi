@@ -86,7 +86,7 @@ class ExperimentSpec(_message.Message):
     def __init__(self, research_id: _Optional[str] = ..., experiment_id: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ..., code_ref: _Optional[str] = ..., entrypoint: _Optional[str] = ..., backend: _Optional[str] = ..., image: _Optional[str] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., datasets: _Optional[_Iterable[_Union[DatasetMount, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "state", "queue_position", "exit_code", "reason", "submitted_at", "started_at", "finished_at")
+    __slots__ = ("id", "spec", "state", "queue_position", "exit_code", "reason", "submitted_at", "started_at", "finished_at", "runner")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +96,7 @@ class Job(_message.Message):
     SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: ExperimentSpec
     state: JobState
@@ -105,7 +106,8 @@ class Job(_message.Message):
     submitted_at: _timestamp_pb2.Timestamp
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ExperimentSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., queue_position: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    runner: str
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[ExperimentSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., queue_position: _Optional[int] = ..., exit_code: _Optional[int] = ..., reason: _Optional[str] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., runner: _Optional[str] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("spec",)
