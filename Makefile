@@ -8,7 +8,7 @@ SERVICES := idea manager coder reviewer runner dashboard
 GEN_DIR := libs/airlab/src/airlab/v1
 PROTOS := $(wildcard proto/airlab/v1/*.proto)
 
-.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-null bench-contention bench-coder soak api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
+.PHONY: setup setup-runtime proto proto-check lint format test demo up down status bench bench-storage bench-runner bench-llm bench-research bench-null bench-contention bench-coder bench-runners soak api-index gpu-check wheels images experiment-image experiment-image-cuda compose-env k8s-secrets clean
 
 RUNTIME := $(VENV)/.runtime
 
@@ -98,6 +98,10 @@ bench-contention: setup
 
 bench-runner: setup
 	$(PY) scripts/bench_runner.py
+
+# One runner against two sharing the queue, on the same batch of (sleeping) jobs.
+bench-runners: setup
+	$(PY) scripts/bench_runners.py
 
 # 10 researches at once, 2 runners, 100 random SIGKILLs over 30 minutes (airlab.soak); a summary at the end.
 soak: setup

@@ -16,7 +16,7 @@ from google.protobuf import json_format
 
 from airlab import domain
 from airlab.errors import FailedPrecondition
-from airlab.state import RESEARCH_BUCKET, Bus, StateStore
+from airlab.state import RESEARCH_BUCKET, Bus, Record, StateStore
 from airlab.v1 import loop_pb2, research_pb2
 
 LOOP_KEY = "loop"
@@ -98,6 +98,13 @@ class ResearchCodec:
         if loop is not None:
             data[LOOP_KEY] = loop
         return data
+
+
+def research_at(record: Record[StoredResearch]) -> research_pb2.Research:
+    """The record's research with the store's revision, as the Lab API returns it."""
+    research = record.value.research
+    research.revision = record.revision
+    return research
 
 
 def research_store(bus: Bus) -> StateStore[StoredResearch]:

@@ -14,8 +14,8 @@ from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, new_id
-from airlab.research_record import StoredResearch
-from airlab.state import Change, Record, StateStore
+from airlab.research_record import StoredResearch, research_at
+from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
 from airlab_manager.checks import check_enum, check_hints, check_owner, check_text, research_id_for_request
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest
@@ -37,13 +37,6 @@ class EventReader(Protocol):
     def read(
         self, subject_filter: str, *, from_sequence: int = 0, follow: bool = False
     ) -> AsyncIterator[events_pb2.Event]: ...
-
-
-def research_at(record: Record[StoredResearch]) -> research_pb2.Research:
-    """The record's research with the store's revision, as the API returns it."""
-    research = record.value.research
-    research.revision = record.revision
-    return research
 
 
 class Lab:
