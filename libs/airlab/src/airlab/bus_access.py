@@ -59,8 +59,11 @@ WRITES_BUCKETS: dict[str, tuple[str, ...]] = {
     "idea": ("airlab_llm_usage",),
     "coder": ("airlab_llm_usage",),
     "reviewer": ("airlab_llm_usage",),
-    "runner": ("airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases", "airlab_research_storage"),
-}
+    "runner": (
+        "airlab_jobs", "airlab_cancelled_researches", "airlab_gpu_leases", "airlab_research_storage",
+        "airlab_runners",
+    ),
+}  # fmt: skip
 
 # Buckets that only their owner opens. The research records are the manager's storage, in its format: the
 # other services get what they need in their request events, or ask the manager (airlab.records).

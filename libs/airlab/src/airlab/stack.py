@@ -129,7 +129,7 @@ def _runner_env(settings: Settings, workspace: Path, name: str, count: int) -> d
     """What tells runners on one machine apart, as if each were a host of its own: its host name (in the
     job records and the shared presence bucket), its work root and its own slice of the job uids (no two
     running jobs share a uid). One runner keeps the defaults."""
-    if count == 1:
+    if count == 1 or _service_of(name) != "runner":
         return {}
     index = runner_names(count).index(name)
     first, last = settings.runner.job_uids
