@@ -117,7 +117,8 @@ def answer(event: events_pb2.Event, rng: random.Random, serial: int) -> events_p
 async def drive(bus: EventBus, conductor: Conductor, research_id: str, rng: random.Random) -> list[float]:
     """Feed the research's events to the conductor until nothing is left to answer; each call's seconds."""
     times: list[float] = []
-    pending = [make_event("research.planned", research_id, events_pb2.ResearchPlanned(), event_id="planned")]
+    planned_id = f"planned-{research_id}"  # ids the loop derives from it must differ between researches
+    pending = [make_event("research.planned", research_id, events_pb2.ResearchPlanned(), event_id=planned_id)]
     seen = 0
     serial = 0
     while pending and len(times) < 400:
