@@ -59,44 +59,44 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = compression
 
 
-class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+class _AddsMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends the pairs `extra()` gives with every call."""
+
+    def extra(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def _details(self, details: Any) -> Any:
+        extra = self.extra()
+        if not extra:
+            return details
+        metadata = [*(details.metadata or ()), *extra]
+        return _CallDetails(
+            details.method, details.timeout, metadata, details.credentials,
+            details.wait_for_ready, details.compression,
+        )  # fmt: skip
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+
+class _Bearer(_AddsMetadata):
     """Sends the caller's token with every call."""
 
     def __init__(self, token: str) -> None:
         self.header = ("authorization", f"Bearer {token}")
 
-    def _details(self, details: Any) -> Any:
-        metadata = [*(details.metadata or ()), self.header]
-        return _CallDetails(
-            details.method, details.timeout, metadata, details.credentials,
-            details.wait_for_ready, details.compression,
-        )  # fmt: skip
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
+    def extra(self) -> list[tuple[str, str]]:
+        return [self.header]
 
 
-class _TraceContext(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+class _TraceContext(_AddsMetadata):
     """Sends the current trace context (airlab.tracing) with every call, when tracing is on."""
 
-    def _details(self, details: Any) -> Any:
-        headers = tracing.carrier()
-        if not headers:
-            return details
-        metadata = [*(details.metadata or ()), *headers.items()]
-        return _CallDetails(
-            details.method, details.timeout, metadata, details.credentials,
-            details.wait_for_ready, details.compression,
-        )  # fmt: skip
-
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
-
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details), request)
+    def extra(self) -> list[tuple[str, str]]:
+        return list(tracing.carrier().items())
 
 
 def raw_channel(address: str, files: TlsFiles | None = None) -> grpc.Channel:

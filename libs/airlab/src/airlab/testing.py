@@ -303,6 +303,42 @@ def prometheus(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Prometheus
         stop_process(process, timeout=10)
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that answers in one call and logs nothing."""
+
+    def answer(self, status: int, content_type: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _LoopbackServer:
+    """An HTTP server of a test on a free loopback port, serving from a thread of its own."""
+
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass(frozen=True)
 class ReceivedSpan:
     service: str  # the exporter's service.name
@@ -313,7 +349,7 @@ class ReceivedSpan:
     attributes: dict[str, Any]
 
 
-class OtlpCollector:
+class OtlpCollector(_LoopbackServer):
     """A trace collector for tests: takes the spans services export over OTLP/HTTP (protobuf) on a free
     loopback port and keeps them. Its `endpoint` goes into AIRLAB_OTEL_ENDPOINT."""
 
@@ -324,7 +360,7 @@ class OtlpCollector:
         self._lock = threading.Lock()
         collector = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -332,24 +368,13 @@ class OtlpCollector:
                 request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
                 collector.take(request)
                 answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.answer(200, "application/x-protobuf", answer)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._serve(Handler)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def take(self, request: Any) -> None:
         from google.protobuf import json_format
@@ -380,10 +405,6 @@ class OtlpCollector:
     def received(self) -> list[ReceivedSpan]:
         with self._lock:
             return list(self.spans)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -432,7 +453,7 @@ def agent_replies(idea: dict[str, Any], code: str) -> Callable[[dict[str, Any]],
 
 
 @dataclass
-class FakeOpenAIServer:
+class FakeOpenAIServer(_LoopbackServer):
     """A fake OpenAI-compatible chat server for unit tests of logic around the LLM boundary: each request
     takes the next scripted reply."""
 
@@ -444,7 +465,7 @@ class FakeOpenAIServer:
     def __post_init__(self) -> None:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
@@ -475,26 +496,10 @@ class FakeOpenAIServer:
                             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
                         },
                     }
-                data = json.dumps(payload).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(reply.status, "application/json", json.dumps(payload).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self._serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"http://127.0.0.1:{self.port}/v1"
