@@ -48,7 +48,7 @@ class Codec(Protocol[T]):
 
 
 class JsonObjects:
-    """The codec of a bucket whose records are plain JSON objects (jobs, LLM usage)."""
+    """The codec of a bucket whose records are plain JSON objects (the runner's jobs)."""
 
     def decode(self, data: Any) -> dict[str, Any]:
         return copy.deepcopy(data)
