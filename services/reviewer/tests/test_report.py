@@ -167,3 +167,42 @@ def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_an
     assert "Holm over a planned family of 4 comparisons" in markdown
     assert "The table's columns: column 'customer_id' dropped: an identifier" in markdown
     assert summary["column_notes"] == notes
+
+
+def test_an_evaluation_run_that_did_not_finish_is_left_out_of_the_comparison_not_fatal(tmp_path):
+    """Found by the soak: a runner died twice under an evaluation run, which failed with no result. The
+    loop judged the idea on its finished runs; the report does the same instead of failing to be written."""
+    store = LocalArtifactStore(tmp_path)
+    targets = [0, 1] * 50
+    loop = loop_pb2.ResearchLoop(schema=2, stop_reason="experiment budget spent")
+    for seed in (0, 1, 2):
+        result(store, f"xb{seed}", seed, 0.80, targets, [0] * 60 + [1] * 40)
+        loop.experiments.add(id=f"xb{seed}", kind=loop_pb2.EXPERIMENT_KIND_BASELINE, name="baseline",
+                             seed=seed, state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=0.8)  # fmt: skip
+        loop.baseline.experiments[seed] = f"xb{seed}"
+        ended = loop_pb2.EXPERIMENT_STATE_FINISHED if seed < 2 else loop_pb2.EXPERIMENT_STATE_FAILED
+        if seed < 2:
+            result(store, f"xi{seed}", seed, 0.95, targets, targets)
+        loop.experiments.add(id=f"xi{seed}", kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
+                             state=ended)  # fmt: skip
+    loop.ideas.add(
+        idea=idea_pb2.Idea(id=IDEA, title="Random forest"),
+        status=loop_pb2.IDEA_STATUS_EVALUATED,
+        origin=loop_pb2.IDEA_ORIGIN_LLM,
+        review=manager_pb2.IdeaReview(approved=True),
+        evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
+    )
+    research = research_pb2.Research(
+        id=RID,
+        goal="beat the baseline",
+        plan=research_pb2.Plan(
+            dataset="digits",
+            metric="accuracy",
+            seeds=[0, 1, 2],
+            direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+        ),
+    )
+    _, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    (idea,) = summary["ideas"]
+    assert idea["evaluation"]["candidate"] == {0: "xi0", 1: "xi1"}
+    assert idea["evaluation"]["seeds"] == [0, 1]

@@ -161,11 +161,16 @@ class Reviewer:
         # one family (airlab.verdicts), as the manager judged it while the loop ran.
         family = verdicts.family_size(plan.budget.max_experiments, len(plan.seeds))
         comparisons: dict[str, loop_pb2.Comparison] = {}
+        # An evaluation run that did not finish (its runner died twice, say) has no result: the idea was
+        # judged on its finished runs, as the loop asked the reviewer to (loop/evaluation.py).
+        finished = {e.id for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED}
+        compared: dict[str, dict[int, str]] = {}
         for idea in loop.ideas:
             if idea.status == loop_pb2.IDEA_STATUS_EVALUATED and baseline_ids:
                 # The baseline's results, read once above; each review is kept once, judged as a family.
+                compared[idea.idea.id] = {seed: x for seed, x in idea.evaluations.items() if x in finished}
                 comparisons[idea.idea.id] = self._compare_stored(
-                    research_id, metric, idea.evaluations, baseline_results, maximize=maximize,
+                    research_id, metric, compared[idea.idea.id], baseline_results, maximize=maximize,
                     family_size=family, look=2 if idea.extra_seeds else 1,
                 )  # fmt: skip
                 comparisons[idea.idea.id].suggestive = idea.evaluation.suggestive
@@ -184,7 +189,7 @@ class Reviewer:
             evaluation = None
             if idea.idea.id in comparisons:
                 evaluation = comparison_view(comparisons[idea.idea.id]) | {
-                    "candidate": dict(idea.evaluations)
+                    "candidate": compared[idea.idea.id]
                 }
             review = idea.review
             status = enum_words(loop_pb2.IdeaStatus, idea.status)
@@ -266,8 +271,7 @@ class Reviewer:
         if chance is not None and not chance["baseline_beats_chance"]:
             verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
         plots = report_plots(self.runs, research_id, loop, metric, maximize, baseline, evaluated)
-        finished = [e.id for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED]
-        devices = self.runs.devices(research_id, finished)
+        devices = self.runs.devices(research_id, sorted(finished))
         # The best code whatever the verdict: the significant winner, else the evaluated idea with the
         # largest gain; with its difference from the baseline's code.
         shown = best or max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
