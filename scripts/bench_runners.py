@@ -27,7 +27,8 @@ FIRST_UID = 1_950_000_000
 def sleeping(seconds: float) -> bytes:
     return (
         f"import json, time\ntime.sleep({seconds})\n"
-        'json.dump({"metrics": {"accuracy": 0.9}, "seed": 0}, open("result.json", "w"))\n'
+        f'json.dump({{"metrics": {{"accuracy": 0.9}}, "seed": 0, "duration_seconds": {seconds}}}, '
+        'open("result.json", "w"))\n'
     ).encode()
 
 
@@ -64,6 +65,9 @@ def measure(count: int, jobs: int, seconds: float, slots: int) -> float:
                 listed = stub.ListJobs(runner_pb2.ListJobsRequest(research_id=research)).jobs
                 if all(j.state == runner_pb2.JOB_STATE_SUCCEEDED for j in listed):
                     break
+                failed = [j.reason for j in listed if j.state == runner_pb2.JOB_STATE_FAILED]
+                if failed:
+                    raise SystemExit(f"{count} runner(s): a job failed: {failed[0]}")
                 time.sleep(0.2)
             else:
                 raise SystemExit(f"{count} runner(s): the jobs did not all succeed in time")
