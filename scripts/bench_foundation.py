@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import statistics
@@ -157,12 +156,7 @@ def tracing_cost(rounds: int = 2000) -> tuple[float, float]:
     def per_event() -> float:
         began = time.perf_counter()
         for _ in range(rounds):
-            traced = contextlib.nullcontext() if not tracing.enabled() else tracing.span(
-                "handle experiment.progress", parent={}, kind=tracing.SpanKind.CONSUMER,
-                attributes={"messaging.consumer.group.name": "bench", "airlab.event_id": "e",
-                            "airlab.research_id": "r"},
-            )  # fmt: skip
-            with traced:
+            with tracing.handling("bench", "experiment.progress", "e", "r", {}):
                 tracing.carrier()
         return (time.perf_counter() - began) / rounds
 

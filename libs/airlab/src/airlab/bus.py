@@ -449,13 +449,7 @@ class Consumer:
             metrics.REDELIVERIES.labels(self.durable).inc()
         metrics.CONSUMER_PENDING.labels(self.durable).set(message.metadata.num_pending)
         began = time.perf_counter()
-        traced = contextlib.nullcontext() if not tracing.enabled() else tracing.span(
-            f"handle {event.type}",
-            parent=message.headers,
-            kind=tracing.SpanKind.CONSUMER,
-            attributes={"messaging.consumer.group.name": self.durable, "airlab.event_id": event.id,
-                        "airlab.research_id": event.research_id},
-        )  # fmt: skip
+        traced = tracing.handling(self.durable, event.type, event.id, event.research_id, message.headers)
         try:
             with traced:
                 await self.handler(event)

@@ -18,7 +18,17 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind
 
-__all__ = ["Span", "SpanKind", "carrier", "configure", "enabled", "headers_of", "shutdown", "span"]
+__all__ = [
+    "Span",
+    "SpanKind",
+    "carrier",
+    "configure",
+    "enabled",
+    "handling",
+    "headers_of",
+    "shutdown",
+    "span",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +100,22 @@ def span(
     context = propagate.extract(dict(parent)) if parent else None
     with _tracer.start_as_current_span(name, context=context, kind=kind, attributes=attributes) as current:
         yield current
+
+
+def handling(
+    consumer: str, event_type: str, event_id: str, research_id: str, headers: Mapping[str, str] | None
+) -> contextlib.AbstractContextManager[Span | None]:
+    """The span of a consumer handling one event, below the publisher's (`headers`); a null context
+    when off, without building the span's attributes (this runs for every event)."""
+    if _tracer is None:
+        return contextlib.nullcontext()
+    return span(
+        f"handle {event_type}",
+        parent=headers,
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.consumer.group.name": consumer, "airlab.event_id": event_id,
+                    "airlab.research_id": research_id},
+    )  # fmt: skip
 
 
 def headers_of(metadata: Any) -> dict[str, str]:
