@@ -183,7 +183,8 @@ class StateStore(Generic[T]):
         With `off_loop` it runs in a worker thread, so a slow one (the loop's TPE) does not hold up the
         event loop. `read` is the record as the caller just read it: the first attempt works on it instead
         of reading it again (its value is handed to the mutation, so the caller must not use it after).
-        Returns the record (outbox flushed) and whether this call changed it."""
+        Returns the record (outbox flushed) and whether this call changed it; when it did not, the returned
+        value is the one the mutation saw (what is stored is the record as it was)."""
         for _ in range(attempts):
             record, read = read or await self.get(key), None
             if cause_id is not None and cause_id in record.applied:
