@@ -1,6 +1,7 @@
 """A short soak (airlab.soak) on the embedded stack with two runners: three researches at once while
 random processes of the stack are SIGKILLed; every research completes, no experiment is lost or run
-twice. `make soak` runs the long one."""
+twice; a backup taken halfway restores into a fresh stack whose researches complete. `make soak` runs the
+long one."""
 
 from airlab.soak import SoakConfig, run
 
@@ -15,3 +16,4 @@ def test_a_short_soak_with_two_runners_and_random_kills_loses_nothing(tmp_path):
     assert summary.started >= 3 and summary.requested >= summary.started * 3
     assert sum(summary.kills.values()) >= 5, summary.kills  # the faults did land while researches ran
     assert sum(summary.restarts.values()) >= sum(summary.kills.values())
+    assert summary.restore is not None and summary.restore.running >= 1, summary.restore

@@ -6,9 +6,12 @@ from airlab.backup import create_backup, list_backups, restore_backup
 from airlab.blobs import LocalArtifactStore
 from airlab.bus import EventBus
 from airlab.errors import FailedPrecondition, NotFound
+from airlab.events import make_event
 from airlab.memory import LocalE5Embedder, open_memory
 from airlab.natsd import start_nats
+from airlab.research_record import StoredResearch, research_store
 from airlab.state import JSON_OBJECTS, StateStore
+from airlab.v1 import events_pb2, research_pb2
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,46 @@ async def test_a_tampered_backup_is_refused_before_anything_is_written(bus, tmp_
             await restore_backup(fresh_bus, fresh_memory, artifacts, "b1")
         assert await kv_snapshot(fresh_bus) == {}
         assert fresh_memory.count("idea") == 0
+    finally:
+        fresh_memory.close()
+        await fresh_bus.close()
+        fresh_nats.stop()
+
+
+async def test_a_restore_sends_again_what_running_researches_await(bus, tmp_path, embedder):
+    """The event stream is not in a backup: the requests a running research awaits are sent again, with
+    their own ids, into the restored lab's bus; an ended research's are not. Live buckets (runner
+    presence) are not saved."""
+    artifacts = LocalArtifactStore(tmp_path / "artifacts")
+    memory = open_memory(str(tmp_path / "memory"), embedder)
+    researches = await research_store(bus).open()
+    request = make_event(
+        "experiment.requested", "r1", events_pb2.ExperimentRequested(experiment_id="x1"), event_id="e-run"
+    )
+    for rid, state in (
+        ("r1", research_pb2.RESEARCH_STATE_RUNNING),
+        ("r2", research_pb2.RESEARCH_STATE_COMPLETED),
+    ):
+        stored = StoredResearch(research_pb2.Research(id=rid, goal="g", state=state))
+        stored.track(events_pb2.Event(), [request])
+        await researches.create(rid, stored)
+    presence = await bus.key_value("airlab_runners", history=1)
+    await presence.put("host-a", b"alive")
+    manifest = await create_backup(bus, memory, artifacts, "mid")
+    assert "airlab_runners" not in manifest.buckets and manifest.buckets["airlab_research"] == 2
+    memory.close()
+
+    fresh_nats = start_nats(tmp_path / "fresh-nats")
+    fresh_bus = EventBus(fresh_nats.url, source="restore")
+    await fresh_bus.connect()
+    fresh_memory = open_memory(str(tmp_path / "fresh-memory"), embedder)
+    try:
+        # A fresh stack's runners already announced themselves: that does not make it "not empty".
+        await (await fresh_bus.key_value("airlab_runners", history=1)).put("host-b", b"alive")
+        restored = await restore_backup(fresh_bus, fresh_memory, artifacts, "mid")
+        assert (restored.running, restored.requests_sent) == (["r1"], 1)
+        sent = [e async for e in fresh_bus.read("airlab.>")]
+        assert [(e.id, e.type, e.research_id) for e in sent] == [("e-run", "experiment.requested", "r1")]
     finally:
         fresh_memory.close()
         await fresh_bus.close()

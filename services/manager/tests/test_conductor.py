@@ -74,3 +74,32 @@ async def test_an_event_decodes_the_record_once_and_encodes_it_once(bus):
     await conductor.on_event(make_event("experiment.finished", RID, unknown, event_id="e-stray"))
     assert codec.calls == {"decode": 1}  # an event that changes nothing is recorded without encoding
     assert "e-stray" in (await store.get(RID)).applied
+
+
+async def test_the_record_keeps_the_requests_that_await_an_answer(bus):
+    """What a restore sends again: each request the loop sent, until its answer (or a stale one) came."""
+    store = await StateStore(bus, RESEARCH_BUCKET, ResearchCodec(), kind="research").open()
+    conductor = Conductor(store, DatasetCatalog.load(), ResearchDefaults())
+    await store.create(RID, StoredResearch(planned()))
+    planned_event = make_event("research.planned", RID, events_pb2.ResearchPlanned(), event_id="e-p")
+    await conductor.on_event(planned_event)
+    (code_request,) = [e async for e in bus.read(research_filter(RID))]
+    stored = (await store.get(RID)).value
+    assert [e.id for e in stored.awaited_requests()] == [code_request.id]
+
+    ready = make_event(
+        "code.ready",
+        RID,
+        events_pb2.CodeOutcome(name="baseline", code_ref=f"research/{RID}/code/baseline/"),
+        event_id="e-ready",
+        correlation_id=code_request.id,
+    )
+    await conductor.on_event(ready)
+    awaited = (await store.get(RID)).value.awaited_requests()
+    assert {e.type for e in awaited} == {"experiment.requested"} and len(awaited) == 3  # the baseline's seeds
+    first = awaited[0].experiment_requested.experiment_id
+    outcome = events_pb2.ExperimentOutcome(experiment_id=first, metrics={"accuracy": 0.9})
+    # The runner's end correlates to the job's attempt, not to the request: it is matched by experiment.
+    await conductor.on_event(make_event("experiment.finished", RID, outcome, correlation_id="j1.finish.1"))
+    left = {e.experiment_requested.experiment_id for e in (await store.get(RID)).value.awaited_requests()}
+    assert len(left) == 2 and first not in left

@@ -11,9 +11,11 @@ import pytest
 
 from airlab.blobs import LocalArtifactStore
 from airlab.bus import EventBus
-from airlab.events import make_event
+from airlab.events import event_from_dict, make_event
+from airlab.state import JSON_OBJECTS, Change, StateStore
 from airlab.testing import wait_until
 from airlab.v1 import events_pb2, runner_pb2, runner_pb2_grpc
+from airlab_runner.jobstore import END_KEY, JOB_BUCKET, data_of, job_of
 
 from .conftest import GOOD_JOB, docker_env, needs_sandbox, run_to_end, spec
 
@@ -129,6 +131,59 @@ def test_a_runner_killed_mid_job_queues_it_again_and_loses_no_queued_job(service
     store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
     logs = sorted(i.key for i in store.list("research/rtest/experiments/survivor/logs/"))
     assert logs == ["research/rtest/experiments/survivor/logs/attempt-2.log"]  # the killed attempt left none
+
+
+def test_a_job_restored_as_running_here_runs_again_and_an_ended_one_is_announced_again(
+    services, runner_env, nats_server
+):
+    """A backup taken mid-run restores a job recorded as running on this runner, which does not run it:
+    it is queued again and runs (attempt 2). The job keeps the end event it announced, which a request
+    for the ended experiment gets again (in a restored lab's fresh stream; here the stream drops the
+    repeated id)."""
+    runner = services.start("runner", env={**runner_env, "AIRLAB_RUNNER__PRESENCE_TTL_SECONDS": "1.5"})
+    with grpc.insecure_channel(runner.address) as channel:
+        stub = runner_pb2_grpc.RunnerServiceStub(channel)
+        job, _, _ = run_to_end(stub, spec(GOOD_JOB, "restored", research="rrestore"))
+        assert job.state == runner_pb2.JOB_STATE_SUCCEEDED
+
+        async def as_backed_up_mid_run() -> None:
+            bus = EventBus(nats_server.url, source="test")
+            await bus.connect()
+            store = await StateStore(bus, JOB_BUCKET, JSON_OBJECTS, kind="job").open()
+
+            def running(data):
+                mid_run = job_of(data)
+                mid_run.state = runner_pb2.JOB_STATE_RUNNING
+                mid_run.ClearField("finished_at")
+                kept = {k: v for k, v in data.items() if k not in (END_KEY, "result")}
+                return Change({**kept, **data_of(mid_run), "attempts": 1, "host": "test-host"})
+
+            await store.mutate(job.id, running)
+            await bus.close()
+
+        asyncio.run(as_backed_up_mid_run())
+        get = lambda: stub.GetJob(runner_pb2.GetJobRequest(id=job.id))  # noqa: E731
+        wait_until(lambda: get().state == runner_pb2.JOB_STATE_SUCCEEDED, timeout=60)
+        store = LocalArtifactStore(Path(runner_env["AIRLAB_WORKSPACE"]) / "artifacts")
+        assert store.exists("research/rrestore/experiments/restored/logs/attempt-2.log")
+
+        # What a repeated request is answered with: the end event as it was announced.
+        ends = [e for e in events_of(nats_server.url, "rrestore") if e.type == "experiment.finished"]
+        assert len(ends) == 2 and ends[0].id != ends[1].id  # the first run's end, and the second's
+
+        async def kept_end() -> dict:
+            bus = EventBus(nats_server.url, source="test")
+            await bus.connect()
+            store = await StateStore(bus, JOB_BUCKET, JSON_OBJECTS, kind="job").open()
+            data = (await store.get(job.id)).value
+            await bus.close()
+            return data[END_KEY]
+
+        announced = ends[1]
+        announced.ClearField("sequence")  # the stream's, set when read back
+        assert event_from_dict(asyncio.run(kept_end())) == announced
+        again = stub.Submit(runner_pb2.SubmitRequest(spec=spec(GOOD_JOB, "restored", research="rrestore")))
+        assert again.state == runner_pb2.JOB_STATE_SUCCEEDED
 
 
 BAD = [

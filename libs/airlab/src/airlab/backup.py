@@ -3,28 +3,45 @@
 A backup holds every JetStream KV bucket of the lab (records with their keys) and every memory
 collection (texts, payloads and vectors, with the embedding model that made them), under
 `backups/<name>/` with a manifest of counts and checksums. Events stay in the JetStream stream, which
-has its own retention; the artifact store is the backup's home, so back it up with its own tools."""
+has its own retention; the artifact store is the backup's home, so back it up with its own tools.
+
+Researches running at backup time go on after a restore: each research record keeps the requests its
+loop sent that no answer had reached (airlab.research_record), and the restore sends them again with
+their own ids. Whoever answers treats a request it already answered as a repeat (the runner announces an
+ended experiment's end again; a job recorded as running on a runner that does not run it is queued
+again), so nothing is lost and nothing finished runs again. The runners' presence and GPU leases are
+the live processes' state, not the lab's: they are neither saved nor restored."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import nats.js.errors
 
-from airlab.blobs import ArtifactStore
+from airlab import bus_access, tls
+from airlab.blobs import ArtifactStore, artifact_store_from
 from airlab.bus import EventBus
 from airlab.errors import FailedPrecondition, NotFound
 from airlab.ids import check_token
-from airlab.memory import KINDS, MemoryStore
+from airlab.memory import KINDS, MemoryStore, memory_from
+from airlab.research_record import research_store
+from airlab.settings import Settings
+from airlab.state import RESEARCH_BUCKET
+from airlab.v1 import research_pb2
 
 PREFIX = "backups"
 # KV buckets are streams named KV_<bucket>; the lab's buckets start with this.
 BUCKET_PREFIX = "airlab_"
+# Buckets of the running processes' live state (airlab_runner.presence, airlab_runner.gpus): a restored
+# entry would describe processes that are not there.
+LIVE_BUCKETS = frozenset({"airlab_runners", "airlab_gpu_leases"})
 
 
 @dataclass
@@ -37,6 +54,14 @@ class Manifest:
     embedding_dim: int = 0
     # sha256 of each part, by artifact key.
     parts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Restored:
+    manifest: Manifest
+    # Researches that were running at backup time, and the requests sent again for them.
+    running: list[str] = field(default_factory=list)
+    requests_sent: int = 0
 
 
 def default_name() -> str:
@@ -53,7 +78,8 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 async def lab_buckets(bus: EventBus) -> list[str]:
     names = [info.config.name for info in await bus.js.streams_info()]
-    return sorted(n[3:] for n in names if n and n.startswith(f"KV_{BUCKET_PREFIX}"))
+    buckets = (n[3:] for n in names if n and n.startswith(f"KV_{BUCKET_PREFIX}"))
+    return sorted(b for b in buckets if b not in LIVE_BUCKETS)
 
 
 async def _bucket_rows(bus: EventBus, bucket: str) -> list[dict[str, Any]]:
@@ -122,9 +148,10 @@ def _rows(store: ArtifactStore, manifest: Manifest, key: str) -> list[dict[str, 
 
 async def restore_backup(
     bus: EventBus, memory: MemoryStore, store: ArtifactStore, name: str, *, force: bool = False
-) -> Manifest:
-    """Restore a backup into an empty stack. A stack that already holds records or memories is refused
-    unless `force` (then restored keys and memories overwrite those with the same key or id)."""
+) -> Restored:
+    """Restore a backup into an empty stack, then send again what its running researches were waiting
+    for. A stack that already holds records or memories is refused unless `force` (then restored keys and
+    memories overwrite those with the same key or id)."""
     manifest = read_manifest(store, name)
     if not force:
         occupied = [b for b in await lab_buckets(bus) if await _bucket_rows(bus, b)]
@@ -147,4 +174,53 @@ async def restore_backup(
             memory.restore(kind, points)
         else:  # vectors of another model must not mix with ours: embed the texts again
             memory.reembed_points(kind, points)
-    return manifest
+    restored = Restored(manifest)
+    if RESEARCH_BUCKET in buckets:
+        await _resume(bus, restored)
+    return restored
+
+
+async def _resume(bus: EventBus, restored: Restored) -> None:
+    """Send again the requests the restored running researches await (their own ids)."""
+    researches = await research_store(bus).open()
+    for key in await researches.keys():
+        record = await researches.find(key)
+        if record is None or record.value.research.state != research_pb2.RESEARCH_STATE_RUNNING:
+            continue
+        restored.running.append(key)
+        for request in record.value.awaited_requests():
+            await bus.publish(request)
+            restored.requests_sent += 1
+
+
+@asynccontextmanager
+async def _lab_state(
+    settings: Settings, nats_url: str
+) -> AsyncIterator[tuple[EventBus, MemoryStore, ArtifactStore]]:
+    """The lab's bus (as the admin user, at `nats_url`), memory and artifact store."""
+    store = artifact_store_from(settings)
+    memory = memory_from(settings)
+    bus = EventBus(
+        nats_url,
+        source="cli",
+        credentials=bus_access.credentials_for(settings, bus_access.ADMIN),
+        tls=tls.client_files(settings),
+    )
+    try:
+        await bus.connect(timeout=10)
+        yield bus, memory, store
+    finally:
+        memory.close()
+        await bus.close()
+
+
+async def back_up_lab(settings: Settings, nats_url: str, name: str = "") -> Manifest:
+    """`airlab backup`: a backup of the lab the settings name."""
+    async with _lab_state(settings, nats_url) as (bus, memory, store):
+        return await create_backup(bus, memory, store, name)
+
+
+async def restore_lab(settings: Settings, nats_url: str, name: str, *, force: bool = False) -> Restored:
+    """`airlab restore`: the backup restored into the lab the settings name."""
+    async with _lab_state(settings, nats_url) as (bus, memory, store):
+        return await restore_backup(bus, memory, store, name, force=force)

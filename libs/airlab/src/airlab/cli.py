@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar, cast
+from typing import Annotated, NoReturn, TypeVar, cast
 
 import grpc
 import typer
@@ -687,31 +687,6 @@ def _nats_url(settings: Settings) -> str:
     return state.nats_url if state else settings.nats_url
 
 
-async def _with_state(settings: Settings, action: str, name: str, force: bool = False) -> Any:
-    # Imported here: Qdrant's client and the embedding model are slow to import for every other command.
-    from airlab import backup
-    from airlab.blobs import artifact_store_from
-    from airlab.bus import EventBus
-    from airlab.memory import memory_from
-
-    store = artifact_store_from(settings)
-    memory = memory_from(settings)
-    bus = EventBus(
-        _nats_url(settings),
-        source="cli",
-        credentials=bus_access.credentials_for(settings, bus_access.ADMIN),
-        tls=tls.client_files(settings),
-    )
-    try:
-        await bus.connect(timeout=10)
-        if action == "backup":
-            return await backup.create_backup(bus, memory, store, name)
-        return await backup.restore_backup(bus, memory, store, name, force=force)
-    finally:
-        memory.close()
-        await bus.close()
-
-
 def _run_lab_call(call: Callable[[], T]) -> T:
     try:
         return call()
@@ -727,8 +702,10 @@ def backup_(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Snapshot the KV state and the memory collections into the artifact store."""
+    from airlab import backup  # Qdrant's client and the embedding model: slow to import for every command
+
     settings = _settings(workspace)
-    manifest = _run_lab_call(lambda: asyncio.run(_with_state(settings, "backup", name)))
+    manifest = _run_lab_call(lambda: asyncio.run(backup.back_up_lab(settings, _nats_url(settings), name)))
     out.print(f"backup {manifest.name}: records {manifest.buckets}, memories {manifest.memories}")
 
 
@@ -739,9 +716,19 @@ def restore(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Restore a backup into an empty stack."""
+    from airlab import backup
+
     settings = _settings(workspace)
-    manifest = _run_lab_call(lambda: asyncio.run(_with_state(settings, "restore", name, force)))
+    restored = _run_lab_call(
+        lambda: asyncio.run(backup.restore_lab(settings, _nats_url(settings), name, force=force))
+    )
+    manifest = restored.manifest
     out.print(f"restored {manifest.name}: records {manifest.buckets}, memories {manifest.memories}")
+    if restored.running:
+        out.print(
+            f"{len(restored.running)} research(es) were running: sent again the {restored.requests_sent} "
+            "request(s) they were waiting for"
+        )
 
 
 @app.command()

@@ -3,24 +3,37 @@ its loop (a ResearchLoop, loop.proto) under "loop". Both are proto messages kept
 manager's store decodes a record into a StoredResearch once per read and encodes it once per write (the
 codec below), and other services get the same messages from the manager (airlab.records).
 
+The record also keeps, under "awaited_requests", the requests the loop sent that no answer has reached
+yet (the events themselves). The event stream is not part of a backup: a research restored mid-flight
+would wait for answers to requests the restored bus never carried, so a restore sends these again
+(airlab.backup), with their own ids, and the services that answer them treat a request they already
+answered as a repeat.
+
 Version 1 of the loop was an untyped JSON object. Such a record is not migrated: the loop it describes
 cannot be resumed with certainty (its payloads carried floats for whole numbers, its ideas had no fixed
 shape), so this version refuses it with OldLoopSchema, which names both versions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
 
 from airlab import domain
 from airlab.errors import FailedPrecondition
+from airlab.events import DEAD_LETTER_AGGREGATE, body_of, event_from_dict, event_to_dict
 from airlab.state import RESEARCH_BUCKET, Bus, Record, StateStore
-from airlab.v1 import loop_pb2, research_pb2
+from airlab.v1 import events_pb2, loop_pb2, research_pb2
 
 LOOP_KEY = "loop"
+AWAITING_KEY = "awaited_requests"  # beside the Research message's own fields
 LOOP_SCHEMA = 2
+# What the loop asks of other services (airlab_manager.conductor names who answers each).
+REQUEST_TYPES = frozenset(
+    {"idea.requested", "code.requested", "experiment.requested", "evaluation.requested", "report.requested"}
+)
+EXPERIMENT_ENDS = frozenset({"experiment.finished", "experiment.failed", "experiment.cancelled"})
 
 
 class OldLoopSchema(ValueError):
@@ -48,10 +61,27 @@ class StoredResearch:
         loop: loop_pb2.ResearchLoop | None = None,
         *,
         stored_loop: dict[str, Any] | None = None,
+        awaiting: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.research = research
         self._loop = loop
         self._stored_loop = stored_loop if loop is None else None  # read-only: it is the stored JSON
+        # Requests without an answer yet, by awaited_key, in their stored JSON form (only a restore reads
+        # them as events).
+        self.awaiting: dict[str, dict[str, Any]] = dict(awaiting or {})
+
+    def track(self, answer: events_pb2.Event, requests: Sequence[events_pb2.Event]) -> bool:
+        """Forget the request `answer` answers and remember `requests` (those of them the loop sends to
+        other services). Whether anything changed."""
+        changed = self.awaiting.pop(answered_key(answer), None) is not None
+        for event in requests:
+            if event.type in REQUEST_TYPES:
+                self.awaiting[awaited_key(event)] = event_to_dict(event)
+                changed = True
+        return changed
+
+    def awaited_requests(self) -> list[events_pb2.Event]:
+        return [event_from_dict(data) for data in self.awaiting.values()]
 
     def running_loop(self) -> loop_pb2.ResearchLoop | None:
         """The loop; None before experiments start. OldLoopSchema for a loop of an earlier version."""
@@ -79,6 +109,25 @@ class StoredResearch:
         return json_format.MessageToDict(self._loop, preserving_proto_field_name=True)
 
 
+def awaited_key(request: events_pb2.Event) -> str:
+    """What identifies the answer to `request`: an experiment's end names the experiment (the runner's
+    events follow from the job's attempts, not from the request); every other answer names its request's
+    id as its correlation id."""
+    if request.type == "experiment.requested":
+        return f"experiment:{body_of(request).experiment_id}"
+    return request.id
+
+
+def answered_key(event: events_pb2.Event) -> str:
+    """The awaited key `event` answers ("" for none): an experiment's end, a dead-lettered request, or an
+    answer correlated to its request."""
+    if event.type in EXPERIMENT_ENDS:
+        return f"experiment:{body_of(event).experiment_id}"
+    if event.type.startswith(f"{DEAD_LETTER_AGGREGATE}."):
+        return awaited_key(body_of(event).event)
+    return event.correlation_id
+
+
 def _schema_of(raw: Any) -> int:
     return int(raw.get("schema", 1)) if isinstance(raw, Mapping) else 1
 
@@ -89,7 +138,9 @@ class ResearchCodec:
 
     def decode(self, data: dict[str, Any]) -> StoredResearch:
         research = json_format.ParseDict(data, research_pb2.Research(), ignore_unknown_fields=True)
-        return StoredResearch(research, stored_loop=data.get(LOOP_KEY) or None)
+        return StoredResearch(
+            research, stored_loop=data.get(LOOP_KEY) or None, awaiting=data.get(AWAITING_KEY) or None
+        )
 
     def encode(self, value: StoredResearch) -> dict[str, Any]:
         data = json_format.MessageToDict(value.research, preserving_proto_field_name=True)
@@ -97,6 +148,8 @@ class ResearchCodec:
         loop = value.loop_data()
         if loop is not None:
             data[LOOP_KEY] = loop
+        if value.awaiting:
+            data[AWAITING_KEY] = value.awaiting
         return data
 
 

@@ -9,7 +9,11 @@ what happened, from the researches' own events:
 - kills by process and the supervisor's restarts;
 - the longest time no research made progress;
 - the p50 and p99 of the manager's reaction: from an event to the first event the manager published in
-  answer (its handling, queueing and any redelivery after a kill included).
+  answer (its handling, queueing and any redelivery after a kill included);
+- whether a backup taken halfway restores to a lab that completes its researches: after the soak, the
+  lab's bus storage and memory are thrown away (the artifact store stays, as a backup's home does), a
+  fresh stack starts, the backup is restored, and the researches that were running when it was taken must
+  complete, none of their experiments finishing twice.
 
 The LLM is a fake server by default (named as such: the soak is about the lab's plumbing, not a model's
 mood); `use_local_model` runs the local model instead. Every loop here is bounded in count and time.
@@ -17,9 +21,11 @@ Used by `make soak` (scripts/soak.py) and, short, by tests/test_soak.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import tempfile
@@ -30,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airlab import stack
+from airlab import backup, stack
 from airlab.client import Lab
 from airlab.events import body_of
 from airlab.settings import Settings
@@ -48,6 +54,7 @@ GOALS = (
 )
 # Processes the chaos loop may kill: the supervisor is left alone (it is what starts the others again).
 SPARED = ("supervisor",)
+BACKUP_NAME = "soak-halfway"
 FAKE_IDEA = {
     "title": "Random forest",
     "change": "replace the logistic regression with a random forest",
@@ -75,6 +82,36 @@ class SoakConfig:
     use_local_model: bool = False
     seed: int = 0
     workspace: Path | None = None
+    # Take a backup halfway and check that it restores to a lab that completes its researches.
+    check_backup: bool = True
+
+
+@dataclass
+class RestoreCheck:
+    backup_at_seconds: float = 0.0
+    running: int = 0  # researches running when the backup was taken
+    requests_sent: int = 0
+    completed: int = 0
+    failed: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    run_twice: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""  # why the check could not be made
+
+    @property
+    def holds(self) -> bool:
+        return not self.error and self.completed == self.running and not self.run_twice
+
+    def line(self) -> str:
+        if self.error:
+            return f"backup check: {self.error}"
+        return (
+            f"backup taken at {self.backup_at_seconds:.0f} s with {self.running} researches running: "
+            f"restored into a fresh stack, {self.requests_sent} awaited requests sent again; "
+            f"{self.completed} of {self.running} completed in {self.seconds:.0f} s, "
+            f"{len(self.failed)} failed, {len(self.unfinished)} unfinished, "
+            f"{len(self.run_twice)} experiments run twice"
+        )
 
 
 @dataclass
@@ -93,15 +130,21 @@ class SoakSummary:
     reaction_p50_ms: float = 0.0
     reaction_p99_ms: float = 0.0
     wall_seconds: float = 0.0
+    restore: RestoreCheck | None = None
 
     @property
     def holds(self) -> bool:
-        """Every research completed, no experiment lost or run twice."""
-        return self.completed == self.started and not self.lost and not self.run_twice and not self.unfinished
+        """Every research completed, no experiment lost or run twice, and the backup (when one was taken)
+        restored to a lab that completed its researches."""
+        soaked = (
+            self.completed == self.started and not self.lost and not self.run_twice and not self.unfinished
+        )
+        return soaked and (self.restore is None or self.restore.holds)
 
     def lines(self) -> list[str]:
         kills = ", ".join(f"{name} {n}" for name, n in sorted(self.kills.items())) or "none"
         restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.restarts.items()) if n) or "none"
+        restore = self.restore or RestoreCheck()
         return [
             f"researches: {self.started} started, {self.completed} completed, {len(self.failed)} failed, "
             f"{len(self.unfinished)} unfinished",
@@ -113,9 +156,13 @@ class SoakSummary:
             f"manager's reaction (event -> its answer): p50 {self.reaction_p50_ms:.0f} ms, "
             f"p99 {self.reaction_p99_ms:.0f} ms",
             f"wall time: {self.wall_seconds:.0f} s",
+            *([self.restore.line()] if self.restore else []),
             *(f"failed: {line}" for line in self.failed),
             *(f"lost: {line}" for line in self.lost),
             *(f"run twice: {line}" for line in self.run_twice),
+            *(f"after the restore, failed: {line}" for line in restore.failed),
+            *(f"after the restore, unfinished: {line}" for line in restore.unfinished),
+            *(f"after the restore, run twice: {line}" for line in restore.run_twice),
         ]
 
 
@@ -178,26 +225,31 @@ def run(config: SoakConfig, report: Callable[[str], None] = print) -> SoakSummar
     os.environ.update(_environment(config, fake.url if fake else ""))
     began = time.monotonic()
     summary = SoakSummary()
+    settings = Settings(workspace=workspace)
+    halfway = _Halfway(settings, began + config.minutes * 30, report) if config.check_backup else None
     try:
-        settings = Settings(workspace=workspace)
-        stack.up(settings, report=report, runners=config.runners)
-        chaos = Chaos(workspace, config.kills, config.minutes * 60, rng)
-        report(
-            f"soak: {config.researches} researches at once, {config.runners} runners, "
-            f"up to {config.kills} kills"
-        )
-        with Lab.connect(workspace=workspace) as lab:
-            chaos.start()
-            try:
-                ids, summary.longest_stall_seconds = _keep_running(lab, config, began, report)
-            finally:
-                chaos.stop()
-            summary.started = len(ids)
-            summary.kills = dict(chaos.killed)
-            _tally(lab, ids, summary)
-        summary.restarts = _restarts_once_all_run(workspace)
+        try:
+            stack.up(settings, report=report, runners=config.runners)
+            chaos = Chaos(workspace, config.kills, config.minutes * 60, rng)
+            report(
+                f"soak: {config.researches} researches at once, {config.runners} runners, "
+                f"up to {config.kills} kills"
+            )
+            with Lab.connect(workspace=workspace) as lab:
+                chaos.start()
+                try:
+                    ids, summary.longest_stall_seconds = _keep_running(lab, config, began, report, halfway)
+                finally:
+                    chaos.stop()
+                summary.started = len(ids)
+                summary.kills = dict(chaos.killed)
+                _tally(lab, ids, summary)
+            summary.restarts = _restarts_once_all_run(workspace)
+        finally:
+            stack.down(settings)
+        if halfway is not None:
+            summary.restore = halfway.check(config, began, report)
     finally:
-        stack.down(Settings(workspace=workspace))
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -242,7 +294,7 @@ def _start(lab: Lab, config: SoakConfig, number: int) -> str:
 
 
 def _keep_running(
-    lab: Lab, config: SoakConfig, began: float, report: Callable[[str], None]
+    lab: Lab, config: SoakConfig, began: float, report: Callable[[str], None], halfway: _Halfway | None
 ) -> tuple[list[str], float]:
     """Keep `config.researches` running until `config.minutes` passed, then wait for them to end (up to
     the grace time). The researches started, and the longest stretch in which none made progress."""
@@ -269,12 +321,85 @@ def _keep_running(
         elif not running:
             break
         longest = max(longest, now - last_progress)
+        if halfway is not None:
+            halfway.take_when_due()
         if now - last_report > 30:
             ended = len(ids) - len(running)
             report(f"soak: {ended}/{len(ids)} researches ended, longest stall so far {longest:.0f} s")
             last_report = now
         time.sleep(1.0)
     return ids, longest
+
+
+class _Halfway:
+    """The backup taken halfway through the soak (under the chaos: retried while the bus is down), and the
+    check that it restores to a lab that completes the researches it holds as running."""
+
+    def __init__(self, settings: Settings, due: float, report: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.due = due
+        self.report = report
+        self.taken_at = 0.0
+        self.error = ""
+
+    def take_when_due(self) -> None:
+        if self.taken_at or self.error or time.monotonic() < self.due:
+            return
+        for _ in range(30):
+            state = stack.load_state(self.settings.workspace)
+            try:
+                if state is None:
+                    raise RuntimeError("the stack is not running")
+                asyncio.run(backup.back_up_lab(self.settings, state.nats_url, BACKUP_NAME))
+            except Exception as exc:  # a kill may land on nats-server meanwhile: try again
+                self.error = f"the backup could not be taken: {type(exc).__name__}: {exc}"
+                time.sleep(1.0)
+                continue
+            self.taken_at, self.error = time.monotonic(), ""
+            self.report(f"soak: took backup {BACKUP_NAME}")
+            return
+
+    def check(self, config: SoakConfig, began: float, report: Callable[[str], None]) -> RestoreCheck:
+        result = RestoreCheck(backup_at_seconds=self.taken_at - began if self.taken_at else 0.0)
+        if not self.taken_at:
+            result.error = self.error or "no backup was taken (the soak ended before halfway)"
+            return result
+        workspace = self.settings.workspace.resolve()
+        # The bus's storage and the memory are lost; the artifact store, the backup's home, is not.
+        shutil.rmtree(workspace / "nats", ignore_errors=True)
+        shutil.rmtree(self.settings.resolved_memory_url(), ignore_errors=True)
+        try:
+            state = stack.up(self.settings, report=report, runners=config.runners)
+            restored = asyncio.run(backup.restore_lab(self.settings, state.nats_url, BACKUP_NAME))
+            result.running, result.requests_sent = len(restored.running), restored.requests_sent
+            report(f"soak: restored {BACKUP_NAME}; {result.running} researches were running")
+            started = time.monotonic()
+            with Lab.connect(workspace=workspace) as lab:
+                deadline = started + config.grace_minutes * 60
+                while time.monotonic() < deadline:
+                    states = [_get(lab, rid) for rid in restored.running]
+                    if all(r is not None and r.state in ENDED for r in states):
+                        break
+                    time.sleep(1.0)
+                result.seconds = time.monotonic() - started
+                for rid in restored.running:
+                    research = _settled(lab, rid)
+                    if research.state == research_pb2.RESEARCH_STATE_COMPLETED:
+                        result.completed += 1
+                    elif research.state in ENDED:
+                        result.failed.append(f"{rid}: {research.state_reason}")
+                    else:
+                        result.unfinished.append(f"{rid}: {research_pb2.ResearchState.Name(research.state)}")
+                    events = list(lab.events(rid, follow=False, timeout=60))
+                    finished = Counter(
+                        body_of(e).experiment_id for e in events if e.type == "experiment.finished"
+                    )
+                    result.run_twice += [f"{rid}/{x}" for x, n in sorted(finished.items()) if n > 1]
+        except Exception as exc:
+            result.error = f"the restore check failed: {type(exc).__name__}: {exc}"
+        finally:
+            stack.down(self.settings)
+        return result
 
 
 def _tally(lab: Lab, ids: list[str], summary: SoakSummary) -> None:

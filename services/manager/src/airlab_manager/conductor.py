@@ -6,7 +6,9 @@ is one compare-and-set on the research's record (the research and its typed loop
 event that caused it, with the requests it makes committed in the same write and published after (the
 store's outbox). So a crash or a redelivered event neither loses a step nor takes it twice, and a
 restarted manager goes on from the stored state: nothing finished is asked for again, because every
-experiment's id follows from its place in the loop and the runner keeps one job per experiment id.
+experiment's id follows from its place in the loop and the runner keeps one job per experiment id. The
+record also keeps the requests still awaiting an answer (airlab.research_record), which a restore from a
+backup sends again.
 
 Requests go out as events other services consume:
   code.requested -> coder -> code.ready | code.failed
@@ -85,10 +87,15 @@ class Conductor:
                 return self._refuse(stored, event, str(exc))
             outcome = research_loop.apply(stored.research, loop, event, context, self.config)
             if outcome is None:
-                return None
+                # A stale answer changes nothing in the loop but is still an answer: not awaited any more.
+                return Change(stored, []) if stored.track(event, []) else None
             outcome.research.updated_at.GetCurrentTime()
             memories[:] = outcome.memories
-            return Change(StoredResearch(outcome.research, outcome.loop), outcome.events)
+            updated = StoredResearch(outcome.research, outcome.loop, awaiting=stored.awaiting)
+            updated.track(event, outcome.events)
+            if updated.research.state in TERMINAL_STATES:
+                updated.awaiting.clear()  # an ended research waits for nothing
+            return Change(updated, outcome.events)
 
         # The record read above is the one the step works on (read again only when a concurrent write
         # beat this one), so an event decodes the record once and encodes it once. Off the event loop: a

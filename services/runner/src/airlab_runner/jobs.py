@@ -269,6 +269,10 @@ class Runner:
                 f"experiment {spec.experiment_id} of {spec.research_id} was submitted as job {job.id} "
                 "with another spec: give a new experiment id"
             )
+        if job.state in TERMINAL and await self.jobs.announce_end(data):
+            # Asked again for an experiment that ended: whoever asks may never have heard (a lab restored
+            # from a backup asks again for what it was waiting for), so its end is announced again.
+            log.info("announced an ended job's end again", extra={"job_id": job.id})
         return await self.get(job.id)
 
     def _store_code(self, prefix: str, files: dict[str, bytes]) -> None:
@@ -321,16 +325,30 @@ class Runner:
         """After a restart: publish committed events, and queue again (or fail) the jobs this host was
         running when it died."""
         await self.jobs.flush()
+        await self.requeue_lost()
+
+    async def requeue_lost(self) -> list[str]:
+        """Queue again (or fail, after max_attempts runs) the jobs recorded as running on this host that
+        this host does not run: it ran them in an earlier life (a restart), or their records came back from
+        a backup. Called at start and with each presence beat. Returns their ids."""
+        lost = []
         for job, data in await self.jobs.all():
-            if job.state != runner_pb2.JOB_STATE_RUNNING or data.get("host") != self.config.host:
+            if (
+                job.state != runner_pb2.JOB_STATE_RUNNING
+                or data.get("host") != self.config.host
+                or self.scheduler.holds(job.id)
+            ):
                 continue
-            await self.jobs.requeue(job.id, int(data.get("attempts", 0)), self.config.max_attempts)
+            if not await self.jobs.requeue(job.id, int(data.get("attempts", 0)), self.config.max_attempts):
+                continue  # it ended meanwhile
+            lost.append(job.id)
             sandbox = self.sandboxes.get(job.spec.backend)
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.cleanup, job.id)
             shutil.rmtree(self.config.work_root / job.id, ignore_errors=True)
             if self.leases is not None:
                 await self.leases.release(job.id, list(data.get("gpus", [])))
+        return lost
 
     # -- queries --------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from airlab import tracing
 from airlab.blobs import experiment_key
 from airlab.errors import FailedPrecondition
-from airlab.events import body_type, follow_up_id, make_event, now_timestamp
+from airlab.events import body_type, event_from_dict, event_to_dict, follow_up_id, make_event, now_timestamp
 from airlab.results import RunResult
 from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, runner_pb2
@@ -22,6 +22,9 @@ JOB_BUCKET = "airlab_jobs"
 CANCELLED_BUCKET = "airlab_cancelled_researches"
 State = runner_pb2.JobState
 TERMINAL = {runner_pb2.JOB_STATE_SUCCEEDED, runner_pb2.JOB_STATE_FAILED, runner_pb2.JOB_STATE_CANCELLED}
+# The event that announced a job's end, kept in its record: a request for an experiment that already ended
+# (sent again by a restore, whose bus never carried the first announcement) is answered with it again.
+END_KEY = "end_event"
 
 
 def job_of(data: dict[str, Any]) -> runner_pb2.Job:
@@ -95,21 +98,21 @@ class JobStore:
                 job.state = runner_pb2.JOB_STATE_CANCELLED
                 job.reason = "cancelled before it started"
                 job.finished_at.CopyFrom(now_timestamp())
-                return Change({**data, **data_of(job)}, [self.event("cancelled", job, cause)])
+                return self._ended(data, job, self.event("cancelled", job, cause))
             return Change({**data, "cancel_requested": True})
 
         await self.store.mutate(job_id, cancel, cause_id=cause)
 
-    async def requeue(self, job_id: str, attempts: int, max_attempts: int, host: str = "") -> None:
+    async def requeue(self, job_id: str, attempts: int, max_attempts: int, host: str = "") -> bool:
         """A job that was running when its runner (`host`) died: queued again, or failed after
-        `max_attempts`."""
+        `max_attempts`. False when it was no longer running that attempt."""
         runner = f"runner {host}" if host else "the runner"
         cause = f"{job_id}.recover.{attempts}"
 
         def requeue(data: dict[str, Any]) -> Change[dict[str, Any]] | None:
             job = job_of(data)
-            if job.state != runner_pb2.JOB_STATE_RUNNING:
-                return None
+            if job.state != runner_pb2.JOB_STATE_RUNNING or int(data.get("attempts", 0)) != attempts:
+                return None  # it ended, or it runs again already (a later attempt)
             if attempts < max_attempts and not data.get("cancel_requested"):
                 job.state = runner_pb2.JOB_STATE_QUEUED
                 job.reason = f"queued again: {runner} stopped while attempt {attempts} ran"
@@ -117,9 +120,10 @@ class JobStore:
             job.state = runner_pb2.JOB_STATE_FAILED
             job.reason = f"{runner} stopped while it ran, {attempts} time(s)"
             job.finished_at.CopyFrom(now_timestamp())
-            return Change({**data, **data_of(job)}, [self.event("failed", job, cause, reason=job.reason)])
+            return self._ended(data, job, self.event("failed", job, cause, reason=job.reason))
 
-        await self.store.mutate(job_id, requeue, cause_id=cause)
+        _, changed = await self.store.mutate(job_id, requeue, cause_id=cause)
+        return changed
 
     async def claim(self, job_id: str, gpus: list[str], host: str) -> bool:
         """Start a queued job on `host`; False when it is no longer queued (another runner took it)."""
@@ -185,10 +189,23 @@ class JobStore:
                     "failed", job, cause, reason=reason, outcome=outcome, artifacts=prefix, **times
                 )
             kept = result.model_dump(include={"metrics", "seed", "duration_seconds"}) if result else None
-            return Change({**data, **data_of(job), "result": kept}, [event])
+            return self._ended(data, job, event, result=kept)
 
         record, _ = await self.store.mutate(job_id, finish, cause_id=cause)
         return job_of(record.value)
+
+    def _ended(
+        self, data: dict[str, Any], job: runner_pb2.Job, event: events_pb2.Event, **extra: Any
+    ) -> Change[dict[str, Any]]:
+        return Change({**data, **data_of(job), **extra, END_KEY: event_to_dict(event)}, [event])
+
+    async def announce_end(self, data: dict[str, Any]) -> bool:
+        """Publish the ended job's end event again (the same id: whoever applied it drops the repeat).
+        False for a job that ended before ends were kept."""
+        if END_KEY not in data:
+            return False
+        await self.store.publisher.publish(event_from_dict(data[END_KEY]))
+        return True
 
     async def announce(self, event: events_pb2.Event) -> None:
         """Publish an event no state change carries (a metric point as it is written)."""

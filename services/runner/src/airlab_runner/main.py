@@ -142,7 +142,8 @@ def setup(context: ServiceContext) -> None:
         )
 
     async def keep_present() -> None:
-        """Renew this runner's presence, and take over the jobs of runners that died."""
+        """Renew this runner's presence, take over the jobs of runners that died, and queue again the jobs
+        recorded as running here that do not (a restored backup's)."""
         while True:
             await asyncio.sleep(presence.ttl / 3)
             try:
@@ -150,6 +151,9 @@ def setup(context: ServiceContext) -> None:
                 adopted = await runner.adopt_orphans(await presence.alive())
                 if adopted:
                     log.warning("queued again the jobs of a runner that died", extra={"jobs": adopted})
+                lost = await runner.requeue_lost()
+                if lost:
+                    log.warning("queued again jobs it does not run", extra={"jobs": lost})
             except Exception:  # a bus outage: the next round tries again
                 log.warning("could not renew this runner's presence", exc_info=True)
 

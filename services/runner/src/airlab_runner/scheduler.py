@@ -50,9 +50,15 @@ class Scheduler:
         self.cancels: dict[str, threading.Event] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.slots: dict[str, int] = {}
+        # Jobs being claimed now: recorded as running here before their task exists.
+        self.claiming: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         metrics.RUNNER_SLOTS.set(max_concurrent)
+
+    def holds(self, job_id: str) -> bool:
+        """Whether this host runs the job now (or is claiming it)."""
+        return job_id in self.tasks or job_id in self.claiming
 
     def wake(self) -> None:
         """Look at the queue now (a job was queued, or one ended)."""
@@ -94,12 +100,16 @@ class Scheduler:
                 if acquired is None:
                     continue  # wait for GPUs; jobs behind it that fit may start
                 gpus = acquired
-            if not await self.jobs.claim(job_id, gpus, self.host):
-                if self.leases is not None:
-                    await self.leases.release(job_id, gpus)
-                continue
-            self.slots[job_id] = min(set(range(self.max_concurrent)) - set(self.slots.values()))
-            self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
+            self.claiming.add(job_id)
+            try:
+                if not await self.jobs.claim(job_id, gpus, self.host):
+                    if self.leases is not None:
+                        await self.leases.release(job_id, gpus)
+                    continue
+                self.slots[job_id] = min(set(range(self.max_concurrent)) - set(self.slots.values()))
+                self.tasks[job_id] = asyncio.create_task(self._execute(job_id, gpus), name=f"job:{job_id}")
+            finally:
+                self.claiming.discard(job_id)
             metrics.RUNNER_QUEUE.dec()
             metrics.RUNNER_SLOTS_BUSY.set(len(self.tasks))
             metrics.RUNNER_GPU_LEASES.inc(len(gpus))
