@@ -97,7 +97,10 @@ def test_the_readme_example_runs_against_a_stack_started_from_an_empty_directory
 
     with Lab.connect() as lab:
         (done,) = lab.list(research_pb2.RESEARCH_STATE_COMPLETED)
-        assert done.progress.experiments_finished == lab.report(done.id).summary["counts"]["finished"]
+        finished_report = lab.report(done.id, format="pdf")
+        assert done.progress.experiments_finished == finished_report.summary["counts"]["finished"]
+        saved = finished_report.save_pdf(stack_here / "paper.pdf")
+        assert saved.read_bytes().startswith(b"%PDF")
         events = [event.type for event in lab.events(done.id, follow=False)]
         assert events[0] == "research.created" and events[-1] == "research.completed"
 

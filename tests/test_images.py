@@ -233,12 +233,14 @@ def test_a_research_runs_through_the_containers_to_a_report(images, llama_server
 
             wait_until(done, timeout=900, interval=1)
             final = lab.GetResearch(lab_pb2.GetResearchRequest(id=research.id))
-            report = lab.GetReport(lab_pb2.GetReportRequest(id=research.id))
+            report = lab.GetReport(lab_pb2.GetReportRequest(id=research.id, pdf=True))
         logs = {n: docker("logs", n, check=False).stderr[-1500:] for n in names}
         assert final.state == research_pb2.RESEARCH_STATE_COMPLETED, (final.state_reason, logs)
         summary = json.loads(report.summary_json)
         assert summary["counts"]["finished"] >= 2 and "# " in report.markdown
         assert final.progress.experiments_finished == summary["counts"]["finished"]
+        # The reviewer's image typesets the paper (Typst's fonts are built in: no system fonts needed).
+        assert report.pdf.startswith(b"%PDF"), report.paper_status
         # Every run was a container of the experiment image (started by the runner through the socket),
         # and the bus refused no service.
         stored = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("result.json"))

@@ -190,6 +190,12 @@ def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_
         assert json.loads(report.summary_json)["research_id"] == done.id
         assert {"experiments.png", "comparison.png"} <= set(report.plots)
         assert all(png.startswith(b"\x89PNG") for png in report.plots.values())
+        assert not report.pdf  # only when asked for
+        # The paper: typeset beside the reports, every number in it checked against the records.
+        paper = lab.GetReport(lab_pb2.GetReportRequest(id=done.id, pdf=True))
+        assert paper.pdf.startswith(b"%PDF"), paper.paper_status
+        assert paper.paper_status.startswith("report.pdf"), paper.paper_status
+        assert summary["paper"]["published"] and summary["paper"]["unmatched"] == []
         with pytest.raises(grpc.RpcError) as unknown:
             lab.GetReport(lab_pb2.GetReportRequest(id="r" + "0" * 26))
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,12 +1,21 @@
 """The report from a typed loop and stored results, without servers: what it says about each idea."""
 
 import json
+from decimal import Decimal
 
 from airlab.blobs import LocalArtifactStore, experiment_key
 from airlab.job_templates import template_source
 from airlab.llm.accounting import ResearchUsage
 from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_reviewer.agent import Reviewer
+from airlab_reviewer.paper import (
+    check,
+    numbers_in,
+    pdf_pages,
+    record_numbers,
+    reference_numbers,
+    references_text,
+)
 
 RID = "r" + "b" * 26
 IDEA = "i" + "c" * 26
@@ -206,3 +215,63 @@ def test_an_evaluation_run_that_did_not_finish_is_left_out_of_the_comparison_not
     (idea,) = summary["ideas"]
     assert idea["evaluation"]["candidate"] == {0: "xi0", 1: "xi1"}
     assert idea["evaluation"]["seeds"] == [0, 1]
+
+
+def test_the_paper_is_typeset_from_the_records_and_every_number_in_it_is_checked(tmp_path):
+    """report.pdf beside the reports: its text has the results, and every number in it is one of the
+    run's records; the checker refuses a paper whose text holds a number no record has."""
+    store = LocalArtifactStore(tmp_path)
+    template = template_source("sklearn_train_template.py")
+    store.put("code/baseline/train.py", template.encode())
+    store.put("code/idea/train.py", template.encode())
+    targets = [0, 1] * 50
+    loop = loop_pb2.ResearchLoop(schema=2, baseline_code="code/baseline/", stop_reason="budget spent")
+    for seed, (base_value, cand_value) in enumerate(((0.80, 0.95), (0.81, 0.94), (0.79, 0.96))):
+        base, cand = f"xb{seed}", f"xi{seed}"
+        result(store, base, seed, base_value, targets, [0] * 60 + [1] * 40)
+        result(store, cand, seed, cand_value, targets, targets[:95] + [1 - t for t in targets[95:]])
+        loop.baseline.experiments[seed] = base
+        loop.experiments.add(id=base, kind=loop_pb2.EXPERIMENT_KIND_BASELINE, name="baseline", seed=seed,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=base_value)  # fmt: skip
+        loop.experiments.add(id=cand, kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
+                             state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=cand_value)  # fmt: skip
+    loop.ideas.add(
+        idea=idea_pb2.Idea(id=IDEA, title="Random forest with 300 trees", change="a forest"),
+        status=loop_pb2.IDEA_STATUS_EVALUATED,
+        origin=loop_pb2.IDEA_ORIGIN_LLM,
+        code_origin=loop_pb2.CODE_ORIGIN_LLM,
+        code_attempts=1,
+        code_ref="code/idea/",
+        review=manager_pb2.IdeaReview(approved=True),
+        evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
+    )
+    research = research_pb2.Research(
+        id=RID,
+        goal="beat the logistic-regression baseline on digits",
+        plan=research_pb2.Plan(
+            dataset="digits", task="classification", metric="accuracy", baseline="logistic_regression",
+            direction=research_pb2.METRIC_DIRECTION_MAXIMIZE, seeds=[0, 1, 2], test_fraction=0.25,
+            budget=research_pb2.Budget(max_experiments=12, max_wall_seconds=600),
+        ),
+    )  # fmt: skip
+    md_key, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    paper = summary["paper"]
+    assert paper["published"], paper
+    assert paper["numbers_checked"] >= 20 and paper["unmatched"] == []
+    assert paper["typeset_seconds"] < 5
+    pdf = store.get(md_key.replace("report.md", "report.pdf"))
+    pages = pdf_pages(pdf)
+    text = " ".join(pages)
+    for words in ("Abstract", "Results", "Significance", "Reproducibility", "References", "Holm"):
+        assert words in text, words
+    assert "0.9500 ± 0.0100" in text and "0.8000 ± 0.0100" in text  # the idea's and the baseline's scores
+    assert "Paper: report.pdf" in store.get(md_key).decode()
+
+    # The checker on the same text with one number changed: that number, and only it, matches no record.
+    records = record_numbers(summary) | reference_numbers(references_text())
+    records |= {Decimal(n) for n in range(1, 10)}
+    checked, unmatched = check(pages, records)
+    assert checked == len([n for p in pages for n in numbers_in(p)]) and unmatched == []
+    tampered = [p.replace("0.9500 ± 0.0100", "0.9731 ± 0.0100") for p in pages]
+    unmatched = check(tampered, records)[1]
+    assert unmatched and {u.split()[0] for u in unmatched} == {"0.9731"}, unmatched

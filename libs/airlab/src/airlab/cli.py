@@ -411,13 +411,17 @@ def report(
     research_id: Annotated[str, typer.Argument(help="The research id")],
     show: Annotated[bool, typer.Option("--print", help="Print the Markdown report")] = False,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Write report.md, report.html, summary.json and plots here")
+        Path | None,
+        typer.Option("--out", help="Write report.md, report.html, report.pdf, summary.json and plots here"),
     ] = None,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Write the paper, report.pdf, here (or into --out)")
+    ] = False,
     workspace: WorkspaceOpt = None,
     manager: ManagerOpt = None,
 ) -> None:
-    """Where a research's report is, the report itself (--print), or its files copied here (--out). The
-    report comes through the Lab API, so this works against a remote manager too."""
+    """Where a research's report is, the report itself (--print), its paper (--pdf), or its files copied
+    here (--out). The report comes through the Lab API, so this works against a remote manager too."""
     settings = _settings(workspace)
     with _lab(manager, workspace) as lab:
         found = lab.GetResearch(lab_pb2.GetResearchRequest(id=research_id))
@@ -425,19 +429,27 @@ def report(
             _fail(
                 f"research {research_id} has no report yet ({_state_name(found.state)}: {found.state_reason})"
             )
-        if not (show or out_dir):
+        if not (show or out_dir or pdf):
             _print_report_location(settings, found)
             return
-        report = lab.GetReport(lab_pb2.GetReportRequest(id=research_id))
+        report = lab.GetReport(lab_pb2.GetReportRequest(id=research_id, pdf=bool(pdf or out_dir)))
     if show:
         print(report.markdown)
+    if pdf and not report.pdf:
+        _fail(f"research {research_id} has no paper: {report.paper_status or 'none was written'}")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {"report.md": report.markdown.encode(), "report.html": report.html.encode()}
         files |= {"summary.json": report.summary_json.encode(), **dict(report.plots)}
+        if report.pdf:
+            files["report.pdf"] = report.pdf
         for name, content in files.items():
             (out_dir / name).write_bytes(content)
         out.print(f"wrote {len(files)} files to {out_dir}", soft_wrap=True)
+    elif pdf:
+        target = Path(f"report-{research_id}.pdf")
+        target.write_bytes(report.pdf)
+        out.print(f"wrote {target} ({report.paper_status})", soft_wrap=True)
 
 
 @app.command("list")

@@ -65,12 +65,23 @@ ENDED = frozenset(
 
 @dataclass(frozen=True)
 class Report:
-    """A research's final report: Markdown, self-contained HTML, and the numbers of summary.json."""
+    """A research's final report: Markdown, self-contained HTML, the numbers of summary.json, and the
+    paper (report.pdf's bytes; None when it was not published, summary["paper"]["status"] says why)."""
 
     research_id: str
     markdown: str
     html: str
     summary: dict[str, Any]
+    pdf: bytes | None = None
+
+    def save_pdf(self, path: Path | str) -> Path:
+        """Write the paper to `path`; FailedPrecondition when there is none."""
+        if self.pdf is None:
+            status = (self.summary.get("paper") or {}).get("status", "none was written")
+            raise FailedPrecondition(f"research {self.research_id} has no paper: {status}")
+        target = Path(path)
+        target.write_bytes(self.pdf)
+        return target
 
 
 def start_request(
@@ -238,20 +249,27 @@ class Lab:
     def _artifacts(self) -> ArtifactStore:
         return artifact_store_from(self.settings)
 
-    def report(self, research_id: str) -> Report:
+    def report(self, research_id: str, format: Literal["markdown", "pdf"] = "markdown") -> Report:
         """The research's report, read from the lab's artifact store (this workspace's, or the S3 store the
-        settings name)."""
+        settings name). With format="pdf" the paper (report.pdf) is required: FailedPrecondition, saying
+        why, when it was not published."""
         research = self.get(research_id)
         if not research.report_markdown_key:
             state = research_pb2.ResearchState.Name(research.state)
             raise FailedPrecondition(f"research {research_id} has no report yet ({state})")
         store = self._artifacts()
-        summary_key = research.report_markdown_key.rsplit("/", 1)[0] + "/summary.json"
+        reports = research.report_markdown_key.rsplit("/", 1)[0]
+        summary = json.loads(store.get(f"{reports}/summary.json"))
+        pdf = store.get(f"{reports}/report.pdf") if store.exists(f"{reports}/report.pdf") else None
+        if format == "pdf" and pdf is None:
+            status = (summary.get("paper") or {}).get("status", "none was written")
+            raise FailedPrecondition(f"research {research_id} has no paper: {status}")
         return Report(
             research_id,
             store.get(research.report_markdown_key).decode(),
             store.get(research.report_html_key).decode(),
-            json.loads(store.get(summary_key)),
+            summary,
+            pdf,
         )
 
     def download(self, research_id: str, destination: Path, *, prefix: str = "") -> builtins.list[Path]:

@@ -290,6 +290,20 @@ def create_app(
             headers={"Content-Security-Policy": REPORT_POLICY},
         )
 
+    @app.get("/researches/{research_id}/report.pdf")
+    async def paper(request: Request, research_id: str) -> Response:
+        """The research's paper, as a download; 404 saying why when it was not published."""
+        calls = lab_for(request)
+        ask = lab_pb2.GetReportRequest(id=research_id, pdf=True)
+        written = await asyncio.to_thread(calls.call, "GetReport", ask)
+        if not written.pdf:
+            raise HTTPException(404, f"no paper: {written.paper_status or 'none was written'}")
+        return Response(
+            written.pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="report-{research_id}.pdf"'},
+        )
+
     @app.get("/researches/{research_id}/files/{key:path}")
     async def artifact(request: Request, research_id: str, key: str) -> Response:
         """A stored file of the research (code, log, result, metrics), as plain text, for its owner."""

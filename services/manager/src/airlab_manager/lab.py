@@ -10,7 +10,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from airlab import auth, domain
-from airlab.blobs import ArtifactStore, report_key, research_prefix
+from airlab.blobs import ArtifactStore
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import follow_up_id, make_event, now_timestamp, research_filter
 from airlab.ids import check_id, check_token, new_id
@@ -19,6 +19,7 @@ from airlab.state import Change, StateStore
 from airlab.v1 import events_pb2, lab_pb2, research_pb2
 from airlab_manager.checks import check_enum, check_hints, check_owner, check_text, research_id_for_request
 from airlab_manager.planner import Planner, PlanOutcome, PlanRequest
+from airlab_manager.reports import read_report
 
 State = research_pb2.ResearchState
 TERMINAL_STATES = {
@@ -123,8 +124,9 @@ class Lab:
         check_owner(research)
         return research
 
-    async def get_report(self, research_id: str) -> lab_pb2.ResearchReport:
-        """The report's files, read from the artifact store (the caller needs no access to it)."""
+    async def get_report(self, research_id: str, with_pdf: bool = False) -> lab_pb2.ResearchReport:
+        """The report's files, read from the artifact store (the caller needs no access to it); the paper
+        (report.pdf) too `with_pdf`."""
         research = await self.get_research(research_id)
         if not research.report_markdown_key:
             state = State.Name(research.state).removeprefix("RESEARCH_STATE_").lower()
@@ -133,24 +135,7 @@ class Lab:
             )
         if self.artifacts is None:
             raise FailedPrecondition("this manager has no artifact store to read reports from")
-        return await asyncio.to_thread(self._read_report, research)
-
-    def _read_report(self, research: research_pb2.Research) -> lab_pb2.ResearchReport:
-        assert self.artifacts is not None
-        report = lab_pb2.ResearchReport(
-            research_id=research.id,
-            markdown=self.artifacts.get(research.report_markdown_key).decode(errors="replace"),
-        )
-        if research.report_html_key:
-            report.html = self.artifacts.get(research.report_html_key).decode(errors="replace")
-        summary = report_key(research.id, "summary.json")
-        if self.artifacts.exists(summary):
-            report.summary_json = self.artifacts.get(summary).decode(errors="replace")
-        for info in self.artifacts.list(f"{research_prefix(research.id)}reports/"):
-            name = info.key.rsplit("/", 1)[-1]
-            if name.endswith(".png"):
-                report.plots[name] = self.artifacts.get(info.key)
-        return report
+        return await asyncio.to_thread(read_report, self.artifacts, research, with_pdf=with_pdf)
 
     async def list_research(self, request: lab_pb2.ListResearchRequest) -> lab_pb2.ListResearchResponse:
         if request.page_size > PAGE_SIZE_MAX:

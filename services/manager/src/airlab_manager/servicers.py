@@ -49,7 +49,7 @@ class LabServicer(lab_pb2_grpc.LabServiceServicer):
         return await self.lab.reject(request)
 
     async def GetReport(self, request: lab_pb2.GetReportRequest, context: object) -> lab_pb2.ResearchReport:
-        return await self.lab.get_report(request.id)
+        return await self.lab.get_report(request.id, with_pdf=request.pdf)
 
 
 class ManagerServicer(manager_pb2_grpc.ManagerServiceServicer):

@@ -8,6 +8,7 @@ to reports/summary.json, so anyone can check the report against the results. Wha
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import difflib
 import json
@@ -16,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+import airlab
 from airlab import techniques, verdicts
 from airlab.blobs import ArtifactStore, report_key, research_prefix
 from airlab.enums import IDEA_ORIGIN_WORDS, enum_words
@@ -23,6 +25,7 @@ from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
 from airlab.v1 import loop_pb2, research_pb2
+from airlab_reviewer.paper import write_paper
 from airlab_reviewer.plots import report_plots
 from airlab_reviewer.stats import CHANCE_MODELS, chance_runs, compare, mean_std
 from airlab_reviewer.stored import StoredRuns
@@ -319,12 +322,13 @@ class Reviewer:
             "finished": sum(1 for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FINISHED),
             "failed": sum(1 for e in runs if e.state == loop_pb2.EXPERIMENT_STATE_FAILED),
         }
+        written = (written_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
         context = {
             "goal": research.goal,
             "research_id": research_id,
             "verdict": verdict,
             "stop_reason": loop.stop_reason,
-            "written_at": (written_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+            "written_at": written,
             "plan": plan_view(plan),
             "maximize": maximize,
             "baseline": baseline,
@@ -352,10 +356,11 @@ class Reviewer:
             "fmt": fmt,
             "sentences": sentences,
         }
-        markdown = _templates.get_template("report.md.j2").render(context)
-        html = _templates.get_template("report.html.j2").render(context)
         summary = {
             "research_id": research_id,
+            "lab_version": airlab.__version__,
+            "written_at": written,
+            "plan": context["plan"],
             "metric": metric,
             "maximize": maximize,
             "verdict": verdict,
@@ -379,7 +384,19 @@ class Reviewer:
             "timing": timing,
             "devices": devices,
             "usage": context["usage"],
+            "failures": failures,
+            "related_work": {"status": "not searched", "papers": []},
         }
+        # The paper: typeset from summary.json's records and checked against them; published only when
+        # every number in it is found there.
+        images = {plot["file"]: base64.b64decode(plot["base64"]) for plot in plots}
+        paper = write_paper(summary, research.goal, plots, images)
+        if paper.published and paper.pdf is not None:
+            pdf_key = report_key(research_id, "report.pdf")
+            self.artifacts.put(pdf_key, paper.pdf, content_type="application/pdf")
+        summary["paper"] = context["paper"] = paper.view()
+        markdown = _templates.get_template("report.md.j2").render(context)
+        html = _templates.get_template("report.html.j2").render(context)
         md_key, html_key = report_key(research_id, "report.md"), report_key(research_id, "report.html")
         self.artifacts.put(md_key, markdown.encode(), content_type="text/markdown")
         self.artifacts.put(html_key, html.encode(), content_type="text/html")

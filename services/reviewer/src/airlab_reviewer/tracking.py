@@ -196,7 +196,7 @@ class MlflowTracker:
             ],
             tags={"airlab.verdict": str(summary.get("verdict", ""))} if summary else None,
         )
-        for name in ("report.md", "summary.json"):
+        for name in ("report.md", "summary.json", "report.pdf"):
             data = self._bytes(report_key(research.id, name))
             if data is not None:
                 self._upload(parent, name, data)

@@ -64,6 +64,7 @@ def plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
         "gpus": plan.gpus,
         "seeds": list(plan.seeds),
         "test_fraction": plan.test_fraction,
+        "test_percent": round(plan.test_fraction * 100),
         "reasons": list(plan.reasons),
         "budget": {
             "max_experiments": budget.max_experiments,

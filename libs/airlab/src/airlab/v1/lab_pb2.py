@@ -26,7 +26,7 @@ from airlab.v1 import events_pb2 as airlab_dot_v1_dot_events__pb2
 from airlab.v1 import research_pb2 as airlab_dot_v1_dot_research__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61irlab/v1/lab.proto\x12\tairlab.v1\x1a\x16\x61irlab/v1/events.proto\x1a\x18\x61irlab/v1/research.proto\"\x1e\n\x10GetReportRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xbe\x01\n\x0eResearchReport\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x10\n\x08markdown\x18\x02 \x01(\t\x12\x0c\n\x04html\x18\x03 \x01(\t\x12\x14\n\x0csummary_json\x18\x04 \x01(\t\x12\x33\n\x05plots\x18\x05 \x03(\x0b\x32$.airlab.v1.ResearchReport.PlotsEntry\x1a,\n\nPlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"\xb0\x02\n\x14StartResearchRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.airlab.v1.Budget\x12$\n\x05gates\x18\x05 \x01(\x0e\x32\x15.airlab.v1.HumanGates\x12\x16\n\x0e\x61llow_defaults\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x08 \x01(\t\x12,\n\x0cuser_dataset\x18\t \x01(\x0b\x32\x16.airlab.v1.UserDataset\x12\"\n\x05until\x18\n \x01(\x0e\x32\x13.airlab.v1.StopRule\x12\x10\n\x08template\x18\x0b \x01(\t\" \n\x12GetResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\"e\n\x13ListResearchRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.airlab.v1.ResearchState\"X\n\x14ListResearchResponse\x12\'\n\nresearches\x18\x01 \x03(\x0b\x32\x13.airlab.v1.Research\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x14WatchResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"3\n\x15\x43\x61ncelResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb0\x01\n\x0e\x41pproveRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x37\n\x07\x61nswers\x18\x03 \x03(\x0b\x32&.airlab.v1.ApproveRequest.AnswersEntry\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\rRejectRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t2\xaf\x04\n\nLabService\x12\x45\n\rStartResearch\x12\x1f.airlab.v1.StartResearchRequest\x1a\x13.airlab.v1.Research\x12\x41\n\x0bGetResearch\x12\x1d.airlab.v1.GetResearchRequest\x1a\x13.airlab.v1.Research\x12O\n\x0cListResearch\x12\x1e.airlab.v1.ListResearchRequest\x1a\x1f.airlab.v1.ListResearchResponse\x12\x44\n\rWatchResearch\x12\x1f.airlab.v1.WatchResearchRequest\x1a\x10.airlab.v1.Event0\x01\x12G\n\x0e\x43\x61ncelResearch\x12 .airlab.v1.CancelResearchRequest\x1a\x13.airlab.v1.Research\x12\x39\n\x07\x41pprove\x12\x19.airlab.v1.ApproveRequest\x1a\x13.airlab.v1.Research\x12\x37\n\x06Reject\x12\x18.airlab.v1.RejectRequest\x1a\x13.airlab.v1.Research\x12\x43\n\tGetReport\x12\x1b.airlab.v1.GetReportRequest\x1a\x19.airlab.v1.ResearchReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61irlab/v1/lab.proto\x12\tairlab.v1\x1a\x16\x61irlab/v1/events.proto\x1a\x18\x61irlab/v1/research.proto\"+\n\x10GetReportRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03pdf\x18\x02 \x01(\x08\"\xe1\x01\n\x0eResearchReport\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x10\n\x08markdown\x18\x02 \x01(\t\x12\x0c\n\x04html\x18\x03 \x01(\t\x12\x14\n\x0csummary_json\x18\x04 \x01(\t\x12\x33\n\x05plots\x18\x05 \x03(\x0b\x32$.airlab.v1.ResearchReport.PlotsEntry\x12\x0b\n\x03pdf\x18\x06 \x01(\x0c\x12\x14\n\x0cpaper_status\x18\x07 \x01(\t\x1a,\n\nPlotsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"\xb0\x02\n\x14StartResearchRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.airlab.v1.Budget\x12$\n\x05gates\x18\x05 \x01(\x0e\x32\x15.airlab.v1.HumanGates\x12\x16\n\x0e\x61llow_defaults\x18\x06 \x01(\x08\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x08 \x01(\t\x12,\n\x0cuser_dataset\x18\t \x01(\x0b\x32\x16.airlab.v1.UserDataset\x12\"\n\x05until\x18\n \x01(\x0e\x32\x13.airlab.v1.StopRule\x12\x10\n\x08template\x18\x0b \x01(\t\" \n\x12GetResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\"e\n\x13ListResearchRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.airlab.v1.ResearchState\"X\n\x14ListResearchResponse\x12\'\n\nresearches\x18\x01 \x03(\x0b\x32\x13.airlab.v1.Research\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x14WatchResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"3\n\x15\x43\x61ncelResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xb0\x01\n\x0e\x41pproveRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x37\n\x07\x61nswers\x18\x03 \x03(\x0b\x32&.airlab.v1.ApproveRequest.AnswersEntry\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x1a.\n\x0c\x41nswersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\rRejectRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t2\xaf\x04\n\nLabService\x12\x45\n\rStartResearch\x12\x1f.airlab.v1.StartResearchRequest\x1a\x13.airlab.v1.Research\x12\x41\n\x0bGetResearch\x12\x1d.airlab.v1.GetResearchRequest\x1a\x13.airlab.v1.Research\x12O\n\x0cListResearch\x12\x1e.airlab.v1.ListResearchRequest\x1a\x1f.airlab.v1.ListResearchResponse\x12\x44\n\rWatchResearch\x12\x1f.airlab.v1.WatchResearchRequest\x1a\x10.airlab.v1.Event0\x01\x12G\n\x0e\x43\x61ncelResearch\x12 .airlab.v1.CancelResearchRequest\x1a\x13.airlab.v1.Research\x12\x39\n\x07\x41pprove\x12\x19.airlab.v1.ApproveRequest\x1a\x13.airlab.v1.Research\x12\x37\n\x06Reject\x12\x18.airlab.v1.RejectRequest\x1a\x13.airlab.v1.Research\x12\x43\n\tGetReport\x12\x1b.airlab.v1.GetReportRequest\x1a\x19.airlab.v1.ResearchReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,29 +38,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPROVEREQUEST_ANSWERSENTRY']._loaded_options = None
   _globals['_APPROVEREQUEST_ANSWERSENTRY']._serialized_options = b'8\001'
   _globals['_GETREPORTREQUEST']._serialized_start=84
-  _globals['_GETREPORTREQUEST']._serialized_end=114
-  _globals['_RESEARCHREPORT']._serialized_start=117
-  _globals['_RESEARCHREPORT']._serialized_end=307
-  _globals['_RESEARCHREPORT_PLOTSENTRY']._serialized_start=263
-  _globals['_RESEARCHREPORT_PLOTSENTRY']._serialized_end=307
-  _globals['_STARTRESEARCHREQUEST']._serialized_start=310
-  _globals['_STARTRESEARCHREQUEST']._serialized_end=614
-  _globals['_GETRESEARCHREQUEST']._serialized_start=616
-  _globals['_GETRESEARCHREQUEST']._serialized_end=648
-  _globals['_LISTRESEARCHREQUEST']._serialized_start=650
-  _globals['_LISTRESEARCHREQUEST']._serialized_end=751
-  _globals['_LISTRESEARCHRESPONSE']._serialized_start=753
-  _globals['_LISTRESEARCHRESPONSE']._serialized_end=841
-  _globals['_WATCHRESEARCHREQUEST']._serialized_start=843
-  _globals['_WATCHRESEARCHREQUEST']._serialized_end=916
-  _globals['_CANCELRESEARCHREQUEST']._serialized_start=918
-  _globals['_CANCELRESEARCHREQUEST']._serialized_end=969
-  _globals['_APPROVEREQUEST']._serialized_start=972
-  _globals['_APPROVEREQUEST']._serialized_end=1148
-  _globals['_APPROVEREQUEST_ANSWERSENTRY']._serialized_start=1102
-  _globals['_APPROVEREQUEST_ANSWERSENTRY']._serialized_end=1148
-  _globals['_REJECTREQUEST']._serialized_start=1150
-  _globals['_REJECTREQUEST']._serialized_end=1219
-  _globals['_LABSERVICE']._serialized_start=1222
-  _globals['_LABSERVICE']._serialized_end=1781
+  _globals['_GETREPORTREQUEST']._serialized_end=127
+  _globals['_RESEARCHREPORT']._serialized_start=130
+  _globals['_RESEARCHREPORT']._serialized_end=355
+  _globals['_RESEARCHREPORT_PLOTSENTRY']._serialized_start=311
+  _globals['_RESEARCHREPORT_PLOTSENTRY']._serialized_end=355
+  _globals['_STARTRESEARCHREQUEST']._serialized_start=358
+  _globals['_STARTRESEARCHREQUEST']._serialized_end=662
+  _globals['_GETRESEARCHREQUEST']._serialized_start=664
+  _globals['_GETRESEARCHREQUEST']._serialized_end=696
+  _globals['_LISTRESEARCHREQUEST']._serialized_start=698
+  _globals['_LISTRESEARCHREQUEST']._serialized_end=799
+  _globals['_LISTRESEARCHRESPONSE']._serialized_start=801
+  _globals['_LISTRESEARCHRESPONSE']._serialized_end=889
+  _globals['_WATCHRESEARCHREQUEST']._serialized_start=891
+  _globals['_WATCHRESEARCHREQUEST']._serialized_end=964
+  _globals['_CANCELRESEARCHREQUEST']._serialized_start=966
+  _globals['_CANCELRESEARCHREQUEST']._serialized_end=1017
+  _globals['_APPROVEREQUEST']._serialized_start=1020
+  _globals['_APPROVEREQUEST']._serialized_end=1196
+  _globals['_APPROVEREQUEST_ANSWERSENTRY']._serialized_start=1150
+  _globals['_APPROVEREQUEST_ANSWERSENTRY']._serialized_end=1196
+  _globals['_REJECTREQUEST']._serialized_start=1198
+  _globals['_REJECTREQUEST']._serialized_end=1267
+  _globals['_LABSERVICE']._serialized_start=1270
+  _globals['_LABSERVICE']._serialized_end=1829
 # @@protoc_insertion_point(module_scope)

@@ -9,13 +9,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetReportRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "pdf")
     ID_FIELD_NUMBER: _ClassVar[int]
+    PDF_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    pdf: bool
+    def __init__(self, id: _Optional[str] = ..., pdf: _Optional[bool] = ...) -> None: ...
 
 class ResearchReport(_message.Message):
-    __slots__ = ("research_id", "markdown", "html", "summary_json", "plots")
+    __slots__ = ("research_id", "markdown", "html", "summary_json", "plots", "pdf", "paper_status")
     class PlotsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,12 +30,16 @@ class ResearchReport(_message.Message):
     HTML_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_JSON_FIELD_NUMBER: _ClassVar[int]
     PLOTS_FIELD_NUMBER: _ClassVar[int]
+    PDF_FIELD_NUMBER: _ClassVar[int]
+    PAPER_STATUS_FIELD_NUMBER: _ClassVar[int]
     research_id: str
     markdown: str
     html: str
     summary_json: str
     plots: _containers.ScalarMap[str, bytes]
-    def __init__(self, research_id: _Optional[str] = ..., markdown: _Optional[str] = ..., html: _Optional[str] = ..., summary_json: _Optional[str] = ..., plots: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    pdf: bytes
+    paper_status: str
+    def __init__(self, research_id: _Optional[str] = ..., markdown: _Optional[str] = ..., html: _Optional[str] = ..., summary_json: _Optional[str] = ..., plots: _Optional[_Mapping[str, bytes]] = ..., pdf: _Optional[bytes] = ..., paper_status: _Optional[str] = ...) -> None: ...
 
 class StartResearchRequest(_message.Message):
     __slots__ = ("goal", "dataset", "metric", "budget", "gates", "allow_defaults", "request_id", "baseline", "user_dataset", "until", "template")
