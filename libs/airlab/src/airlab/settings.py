@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from airlab.cpus import CpuSettings
+from airlab.literature import LiteratureSettings
 from airlab.strategy import KNOBS, PRESETS, Strategy
 
 SERVICE_NAMES = ("idea", "manager", "coder", "reviewer", "runner")
@@ -282,6 +283,8 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    # Related work (OpenAlex, arXiv, Semantic Scholar) for the idea agent and the paper (airlab.literature).
+    literature: LiteratureSettings = Field(default_factory=LiteratureSettings)
 
     # Artifacts: s3://HOST:PORT/BUCKET (TLS), s3+http://..., or file:///DIR; empty: WORKSPACE/artifacts.
     artifacts_url: str = ""

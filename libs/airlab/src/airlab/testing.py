@@ -503,3 +503,54 @@ class FakeOpenAIServer(_LoopbackServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+
+LITERATURE_ROUTES = {
+    "openalex": ("/openalex/works", "openalex.json", "application/json"),
+    "arxiv": ("/arxiv/query", "arxiv.xml", "application/atom+xml"),
+    "semantic_scholar": ("/s2/paper/search", "semantic_scholar.json", "application/json"),
+}
+
+
+class LiteratureServer(_LoopbackServer):
+    """The literature APIs for tests: serves recorded answers (a folder with openalex.json, arxiv.xml and
+    semantic_scholar.json) on a free loopback port, after any scripted faults per source: an HTTP status
+    (429, 500, ...), "malformed" (a body that does not parse) or "timeout" (no answer for `stall`
+    seconds). `settings()` points LiteratureSettings at it."""
+
+    def __init__(self, recorded: Path, stall: float = 3.0) -> None:
+        self.faults: dict[str, list[int | str]] = {name: [] for name in LITERATURE_ROUTES}
+        self.requests: dict[str, int] = {name: 0 for name in LITERATURE_ROUTES}
+        routes = {path: (name, (recorded / file).read_bytes(), kind)
+                  for name, (path, file, kind) in LITERATURE_ROUTES.items()}  # fmt: skip
+        server = self
+
+        class Handler(_QuietHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path not in routes:
+                    self.answer(404, "text/plain", b"not found")
+                    return
+                name, body, kind = routes[path]
+                server.requests[name] += 1
+                fault = server.faults[name].pop(0) if server.faults[name] else None
+                if fault == "timeout":
+                    time.sleep(stall)
+                    self.answer(504, "text/plain", b"too late")
+                elif fault == "malformed":
+                    self.answer(200, kind, body[: len(body) // 3])
+                elif isinstance(fault, int):
+                    self.answer(fault, "application/json", b'{"error": "scripted"}')
+                else:
+                    self.answer(200, kind, body)
+
+        self._serve(Handler)
+
+    def settings(self, **changes: Any) -> Any:
+        from airlab.literature import LiteratureSettings
+
+        base = f"http://127.0.0.1:{self.port}"
+        return LiteratureSettings(
+            openalex_url=f"{base}/openalex", arxiv_url=f"{base}/arxiv", semantic_scholar_url=f"{base}/s2",
+            **changes,
+        )  # fmt: skip
