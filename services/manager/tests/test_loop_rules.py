@@ -59,6 +59,24 @@ def test_a_feature_idea_remembered_from_earlier_research_runs_again_said_so():
     assert not again.approved and "already tried in this research" in again.reasons[0]
 
 
+def test_an_idea_from_the_literature_is_approved_cited_and_never_called_new():
+    cited = idea_pb2.Idea()
+    cited.CopyFrom(IDEA)
+    cited.cites.append(2)
+    related = [
+        idea_pb2.Paper(title="Random Forests", year=2001),
+        idea_pb2.Paper(title="Support-vector networks", year=1995),
+    ]
+    arguments = dict(task="classification", metric="accuracy", experiments_left=9, experiments_per_idea=3)
+    novelty = Novelty(similarity=0.4)
+    verdict = review_idea(cited, tried_titles=[], novelty=novelty, related=related, **arguments)
+    assert verdict.approved
+    assert verdict.literature == "from the literature: [2] Support-vector networks (1995)"
+    first = verdict.reasons[0]
+    assert first.startswith("clear, from the literature: [2]") and "new" not in first
+    assert review().reasons[0].startswith("clear, new,")  # the same idea, citing nothing
+
+
 def test_an_idea_the_budget_cannot_afford_is_rejected():
     verdict = review(experiments_left=2)
     assert not verdict.approved and "2 are left" in verdict.reasons[0]

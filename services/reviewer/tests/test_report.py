@@ -9,12 +9,12 @@ from airlab.llm.accounting import ResearchUsage
 from airlab.v1 import idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_reviewer.agent import Reviewer
 from airlab_reviewer.paper import (
+    bibliography,
     check,
     numbers_in,
     pdf_pages,
     record_numbers,
     reference_numbers,
-    references_text,
 )
 
 RID = "r" + "b" * 26
@@ -235,8 +235,23 @@ def test_the_paper_is_typeset_from_the_records_and_every_number_in_it_is_checked
                              state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=base_value)  # fmt: skip
         loop.experiments.add(id=cand, kind=loop_pb2.EXPERIMENT_KIND_EVALUATION, name=IDEA, seed=seed,
                              state=loop_pb2.EXPERIMENT_STATE_FINISHED, test=cand_value)  # fmt: skip
+    loop.related_work_status = "2 papers from openalex, arxiv"
+    loop.related_work.add(
+        title="Gradient-based learning applied to document recognition",
+        year=1998,
+        authors=["Yann LeCun"],
+        doi="10.1109/5.726791",
+        venue="Proceedings of the IEEE",
+    )
+    loop.related_work.add(
+        title="Random Forests",
+        year=2001,
+        authors=["Leo Breiman"],
+        doi="10.1023/A:1010933404324",
+        url="https://doi.org/10.1023/A:1010933404324",
+    )
     loop.ideas.add(
-        idea=idea_pb2.Idea(id=IDEA, title="Random forest with 300 trees", change="a forest"),
+        idea=idea_pb2.Idea(id=IDEA, title="Random forest with 300 trees", change="a forest", cites=[2]),
         status=loop_pb2.IDEA_STATUS_EVALUATED,
         origin=loop_pb2.IDEA_ORIGIN_LLM,
         code_origin=loop_pb2.CODE_ORIGIN_LLM,
@@ -265,10 +280,15 @@ def test_the_paper_is_typeset_from_the_records_and_every_number_in_it_is_checked
     for words in ("Abstract", "Results", "Significance", "Reproducibility", "References", "Holm"):
         assert words in text, words
     assert "0.9500 ± 0.0100" in text and "0.8000 ± 0.0100" in text  # the idea's and the baseline's scores
-    assert "Paper: report.pdf" in store.get(md_key).decode()
+    markdown = store.get(md_key).decode()
+    assert "Paper: report.pdf" in markdown
+    # The related work, linked, and the idea that follows it.
+    assert "2. [Random Forests](https://doi.org/10.1023/A:1010933404324) (2001)" in markdown
+    assert "- **Random forest with 300 trees** cites [2]" in markdown
+    assert "Random Forests" in text.split("References")[-1] and "LeCun" in text
 
     # The checker on the same text with one number changed: that number, and only it, matches no record.
-    records = record_numbers(summary) | reference_numbers(references_text())
+    records = record_numbers(summary) | reference_numbers(bibliography(summary))
     records |= {Decimal(n) for n in range(1, 10)}
     checked, unmatched = check(pages, records)
     assert checked == len([n for p in pages for n in numbers_in(p)]) and unmatched == []

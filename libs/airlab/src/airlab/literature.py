@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import socket
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
+
+from airlab.v1 import idea_pb2
 
 log = logging.getLogger(__name__)
 SOURCES = ("openalex", "arxiv", "semantic_scholar")
@@ -106,10 +109,13 @@ class Found:
 class SourceError(Exception):
     """A source answered badly (a status, malformed data) or not at all."""
 
-    def __init__(self, message: str, *, retry: bool = False, wait: float = 0.0) -> None:
+    def __init__(
+        self, message: str, *, retry: bool = False, wait: float = 0.0, offline: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry = retry
         self.wait = wait
+        self.offline = offline  # the source's host name does not resolve: this machine has no network
 
 
 # -- each source's request and answer ----------------------------------------------------------------------
@@ -272,6 +278,7 @@ class Literature:
         found = Found()
         lists: list[list[Paper]] = []
         answered: list[str] = []
+        offline: list[bool] = []  # per source that failed: for want of a network?
         for name in [s for s in self.settings.sources if s in CLIENTS]:
             cached = self._cached(name, query)
             if cached is not None:
@@ -287,6 +294,7 @@ class Literature:
                 papers = self._ask(name, query, deadline)
             except SourceError as exc:
                 found.problems.append(f"{name}: {exc}")
+                offline.append(exc.offline)
                 continue
             self._store(name, query, papers)
             lists.append(papers)
@@ -294,7 +302,7 @@ class Literature:
         found.papers = merge(lists)[: self.settings.papers]
         if found.papers:
             found.status = f"{len(found.papers)} papers from {', '.join(answered)}"
-        elif self.settings.offline:
+        elif self.settings.offline or (offline and all(offline)):
             found.status = "not available (offline)"
         elif found.problems:
             found.status = "not available (" + "; ".join(found.problems) + ")"
@@ -319,7 +327,7 @@ class Literature:
                 problem = str(exc)
                 if not exc.retry or attempt == self.settings.tries or breaker.open():
                     told = f"{problem} after {attempt} tries" if attempt > 1 else problem
-                    raise SourceError(told) from None
+                    raise SourceError(told, offline=exc.offline) from None
                 wait = min(exc.wait or 0.5 * 2 ** (attempt - 1), 5.0, max(deadline - self.clock(), 0))
                 self.sleep(wait)
                 continue
@@ -337,6 +345,10 @@ class Literature:
             response = httpx.get(url, params=params, headers=headers, timeout=timeout, follow_redirects=True)
         except httpx.TimeoutException:
             raise SourceError("timed out", retry=True) from None
+        except httpx.ConnectError as exc:
+            if _unresolved(exc):
+                raise SourceError("offline (its host name does not resolve)", offline=True) from None
+            raise SourceError(f"unreachable ({type(exc).__name__})", retry=True) from None
         except httpx.HTTPError as exc:
             raise SourceError(f"unreachable ({type(exc).__name__})", retry=True) from None
         if response.status_code == 429 or response.status_code >= 500:
@@ -371,6 +383,15 @@ class Literature:
             path.write_text(json.dumps(document))
         except OSError:
             log.warning("could not cache literature", extra={"path": str(path)})
+
+
+def _unresolved(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(value: str | None) -> float:
@@ -420,6 +441,21 @@ def _match(merged: dict[str, Paper], paper: Paper) -> str:
         ):
             return key
     return keys[0]
+
+
+def to_proto(paper: Paper) -> idea_pb2.Paper:
+    return idea_pb2.Paper(
+        title=paper.title, year=paper.year or 0, authors=paper.authors[:10],
+        abstract=paper.abstract[:ABSTRACT_CHARS], venue=paper.venue, doi=paper.doi,
+        arxiv_id=paper.arxiv_id, url=paper.url,
+    )  # fmt: skip
+
+
+def from_proto(paper: idea_pb2.Paper) -> Paper:
+    return Paper(
+        title=paper.title, year=paper.year or None, authors=list(paper.authors), abstract=paper.abstract,
+        venue=paper.venue, doi=paper.doi, arxiv_id=paper.arxiv_id, url=paper.url,
+    )  # fmt: skip
 
 
 def prompt_lines(papers: list[Paper], *, max_chars: int = 1200) -> list[str]:

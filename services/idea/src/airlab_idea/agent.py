@@ -4,12 +4,13 @@ them as structured output, and drops near-duplicates of what was already tried."
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from airlab import domain, techniques
+from airlab import domain, literature, techniques
 from airlab.domain import title_key
 from airlab.errors import FailedPrecondition, InvalidArgument
 from airlab.ids import derived_id, new_id
@@ -21,6 +22,7 @@ from airlab.v1 import idea_pb2, research_pb2
 MAX_IDEAS = 10
 DEFAULT_IDEAS = 3
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
+CITES = "the numbers of the related-work papers the idea follows, if any"
 
 
 class SearchRange(BaseModel):
@@ -48,6 +50,7 @@ class Proposal(BaseModel):
     search_space: dict[str, SearchRange] = Field(
         default_factory=dict, description="numeric hyperparameters of the change and their ranges"
     )
+    cites: list[int] = Field(default_factory=list, description=CITES)
 
     @field_validator("search_space", mode="before")
     @classmethod
@@ -119,6 +122,7 @@ def feature_proposals(
         evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),
         family=(family_choice, Field(description="the model family the features feed")),
         steps=(list[step], Field(min_length=1, max_length=techniques.MAX_STEPS)),  # type: ignore[valid-type]
+        cites=(list[int], Field(default_factory=list, description=CITES)),
     )
     return create_model(
         "FeatureProposals",
@@ -140,12 +144,15 @@ class IdeaAgent:
         recalled: Sequence[str] = (),
         ids_from: str = "",
         profile: techniques.DataProfile | None = None,
+        related: Sequence[idea_pb2.Paper] = (),
     ) -> list[idea_pb2.Idea]:
         """Up to `count` ideas for a planned research; ideas whose title repeats one tried or one already
         proposed in this batch are dropped. `results` says how this research's ideas did, `recalled` what
         memory holds from earlier researches. With `ids_from`, ids derive from it (a retried request
         proposes under the same ids). With a table's `profile` (sklearn template), ideas are feature
-        steps of the technique catalog on its columns plus a model family."""
+        steps of the technique catalog on its columns plus a model family. `related` is the research's
+        related work: the prompt shows it (numbered, within a bound) and an idea cites the papers it
+        follows."""
         if count > MAX_IDEAS:
             raise InvalidArgument("count", f"must be 0..{MAX_IDEAS}, got {count}")
         if research.state not in READY_STATES:
@@ -174,6 +181,7 @@ class IdeaAgent:
             tried=list(tried),
             results=list(results),
             recalled=list(recalled),
+            related=literature.prompt_lines([literature.from_proto(p) for p in related]),
             count=count,
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
@@ -204,6 +212,7 @@ class IdeaAgent:
                 change=proposal.change,
                 expected_effect=proposal.expected_effect,
             )
+            idea.cites.extend(cited(proposal, related))
             if table:
                 as_feature_idea(idea, proposal, table)
             else:
@@ -214,6 +223,23 @@ class IdeaAgent:
                     )
             ideas.append(idea)
         return ideas[:count]
+
+
+def cited(proposal: Any, related: Sequence[idea_pb2.Paper]) -> list[int]:
+    """The related-work papers an idea follows, by place: those it cites, and those whose method its
+    title or change names (small models rarely cite)."""
+    places = {n for n in getattr(proposal, "cites", []) if 1 <= n <= len(related)}
+    text = _words(f"{proposal.title} {proposal.change}")
+    for place, paper in enumerate(related, start=1):
+        method = _words(paper.title.split(":", 1)[0]) if ":" in paper.title else _words(paper.title)
+        if method and len(method) <= 4 and method <= text:
+            places.add(place)
+    return sorted(places)
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words, a plural's s dropped ("Random Forests" names a random forest)."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", text.lower())}
 
 
 def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.DataProfile) -> None:

@@ -35,6 +35,7 @@ from airlab_reviewer.views import (
     comparison_view,
     fmt,
     plan_view,
+    related_work_view,
     sentences,
 )
 
@@ -223,6 +224,9 @@ class Reviewer:
                 "evidence": idea.idea.evidence,
                 # What the lab changed in the idea (a hyperparameter its code does not read, left out).
                 "notes": list(idea.idea.notes),
+                # The related-work papers it follows (by place), and the review's word on it.
+                "cites": list(idea.idea.cites),
+                "literature": review.literature,
             }
             ideas.append(row)
             if evaluation and evaluation["significant"]:
@@ -324,6 +328,7 @@ class Reviewer:
         }
         written = (written_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
         context = {
+            "related_work": related_work_view(loop),
             "goal": research.goal,
             "research_id": research_id,
             "verdict": verdict,
@@ -385,7 +390,7 @@ class Reviewer:
             "devices": devices,
             "usage": context["usage"],
             "failures": failures,
-            "related_work": {"status": "not searched", "papers": []},
+            "related_work": related_work_view(loop),
         }
         # The paper: typeset from summary.json's records and checked against them; published only when
         # every number in it is found there.

@@ -22,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from airlab import literature
+
 TEMPLATES = Path(__file__).parent / "templates"
 # A number as the paper prints it: not part of a word, an id or a version ("r3k2", "0.15.2"), an optional
 # sign (Typst sets a minus as U+2212), digits and an optional fraction.
@@ -166,9 +168,9 @@ def paper_data(summary: Mapping[str, Any], goal: str, plots: Sequence[Mapping[st
     abstract = (
         f"We report an automated study of the goal “{goal}”. On the {plan['dataset']} dataset "
         f"({plan['task']}; {metric}, {better} is better), {baseline_words}. The lab proposed "
-        f"{_count(len(ideas), 'idea')} and evaluated {len(evaluated)} of them against the baseline on the same seeds "
-        f"and a held-out test split, within a budget of {plan['budget']['max_experiments']} experiments. "
-        f"Outcome: {summary['verdict']}."
+        f"{_count(len(ideas), 'idea')} and evaluated {len(evaluated)} of them against the baseline on the "
+        f"same seeds and a held-out test split, within a budget of "
+        f"{plan['budget']['max_experiments']} experiments. Outcome: {summary['verdict']}."
     )
     results = [
         [
@@ -186,13 +188,15 @@ def paper_data(summary: Mapping[str, Any], goal: str, plots: Sequence[Mapping[st
         for idea in evaluated
     ]
     method = []
+    keys = cite_keys(summary)
     for idea in ran:
         line = f"{idea['title']} ({idea['origin']}; code: {idea['code_origin']}): {idea['change']}"
         if idea.get("steps"):
             line += f" Steps: {'; '.join(idea['steps'])}."
         if idea.get("evidence"):
             line += f" Evidence: {idea['evidence']}"
-        method.append(line)
+        cites = [keys[n - 1] for n in idea.get("cites", []) if 0 < n <= len(keys)]
+        method.append({"text": line, "cites": cites})
     negative = [
         f"{i['title']}: {i['status']}"
         + (
@@ -220,10 +224,10 @@ def paper_data(summary: Mapping[str, Any], goal: str, plots: Sequence[Mapping[st
         ],
         "related_status": related.get("status", "not searched"),
         "related": [
-            f"{p['title']} ({p.get('year') or 'n.d.'}). {p.get('summary', '')}".strip()
-            for p in related.get("papers", [])
+            {"key": key, "text": f"{paper['title']} ({paper.get('year') or 'n.d.'})"}
+            for key, paper in zip(cite_keys(summary), related.get("papers", []), strict=True)
         ],
-        "method": method or ["No idea reached its experiments."],
+        "method": method or [{"text": "No idea reached its experiments.", "cites": []}],
         "setup": [
             f"Data: {plan['dataset']} ({plan['task']}); a held-out test split of {plan['test_percent']}% of "
             "the data, fixed for the whole research; the search compares validation scores only.",
@@ -268,14 +272,44 @@ def paper_data(summary: Mapping[str, Any], goal: str, plots: Sequence[Mapping[st
 # -- typesetting -------------------------------------------------------------------------------------------
 
 
-def typeset(data: Mapping[str, Any], plots: Mapping[str, bytes]) -> bytes:
-    """The PDF of `data` through templates/paper.typ, with the plots' PNG files beside it."""
+def cite_keys(summary: Mapping[str, Any]) -> list[str]:
+    """The BibTeX key of each related-work paper, in its place (unique: a repeat gets a letter)."""
+    keys: list[str] = []
+    for paper in (summary.get("related_work") or {}).get("papers", []):
+        key = _as_paper(paper).cite_key()
+        while key in keys or key in ("holm1979", "efron1993", "bergstra2011"):
+            key += "a"
+        keys.append(key)
+    return keys
+
+
+def _as_paper(view: Mapping[str, Any]) -> literature.Paper:
+    return literature.Paper(
+        title=view["title"], year=view.get("year"), authors=view.get("authors") or [],
+        venue=view.get("venue") or "", doi=view.get("doi") or "", arxiv_id=view.get("arxiv_id") or "",
+        url=view.get("url") or "",
+    )  # fmt: skip
+
+
+def bibliography(summary: Mapping[str, Any]) -> str:
+    """The paper's references: the methods the lab uses, and the research's related work."""
+    papers = (summary.get("related_work") or {}).get("papers", [])
+    entries = [
+        _as_paper(paper).bibtex().replace(_as_paper(paper).cite_key(), key, 1)
+        for key, paper in zip(cite_keys(summary), papers, strict=True)
+    ]
+    return "\n".join([references_text(), *entries])
+
+
+def typeset(data: Mapping[str, Any], plots: Mapping[str, bytes], references: str) -> bytes:
+    """The PDF of `data` through templates/paper.typ, with the plots' PNG files and the references beside
+    it."""
     import typst
 
     with tempfile.TemporaryDirectory(prefix="airlab-paper-") as folder:
         root = Path(folder)
         shutil.copy(TEMPLATES / "paper.typ", root / "paper.typ")
-        shutil.copy(TEMPLATES / "references.bib", root / "references.bib")
+        (root / "references.bib").write_text(references)
         (root / "paper.json").write_text(json.dumps(data))
         for name, content in plots.items():
             (root / name).write_bytes(content)
@@ -288,8 +322,9 @@ def references_text() -> str:
 
 
 def reference_numbers(bibliography: str) -> set[Decimal]:
-    """Every run of digits in the references (years, volumes, pages, of any page range)."""
-    return {Decimal(n) for n in re.findall(r"\d+", bibliography)}
+    """Every number in the references: runs of digits (years, volumes, each end of a page range) and the
+    numbers as written (a DOI's "10.1145")."""
+    return {Decimal(n) for n in re.findall(r"\d+", bibliography)} | record_numbers(bibliography)
 
 
 def write_paper(
@@ -298,8 +333,9 @@ def write_paper(
     """Typeset the paper and check it. Never raises: a paper that cannot be written says why."""
     paper = Paper()
     began = time.perf_counter()
+    references = bibliography(summary)
     try:
-        pdf = typeset(paper_data(summary, goal, plots), images)
+        pdf = typeset(paper_data(summary, goal, plots), images, references)
     except Exception as exc:  # the Markdown and HTML reports stand without it
         paper.error = f"typesetting failed: {type(exc).__name__}: {str(exc)[:300]}"
         return paper
@@ -308,9 +344,8 @@ def write_paper(
     paper.pages = len(pages)
     # The records: summary.json and the references the paper lists; and the paper's own numbering (pages,
     # figures, tables, citations).
-    bibliography = references_text()
-    records = record_numbers(summary) | reference_numbers(bibliography)
-    numbered = max(len(pages), len(plots) + 1, bibliography.count("@"))
+    records = record_numbers(summary) | reference_numbers(references)
+    numbered = max(len(pages), len(plots) + 1, references.count("\n@") + 1)
     records |= {Decimal(n) for n in range(1, numbered + 1)}
     paper.numbers, paper.unmatched = check(pages, records)
     paper.pdf = pdf

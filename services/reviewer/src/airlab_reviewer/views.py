@@ -73,3 +73,27 @@ def plan_view(plan: research_pb2.Plan) -> dict[str, Any]:
             "max_cost_usd": budget.max_cost_usd,
         },
     }
+
+
+def related_work_view(loop: loop_pb2.ResearchLoop) -> dict[str, Any]:
+    """The research's related work (numbered as ideas cite it) and what became of its search."""
+    papers = [
+        {
+            "number": number,
+            "title": paper.title,
+            "year": paper.year or None,
+            "authors": list(paper.authors),
+            "venue": paper.venue,
+            "abstract": paper.abstract,
+            "doi": paper.doi,
+            "arxiv_id": paper.arxiv_id,
+            "url": _web(paper.url) or (f"https://doi.org/{paper.doi}" if paper.doi else ""),
+        }
+        for number, paper in enumerate(loop.related_work, start=1)
+    ]
+    return {"status": loop.related_work_status or "not searched", "papers": papers}
+
+
+def _web(url: str) -> str:
+    """An http(s) address from a literature API, or "" (a report links nothing else)."""
+    return url if url.startswith(("https://", "http://")) else ""

@@ -188,14 +188,18 @@ class IdeaRequested(_message.Message):
     def __init__(self, round: _Optional[int] = ..., count: _Optional[int] = ..., tried: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[str]] = ..., recalled: _Optional[_Iterable[str]] = ..., profile_experiment: _Optional[str] = ..., research: _Optional[_Union[_research_pb2.Research, _Mapping]] = ...) -> None: ...
 
 class IdeaProposed(_message.Message):
-    __slots__ = ("round", "ideas", "error")
+    __slots__ = ("round", "ideas", "error", "related_work", "related_work_status")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     IDEAS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RELATED_WORK_FIELD_NUMBER: _ClassVar[int]
+    RELATED_WORK_STATUS_FIELD_NUMBER: _ClassVar[int]
     round: int
     ideas: _containers.RepeatedCompositeFieldContainer[_idea_pb2.Idea]
     error: str
-    def __init__(self, round: _Optional[int] = ..., ideas: _Optional[_Iterable[_Union[_idea_pb2.Idea, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+    related_work: _containers.RepeatedCompositeFieldContainer[_idea_pb2.Paper]
+    related_work_status: str
+    def __init__(self, round: _Optional[int] = ..., ideas: _Optional[_Iterable[_Union[_idea_pb2.Idea, _Mapping]]] = ..., error: _Optional[str] = ..., related_work: _Optional[_Iterable[_Union[_idea_pb2.Paper, _Mapping]]] = ..., related_work_status: _Optional[str] = ...) -> None: ...
 
 class IdeaReviewed(_message.Message):
     __slots__ = ("round", "reviews")

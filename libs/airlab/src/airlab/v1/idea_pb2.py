@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61irlab/v1/idea.proto\x12\tairlab.v1\"\xc8\x02\n\x04Idea\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bresearch_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06\x63hange\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_effect\x18\x05 \x01(\t\x12\x11\n\trationale\x18\x06 \x01(\t\x12\x36\n\x0csearch_space\x18\x07 \x03(\x0b\x32 .airlab.v1.Idea.SearchSpaceEntry\x12%\n\x05steps\x18\x08 \x03(\x0b\x32\x16.airlab.v1.FeatureStep\x12\x0e\n\x06\x66\x61mily\x18\t \x01(\t\x12\x10\n\x08\x65vidence\x18\n \x01(\t\x12\r\n\x05notes\x18\x0b \x03(\t\x1a\x44\n\x10SearchSpaceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05value\x18\x02 \x01(\x0b\x32\x10.airlab.v1.Range:\x02\x38\x01\"e\n\x0b\x46\x65\x61tureStep\x12\'\n\ttechnique\x18\x01 \x01(\x0e\x32\x14.airlab.v1.Technique\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\r\n\x05words\x18\x04 \x03(\t\"F\n\x05Range\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\x11\n\tlog_scale\x18\x03 \x01(\x08\x12\x0f\n\x07integer\x18\x04 \x01(\x08\"9\n\x13ProposeIdeasRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"6\n\x14ProposeIdeasResponse\x12\x1e\n\x05ideas\x18\x01 \x03(\x0b\x32\x0f.airlab.v1.Idea*\xf1\x02\n\tTechnique\x12\x19\n\x15TECHNIQUE_UNSPECIFIED\x10\x00\x12\x13\n\x0fTECHNIQUE_RATIO\x10\x01\x12\x18\n\x14TECHNIQUE_DIFFERENCE\x10\x02\x12\x15\n\x11TECHNIQUE_PRODUCT\x10\x03\x12\x11\n\rTECHNIQUE_LOG\x10\x04\x12\x13\n\x0fTECHNIQUE_POWER\x10\x05\x12\x1d\n\x19TECHNIQUE_DATE_DIFFERENCE\x10\x06\x12\x16\n\x12TECHNIQUE_KEYWORDS\x10\x07\x12\x1d\n\x19TECHNIQUE_TARGET_ENCODING\x10\x08\x12 \n\x1cTECHNIQUE_FREQUENCY_ENCODING\x10\t\x12\x18\n\x14TECHNIQUE_GROUP_MEAN\x10\n\x12\x12\n\x0eTECHNIQUE_BINS\x10\x0b\x12\x1b\n\x17TECHNIQUE_CLASS_WEIGHTS\x10\x0c\x12\x18\n\x14TECHNIQUE_TARGET_LOG\x10\r2^\n\x0bIdeaService\x12O\n\x0cProposeIdeas\x12\x1e.airlab.v1.ProposeIdeasRequest\x1a\x1f.airlab.v1.ProposeIdeasResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61irlab/v1/idea.proto\x12\tairlab.v1\"\xd7\x02\n\x04Idea\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bresearch_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0e\n\x06\x63hange\x18\x04 \x01(\t\x12\x17\n\x0f\x65xpected_effect\x18\x05 \x01(\t\x12\x11\n\trationale\x18\x06 \x01(\t\x12\x36\n\x0csearch_space\x18\x07 \x03(\x0b\x32 .airlab.v1.Idea.SearchSpaceEntry\x12%\n\x05steps\x18\x08 \x03(\x0b\x32\x16.airlab.v1.FeatureStep\x12\x0e\n\x06\x66\x61mily\x18\t \x01(\t\x12\x10\n\x08\x65vidence\x18\n \x01(\t\x12\r\n\x05notes\x18\x0b \x03(\t\x12\r\n\x05\x63ites\x18\x0c \x03(\r\x1a\x44\n\x10SearchSpaceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1f\n\x05value\x18\x02 \x01(\x0b\x32\x10.airlab.v1.Range:\x02\x38\x01\"\x82\x01\n\x05Paper\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04year\x18\x02 \x01(\r\x12\x0f\n\x07\x61uthors\x18\x03 \x03(\t\x12\x10\n\x08\x61\x62stract\x18\x04 \x01(\t\x12\r\n\x05venue\x18\x05 \x01(\t\x12\x0b\n\x03\x64oi\x18\x06 \x01(\t\x12\x10\n\x08\x61rxiv_id\x18\x07 \x01(\t\x12\x0b\n\x03url\x18\x08 \x01(\t\"e\n\x0b\x46\x65\x61tureStep\x12\'\n\ttechnique\x18\x01 \x01(\x0e\x32\x14.airlab.v1.Technique\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\r\n\x05words\x18\x04 \x03(\t\"F\n\x05Range\x12\x0b\n\x03low\x18\x01 \x01(\x01\x12\x0c\n\x04high\x18\x02 \x01(\x01\x12\x11\n\tlog_scale\x18\x03 \x01(\x08\x12\x0f\n\x07integer\x18\x04 \x01(\x08\"9\n\x13ProposeIdeasRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"6\n\x14ProposeIdeasResponse\x12\x1e\n\x05ideas\x18\x01 \x03(\x0b\x32\x0f.airlab.v1.Idea*\xf1\x02\n\tTechnique\x12\x19\n\x15TECHNIQUE_UNSPECIFIED\x10\x00\x12\x13\n\x0fTECHNIQUE_RATIO\x10\x01\x12\x18\n\x14TECHNIQUE_DIFFERENCE\x10\x02\x12\x15\n\x11TECHNIQUE_PRODUCT\x10\x03\x12\x11\n\rTECHNIQUE_LOG\x10\x04\x12\x13\n\x0fTECHNIQUE_POWER\x10\x05\x12\x1d\n\x19TECHNIQUE_DATE_DIFFERENCE\x10\x06\x12\x16\n\x12TECHNIQUE_KEYWORDS\x10\x07\x12\x1d\n\x19TECHNIQUE_TARGET_ENCODING\x10\x08\x12 \n\x1cTECHNIQUE_FREQUENCY_ENCODING\x10\t\x12\x18\n\x14TECHNIQUE_GROUP_MEAN\x10\n\x12\x12\n\x0eTECHNIQUE_BINS\x10\x0b\x12\x1b\n\x17TECHNIQUE_CLASS_WEIGHTS\x10\x0c\x12\x18\n\x14TECHNIQUE_TARGET_LOG\x10\r2^\n\x0bIdeaService\x12O\n\x0cProposeIdeas\x12\x1e.airlab.v1.ProposeIdeasRequest\x1a\x1f.airlab.v1.ProposeIdeasResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_IDEA_SEARCHSPACEENTRY']._loaded_options = None
   _globals['_IDEA_SEARCHSPACEENTRY']._serialized_options = b'8\001'
-  _globals['_TECHNIQUE']._serialized_start=657
-  _globals['_TECHNIQUE']._serialized_end=1026
+  _globals['_TECHNIQUE']._serialized_start=805
+  _globals['_TECHNIQUE']._serialized_end=1174
   _globals['_IDEA']._serialized_start=36
-  _globals['_IDEA']._serialized_end=364
-  _globals['_IDEA_SEARCHSPACEENTRY']._serialized_start=296
-  _globals['_IDEA_SEARCHSPACEENTRY']._serialized_end=364
-  _globals['_FEATURESTEP']._serialized_start=366
-  _globals['_FEATURESTEP']._serialized_end=467
-  _globals['_RANGE']._serialized_start=469
-  _globals['_RANGE']._serialized_end=539
-  _globals['_PROPOSEIDEASREQUEST']._serialized_start=541
-  _globals['_PROPOSEIDEASREQUEST']._serialized_end=598
-  _globals['_PROPOSEIDEASRESPONSE']._serialized_start=600
-  _globals['_PROPOSEIDEASRESPONSE']._serialized_end=654
-  _globals['_IDEASERVICE']._serialized_start=1028
-  _globals['_IDEASERVICE']._serialized_end=1122
+  _globals['_IDEA']._serialized_end=379
+  _globals['_IDEA_SEARCHSPACEENTRY']._serialized_start=311
+  _globals['_IDEA_SEARCHSPACEENTRY']._serialized_end=379
+  _globals['_PAPER']._serialized_start=382
+  _globals['_PAPER']._serialized_end=512
+  _globals['_FEATURESTEP']._serialized_start=514
+  _globals['_FEATURESTEP']._serialized_end=615
+  _globals['_RANGE']._serialized_start=617
+  _globals['_RANGE']._serialized_end=687
+  _globals['_PROPOSEIDEASREQUEST']._serialized_start=689
+  _globals['_PROPOSEIDEASREQUEST']._serialized_end=746
+  _globals['_PROPOSEIDEASRESPONSE']._serialized_start=748
+  _globals['_PROPOSEIDEASRESPONSE']._serialized_end=802
+  _globals['_IDEASERVICE']._serialized_start=1176
+  _globals['_IDEASERVICE']._serialized_end=1270
 # @@protoc_insertion_point(module_scope)

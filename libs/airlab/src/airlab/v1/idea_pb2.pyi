@@ -39,7 +39,7 @@ TECHNIQUE_CLASS_WEIGHTS: Technique
 TECHNIQUE_TARGET_LOG: Technique
 
 class Idea(_message.Message):
-    __slots__ = ("id", "research_id", "title", "change", "expected_effect", "rationale", "search_space", "steps", "family", "evidence", "notes")
+    __slots__ = ("id", "research_id", "title", "change", "expected_effect", "rationale", "search_space", "steps", "family", "evidence", "notes", "cites")
     class SearchSpaceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class Idea(_message.Message):
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    CITES_FIELD_NUMBER: _ClassVar[int]
     id: str
     research_id: str
     title: str
@@ -69,7 +70,28 @@ class Idea(_message.Message):
     family: str
     evidence: str
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., research_id: _Optional[str] = ..., title: _Optional[str] = ..., change: _Optional[str] = ..., expected_effect: _Optional[str] = ..., rationale: _Optional[str] = ..., search_space: _Optional[_Mapping[str, Range]] = ..., steps: _Optional[_Iterable[_Union[FeatureStep, _Mapping]]] = ..., family: _Optional[str] = ..., evidence: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    cites: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, id: _Optional[str] = ..., research_id: _Optional[str] = ..., title: _Optional[str] = ..., change: _Optional[str] = ..., expected_effect: _Optional[str] = ..., rationale: _Optional[str] = ..., search_space: _Optional[_Mapping[str, Range]] = ..., steps: _Optional[_Iterable[_Union[FeatureStep, _Mapping]]] = ..., family: _Optional[str] = ..., evidence: _Optional[str] = ..., notes: _Optional[_Iterable[str]] = ..., cites: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Paper(_message.Message):
+    __slots__ = ("title", "year", "authors", "abstract", "venue", "doi", "arxiv_id", "url")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    AUTHORS_FIELD_NUMBER: _ClassVar[int]
+    ABSTRACT_FIELD_NUMBER: _ClassVar[int]
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    DOI_FIELD_NUMBER: _ClassVar[int]
+    ARXIV_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    year: int
+    authors: _containers.RepeatedScalarFieldContainer[str]
+    abstract: str
+    venue: str
+    doi: str
+    arxiv_id: str
+    url: str
+    def __init__(self, title: _Optional[str] = ..., year: _Optional[int] = ..., authors: _Optional[_Iterable[str]] = ..., abstract: _Optional[str] = ..., venue: _Optional[str] = ..., doi: _Optional[str] = ..., arxiv_id: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class FeatureStep(_message.Message):
     __slots__ = ("technique", "columns", "value", "words")

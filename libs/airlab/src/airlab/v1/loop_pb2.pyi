@@ -379,7 +379,7 @@ class LoopFailure(_message.Message):
     def __init__(self, idea_id: _Optional[str] = ..., title: _Optional[str] = ..., round: _Optional[int] = ..., what: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ResearchLoop(_message.Message):
-    __slots__ = ("schema", "phase", "round", "started_at", "experiments", "ideas", "queue", "decisions", "rounds_without_progress", "consecutive_failures", "job_config", "mounts", "baseline_code", "baseline", "best", "failures", "stop_reason", "failed", "escalated", "round_closed", "gain_at_round_start", "exploits", "improves", "ideas_pending_round")
+    __slots__ = ("schema", "phase", "round", "started_at", "experiments", "ideas", "queue", "decisions", "rounds_without_progress", "consecutive_failures", "job_config", "mounts", "baseline_code", "baseline", "best", "failures", "stop_reason", "failed", "escalated", "round_closed", "gain_at_round_start", "exploits", "improves", "ideas_pending_round", "related_work", "related_work_status")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -404,6 +404,8 @@ class ResearchLoop(_message.Message):
     EXPLOITS_FIELD_NUMBER: _ClassVar[int]
     IMPROVES_FIELD_NUMBER: _ClassVar[int]
     IDEAS_PENDING_ROUND_FIELD_NUMBER: _ClassVar[int]
+    RELATED_WORK_FIELD_NUMBER: _ClassVar[int]
+    RELATED_WORK_STATUS_FIELD_NUMBER: _ClassVar[int]
     schema: int
     phase: LoopPhase
     round: int
@@ -428,4 +430,6 @@ class ResearchLoop(_message.Message):
     exploits: int
     improves: int
     ideas_pending_round: int
-    def __init__(self, schema: _Optional[int] = ..., phase: _Optional[_Union[LoopPhase, str]] = ..., round: _Optional[int] = ..., started_at: _Optional[float] = ..., experiments: _Optional[_Iterable[_Union[LoopExperiment, _Mapping]]] = ..., ideas: _Optional[_Iterable[_Union[LoopIdea, _Mapping]]] = ..., queue: _Optional[_Iterable[str]] = ..., decisions: _Optional[_Iterable[_Union[LoopDecision, _Mapping]]] = ..., rounds_without_progress: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., job_config: _Optional[_Union[JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., baseline_code: _Optional[str] = ..., baseline: _Optional[_Union[BaselineResult, _Mapping]] = ..., best: _Optional[_Union[BestIdea, _Mapping]] = ..., failures: _Optional[_Iterable[_Union[LoopFailure, _Mapping]]] = ..., stop_reason: _Optional[str] = ..., failed: _Optional[bool] = ..., escalated: _Optional[bool] = ..., round_closed: _Optional[int] = ..., gain_at_round_start: _Optional[float] = ..., exploits: _Optional[int] = ..., improves: _Optional[int] = ..., ideas_pending_round: _Optional[int] = ...) -> None: ...
+    related_work: _containers.RepeatedCompositeFieldContainer[_idea_pb2.Paper]
+    related_work_status: str
+    def __init__(self, schema: _Optional[int] = ..., phase: _Optional[_Union[LoopPhase, str]] = ..., round: _Optional[int] = ..., started_at: _Optional[float] = ..., experiments: _Optional[_Iterable[_Union[LoopExperiment, _Mapping]]] = ..., ideas: _Optional[_Iterable[_Union[LoopIdea, _Mapping]]] = ..., queue: _Optional[_Iterable[str]] = ..., decisions: _Optional[_Iterable[_Union[LoopDecision, _Mapping]]] = ..., rounds_without_progress: _Optional[int] = ..., consecutive_failures: _Optional[int] = ..., job_config: _Optional[_Union[JobConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[_runner_pb2.DatasetMount, _Mapping]]] = ..., baseline_code: _Optional[str] = ..., baseline: _Optional[_Union[BaselineResult, _Mapping]] = ..., best: _Optional[_Union[BestIdea, _Mapping]] = ..., failures: _Optional[_Iterable[_Union[LoopFailure, _Mapping]]] = ..., stop_reason: _Optional[str] = ..., failed: _Optional[bool] = ..., escalated: _Optional[bool] = ..., round_closed: _Optional[int] = ..., gain_at_round_start: _Optional[float] = ..., exploits: _Optional[int] = ..., improves: _Optional[int] = ..., ideas_pending_round: _Optional[int] = ..., related_work: _Optional[_Iterable[_Union[_idea_pb2.Paper, _Mapping]]] = ..., related_work_status: _Optional[str] = ...) -> None: ...

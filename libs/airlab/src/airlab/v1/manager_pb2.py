@@ -26,15 +26,15 @@ from airlab.v1 import idea_pb2 as airlab_dot_v1_dot_idea__pb2
 from airlab.v1 import research_pb2 as airlab_dot_v1_dot_research__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61irlab/v1/manager.proto\x12\tairlab.v1\x1a\x14\x61irlab/v1/idea.proto\x1a\x18\x61irlab/v1/research.proto\"\xf5\x01\n\x13PlanResearchRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.airlab.v1.Budget\x12\x16\n\x0e\x61llow_defaults\x18\x05 \x01(\x08\x12\x10\n\x08\x62\x61seline\x18\x06 \x01(\t\x12,\n\x0cuser_dataset\x18\x07 \x01(\x0b\x32\x16.airlab.v1.UserDataset\x12\"\n\x05until\x18\x08 \x01(\x0e\x32\x13.airlab.v1.StopRule\x12\x10\n\x08template\x18\t \x01(\t\"]\n\x14PlanResearchResponse\x12\x1d\n\x04plan\x18\x01 \x01(\x0b\x32\x0f.airlab.v1.Plan\x12&\n\tquestions\x18\x02 \x03(\x0b\x32\x13.airlab.v1.Question\"G\n\x11ReviewIdeaRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x1d\n\x04idea\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Idea\"\x99\x01\n\nIdeaReview\x12\x0f\n\x07idea_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pproved\x18\x02 \x01(\x08\x12\x0f\n\x07\x63larity\x18\x03 \x01(\x01\x12\x0f\n\x07novelty\x18\x04 \x01(\x01\x12\x13\n\x0b\x66\x65\x61sibility\x18\x05 \x01(\x01\x12\x11\n\talignment\x18\x06 \x01(\x01\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\r\n\x05title\x18\x08 \x01(\t\"$\n\rDecideRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"V\n\x08\x44\x65\x63ision\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.airlab.v1.DecisionKind\x12\x0e\n\x06reason\x18\x03 \x01(\t*~\n\x0c\x44\x65\x63isionKind\x12\x1d\n\x19\x44\x45\x43ISION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_KIND_CONTINUE\x10\x01\x12\x16\n\x12\x44\x45\x43ISION_KIND_STOP\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_KIND_ASK_HUMAN\x10\x03\x32\xdd\x01\n\x0eManagerService\x12O\n\x0cPlanResearch\x12\x1e.airlab.v1.PlanResearchRequest\x1a\x1f.airlab.v1.PlanResearchResponse\x12\x41\n\nReviewIdea\x12\x1c.airlab.v1.ReviewIdeaRequest\x1a\x15.airlab.v1.IdeaReview\x12\x37\n\x06\x44\x65\x63ide\x12\x18.airlab.v1.DecideRequest\x1a\x13.airlab.v1.Decisionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61irlab/v1/manager.proto\x12\tairlab.v1\x1a\x14\x61irlab/v1/idea.proto\x1a\x18\x61irlab/v1/research.proto\"\xf5\x01\n\x13PlanResearchRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12!\n\x06\x62udget\x18\x04 \x01(\x0b\x32\x11.airlab.v1.Budget\x12\x16\n\x0e\x61llow_defaults\x18\x05 \x01(\x08\x12\x10\n\x08\x62\x61seline\x18\x06 \x01(\t\x12,\n\x0cuser_dataset\x18\x07 \x01(\x0b\x32\x16.airlab.v1.UserDataset\x12\"\n\x05until\x18\x08 \x01(\x0e\x32\x13.airlab.v1.StopRule\x12\x10\n\x08template\x18\t \x01(\t\"]\n\x14PlanResearchResponse\x12\x1d\n\x04plan\x18\x01 \x01(\x0b\x32\x0f.airlab.v1.Plan\x12&\n\tquestions\x18\x02 \x03(\x0b\x32\x13.airlab.v1.Question\"G\n\x11ReviewIdeaRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12\x1d\n\x04idea\x18\x02 \x01(\x0b\x32\x0f.airlab.v1.Idea\"\xad\x01\n\nIdeaReview\x12\x0f\n\x07idea_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pproved\x18\x02 \x01(\x08\x12\x0f\n\x07\x63larity\x18\x03 \x01(\x01\x12\x0f\n\x07novelty\x18\x04 \x01(\x01\x12\x13\n\x0b\x66\x65\x61sibility\x18\x05 \x01(\x01\x12\x11\n\talignment\x18\x06 \x01(\x01\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\r\n\x05title\x18\x08 \x01(\t\x12\x12\n\nliterature\x18\t \x01(\t\"$\n\rDecideRequest\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\"V\n\x08\x44\x65\x63ision\x12\x13\n\x0bresearch_id\x18\x01 \x01(\t\x12%\n\x04kind\x18\x02 \x01(\x0e\x32\x17.airlab.v1.DecisionKind\x12\x0e\n\x06reason\x18\x03 \x01(\t*~\n\x0c\x44\x65\x63isionKind\x12\x1d\n\x19\x44\x45\x43ISION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_KIND_CONTINUE\x10\x01\x12\x16\n\x12\x44\x45\x43ISION_KIND_STOP\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_KIND_ASK_HUMAN\x10\x03\x32\xdd\x01\n\x0eManagerService\x12O\n\x0cPlanResearch\x12\x1e.airlab.v1.PlanResearchRequest\x1a\x1f.airlab.v1.PlanResearchResponse\x12\x41\n\nReviewIdea\x12\x1c.airlab.v1.ReviewIdeaRequest\x1a\x15.airlab.v1.IdeaReview\x12\x37\n\x06\x44\x65\x63ide\x12\x18.airlab.v1.DecideRequest\x1a\x13.airlab.v1.Decisionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airlab.v1.manager_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISIONKIND']._serialized_start=784
-  _globals['_DECISIONKIND']._serialized_end=910
+  _globals['_DECISIONKIND']._serialized_start=804
+  _globals['_DECISIONKIND']._serialized_end=930
   _globals['_PLANRESEARCHREQUEST']._serialized_start=87
   _globals['_PLANRESEARCHREQUEST']._serialized_end=332
   _globals['_PLANRESEARCHRESPONSE']._serialized_start=334
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVIEWIDEAREQUEST']._serialized_start=429
   _globals['_REVIEWIDEAREQUEST']._serialized_end=500
   _globals['_IDEAREVIEW']._serialized_start=503
-  _globals['_IDEAREVIEW']._serialized_end=656
-  _globals['_DECIDEREQUEST']._serialized_start=658
-  _globals['_DECIDEREQUEST']._serialized_end=694
-  _globals['_DECISION']._serialized_start=696
-  _globals['_DECISION']._serialized_end=782
-  _globals['_MANAGERSERVICE']._serialized_start=913
-  _globals['_MANAGERSERVICE']._serialized_end=1134
+  _globals['_IDEAREVIEW']._serialized_end=676
+  _globals['_DECIDEREQUEST']._serialized_start=678
+  _globals['_DECIDEREQUEST']._serialized_end=714
+  _globals['_DECISION']._serialized_start=716
+  _globals['_DECISION']._serialized_end=802
+  _globals['_MANAGERSERVICE']._serialized_start=933
+  _globals['_MANAGERSERVICE']._serialized_end=1154
 # @@protoc_insertion_point(module_scope)

@@ -59,7 +59,7 @@ class ReviewIdeaRequest(_message.Message):
     def __init__(self, research_id: _Optional[str] = ..., idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ...) -> None: ...
 
 class IdeaReview(_message.Message):
-    __slots__ = ("idea_id", "approved", "clarity", "novelty", "feasibility", "alignment", "reasons", "title")
+    __slots__ = ("idea_id", "approved", "clarity", "novelty", "feasibility", "alignment", "reasons", "title", "literature")
     IDEA_ID_FIELD_NUMBER: _ClassVar[int]
     APPROVED_FIELD_NUMBER: _ClassVar[int]
     CLARITY_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class IdeaReview(_message.Message):
     ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
+    LITERATURE_FIELD_NUMBER: _ClassVar[int]
     idea_id: str
     approved: bool
     clarity: float
@@ -76,7 +77,8 @@ class IdeaReview(_message.Message):
     alignment: float
     reasons: _containers.RepeatedScalarFieldContainer[str]
     title: str
-    def __init__(self, idea_id: _Optional[str] = ..., approved: _Optional[bool] = ..., clarity: _Optional[float] = ..., novelty: _Optional[float] = ..., feasibility: _Optional[float] = ..., alignment: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ..., title: _Optional[str] = ...) -> None: ...
+    literature: str
+    def __init__(self, idea_id: _Optional[str] = ..., approved: _Optional[bool] = ..., clarity: _Optional[float] = ..., novelty: _Optional[float] = ..., feasibility: _Optional[float] = ..., alignment: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ..., title: _Optional[str] = ..., literature: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
     __slots__ = ("research_id",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from airlab.domain import title_key
@@ -42,6 +42,7 @@ def review_idea(
     experiments_per_idea: int,
     tried_titles: Iterable[str],
     novelty: Novelty,
+    related: Sequence[idea_pb2.Paper] = (),
 ) -> manager_pb2.IdeaReview:
     reasons: list[str] = []
     # Clarity: a title, a change that says what changes, a search space that can be searched.
@@ -106,10 +107,18 @@ def review_idea(
         reasons.append(f"it reads as a model for another task than {task} ({metric})")
     else:
         alignment = 1.0
+    # A method of the related work is worth trying here, but it is the literature's, never new.
+    known = [f"[{n}] {related[n - 1].title} ({related[n - 1].year or 'n.d.'})" for n in idea.cites
+             if 0 < n <= len(related)]  # fmt: skip
+    source = f"from the literature: {'; '.join(known)}" if known else ""
     approved = clarity >= 0.75 and novelty_score > 0 and feasibility > 0 and alignment >= 0.5
     if approved:
-        reasons.insert(0, f"clear, {'new, ' if novelty_score > 0.1 else ''}fits the budget and the metric")
+        new = source or ("new" if novelty_score > 0.1 else "")
+        reasons.insert(0, f"clear, {new + ', ' if new else ''}fits the budget and the metric")
+    elif source:
+        reasons.append(source)
     return manager_pb2.IdeaReview(
+        literature=source,
         idea_id=idea.id,
         title=idea.title,
         approved=approved,

@@ -25,6 +25,7 @@ def review(
         experiments_per_idea=budget.experiments_per_idea(plan),
         tried_titles=tried_titles(loop),
         novelty=novelty,
+        related=loop.related_work,
     )
 
 
@@ -43,6 +44,9 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
     ):
         return False
     loop.ideas_pending_round = 0
+    if body.related_work_status and not loop.related_work_status:  # the first round's search is kept
+        loop.related_work.extend(body.related_work)
+        loop.related_work_status = body.related_work_status
     if not body.ideas:
         error = body.error or "no ideas proposed"
         loop.failures.append(loop_pb2.LoopFailure(round=loop.round, what="idea agent", error=error))
