@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from airlab.events import body_of
-from airlab.testing import FakeOpenAIServer, agent_replies, wait_until
+from airlab.testing import FakeOpenAIServer, LiteratureServer, agent_replies, wait_until
 from airlab.v1 import (
     idea_pb2,
     lab_pb2,
@@ -160,9 +160,32 @@ def fake_env(fake_llm: FakeOpenAIServer, workspace: Path, **extra: str) -> dict[
     }
 
 
-def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_llm, tmp_path):
+@pytest.fixture
+def literature_server():
+    server = LiteratureServer(Path(__file__).parents[1] / "libs" / "airlab" / "tests" / "data" / "literature")
+    yield server
+    server.close()
+
+
+def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, literature_server, tmp_path):
+    """...with the related work the literature APIs (recorded answers, served here) gave, which the idea
+    cites: the review calls it "from the literature", the report and the paper list and cite it."""
     workspace = tmp_path / "ws"
-    lab_processes = start_lab(services, fake_env(fake_llm, workspace))
+    fake_llm = FakeOpenAIServer(responder=agent_replies({**SVC_IDEA, "cites": [2]}, SVC_CODE))
+    found = literature_server.settings()
+    env = fake_env(
+        fake_llm, workspace, AIRLAB_LITERATURE__OFFLINE="false",
+        AIRLAB_LITERATURE__OPENALEX_URL=found.openalex_url, AIRLAB_LITERATURE__ARXIV_URL=found.arxiv_url,
+        AIRLAB_LITERATURE__SEMANTIC_SCHOLAR_URL=found.semantic_scholar_url,
+    )  # fmt: skip
+    try:
+        lab_processes = start_lab(services, env)
+        run_the_unbeatable_goal(lab_processes, workspace)
+    finally:
+        fake_llm.close()
+
+
+def run_the_unbeatable_goal(lab_processes: dict, workspace: Path) -> None:
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
         lab = lab_pb2_grpc.LabServiceStub(channel)
         research = lab.StartResearch(
@@ -182,6 +205,14 @@ def test_a_goal_that_cannot_be_beaten_ends_with_an_honest_report(services, fake_
     markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
     assert "no significant gain over the baseline" in markdown
     assert "Nothing beat the baseline significantly." in markdown
+    # The related work: found (recorded answers), listed with links, cited by the idea, which the review
+    # calls "from the literature", never new.
+    assert summary["related_work"]["status"] == "5 papers from openalex, arxiv, semantic_scholar"
+    second = summary["related_work"]["papers"][1]["title"]
+    assert f"2. [{second}](" in markdown
+    assert "- **Support vector machine with an RBF kernel** cites [2]" in markdown
+    svc = next(i for i in summary["ideas"] if i["title"].startswith("Support vector"))
+    assert svc["cites"] == [2] and svc["literature"].startswith(f"from the literature: [2] {second}")
     # The report through the Lab API, for a client with no access to the artifact store.
     with grpc.insecure_channel(lab_processes["manager"].address) as channel:
         lab = lab_pb2_grpc.LabServiceStub(channel)
@@ -273,6 +304,10 @@ def test_killing_every_service_mid_research_loses_and_repeats_nothing(
     assert len(research_runs) == 9, "an experiment was lost"
     assert max(research_runs.values()) == 1, f"an experiment finished twice: {research_runs}"
     assert set(research_runs) == requested
+    # No network here (tests search offline): the research went on without literature and says so.
+    assert summary["related_work"] == {"status": "not available (offline)", "papers": []}
+    markdown = (workspace / "artifacts" / done.report_markdown_key).read_text()
+    assert "Related work: not available (offline)." in markdown
     # The search kept two trials in flight: its first two were asked for in one step.
     trial_causes = Counter(
         e.correlation_id

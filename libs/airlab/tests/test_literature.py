@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airlab.literature import Literature, Paper, merge, prompt_lines
+from airlab.literature import Literature, LiteratureSettings, Paper, merge, prompt_lines
 from airlab.settings import Settings, described
 from airlab.testing import LiteratureServer
 
@@ -85,6 +85,13 @@ def test_every_source_down_or_offline_says_so(server, tmp_path):
     assert off.status == "not available (literature search is off)"
 
 
+def test_a_machine_without_a_network_is_offline():
+    """Names that never resolve (RFC 2606's .invalid), as on a machine with no network: offline, at once."""
+    hosts = {f"{n}_url": f"http://{n}.invalid" for n in ("openalex", "arxiv", "semantic_scholar")}
+    found = Literature(LiteratureSettings(**hosts), None).search(QUERY)
+    assert found.status == "not available (offline)" and len(found.problems) == 3
+
+
 def test_the_time_budget_bounds_the_whole_search(server):
     for name in server.faults:
         server.faults[name] = ["timeout"] * 3
@@ -103,6 +110,7 @@ def test_papers_for_a_prompt_and_bibtex():
 
 def test_the_api_key_is_a_setting_shown_masked(monkeypatch):
     monkeypatch.setenv("AIRLAB_LITERATURE__SEMANTIC_SCHOLAR_API_KEY", "s2-secret")
+    monkeypatch.setenv("AIRLAB_LITERATURE__OFFLINE", "false")
     rows = {key: value for key, value, _ in described(Settings())}
     assert rows["literature.semantic_scholar_api_key"] == "**********"
     assert rows["literature.offline"] == "False"

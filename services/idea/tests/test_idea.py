@@ -71,6 +71,27 @@ async def test_ideas_repeating_what_was_tried_or_each_other_are_dropped(fake_llm
     assert "Gradient boosted trees" in server.requests[0]["messages"][-1]["content"]
 
 
+async def test_the_related_work_is_in_the_prompt_and_ideas_cite_what_they_follow(fake_llm):
+    """Numbered papers in the prompt; an idea cites by number (out-of-range numbers dropped) or by naming
+    a paper's method in its title ("Random forest" follows "Random Forests")."""
+    server, client = fake_llm
+    related = [
+        idea_pb2.Paper(title="XGBoost: A Scalable Tree Boosting System", year=2016, abstract="Boosting."),
+        idea_pb2.Paper(title="Random Forests", year=2001),
+    ]
+    ideas = [
+        proposal("Boosted trees with shrinkage", cites=[1, 7]),
+        proposal("Random forest of 300 trees"),
+        proposal("A small MLP"),
+    ]
+    server.script = [Reply(content=json.dumps({"ideas": ideas}))]
+    found = await IdeaAgent(client).propose(planned_research(), 3, related=related)
+    assert [list(i.cites) for i in found] == [[1], [2], []]
+    prompt = server.requests[0]["messages"][-1]["content"]
+    assert "[1] XGBoost: A Scalable Tree Boosting System (2016): Boosting." in prompt
+    assert "[2] Random Forests (2001)" in prompt
+
+
 async def test_a_broken_search_space_is_mended_or_dropped_not_the_idea(fake_llm):
     server, client = fake_llm
     bad = proposal(

@@ -462,7 +462,9 @@ def prompt_lines(papers: list[Paper], *, max_chars: int = 1200) -> list[str]:
     """The papers for an LLM prompt, numbered for citing, within `max_chars`."""
     lines, used = [], 0
     for number, paper in enumerate(papers, start=1):
-        abstract = paper.abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] if paper.abstract else ""
+        abstract = paper.abstract
+        if len(abstract) > ABSTRACT_CHARS:  # cut at a word
+            abstract = abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] + " ..."
         line = f"[{number}] {paper.title} ({paper.year or 'n.d.'}): {abstract}".strip()
         if used + len(line) > max_chars:
             line = line[: max(max_chars - used, 0)]
