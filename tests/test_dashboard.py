@@ -11,6 +11,7 @@ import shutil
 import statistics
 import subprocess
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -162,6 +163,10 @@ def test_a_research_from_the_form_to_its_report_live_in_the_browser(lab, browser
     assert "baseline" in report.inner_text(timeout=10_000).lower()
     page.screenshot(path=str(SHOTS / "dashboard-completed.png"), full_page=True)
     problems["research (completed)"] = accessibility_problems(page)
+    # The paper, as a download.
+    paper = page.request.get(urljoin(page.url, page.get_attribute("#paper-link", "href")))
+    assert paper.status == 200 and paper.headers["content-type"] == "application/pdf"
+    assert paper.body().startswith(b"%PDF")
 
     # The experiment's files and the report.
     with page.expect_navigation():

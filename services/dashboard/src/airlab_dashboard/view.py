@@ -109,6 +109,15 @@ class ResearchView:
     experiments: dict[str, ExperimentRow] = field(default_factory=dict)
     last_sequence: int = 0
     events: int = 0
+    # The research's related work as the idea agent first found it, and what became of the search.
+    related_work: list[idea_pb2.Paper] = field(default_factory=list)
+    related_work_status: str = ""
+
+    def paper_link(self, paper: idea_pb2.Paper) -> str:
+        """An http(s) address for the paper ("" for none: a page links nothing else)."""
+        if paper.url.startswith(("https://", "http://")):
+            return paper.url
+        return f"https://doi.org/{paper.doi}" if paper.doi else ""
 
     def idea_title(self, name: str) -> str:
         if name == BASELINE:
@@ -169,6 +178,9 @@ def apply(view: ResearchView, sequence: int, event: events_pb2.Event) -> None:
     kind = event.type
     if kind == "idea.proposed":
         proposed: events_pb2.IdeaProposed = body_of(event)
+        if proposed.related_work_status and not view.related_work_status:
+            view.related_work[:] = proposed.related_work
+            view.related_work_status = proposed.related_work_status
         for idea in proposed.ideas:
             view.ideas[idea.id] = IdeaRow(idea, proposed.round)
     elif kind == "idea.reviewed":
