@@ -404,6 +404,9 @@ def _report_location(settings: Settings, key: str) -> str:
 def _print_report_location(settings: Settings, research: research_pb2.Research) -> None:
     out.print(f"report: {_report_location(settings, research.report_markdown_key)}")
     out.print(f"report (HTML): {_report_location(settings, research.report_html_key)}")
+    paper = _report_location(settings, research.report_markdown_key.rsplit("/", 1)[0] + "/report.pdf")
+    if not paper.startswith("/") or Path(paper).is_file():  # a store's address, or the local file
+        out.print(f"paper (PDF): {paper}")
 
 
 @app.command()
