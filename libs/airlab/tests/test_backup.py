@@ -1,10 +1,11 @@
 """Backup of KV state and memory into the artifact store, restored into a fresh stack."""
 
+from contextlib import asynccontextmanager
+
 import pytest
 
 from airlab.backup import create_backup, list_backups, restore_backup
 from airlab.blobs import LocalArtifactStore
-from airlab.bus import EventBus
 from airlab.errors import FailedPrecondition, NotFound
 from airlab.events import make_event
 from airlab.memory import LocalE5Embedder, open_memory
@@ -17,6 +18,21 @@ from airlab.v1 import events_pb2, research_pb2
 @pytest.fixture(scope="module")
 def embedder():
     return LocalE5Embedder()
+
+
+@asynccontextmanager
+async def fresh_stack(tmp_path, embedder):
+    """An empty stack to restore into: a new nats-server and a new memory."""
+    fresh_nats = start_nats(tmp_path / "fresh-nats")
+    fresh_bus = EventBus(fresh_nats.url, source="restore")
+    await fresh_bus.connect()
+    fresh_memory = open_memory(str(tmp_path / "fresh-memory"), embedder)
+    try:
+        yield fresh_bus, fresh_memory
+    finally:
+        fresh_memory.close()
+        await fresh_bus.close()
+        fresh_nats.stop()
 
 
 async def kv_snapshot(bus):
@@ -62,21 +78,13 @@ async def test_backup_then_restore_into_a_fresh_stack(bus, tmp_path, embedder):
         await restore_backup(bus, memory, artifacts, "nightly")
     memory.close()
 
-    fresh_nats = start_nats(tmp_path / "fresh-nats")
-    fresh_bus = EventBus(fresh_nats.url, source="restore")
-    await fresh_bus.connect()
-    fresh_memory = open_memory(str(tmp_path / "fresh-memory"), embedder)
-    try:
+    async with fresh_stack(tmp_path, embedder) as (fresh_bus, fresh_memory):
         await restore_backup(fresh_bus, fresh_memory, artifacts, "nightly")
         assert await kv_snapshot(fresh_bus) == before_kv
         assert memory_snapshot(fresh_memory) == before_memory
         assert fresh_memory.recall("convolutional network", kinds=["idea"], k=1)[0].text == "use a CNN"
         with pytest.raises(NotFound):
             await restore_backup(fresh_bus, fresh_memory, artifacts, "missing")
-    finally:
-        fresh_memory.close()
-        await fresh_bus.close()
-        fresh_nats.stop()
 
 
 async def test_a_tampered_backup_is_refused_before_anything_is_written(bus, tmp_path, embedder):
@@ -89,19 +97,11 @@ async def test_a_tampered_backup_is_refused_before_anything_is_written(bus, tmp_
     memory.close()
     artifacts.put("backups/b1/memory/idea.jsonl", b'{"id": "x"}\n')  # not what the manifest recorded
 
-    fresh_nats = start_nats(tmp_path / "fresh-nats")
-    fresh_bus = EventBus(fresh_nats.url, source="restore")
-    await fresh_bus.connect()
-    fresh_memory = open_memory(str(tmp_path / "fresh-memory"), embedder)
-    try:
+    async with fresh_stack(tmp_path, embedder) as (fresh_bus, fresh_memory):
         with pytest.raises(FailedPrecondition, match="does not match"):
             await restore_backup(fresh_bus, fresh_memory, artifacts, "b1")
         assert await kv_snapshot(fresh_bus) == {}
         assert fresh_memory.count("idea") == 0
-    finally:
-        fresh_memory.close()
-        await fresh_bus.close()
-        fresh_nats.stop()
 
 
 async def test_a_restore_sends_again_what_running_researches_await(bus, tmp_path, embedder):
@@ -127,18 +127,10 @@ async def test_a_restore_sends_again_what_running_researches_await(bus, tmp_path
     assert "airlab_runners" not in manifest.buckets and manifest.buckets["airlab_research"] == 2
     memory.close()
 
-    fresh_nats = start_nats(tmp_path / "fresh-nats")
-    fresh_bus = EventBus(fresh_nats.url, source="restore")
-    await fresh_bus.connect()
-    fresh_memory = open_memory(str(tmp_path / "fresh-memory"), embedder)
-    try:
+    async with fresh_stack(tmp_path, embedder) as (fresh_bus, fresh_memory):
         # A fresh stack's runners already announced themselves: that does not make it "not empty".
         await (await fresh_bus.key_value("airlab_runners", history=1)).put("host-b", b"alive")
         restored = await restore_backup(fresh_bus, fresh_memory, artifacts, "mid")
         assert (restored.running, restored.requests_sent) == (["r1"], 1)
         sent = [e async for e in fresh_bus.read("airlab.>")]
         assert [(e.id, e.type, e.research_id) for e in sent] == [("e-run", "experiment.requested", "r1")]
-    finally:
-        fresh_memory.close()
-        await fresh_bus.close()
-        fresh_nats.stop()

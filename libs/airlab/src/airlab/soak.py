@@ -87,13 +87,27 @@ class SoakConfig:
 
 
 @dataclass
-class RestoreCheck:
-    backup_at_seconds: float = 0.0
-    running: int = 0  # researches running when the backup was taken
-    requests_sent: int = 0
+class Ends:
+    """How researches ended: completed, failed ("<id>: <reason>"), not ended ("<id>: <state>")."""
+
     completed: int = 0
     failed: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+
+    def count(self, research_id: str, research: research_pb2.Research) -> None:
+        if research.state == research_pb2.RESEARCH_STATE_COMPLETED:
+            self.completed += 1
+        elif research.state in ENDED:
+            self.failed.append(f"{research_id}: {research.state_reason}")
+        else:
+            self.unfinished.append(f"{research_id}: {research_pb2.ResearchState.Name(research.state)}")
+
+
+@dataclass
+class RestoreCheck(Ends):
+    backup_at_seconds: float = 0.0
+    running: int = 0  # researches running when the backup was taken
+    requests_sent: int = 0
     run_twice: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""  # why the check could not be made
@@ -115,11 +129,8 @@ class RestoreCheck:
 
 
 @dataclass
-class SoakSummary:
+class SoakSummary(Ends):
     started: int = 0
-    completed: int = 0
-    failed: list[str] = field(default_factory=list)  # "<id>: <reason>"
-    unfinished: list[str] = field(default_factory=list)
     requested: int = 0
     finished: int = 0
     lost: list[str] = field(default_factory=list)
@@ -383,13 +394,7 @@ class _Halfway:
                     time.sleep(1.0)
                 result.seconds = time.monotonic() - started
                 for rid in restored.running:
-                    research = _settled(lab, rid)
-                    if research.state == research_pb2.RESEARCH_STATE_COMPLETED:
-                        result.completed += 1
-                    elif research.state in ENDED:
-                        result.failed.append(f"{rid}: {research.state_reason}")
-                    else:
-                        result.unfinished.append(f"{rid}: {research_pb2.ResearchState.Name(research.state)}")
+                    result.count(rid, _settled(lab, rid))
                     events = list(lab.events(rid, follow=False, timeout=60))
                     finished = Counter(
                         body_of(e).experiment_id for e in events if e.type == "experiment.finished"
@@ -406,12 +411,7 @@ def _tally(lab: Lab, ids: list[str], summary: SoakSummary) -> None:
     reactions: list[float] = []
     for rid in ids:
         research = _settled(lab, rid)
-        if research.state == research_pb2.RESEARCH_STATE_COMPLETED:
-            summary.completed += 1
-        elif research.state in ENDED:
-            summary.failed.append(f"{rid}: {research.state_reason}")
-        else:
-            summary.unfinished.append(f"{rid}: {research_pb2.ResearchState.Name(research.state)}")
+        summary.count(rid, research)
         events = list(lab.events(rid, follow=False, timeout=60))
         requested = {
             body_of(e).experiment_id
