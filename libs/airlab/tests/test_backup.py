@@ -6,6 +6,7 @@ import pytest
 
 from airlab.backup import create_backup, list_backups, restore_backup
 from airlab.blobs import LocalArtifactStore
+from airlab.bus import EventBus
 from airlab.errors import FailedPrecondition, NotFound
 from airlab.events import make_event
 from airlab.memory import LocalE5Embedder, open_memory
