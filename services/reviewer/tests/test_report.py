@@ -2,6 +2,9 @@
 
 import json
 from decimal import Decimal
+from pathlib import Path
+
+import pypdfium2
 
 from airlab.blobs import LocalArtifactStore, experiment_key
 from airlab.job_templates import template_source
@@ -18,6 +21,7 @@ from airlab_reviewer.paper import (
 )
 
 RID = "r" + "b" * 26
+SHOTS = Path(__file__).parents[3] / "build" / "screenshots"
 IDEA = "i" + "c" * 26
 
 
@@ -279,6 +283,13 @@ def test_the_paper_is_typeset_from_the_records_and_every_number_in_it_is_checked
     text = " ".join(pages)
     for words in ("Abstract", "Results", "Significance", "Reproducibility", "References", "Holm"):
         assert words in text, words
+    # The plots are in it as figures; its first page, rendered, is kept for a look.
+    document = pypdfium2.PdfDocument(pdf)
+    images = [o for page in document for o in page.get_objects(filter=[pypdfium2.raw.FPDF_PAGEOBJ_IMAGE])]
+    assert len(images) >= 2, len(images)  # the experiments and the comparison plots
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    document[0].render(scale=1.5).to_pil().save(SHOTS / "paper-page-1.png")
+    document[len(document) - 1].render(scale=1.5).to_pil().save(SHOTS / "paper-last-page.png")
     assert "0.9500 ± 0.0100" in text and "0.8000 ± 0.0100" in text  # the idea's and the baseline's scores
     markdown = store.get(md_key).decode()
     assert "Paper: report.pdf" in markdown
