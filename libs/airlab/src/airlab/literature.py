@@ -16,7 +16,7 @@ import re
 import socket
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -456,6 +456,23 @@ def from_proto(paper: idea_pb2.Paper) -> Paper:
         title=paper.title, year=paper.year or None, authors=list(paper.authors), abstract=paper.abstract,
         venue=paper.venue, doi=paper.doi, arxiv_id=paper.arxiv_id, url=paper.url,
     )  # fmt: skip
+
+
+def methods_named(text: str, papers: Sequence[idea_pb2.Paper]) -> list[int]:
+    """The places (1-based) of the papers whose method `text` names: the short name before a title's colon
+    ("XGBoost: A Scalable ..."), or a short title itself ("Random Forests" names a random forest)."""
+    words = _words(text)
+    named = []
+    for place, paper in enumerate(papers, start=1):
+        method = _words(paper.title.split(":", 1)[0])
+        if method and len(method) <= 4 and method <= words:
+            named.append(place)
+    return named
+
+
+def _words(text: str) -> set[str]:
+    """Lower-case words, a plural's s dropped."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", text.lower())}
 
 
 def prompt_lines(papers: list[Paper], *, max_chars: int = 1200) -> list[str]:

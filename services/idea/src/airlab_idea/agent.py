@@ -4,7 +4,6 @@ them as structured output, and drops near-duplicates of what was already tried."
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -229,17 +228,8 @@ def cited(proposal: Any, related: Sequence[idea_pb2.Paper]) -> list[int]:
     """The related-work papers an idea follows, by place: those it cites, and those whose method its
     title or change names (small models rarely cite)."""
     places = {n for n in getattr(proposal, "cites", []) if 1 <= n <= len(related)}
-    text = _words(f"{proposal.title} {proposal.change}")
-    for place, paper in enumerate(related, start=1):
-        method = _words(paper.title.split(":", 1)[0]) if ":" in paper.title else _words(paper.title)
-        if method and len(method) <= 4 and method <= text:
-            places.add(place)
+    places |= set(literature.methods_named(f"{proposal.title} {proposal.change}", related))
     return sorted(places)
-
-
-def _words(text: str) -> set[str]:
-    """Lower-case words, a plural's s dropped ("Random Forests" names a random forest)."""
-    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in re.findall(r"[a-z0-9]+", text.lower())}
 
 
 def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.DataProfile) -> None:

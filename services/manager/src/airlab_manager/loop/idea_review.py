@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from airlab import literature
 from airlab.domain import title_key
 from airlab.v1 import idea_pb2, manager_pb2
 
@@ -108,8 +109,9 @@ def review_idea(
     else:
         alignment = 1.0
     # A method of the related work is worth trying here, but it is the literature's, never new.
-    known = [f"[{n}] {related[n - 1].title} ({related[n - 1].year or 'n.d.'})" for n in idea.cites
-             if 0 < n <= len(related)]  # fmt: skip
+    follows = {n for n in idea.cites if 0 < n <= len(related)}
+    follows |= set(literature.methods_named(f"{title} {change}", related))  # named, if not cited
+    known = [f"[{n}] {related[n - 1].title} ({related[n - 1].year or 'n.d.'})" for n in sorted(follows)]
     source = f"from the literature: {'; '.join(known)}" if known else ""
     approved = clarity >= 0.75 and novelty_score > 0 and feasibility > 0 and alignment >= 0.5
     if approved:
