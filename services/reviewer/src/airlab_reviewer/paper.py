@@ -262,9 +262,12 @@ def paper_data(summary: Mapping[str, Any], goal: str, plots: Sequence[Mapping[st
             f"The lab's version: airlab {summary.get('lab_version', '')}.".replace(" .", "."),
             f"Every run's code, logs, metrics and result are stored under research/{summary['research_id']}/ "
             "in the lab's artifact store.",
-            f"airlab download {summary['research_id']} copies them; the baseline's runs are "
+            "The Python client's Lab.download copies them; airlab report --out copies the report, this "
+            "paper and summary.json. The baseline's runs are "
             + ", ".join(f"seed {s}: {x}" for s, x in sorted(baseline_runs.items()))
             + ".",
+            f"To run the study again: airlab research “{goal}” --max-experiments "
+            f"{plan['budget']['max_experiments']} (the plan fixes the data, the split and the seeds).",
         ],
     }
 
