@@ -29,7 +29,8 @@ stopping-off (every search trial trains for all its epochs), evaluate-all (every
 over the seeds, also when it is behind the best idea's on validation), race-off (an LLM idea searches
 its whole trial budget even when its first two trials are behind the best idea's), bar-trial ("ahead of
 the best" is judged against the best idea's best search trial alone, not the mean of its runs over the
-seeds when that is lower).
+seeds when that is lower), build-off (each feature idea runs its own steps alone, not added to the best
+feature idea's).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM

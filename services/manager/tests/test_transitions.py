@@ -1155,3 +1155,69 @@ def test_a_retried_step_reuses_tpes_proposal_instead_of_running_the_study_again(
     asked = [lab.requested(outcome.events, loop_pb2.EXPERIMENT_KIND_TRIAL) for outcome in tries]
     assert len(asked[0]) == 1 and asked[0] == asked[1] == asked[2]
     assert len(calls) == 1
+
+
+def feature_idea(n: int, *steps: tuple[int, list[str]]) -> idea_pb2.Idea:
+    return idea_pb2.Idea(
+        id=f"i{n:026d}",
+        title=f"Features {n}",
+        change="add features of the technique catalog before gradient boosting",
+        expected_effect="a higher score",
+        family="hist_gradient_boosting",
+        steps=[idea_pb2.FeatureStep(technique=t, columns=c) for t, c in steps],
+        search_space={"learning_rate": idea_pb2.Range(low=0.01, high=0.3, log_scale=True)},
+    )
+
+
+RATIO = (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
+GROUP_MEAN = (idea_pb2.TECHNIQUE_GROUP_MEAN, ["income", "region"])
+
+
+@pytest.mark.parametrize("build_on_best", [True, False])
+def test_a_feature_idea_whose_turn_comes_after_another_became_the_best_builds_on_its_features(build_on_best):
+    lab = Loop(budget=40, build_on_best=build_on_best, stop_when_goal_met=False)
+    first, second = feature_idea(1, RATIO), feature_idea(2, GROUP_MEAN, RATIO)
+    lab.through_coding(first, second)
+    # The second idea's code is asked for ahead, with its own steps, while the first searches.
+    lab.send("code.ready", events_pb2.CodeOutcome(name=second.id, attempts=1, code_ref="own/"))
+    events = evaluate(lab, first.id, gain=0.05, significant=True)
+    assert lab.state.best.idea_id == first.id
+    stored = lab.state.ideas[1]
+    if not build_on_best:  # its own code runs, its own steps alone
+        assert stored.status == loop_pb2.IDEA_STATUS_SEARCHING and stored.code_ref == "own/"
+        assert not stored.built_on and len(stored.idea.steps) == 2
+        return
+    # Its turn: its steps are added to the best's (the ratio it shares once) and its code asked for again,
+    # under a name of its own (the coder keeps each name's code once).
+    asked = [body_of(e) for e in events if e.type == "code.requested"]
+    assert [a.name for a in asked] == [f"{second.id}-on-{first.id}"]
+    assert [(s.technique, list(s.columns)) for s in asked[0].idea.steps] == [
+        (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"]),
+        (idea_pb2.TECHNIQUE_GROUP_MEAN, ["income", "region"]),
+    ]
+    assert stored.built_on == first.id and stored.status == loop_pb2.IDEA_STATUS_CODING
+    assert not stored.code_ref and "built on the best idea at its turn, 'Features 1'" in stored.idea.notes[-1]
+    # A late answer under its first name changes nothing; the new code starts its search.
+    assert lab.send("code.ready", events_pb2.CodeOutcome(name=second.id, attempts=1, code_ref="x/")) == []
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=asked[0].name, attempts=1, code_ref="on/"))
+    trials = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
+    assert trials and all(t.spec.code_ref == "on/" for t in trials)
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_SEARCHING
+    # The next round's idea agent is told the best's features, so it proposes others.
+    for trial in trials:  # behind the best: the race ends it, and the next round is asked for
+        events = lab.finish(trial.experiment_id, {"accuracy": 0.91, "val_accuracy": 0.91})
+    (request,) = [body_of(e) for e in events if e.type == "idea.requested"]
+    assert request.round == 2 and request.results[0] == (
+        "The best idea so far, 'Features 1', uses the features ratio of debt and income. A new feature "
+        "idea's steps are added to these, so propose features that are not among them."
+    )
+
+
+def test_a_feature_idea_builds_on_nothing_when_the_best_has_no_steps_or_it_adds_none():
+    lab = Loop(budget=40, stop_when_goal_met=False)
+    first, same = feature_idea(1, RATIO), feature_idea(2, RATIO)
+    lab.through_coding(first, same)
+    lab.send("code.ready", events_pb2.CodeOutcome(name=same.id, attempts=1, code_ref="own/"))
+    evaluate(lab, first.id, gain=0.05, significant=True)
+    stored = lab.state.ideas[1]
+    assert not stored.built_on and stored.code_ref == "own/"  # nothing of its own to add

@@ -91,6 +91,19 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         failure="its best trial (0.7000 on validation) is not ahead of the best idea so far",
         review=manager_pb2.IdeaReview(approved=True),
     )
+    # A feature idea whose steps were added to the best's at its turn (research.build_on_best).
+    loop.ideas.add(
+        idea=idea_pb2.Idea(
+            id="i" + "f" * 26,
+            title="Debt to income",
+            family="hist_gradient_boosting",
+            steps=[idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])],
+        ),
+        status=loop_pb2.IDEA_STATUS_NOT_BETTER,
+        origin=loop_pb2.IDEA_ORIGIN_LLM,
+        built_on="i" + "d" * 26,
+        review=manager_pb2.IdeaReview(approved=True),
+    )
     for _ in range(3):
         loop.decisions.add(round=1, kind=manager_pb2.DECISION_KIND_CONTINUE, reason="12 experiments left")
     research = research_pb2.Research(
@@ -130,6 +143,11 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         "not better: its best trial (0.7000 on validation) is not ahead of the best idea so far" in markdown
     )
     assert summary["ideas"][3]["stopped_early"] == 1
+    assert (
+        "- **Debt to income**: ratio of debt and income, feeding a hist gradient boosting (built on the best "
+        "idea at its turn, Random forest)" in markdown
+    )
+    assert summary["ideas"][4]["built_on"] == "Random forest"
 
 
 def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_and_adjusted_p(tmp_path):

@@ -53,6 +53,10 @@ class Strategy(BaseModel):
     # the maximum of several draws on one seed, often a lucky one (the winner's curse, large where training
     # is noisy): `make bench-research` on shapes, 3 repeats, 0.7272 mean Dice with the mean against 0.6616.
     bar_over_seeds: bool = True
+    # A feature idea of the LLM whose turn comes while another feature idea is the best builds on it: its
+    # steps are added to the best's (CAAFE keeps the features that helped), so each idea measures what it
+    # adds to the research's best features. False: each feature idea runs its own steps alone.
+    build_on_best: bool = True
 
 
 # Each preset is the default with these knobs changed.
@@ -67,6 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "evaluate-all": {"evaluate_every_idea": True},
     "race-off": {"race_ideas": False},
     "bar-trial": {"bar_over_seeds": False},
+    "build-off": {"build_on_best": False},
 }
 KNOBS = tuple(Strategy.model_fields)
 

@@ -20,7 +20,7 @@ import jinja2
 import airlab
 from airlab import techniques, verdicts
 from airlab.blobs import ArtifactStore, report_key, research_prefix
-from airlab.enums import IDEA_ORIGIN_WORDS, enum_words
+from airlab.enums import enum_words
 from airlab.experiments import plain_params
 from airlab.llm.accounting import ResearchUsage
 from airlab.results import RunResult
@@ -30,10 +30,10 @@ from airlab_reviewer.plots import report_plots
 from airlab_reviewer.stats import CHANCE_MODELS, chance_runs, compare, mean_std
 from airlab_reviewer.stored import StoredRuns
 from airlab_reviewer.views import (
-    code_origin_words,
     collapsed_decisions,
     comparison_view,
     fmt,
+    idea_row,
     plan_view,
     related_work_view,
     sentences,
@@ -189,6 +189,7 @@ class Reviewer:
         not_worked: list[dict[str, Any]] = []
         # Ideas that ran the same code with the same parameters ran one experiment, whatever their titles.
         ran: dict[tuple[str, str], str] = {}
+        titles = {i.idea.id: i.idea.title for i in loop.ideas}
         for idea in loop.ideas:
             evaluation = None
             if idea.idea.id in comparisons:
@@ -203,31 +204,8 @@ class Reviewer:
                 if ran_as in ran:
                     status += f" (same code and parameters as {ran[ran_as]!r}: one experiment)"
                 ran.setdefault(ran_as, idea.idea.title)
-            row: dict[str, Any] = {
-                "id": idea.idea.id,
-                "title": idea.idea.title,
-                "change": idea.idea.change,
-                "approved": review.approved,
-                "status": status,
-                "origin": IDEA_ORIGIN_WORDS.get(idea.origin, "-"),
-                "code_origin": code_origin_words(idea),
-                "code_attempts": idea.code_attempts,
-                "code_repairs": list(idea.code_repairs),
-                "trials": len(idea.trials),
-                "stopped_early": sum(1 for t in idea.trials if t in stopped_early),
-                "evaluation": evaluation,
-                "params": params,
-                "code_ref": idea.code_ref,
-                # A feature idea: its steps of the technique catalog, its family and what motivated it.
-                "steps": [techniques.Step.from_proto(s).described() for s in idea.idea.steps],
-                "family": idea.idea.family if idea.idea.steps else "",
-                "evidence": idea.idea.evidence,
-                # What the lab changed in the idea (a hyperparameter its code does not read, left out).
-                "notes": list(idea.idea.notes),
-                # The related-work papers it follows (by place), and the review's word on it.
-                "cites": list(idea.idea.cites),
-                "literature": review.literature,
-            }
+            row = idea_row(idea, status, evaluation, params, titles)
+            row["stopped_early"] = sum(1 for t in idea.trials if t in stopped_early)
             ideas.append(row)
             if evaluation and evaluation["significant"]:
                 worked.append(row)

@@ -7,7 +7,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from airlab.enums import CODE_WORDS, enum_words
+from airlab import techniques
+from airlab.enums import CODE_WORDS, IDEA_ORIGIN_WORDS, enum_words
 from airlab.v1 import loop_pb2, manager_pb2, research_pb2
 
 
@@ -97,3 +98,39 @@ def related_work_view(loop: loop_pb2.ResearchLoop) -> dict[str, Any]:
 def _web(url: str) -> str:
     """An http(s) address from a literature API, or "" (a report links nothing else)."""
     return url if url.startswith(("https://", "http://")) else ""
+
+
+def idea_row(
+    idea: loop_pb2.LoopIdea,
+    status: str,
+    evaluation: dict[str, Any] | None,
+    params: dict[str, Any] | None,
+    titles: dict[str, str],
+) -> dict[str, Any]:
+    """An idea as the report's ideas table and sections show it (`titles`: the research's ideas by id)."""
+    return {
+        "id": idea.idea.id,
+        "title": idea.idea.title,
+        "change": idea.idea.change,
+        "approved": idea.review.approved,
+        "status": status,
+        "origin": IDEA_ORIGIN_WORDS.get(idea.origin, "-"),
+        "code_origin": code_origin_words(idea),
+        "code_attempts": idea.code_attempts,
+        "code_repairs": list(idea.code_repairs),
+        "trials": len(idea.trials),
+        "evaluation": evaluation,
+        "params": params,
+        "code_ref": idea.code_ref,
+        # A feature idea: its steps of the technique catalog, its family and what motivated it.
+        "steps": [techniques.Step.from_proto(s).described() for s in idea.idea.steps],
+        "family": idea.idea.family if idea.idea.steps else "",
+        "evidence": idea.idea.evidence,
+        # The best feature idea whose steps its own were added to (research.build_on_best).
+        "built_on": titles.get(idea.built_on, ""),
+        # What the lab changed in the idea (a hyperparameter its code does not read, left out).
+        "notes": list(idea.idea.notes),
+        # The related-work papers it follows (by place), and the review's word on it.
+        "cites": list(idea.idea.cites),
+        "literature": idea.review.literature,
+    }

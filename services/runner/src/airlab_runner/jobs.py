@@ -13,7 +13,6 @@ import builtins
 import contextlib
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,16 +23,16 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from airlab.blobs import ArtifactStore, experiment_key
-from airlab.cpus import CpuPlan, available_cores
+from airlab.cpus import CpuPlan
 from airlab.dataset_access import DataPlaces
 from airlab.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from airlab.events import now_timestamp
 from airlab.ids import check_id, derived_id, new_id
 from airlab.llm.vllm import VllmSleeper
-from airlab.settings import RunnerSettings
 from airlab.state import StateStore
 from airlab.v1 import runner_pb2
 from airlab_runner import contract
+from airlab_runner.capacity import Capacity, check_capacity
 from airlab_runner.datasets import S3Datasets
 from airlab_runner.executor import Executor, log_key
 from airlab_runner.gpus import GpuLeases
@@ -46,41 +45,6 @@ from airlab_runner.staging import DatasetStager
 __all__ = ["CANCELLED_BUCKET", "JOB_BUCKET", "Capacity", "Runner", "RunnerConfig", "check_capacity"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Capacity:
-    cores: int
-    memory_mib: int
-    # The longest wall-clock limit a job may ask for (runner.max_job_wall_seconds).
-    wall_seconds: int
-
-    @classmethod
-    def of_host(cls, wall_seconds: int | None = None) -> Capacity:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
-        if wall_seconds is None:
-            wall_seconds = RunnerSettings.model_fields["max_job_wall_seconds"].default
-        return cls(len(available_cores()), memory, wall_seconds)
-
-
-def check_capacity(resources: runner_pb2.Resources, capacity: Capacity, *, on_host: bool = True) -> None:
-    """Refuse, naming the field, a job that asks for more time than a job may have here, or (when it runs
-    on this host) more cores or memory than the host has."""
-    if on_host and resources.cpu_millis > capacity.cores * 1000:
-        raise InvalidArgument(
-            "spec.resources.cpu_millis",
-            f"{resources.cpu_millis} asked for; this host has {capacity.cores} core(s)",
-        )
-    if on_host and resources.memory_mib > capacity.memory_mib:
-        raise InvalidArgument(
-            "spec.resources.memory_mib",
-            f"{resources.memory_mib} MiB asked for; this host has {capacity.memory_mib} MiB",
-        )
-    if resources.wall_seconds > capacity.wall_seconds:
-        raise InvalidArgument(
-            "spec.resources.wall_seconds",
-            f"{resources.wall_seconds} s asked for; a job may have at most {capacity.wall_seconds} s here",
-        )
 
 
 @dataclass

@@ -248,7 +248,7 @@ class Comparison(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., baseline_mean: _Optional[float] = ..., baseline_std: _Optional[float] = ..., gain: _Optional[float] = ..., t_statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., bootstrap_low: _Optional[float] = ..., bootstrap_high: _Optional[float] = ..., significant: _Optional[bool] = ..., findings: _Optional[_Iterable[str]] = ..., per_seed: _Optional[_Iterable[_Union[SeedScore, _Mapping]]] = ..., bootstrap_p: _Optional[float] = ..., chance: _Optional[_Union[Comparison, _Mapping]] = ..., combined_p: _Optional[float] = ..., adjusted_p: _Optional[float] = ..., family_size: _Optional[int] = ..., look: _Optional[int] = ..., level: _Optional[float] = ..., suggestive: _Optional[bool] = ..., clears_noise: _Optional[bool] = ..., bootstrap_confidence: _Optional[float] = ...) -> None: ...
 
 class LoopIdea(_message.Message):
-    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure", "origin", "parent_id", "family", "code_origin", "code_sha256", "code_repairs", "code_asked", "code_answered", "extra_seeds")
+    __slots__ = ("idea", "round", "review", "status", "trials", "evaluations", "trial_budget", "code_ref", "code_attempts", "code_problems", "best_trial", "best_params", "evaluation", "failure", "origin", "parent_id", "family", "code_origin", "code_sha256", "code_repairs", "code_asked", "code_answered", "extra_seeds", "built_on")
     class EvaluationsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +286,7 @@ class LoopIdea(_message.Message):
     CODE_ASKED_FIELD_NUMBER: _ClassVar[int]
     CODE_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    BUILT_ON_FIELD_NUMBER: _ClassVar[int]
     idea: _idea_pb2.Idea
     round: int
     review: _manager_pb2.IdeaReview
@@ -309,7 +310,8 @@ class LoopIdea(_message.Message):
     code_asked: bool
     code_answered: bool
     extra_seeds: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ..., origin: _Optional[_Union[IdeaOrigin, str]] = ..., parent_id: _Optional[str] = ..., family: _Optional[str] = ..., code_origin: _Optional[_Union[CodeOrigin, str]] = ..., code_sha256: _Optional[str] = ..., code_repairs: _Optional[_Iterable[str]] = ..., code_asked: _Optional[bool] = ..., code_answered: _Optional[bool] = ..., extra_seeds: _Optional[_Iterable[int]] = ...) -> None: ...
+    built_on: str
+    def __init__(self, idea: _Optional[_Union[_idea_pb2.Idea, _Mapping]] = ..., round: _Optional[int] = ..., review: _Optional[_Union[_manager_pb2.IdeaReview, _Mapping]] = ..., status: _Optional[_Union[IdeaStatus, str]] = ..., trials: _Optional[_Iterable[str]] = ..., evaluations: _Optional[_Mapping[int, str]] = ..., trial_budget: _Optional[int] = ..., code_ref: _Optional[str] = ..., code_attempts: _Optional[int] = ..., code_problems: _Optional[_Iterable[str]] = ..., best_trial: _Optional[str] = ..., best_params: _Optional[_Mapping[str, ParamValue]] = ..., evaluation: _Optional[_Union[Comparison, _Mapping]] = ..., failure: _Optional[str] = ..., origin: _Optional[_Union[IdeaOrigin, str]] = ..., parent_id: _Optional[str] = ..., family: _Optional[str] = ..., code_origin: _Optional[_Union[CodeOrigin, str]] = ..., code_sha256: _Optional[str] = ..., code_repairs: _Optional[_Iterable[str]] = ..., code_asked: _Optional[bool] = ..., code_answered: _Optional[bool] = ..., extra_seeds: _Optional[_Iterable[int]] = ..., built_on: _Optional[str] = ...) -> None: ...
 
 class BaselineResult(_message.Message):
     __slots__ = ("mean", "std", "experiments", "validation", "chance")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airlab.v1 import events_pb2, loop_pb2, research_pb2
-from airlab_manager.loop import budget, evaluation, runs
+from airlab_manager.loop import budget, evaluation, features, runs
 from airlab_manager.loop.step import Step, find_idea
 from airlab_manager.loop.work_requests import code_request
 
@@ -30,7 +30,7 @@ def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
     if idea.code_answered:
         start_search(step, idea)
     elif not idea.code_asked:
-        step.emit("code.requested", code_request(step, idea.idea.id, idea.idea, idea.family))
+        _ask_for_code(step, idea)
 
 
 def code_ahead(step: Step) -> None:
@@ -46,13 +46,17 @@ def code_ahead(step: Step) -> None:
     if idea is None or idea.status != loop_pb2.IDEA_STATUS_APPROVED or idea.code_asked:
         return
     idea.code_asked = True
-    step.emit("code.requested", code_request(step, idea.idea.id, idea.idea, idea.family))
+    _ask_for_code(step, idea)
+
+
+def _ask_for_code(step: Step, idea: loop_pb2.LoopIdea) -> None:
+    step.emit("code.requested", code_request(step, features.code_name(idea), idea.idea, idea.family))
 
 
 def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     """code.ready / code.failed: the baseline's code starts its runs; an idea's code starts its search (or
     waits for the idea's turn when it was asked for ahead). The baseline's code is baseline.code_done's."""
-    idea = find_idea(step.loop, outcome.name)
+    idea = features.idea_of_code(step.loop, outcome.name)
     if idea is None or idea.code_answered:
         return False
     ahead = idea.status == loop_pb2.IDEA_STATUS_APPROVED and idea.code_asked
@@ -84,6 +88,12 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         evaluation.idea_failed(
             step, idea, f"no working code after {idea.code_attempts} attempt(s): {problems}"
         )
+        return
+    if step.strategy.build_on_best and (best := features.builds_on(step.loop, idea)) is not None:
+        # Its code (asked for ahead, before that idea was the best) is compiled again with the best's steps.
+        features.build_on(idea, best)
+        idea.code_answered, idea.code_ref, idea.code_sha256 = False, "", ""
+        _ask_for_code(step, idea)
         return
     twin = ran_before(step.loop, idea)
     if twin is not None:

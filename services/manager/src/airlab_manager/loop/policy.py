@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from airlab.research_record import profiling_run
 from airlab.v1 import events_pb2, loop_pb2, manager_pb2, research_pb2
-from airlab_manager.loop import budget, coding, continuation, exploit, improve, lineage, portfolio, report
+from airlab_manager.loop import (
+    budget,
+    coding,
+    continuation,
+    exploit,
+    features,
+    improve,
+    lineage,
+    portfolio,
+    report,
+)
 from airlab_manager.loop.step import Step, find_idea, summary_of
 
 
@@ -127,6 +137,15 @@ def _ask_for_ideas(step: Step) -> None:
     _request_ideas(step)
 
 
+def _results(step: Step) -> list[str]:
+    """How the research's ideas did, for the idea agent; first, when the best is a feature idea that new
+    ones build on, its features (so the agent proposes others)."""
+    loop = step.loop
+    done = [summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:]
+    best = features.prompt_line(loop) if step.strategy.build_on_best else ""
+    return [best, *done] if best else done
+
+
 def _request_ideas(step: Step) -> None:
     """Ask the idea agent for the current round's ideas (answered by `ideas.proposed`)."""
     loop = step.loop
@@ -137,7 +156,7 @@ def _request_ideas(step: Step) -> None:
             round=loop.round,
             count=step.strategy.ideas_per_round,
             tried=[i.idea.title for i in loop.ideas],
-            results=[summary_of(i) for i in loop.ideas if i.status != loop_pb2.IDEA_STATUS_REJECTED][-12:],
+            results=_results(step),
             recalled=step.context.recalled,
             profile_experiment=profiling_run(step.plan, loop),
             research=step.research,
