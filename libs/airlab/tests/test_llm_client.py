@@ -252,10 +252,28 @@ def test_the_server_airlab_starts_serves_the_local_model_and_an_agent_knows_whic
     assert config.served_model("idea") == "gpt-4o-mini" and config.served_model("manager") == "mine"
 
 
+def test_each_local_server_may_serve_a_model_of_its_own_one_process_per_model_the_default_first():
+    servers = {
+        "local-cpu": {"kind": "llamacpp", "model": "x"},
+        "local-coder": {"kind": "llamacpp", "model": "x", "local_model": "qwen2.5-coder-1.5b-instruct"},
+        "local-spare": {"kind": "llamacpp", "model": "x"},
+    }
+    agents = {"coder": {"servers": ["local-coder"]}, "idea": {"servers": ["local-cpu"]},
+              "manager": {"servers": ["local-spare", "local-cpu"]}}  # fmt: skip
+    config = LLMConfig(servers=servers, agents=agents)
+    assert config.served_model("coder") == "qwen2.5-coder-1.5b-instruct"
+    assert config.served_model("idea") == config.served_model("manager") == "qwen2.5-coder-0.5b-instruct"
+    assert config.local_models() == {
+        "qwen2.5-coder-0.5b-instruct": ["local-cpu", "local-spare"],
+        "qwen2.5-coder-1.5b-instruct": ["local-coder"],
+    }
+
+
 def test_the_repository_config_routes_every_agent_and_launches_vllm_with_sleep_mode():
     config = LLMConfig.load()
     assert set(config.agents) == {"idea", "manager", "coder", "reviewer"}
     assert config.local_servers() == ["local-cpu"]
+    assert config.local_models() == {"qwen2.5-coder-0.5b-instruct": ["local-cpu"]}
     command = config.servers["vllm"].vllm.command(config.servers["vllm"].model)
     assert command[:3] == ["vllm", "serve", "--model=Qwen/Qwen2.5-Coder-7B-Instruct"]
     for flag in (

@@ -57,6 +57,8 @@ class StackState:
     started_in_seconds: float
     # Every hop over TLS with the workspace's certificates (airlab.tls); false only with tls.plaintext.
     tls: bool = False
+    # The local llama.cpp servers' URLs by their names in llm_servers.yaml.
+    llm_urls: dict[str, str] = field(default_factory=dict)
 
     def client_tls(self) -> TlsFiles | None:
         """What a client on this machine connects to this stack with (the CLI's certificate)."""
@@ -195,6 +197,7 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None, ru
     client = state.client_tls()
     try:
         llm_urls, cpus = _start_local_llm(settings, workspace, procs, report)
+        state.llm_urls = llm_urls
         env = {"AIRLAB_LLM_URLS": json.dumps(llm_urls)} if llm_urls else {}
         env["AIRLAB_AUTH__KEY_FILE"] = str(key_file)
         if cpus is not None:  # the runner pins experiments around the LLM server's cores
@@ -242,36 +245,47 @@ def up(settings: Settings, *, report: Callable[[str], None] = lambda _: None, ru
 def _start_local_llm(
     settings: Settings, workspace: Path, procs: list[Proc], report: Callable[[str], None]
 ) -> tuple[dict[str, str], CpuPlan | None]:
-    """Start the local llama.cpp server when an agent routes to a local server that has no URL."""
+    """Start a llama.cpp server for each local model an agent routes to (a llamacpp server without a URL):
+    "llm" for the default model, "llm-2" and on for others, all on the LLM's cores. Returns each local
+    server's URL by its name in llm_servers.yaml."""
     from airlab.extras import MissingExtra
     from airlab.llm.config import LLMConfig
     from airlab.llm.local import LocalModelError, start_llama_server
 
     config = LLMConfig.load().with_urls(settings.llm_urls)
-    local = config.local_servers()
-    if not local:
+    models = config.local_models()
+    if not models:
         return {}, None
-    log = workspace / "logs" / "llm.log"
     cpus = plan_cpus(settings.cpu, local_llm=True)
-    try:
-        server = start_llama_server(
-            config.local_model,
-            port=settings.stack_ports.get("llm", 0),
-            cores=cpus.llm,
-            log_file=log,
-            detach=True,
-            report=report,
-        )
-    except (LocalModelError, MissingExtra) as exc:
-        raise StackError(f"local LLM: {exc}") from exc
-    procs.append(
-        Proc(
-            "llm", server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log),
-            command=server.command,
-        )
-    )  # fmt: skip
-    report(f"llm       {server.url} ({config.local_model}, llama.cpp, cores {_cores(cpus.llm)})")
-    return dict.fromkeys(local, server.url), cpus
+    urls: dict[str, str] = {}
+    for index, (model, servers) in enumerate(models.items()):
+        name = "llm" if index == 0 else f"llm-{index + 1}"
+        log = workspace / "logs" / f"{name}.log"
+        try:
+            server = start_llama_server(
+                model,
+                port=settings.stack_ports.get(name, 0),
+                cores=cpus.llm,
+                log_file=log,
+                detach=True,
+                report=report,
+            )
+        except (LocalModelError, MissingExtra) as exc:
+            raise StackError(f"local LLM {model}: {exc}") from exc
+        procs.append(
+            Proc(
+                name, server.process.pid, _start_ticks(server.process.pid) or 0, server.url, str(log),
+                command=server.command,
+            )
+        )  # fmt: skip
+        report(f"{name:<9} {server.url} ({model}, llama.cpp, cores {_cores(cpus.llm)}; {', '.join(servers)})")
+        urls |= dict.fromkeys(servers, server.url)
+    return urls, cpus
+
+
+def is_local_llm(name: str) -> bool:
+    """Whether a stack process is one of the local llama.cpp servers ("llm", "llm-2", ...)."""
+    return name == "llm" or name.startswith("llm-")
 
 
 def _cores(cores: tuple[int, ...]) -> str:
@@ -421,9 +435,11 @@ def down(settings: Settings, timeout: float = 15.0) -> list[str]:
     # restarted some: the state file has their pids).
     _stop([p for p in state.processes if p.name == "supervisor"], timeout)
     state = load_state(workspace) or state
-    services = [p for p in state.processes if p.name not in ("nats", "llm", "supervisor")]
+    services = [
+        p for p in state.processes if p.name not in ("nats", "supervisor") and not is_local_llm(p.name)
+    ]
     _stop(services, timeout)
-    _stop([p for p in state.processes if p.name in ("nats", "llm")], timeout)
+    _stop([p for p in state.processes if p.name == "nats" or is_local_llm(p.name)], timeout)
     state_path(workspace).unlink(missing_ok=True)
     return running
 
@@ -455,7 +471,7 @@ def status(settings: Settings) -> dict[str, tuple[str, str]]:
             result[proc.name] = (proc.address, "DEAD")
         elif proc.name in ("nats", "supervisor"):
             result[proc.name] = (proc.address, "RUNNING")
-        elif proc.name == "llm":
+        elif is_local_llm(proc.name):
             result[proc.name] = (proc.address, _http_health(f"{proc.address}/models"))
         elif proc.name == "dashboard":
             result[proc.name] = (proc.address, _http_health(f"{proc.address}/healthz", state.client_tls()))

@@ -59,6 +59,10 @@ class ServerConfig(BaseModel):
     # OpenAI-compatible base URL ending in /v1. Empty for a llamacpp server: `airlab up` starts it.
     base_url: str = ""
     model: str
+    # For a llamacpp server `airlab up` starts: the local model it serves (empty: the file's
+    # `local_model`). Two such servers with different models are two llama.cpp processes sharing the LLM's
+    # cores, e.g. the coder on qwen2.5-coder-1.5b-instruct and the other agents on the 0.5B model.
+    local_model: str = ""
     # Name of the environment variable that holds the API key (empty: none needed).
     api_key_env: str = ""
     timeout_seconds: float = Field(default=120, gt=0)
@@ -91,7 +95,8 @@ class LLMConfig(BaseModel):
         for name, server in self.servers.items():
             server.name = name
             if server.kind == "llamacpp" and not server.base_url:
-                server.model = self.local_model  # the server `airlab up` starts serves the local model
+                # The server `airlab up` starts serves its own local model, or the file's.
+                server.model = server.local_model or self.local_model
         for agent, config in self.agents.items():
             if not config.servers:
                 raise ValueError(f"agent {agent!r} names no LLM server")
@@ -130,6 +135,14 @@ class LLMConfig(BaseModel):
         """llamacpp servers without a URL: the ones `airlab up` must start."""
         used = {s for agent in self.agents.values() for s in agent.servers}
         return [n for n, s in self.servers.items() if s.kind == "llamacpp" and not s.base_url and n in used]
+
+    def local_models(self) -> dict[str, list[str]]:
+        """The local models `airlab up` must serve, each with the servers it serves: one llama.cpp
+        process per model, the default's first."""
+        models: dict[str, list[str]] = {}
+        for name in sorted(self.local_servers(), key=lambda n: self.servers[n].model != self.local_model):
+            models.setdefault(self.servers[name].model, []).append(name)
+        return models
 
     @classmethod
     def load(cls) -> LLMConfig:
