@@ -221,12 +221,13 @@ async def test_exchanges_are_kept_with_the_research(servers, tmp_path, bus):
         template="sklearn",
         families="random forest",
     )
+    assert prompt.version.isdigit()  # the file's header, recorded with each exchange
     await client.structured("idea", Idea, prompt, research_id="r7", purpose="propose")
     (exchange,) = ArtifactExchangeLog(store).read("r7")
     assert (exchange.agent, exchange.prompt, exchange.prompt_version, exchange.server) == (
         "idea",
         "idea/propose",
-        "6",
+        prompt.version,
         "first",
     )
     assert (exchange.prompt_tokens, exchange.completion_tokens) == (42, 7)
