@@ -528,6 +528,25 @@ def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
     assert lab.state.best.idea_id == lab.state.ideas[1].idea.id  # the significant one, not the largest gain
 
 
+def test_without_llm_ideas_the_portfolio_then_more_search_on_its_best_spend_the_budget():
+    lab = Loop(budget=30, portfolio_share=0.5, llm_ideas=False, improve=False, stop_when_goal_met=False)
+    events = lab.through_baseline()
+    assert "idea.requested" not in lab.types(events)
+    for n, portfolio in enumerate(list(lab.state.ideas)):
+        lab.send("code.ready", events_pb2.CodeOutcome(name=portfolio.idea.id, attempts=1, code_ref=f"p{n}/"))
+        events = evaluate(lab, portfolio.idea.id, gain=0.01 * (n + 1), significant=True)
+    # The portfolio ended: more search on its best (exploit steps) instead of a round of ideas.
+    assert lab.state.exploits == 1 and "idea.requested" not in lab.types(events)
+    for _ in range(40):  # each exploit step's trials end behind the best: the next one follows
+        pending = [x for x in lab.state.experiments if x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED]
+        if not pending:
+            break
+        lab.finish(pending[0].id, {"accuracy": 0.9, "val_accuracy": 0.5})
+    assert lab.state.phase == loop_pb2.LOOP_PHASE_REPORTING and lab.state.ideas_pending_round == 0
+    assert all(i.origin != loop_pb2.IDEA_ORIGIN_LLM for i in lab.state.ideas)
+    assert lab.state.stop_reason == "experiment budget spent: 28 of 30 used" and lab.state.exploits == 4
+
+
 def test_a_budget_goal_goes_on_after_a_significant_win_and_a_beat_goal_stops():
     for until, stops in (
         (research_pb2.STOP_RULE_BEAT_BASELINE, True),

@@ -57,6 +57,9 @@ class Strategy(BaseModel):
     # steps are added to the best's (CAAFE keeps the features that helped), so each idea measures what it
     # adds to the research's best features. False: each feature idea runs its own steps alone.
     build_on_best: bool = True
+    # The idea agent is asked for ideas. False (with improve off: the llm-off preset): the portfolio and
+    # more search on its best only, no LLM at all, to measure what the LLM's ideas add.
+    llm_ideas: bool = True
 
 
 # Each preset is the default with these knobs changed.
@@ -72,6 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "race-off": {"race_ideas": False},
     "bar-trial": {"bar_over_seeds": False},
     "build-off": {"build_on_best": False},
+    "llm-off": {"llm_ideas": False, "improve": False},
 }
 KNOBS = tuple(Strategy.model_fields)
 

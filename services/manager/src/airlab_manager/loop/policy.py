@@ -83,9 +83,11 @@ def _go_on(step: Step) -> None:
     next queued idea, the portfolio (first round), more search on the best idea (once rounds of ideas
     stopped bringing progress), or a new round of ideas."""
     loop, research = step.loop, step.research
+    llm_ideas = step.strategy.llm_ideas
     if not loop.queue and loop.round == 0 and portfolio.start(step):
         # The idea agent works on the round's ideas while the portfolio's trials run.
-        _request_ideas(step)
+        if llm_ideas:
+            _request_ideas(step)
     # Exploit and improve steps take turns on the best idea.
     turns = (
         (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
@@ -115,8 +117,11 @@ def _go_on(step: Step) -> None:
         return
     # Once rounds of ideas stop bringing progress, the best idea gets more search (exploit) and changes of
     # its code by the LLM (improve).
-    stale = loop.rounds_without_progress >= step.strategy.patience_rounds
+    stale = loop.rounds_without_progress >= step.strategy.patience_rounds or not llm_ideas
     if stale and any(start(step) for start in turns):
+        return
+    if not llm_ideas:
+        report.stop(step, "nothing left to search without the LLM's ideas (research.strategy.llm_ideas off)")
         return
     if loop.ideas_pending_round:
         loop.phase = loop_pb2.LOOP_PHASE_IDEAS
