@@ -84,10 +84,10 @@ def _go_on(step: Step) -> None:
     stopped bringing progress), or a new round of ideas."""
     loop, research = step.loop, step.research
     llm_ideas = step.strategy.llm_ideas
-    if not loop.queue and loop.round == 0 and portfolio.start(step):
-        # The idea agent works on the round's ideas while the portfolio's trials run.
-        if llm_ideas:
-            _request_ideas(step)
+    # The idea agent works on the round's ideas while the portfolio's trials run (the portfolio starts
+    # first, whether LLM ideas are on or not).
+    if not loop.queue and loop.round == 0 and portfolio.start(step) and llm_ideas:
+        _request_ideas(step)
     # Exploit and improve steps take turns on the best idea.
     turns = (
         (improve.start, exploit.start) if loop.improves < loop.exploits else (exploit.start, improve.start)
