@@ -77,3 +77,21 @@ def test_only_servers_the_lab_runs_see_data_values_unless_configured():
     )  # fmt: skip
     assert config.sees_data("idea") and config.sees_data("reviewer")
     assert not config.sees_data("coder")  # its fallback is a hosted API
+
+
+def test_the_candidate_steps_are_what_the_table_affords_the_most_telling_columns_first():
+    profile = PROFILE.model_copy(deep=True)
+    for column in profile.columns:
+        column.importance = {"debt": 0.12, "income": 0.09, "rooms": 0.01}.get(column.name)
+    found = [(s.kind, s.columns) for s in techniques.candidate_steps(profile)]
+    assert found == [
+        ("date_difference", ["applied_on", "employed_since"]),
+        ("group_mean", ["debt", "region"]),
+        ("group_mean", ["income", "region"]),
+        ("ratio", ["debt", "income"]),
+        ("ratio", ["debt", "rooms"]),
+        ("ratio", ["income", "rooms"]),
+    ]
+    assert len(techniques.candidate_steps(profile, limit=2)) == 2
+    # Each is a step the table can run.
+    assert all(not techniques.step_problem(k, c, profile.kinds()) for k, c in found)

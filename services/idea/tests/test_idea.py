@@ -236,6 +236,9 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     )
     assert '"minItems": 2' in schema and "JSON schema of the reply" not in first[-1]["content"]
     assert "- ratio: number and number" in first[0]["content"] and "target_log" not in first[0]["content"]
+    # The steps the table affords, from its profile, as the reply writes them.
+    assert '- {"kind": "group_mean", "columns": ["debt", "region"]}' in first[-1]["content"]
+    assert '- {"kind": "ratio", "columns": ["debt", "income"]}' in first[-1]["content"]
 
 
 async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_form(fake_llm):

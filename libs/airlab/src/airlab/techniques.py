@@ -239,6 +239,32 @@ def proposal_step_model(profile: DataProfile, task: str = "") -> Any:
     return Annotated[Union[tuple(forms)], Field(discriminator="kind")]  # noqa: UP007
 
 
+# Candidate steps shown to the idea agent at most (`candidate_steps`).
+MAX_CANDIDATES = 8
+
+
+def candidate_steps(profile: DataProfile, limit: int = MAX_CANDIDATES) -> list[Step]:
+    """Steps this table affords that model search on the raw columns cannot make, for the idea agent to
+    choose from and compose (it may write others): the days between each two dates, the most telling
+    numbers against each category's mean, and ratios of the most telling numbers. Ranked by what the
+    profile measured (baseline importance, then mutual information), within `limit`. The platform lists;
+    the model chooses which belong together, as it would from a person's notes on the table."""
+    usable = profile.usable()
+    rank = sorted(usable, key=lambda c: (-(c.importance or 0.0), -(c.association or 0.0)))
+    dates = [c.name for c in rank if c.kind == "date"]
+    numbers = [c.name for c in rank if c.kind == "number"]
+    categories = [c.name for c in rank if c.kind == "category"]
+    found: list[Step] = []
+    found += [
+        Step(kind="date_difference", columns=[a, b]) for i, a in enumerate(dates) for b in dates[i + 1 :]
+    ]
+    found += [Step(kind="group_mean", columns=[n, c]) for n in numbers[:2] for c in categories[:2]]
+    found += [
+        Step(kind="ratio", columns=[a, b]) for i, a in enumerate(numbers[:3]) for b in numbers[i + 1 : 3]
+    ]
+    return found[:limit]
+
+
 @dataclass(frozen=True)
 class Checked:
     """A step as the idea agent wrote it, after the one repair with a single right answer: why it cannot
