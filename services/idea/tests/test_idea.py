@@ -218,6 +218,8 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     assert "'debt': number" in first[-1]["content"] and "applicant_id" in first[-1]["content"]
     assert "no step can run: ratio of 'debt' with itself" in retry[-1]["content"]
     assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
+    assert found.change == "add ratio of debt and income, feeding a hist gradient boosting"
+    assert found.rationale.endswith(f"the model's words: {idea['change']}")
     assert [(s.technique, list(s.columns)) for s in found.steps] == [
         (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
     ]

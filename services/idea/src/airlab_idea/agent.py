@@ -241,7 +241,7 @@ def cited(proposal: Any, related: Sequence[idea_pb2.Paper]) -> list[int]:
 
 def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.DataProfile) -> None:
     """A feature proposal's steps that can run (each other one dropped and said in the idea's notes, as is
-    a repeat), family, evidence and search (the family's own) on its idea."""
+    a repeat), family, evidence and search (the family's own) on its idea; its change says the steps."""
     family = domain.MODEL_FAMILIES[proposal.family]
     idea.family = family.name
     idea.evidence = proposal.evidence
@@ -257,5 +257,9 @@ def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.Data
             idea.notes.append(f"step {found.step.described()!r}: {found.repair}")
         kept.append(found.step)
     idea.steps.extend(step.to_proto() for step in kept)
+    # The change is what the platform compiles, in words; the model's own words stay beside it (a small
+    # model often copies the prompt's example there, naming columns the table does not have).
+    idea.rationale += f"; the model's words: {idea.change}"
+    idea.change = f"add {'; '.join(step.described() for step in kept)}, feeding a {family.aliases[0]}"
     for name, r in family.search_space().items():  # the family's own, as the portfolio searches it
         idea.search_space[name].CopyFrom(r)
