@@ -237,6 +237,7 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
         '"NumberColumn": {"enum": ["income", "debt", "applied_on"]' in schema and "applicant_id" not in schema
     )
     assert '"minItems": 2' in schema and "JSON schema of the reply" not in first[-1]["content"]
+    assert '"maxLength": 80' in schema  # a short title: decoding stops the model running on
     assert "- ratio: number and number" in first[0]["content"] and "target_log" not in first[0]["content"]
     # The steps the table affords, from its profile, as the reply writes them.
     assert '- {"kind": "group_mean", "columns": ["debt", "region"]}' in first[-1]["content"]

@@ -23,6 +23,7 @@ MAX_IDEAS = 10
 DEFAULT_IDEAS = 3
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
 CITES = "the numbers of the related-work papers the idea follows, if any"
+FEATURE_TITLE_CHARS = 80
 
 
 class SearchRange(BaseModel):
@@ -116,7 +117,8 @@ def feature_proposals(
     idea = create_model(
         "FeatureProposal",
         __validators__=validators,
-        title=(str, text["title"]),
+        # A short title: the 0.5B model otherwise runs on, copying the prompt's example and its numbers.
+        title=(str, Field(min_length=3, max_length=FEATURE_TITLE_CHARS, description="a short name")),
         change=(str, text["change"]),
         expected_effect=(str, text["expected_effect"]),
         evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),
