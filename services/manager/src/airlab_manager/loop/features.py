@@ -49,16 +49,21 @@ def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.
     if found is None or found[0].idea.id == idea.idea.id:
         return None
     best, base = found
-    added = [s for s in (techniques.Step.from_proto(s) for s in idea.idea.steps) if s not in base]
+    added = _added(idea, base)
     if not added or len(base) + len(added) > MAX_BUILT_STEPS:
         return None
     return best
 
 
+def _added(idea: loop_pb2.LoopIdea, base: list[techniques.Step]) -> list[techniques.Step]:
+    """The idea's own steps that `base` lacks, in its order."""
+    return [s for s in (techniques.Step.from_proto(p) for p in idea.idea.steps) if s not in base]
+
+
 def build_on(idea: loop_pb2.LoopIdea, best: loop_pb2.LoopIdea) -> None:
     """The idea's steps become the best's followed by its own that the best lacks; said in its notes."""
     base = [techniques.Step.from_proto(s) for s in best.idea.steps]
-    added = [s for s in (techniques.Step.from_proto(s) for s in idea.idea.steps) if s not in base]
+    added = _added(idea, base)
     steps: list[idea_pb2.FeatureStep] = [s.to_proto() for s in (*base, *added)]
     del idea.idea.steps[:]
     idea.idea.steps.extend(steps)
