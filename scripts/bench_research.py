@@ -284,8 +284,14 @@ def lab_run(
                 # is once per machine, not per research).
                 began = time.perf_counter()
                 research = lab.StartResearch(request)
+                # When the research's last run ended (the budget spent, or the last run before it stopped):
+                # slot occupancy is measured up to it, the report's writing after it set aside.
+                ended, last_run_end = 0, began
                 while True:
                     done = lab.GetResearch(lab_pb2.GetResearchRequest(id=research.id))
+                    if done.progress.experiments_finished + done.progress.experiments_failed > ended:
+                        ended = done.progress.experiments_finished + done.progress.experiments_failed
+                        last_run_end = time.perf_counter()
                     if done.state in (
                         research_pb2.RESEARCH_STATE_COMPLETED,
                         research_pb2.RESEARCH_STATE_FAILED,
@@ -332,9 +338,11 @@ def lab_run(
         "llm_ran": len(ran),
         "llm_forms": forms,
         "llm_best": bool(best) and best["origin"] in by_llm,
-        # Slot occupancy: the runs' seconds over the runner's slot-seconds while the research ran; the
-        # LLM's idle share: the research's wall time its LLM was not answering.
-        "occupancy": summary["timing"]["experiment_seconds"] / (Settings().runner.max_concurrent * seconds),
+        # Slot occupancy: the runs' seconds over the runner's slot-seconds while the budget lasted (from the
+        # research's start to its last run's end); the LLM's idle share: the research's wall time its LLM
+        # was not answering.
+        "occupancy": summary["timing"]["experiment_seconds"]
+        / (Settings().runner.max_concurrent * (last_run_end - began)),
         "llm_idle": 1 - done.progress.llm_seconds / seconds,
     }
 

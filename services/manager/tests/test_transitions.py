@@ -15,6 +15,7 @@ from airlab.strategy import KNOBS
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.loop import LoopConfig, StepContext, apply
+from airlab_manager.loop.coding import CODE_AHEAD
 from airlab_manager.loop import ideas as idea_rules
 from airlab_manager.loop.idea_review import Novelty
 
@@ -1081,8 +1082,9 @@ def test_a_borderline_first_look_with_no_budget_left_is_suggestive_and_no_claim(
     assert not lab.state.best.significant
 
 
-def test_ideas_asked_for_with_the_portfolio_queue_behind_it_and_are_coded_ahead():
-    lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False)
+@pytest.mark.parametrize("budget", [24, 40])
+def test_ideas_asked_for_with_the_portfolio_queue_behind_it_and_are_coded_ahead(budget):
+    lab = Loop(budget=budget, portfolio_share=0.5, stop_when_goal_met=False)
     lab.through_baseline()
     portfolio_ids = [i.idea.id for i in lab.state.ideas]
     first = portfolio_ids[0]
@@ -1103,6 +1105,10 @@ def test_ideas_asked_for_with_the_portfolio_queue_behind_it_and_are_coded_ahead(
     assert list(lab.state.queue) == [*portfolio_ids[1:], idea.id] and lab.state.ideas_pending_round == 0
     stored = lab.state.ideas[-1]
     assert stored.origin == loop_pb2.IDEA_ORIGIN_LLM and stored.family == "hist_gradient_boosting"
+    # Its code is asked for once it is among the next CODE_AHEAD queued ideas: it is ready at its turn, the
+    # slots not waiting for the coder.
+    asked = [body_of(e).name for e in events if e.type == "code.requested"]
+    assert asked == ([idea.id] if len(portfolio_ids) <= CODE_AHEAD else []), len(portfolio_ids)
     # A second answer for the same round (a redelivery) changes nothing.
     assert lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea])) == []
 

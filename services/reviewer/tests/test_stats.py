@@ -119,6 +119,11 @@ def test_the_vectorized_bootstrap_gives_the_intervals_of_one_scikit_learn_call_p
         "r2": (values, lambda p: values + rng.normal(scale=1.2 - p, size=300)),
         "f1_macro": (labels, lambda p: np.where(rng.random(300) < p, labels, rng.integers(0, 4, 300))),
         "roc_auc": (labels % 2, lambda p: np.clip((labels % 2) * p + rng.random(300) * (1 - p), 0, 1)),
+        # Scores with many ties (a tree's leaf probabilities): ties count half, as scikit-learn counts them.
+        "roc_auc (tied scores)": (
+            labels % 2,
+            lambda p: np.round(np.clip((labels % 2) * p + rng.random(300) * (1 - p), 0, 1), 1),
+        ),
         "roc_auc (3 classes)": (
             labels,
             lambda p: (lambda s: s / s.sum(axis=1, keepdims=True))(

@@ -134,26 +134,53 @@ def _f1_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
 
 
 def _auc_scorer(truth: np.ndarray, predictions: list[np.ndarray]) -> Scorer:
-    """ROC AUC from ranks (Mann-Whitney, ties averaged): binary on the larger label, or one against the
-    rest averaged over the columns of class probabilities."""
-    from scipy import stats
-
+    """ROC AUC (Mann-Whitney, ties counted half): binary on the larger label, or one against the rest
+    averaged over the columns of class probabilities. A resample is the test examples with weights (how
+    often each was drawn), so each run's scores are sorted once, not once per resample: the AUC counts,
+    for each drawn positive, the drawn negatives below its score, and half those tied with it."""
     if predictions[0].ndim == 1:
         columns = [(truth == truth.max(), list(predictions))]
     else:
         columns = [(truth == k, [p[:, k] for p in predictions]) for k in range(predictions[0].shape[1])]
+    examples = len(truth)
+    sorted_columns = []
+    for positive, scores in columns:
+        runs = []
+        for score in scores:
+            order = np.argsort(score, kind="stable")
+            ranked = score[order]
+            # Each sorted position's group of tied scores: its first and last position (None: no ties).
+            starts = np.r_[True, ranked[1:] != ranked[:-1]]
+            first = np.maximum.accumulate(np.where(starts, np.arange(examples), 0))
+            ends = np.r_[ranked[1:] != ranked[:-1], True]
+            last = np.minimum.accumulate(np.where(ends, np.arange(examples), examples)[::-1])[::-1]
+            ties = None if starts.all() else (first, last)
+            runs.append((order, positive[order], ties))
+        sorted_columns.append((positive, runs))
 
     def auc(index: np.ndarray) -> np.ndarray:
+        resamples = index.shape[0]
+        offsets = (np.arange(resamples)[:, None] * examples + index).ravel()
+        weights = np.bincount(offsets, minlength=resamples * examples).reshape(resamples, examples)
         per_class = []
-        for positive, scores in columns:
-            chosen = positive[index]
-            n_pos = chosen.sum(axis=-1)
-            n_neg = chosen.shape[-1] - n_pos
+        for positive, runs in sorted_columns:
+            n_pos = weights[:, positive].sum(axis=-1)
+            n_neg = examples - n_pos
             values = []
-            for score in scores:
-                ranks = stats.rankdata(score[index], axis=-1)
+            for order, is_positive, ties in runs:
+                drawn = np.take(weights, order, axis=1)
+                pos = drawn * is_positive
+                negatives_up_to = np.cumsum(drawn - pos, axis=-1)
+                if ties is None:
+                    below = negatives_up_to - (drawn - pos)
+                    tied = drawn - pos
+                else:
+                    first, last = ties
+                    below = np.take(negatives_up_to - (drawn - pos), first, axis=1)
+                    tied = np.take(negatives_up_to, last, axis=1) - below
+                pairs = (pos * (below + 0.5 * tied)).sum(axis=-1)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    values.append(((ranks * chosen).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+                    values.append(pairs / (n_pos * n_neg))
             per_class.append(np.stack(values))
         return np.mean(per_class, axis=0)
 

@@ -33,20 +33,26 @@ def code_idea(step: Step, idea: loop_pb2.LoopIdea) -> None:
         _ask_for_code(step, idea)
 
 
+# Queued ideas whose code is asked for ahead at most: the next two, so an idea queued behind one whose code
+# is already asked for (the portfolio's second model, say) has its code ready at its turn too.
+CODE_AHEAD = 2
+
+
 def code_ahead(step: Step) -> None:
-    """While an idea searches, ask for the next queued idea's code: its search can then start the moment
-    the loop gets to it, instead of the runner's slots waiting for the coder (and the LLM). Not under the
-    every-experiment gate, where a person approves each idea before it is coded."""
+    """While an idea searches, ask for the next queued ideas' code (`CODE_AHEAD`): their search can then
+    start the moment the loop gets to them, instead of the runner's slots waiting for the coder (and the
+    LLM). Not under the every-experiment gate, where a person approves each idea before it is coded."""
     loop = step.loop
-    if not step.strategy.code_ahead or not loop.queue:
+    if not step.strategy.code_ahead:
         return
     if step.research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
         return
-    idea = find_idea(loop, loop.queue[0])
-    if idea is None or idea.status != loop_pb2.IDEA_STATUS_APPROVED or idea.code_asked:
-        return
-    idea.code_asked = True
-    _ask_for_code(step, idea)
+    for queued in loop.queue[:CODE_AHEAD]:
+        idea = find_idea(loop, queued)
+        if idea is None or idea.status != loop_pb2.IDEA_STATUS_APPROVED or idea.code_asked:
+            continue
+        idea.code_asked = True
+        _ask_for_code(step, idea)
 
 
 def _ask_for_code(step: Step, idea: loop_pb2.LoopIdea) -> None:
