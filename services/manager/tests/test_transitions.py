@@ -15,8 +15,8 @@ from airlab.strategy import KNOBS
 from airlab.v1 import events_pb2, idea_pb2, loop_pb2, manager_pb2, research_pb2
 from airlab_manager.catalog import DatasetCatalog
 from airlab_manager.loop import LoopConfig, StepContext, apply
-from airlab_manager.loop.coding import CODE_AHEAD
 from airlab_manager.loop import ideas as idea_rules
+from airlab_manager.loop.coding import CODE_AHEAD
 from airlab_manager.loop.idea_review import Novelty
 
 CATALOG = DatasetCatalog.load()
