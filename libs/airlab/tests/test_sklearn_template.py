@@ -173,3 +173,12 @@ def test_the_baselines_run_profiles_the_table_from_its_training_part(tmp_path, m
     applied = next(c for c in profile.columns if c.name == "applied_on")
     assert str(applied.low).startswith("200") and set(profile.label["balance"]) == {"0", "1"}
     assert "label 'defaulted'" in profile.prompt_lines()[0]
+    # Derived features measured on the training part: the loans generator's debt-to-income ratio tells the
+    # label far more than either column alone, and comes first.
+    first = profile.candidates[0]
+    assert (first.kind, first.columns) == ("ratio", ["debt", "income"]), profile.candidates
+    assert first.association > 3 * first.columns_alone
+    assert {m.kind for m in profile.candidates} == {"ratio", "date_difference", "group_mean"}
+    assert [m.added for m in profile.candidates] == sorted(
+        (m.added for m in profile.candidates), reverse=True
+    )

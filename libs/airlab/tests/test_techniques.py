@@ -95,3 +95,30 @@ def test_the_candidate_steps_are_what_the_table_affords_the_most_telling_columns
     assert len(techniques.candidate_steps(profile, limit=2)) == 2
     # Each is a step the table can run.
     assert all(not techniques.step_problem(k, c, profile.kinds()) for k, c in found)
+
+
+def test_candidate_steps_the_profile_measured_come_first_the_most_telling_beyond_their_columns_first():
+    profile = PROFILE.model_copy(deep=True)
+    measured = techniques.MeasuredStep
+    profile.candidates = [
+        measured(kind="group_mean", columns=["debt", "region"], association=0.05, columns_alone=0.04),
+        measured(kind="ratio", columns=["debt", "income"], association=0.11, columns_alone=0.01),
+        # A step the table cannot run (no such column): never listed.
+        measured(kind="ratio", columns=["debt", "salary"], association=0.5, columns_alone=0.0),
+    ]
+    found = techniques.candidate_steps(profile)
+    assert [(s.kind, s.columns) for s in found[:2]] == [
+        ("ratio", ["debt", "income"]),
+        ("group_mean", ["debt", "region"]),
+    ]
+    # Each once: the heuristic's own steps follow, without repeating a measured one.
+    assert len({(s.kind, frozenset(s.columns)) for s in found}) == len(found)
+    line = techniques.candidate_line(found[0], profile)
+    assert line == (
+        '{"kind": "ratio", "columns": ["debt", "income"]}: mutual information with the label 0.110 (its '
+        "columns alone at most 0.010)"
+    )
+    assert techniques.candidate_line(found[-1], profile).endswith("]}")  # not measured: as written
+    assert techniques.measured_lines(profile)[0] == (
+        "derived ratio of debt and income: mutual information 0.110 (its columns alone at most 0.010)"
+    )

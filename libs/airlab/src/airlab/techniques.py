@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -78,6 +79,23 @@ class ProfileColumn(BaseModel):
     note: str = ""
 
 
+class MeasuredStep(BaseModel):
+    """A derived feature the profile measured: a step's column, its mutual information with the label
+    (nats, on the training part) and the most its columns have alone."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: str = Field(max_length=40)
+    columns: list[str] = Field(max_length=2)
+    association: float = 0.0
+    columns_alone: float = 0.0
+
+    @property
+    def added(self) -> float:
+        """What the derived feature tells of the label beyond its columns alone."""
+        return self.association - self.columns_alone
+
+
 class DataProfile(BaseModel):
     """What the baseline's first run measured of the table, from its training part only."""
 
@@ -88,6 +106,9 @@ class DataProfile(BaseModel):
     named: bool = True
     columns: list[ProfileColumn] = Field(default_factory=list, max_length=2000)
     label: dict[str, Any] = Field(default_factory=dict)
+    # Derived features measured on the training part (the template's candidate_features), most telling
+    # beyond their columns first; empty from a template of an older version.
+    candidates: list[MeasuredStep] = Field(default_factory=list, max_length=50)
 
     def usable(self) -> list[ProfileColumn]:
         return [c for c in self.columns if c.kind != "identifier"]
@@ -246,15 +267,16 @@ MAX_CANDIDATES = 8
 def candidate_steps(profile: DataProfile, limit: int = MAX_CANDIDATES) -> list[Step]:
     """Steps this table affords that model search on the raw columns cannot make, for the idea agent to
     choose from and compose (it may write others): the days between each two dates, the most telling
-    numbers against each category's mean, and ratios of the most telling numbers. Ranked by what the
-    profile measured (baseline importance, then mutual information), within `limit`. The platform lists;
-    the model chooses which belong together, as it would from a person's notes on the table."""
+    numbers against each category's mean, and ratios of the most telling numbers. Those the profile
+    measured come first, the most telling beyond their columns first (`measured_candidates`); the others
+    ranked by their columns (baseline importance, then mutual information), within `limit`. The platform
+    lists; the model chooses which belong together, as it would from a person's notes on the table."""
     usable = profile.usable()
     rank = sorted(usable, key=lambda c: (-(c.importance or 0.0), -(c.association or 0.0)))
     dates = [c.name for c in rank if c.kind == "date"]
     numbers = [c.name for c in rank if c.kind == "number"]
     categories = [c.name for c in rank if c.kind == "category"]
-    found: list[Step] = []
+    found: list[Step] = [Step(kind=m.kind, columns=list(m.columns)) for m in measured_candidates(profile)]
     found += [
         Step(kind="date_difference", columns=[a, b]) for i, a in enumerate(dates) for b in dates[i + 1 :]
     ]
@@ -262,7 +284,40 @@ def candidate_steps(profile: DataProfile, limit: int = MAX_CANDIDATES) -> list[S
     found += [
         Step(kind="ratio", columns=[a, b]) for i, a in enumerate(numbers[:3]) for b in numbers[i + 1 : 3]
     ]
-    return found[:limit]
+    unique: dict[tuple[str, frozenset[str]], Step] = {}
+    for step in found:  # once each (a date difference either way round tells the same)
+        unique.setdefault((step.kind, frozenset(step.columns)), step)
+    return list(unique.values())[:limit]
+
+
+def measured_candidates(profile: DataProfile) -> list[MeasuredStep]:
+    """The profile's measured derived features that the table can run, most telling beyond their columns
+    first."""
+    kinds = profile.kinds()
+    runnable = [m for m in profile.candidates if not step_problem(m.kind, m.columns, kinds)]
+    return sorted(runnable, key=lambda m: -m.added)
+
+
+def measured_lines(profile: DataProfile) -> list[str]:
+    """The measured derived features in words, for the report beside the profile."""
+    return [
+        f"derived {Step(kind=m.kind, columns=list(m.columns)).described()}: mutual information "
+        f"{m.association:.3f} (its columns alone at most {m.columns_alone:.3f})"
+        for m in measured_candidates(profile)
+    ]
+
+
+def candidate_line(step: Step, profile: DataProfile) -> str:
+    """A candidate step as the idea prompt lists it: as the reply writes it, with what the profile
+    measured of it when it did."""
+    written = json.dumps({"kind": step.kind, "columns": step.columns})
+    for m in profile.candidates:
+        if m.kind == step.kind and m.columns == step.columns:
+            return (
+                f"{written}: mutual information with the label {m.association:.3f} (its columns alone "
+                f"at most {m.columns_alone:.3f})"
+            )
+    return written
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ them as structured output, and drops near-duplicates of what was already tried."
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -180,10 +179,9 @@ class IdeaAgent:
             # A hosted model sees the columns' names, kinds and scores, never a cell (ServerConfig.sees_data).
             profile=table.prompt_lines(values=self.llm.config.sees_data("idea")) if table else [],
             steps=techniques.available_steps(table, plan.task) if table else {},
-            # Steps the table affords, as the reply writes them: a menu the model composes from.
-            candidates=[
-                json.dumps({"kind": c.kind, "columns": c.columns}) for c in techniques.candidate_steps(table)
-            ]
+            # Steps the table affords, as the reply writes them, with what the profile measured of them: a
+            # menu the model composes from.
+            candidates=[techniques.candidate_line(c, table) for c in techniques.candidate_steps(table)]
             if table
             else [],
             tried=list(tried),

@@ -154,7 +154,8 @@ class Reviewer:
             (r.extra["profile"] for _, r in sorted(baseline_results.items()) if r.extra.get("profile")), None
         )
         try:
-            profile_lines = techniques.DataProfile.model_validate(profile).prompt_lines() if profile else []
+            table = techniques.DataProfile.model_validate(profile) if profile else None
+            profile_lines = [*table.prompt_lines(), *techniques.measured_lines(table)] if table else []
         except ValueError as exc:  # a report is written whatever a run wrote; this says what went wrong
             profile_lines, profile = [f"(the data profile could not be read: {str(exc)[:200]})"], None
         baseline = None

@@ -690,7 +690,67 @@ def profile(x_train, y_train, columns: Columns, config: dict, model, x_val, y_va
                   "low": float(np.min(values)), "high": float(np.max(values))}  # fmt: skip
     # Whether the columns have names that mean something (a table), or are a built-in array's positions.
     named = config["dataset"] in TABLES or config["dataset"] == "csv"
-    return {"rows": len(x_train), "named": named, "columns": found, "label": label}
+    measured = {"rows": len(x_train), "named": named, "columns": found, "label": label}
+    if named:
+        measured["candidates"] = candidate_features(sample, labels, columns, found, classification)
+    return measured
+
+
+# Derived features the profile measures at most (the candidates it keeps, best first), and the numbers whose
+# pairwise ratios it tries (the most telling by mutual information).
+MAX_MEASURED_CANDIDATES = 10
+CANDIDATE_NUMBERS = 5
+
+
+def candidate_features(sample, labels, columns: Columns, found: list, classification: bool) -> list:
+    """Feature steps a model on the raw columns cannot build for itself, measured on the training part: the
+    days between two dates, a number's gap to its category's mean, the ratio of two numbers. Each with its
+    mutual information with the label and the most its columns have alone: the idea agent sees which
+    derived features carry information their columns do not."""
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
+    measure = mutual_info_classif if classification else mutual_info_regression
+    alone = {e["name"]: e.get("association", 0.0) for e in found}
+
+    def numbers(name: str) -> np.ndarray:
+        values = sample[:, columns.index(name)]
+        return np.array([np.nan if v is None or v == "" else float(v) for v in values], dtype=float)
+
+    def information(values: np.ndarray) -> float:
+        finite = np.isfinite(values)
+        if finite.sum() < 10:
+            return 0.0
+        filled = np.where(finite, values, np.median(values[finite])).reshape(-1, 1)
+        return float(measure(filled, labels, random_state=0)[0])
+
+    kinds = [(e["name"], e["kind"]) for e in found if e["kind"] != "identifier"]
+    by_information = sorted(kinds, key=lambda nk: -alone.get(nk[0], 0.0))
+    dates = [n for n, k in by_information if k == "date"]
+    numeric = [n for n, k in by_information if k == "number"][:CANDIDATE_NUMBERS]
+    categories = [n for n, k in by_information if k == "category"][:2]
+    steps = [("date_difference", [a, b]) for i, a in enumerate(dates) for b in dates[i + 1 :]]
+    steps += [("group_mean", [n, c]) for n in numeric for c in categories]
+    steps += [("ratio", [a, b]) for i, a in enumerate(numeric) for b in numeric[i + 1 :]]
+    measured = []
+    for kind, names in steps:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if kind == "group_mean":
+                values = numbers(names[0])
+                groups = np.array([str(g) for g in sample[:, columns.index(names[1])]])
+                made = np.full(len(values), np.nan)
+                for group in np.unique(groups):
+                    inside = (groups == group) & np.isfinite(values)
+                    if inside.any():
+                        made[inside] = values[inside] - values[inside].mean()
+            else:
+                a, b = numbers(names[0]), numbers(names[1])
+                made = a - b if kind == "date_difference" else a / np.where(b == 0, np.nan, b)
+        measured.append({
+            "kind": kind, "columns": names, "association": round(information(made), 4),
+            "columns_alone": round(max(alone.get(n, 0.0) or 0.0 for n in names), 4),
+        })  # fmt: skip
+    measured.sort(key=lambda c: -(c["association"] - c["columns_alone"]))
+    return measured[:MAX_MEASURED_CANDIDATES]
 
 
 def main() -> None:
