@@ -122,3 +122,17 @@ def test_candidate_steps_the_profile_measured_come_first_the_most_telling_beyond
     assert techniques.measured_lines(profile)[0] == (
         "derived ratio of debt and income: mutual information 0.110 (its columns alone at most 0.010)"
     )
+
+
+def test_a_feature_ideas_title_says_its_steps_within_a_bound():
+    steps = [
+        techniques.Step(kind="ratio", columns=["debt", "income"]),
+        techniques.Step(kind="date_difference", columns=["applied_on", "employed_since"]),
+        techniques.Step(kind="group_mean", columns=["debt", "region"]),
+        techniques.Step(kind="class_weights", columns=[]),
+    ]
+    assert techniques.steps_title(steps) == (
+        "Features debt/income, days applied_on-employed_since, debt vs region mean, class weights"
+    )
+    short = techniques.steps_title(steps, limit=40)
+    assert len(short) <= 40 and short.endswith("...") and short.startswith("Features debt/income")

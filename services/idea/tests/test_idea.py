@@ -219,7 +219,11 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     assert "no step can run: ratio of 'debt' with itself" in retry[-1]["content"]
     assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
     assert found.change == "add ratio of debt and income, feeding a hist gradient boosting"
-    assert found.rationale.endswith(f"the model's words: {idea['change']}")
+    assert f"the model's words: {idea['change']}" in found.rationale
+    # The title says the steps too (a small model's often names the prompt example's columns); its own kept.
+    assert found.title == "Features debt/income" and found.rationale.endswith(
+        "the model's title: Debt to income"
+    )
     assert [(s.technique, list(s.columns)) for s in found.steps] == [
         (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"])
     ]

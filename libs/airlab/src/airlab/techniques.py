@@ -383,6 +383,17 @@ class Step(BaseModel):
             kind=kind_of(step.technique), columns=list(step.columns), value=step.value, words=list(step.words)
         )
 
+    def short(self) -> str:
+        """The step in a few characters, for a title: "debt/income", "days applied_on-employed_since"."""
+        a, b = (*self.columns, "", "")[:2]
+        forms = {
+            "ratio": f"{a}/{b}", "difference": f"{a}-{b}", "product": f"{a}*{b}", "log": f"log {a}",
+            "power": f"{a}^{self.value or 2:g}", "date_difference": f"days {a}-{b}",
+            "keywords": f"words in {a}", "target_encoding": f"{a} target-encoded",
+            "frequency_encoding": f"{a} frequency", "group_mean": f"{a} vs {b} mean", "bins": f"{a} binned",
+        }  # fmt: skip
+        return forms.get(self.kind, self.kind.replace("_", " "))
+
     def described(self) -> str:
         """The step in words, e.g. "ratio of debt and income"."""
         if not self.columns:
@@ -393,6 +404,13 @@ class Step(BaseModel):
         if self.value:
             text += f" ({self.value:g})"
         return text
+
+
+def steps_title(steps: Sequence[Step], limit: int = 100) -> str:
+    """A feature idea's title from its steps ("Features debt/income, days applied_on-employed_since"),
+    within `limit` characters."""
+    title = "Features " + ", ".join(step.short() for step in steps)
+    return title if len(title) <= limit else title[: limit - 3].rstrip(", ") + "..."
 
 
 def features_source(steps: Sequence[idea_pb2.FeatureStep]) -> str:

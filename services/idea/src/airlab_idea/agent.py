@@ -261,5 +261,8 @@ def as_feature_idea(idea: idea_pb2.Idea, proposal: Any, profile: techniques.Data
     # model often copies the prompt's example there, naming columns the table does not have).
     idea.rationale += f"; the model's words: {idea.change}"
     idea.change = f"add {'; '.join(step.described() for step in kept)}, feeding a {family.aliases[0]}"
+    if kept:  # the title too (a small model's often names the prompt example's columns): the model's kept
+        idea.rationale += f"; the model's title: {idea.title}"
+        idea.title = techniques.steps_title(kept)
     for name, r in family.search_space().items():  # the family's own, as the portfolio searches it
         idea.search_space[name].CopyFrom(r)
