@@ -30,7 +30,8 @@ over the seeds, also when it is behind the best idea's on validation), race-off 
 its whole trial budget even when its first two trials are behind the best idea's), bar-trial ("ahead of
 the best" is judged against the best idea's best search trial alone, not the mean of its runs over the
 seeds when that is lower), build-off (each feature idea runs its own steps alone, not added to the best
-feature idea's), llm-off (no LLM: the portfolio and more search on its best only).
+feature idea's), warm-off (a feature idea's first trial at the middle of each range, not the best
+point found so far for its model), llm-off (no LLM: the portfolio and more search on its best only).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
@@ -313,11 +314,21 @@ def lab_run(
         best = max(evaluated, key=lambda i: i["evaluation"]["gain"], default=None)
     baseline = summary["baseline"]["mean"] if summary["baseline"] else float("nan")
     origins = sorted({i["origin"] for i in evaluated if i is best})
-    # The LLM's code tasks (its ideas and improve steps that passed review): how many ran, by form.
+    # The LLM's code tasks (its ideas and improve steps that passed review, whose code the coder answered):
+    # those whose code ran (passed the smoke run, and its trials did not all fail; an idea the budget ended
+    # before its turn counts when its code was ready).
     by_llm = (IDEA_ORIGIN_WORDS[loop_pb2.IDEA_ORIGIN_LLM], IDEA_ORIGIN_WORDS[loop_pb2.IDEA_ORIGIN_IMPROVE])
-    llm_tasks = [i for i in summary["ideas"] if i["origin"] in by_llm and i["approved"]]
-    ran = [i for i in llm_tasks if i["trials"]]
-    forms = {"catalog": sum(1 for i in ran if i["steps"]), "code": sum(1 for i in ran if not i["steps"])}
+    llm_tasks = [
+        i for i in summary["ideas"] if i["origin"] in by_llm and i["approved"] and i["code_attempts"]
+    ]
+    ran = [i for i in llm_tasks if i["code_ref"] and not (i["status"].startswith("failed") and i["trials"])]
+
+    # Ran / tasks by form (compiled from the catalog's steps, or code the LLM wrote) and by origin.
+    def share(kept: Any) -> str:
+        return f"{sum(1 for i in ran if kept(i))}/{sum(1 for i in llm_tasks if kept(i))}"
+
+    forms = {"catalog": share(lambda i: i["steps"]), "code": share(lambda i: not i["steps"])}
+    forms |= {origin: share(lambda i, o=origin: i["origin"] == o) for origin in by_llm}
     return {
         "score": best["evaluation"]["mean"] if best else baseline,
         "gain": best["evaluation"]["gain"] if best else 0.0,

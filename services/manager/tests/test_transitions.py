@@ -1140,6 +1140,44 @@ def test_a_queued_feature_idea_runs_before_the_budgets_last_share_goes_to_the_be
             assert lab.state.exploits == 1 and idea.id in lab.state.queue
 
 
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_a_feature_ideas_first_trial_starts_from_the_best_point_its_model_family_found(warm_start):
+    lab = Loop(budget=24, portfolio_share=0.5, stop_when_goal_met=False, warm_start=warm_start)
+    lab.through_baseline()
+    portfolio = lab.state.ideas[0]
+    lab.send("code.ready", events_pb2.CodeOutcome(name=portfolio.idea.id, attempts=1, code_ref="p/"))
+    idea = idea_pb2.Idea(
+        id="i" + "d" * 26,
+        title="Features debt/income",
+        change="add ratio of debt and income, feeding a hist gradient boosting",
+        expected_effect="a higher accuracy",
+        family=portfolio.family,
+        steps=[idea_pb2.FeatureStep(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])],
+        search_space=portfolio.idea.search_space,  # the family's own, as the agent gives a feature idea
+    )
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea]))
+    # The portfolio's two trials: the second is the better one on validation.
+    trials = [x for x in lab.state.experiments if x.name == portfolio.idea.id]
+    lab.finish(trials[0].id, {"accuracy": 0.91, "val_accuracy": 0.90})
+    lab.finish(trials[1].id, {"accuracy": 0.93, "val_accuracy": 0.94})
+    best_params = dict(next(x for x in lab.state.experiments if x.id == trials[1].id).params)
+    evaluate(lab, portfolio.idea.id, gain=0.03, significant=True)
+    (other,) = [i for i in lab.state.ideas if i.status == loop_pb2.IDEA_STATUS_CODING]  # the random forest
+    lab.send("code.failed", events_pb2.CodeOutcome(name=other.idea.id, attempts=1, problems=["x"]))
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea.id, attempts=1, code_ref="f/"))
+    first = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
+    stored = next(i for i in lab.state.ideas if i.idea.id == idea.id)
+    assert stored.status == loop_pb2.IDEA_STATUS_SEARCHING
+    if warm_start:
+        assert dict(first.params) == best_params
+        assert stored.idea.notes[-1] == (
+            "its first trial starts from the best point found so far for its model, in "
+            f"{portfolio.idea.title!r} (0.9400 on validation)"
+        )
+    else:
+        assert dict(first.params) != best_params and not stored.idea.notes
+
+
 def test_hyperparameters_the_code_does_not_read_leave_the_search_and_are_noted():
     lab = Loop(budget=30)
     lab.through_baseline()

@@ -57,6 +57,10 @@ class Strategy(BaseModel):
     # steps are added to the best's (CAAFE keeps the features that helped), so each idea measures what it
     # adds to the research's best features. False: each feature idea runs its own steps alone.
     build_on_best: bool = True
+    # A feature idea's first search trial is the best point found so far for its model family (the
+    # portfolio's, say), so it measures what its features add to the model the research already tuned.
+    # False: it starts at the middle of each range, as any other idea.
+    warm_start: bool = True
     # The idea agent is asked for ideas. False (with improve off: the llm-off preset): the portfolio and
     # more search on its best only, no LLM at all, to measure what the LLM's ideas add.
     llm_ideas: bool = True
@@ -75,6 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "race-off": {"race_ideas": False},
     "bar-trial": {"bar_over_seeds": False},
     "build-off": {"build_on_best": False},
+    "warm-off": {"warm_start": False},
     "llm-off": {"llm_ideas": False, "improve": False},
 }
 KNOBS = tuple(Strategy.model_fields)

@@ -90,7 +90,10 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     ]
     pending = [experiments.plain_params(x.params) for x in trials if x.state == REQUESTED]
     seed = step.plan.seeds[0]
-    if not trials:
+    start = warm_start(step, idea) if not trials else None
+    if start is not None:
+        params = start
+    elif not trials:
         params = experiments.default_params(space)
     else:
         inputs = json.dumps(
@@ -115,6 +118,33 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
         stop_below=stop_rule(step, params),
     )
     idea.trials.append(experiment)
+
+
+def warm_start(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param] | None:
+    """A feature idea's first trial: the best point found so far for its model family (by validation, a
+    trial that trained to the end, over the same hyperparameters), so that trial measures what its
+    features add to the model the research already tuned; said in its notes. None for any other idea, or
+    when its family has not run."""
+    if not idea.idea.steps or not idea.family or not step.strategy.warm_start:
+        return None
+    space = set(idea.idea.search_space)
+    ran = [
+        (other, x)
+        for other in step.loop.ideas
+        if other.family == idea.family and other.idea.id != idea.idea.id
+        for x in experiments_of(step.loop, other.trials)
+        if x.state == FINISHED and x.HasField("validation") and not x.stopped_at_epoch
+        and set(x.params) == space
+    ]  # fmt: skip
+    if not ran:
+        return None
+    pick = max if step.maximize else min
+    source, best = pick(ran, key=lambda found: found[1].validation)
+    idea.idea.notes.append(
+        f"its first trial starts from the best point found so far for its model, in "
+        f"{source.idea.title!r} ({best.validation:.4f} on validation)"
+    )
+    return experiments.plain_params(best.params)
 
 
 def stop_rule(step: Step, params: Mapping[str, experiments.Param]) -> dict[int, float]:
