@@ -400,6 +400,9 @@ def main() -> None:
         parser.error(f"unknown plain search(es): {', '.join(sorted(unknown))}; known: tpe, random")
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
+        # The CSV goal's table is a host path the lab's jobs read as their own unprivileged identity: the
+        # runner refuses a path that identity cannot read, as a temporary folder (0700) is.
+        os.chmod(scratch, 0o755)
         scripts = {}
         for template in domain.TEMPLATES:
             scripts[template] = Path(scratch) / f"train_{template}.py"

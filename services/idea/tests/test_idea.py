@@ -293,3 +293,22 @@ async def test_propose_ideas_over_grpc_gets_the_data_profile_as_the_loops_reques
     await servicer.ProposeIdeas(request, None)
     assert agent.profiles[0] is None
     assert agent.profiles[1] is not None and agent.profiles[1].columns[0].name == "income"
+
+
+def test_free_form_ideas_are_bounded_in_the_reply_schema_so_decoding_stops_a_small_model():
+    """The 0.5B model ran on to its 1024-token limit three times in a row on friedman1 (80 s each, no
+    JSON): the schema decoding follows bounds the ideas and their words."""
+    from airlab_idea.agent import FEATURE_TITLE_CHARS, PROSE_CHARS, free_proposals
+
+    schema = free_proposals(3).model_json_schema()
+    assert schema["properties"]["ideas"]["maxItems"] == 3
+    fields = schema["$defs"]["BoundedProposal"]["properties"]
+    assert (
+        fields["title"]["maxLength"] == FEATURE_TITLE_CHARS and fields["change"]["maxLength"] == PROSE_CHARS
+    )
+    # A model not held to the schema that writes more ideas than asked has its first ones taken.
+    many = [proposal(f"Idea number {n}") for n in range(5)]
+    assert [i.title for i in free_proposals(2).model_validate({"ideas": many}).ideas] == [
+        "Idea number 0",
+        "Idea number 1",
+    ]

@@ -85,6 +85,11 @@ class Loop:
             outcome = events_pb2.ExperimentOutcome(experiment_id=experiment_id, reason="exit code 1")
         return self.send("experiment.finished" if ok else "experiment.failed", outcome)
 
+    def requested_by(self, events) -> set[str]:
+        """The ideas (or "baseline") whose runs these events asked for."""
+        asked = {r.experiment_id for r in self.requested(events)}
+        return {x.name for x in self.state.experiments if x.id in asked}
+
     def through_baseline(self) -> list[events_pb2.Event]:
         self.send("research.planned")
         runs = self.requested(self.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
@@ -511,7 +516,7 @@ def test_the_first_round_is_the_portfolio_coded_from_the_registry_without_the_ll
 
 
 def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
-    lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False)
+    lab = Loop(budget=40, portfolio_share=0.5, stop_when_goal_met=False, search_while_waiting=False)
     lab.through_baseline()
     events: list[events_pb2.Event] = []
     for n in range(4):
@@ -527,6 +532,34 @@ def test_after_the_portfolio_the_idea_agent_is_told_how_it_did():
         request.round == 2 and len(request.results) == 4 and "Random forest (portfolio)" in request.results[1]
     )
     assert lab.state.best.idea_id == lab.state.ideas[1].idea.id  # the significant one, not the largest gain
+
+
+@pytest.mark.parametrize(("budget", "searches"), [(40, True), (24, True), (20, False)])
+def test_while_the_idea_agent_works_the_best_idea_searches_on_when_the_budget_leaves_a_whole_idea(
+    budget, searches
+):
+    lab = Loop(budget=budget, portfolio_share=0.5, stop_when_goal_met=False)
+    lab.through_baseline()
+    portfolio = [i.idea.id for i in lab.state.ideas]
+    events: list[events_pb2.Event] = []
+    for n, idea_id in enumerate(portfolio):
+        lab.send("code.ready", events_pb2.CodeOutcome(name=idea_id, attempts=1, code_ref=f"p{n}/"))
+        events = evaluate(lab, idea_id, gain=0.01 * (n + 1), significant=True)
+    # Round 1's ideas, asked for with the portfolio, have not come. A whole idea is 4 trials and the runs
+    # on 2 more seeds: with 20, 9 are left after the portfolio, no room for both, and the slots wait.
+    if not searches:
+        assert budget - len(lab.state.experiments) == 9
+        assert not lab.requested(events) and lab.state.phase == loop_pb2.LOOP_PHASE_IDEAS
+        return
+    step = lab.state.ideas[-1]
+    assert step.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and step.parent_id == portfolio[-1]
+    assert lab.requested_by(events) == {step.idea.id}
+    assert lab.state.phase == loop_pb2.LOOP_PHASE_SEARCHING and lab.state.ideas_pending_round == 1
+    assert "round 1's ideas asked for" in lab.research.state_reason
+    # The ideas come while it searches: queued behind it, their code asked for ahead.
+    events = lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1)]))
+    assert list(lab.state.queue) == [idea(1).id] and "code.requested" in lab.types(events)
+    assert lab.state.ideas[-1].status == loop_pb2.IDEA_STATUS_APPROVED
 
 
 def test_without_llm_ideas_the_portfolio_then_more_search_on_its_best_spend_the_budget():
@@ -566,7 +599,7 @@ def test_a_budget_goal_goes_on_after_a_significant_win_and_a_beat_goal_stops():
 def stale_research(budget: int) -> Loop:
     """A research whose one evaluated idea brought no significant gain, and whose idea agent then gave
     nothing for two rounds."""
-    lab = Loop(budget=budget)
+    lab = Loop(budget=budget, search_while_waiting=False)
     lab.through_coding(idea(1))
     evaluate(lab, idea(1).id, gain=0.01, significant=False)
     lab.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
@@ -884,7 +917,11 @@ def test_an_llm_idea_behind_the_best_after_its_first_trials_gives_the_rest_of_it
     assert second.status == loop_pb2.IDEA_STATUS_NOT_BETTER and not second.evaluations
     assert "(0.9400 on validation) is not ahead of the best idea so far" in second.failure
     assert "after 2 of its 4 trials (raced: the rest went to other ideas)" in second.failure
-    assert not lab.requested(events) and "research.decided" in lab.types(events)
+    assert "research.decided" in lab.types(events) and "idea.requested" in lab.types(events)
+    # While the idea agent works on the next round, the best idea searches on.
+    step = lab.state.ideas[-1]
+    assert step.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and step.parent_id == idea(1).id
+    assert lab.requested_by(events) == {step.idea.id}
 
 
 def test_an_llm_idea_ahead_of_the_best_after_its_first_trials_searches_on():

@@ -79,8 +79,43 @@ class Proposal(BaseModel):
         return kept
 
 
-class Proposals(BaseModel):
-    ideas: list[Proposal] = Field(min_length=1, max_length=MAX_IDEAS)
+# What a free-form idea's words may take at most in the reply's schema: constrained decoding stops a
+# small model there instead of running on to its token limit (the 0.5B model wrote 1024 tokens three
+# times in a row on friedman1, 80 s each, and each reply was cut off, no JSON).
+PROSE_CHARS = 600
+SEARCHED_AT_MOST = 8
+
+
+class BoundedProposal(Proposal):
+    title: str = Field(min_length=3, max_length=FEATURE_TITLE_CHARS, description="a short name")
+    change: str = Field(
+        min_length=10, max_length=PROSE_CHARS, description="what changes against the baseline"
+    )
+    expected_effect: str = Field(
+        min_length=5, max_length=PROSE_CHARS, description="what it should do to the metric, roughly how much"
+    )
+    rationale: str = Field(default="", max_length=PROSE_CHARS, description="why it should work")
+    search_space: dict[str, SearchRange] = Field(
+        default_factory=dict,
+        max_length=SEARCHED_AT_MOST,
+        description="numeric hyperparameters of the change and their ranges",
+    )
+    cites: list[int] = Field(default_factory=list, max_length=5, description=CITES)
+
+
+def free_proposals(count: int) -> type[BaseModel]:
+    """The reply schema for free-form ideas: `count` ideas at most (decoding stops there; a model that
+    is not held to the schema and writes more has its first `count` taken), each one's words bounded."""
+    count = max(1, count)
+
+    def first_ones(cls: Any, value: Any) -> Any:
+        return value[:count] if isinstance(value, list) else value
+
+    return create_model(
+        "Proposals",
+        __validators__={"first_ones": field_validator("ideas", mode="before")(first_ones)},
+        ideas=(list[BoundedProposal], Field(min_length=1, max_length=count)),
+    )
 
 
 def families_for(plan: research_pb2.Plan) -> list[domain.ModelFamily]:
@@ -192,7 +227,9 @@ class IdeaAgent:
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
         schema = (
-            feature_proposals(table, [f.name for f in families], count, plan.task) if table else Proposals
+            feature_proposals(table, [f.name for f in families], count, plan.task)
+            if table
+            else free_proposals(count)
         )
         # A table's schema (a form per technique, the column choices spelt out) is the grammar decoding
         # follows; the prompt says the same in words, within the small model's context.

@@ -123,11 +123,26 @@ def _go_on(step: Step) -> None:
     if not llm_ideas:
         report.stop(step, "nothing left to search without the LLM's ideas (research.strategy.llm_ideas off)")
         return
-    if loop.ideas_pending_round:
-        loop.phase = loop_pb2.LOOP_PHASE_IDEAS
-        research.state_reason = f"round {loop.round}: waiting for the idea agent's ideas"
+    if not loop.ideas_pending_round:
+        _ask_for_ideas(step)
+    # While the idea agent (and then the coder) works, the best idea searches on instead of the runner's
+    # slots waiting: the ideas queue behind that step, their code asked for ahead.
+    if search_while_waiting(step) and exploit.start(step):
+        research.state_reason += f"; round {loop.round}'s ideas asked for"
         return
-    _ask_for_ideas(step)
+    loop.phase = loop_pb2.LOOP_PHASE_IDEAS
+    research.state_reason = f"round {loop.round}: waiting for the idea agent's ideas"
+
+
+def search_while_waiting(step: Step) -> bool:
+    """Whether the best idea may search on while the loop waits for the idea agent: on, and the budget
+    left after such a step still holds a whole idea (a search and its runs over the other seeds), so the
+    ideas asked for can run."""
+    if not step.strategy.search_while_waiting:
+        return False
+    whole_idea = step.strategy.trials_per_idea + len(step.plan.seeds) - 1
+    left = budget.experiments_left(step.plan, step.loop)
+    return left - whole_idea >= whole_idea
 
 
 def _ask_for_ideas(step: Step) -> None:
