@@ -30,8 +30,9 @@ over the seeds, also when it is behind the best idea's on validation), race-off 
 its whole trial budget even when its first two trials are behind the best idea's), bar-trial ("ahead of
 the best" is judged against the best idea's best search trial alone, not the mean of its runs over the
 seeds when that is lower), build-off (each feature idea runs its own steps alone, not added to the best
-feature idea's), warm-off (a feature idea's first trial at the middle of each range, not the best
-point found so far for its model), llm-off (no LLM: the portfolio and more search on its best only).
+feature idea's), wait-off (the slots wait while the idea agent works, no more search on the best idea
+meanwhile), llm-off (no LLM: the portfolio and more search on its best only); and warm-start (a feature
+idea's first trial at the best point found so far for its model, not the middle of each range).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
