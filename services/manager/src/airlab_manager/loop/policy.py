@@ -71,9 +71,18 @@ def best_ideas_share(step: Step) -> bool:
     its point's runs on the other seeds). New ideas, queued or not, do not take it; it goes to more
     search on the best idea and changes of its code, however many rounds of ideas brought progress. A
     queued feature idea is the exception: it searches what model search cannot (the meaning of columns),
-    so it runs first."""
+    so it runs first; and so are the research's first ideas from the LLM, queued or still being written,
+    until one of them ran (with a small budget the portfolio can end before the idea agent answers)."""
     loop = step.loop
     if any((idea := find_idea(loop, queued)) is not None and idea.idea.steps for queued in loop.queue):
+        return False
+    if not any(i.origin == loop_pb2.IDEA_ORIGIN_LLM and i.trials for i in loop.ideas) and (
+        loop.ideas_pending_round
+        or any(
+            (idea := find_idea(loop, q)) is not None and idea.origin == loop_pb2.IDEA_ORIGIN_LLM
+            for q in loop.queue
+        )
+    ):
         return False
     return budget.search_left(step.plan, loop, queued=False) <= step.strategy.trials_per_idea
 
