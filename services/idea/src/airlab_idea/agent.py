@@ -152,7 +152,7 @@ def feature_proposals(
         "FeatureProposal",
         __validators__=validators,
         # A short title: the 0.5B model otherwise runs on, copying the prompt's example and its numbers.
-        title=(str, Field(min_length=3, max_length=FEATURE_TITLE_CHARS, description="a short name")),
+        title=(str, BoundedProposal.model_fields["title"]),
         change=(str, text["change"]),
         expected_effect=(str, text["expected_effect"]),
         evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),

@@ -712,9 +712,8 @@ def candidate_features(sample, labels, columns: Columns, found: list, classifica
     measure = mutual_info_classif if classification else mutual_info_regression
     alone = {e["name"]: e.get("association", 0.0) for e in found}
 
-    def numbers(name: str) -> np.ndarray:
-        values = sample[:, columns.index(name)]
-        return np.array([np.nan if v is None or v == "" else float(v) for v in values], dtype=float)
+    def numbers(name: str) -> np.ndarray:  # a number or date column: floats, NaN where missing
+        return np.asarray(sample[:, columns.index(name)], dtype=float)
 
     def information(values: np.ndarray) -> float:
         finite = np.isfinite(values)

@@ -74,15 +74,13 @@ def best_ideas_share(step: Step) -> bool:
     so it runs first; and so are the research's first ideas from the LLM, queued or still being written,
     until one of them ran (with a small budget the portfolio can end before the idea agent answers)."""
     loop = step.loop
-    if any((idea := find_idea(loop, queued)) is not None and idea.idea.steps for queued in loop.queue):
+    queued = [idea for q in loop.queue if (idea := find_idea(loop, q)) is not None]
+    if any(idea.idea.steps for idea in queued):
         return False
-    if not any(i.origin == loop_pb2.IDEA_ORIGIN_LLM and i.trials for i in loop.ideas) and (
-        loop.ideas_pending_round
-        or any(
-            (idea := find_idea(loop, q)) is not None and idea.origin == loop_pb2.IDEA_ORIGIN_LLM
-            for q in loop.queue
-        )
-    ):
+    first_ideas_to_come = loop.ideas_pending_round or any(
+        idea.origin == loop_pb2.IDEA_ORIGIN_LLM for idea in queued
+    )
+    if first_ideas_to_come and not any(i.origin == loop_pb2.IDEA_ORIGIN_LLM and i.trials for i in loop.ideas):
         return False
     return budget.search_left(step.plan, loop, queued=False) <= step.strategy.trials_per_idea
 
