@@ -31,15 +31,17 @@ its whole trial budget even when its first two trials are behind the best idea's
 the best" is judged against the best idea's best search trial alone, not the mean of its runs over the
 seeds when that is lower), build-off (each feature idea runs its own steps alone, not added to the best
 feature idea's), wait-off (the slots wait while the idea agent works, no more search on the best idea
-meanwhile), llm-off (no LLM: the portfolio and more search on its best only); and warm-start (a feature
-idea's first trial at the best point found so far for its model, not the middle of each range).
+meanwhile), one-at-a-time (the next queued idea starts only once the current one ended, never in the
+slots its last runs leave free), llm-off (no LLM: the portfolio and more search on its best only); and
+warm-start (a feature idea's first trial at the best point found so far for its model, not the middle of
+each range).
 
 TPE and random search run on the whole machine (--plain-cores machine), or only on the cores the lab's
 runner gives its experiments (--plain-cores experiments): the lab keeps the others for its local LLM
 server, so this compares the two on the same cores, the LLM's share set aside.
 
 Usage: make bench-research   (or: .venv/bin/python scripts/bench_research.py [--goals hastie,friedman1]
-       [--repeats 3] [--budget 30] [--ablation floor-off] [--keep DIR] [--no-lab]
+       [--repeats 3] [--first-repeat 0] [--budget 30] [--ablation floor-off] [--keep DIR] [--no-lab]
        [--plain-cores experiments])"""
 
 from __future__ import annotations
@@ -369,6 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,loans,digits_cnn,shapes")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--first-repeat", type=int, default=0, help="the first repeat's number (its seeds: 3r, 3r+1, 3r+2)"
+    )
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument(
         "--ablation", action="append", choices=sorted(ABLATIONS), help="lab variants (default: full)"
@@ -416,7 +421,7 @@ def main() -> None:
         write_mixed_csv(csv_path)
         for name in args.goals.split(","):
             goal = GOALS[name]
-            for repeat in range(args.repeats):
+            for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
                 seeds = [3 * repeat, 3 * repeat + 1, 3 * repeat + 2]
                 for variant in variants:
                     work = (args.keep or Path(scratch)) / f"lab-{name}-{variant}-{repeat}"

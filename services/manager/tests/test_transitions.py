@@ -23,6 +23,7 @@ CATALOG = DatasetCatalog.load()
 RID = "r" + "a" * 26
 Phase = loop_pb2.LoopPhase
 ACCURACY = {"accuracy": 0.9, "val_accuracy": 0.9}
+RUNNING = loop_pb2.EXPERIMENT_STATE_REQUESTED
 
 
 def idea(n: int, title: str = "", **space: idea_pb2.Range) -> idea_pb2.Idea:
@@ -753,7 +754,7 @@ def test_after_an_exploit_step_the_llm_is_asked_to_improve_the_best_code_told_it
 
 
 def test_the_next_ideas_code_is_asked_for_while_an_idea_searches_and_its_search_starts_at_once():
-    lab = Loop(budget=30)
+    lab = Loop(budget=30, overlap_ideas=False)
     lab.through_baseline()
     lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
     events = lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
@@ -767,7 +768,8 @@ def test_the_next_ideas_code_is_asked_for_while_an_idea_searches_and_its_search_
     assert lab.send("code.ready", ready) == [] and lab.state.ideas[1].code_ref == "c2/"
     assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_APPROVED
     assert lab.send("code.ready", ready) == []  # a redelivery changes nothing
-    # When the first idea is done, the second's search starts in the same step: no wait for the coder.
+    # When the first idea is done, the second's search starts in the same step: no wait for the coder
+    # (with two ideas in flight, the default, it starts before: see the test below).
     events = evaluate(lab, idea(1).id, gain=0.01, significant=False)
     trials = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)
     assert len(trials) == 2 and all(t.name == idea(2).id for t in trials)
@@ -790,6 +792,107 @@ def test_the_next_ideas_code_is_asked_for_while_an_idea_searches_and_its_search_
     off.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
     events = off.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
     assert "code.requested" not in off.types(events) and not off.state.ideas[1].code_asked
+
+
+def running(lab: Loop, idea_id: str) -> list[str]:
+    """The runs of the idea still in flight."""
+    return [x.id for x in lab.state.experiments if x.name == idea_id and x.state == RUNNING]
+
+
+def two_ideas_coded() -> Loop:
+    """Two ideas of the LLM queued, the first's search started and the second's code ready ahead."""
+    lab = Loop(budget=30)
+    lab.through_baseline()
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
+    lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
+    lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="c2/"))
+    return lab
+
+
+def test_the_next_idea_starts_in_the_slots_the_first_leaves_free_and_the_choice_waits_for_both():
+    lab = two_ideas_coded()
+    # The first idea's four trials fill both slots: nothing else starts while it can use them.
+    for _ in range(2):
+        assert lab.requested_by(lab.finish(running(lab, idea(1).id)[0])) == {idea(1).id}
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_APPROVED
+    # Its third trial ends with its fourth still running: the free slot is the second idea's.
+    events = lab.finish(running(lab, idea(1).id)[0])
+    assert lab.requested_by(events) == {idea(2).id} and list(lab.state.queue) == []
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_SEARCHING
+    assert "leaves free as it ends" in lab.research.state_reason
+    assert "two ideas in flight" in lab.state.ideas[1].idea.notes[-1]  # the report says so
+    # The first's search ends: its runs over the other seeds, while the second's trial runs.
+    events = lab.finish(running(lab, idea(1).id)[0])
+    assert [r.kind for r in lab.requested(events)] == [loop_pb2.EXPERIMENT_KIND_EVALUATION] * 2
+    assert lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_EVALUATING
+    # What the second idea may still ask for is held from the budget (three trials, two seeds' runs).
+    used = len(lab.state.experiments)
+    assert idea_rules.budget.experiments_left(lab.research.plan, lab.state, queued=False) == 30 - used - 5
+    # The slots are full (the first's evaluation runs come first): the second waits for one.
+    events = lab.finish(running(lab, idea(2).id)[0])
+    assert lab.requested(events) == [] and running(lab, idea(2).id) == []
+    assert lab.state.ideas[1].status == loop_pb2.IDEA_STATUS_SEARCHING
+    events = lab.finish(running(lab, idea(1).id)[0])
+    assert lab.requested_by(events) == {idea(2).id}
+    events = lab.finish(running(lab, idea(1).id)[0])
+    # The second is an LLM idea, raced: it stays at its first two trials until the first idea, which may
+    # become the best it races against, has ended.
+    assert lab.types(events)[-1] == "evaluation.requested" and lab.requested_by(events) == set()
+    assert len(lab.state.ideas[1].trials) == 2 and running(lab, idea(2).id)
+    # The first idea reviewed: the choice of what comes next waits for the second's end.
+    events = lab.send(
+        "evaluation.completed",
+        events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=review(0.01, significant=False)),
+    )
+    assert "research.decided" not in lab.types(events)
+    assert lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_EVALUATED
+    assert lab.state.phase == Phase.LOOP_PHASE_SEARCHING and "under way" in lab.research.state_reason
+    # Its second trial ahead of the first idea's point on validation: the race is won, the rest runs.
+    events = lab.finish(running(lab, idea(2).id)[0], {"accuracy": 0.93, "val_accuracy": 0.95})
+    assert len(lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)) == 2
+    events = evaluate(lab, idea(2).id, gain=0.02, significant=False)
+    assert lab.types(events)[0] == "research.decided"
+    # After the baseline, when the ideas came, and once both ideas ended (none at the first one's end).
+    assert len(lab.state.decisions) == 3
+
+
+def test_an_llm_idea_started_early_waits_at_its_rung_for_the_first_ideas_verdict_then_its_race_is_judged():
+    lab = two_ideas_coded()
+    behind = {"accuracy": 0.80, "val_accuracy": 0.80}
+    while lab.state.ideas[0].status != loop_pb2.IDEA_STATUS_REVIEWING:
+        # The second idea's trials end behind; the first's runs go on to its review.
+        for run in running(lab, idea(2).id):
+            lab.finish(run, behind)
+        lab.finish(running(lab, idea(1).id)[0])
+    for run in running(lab, idea(2).id):
+        lab.finish(run, behind)
+    # Both of its first trials ended, nothing to race against yet: it waits, neither searching on nor ended.
+    second = lab.state.ideas[1]
+    assert len(second.trials) == 2 and second.status == loop_pb2.IDEA_STATUS_SEARCHING
+    events = lab.send(
+        "evaluation.completed",
+        events_pb2.EvaluationCompleted(name=idea(1).id, evaluation=review(0.01, significant=False)),
+    )
+    # The first is the best: the second's race is lost, its other trials go back, and the choice is made.
+    second = lab.state.ideas[1]
+    assert second.status == loop_pb2.IDEA_STATUS_NOT_BETTER and "after 2 of its 4 trials" in second.failure
+    assert "research.decided" in lab.types(events)
+
+
+def test_an_idea_starts_early_only_when_the_budget_left_holds_its_search_and_no_gate_waits_for_it():
+    # 3 baseline runs, the first idea's 4 trials and 2 seeds' runs: 5 left, short of the second's 4 + 2.
+    for lab in (Loop(budget=14), Loop(budget=30, gates=research_pb2.HUMAN_GATES_EVERY_EXPERIMENT)):
+        lab.through_baseline()
+        lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[idea(1), idea(2, "Extra trees")]))
+        if lab.research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
+            lab.research.state = research_pb2.RESEARCH_STATE_RUNNING  # what the Lab API does on a decision
+            lab.send("research.approved", events_pb2.PersonDecision(subject="experiment", idea_id=idea(1).id))
+        lab.send("code.ready", events_pb2.CodeOutcome(name=idea(1).id, attempts=1, code_ref="c1/"))
+        lab.send("code.ready", events_pb2.CodeOutcome(name=idea(2).id, attempts=1, code_ref="c2/"))
+        while running(lab, idea(1).id) and lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_SEARCHING:
+            assert lab.requested_by(lab.finish(running(lab, idea(1).id)[0])) <= {idea(1).id}
+        assert lab.state.ideas[0].status == loop_pb2.IDEA_STATUS_EVALUATING
+        assert lab.state.ideas[1].status != loop_pb2.IDEA_STATUS_SEARCHING
 
 
 def test_improve_steps_that_cost_nothing_cannot_follow_each_other_without_end():

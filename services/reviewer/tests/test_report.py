@@ -104,6 +104,9 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
         built_on="i" + "d" * 26,
         review=manager_pb2.IdeaReview(approved=True),
     )
+    loop.ideas[-1].idea.notes.append(
+        "started in the slots 'Wider CNN' left free as it ended (two ideas in flight)"
+    )
     for _ in range(3):
         loop.decisions.add(round=1, kind=manager_pb2.DECISION_KIND_CONTINUE, reason="12 experiments left")
     research = research_pb2.Research(
@@ -134,6 +137,9 @@ def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the
     )
     assert "- **Gradient boosting on histograms**: `ensemble.HistGradientBoosting` does not exist" in markdown
     assert summary["ideas"][1]["code_repairs"] == list(twin.code_repairs)
+    # What the lab changed in an idea or how it ran it (its notes), in a section of its own.
+    assert "### What the lab changed in an idea, or how it ran it" in markdown
+    assert "- **Debt to income**: started in the slots 'Wider CNN' left free as it ended" in markdown
     assert "same code and parameters as 'Hist gradient boosting (portfolio)': one experiment" in markdown
     assert (
         "| Wider CNN | idea agent (LLM) | LLM (attempt 1) | approved | not better | 2 (1 stopped early) |"

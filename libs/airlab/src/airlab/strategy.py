@@ -66,6 +66,11 @@ class Strategy(BaseModel):
     # False (the default: `make bench-research` on loans measured no gain, 0.8061 against 0.8088 over 3
     # repeats): it starts at the middle of each range, as any other idea.
     warm_start: bool = False
+    # Two ideas in flight: when the idea searching cannot fill the runner's slots (its last trials, its
+    # runs over the seeds, the reviewer's verdict), the next queued idea whose code is ready starts in the
+    # free slots, when the budget less what the first one was given holds its search. False: one at a time,
+    # the next one starting only once the current one ended.
+    overlap_ideas: bool = True
     # The idea agent is asked for ideas. False (with improve off: the llm-off preset): the portfolio and
     # more search on its best only, no LLM at all, to measure what the LLM's ideas add.
     llm_ideas: bool = True
@@ -86,6 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "build-off": {"build_on_best": False},
     "warm-start": {"warm_start": True},
     "wait-off": {"search_while_waiting": False},
+    "one-at-a-time": {"overlap_ideas": False},
     "llm-off": {"llm_ideas": False, "improve": False},
 }
 KNOBS = tuple(Strategy.model_fields)

@@ -10,10 +10,22 @@ def experiments_per_idea(plan: research_pb2.Plan) -> int:
     return continuation.experiments_per_idea(plan)
 
 
+def committed(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop) -> int:
+    """Experiments the searching ideas will still ask for: their trials not yet requested and, until their
+    evaluation starts, its runs on the other seeds. An idea started while another ends its search (two
+    in flight) must not take what the other one was given."""
+    return sum(
+        max(0, idea.trial_budget - len(idea.trials)) + (0 if idea.evaluations else len(plan.seeds) - 1)
+        for idea in loop.ideas
+        if idea.status == loop_pb2.IDEA_STATUS_SEARCHING
+    )
+
+
 def experiments_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued: bool = True) -> int:
-    """Experiments the budget still allows, less (with `queued`) the least the queued ideas will cost."""
+    """Experiments the budget still allows, less what the searching ideas will still ask for, and (with
+    `queued`) the least the queued ideas will cost."""
     reserved = experiments_per_idea(plan) * len(loop.queue) if queued else 0
-    return plan.budget.max_experiments - len(loop.experiments) - reserved
+    return plan.budget.max_experiments - len(loop.experiments) - committed(plan, loop) - reserved
 
 
 def search_left(plan: research_pb2.Plan, loop: loop_pb2.ResearchLoop, *, queued: bool = True) -> int:

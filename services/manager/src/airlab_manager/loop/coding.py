@@ -87,6 +87,13 @@ def code_done(step: Step, outcome: events_pb2.CodeOutcome, *, ok: bool) -> bool:
     return True
 
 
+def trials_of(step: Step, idea: loop_pb2.LoopIdea) -> int:
+    """The search trials a new idea is given when the budget allows: few for a portfolio family."""
+    if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO:
+        return step.strategy.portfolio_trials
+    return step.strategy.trials_per_idea
+
+
 def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
     """An idea whose coder answered: its search starts, or it ends (no working code, not novel, no budget)."""
     if not idea.code_ref:
@@ -115,12 +122,7 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         step.then_decide()
         return
     left = budget.search_left(step.plan, step.loop, queued=False)
-    trials = (
-        step.strategy.portfolio_trials
-        if idea.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO
-        else step.strategy.trials_per_idea
-    )
-    idea.trial_budget = max(0, min(trials, left))
+    idea.trial_budget = max(0, min(trials_of(step, idea), left))
     if not idea.idea.search_space:  # nothing to search: one trial is the idea
         idea.trial_budget = min(idea.trial_budget, 1)
     if idea.trial_budget < 1:
@@ -128,5 +130,5 @@ def start_search(step: Step, idea: loop_pb2.LoopIdea) -> None:
         return
     idea.status = loop_pb2.IDEA_STATUS_SEARCHING
     step.loop.phase = loop_pb2.LOOP_PHASE_SEARCHING
-    runs.fill_trials(step, idea)
+    runs.advance(step)
     code_ahead(step)

@@ -55,6 +55,12 @@ def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.
     return best
 
 
+def may_build_on(queued: loop_pb2.LoopIdea, going: loop_pb2.LoopIdea) -> bool:
+    """Whether a queued feature idea of the LLM may build on an idea under way: that one has features of
+    its own and may become the best, so the queued idea's steps are known only once it is reviewed."""
+    return bool(queued.idea.steps) and queued.origin == loop_pb2.IDEA_ORIGIN_LLM and bool(going.idea.steps)
+
+
 def _added(idea: loop_pb2.LoopIdea, base: list[techniques.Step]) -> list[techniques.Step]:
     """The idea's own steps that `base` lacks, in its order."""
     return [s for s in (techniques.Step.from_proto(p) for p in idea.idea.steps) if s not in base]

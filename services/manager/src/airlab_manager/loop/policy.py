@@ -18,6 +18,7 @@ from airlab_manager.loop import (
     lineage,
     portfolio,
     report,
+    runs,
 )
 from airlab_manager.loop.step import Step, find_idea, summary_of
 
@@ -43,8 +44,30 @@ def _close_round(loop: loop_pb2.ResearchLoop) -> None:
     loop.rounds_without_progress = 0 if improved else loop.rounds_without_progress + 1
 
 
+# An idea in one of these is under way: it ends (evaluated, failed, not better) with a decision of its own.
+UNDER_WAY = (loop_pb2.IDEA_STATUS_CODING, *runs.STARTED)
+PHASE_OF = {
+    loop_pb2.IDEA_STATUS_CODING: loop_pb2.LOOP_PHASE_CODING,
+    loop_pb2.IDEA_STATUS_SEARCHING: loop_pb2.LOOP_PHASE_SEARCHING,
+    loop_pb2.IDEA_STATUS_EVALUATING: loop_pb2.LOOP_PHASE_EVALUATING,
+    loop_pb2.IDEA_STATUS_REVIEWING: loop_pb2.LOOP_PHASE_EVALUATING,
+}
+
+
+def under_way(loop: loop_pb2.ResearchLoop) -> list[loop_pb2.LoopIdea]:
+    return [idea for idea in loop.ideas if idea.status in UNDER_WAY]
+
+
 def next_step(step: Step) -> None:
     loop, research = step.loop, step.research
+    going = under_way(loop)
+    if going:
+        # An idea started early (see `overlap`) is still under way: the choice is made at its end, with
+        # what both found. Until then the loop is where that idea is.
+        loop.phase = PHASE_OF[going[0].status]
+        research.state_reason = f"{going[0].idea.title!r} under way; the next step is chosen at its end"
+        runs.advance(step)  # a raced idea waiting for the one that just ended to race against goes on
+        return
     _close_round(loop)
     kind, reason = decide(step)
     decision = loop_pb2.LoopDecision(round=loop.round, kind=kind, reason=reason)
@@ -139,6 +162,42 @@ def _go_on(step: Step) -> None:
         return
     loop.phase = loop_pb2.LOOP_PHASE_IDEAS
     research.state_reason = f"round {loop.round}: waiting for the idea agent's ideas"
+
+
+def overlap(step: Step) -> None:
+    """Two ideas in flight: while the one idea under way cannot fill the runner's slots (its last trials,
+    its runs over the seeds, the reviewer's verdict), the next queued idea starts in the free slots,
+    when its code is ready (asked for ahead) and the budget, less what the first idea was given, holds
+    its whole search and its runs over the seeds. The order of the queue is kept, and nothing starts
+    early that the policy's next choice would not take: the best idea's share of the budget (which a
+    decision may give to more search on an idea not yet evaluated) and a person's approvals wait for the
+    decision at the first idea's end."""
+    loop, research = step.loop, step.research
+    if not step.strategy.overlap_ideas or research.state != research_pb2.RESEARCH_STATE_RUNNING:
+        return
+    if research.gates == research_pb2.HUMAN_GATES_EVERY_EXPERIMENT:
+        return
+    while loop.queue and runs.free_slots(step) > 0:
+        going = under_way(loop)
+        if len(going) != 1 or going[0].status == loop_pb2.IDEA_STATUS_CODING:
+            return  # none: the decision's; two: enough; one waiting for its code: its turn first
+        first = going[0]
+        idea = find_idea(loop, loop.queue[0])
+        if idea is None or idea.status != loop_pb2.IDEA_STATUS_APPROVED or not idea.code_answered:
+            return
+        if best_ideas_share(step) or (step.strategy.build_on_best and features.may_build_on(idea, first)):
+            return
+        if budget.search_left(step.plan, loop, queued=False) < coding.trials_of(step, idea):
+            return
+        loop.queue.pop(0)
+        coding.code_idea(step, idea)
+        if idea.status == loop_pb2.IDEA_STATUS_SEARCHING:
+            research.state_reason = (
+                f"{idea.idea.title!r} searching in the slots {first.idea.title!r} leaves free as it ends"
+            )
+            idea.idea.notes.append(
+                f"started in the slots {first.idea.title!r} left free as it ended (two ideas in flight)"
+            )
 
 
 def search_while_waiting(step: Step) -> bool:

@@ -21,5 +21,9 @@ def experiment_ended(step: Step, outcome: events_pb2.ExperimentOutcome, *, finis
     if run is None:
         return False
     if run.kind == loop_pb2.EXPERIMENT_KIND_BASELINE:
-        return baseline.progress(step, run)
+        measuring = step.loop.phase == loop_pb2.LOOP_PHASE_BASELINE
+        changed = baseline.progress(step, run)
+        if not measuring:  # a run of a borderline idea's second look: its slot is free for a search
+            runs.advance(step)
+        return changed
     return runs.experiment_done(step, run)

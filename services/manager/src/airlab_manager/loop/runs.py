@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from airlab import experiments
@@ -34,17 +34,48 @@ RACED = (loop_pb2.IDEA_ORIGIN_LLM, loop_pb2.IDEA_ORIGIN_IMPROVE)
 
 
 def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:
-    """Keep up to `parallel_trials` of the idea's search trials in flight (the runner's free slots),
-    within what it may request now (`trials_allowed`); none more once its trials keep failing."""
+    """Request the idea's next search trials while the runner has a free slot (`free_slots`), within
+    what it may request now (`wants_trials`)."""
+    while wants_trials(step, idea) and free_slots(step) > 0:
+        request_trial(step, idea)
+
+
+def wants_trials(step: Step, idea: loop_pb2.LoopIdea) -> bool:
+    """Whether the idea's search would request another trial were a slot free: it has fewer than it may
+    request now (`trials_allowed`), its trials do not keep failing, and the wall-clock budget is not
+    spent once its search began."""
     trials = experiments_of(step.loop, idea.trials)
     failed = sum(1 for x in trials if x.state == FAILED)
     if failed >= FAILED_TRIALS_TO_GIVE_UP and not any(x.state == FINISHED for x in trials):
-        return
-    in_flight = sum(1 for x in trials if x.state == REQUESTED)
-    allowed = trials_allowed(step, idea, trials)
-    while len(idea.trials) < allowed and in_flight < step.strategy.parallel_trials:
-        request_trial(step, idea)
-        in_flight += 1
+        return False
+    if trials and budget.out_of_time(step.plan, step.loop, step.context.now):
+        return False
+    return len(idea.trials) < trials_allowed(step, idea, trials)
+
+
+def free_slots(step: Step) -> int:
+    """The runner's slots (`parallel_trials`) this research's runs do not fill: every run in flight
+    counts, whichever idea it is for (two ideas may be in flight, see loop.policy.overlap)."""
+    in_flight = sum(1 for x in step.loop.experiments if x.state == REQUESTED)
+    return step.strategy.parallel_trials - in_flight
+
+
+def searching(loop: loop_pb2.ResearchLoop) -> list[loop_pb2.LoopIdea]:
+    """The ideas whose search is on, the one that started first first (it has first claim on a slot)."""
+    ideas = [i for i in loop.ideas if i.status == loop_pb2.IDEA_STATUS_SEARCHING]
+    return sorted(ideas, key=_began(loop))
+
+
+def advance(step: Step) -> None:
+    """After a run ended or a search started: each searching idea, in the order they started, requests
+    trials into the free slots; a search none of whose trials runs, and that wants no more, ends (its
+    best point runs over the seeds). A search that wants more waits for a slot another idea frees; a raced
+    idea at its rung waits for the idea started before it to end (the loop calls this again then)."""
+    for idea in searching(step.loop):
+        fill_trials(step, idea)
+        waits = raced(step, idea) and rival_under_way(step.loop, idea)
+        if all_done(step.loop, idea.trials) and not wants_trials(step, idea) and not waits:
+            finish_search(step, idea)
 
 
 def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.LoopExperiment]) -> int:
@@ -53,6 +84,8 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
     budget only when one of those is ahead of the best idea's point on validation; otherwise the rest goes
     to other ideas and more search on the best. The portfolio's short searches and exploit steps (the best
     idea's own study) are not raced."""
+    if raced(step, idea) and rival_under_way(step.loop, idea):  # its race is judged once that one ended
+        return min(RACE_RUNG, idea.trial_budget)
     if not raced(step, idea) or lineage.target(step.loop) is None:  # nothing to race against yet
         return idea.trial_budget
     rung = trials[:RACE_RUNG]
@@ -62,6 +95,31 @@ def trials_allowed(step: Step, idea: loop_pb2.LoopIdea, trials: list[loop_pb2.Lo
     if best is None or not_worth_evaluating(step, idea, best):
         return RACE_RUNG
     return idea.trial_budget
+
+
+# An idea in one of these has started its search and not ended: one a raced idea started after it may
+# race against.
+STARTED = (
+    loop_pb2.IDEA_STATUS_SEARCHING,
+    loop_pb2.IDEA_STATUS_EVALUATING,
+    loop_pb2.IDEA_STATUS_REVIEWING,
+)
+
+
+def _began(loop: loop_pb2.ResearchLoop) -> Callable[[loop_pb2.LoopIdea], int]:
+    """When an idea's search began, as its first trial's place among the research's runs (not yet: last)."""
+    order = {x.id: n for n, x in enumerate(loop.experiments)}
+    return lambda idea: order.get(idea.trials[0], len(order)) if idea.trials else len(order)
+
+
+def rival_under_way(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> bool:
+    """Whether an idea that started before this one has not ended (two ideas in flight): it may become the
+    best this one races against, so the race is judged once it ended."""
+    began = _began(loop)
+    return any(
+        other.idea.id != idea.idea.id and other.status in STARTED and began(other) < began(idea)
+        for other in loop.ideas
+    )
 
 
 def raced(step: Step, idea: loop_pb2.LoopIdea) -> bool:
@@ -318,19 +376,11 @@ def record_outcome(
 
 
 def experiment_done(step: Step, run: loop_pb2.LoopExperiment) -> bool:
-    """An idea's run ended (its outcome recorded): its search goes on or ends, or its evaluation starts.
-    The baseline's runs are baseline.progress's."""
-    loop = step.loop
-    idea = find_idea(loop, run.name)
+    """An idea's run ended (its outcome recorded): the searches go on in the slot it freed, or end; an
+    evaluation whose runs all ended is reviewed. The baseline's runs are baseline.progress's."""
+    advance(step)
+    idea = find_idea(step.loop, run.name)
     if idea is None:
-        return True
-    if run.kind == loop_pb2.EXPERIMENT_KIND_TRIAL:
-        if idea.status != loop_pb2.IDEA_STATUS_SEARCHING:
-            return True
-        if not budget.out_of_time(step.plan, loop, step.context.now):
-            fill_trials(step, idea)
-        if all_done(loop, idea.trials):
-            finish_search(step, idea)
         return True
     if idea.status == loop_pb2.IDEA_STATUS_EVALUATING and looks.ready(step, idea):
         evaluation.request_evaluation(step, idea)

@@ -70,7 +70,12 @@ def apply(
     if not changed:
         return None
     # A choice the phase made due is the policy's; what it starts may make another due (an idea that
-    # ends at once, e.g. with no budget left), so it chooses until none is.
+    # ends at once, e.g. with no budget left), so it chooses until none is. Then the next queued idea may
+    # start in slots the idea under way leaves free (an idea that ends at once there leaves its choice to
+    # the other's end).
+    while step.take_decision():
+        policy.next_step(step)
+    policy.overlap(step)
     while step.take_decision():
         policy.next_step(step)
     step.research.progress.CopyFrom(
