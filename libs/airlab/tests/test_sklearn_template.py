@@ -79,6 +79,23 @@ def test_date_parts_and_identifiers_by_name(tmp_path):
     ]
 
 
+def test_a_group_mean_step_gives_the_mean_the_gap_and_the_share_with_missing_numbers_at_the_mean():
+    module = runpy.run_path(
+        str(Path(__file__).parents[1] / "src/airlab/job_templates/sklearn_train_template.py")
+    )
+    import numpy as np
+
+    train = np.array([[10.0, "rich"], [30.0, "rich"], [1.0, "poor"], [3.0, "poor"]], dtype=object)
+    step = module["GroupMean"]().fit(train)
+    made = step.transform(np.array([[40.0, "rich"], [1.0, "poor"], [float("nan"), "poor"], [6.0, "new"]],
+                                   dtype=object))  # fmt: skip
+    # An income in a rich region and one in a poor region, each twice its region's mean: the same share.
+    assert made[:, 0].tolist() == [20.0, 2.0, 2.0, 11.0]  # an unseen group: the overall mean
+    assert made[:, 1].tolist() == [20.0, -1.0, 0.0, -5.0]
+    assert made[:, 2].tolist() == pytest.approx([2.0, 0.5, 1.0, 6.0 / 11.0])
+    assert np.isfinite(step.transform(np.array([[5.0, "zero"]], dtype=object))).all()
+
+
 def with_steps(steps: list[dict]) -> str:
     from airlab import techniques
     from airlab.v1 import idea_pb2
@@ -179,6 +196,9 @@ def test_the_baselines_run_profiles_the_table_from_its_training_part(tmp_path, m
     assert (first.kind, first.columns) == ("ratio", ["debt", "income"]), profile.candidates
     assert first.association > 3 * first.columns_alone
     assert {m.kind for m in profile.candidates} == {"ratio", "date_difference", "group_mean"}
+    # Income against its region's mean, as a share (the generator's regional effect), ranks above debt's.
+    group_means = [m.columns[0] for m in profile.candidates if m.kind == "group_mean"]
+    assert group_means.index("income") < group_means.index("debt"), profile.candidates
     assert [m.added for m in profile.candidates] == sorted(
         (m.added for m in profile.candidates), reverse=True
     )

@@ -478,7 +478,8 @@ class Frequency(TransformerMixin, BaseEstimator):
 
 
 class GroupMean(TransformerMixin, BaseEstimator):
-    """A number's mean within its row's group (fitted on the training rows) and the row's gap to it."""
+    """A number's mean within its row's group (fitted on the training rows), the row's gap to it and its
+    share of it (`group_against`). A missing number sits at its group's mean (gap 0, share 1)."""
 
     def fit(self, x, y=None):
         values, groups = np.asarray(x[:, 0], dtype=float), [str(g) for g in x[:, 1]]
@@ -493,7 +494,16 @@ class GroupMean(TransformerMixin, BaseEstimator):
     def transform(self, x):
         values = np.asarray(x[:, 0], dtype=float)
         means = np.array([self.means_.get(str(g), self.overall_) for g in x[:, 1]])
-        return np.column_stack([means, values - means])
+        gap, share = group_against(values, means)
+        return np.column_stack([means, np.nan_to_num(gap, nan=0.0), np.nan_to_num(share, nan=1.0)])
+
+
+def group_against(values: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A number against its group's mean, as the gap and as the share (NaN where the mean is 0). Both: an
+    amount that scales with its group (an income in a rich region) tells more as a share, one that shifts
+    with it as a gap."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return values - means, values / np.where(means == 0, np.nan, means)
 
 
 def fitted_step(kind: str, value: float):
@@ -704,9 +714,9 @@ CANDIDATE_NUMBERS = 5
 
 def candidate_features(sample, labels, columns: Columns, found: list, classification: bool) -> list:
     """Feature steps a model on the raw columns cannot build for itself, measured on the training part: the
-    days between two dates, a number's gap to its category's mean, the ratio of two numbers. Each with its
-    mutual information with the label and the most its columns have alone: the idea agent sees which
-    derived features carry information their columns do not."""
+    days between two dates, a number against its category's mean (its gap or its share, the more telling),
+    the ratio of two numbers. Each with its mutual information with the label and the most its columns have
+    alone: the idea agent sees which derived features carry information their columns do not."""
     from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
     measure = mutual_info_classif if classification else mutual_info_regression
@@ -733,19 +743,21 @@ def candidate_features(sample, labels, columns: Columns, found: list, classifica
     measured = []
     for kind, names in steps:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if kind == "group_mean":
+            if kind == "group_mean":  # the step adds the gap and the share: the more telling counts
                 values = numbers(names[0])
                 groups = np.array([str(g) for g in sample[:, columns.index(names[1])]])
-                made = np.full(len(values), np.nan)
+                means = np.full(len(values), np.nan)
                 for group in np.unique(groups):
                     inside = (groups == group) & np.isfinite(values)
                     if inside.any():
-                        made[inside] = values[inside] - values[inside].mean()
+                        means[groups == group] = values[inside].mean()
+                association = max(information(made) for made in group_against(values, means))
             else:
                 a, b = numbers(names[0]), numbers(names[1])
                 made = a - b if kind == "date_difference" else a / np.where(b == 0, np.nan, b)
+                association = information(made)
         measured.append({
-            "kind": kind, "columns": names, "association": round(information(made), 4),
+            "kind": kind, "columns": names, "association": round(association, 4),
             "columns_alone": round(max(alone.get(n, 0.0) or 0.0 for n in names), 4),
         })  # fmt: skip
     measured.sort(key=lambda c: -(c["association"] - c["columns_alone"]))
