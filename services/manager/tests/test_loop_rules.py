@@ -120,6 +120,26 @@ def test_decisions():
     assert kind == manager_pb2.DECISION_KIND_CONTINUE
 
 
+def test_no_progress_stops_a_beat_goal_at_most_of_its_budget_and_a_budget_goal_at_its_end():
+    rules = ResearchDefaults()
+    stale = Loop(rounds_without_progress=2)
+    for until, used, kind, said in (
+        (research_pb2.STOP_RULE_BEAT_BASELINE, 12, manager_pb2.DECISION_KIND_CONTINUE, "more search"),
+        (research_pb2.STOP_RULE_BEAT_BASELINE, 24, manager_pb2.DECISION_KIND_STOP, "80% of the experiments"),
+        (research_pb2.STOP_RULE_USE_BUDGET, 24, manager_pb2.DECISION_KIND_CONTINUE, "(6 experiments left)"),
+        (research_pb2.STOP_RULE_USE_BUDGET, 28, manager_pb2.DECISION_KIND_STOP, "budget spent: 28 of 30"),
+    ):
+        goal = plan(30)
+        goal.until = until
+        spend = continuation.Spend(used, 10, 0, 0)
+        decided, reason = continuation.decide(stale, goal, spend, rules, can_exploit=True)
+        assert decided == kind and said in reason, (until, used, reason)
+    # Nothing to search further: no progress stops either goal.
+    goal.until = research_pb2.STOP_RULE_USE_BUDGET
+    decided, reason = continuation.decide(stale, goal, continuation.Spend(12, 10, 0, 0), rules)
+    assert decided == manager_pb2.DECISION_KIND_STOP and "nothing to search further" in reason
+
+
 def test_the_search_is_repeatable_and_stays_in_its_ranges():
     space = {
         "C": idea_pb2.Range(low=0.1, high=100, log_scale=True),

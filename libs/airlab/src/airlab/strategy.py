@@ -28,8 +28,9 @@ class Strategy(BaseModel):
     # Search trials of one idea in flight at once (asynchronous TPE, constant liar): the runner's slots.
     parallel_trials: int = Field(default=2, ge=1, le=64)
     # After this many rounds of ideas in a row without a new significant gain, the best idea gets more
-    # search instead of new ideas (an exploit step); the research stops for no progress only once it has
-    # used `min_budget_share` of its experiments, or when there is nothing to exploit.
+    # search instead of new ideas (an exploit step) until the budget is spent, for a goal that uses its
+    # budget ("the best ... you can"); a goal to beat the baseline stops for no progress once it has used
+    # `min_budget_share` of its experiments. Either stops when there is nothing to exploit.
     patience_rounds: int = Field(default=2, ge=1, le=100)
     min_budget_share: float = Field(default=0.8, ge=0, le=1)
     # Exploit steps: more search on the best idea so far.

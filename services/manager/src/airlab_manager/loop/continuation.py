@@ -37,8 +37,9 @@ def decide(
 ) -> tuple[manager_pb2.DecisionKind, str]:
     """`ask_people`: whether a person may be asked at all (with human gates off, nothing waits for one;
     failing ideas then end the research through the no-progress rule instead). `can_exploit`: whether
-    the best idea so far can be searched further (then "no progress" does not stop a research that has
-    used less than `rules.strategy.min_budget_share` of its experiments)."""
+    the best idea so far can be searched further; then "no progress" does not stop a research whose goal
+    is to use its budget ("the best ... you can": more search on the best until the budget is spent),
+    nor one to beat the baseline that has used less than `rules.strategy.min_budget_share` of it."""
     budget = plan.budget
     best = loop.best
     beat = plan.until != research_pb2.STOP_RULE_USE_BUDGET
@@ -59,7 +60,7 @@ def decide(
     stale = loop.rounds_without_progress
     if stale >= rules.strategy.patience_rounds:
         used = spend.experiments / budget.max_experiments if budget.max_experiments else 1.0
-        if not can_exploit or used >= rules.strategy.min_budget_share:
+        if not can_exploit or (beat and used >= rules.strategy.min_budget_share):
             why = "nothing to search further" if not can_exploit else f"{used:.0%} of the experiments used"
             return STOP, f"no progress in {stale} rounds of ideas ({why})"
         return CONTINUE, (
