@@ -210,12 +210,15 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     right = {"kind": "ratio", "columns": ["debt", "income"]}
     idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting", "evidence": "debt ranks first"}
     server.script = [
-        Reply(content=json.dumps({"ideas": [{**idea, "steps": [wrong]}]})),
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": [right]}]})),
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": [wrong, wrong]}]})),
         Reply(content=json.dumps({"ideas": [{**idea, "steps": [right, wrong, right]}]})),
     ]
     (found,) = await IdeaAgent(client).propose(research, 1, profile=loans_profile())
-    first, retry = server.requests[0]["messages"], server.requests[1]["messages"]
+    first, retry = server.requests[0]["messages"], server.requests[2]["messages"]
     assert "'debt': number" in first[-1]["content"] and "applicant_id" in first[-1]["content"]
+    # The table affords several steps: an idea takes two at least (decoding follows the same bound).
+    assert "steps: List should have at least 2 items" in server.requests[1]["messages"][-1]["content"]
     assert "no step can run: ratio of 'debt' with itself" in retry[-1]["content"]
     assert found.family == "hist_gradient_boosting" and found.evidence == "debt ranks first"
     assert found.change == "add ratio of debt and income, feeding a hist gradient boosting"

@@ -20,6 +20,8 @@ from airlab.v1 import idea_pb2, research_pb2
 
 MAX_IDEAS = 10
 DEFAULT_IDEAS = 3
+# The steps a feature idea takes at least, where the table affords as many (`feature_proposals`).
+MIN_FEATURE_STEPS = 2
 READY_STATES = (research_pb2.RESEARCH_STATE_PLANNED, research_pb2.RESEARCH_STATE_RUNNING)
 CITES = "the numbers of the related-work papers the idea follows, if any"
 FEATURE_TITLE_CHARS = 80
@@ -136,6 +138,10 @@ def feature_proposals(
     message it gets back (constrained decoding keeps it to known columns, kinds and families, and to
     `count` ideas). No search space: a feature idea searches its family's own hyperparameters."""
     step = techniques.proposal_step_model(profile, task)
+    # Two steps at least where the table affords two: given the choice, the 0.5B model wrote three ideas
+    # of the one top step each (the same features thrice, two of them then rejected as repeats), where the
+    # steps that belong together make one idea (the second from the listed candidates).
+    least = max(1, min(MIN_FEATURE_STEPS, len(techniques.candidate_steps(profile))))
     family_choice: Any = Literal[tuple(families)]
     text = Proposal.model_fields
 
@@ -157,7 +163,7 @@ def feature_proposals(
         expected_effect=(str, text["expected_effect"]),
         evidence=(str, Field(default="", max_length=300, description="what in the profile points to it")),
         family=(family_choice, Field(description="the model family the features feed")),
-        steps=(list[step], Field(min_length=1, max_length=techniques.MAX_STEPS)),  # type: ignore[valid-type]
+        steps=(list[step], Field(min_length=least, max_length=techniques.MAX_STEPS)),  # type: ignore[valid-type]
         cites=(list[int], Field(default_factory=list, description=CITES)),
     )
     return create_model(
