@@ -743,15 +743,10 @@ def candidate_features(sample, labels, columns: Columns, found: list, classifica
     measured = []
     for kind, names in steps:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if kind == "group_mean":  # the step adds the gap and the share: the more telling counts
-                values = numbers(names[0])
-                groups = np.array([str(g) for g in sample[:, columns.index(names[1])]])
-                means = np.full(len(values), np.nan)
-                for group in np.unique(groups):
-                    inside = (groups == group) & np.isfinite(values)
-                    if inside.any():
-                        means[groups == group] = values[inside].mean()
-                association = max(information(made) for made in group_against(values, means))
+            if kind == "group_mean":  # the step's own gap and share (GroupMean): the more telling counts
+                cells = sample[:, [columns.index(names[0]), columns.index(names[1])]]
+                _, gap, share = GroupMean().fit(cells).transform(cells).T
+                association = max(information(gap), information(share))
             else:
                 a, b = numbers(names[0]), numbers(names[1])
                 made = a - b if kind == "date_difference" else a / np.where(b == 0, np.nan, b)
