@@ -13,7 +13,10 @@ Goals (--goals, comma-separated):
   - loans: a table whose signal is in what its columns mean (debt to income, days employed from two
     dates, income against the region's): model search on the raw columns plateaus below features a
     person (or the idea agent) writes. Its "expert" row is TPE over the same families with the features
-    the generator knows to matter: the attainable ceiling.
+    the generator knows to matter: the attainable ceiling;
+  - subscriptions: the same kind of table for a software subscription (sessions per seat, days since the
+    last login at export, a price against its plan's usual, words in the last support ticket), with its
+    expert row.
 Each goal runs `--repeats` times; repeat r uses seeds (3r, 3r+1, 3r+2) for every method, so the held-out
 split and the evaluation seeds differ between repeats and agree between methods.
 
@@ -124,6 +127,12 @@ GOALS = {
                       {"kind": "date_difference", "columns": ["applied_on", "employed_since"]},
                       {"kind": "group_mean", "columns": ["income", "region"]},
                   )),
+    "subscriptions": Goal("get the best ROC AUC you can on the subscriptions table", "subscriptions",
+                          "classification", "roc_auc", "logistic_regression", expert_steps=(
+                              {"kind": "ratio", "columns": ["sessions_30d", "seats"]},
+                              {"kind": "date_difference", "columns": ["exported_on", "last_login"]},
+                              {"kind": "group_mean", "columns": ["price_per_seat", "plan"]},
+                          )),
 }  # fmt: skip
 
 
@@ -369,7 +378,7 @@ def main() -> None:
     # A stopped bench stops the lab's stack too: SIGTERM raises SystemExit, so `lab_run` takes it down.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser()
-    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,loans,digits_cnn,shapes")
+    parser.add_argument("--goals", default="hastie,friedman1,mixed_csv,loans,subscriptions,digits_cnn,shapes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--first-repeat", type=int, default=0, help="the first repeat's number (its seeds: 3r, 3r+1, 3r+2)"

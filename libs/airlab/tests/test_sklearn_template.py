@@ -147,6 +147,33 @@ def test_the_catalog_steps_compiled_into_the_template_run_and_the_meaning_of_col
     assert featured["metrics"]["roc_auc"] > raw["metrics"]["roc_auc"] + 0.02
 
 
+SUBSCRIPTIONS = {**LOANS, "dataset": "subscriptions", "target": "churned"}
+
+
+def test_the_subscriptions_table_profiles_its_kinds_and_its_generators_features_pay(tmp_path, monkeypatch):
+    from airlab import techniques
+
+    template = template_source("sklearn_train_template.py")
+    raw = run_source(tmp_path, monkeypatch, template, {**SUBSCRIPTIONS, "profile": True})
+    profile = techniques.DataProfile.model_validate(raw["profile"])
+    assert profile.kinds() == {
+        "plan": "category", "industry": "category", "seats": "number", "price_per_seat": "number",
+        "sessions_30d": "number", "signed_up": "date", "last_login": "date", "exported_on": "date",
+        "last_ticket": "text",
+    }  # fmt: skip
+    # Sessions per seat tells far more than sessions or seats alone, and the profile says so first.
+    first = profile.candidates[0]
+    assert (first.kind, first.columns) == ("ratio", ["sessions_30d", "seats"]), profile.candidates
+    assert first.association > 3 * first.columns_alone
+    steps = [
+        {"kind": "ratio", "columns": ["sessions_30d", "seats"]},
+        {"kind": "date_difference", "columns": ["exported_on", "last_login"]},
+        {"kind": "group_mean", "columns": ["price_per_seat", "plan"]},
+    ]
+    featured = run_source(tmp_path, monkeypatch, with_steps(steps), SUBSCRIPTIONS)
+    assert featured["metrics"]["roc_auc"] > raw["metrics"]["roc_auc"] + 0.02
+
+
 def test_a_step_on_a_missing_or_wrong_column_stops_the_run_with_a_message(tmp_path, monkeypatch):
     with pytest.raises(
         SystemExit, match="feature step 1 \\(ratio\\): column 'region' is category, not number"

@@ -61,11 +61,17 @@ def test_a_goal_without_a_dataset_becomes_a_question_unless_defaults_are_allowed
         "hastie",
         "friedman1",
         "loans",
+        "subscriptions",
         "shapes",
     }
     assumed = planner.plan(PlanRequest(goal="make the model better", allow_defaults=True)).plan
     assert assumed.dataset == "digits"
     assert any("assumed" in reason for reason in assumed.reasons)
+
+
+def test_a_built_in_table_is_found_by_its_name_in_the_goal(planner):
+    plan = planner.plan(PlanRequest(goal="get the best ROC AUC you can on the subscriptions table")).plan
+    assert (plan.dataset, plan.task, plan.metric) == ("subscriptions", "classification", "roc_auc")
 
 
 def test_two_datasets_named_ask_which_one(planner):

@@ -44,7 +44,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 from sklearn.model_selection import KFold, train_test_split
 
 CONFIG = {
-    "dataset": "digits",  # digits | breast_cancer | wine | diabetes | hastie | friedman1 | loans | csv
+    "dataset": "digits",  # a name in LOADERS (digits, hastie, ...) or TABLES (loans, subscriptions), or csv
     "csv_path": "",  # for "csv": the file, mounted read-only
     "target": "",  # for "csv": the label column
     "task": "classification",  # classification | regression
@@ -130,8 +130,62 @@ def loans() -> tuple[list[dict[str, str]], str]:
     return rows, "defaulted"
 
 
+def subscriptions() -> tuple[list[dict[str, str]], str]:
+    """Accounts of a software subscription, exported on days spread over four years, the same 2000 rows
+    every time: whether an account churned follows its sessions per seat (more so once nobody has logged in
+    for a month), the days since its last login at export, its price per seat against its plan's usual
+    price, and complaint words in its last support ticket. The raw columns hold each part (sessions grow
+    with seats, both dates move with the export day, plans set prices); the ratio, the date difference and
+    the group effect are features someone has to write."""
+    rng = np.random.RandomState(0)
+    n = 2000
+    plans = ["starter", "basic", "team", "business", "scale", "enterprise"]
+    level = dict(zip(plans, np.linspace(-1.0, 1.0, len(plans)), strict=True))
+    plan = rng.choice(plans, size=n)
+    plan_level = np.array([level[p] for p in plan])
+    seats = np.maximum(1, np.round(np.exp(rng.normal(np.log(12), 1.2, n) + plan_level))).astype(int)
+    price = np.exp(np.log(40) + plan_level + rng.normal(0, 0.35, n))
+    sessions = rng.poisson(seats * np.exp(rng.normal(np.log(6), 0.6, n)))
+    exported = dt.date(2021, 1, 1) + np.array([dt.timedelta(days=int(d)) for d in rng.randint(0, 1400, n)])
+    idle_days = rng.gamma(1.2, 18, n).astype(int)
+    last_login = exported - np.array([dt.timedelta(days=int(d)) for d in idle_days])
+    signed_up = exported - np.array([dt.timedelta(days=int(d)) for d in rng.randint(60, 3000, n)])
+    industry = rng.choice(["retail", "health", "finance", "education", "media", "logistics", "public"], n)
+    plan_price = {p: float(np.median(price[plan == p])) for p in plans}
+    relative = np.log(price / np.array([plan_price[p] for p in plan]))
+    usage = np.log((sessions + 1) / seats / 6)
+    complaint = rng.rand(n) < 0.15
+    away = idle_days > 30
+    logit = (
+        -2.5 * usage * (1 + away) + 2.0 * away + 3.0 * relative + 1.0 * complaint + rng.normal(0, 0.3, n)
+        - 1.0
+    )  # fmt: skip
+    churned = rng.rand(n) < 1 / (1 + np.exp(-logit))
+    plain = ["asked for a copy of an invoice", "added two users", "asked about the API limits",
+             "changed the billing e-mail", "asked for a training session", "asked for dark mode"]  # fmt: skip
+    unhappy = ["asked how to cancel", "asked for a refund", "said a rival tool is cheaper",
+               "reported the same outage again"]  # fmt: skip
+    rows = []
+    for i in range(n):
+        ticket = rng.choice(unhappy if complaint[i] else plain)
+        rows.append({
+            "customer_id": f"C{100000 + i * 7919 % 900000:06d}",
+            "plan": str(plan[i]),
+            "industry": str(industry[i]),
+            "seats": str(int(seats[i])),
+            "price_per_seat": f"{price[i]:.2f}",
+            "sessions_30d": str(int(sessions[i])),
+            "signed_up": signed_up[i].isoformat(),
+            "last_login": last_login[i].isoformat(),
+            "exported_on": exported[i].isoformat(),
+            "last_ticket": f"{ticket}, ticket {i}",
+            "churned": "yes" if churned[i] else "no",
+        })  # fmt: skip
+    return rows, "churned"
+
+
 # Built-in tables with named columns (dates, categories, text): loaded as a CSV would be.
-TABLES = {"loans": loans}
+TABLES = {"loans": loans, "subscriptions": subscriptions}
 MODELS = {
     "logistic_regression": lambda seed, **p: linear_model.LogisticRegression(
         max_iter=2000, random_state=seed, **p
