@@ -470,7 +470,7 @@ def main() -> None:
                         f"{name} r{repeat} {method}: {result['score']:.4f} ({result['seconds']:.0f} s wall)",
                         flush=True,
                     )
-    header = (f"{'goal':<11}{'method':<17}{'baseline':>9}{'score':>9}{'gap closed':>11}{'used':>7}"
+    header = (f"{'goal':<15}{'method':<17}{'baseline':>9}{'score':>9}{'gap closed':>11}{'used':>7}"
               f"{'wall s':>8}{'wall-LLM s':>11}{'tokens':>8}{'significant':>12}")  # fmt: skip
     print(
         f"\nbudget {args.budget} experiments, {args.repeats} repeat(s); "
@@ -491,7 +491,7 @@ def main() -> None:
                 return statistics.fmean(r[key] for r in results)
 
             print(
-                f"{name:<11}{method:<17}{mean('baseline'):>9.4f}{mean('score'):>9.4f}{statistics.median(closed):>11.2f}"
+                f"{name:<15}{method:<17}{mean('baseline'):>9.4f}{mean('score'):>9.4f}{statistics.median(closed):>11.2f}"
                 f"{mean('used'):>7.1f}{mean('seconds'):>8.0f}{mean('seconds') - mean('llm_seconds'):>11.0f}"
                 f"{mean('tokens'):>8.0f}{claimed(results):>12}"
             )

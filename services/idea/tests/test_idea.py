@@ -251,6 +251,45 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     assert '- {"kind": "ratio", "columns": ["debt", "income"]}' in first[-1]["content"]
 
 
+async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not_yet_tried(fake_llm):
+    server, client = fake_llm
+    research = planned_research()
+    research.plan.dataset, research.plan.metric = "loans", "roc_auc"
+    measured = [
+        {"kind": "ratio", "columns": ["debt", "income"], "association": 0.11, "columns_alone": 0.014},
+        {"kind": "group_mean", "columns": ["income", "region"], "association": 0.02, "columns_alone": 0.001},
+        {"kind": "group_mean", "columns": ["debt", "region"], "association": 0.026, "columns_alone": 0.014},
+        {"kind": "ratio", "columns": ["income", "debt"], "association": 0.01, "columns_alone": 0.02},
+    ]
+    profile = type(loans_profile()).model_validate({**loans_profile().model_dump(), "candidates": measured})
+    idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting"}
+    steps = [
+        {"kind": "ratio", "columns": ["debt", "income"]},
+        {"kind": "group_mean", "columns": ["income", "region"]},
+    ]
+    server.script = [Reply(content=json.dumps({"ideas": [{**idea, "steps": steps}]}))] * 3
+    await IdeaAgent(client).propose(research, 1, profile=profile)
+    system = server.requests[0]["messages"][0]["content"]
+    # The three that tell most beyond their columns, as the reply writes them (the fourth tells less than
+    # its columns alone); no other table's example.
+    assert '"title": "Features debt/income, income vs region mean, debt vs region mean"' in system
+    assert '"evidence": "the profile measured 0.110 for the ratio of debt and income against 0.014' in system
+    assert "columns price, area, built_on" not in system
+    # Once an idea with the ratio was tried, the example moves on; with fewer than two left, the fixed one.
+    await IdeaAgent(client).propose(research, 1, profile=profile, tried=["Features debt/income"])
+    assert (
+        '"title": "Features income vs region mean, debt vs region mean"'
+        in server.requests[1]["messages"][0]["content"]
+    )
+    await IdeaAgent(client).propose(
+        research,
+        1,
+        profile=profile,
+        tried=["Features debt/income, income vs region mean, debt vs region mean"],
+    )
+    assert "columns price, area, built_on" in server.requests[2]["messages"][0]["content"]
+
+
 async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_form(fake_llm):
     server, client = fake_llm
     profile = loans_profile().model_copy(update={"named": False})

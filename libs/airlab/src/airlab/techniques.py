@@ -298,6 +298,17 @@ def measured_candidates(profile: DataProfile) -> list[MeasuredStep]:
     return sorted(runnable, key=lambda m: -m.added)
 
 
+def example_steps(profile: DataProfile, tried: Sequence[str] = (), limit: int = 3) -> list[Step]:
+    """The steps of the idea prompt's example: the measured candidates that tell the label most beyond
+    their columns, less those a tried idea's title names (a feature idea's title says its steps,
+    `steps_title`), so a later request's example moves on to the next ones. A fixed example from another
+    table misled the 0.5B model: on a table with a price_per_seat column it wrote ratios of "price", the
+    example's column, and left out the sessions per seat the profile measured first."""
+    told = " ".join(tried)
+    fresh = [Step(kind=m.kind, columns=list(m.columns)) for m in measured_candidates(profile) if m.added > 0]
+    return [step for step in fresh if step.short() not in told][:limit]
+
+
 def measured_lines(profile: DataProfile) -> list[str]:
     """The measured derived features in words, for the report beside the profile."""
     return [

@@ -3,6 +3,7 @@ them as structured output, and drops near-duplicates of what was already tried."
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -206,6 +207,7 @@ class IdeaAgent:
         # Feature ideas need columns whose names mean something: a table's, not a built-in array's.
         named = profile is not None and profile.named and bool(profile.usable())
         table = profile if named and plan.template != "pytorch" else None
+        family_names = [family.name for family in families]
         prompt = render(
             "idea/propose",
             goal=research.goal,
@@ -216,7 +218,8 @@ class IdeaAgent:
             baseline=plan.baseline,
             template=domain.template_of(plan.template),
             families=", ".join(family.aliases[0] for family in families),
-            family_names=[family.name for family in families],
+            family_names=family_names,
+            example=example_idea(table, tried, family_names) if table else "",
             # A hosted model sees the columns' names, kinds and scores, never a cell (ServerConfig.sees_data).
             profile=table.prompt_lines(values=self.llm.config.sees_data("idea")) if table else [],
             steps=techniques.available_steps(table, plan.task) if table else {},
@@ -232,11 +235,7 @@ class IdeaAgent:
             count=count,
         )
         budget = Budget(max_tokens=plan.budget.max_tokens, max_cost_usd=plan.budget.max_cost_usd)
-        schema = (
-            feature_proposals(table, [f.name for f in families], count, plan.task)
-            if table
-            else free_proposals(count)
-        )
+        schema = feature_proposals(table, family_names, count, plan.task) if table else free_proposals(count)
         # A table's schema (a form per technique, the column choices spelt out) is the grammar decoding
         # follows; the prompt says the same in words, within the small model's context.
         proposals: Any = await self.llm.structured(
@@ -272,6 +271,25 @@ class IdeaAgent:
                     )
             ideas.append(idea)
         return ideas[:count]
+
+
+def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families: Sequence[str]) -> str:
+    """The prompt's example of a feature idea, composed of this table's most telling measured steps not
+    yet tried (`techniques.example_steps`), as the reply writes it; "" when fewer than two are left (the
+    prompt's fixed example stands in)."""
+    steps = techniques.example_steps(profile, tried)
+    if len(steps) < MIN_FEATURE_STEPS:
+        return ""
+    first = next(m for m in profile.candidates if (m.kind, m.columns) == (steps[0].kind, steps[0].columns))
+    return json.dumps({
+        "title": techniques.steps_title(steps),
+        "change": "add the " + ", the ".join(step.described() for step in steps),
+        "expected_effect": "a higher score: these features tell the label more than their columns alone",
+        "evidence": f"the profile measured {first.association:.3f} for the {steps[0].described()} against "
+        f"{first.columns_alone:.3f} for its columns alone",
+        "family": "hist_gradient_boosting" if "hist_gradient_boosting" in families else families[0],
+        "steps": [{"kind": step.kind, "columns": step.columns} for step in steps],
+    })  # fmt: skip
 
 
 def cited(proposal: Any, related: Sequence[idea_pb2.Paper]) -> list[int]:

@@ -13,7 +13,9 @@ from airlab.domain import title_key
 from airlab.v1 import idea_pb2, manager_pb2
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-# The idea prompt's example (prompts/idea/propose.j2): an idea that repeats it was copied, not thought of.
+# The idea prompt's fixed examples (prompts/idea/propose.j2): an idea that repeats one was copied, not
+# thought of. A table's example is its own most telling measured steps (airlab_idea.agent.example_idea),
+# which an idea may take: its title says its steps, never one of these.
 PROMPT_EXAMPLES = {
     title_key(t)
     for t in (
