@@ -35,7 +35,8 @@ the best" is judged against the best idea's best search trial alone, not the mea
 seeds when that is lower), build-off (each feature idea runs its own steps alone, not added to the best
 feature idea's), wait-off (the slots wait while the idea agent works, no more search on the best idea
 meanwhile), one-at-a-time (the next queued idea starts only once the current one ended, never in the
-slots its last runs leave free), llm-off (no LLM: the portfolio and more search on its best only); and
+slots its last runs leave free), epochs-middle (a portfolio network's first trial at the middle of its
+epochs range, not the top), llm-off (no LLM: the portfolio and more search on its best only); and
 warm-start (a feature idea's first trial at the best point found so far for its model, not the middle of
 each range).
 

@@ -5,6 +5,7 @@ for in return."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -1329,6 +1330,36 @@ def test_a_feature_ideas_first_trial_starts_from_the_best_point_its_model_family
         )
     else:
         assert dict(first.params) != best_params and not stored.idea.notes
+
+
+@pytest.mark.parametrize("full_epochs", [True, False])
+def test_a_portfolio_networks_first_trial_trains_for_the_top_of_its_epochs_range(full_epochs):
+    lab = Loop(budget=14, portfolio_share=0.5, full_epochs_first=full_epochs)
+    plan = lab.research.plan
+    plan.template, plan.dataset, plan.task, plan.metric, plan.baseline = (
+        "pytorch", "shapes", "segmentation", "dice", "unet",
+    )  # fmt: skip
+    lab.send("research.planned")
+    runs = lab.requested(lab.send("code.ready", events_pb2.CodeOutcome(name="baseline", code_ref="b/")))
+    for run in runs:
+        lab.finish(run.experiment_id, {"dice": 0.40, "val_dice": 0.39})
+    unet = next(i for i in lab.state.ideas if i.family == "unet")
+    assert unet.origin == loop_pb2.IDEA_ORIGIN_PORTFOLIO
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=unet.idea.id, attempts=1, code_ref="u/"))
+    first = lab.requested(events, loop_pb2.EXPERIMENT_KIND_TRIAL)[0]
+    space = unet.idea.search_space
+    stored = next(i for i in lab.state.ideas if i.idea.id == unet.idea.id)
+    # The other ranges' middle either way; the epochs the top of their range, or their middle.
+    assert first.params["width"].integer == round(math.sqrt(space["width"].low * space["width"].high))
+    if full_epochs:
+        assert first.params["epochs"].integer == round(space["epochs"].high)
+        assert stored.idea.notes[-1] == (
+            f"its first trial trains for {round(space['epochs'].high)} epochs, the top of its range "
+            "(the middle of the others)"
+        )
+    else:
+        middle = round(math.sqrt(space["epochs"].low * space["epochs"].high))
+        assert first.params["epochs"].integer == middle and not stored.idea.notes
 
 
 def test_hyperparameters_the_code_does_not_read_leave_the_search_and_are_noted():

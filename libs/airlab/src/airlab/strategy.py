@@ -72,6 +72,12 @@ class Strategy(BaseModel):
     # free slots, when the budget less what the first one was given holds its search. False: one at a time,
     # the next one starting only once the current one ended.
     overlap_ideas: bool = True
+    # A portfolio family that trains in epochs takes the top of its epochs range in its first search trial
+    # (the middle of its other ranges): with a budget counted in experiments, a fully trained network is
+    # the strong first point, and the median stopping rule cuts a later trial that falls behind. On shapes
+    # the U-Net's first point (width 16, learning rate 0.0032) scored 0.6073 +- 0.1114 Dice over 3 seeds at
+    # the range's middle of 13 epochs, 0.7863 +- 0.0063 at 30. False: the middle of every range.
+    full_epochs_first: bool = True
     # The idea agent is asked for ideas. False (with improve off: the llm-off preset): the portfolio and
     # more search on its best only, no LLM at all, to measure what the LLM's ideas add.
     llm_ideas: bool = True
@@ -93,6 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "warm-start": {"warm_start": True},
     "wait-off": {"search_while_waiting": False},
     "one-at-a-time": {"overlap_ideas": False},
+    "epochs-middle": {"full_epochs_first": False},
     "llm-off": {"llm_ideas": False, "improve": False},
 }
 KNOBS = tuple(Strategy.model_fields)

@@ -152,7 +152,7 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
     if start is not None:
         params = start
     elif not trials:
-        params = experiments.default_params(space)
+        params = first_point(step, idea)
     else:
         inputs = json.dumps(
             [sorted((k, r.SerializeToString(deterministic=True).hex()) for k, r in space.items()),
@@ -176,6 +176,23 @@ def request_trial(step: Step, idea: loop_pb2.LoopIdea) -> None:
         stop_below=stop_rule(step, params),
     )
     idea.trials.append(experiment)
+
+
+def first_point(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param]:
+    """An idea's first search trial: the middle of each range, but a portfolio network's epochs at the top
+    of their range (`Strategy.full_epochs_first`), said in its notes. Only the portfolio's: its ranges are
+    the lab's own, bounded so that a full run stays short; an LLM idea's epochs may reach far."""
+    space = idea.idea.search_space
+    params = experiments.default_params(space)
+    epochs = space.get("epochs")
+    if epochs is None or idea.origin != loop_pb2.IDEA_ORIGIN_PORTFOLIO or not step.strategy.full_epochs_first:
+        return params
+    params["epochs"] = round(epochs.high) if epochs.integer else epochs.high
+    idea.idea.notes.append(
+        f"its first trial trains for {params['epochs']:g} epochs, the top of its range (the middle of the "
+        "others)"
+    )
+    return params
 
 
 def warm_start(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param] | None:
