@@ -637,6 +637,18 @@ def test_without_progress_the_best_idea_gets_more_search_from_where_it_stopped()
     assert len(exploit.trials) == 2 and lab.state.phase == Phase.LOOP_PHASE_SEARCHING
 
 
+def test_a_step_on_the_best_idea_carries_none_of_its_parents_notes():
+    lab = Loop(budget=40, search_while_waiting=False)
+    noted = idea(1)
+    noted.notes.append("started in the slots 'A' left free as it ended (two ideas in flight)")
+    lab.through_coding(noted)
+    evaluate(lab, noted.id, gain=0.01, significant=False)
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=2, error="no JSON"))
+    parent, exploit = lab.state.ideas[0], lab.state.ideas[-1]
+    assert exploit.origin == loop_pb2.IDEA_ORIGIN_EXPLOIT and exploit.parent_id == parent.idea.id
+    assert list(parent.idea.notes) == list(noted.notes) and not exploit.idea.notes
+
+
 @pytest.mark.parametrize("budget", [15, 16])
 def test_the_last_exploit_steps_worth_of_the_budget_goes_to_the_best_idea_before_queued_ideas(budget):
     """4 trials and 2 more seeds: once 6 experiments or fewer are left, the best idea searches on first."""
