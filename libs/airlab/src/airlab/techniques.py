@@ -95,6 +95,10 @@ class MeasuredStep(BaseModel):
         """What the derived feature tells of the label beyond its columns alone."""
         return self.association - self.columns_alone
 
+    def step(self) -> Step:
+        """The derived feature as the step that makes it."""
+        return Step(kind=self.kind, columns=list(self.columns))
+
 
 class DataProfile(BaseModel):
     """What the baseline's first run measured of the table, from its training part only."""
@@ -276,7 +280,7 @@ def candidate_steps(profile: DataProfile, limit: int = MAX_CANDIDATES) -> list[S
     dates = [c.name for c in rank if c.kind == "date"]
     numbers = [c.name for c in rank if c.kind == "number"]
     categories = [c.name for c in rank if c.kind == "category"]
-    found: list[Step] = [Step(kind=m.kind, columns=list(m.columns)) for m in measured_candidates(profile)]
+    found: list[Step] = [m.step() for m in measured_candidates(profile)]
     found += [
         Step(kind="date_difference", columns=[a, b]) for i, a in enumerate(dates) for b in dates[i + 1 :]
     ]
@@ -298,21 +302,21 @@ def measured_candidates(profile: DataProfile) -> list[MeasuredStep]:
     return sorted(runnable, key=lambda m: -m.added)
 
 
-def example_steps(profile: DataProfile, tried: Sequence[str] = (), limit: int = 3) -> list[Step]:
-    """The steps of the idea prompt's example: the measured candidates that tell the label most beyond
+def example_steps(profile: DataProfile, tried: Sequence[str] = (), limit: int = 3) -> list[MeasuredStep]:
+    """The measured steps of the idea prompt's example: the candidates that tell the label most beyond
     their columns, less those a tried idea's title names (a feature idea's title says its steps,
     `steps_title`), so a later request's example moves on to the next ones. A fixed example from another
     table misled the 0.5B model: on a table with a price_per_seat column it wrote ratios of "price", the
     example's column, and left out the sessions per seat the profile measured first."""
     told = " ".join(tried)
-    fresh = [Step(kind=m.kind, columns=list(m.columns)) for m in measured_candidates(profile) if m.added > 0]
-    return [step for step in fresh if step.short() not in told][:limit]
+    fresh = [m for m in measured_candidates(profile) if m.added > 0]
+    return [m for m in fresh if m.step().short() not in told][:limit]
 
 
 def measured_lines(profile: DataProfile) -> list[str]:
     """The measured derived features in words, for the report beside the profile."""
     return [
-        f"derived {Step(kind=m.kind, columns=list(m.columns)).described()}: mutual information "
+        f"derived {m.step().described()}: mutual information "
         f"{m.association:.3f} (its columns alone at most {m.columns_alone:.3f})"
         for m in measured_candidates(profile)
     ]

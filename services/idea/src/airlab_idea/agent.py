@@ -277,10 +277,10 @@ def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families
     """The prompt's example of a feature idea, composed of this table's most telling measured steps not
     yet tried (`techniques.example_steps`), as the reply writes it; "" when fewer than two are left (the
     prompt's fixed example stands in)."""
-    steps = techniques.example_steps(profile, tried)
-    if len(steps) < MIN_FEATURE_STEPS:
+    measured = techniques.example_steps(profile, tried)
+    if len(measured) < MIN_FEATURE_STEPS:
         return ""
-    first = next(m for m in profile.candidates if (m.kind, m.columns) == (steps[0].kind, steps[0].columns))
+    steps, first = [m.step() for m in measured], measured[0]
     return json.dumps({
         "title": techniques.steps_title(steps),
         "change": "add the " + ", the ".join(step.described() for step in steps),

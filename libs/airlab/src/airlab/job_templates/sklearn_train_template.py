@@ -83,6 +83,11 @@ LOADERS = {
 }
 
 
+def _days(counts) -> np.ndarray:
+    """Whole numbers of days as timedeltas, to add to or take from an array of dates."""
+    return np.array([dt.timedelta(days=int(d)) for d in counts])
+
+
 def loans() -> tuple[list[dict[str, str]], str]:
     """A loan book where the signal is in what the columns mean, the same 2000 rows every time: whether a
     loan defaulted follows the debt-to-income ratio (more so in the first year of a job), the days employed
@@ -96,9 +101,9 @@ def loans() -> tuple[list[dict[str, str]], str]:
     region = rng.choice(regions, size=n)
     income = np.exp(np.log(48000) + np.array([level[r] for r in region]) + rng.normal(0, 0.35, n))
     debt = income * np.exp(rng.normal(np.log(0.35), 0.5, n))
-    applied = dt.date(2004, 1, 1) + np.array([dt.timedelta(days=int(d)) for d in rng.randint(0, 7000, n)])
+    applied = dt.date(2004, 1, 1) + _days(rng.randint(0, 7000, n))
     tenure_days = rng.gamma(1.5, 500, n).astype(int) + 30
-    started = applied - np.array([dt.timedelta(days=int(d)) for d in tenure_days])
+    started = applied - _days(tenure_days)
     age = rng.randint(21, 70, n)
     region_income = {r: float(np.median(income[region == r])) for r in regions}
     relative = np.log(income / np.array([region_income[r] for r in region]))
@@ -146,10 +151,10 @@ def subscriptions() -> tuple[list[dict[str, str]], str]:
     seats = np.maximum(1, np.round(np.exp(rng.normal(np.log(12), 1.2, n) + plan_level))).astype(int)
     price = np.exp(np.log(40) + plan_level + rng.normal(0, 0.35, n))
     sessions = rng.poisson(seats * np.exp(rng.normal(np.log(6), 0.6, n)))
-    exported = dt.date(2021, 1, 1) + np.array([dt.timedelta(days=int(d)) for d in rng.randint(0, 1400, n)])
+    exported = dt.date(2021, 1, 1) + _days(rng.randint(0, 1400, n))
     idle_days = rng.gamma(1.2, 18, n).astype(int)
-    last_login = exported - np.array([dt.timedelta(days=int(d)) for d in idle_days])
-    signed_up = exported - np.array([dt.timedelta(days=int(d)) for d in rng.randint(60, 3000, n)])
+    last_login = exported - _days(idle_days)
+    signed_up = exported - _days(rng.randint(60, 3000, n))
     industry = rng.choice(["retail", "health", "finance", "education", "media", "logistics", "public"], n)
     plan_price = {p: float(np.median(price[plan == p])) for p in plans}
     relative = np.log(price / np.array([plan_price[p] for p in plan]))

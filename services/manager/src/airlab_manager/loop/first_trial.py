@@ -11,10 +11,10 @@ def point(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param]:
     """The first trial's parameters: a feature idea's warm start when asked for and its family has run,
     otherwise the middle of each range (a portfolio network's epochs at the top)."""
     start = warm_start(step, idea)
-    return start if start is not None else first_point(step, idea)
+    return start if start is not None else default_point(step, idea)
 
 
-def first_point(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param]:
+def default_point(step: Step, idea: loop_pb2.LoopIdea) -> dict[str, experiments.Param]:
     """An idea's first search trial: the middle of each range, but a portfolio network's epochs at the top
     of their range (`Strategy.full_epochs_first`), said in its notes. Only the portfolio's: its ranges are
     the lab's own, bounded so that a full run stays short; an LLM idea's epochs may reach far."""
