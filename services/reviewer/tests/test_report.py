@@ -206,6 +206,51 @@ def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_an
     assert summary["column_notes"] == notes
 
 
+def test_a_better_mean_that_missed_significance_is_said_beside_the_significant_claim(tmp_path):
+    """A steady small gain is the claim; an idea with a better mean but a seed far below is not, and the
+    verdict says its mean and adjusted p too (a goal for the best the budget buys may want it)."""
+    store = LocalArtifactStore(tmp_path)
+    store.put("code/baseline/train.py", template_source("sklearn_train_template.py").encode())
+    targets = [0, 1] * 200
+    flipped = [1 - t for t in targets]
+    loop = loop_pb2.ResearchLoop(schema=2, baseline_code="code/baseline/", stop_reason="budget spent")
+    runs = {"steady": (0.90, 0.89, 0.90), "spiky": (0.99, 0.99, 0.75)}
+    for seed in (0, 1, 2):
+        result(store, f"xb{seed}", seed, 0.80, targets, targets[:320] + flipped[320:])
+        loop.baseline.experiments[seed] = f"xb{seed}"
+    for n, (title, scores) in enumerate(runs.items()):
+        idea_id = "i" + str(n) * 26
+        store.put(f"code/{title}/train.py", template_source("sklearn_train_template.py").encode())
+        for seed, score in enumerate(scores):
+            hits = round(score * len(targets))
+            result(store, f"x{title}{seed}", seed, score, targets, targets[:hits] + flipped[hits:])
+            loop.experiments.add(id=f"x{title}{seed}", kind=loop_pb2.EXPERIMENT_KIND_EVALUATION,
+                                 name=idea_id, seed=seed, state=loop_pb2.EXPERIMENT_STATE_FINISHED,
+                                 test=score)  # fmt: skip
+        loop.ideas.add(
+            idea=idea_pb2.Idea(id=idea_id, title=title),
+            status=loop_pb2.IDEA_STATUS_EVALUATED,
+            origin=loop_pb2.IDEA_ORIGIN_LLM,
+            code_ref=f"code/{title}/",
+            review=manager_pb2.IdeaReview(approved=True),
+            evaluations={seed: f"x{title}{seed}" for seed in (0, 1, 2)},
+        )
+    plan = research_pb2.Plan(
+        dataset="digits", metric="accuracy", direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+        seeds=[0, 1, 2], budget=research_pb2.Budget(max_experiments=16),
+    )  # fmt: skip
+    research = research_pb2.Research(id=RID, goal="get the best accuracy you can", plan=plan)
+    _, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    steady, spiky = (idea["evaluation"] for idea in summary["ideas"])
+    assert steady["significant"] and not spiky["significant"] and spiky["gain"] > steady["gain"]
+    assert summary["verdict"].startswith("'steady' beat the baseline significantly: 0.8967")
+    assert summary["verdict"].endswith(
+        f"; the best mean, 'spiky' 0.9100 ± {spiky['std']:.4f}, is not significant (adjusted p = "
+        f"{spiky['adjusted_p']:.4f})"
+    )
+    assert summary["best_idea_id"] == "i" + "0" * 26
+
+
 def test_an_evaluation_run_that_did_not_finish_is_left_out_of_the_comparison_not_fatal(tmp_path):
     """Found by the soak: a runner died twice under an evaluation run, which failed with no result. The
     loop judged the idea on its finished runs; the report does the same instead of failing to be written."""

@@ -254,6 +254,20 @@ class Reviewer:
                 f"no significant gain over the baseline ({metric} {fmt(baseline['mean'])} "
                 f"± {fmt(baseline['std'])})"
             )
+        # The best mean is said too when it is not the claim's: a goal for the best the budget can buy
+        # may prefer it, knowing it missed significance (the claim stays the significant one's).
+        bar = best["evaluation"]["gain"] if best is not None else float("inf")
+        ahead = max(
+            (i for i in evaluated if i["evaluation"]["gain"] > bar),
+            key=lambda i: i["evaluation"]["gain"],
+            default=None,
+        )
+        if ahead is not None:
+            e = ahead["evaluation"]
+            verdict += (
+                f"; the best mean, '{ahead['title']}' {fmt(e['mean'])} ± {fmt(e['std'])}, is not "
+                f"significant (adjusted p = {e['adjusted_p']:.4f})"
+            )
         if chance is not None and not chance["baseline_beats_chance"]:
             verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
         plots = report_plots(self.runs, research_id, loop, metric, maximize, baseline, evaluated)
