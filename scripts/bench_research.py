@@ -13,10 +13,12 @@ Goals (--goals, comma-separated):
   - loans: a table whose signal is in what its columns mean (debt to income, days employed from two
     dates, income against the region's): model search on the raw columns plateaus below features a
     person (or the idea agent) writes. Its "expert" row is TPE over the same families with the features
-    the generator knows to matter: the attainable ceiling;
+    the generator knows to matter: the attainable ceiling. Its "measured" row is TPE over the same
+    families with the three derived features the lab's data profile measures most telling beyond their
+    columns (the idea prompt's example): what the measurement alone gives, with no LLM and no loop;
   - subscriptions: the same kind of table for a software subscription (sessions per seat, days since the
     last login at export, a price against its plan's usual, words in the last support ticket), with its
-    expert row.
+    expert and measured rows.
 Each goal runs `--repeats` times; repeat r uses seeds (3r, 3r+1, 3r+2) for every method, so the held-out
 split and the evaluation seeds differ between repeats and agree between methods.
 
@@ -144,6 +146,25 @@ def expert_source(goal: Goal) -> str:
         for s in goal.expert_steps
     ]
     return techniques.with_features(template_source(domain.TEMPLATE_FILES["sklearn"]), steps)
+
+
+def measured_source(goal: Goal, seeds: list[int], csv_path: Path, script: Path) -> tuple[str, list[str]]:
+    """The sklearn template with the steps the lab's data profile measures most telling beyond their
+    columns compiled in (the idea prompt's example, `techniques.example_steps`), and those steps in words:
+    what the profile alone gives, no LLM. Profiled as the lab's baseline's first run profiles, on the same
+    split; that run is not counted in the budget (the lab's profiles within its baseline's run)."""
+    config = job_base(goal, seeds, csv_path) | {
+        "model": goal.baseline_model, "params": {}, "seed": seeds[0], "profile": True,
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        env = {**os.environ, "JOB_CONFIG": json.dumps(config)}
+        subprocess.run([sys.executable, str(script)], cwd=work, env=env, check=True, capture_output=True)
+        found = json.loads((Path(work) / "result.json").read_text())["profile"]
+    steps = [m.step() for m in techniques.example_steps(techniques.DataProfile.model_validate(found))]
+    source = techniques.with_features(
+        template_source(domain.TEMPLATE_FILES["sklearn"]), [step.to_proto() for step in steps]
+    )
+    return source, [step.described() for step in steps]
 
 
 def write_mixed_csv(path: Path, rows: int = 1200) -> None:
@@ -461,8 +482,18 @@ def main() -> None:
                 }
                 if goal.expert_steps and plain:
                     samplers["expert"] = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
-                for method in plain + (["expert"] if goal.expert_steps and plain else []):
-                    script = scripts[f"expert-{name}"] if method == "expert" else scripts[goal.template]
+                    samplers["measured"] = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
+                    # The measured row's features depend on the repeat's split: profiled for each.
+                    source, described = measured_source(goal, seeds, csv_path, scripts[goal.template])
+                    scripts["measured"] = Path(scratch) / f"train_measured_{name}_{repeat}.py"
+                    scripts["measured"].write_text(source)
+                    print(f"{name} r{repeat} measured: {'; '.join(described)}", flush=True)
+                for method in plain + (["expert", "measured"] if goal.expert_steps and plain else []):
+                    script = (
+                        scripts[f"expert-{name}" if method == "expert" else method]
+                        if method in ("expert", "measured")
+                        else scripts[goal.template]
+                    )
                     result = plain_search(
                         goal, seeds, args.budget, samplers[method], script, csv_path, scripts[goal.template]
                     )
@@ -481,7 +512,7 @@ def main() -> None:
     print("-" * len(header))
     for name in args.goals.split(","):
         tpe_gains = [r["gain"] for r in rows.get((name, "tpe"), [])] or [float("nan")] * args.repeats
-        expert = [] if not GOALS[name].expert_steps or not plain else ["expert"]
+        expert = [] if not GOALS[name].expert_steps or not plain else ["expert", "measured"]
         for method in [f"lab:{v}" for v in variants] + plain + expert:
             results = rows[(name, method)]
             closed = [
@@ -521,6 +552,12 @@ def main() -> None:
                 ]
                 line += f"; share of the expert's gain (median): {statistics.median(shares):.2f}"
             print(line)
+        if expert_gains:
+            shares = [
+                r["gain"] / e if e > 0 else float("nan")
+                for r, e in zip(rows[(name, "measured")], expert_gains, strict=True)
+            ]
+            print(f"{name} measured: share of the expert's gain (median): {statistics.median(shares):.2f}")
 
 
 if __name__ == "__main__":
