@@ -264,9 +264,10 @@ class Reviewer:
         )
         if ahead is not None:
             e = ahead["evaluation"]
+            adjusted = f" (adjusted p = {e['adjusted_p']:.4f})" if "adjusted_p" in e else ""
             verdict += (
-                f"; the best mean, '{ahead['title']}' {fmt(e['mean'])} ± {fmt(e['std'])}, is not "
-                f"significant (adjusted p = {e['adjusted_p']:.4f})"
+                f"; the best mean, '{ahead['title']}' {fmt(e['mean'])} ± {fmt(e['std'])}, is not significant"
+                + adjusted
             )
         if chance is not None and not chance["baseline_beats_chance"]:
             verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
