@@ -290,6 +290,39 @@ async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not
     assert "columns price, area, built_on" in server.requests[2]["messages"][0]["content"]
 
 
+def test_without_the_llm_the_profiles_measured_steps_make_one_feature_idea(fake_llm):
+    """research.strategy.profile_ideas: the prompt's example as the idea itself, no LLM call; nothing for
+    a table with fewer than two measured steps left, or a built-in array's columns."""
+    server, client = fake_llm
+    research = planned_research()
+    research.plan.dataset, research.plan.metric = "loans", "roc_auc"
+    measured = [
+        {"kind": "ratio", "columns": ["debt", "income"], "association": 0.11, "columns_alone": 0.014},
+        {"kind": "group_mean", "columns": ["debt", "region"], "association": 0.03, "columns_alone": 0.014},
+        {"kind": "group_mean", "columns": ["income", "region"], "association": 0.02, "columns_alone": 0.001},
+    ]
+    profile = type(loans_profile()).model_validate({**loans_profile().model_dump(), "candidates": measured})
+    (idea,) = IdeaAgent(client).measured(research, ids_from="e1", profile=profile)
+    assert not server.requests
+    assert idea.family == "hist_gradient_boosting" and idea.id.startswith("i")
+    assert [(s.technique, list(s.columns)) for s in idea.steps] == [
+        (idea_pb2.TECHNIQUE_RATIO, ["debt", "income"]),
+        (idea_pb2.TECHNIQUE_GROUP_MEAN, ["income", "region"]),  # it tells more beyond its columns
+        (idea_pb2.TECHNIQUE_GROUP_MEAN, ["debt", "region"]),
+    ]
+    assert idea.title == techniques.steps_title([techniques.Step.from_proto(s) for s in idea.steps])
+    assert idea.rationale.startswith("the steps the data profile measured most telling, no LLM: the profile")
+    assert "the model's" not in idea.rationale
+    assert {"learning_rate", "max_iter"} <= set(idea.search_space)
+    # The same request again (a redelivery) proposes under the same id.
+    (again,) = IdeaAgent(client).measured(research, ids_from="e1", profile=profile)
+    assert again.id == idea.id
+    # Tried already: fewer than two left, no idea; nor for columns whose names mean nothing.
+    assert not IdeaAgent(client).measured(research, [idea.title], profile=profile)
+    assert not IdeaAgent(client).measured(research, profile=profile.model_copy(update={"named": False}))
+    assert not IdeaAgent(client).measured(research, profile=None)
+
+
 async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_form(fake_llm):
     server, client = fake_llm
     profile = loans_profile().model_copy(update={"named": False})

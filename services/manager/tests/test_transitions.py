@@ -597,6 +597,46 @@ def test_without_llm_ideas_the_portfolio_then_more_search_on_its_best_spend_the_
     assert lab.state.stop_reason == "experiment budget spent: 28 of 30 used" and lab.state.exploits == 4
 
 
+def test_profile_only_asks_the_idea_agent_once_without_the_llm_and_its_idea_runs_as_an_llm_feature_idea():
+    """The profile-only preset: the first round's ideas come from the data profile's measured steps (the
+    request says so), credited to the profile, raced and built on as the LLM's; no later round."""
+    lab = Loop(budget=30, portfolio_share=0.5, llm_ideas=False, improve=False, profile_ideas=True,
+               stop_when_goal_met=False)  # fmt: skip
+    events = lab.through_baseline()
+    (request,) = [e.idea_requested for e in events if e.type == "idea.requested"]
+    assert request.measured and request.round == 1
+    portfolio = list(lab.state.ideas)
+    for n, done in enumerate(portfolio):
+        lab.send("code.ready", events_pb2.CodeOutcome(name=done.idea.id, attempts=1, code_ref=f"p{n}/"))
+        events = evaluate(lab, done.idea.id, gain=0.01 * (n + 1), significant=True)
+    # The portfolio ended before the idea came: its best searches on meanwhile, then the idea's turn.
+    assert lab.state.ideas_pending_round == 1 and lab.state.phase != loop_pb2.LOOP_PHASE_REPORTING
+    measured = idea(1, "Features debt/income, income vs region mean")
+    measured.steps.add(technique=idea_pb2.TECHNIQUE_RATIO, columns=["debt", "income"])
+    measured.family = "hist_gradient_boosting"
+    lab.send("idea.proposed", events_pb2.IdeaProposed(round=1, ideas=[measured]))
+    found = lab.state.ideas[-1]
+    assert found.idea.id == measured.id and found.origin == loop_pb2.IDEA_ORIGIN_PROFILE
+    assert found.status == loop_pb2.IDEA_STATUS_APPROVED and list(lab.state.queue) == [measured.id]
+    # Its turn comes once the best's step ended; its search is raced as an LLM idea's is (its first two
+    # trials, then more only when one is ahead of the best). Nothing asks for another round of ideas.
+    for _ in range(40):
+        pending = [x for x in lab.state.experiments if x.state == loop_pb2.EXPERIMENT_STATE_REQUESTED]
+        if found.status != loop_pb2.IDEA_STATUS_APPROVED or not pending:
+            break
+        events = lab.finish(pending[0].id, {"accuracy": 0.9, "val_accuracy": 0.5})
+        assert "idea.requested" not in lab.types(events)
+    found = lab.state.ideas[[i.idea.id for i in lab.state.ideas].index(measured.id)]
+    assert found.status == loop_pb2.IDEA_STATUS_CODING
+    events = lab.send("code.ready", events_pb2.CodeOutcome(name=measured.id, attempts=1, code_ref="m/"))
+    found = lab.state.ideas[[i.idea.id for i in lab.state.ideas].index(measured.id)]
+    assert found.trial_budget > 2 and len(found.trials) == 2
+    for trial in list(found.trials):  # both far behind the best: the rest of its trials go back
+        lab.finish(trial, {"accuracy": 0.1, "val_accuracy": 0.1})
+    found = lab.state.ideas[[i.idea.id for i in lab.state.ideas].index(measured.id)]
+    assert len(found.trials) == 2 and found.status == loop_pb2.IDEA_STATUS_NOT_BETTER
+
+
 def test_a_budget_goal_goes_on_after_a_significant_win_and_a_beat_goal_stops():
     for until, stops in (
         (research_pb2.STOP_RULE_BEAT_BASELINE, True),

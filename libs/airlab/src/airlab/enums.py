@@ -24,6 +24,7 @@ IDEA_ORIGIN_WORDS = {
     loop_pb2.IDEA_ORIGIN_PORTFOLIO: "portfolio",
     loop_pb2.IDEA_ORIGIN_EXPLOIT: "exploit (more search)",
     loop_pb2.IDEA_ORIGIN_IMPROVE: "improve (the LLM changed the best code)",
+    loop_pb2.IDEA_ORIGIN_PROFILE: "data profile (no LLM)",
 }
 CODE_WORDS = {
     loop_pb2.CODE_ORIGIN_TEMPLATE: "template",

@@ -81,6 +81,11 @@ class Strategy(BaseModel):
     # The idea agent is asked for ideas. False (with improve off: the llm-off preset): the portfolio and
     # more search on its best only, no LLM at all, to measure what the LLM's ideas add.
     llm_ideas: bool = True
+    # With llm_ideas off, the first round's ideas still come from the idea agent, without an LLM: one
+    # feature idea of the steps the data profile measured most telling (the idea prompt's example), run
+    # as an LLM's feature idea is (the profile-only preset): what the measurement alone gives in the lab,
+    # so that the full lab against it shows what the LLM's choice adds.
+    profile_ideas: bool = False
 
 
 # Each preset is the default with these knobs changed.
@@ -101,6 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "one-at-a-time": {"overlap_ideas": False},
     "epochs-middle": {"full_epochs_first": False},
     "llm-off": {"llm_ideas": False, "improve": False},
+    "profile-only": {"llm_ideas": False, "improve": False, "profile_ideas": True},
 }
 KNOBS = tuple(Strategy.model_fields)
 

@@ -204,9 +204,7 @@ class IdeaAgent:
         count = count or DEFAULT_IDEAS
         plan = research.plan
         families = families_for(plan)
-        # Feature ideas need columns whose names mean something: a table's, not a built-in array's.
-        named = profile is not None and profile.named and bool(profile.usable())
-        table = profile if named and plan.template != "pytorch" else None
+        table = table_of(plan, profile)
         family_names = [family.name for family in families]
         prompt = render(
             "idea/propose",
@@ -247,30 +245,78 @@ class IdeaAgent:
             budget=budget,
             show_schema=table is None,
         )
-        seen = {title_key(t) for t in tried}
-        ideas: list[idea_pb2.Idea] = []
-        for proposal in proposals.ideas:
-            if title_key(proposal.title) in seen:
-                continue
-            seen.add(title_key(proposal.title))
-            idea = idea_pb2.Idea(
-                id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),
-                research_id=research.id,
-                title=proposal.title,
-                change=proposal.change,
-                expected_effect=proposal.expected_effect,
-            )
-            idea.cites.extend(cited(proposal, related))
-            if table:
-                as_feature_idea(idea, proposal, table)
-            else:
-                idea.rationale = proposal.rationale
-                for name, r in proposal.search_space.items():
-                    idea.search_space[name].CopyFrom(
-                        idea_pb2.Range(low=r.low, high=r.high, log_scale=r.log_scale, integer=r.integer)
-                    )
-            ideas.append(idea)
-        return ideas[:count]
+        return _ideas_of(research, proposals.ideas, count, tried, ids_from, table, related)
+
+    def measured(
+        self,
+        research: research_pb2.Research,
+        tried: Sequence[str] = (),
+        *,
+        ids_from: str = "",
+        profile: techniques.DataProfile | None = None,
+    ) -> list[idea_pb2.Idea]:
+        """Without the LLM: one feature idea of the steps the profile measured most telling and not yet
+        tried, the idea prompt's example as it is written (`example_idea`); none for a table that affords
+        fewer than two such steps, or without a table's profile. What the measurement alone gives, to
+        set beside what the LLM composes from the same list (research.strategy.profile_ideas)."""
+        plan = research.plan
+        table = table_of(plan, profile)
+        family_names = [family.name for family in families_for(plan)]
+        example = example_idea(table, tried, family_names) if table else ""
+        if table is None or not example:
+            return []
+        schema = feature_proposals(table, family_names, 1, plan.task)
+        proposals: Any = schema.model_validate_json(f'{{"ideas": [{example}]}}')
+        ideas = _ideas_of(research, proposals.ideas, 1, tried, ids_from, table, ())
+        for idea in ideas:  # no model's words to keep beside the steps
+            idea.rationale = f"the steps the data profile measured most telling, no LLM: {idea.evidence}"
+        return ideas
+
+
+def table_of(
+    plan: research_pb2.Plan, profile: techniques.DataProfile | None
+) -> techniques.DataProfile | None:
+    """The profile when ideas on it are feature steps: a table's columns, whose names mean something (not a
+    built-in array's feature_0, feature_1, ...), for the scikit-learn template; else None."""
+    named = profile is not None and profile.named and bool(profile.usable())
+    return profile if named and plan.template != "pytorch" else None
+
+
+def _ideas_of(
+    research: research_pb2.Research,
+    proposals: Sequence[Any],
+    count: int,
+    tried: Sequence[str],
+    ids_from: str,
+    table: techniques.DataProfile | None,
+    related: Sequence[idea_pb2.Paper],
+) -> list[idea_pb2.Idea]:
+    """The ideas of validated proposals: those whose title repeats one tried or one before it in the batch
+    dropped; a feature proposal's steps checked on the table (`as_feature_idea`)."""
+    seen = {title_key(t) for t in tried}
+    ideas: list[idea_pb2.Idea] = []
+    for proposal in proposals:
+        if title_key(proposal.title) in seen:
+            continue
+        seen.add(title_key(proposal.title))
+        idea = idea_pb2.Idea(
+            id=derived_id("i", f"{ids_from}:{len(ideas)}") if ids_from else new_id("i"),
+            research_id=research.id,
+            title=proposal.title,
+            change=proposal.change,
+            expected_effect=proposal.expected_effect,
+        )
+        idea.cites.extend(cited(proposal, related))
+        if table:
+            as_feature_idea(idea, proposal, table)
+        else:
+            idea.rationale = proposal.rationale
+            for name, r in proposal.search_space.items():
+                idea.search_space[name].CopyFrom(
+                    idea_pb2.Range(low=r.low, high=r.high, log_scale=r.log_scale, integer=r.integer)
+                )
+        ideas.append(idea)
+    return ideas[:count]
 
 
 def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families: Sequence[str]) -> str:

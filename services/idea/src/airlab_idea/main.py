@@ -100,6 +100,12 @@ def setup(context: ServiceContext) -> None:
                 round=request.round, error="the request carries no research (sent by an older manager)"
             )
         profile = await load_profile(artifacts, event.research_id, request.profile_experiment)
+        if request.measured:  # no LLM and no literature: the profile's measured steps alone
+            ideas = agent.measured(request.research, request.tried, ids_from=event.id, profile=profile)
+            error = (
+                "" if ideas else "no feature idea from the data profile (no table, or fewer than two steps)"
+            )
+            return "idea.proposed", events_pb2.IdeaProposed(round=request.round, ideas=ideas, error=error)
         # Literature is advice: its search says what happened and never fails the round.
         papers, status = await related_work.of(request.research)
         answer = events_pb2.IdeaProposed(round=request.round, related_work=papers, related_work_status=status)

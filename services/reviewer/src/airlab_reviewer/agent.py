@@ -37,6 +37,7 @@ from airlab_reviewer.views import (
     plan_view,
     related_work_view,
     sentences,
+    verdict_words,
 )
 
 _templates = jinja2.Environment(
@@ -226,51 +227,7 @@ class Reviewer:
                 not_worked.append(row)
         evaluated = [i for i in ideas if i["evaluation"]]
         best = max(worked, key=lambda i: i["evaluation"]["gain"], default=None)
-        suggested = max(
-            (i for i in evaluated if i["evaluation"]["suggestive"]),
-            key=lambda i: i["evaluation"]["gain"],
-            default=None,
-        )
-        if best is not None:
-            e = best["evaluation"]
-            verdict = (
-                f"'{best['title']}' beat the baseline significantly: {fmt(e['mean'])} ± {fmt(e['std'])} "
-                f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
-                f"{e['adjusted_p']:.4f} below {e['level']:g}, Holm over {e['family_size']} planned "
-                "comparisons)"
-            )
-        elif baseline is None:
-            verdict = "no result: the baseline did not run"
-        elif suggested is not None:
-            e = suggested["evaluation"]
-            verdict = (
-                f"suggestive, not significant: '{suggested['title']}' {fmt(e['mean'])} ± {fmt(e['std'])} "
-                f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
-                f"{e['adjusted_p']:.4f}, under 0.05 but not under {e['level']:g}, and no budget was left "
-                "for more seeds)"
-            )
-        else:
-            verdict = (
-                f"no significant gain over the baseline ({metric} {fmt(baseline['mean'])} "
-                f"± {fmt(baseline['std'])})"
-            )
-        # The best mean is said too when it is not the claim's: a goal for the best the budget can buy
-        # may prefer it, knowing it missed significance (the claim stays the significant one's).
-        bar = best["evaluation"]["gain"] if best is not None else float("inf")
-        ahead = max(
-            (i for i in evaluated if i["evaluation"]["gain"] > bar),
-            key=lambda i: i["evaluation"]["gain"],
-            default=None,
-        )
-        if ahead is not None:
-            e = ahead["evaluation"]
-            adjusted = f" (adjusted p = {e['adjusted_p']:.4f})" if "adjusted_p" in e else ""
-            verdict += (
-                f"; the best mean, '{ahead['title']}' {fmt(e['mean'])} ± {fmt(e['std'])}, is not significant"
-                + adjusted
-            )
-        if chance is not None and not chance["baseline_beats_chance"]:
-            verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
+        verdict = verdict_words(best, evaluated, baseline, chance, metric)
         plots = report_plots(self.runs, research_id, loop, metric, maximize, baseline, evaluated)
         devices = self.runs.devices(research_id, sorted(finished))
         # The best code whatever the verdict: the significant winner, else the evaluated idea with the

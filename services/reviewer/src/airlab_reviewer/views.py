@@ -134,3 +134,60 @@ def idea_row(
         "cites": list(idea.idea.cites),
         "literature": idea.review.literature,
     }
+
+
+def verdict_words(
+    best: dict[str, Any] | None,
+    evaluated: list[dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    chance: dict[str, Any] | None,
+    metric: str,
+) -> str:
+    """The research's outcome in one sentence: the significant `best` idea's claim, else a suggestive
+    one's, else none; the best mean too where it is not the claim's, and a baseline below chance."""
+    suggested = max(
+        (i for i in evaluated if i["evaluation"]["suggestive"]),
+        key=lambda i: i["evaluation"]["gain"],
+        default=None,
+    )
+    if best is not None:
+        e = best["evaluation"]
+        verdict = (
+            f"'{best['title']}' beat the baseline significantly: {fmt(e['mean'])} ± {fmt(e['std'])} "
+            f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
+            f"{e['adjusted_p']:.4f} below {e['level']:g}, Holm over {e['family_size']} planned "
+            "comparisons)"
+        )
+    elif baseline is None:
+        verdict = "no result: the baseline did not run"
+    elif suggested is not None:
+        e = suggested["evaluation"]
+        verdict = (
+            f"suggestive, not significant: '{suggested['title']}' {fmt(e['mean'])} ± {fmt(e['std'])} "
+            f"against {fmt(e['baseline_mean'])} ± {fmt(e['baseline_std'])} ({metric}; adjusted p = "
+            f"{e['adjusted_p']:.4f}, under 0.05 but not under {e['level']:g}, and no budget was left "
+            "for more seeds)"
+        )
+    else:
+        verdict = (
+            f"no significant gain over the baseline ({metric} {fmt(baseline['mean'])} "
+            f"± {fmt(baseline['std'])})"
+        )
+    # The best mean is said too when it is not the claim's: a goal for the best the budget can buy
+    # may prefer it, knowing it missed significance (the claim stays the significant one's).
+    bar = best["evaluation"]["gain"] if best is not None else float("inf")
+    ahead = max(
+        (i for i in evaluated if i["evaluation"]["gain"] > bar),
+        key=lambda i: i["evaluation"]["gain"],
+        default=None,
+    )
+    if ahead is not None:
+        e = ahead["evaluation"]
+        adjusted = f" (adjusted p = {e['adjusted_p']:.4f})" if "adjusted_p" in e else ""
+        verdict += (
+            f"; the best mean, '{ahead['title']}' {fmt(e['mean'])} ± {fmt(e['std'])}, is not significant"
+            + adjusted
+        )
+    if chance is not None and not chance["baseline_beats_chance"]:
+        verdict += f"; the baseline does not beat chance ({chance['model']}: {fmt(chance['mean'])})"
+    return verdict

@@ -170,7 +170,7 @@ class ResearchEnded(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., report_markdown_key: _Optional[str] = ..., report_html_key: _Optional[str] = ..., best: _Optional[_Union[_loop_pb2.BestIdea, _Mapping]] = ..., baseline: _Optional[_Union[_loop_pb2.BaselineResult, _Mapping]] = ...) -> None: ...
 
 class IdeaRequested(_message.Message):
-    __slots__ = ("round", "count", "tried", "results", "recalled", "profile_experiment", "research")
+    __slots__ = ("round", "count", "tried", "results", "recalled", "profile_experiment", "research", "measured")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     TRIED_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +178,7 @@ class IdeaRequested(_message.Message):
     RECALLED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     RESEARCH_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_FIELD_NUMBER: _ClassVar[int]
     round: int
     count: int
     tried: _containers.RepeatedScalarFieldContainer[str]
@@ -185,7 +186,8 @@ class IdeaRequested(_message.Message):
     recalled: _containers.RepeatedScalarFieldContainer[str]
     profile_experiment: str
     research: _research_pb2.Research
-    def __init__(self, round: _Optional[int] = ..., count: _Optional[int] = ..., tried: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[str]] = ..., recalled: _Optional[_Iterable[str]] = ..., profile_experiment: _Optional[str] = ..., research: _Optional[_Union[_research_pb2.Research, _Mapping]] = ...) -> None: ...
+    measured: bool
+    def __init__(self, round: _Optional[int] = ..., count: _Optional[int] = ..., tried: _Optional[_Iterable[str]] = ..., results: _Optional[_Iterable[str]] = ..., recalled: _Optional[_Iterable[str]] = ..., profile_experiment: _Optional[str] = ..., research: _Optional[_Union[_research_pb2.Research, _Mapping]] = ..., measured: _Optional[bool] = ...) -> None: ...
 
 class IdeaProposed(_message.Message):
     __slots__ = ("round", "ideas", "error", "related_work", "related_work_status")

@@ -44,6 +44,7 @@ class IdeaOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IDEA_ORIGIN_PORTFOLIO: _ClassVar[IdeaOrigin]
     IDEA_ORIGIN_EXPLOIT: _ClassVar[IdeaOrigin]
     IDEA_ORIGIN_IMPROVE: _ClassVar[IdeaOrigin]
+    IDEA_ORIGIN_PROFILE: _ClassVar[IdeaOrigin]
 
 class CodeOrigin(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -95,6 +96,7 @@ IDEA_ORIGIN_LLM: IdeaOrigin
 IDEA_ORIGIN_PORTFOLIO: IdeaOrigin
 IDEA_ORIGIN_EXPLOIT: IdeaOrigin
 IDEA_ORIGIN_IMPROVE: IdeaOrigin
+IDEA_ORIGIN_PROFILE: IdeaOrigin
 CODE_ORIGIN_UNSPECIFIED: CodeOrigin
 CODE_ORIGIN_TEMPLATE: CodeOrigin
 CODE_ORIGIN_LLM: CodeOrigin

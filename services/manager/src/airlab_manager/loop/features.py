@@ -11,7 +11,7 @@ from __future__ import annotations
 from airlab import techniques
 from airlab.v1 import idea_pb2, loop_pb2
 from airlab_manager.loop.lineage import target
-from airlab_manager.loop.step import find_idea
+from airlab_manager.loop.step import PROPOSED, find_idea
 
 # Steps of a built idea at most: the best's and the idea's own (each at most techniques.MAX_STEPS).
 MAX_BUILT_STEPS = 2 * techniques.MAX_STEPS
@@ -43,7 +43,7 @@ def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.
     """The best idea an LLM feature idea builds on at its turn; None when it builds on nothing: not a
     feature idea, built once already, the best has no steps (a portfolio model), or the idea adds no step
     of its own to them."""
-    if not idea.idea.steps or idea.built_on or idea.origin != loop_pb2.IDEA_ORIGIN_LLM:
+    if not idea.idea.steps or idea.built_on or idea.origin not in PROPOSED:
         return None
     found = best_steps(loop)
     if found is None or found[0].idea.id == idea.idea.id:
@@ -58,7 +58,7 @@ def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.
 def may_build_on(queued: loop_pb2.LoopIdea, going: loop_pb2.LoopIdea) -> bool:
     """Whether a queued feature idea of the LLM may build on an idea under way: that one has features of
     its own and may become the best, so the queued idea's steps are known only once it is reviewed."""
-    return bool(queued.idea.steps) and queued.origin == loop_pb2.IDEA_ORIGIN_LLM and bool(going.idea.steps)
+    return bool(queued.idea.steps) and queued.origin in PROPOSED and bool(going.idea.steps)
 
 
 def _added(idea: loop_pb2.LoopIdea, base: list[techniques.Step]) -> list[techniques.Step]:

@@ -54,7 +54,8 @@ def proposed(step: Step, body: events_pb2.IdeaProposed) -> bool:
     for idea in body.ideas:
         verdict = review(step.plan, loop, idea, step.context.novelty.get(idea.id, Novelty()))
         status = loop_pb2.IDEA_STATUS_APPROVED if verdict.approved else loop_pb2.IDEA_STATUS_REJECTED
-        origin = loop_pb2.IDEA_ORIGIN_LLM
+        # Asked for without the LLM (research.strategy.profile_ideas): the profile's measured steps.
+        origin = loop_pb2.IDEA_ORIGIN_LLM if step.strategy.llm_ideas else loop_pb2.IDEA_ORIGIN_PROFILE
         # A feature idea's code is compiled from its steps and family (the coder's catalog path).
         family = idea.family if idea.steps else ""
         loop.ideas.append(

@@ -20,7 +20,7 @@ from airlab_manager.loop import (
     report,
     runs,
 )
-from airlab_manager.loop.step import Step, find_idea, summary_of
+from airlab_manager.loop.step import PROPOSED, Step, find_idea, summary_of
 
 
 def decide(step: Step) -> tuple[manager_pb2.DecisionKind, str]:
@@ -100,10 +100,8 @@ def best_ideas_share(step: Step) -> bool:
     queued = [idea for q in loop.queue if (idea := find_idea(loop, q)) is not None]
     if any(idea.idea.steps for idea in queued):
         return False
-    first_ideas_to_come = loop.ideas_pending_round or any(
-        idea.origin == loop_pb2.IDEA_ORIGIN_LLM for idea in queued
-    )
-    if first_ideas_to_come and not any(i.origin == loop_pb2.IDEA_ORIGIN_LLM and i.trials for i in loop.ideas):
+    first_ideas_to_come = loop.ideas_pending_round or any(idea.origin in PROPOSED for idea in queued)
+    if first_ideas_to_come and not any(i.origin in PROPOSED and i.trials for i in loop.ideas):
         return False
     return budget.search_left(step.plan, loop, queued=False) <= step.strategy.trials_per_idea
 
@@ -115,8 +113,14 @@ def _go_on(step: Step) -> None:
     loop, research = step.loop, step.research
     llm_ideas = step.strategy.llm_ideas
     # The idea agent works on the round's ideas while the portfolio's trials run (the portfolio starts
-    # first, whether LLM ideas are on or not).
-    if not loop.queue and loop.round == 0 and portfolio.start(step) and llm_ideas:
+    # first, whether LLM ideas are on or not); without the LLM, the profile's measured steps may still
+    # come from it in this first round (research.strategy.profile_ideas).
+    if (
+        not loop.queue
+        and loop.round == 0
+        and portfolio.start(step)
+        and (llm_ideas or step.strategy.profile_ideas)
+    ):
         _request_ideas(step)
     # Exploit and improve steps take turns on the best idea.
     turns = (
@@ -151,6 +155,10 @@ def _go_on(step: Step) -> None:
     if stale and any(start(step) for start in turns):
         return
     if not llm_ideas:
+        if loop.ideas_pending_round:  # the profile's idea is on its way
+            loop.phase = loop_pb2.LOOP_PHASE_IDEAS
+            research.state_reason = "waiting for the idea agent's feature idea from the data profile"
+            return
         report.stop(step, "nothing left to search without the LLM's ideas (research.strategy.llm_ideas off)")
         return
     if not loop.ideas_pending_round:
@@ -246,5 +254,6 @@ def _request_ideas(step: Step) -> None:
             recalled=step.context.recalled,
             profile_experiment=profiling_run(step.plan, loop),
             research=step.research,
+            measured=not step.strategy.llm_ideas,
         ),
     )

@@ -14,6 +14,7 @@ from airlab_manager.loop import budget, early_stopping, evaluation, first_trial,
 from airlab_manager.loop.step import (
     FAILED,
     FINISHED,
+    PROPOSED,
     REQUESTED,
     Step,
     all_done,
@@ -30,7 +31,7 @@ FAILED_TRIALS_TO_GIVE_UP = 2
 # A raced idea's first trials: once they ended, it searches on only if one of them is ahead of the best
 # idea's point on validation (successive halving with one rung).
 RACE_RUNG = 2
-RACED = (loop_pb2.IDEA_ORIGIN_LLM, loop_pb2.IDEA_ORIGIN_IMPROVE)
+RACED = (*PROPOSED, loop_pb2.IDEA_ORIGIN_IMPROVE)
 
 
 def fill_trials(step: Step, idea: loop_pb2.LoopIdea) -> None:

@@ -30,6 +30,9 @@ RunState = loop_pb2.ExperimentState
 REQUESTED = loop_pb2.EXPERIMENT_STATE_REQUESTED
 FINISHED = loop_pb2.EXPERIMENT_STATE_FINISHED
 FAILED = loop_pb2.EXPERIMENT_STATE_FAILED
+# Ideas of the idea agent: the LLM's, or in the profile-only preset the data profile's measured steps,
+# searched, raced and built on alike (so the two presets differ only in who chose the steps).
+PROPOSED = (loop_pb2.IDEA_ORIGIN_LLM, loop_pb2.IDEA_ORIGIN_PROFILE)
 
 
 @dataclass(frozen=True)
