@@ -323,6 +323,37 @@ def test_without_the_llm_the_profiles_measured_steps_make_one_feature_idea(fake_
     assert not IdeaAgent(client).measured(research, profile=None)
 
 
+def test_the_profiles_idea_on_long_column_names_keeps_its_steps_title_in_full(fake_llm):
+    """Found by bench-research's profile-only runs on subscriptions: three steps' title ran past the reply's
+    80 characters, and the example failed the schema it illustrates (the prompt showed it to the LLM)."""
+    _, client = fake_llm
+    research = planned_research()
+    columns = [
+        {"name": "sessions_last_30_days", "kind": "number", "distinct": 900},
+        {"name": "seats_purchased", "kind": "number", "distinct": 300},
+        {"name": "price_per_seat_in_dollars", "kind": "number", "distinct": 800},
+        {"name": "customer_industry", "kind": "category", "distinct": 7},
+    ]
+    measured = [
+        {"kind": "ratio", "columns": ["sessions_last_30_days", "seats_purchased"], "association": 0.17},
+        {
+            "kind": "ratio",
+            "columns": ["sessions_last_30_days", "price_per_seat_in_dollars"],
+            "association": 0.05,
+        },
+        {
+            "kind": "group_mean",
+            "columns": ["sessions_last_30_days", "customer_industry"],
+            "association": 0.04,
+        },
+    ]
+    profile = techniques.DataProfile(
+        rows=2000, columns=columns, label={"name": "churned"}, candidates=measured
+    )
+    (idea,) = IdeaAgent(client).measured(research, profile=profile)
+    assert len(idea.steps) == 3 and 80 < len(idea.title) <= 100  # the idea's title: its steps' own bound
+
+
 async def test_a_built_in_arrays_columns_mean_nothing_so_its_ideas_stay_free_form(fake_llm):
     server, client = fake_llm
     profile = loans_profile().model_copy(update={"named": False})

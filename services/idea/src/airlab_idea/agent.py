@@ -328,7 +328,8 @@ def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families
         return ""
     steps, first = [m.step() for m in measured], measured[0]
     return json.dumps({
-        "title": techniques.steps_title(steps),
+        # Within the reply's bound, as a reply must be (the idea's title is its steps' in full anyway).
+        "title": techniques.steps_title(steps, FEATURE_TITLE_CHARS),
         "change": "add the " + ", the ".join(step.described() for step in steps),
         "expected_effect": "a higher score: these features tell the label more than their columns alone",
         "evidence": f"the profile measured {first.association:.3f} for the {steps[0].described()} against "
