@@ -383,6 +383,13 @@ def lab_run(
         "llm_ran": len(ran),
         "llm_forms": forms,
         "llm_best": bool(best) and best["origin"] in by_llm,
+        # The LLM's feature ideas, and those that gave the prompt's example (the profile's steps) back as is.
+        "llm_feature_ideas": sum(1 for i in summary["ideas"] if i["origin"] == by_llm[0] and i["steps"]),
+        "llm_as_example": sum(
+            1
+            for i in summary["ideas"]
+            if i["origin"] == by_llm[0] and any("prompt's example as given" in n for n in i["notes"])
+        ),
         # Slot occupancy: the runs' seconds over the runner's slot-seconds while the budget lasted (from the
         # research's start to its last run's end); the LLM's idle share: the research's wall time its LLM
         # was not answering.
@@ -543,7 +550,9 @@ def main() -> None:
             occupancy = statistics.fmean(r["occupancy"] for r in results)
             line = (
                 f"{name} lab:{variant}: the LLM's idea was the best in {sum(r['llm_best'] for r in results)}"
-                f"/{len(results)}; its code tasks that ran: {ran}/{tasks}; slots busy {occupancy:.0%}"
+                f"/{len(results)}; its code tasks that ran: {ran}/{tasks}; slots busy {occupancy:.0%}; its "
+                f"feature ideas that were the prompt's example as given: "
+                f"{sum(r['llm_as_example'] for r in results)}/{sum(r['llm_feature_ideas'] for r in results)}"
             )
             if expert_gains:
                 shares = [

@@ -267,8 +267,12 @@ async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not
         {"kind": "ratio", "columns": ["debt", "income"]},
         {"kind": "group_mean", "columns": ["income", "region"]},
     ]
-    server.script = [Reply(content=json.dumps({"ideas": [{**idea, "steps": steps}]}))] * 3
-    await IdeaAgent(client).propose(research, 1, profile=profile)
+    example = [*steps, {"kind": "group_mean", "columns": ["debt", "region"]}]
+    server.script = [Reply(content=json.dumps({"ideas": [{**idea, "steps": steps}]}))] * 3 + [
+        Reply(content=json.dumps({"ideas": [{**idea, "steps": example}]}))
+    ]
+    (own,) = await IdeaAgent(client).propose(research, 1, profile=profile)
+    assert not any("example as given" in note for note in own.notes)
     system = server.requests[0]["messages"][0]["content"]
     # The three that tell most beyond their columns, as the reply writes them (the fourth tells less than
     # its columns alone); no other table's example.
@@ -288,6 +292,9 @@ async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not
         tried=["Features debt/income, income vs region mean, debt vs region mean"],
     )
     assert "columns price, area, built_on" in server.requests[2]["messages"][0]["content"]
+    # The example given back as it is: said in the idea's notes, so the report credits the choice rightly.
+    (copied,) = await IdeaAgent(client).propose(research, 1, profile=profile)
+    assert "its steps are the prompt's example as given" in copied.notes[-1]
 
 
 def test_without_the_llm_the_profiles_measured_steps_make_one_feature_idea(fake_llm):

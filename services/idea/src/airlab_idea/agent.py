@@ -206,6 +206,7 @@ class IdeaAgent:
         families = families_for(plan)
         table = table_of(plan, profile)
         family_names = [family.name for family in families]
+        example = example_idea(table, tried, family_names) if table else ""
         prompt = render(
             "idea/propose",
             goal=research.goal,
@@ -217,7 +218,7 @@ class IdeaAgent:
             template=domain.template_of(plan.template),
             families=", ".join(family.aliases[0] for family in families),
             family_names=family_names,
-            example=example_idea(table, tried, family_names) if table else "",
+            example=example,
             # A hosted model sees the columns' names, kinds and scores, never a cell (ServerConfig.sees_data).
             profile=table.prompt_lines(values=self.llm.config.sees_data("idea")) if table else [],
             steps=techniques.available_steps(table, plan.task) if table else {},
@@ -245,7 +246,16 @@ class IdeaAgent:
             budget=budget,
             show_schema=table is None,
         )
-        return _ideas_of(research, proposals.ideas, count, tried, ids_from, table, related)
+        ideas = _ideas_of(research, proposals.ideas, count, tried, ids_from, table, related)
+        if example:  # a small model often gives the example back as it is: the report says so
+            shown = {(step["kind"], tuple(step["columns"])) for step in json.loads(example)["steps"]}
+            for idea in ideas:
+                if {(techniques.kind_of(s.technique), tuple(s.columns)) for s in idea.steps} == shown:
+                    idea.notes.append(
+                        "its steps are the prompt's example as given (the data profile's most telling "
+                        "measured steps not yet tried): the model chose none of its own"
+                    )
+        return ideas
 
     def measured(
         self,

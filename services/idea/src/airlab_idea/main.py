@@ -101,11 +101,17 @@ def setup(context: ServiceContext) -> None:
             )
         profile = await load_profile(artifacts, event.research_id, request.profile_experiment)
         if request.measured:  # no LLM and no literature: the profile's measured steps alone
-            ideas = agent.measured(request.research, request.tried, ids_from=event.id, profile=profile)
-            error = (
-                "" if ideas else "no feature idea from the data profile (no table, or fewer than two steps)"
-            )
-            return "idea.proposed", events_pb2.IdeaProposed(round=request.round, ideas=ideas, error=error)
+            answer = events_pb2.IdeaProposed(round=request.round)
+            try:
+                answer.ideas.extend(
+                    agent.measured(request.research, request.tried, ids_from=event.id, profile=profile)
+                )
+            except Exception as exc:  # as a failed LLM call: the loop decides, no redelivery repeats it
+                log.exception("the profile's idea failed", extra={"research_id": event.research_id})
+                answer.error = f"{type(exc).__name__}: {exc}"
+            if not answer.ideas and not answer.error:
+                answer.error = "no feature idea from the data profile (no table, or fewer than two steps)"
+            return "idea.proposed", answer
         # Literature is advice: its search says what happened and never fails the round.
         papers, status = await related_work.of(request.research)
         answer = events_pb2.IdeaProposed(round=request.round, related_work=papers, related_work_status=status)
