@@ -40,9 +40,9 @@ def best_steps(loop: loop_pb2.ResearchLoop) -> tuple[loop_pb2.LoopIdea, list[tec
 
 
 def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.LoopIdea | None:
-    """The best idea an LLM feature idea builds on at its turn; None when it builds on nothing: not a
-    feature idea, built once already, the best has no steps (a portfolio model), or the idea adds no step
-    of its own to them."""
+    """The best idea a feature idea of the idea agent (the LLM's, or the profile's) builds on at its turn;
+    None when it builds on nothing: not a feature idea, built once already, the best has no steps (a
+    portfolio model), or the idea adds no step of its own to them."""
     if not idea.idea.steps or idea.built_on or idea.origin not in PROPOSED:
         return None
     found = best_steps(loop)
@@ -56,8 +56,9 @@ def builds_on(loop: loop_pb2.ResearchLoop, idea: loop_pb2.LoopIdea) -> loop_pb2.
 
 
 def may_build_on(queued: loop_pb2.LoopIdea, going: loop_pb2.LoopIdea) -> bool:
-    """Whether a queued feature idea of the LLM may build on an idea under way: that one has features of
-    its own and may become the best, so the queued idea's steps are known only once it is reviewed."""
+    """Whether a queued feature idea of the idea agent may build on an idea under way: that one has
+    features of its own and may become the best, so the queued idea's steps are known only once it is
+    reviewed."""
     return bool(queued.idea.steps) and queued.origin in PROPOSED and bool(going.idea.steps)
 
 
