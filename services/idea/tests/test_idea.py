@@ -251,17 +251,27 @@ async def test_a_table_gets_feature_ideas_on_its_own_columns_and_a_bad_step_is_s
     assert '- {"kind": "ratio", "columns": ["debt", "income"]}' in first[-1]["content"]
 
 
-async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not_yet_tried(fake_llm):
-    server, client = fake_llm
+def loans_research() -> research_pb2.Research:
     research = planned_research()
     research.plan.dataset, research.plan.metric = "loans", "roc_auc"
+    return research
+
+
+def loans_profile_measuring(measured: list[dict]):
+    """The loans profile with these derived features measured (the template's candidate_features)."""
+    return type(loans_profile()).model_validate({**loans_profile().model_dump(), "candidates": measured})
+
+
+async def test_the_prompts_example_is_the_tables_most_telling_measured_steps_not_yet_tried(fake_llm):
+    server, client = fake_llm
+    research = loans_research()
     measured = [
         {"kind": "ratio", "columns": ["debt", "income"], "association": 0.11, "columns_alone": 0.014},
         {"kind": "group_mean", "columns": ["income", "region"], "association": 0.02, "columns_alone": 0.001},
         {"kind": "group_mean", "columns": ["debt", "region"], "association": 0.026, "columns_alone": 0.014},
         {"kind": "ratio", "columns": ["income", "debt"], "association": 0.01, "columns_alone": 0.02},
     ]
-    profile = type(loans_profile()).model_validate({**loans_profile().model_dump(), "candidates": measured})
+    profile = loans_profile_measuring(measured)
     idea = {**proposal("Debt to income"), "family": "hist_gradient_boosting"}
     steps = [
         {"kind": "ratio", "columns": ["debt", "income"]},
@@ -301,14 +311,12 @@ def test_without_the_llm_the_profiles_measured_steps_make_one_feature_idea(fake_
     """research.strategy.profile_ideas: the prompt's example as the idea itself, no LLM call; nothing for
     a table with fewer than two measured steps left, or a built-in array's columns."""
     server, client = fake_llm
-    research = planned_research()
-    research.plan.dataset, research.plan.metric = "loans", "roc_auc"
-    measured = [
+    research = loans_research()
+    profile = loans_profile_measuring([
         {"kind": "ratio", "columns": ["debt", "income"], "association": 0.11, "columns_alone": 0.014},
         {"kind": "group_mean", "columns": ["debt", "region"], "association": 0.03, "columns_alone": 0.014},
         {"kind": "group_mean", "columns": ["income", "region"], "association": 0.02, "columns_alone": 0.001},
-    ]
-    profile = type(loans_profile()).model_validate({**loans_profile().model_dump(), "candidates": measured})
+    ])  # fmt: skip
     (idea,) = IdeaAgent(client).measured(research, ids_from="e1", profile=profile)
     assert not server.requests
     assert idea.family == "hist_gradient_boosting" and idea.id.startswith("i")

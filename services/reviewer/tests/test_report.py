@@ -31,6 +31,16 @@ def result(store, experiment, seed, value, targets, predictions, **extra):
     store.put(experiment_key(RID, experiment, "result.json"), json.dumps(doc).encode())
 
 
+def report_on_digits(store, loop, goal: str):
+    """The report of a research on digits (accuracy, seeds 0-2, a budget of 16 experiments)."""
+    plan = research_pb2.Plan(
+        dataset="digits", metric="accuracy", direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
+        seeds=[0, 1, 2], budget=research_pb2.Budget(max_experiments=16),
+    )  # fmt: skip
+    research = research_pb2.Research(id=RID, goal=goal, plan=plan)
+    return Reviewer(store).write_report(research, loop, ResearchUsage({}))
+
+
 def test_the_report_credits_origins_and_shows_seeds_parameters_decisions_and_the_code_diff(tmp_path):
     store = LocalArtifactStore(tmp_path)
     template = template_source("sklearn_train_template.py")
@@ -184,12 +194,7 @@ def test_a_null_research_says_its_baseline_does_not_beat_chance_and_shows_raw_an
         review=manager_pb2.IdeaReview(approved=True),
         evaluations={0: "xi0", 1: "xi1", 2: "xi2"},
     )
-    plan = research_pb2.Plan(
-        dataset="digits", metric="accuracy", direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
-        seeds=[0, 1, 2], budget=research_pb2.Budget(max_experiments=16),
-    )  # fmt: skip
-    research = research_pb2.Research(id=RID, goal="beat the baseline", plan=plan)
-    md_key, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    md_key, _, summary = report_on_digits(store, loop, "beat the baseline")
     markdown = store.get(md_key).decode()
     assert summary["verdict"].startswith("no significant gain over the baseline")
     assert "the baseline does not beat chance (the most frequent class: 0.2500)" in summary["verdict"]
@@ -235,12 +240,7 @@ def test_a_better_mean_that_missed_significance_is_said_beside_the_significant_c
             review=manager_pb2.IdeaReview(approved=True),
             evaluations={seed: f"x{title}{seed}" for seed in (0, 1, 2)},
         )
-    plan = research_pb2.Plan(
-        dataset="digits", metric="accuracy", direction=research_pb2.METRIC_DIRECTION_MAXIMIZE,
-        seeds=[0, 1, 2], budget=research_pb2.Budget(max_experiments=16),
-    )  # fmt: skip
-    research = research_pb2.Research(id=RID, goal="get the best accuracy you can", plan=plan)
-    _, _, summary = Reviewer(store).write_report(research, loop, ResearchUsage({}))
+    _, _, summary = report_on_digits(store, loop, "get the best accuracy you can")
     steady, spiky = (idea["evaluation"] for idea in summary["ideas"])
     assert steady["significant"] and not spiky["significant"] and spiky["gain"] > steady["gain"]
     assert summary["verdict"].startswith("'steady' beat the baseline significantly: 0.8967")
