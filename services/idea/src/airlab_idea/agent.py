@@ -206,7 +206,7 @@ class IdeaAgent:
         families = families_for(plan)
         table = table_of(plan, profile)
         family_names = [family.name for family in families]
-        example = example_idea(table, tried, family_names) if table else ""
+        example = example_idea(table, tried, family_names) if table else None
         prompt = render(
             "idea/propose",
             goal=research.goal,
@@ -218,7 +218,7 @@ class IdeaAgent:
             template=domain.template_of(plan.template),
             families=", ".join(family.aliases[0] for family in families),
             family_names=family_names,
-            example=example,
+            example=json.dumps(example) if example else "",
             # A hosted model sees the columns' names, kinds and scores, never a cell (ServerConfig.sees_data).
             profile=table.prompt_lines(values=self.llm.config.sees_data("idea")) if table else [],
             steps=techniques.available_steps(table, plan.task) if table else {},
@@ -248,7 +248,7 @@ class IdeaAgent:
         )
         ideas = _ideas_of(research, proposals.ideas, count, tried, ids_from, table, related)
         if example:  # a small model often gives the example back as it is: the report says so
-            shown = {(step["kind"], tuple(step["columns"])) for step in json.loads(example)["steps"]}
+            shown = {(step["kind"], tuple(step["columns"])) for step in example["steps"]}
             for idea in ideas:
                 if {(techniques.kind_of(s.technique), tuple(s.columns)) for s in idea.steps} == shown:
                     idea.notes.append(
@@ -272,11 +272,11 @@ class IdeaAgent:
         plan = research.plan
         table = table_of(plan, profile)
         family_names = [family.name for family in families_for(plan)]
-        example = example_idea(table, tried, family_names) if table else ""
-        if table is None or not example:
+        example = example_idea(table, tried, family_names) if table else None
+        if table is None or example is None:
             return []
         schema = feature_proposals(table, family_names, 1, plan.task)
-        proposals: Any = schema.model_validate_json(f'{{"ideas": [{example}]}}')
+        proposals: Any = schema.model_validate({"ideas": [example]})
         ideas = _ideas_of(research, proposals.ideas, 1, tried, ids_from, table, ())
         for idea in ideas:  # no model's words to keep beside the steps
             idea.rationale = f"the steps the data profile measured most telling, no LLM: {idea.evidence}"
@@ -329,15 +329,17 @@ def _ideas_of(
     return ideas[:count]
 
 
-def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families: Sequence[str]) -> str:
+def example_idea(
+    profile: techniques.DataProfile, tried: Sequence[str], families: Sequence[str]
+) -> dict[str, Any] | None:
     """The prompt's example of a feature idea, composed of this table's most telling measured steps not
-    yet tried (`techniques.example_steps`), as the reply writes it; "" when fewer than two are left (the
-    prompt's fixed example stands in)."""
+    yet tried (`techniques.example_steps`), as the reply writes it; None when fewer than two are left
+    (the prompt's fixed example stands in)."""
     measured = techniques.example_steps(profile, tried)
     if len(measured) < MIN_FEATURE_STEPS:
-        return ""
+        return None
     steps, first = [m.step() for m in measured], measured[0]
-    return json.dumps({
+    return {
         # Within the reply's bound, as a reply must be (the idea's title is its steps' in full anyway).
         "title": techniques.steps_title(steps, FEATURE_TITLE_CHARS),
         "change": "add the " + ", the ".join(step.described() for step in steps),
@@ -346,7 +348,7 @@ def example_idea(profile: techniques.DataProfile, tried: Sequence[str], families
         f"{first.columns_alone:.3f} for its columns alone",
         "family": "hist_gradient_boosting" if "hist_gradient_boosting" in families else families[0],
         "steps": [{"kind": step.kind, "columns": step.columns} for step in steps],
-    })  # fmt: skip
+    }  # fmt: skip
 
 
 def cited(proposal: Any, related: Sequence[idea_pb2.Paper]) -> list[int]:
