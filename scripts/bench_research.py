@@ -156,10 +156,7 @@ def measured_source(goal: Goal, seeds: list[int], csv_path: Path, script: Path) 
     config = job_base(goal, seeds, csv_path) | {
         "model": goal.baseline_model, "params": {}, "seed": seeds[0], "profile": True,
     }  # fmt: skip
-    with tempfile.TemporaryDirectory() as work:
-        env = {**os.environ, "JOB_CONFIG": json.dumps(config)}
-        subprocess.run([sys.executable, str(script)], cwd=work, env=env, check=True, capture_output=True)
-        found = json.loads((Path(work) / "result.json").read_text())["profile"]
+    found = (run_job(script, config).model_extra or {})["profile"]
     steps = [m.step() for m in techniques.example_steps(techniques.DataProfile.model_validate(found))]
     source = techniques.with_features(
         template_source(domain.TEMPLATE_FILES["sklearn"]), [step.to_proto() for step in steps]
@@ -399,6 +396,13 @@ def lab_run(
     }
 
 
+def median_share(results: list[dict[str, Any]], expert_gains: list[float]) -> float:
+    """The median over repeats of a method's gain over the expert row's (nan where the expert gained none)."""
+    return statistics.median(
+        r["gain"] / e if e > 0 else float("nan") for r, e in zip(results, expert_gains, strict=True)
+    )
+
+
 def claimed(results: list[dict[str, Any]]) -> str:
     return f"{sum(r['claimed'] for r in results)}/{len(results)}"
 
@@ -492,14 +496,13 @@ def main() -> None:
                     samplers["measured"] = optuna.samplers.TPESampler(seed=repeat, n_startup_trials=5)
                     # The measured row's features depend on the repeat's split: profiled for each.
                     source, described = measured_source(goal, seeds, csv_path, scripts[goal.template])
-                    scripts["measured"] = Path(scratch) / f"train_measured_{name}_{repeat}.py"
-                    scripts["measured"].write_text(source)
+                    measured = Path(scratch) / f"train_measured_{name}_{repeat}.py"
+                    measured.write_text(source)
                     print(f"{name} r{repeat} measured: {'; '.join(described)}", flush=True)
+                    row_scripts = {"expert": scripts[f"expert-{name}"], "measured": measured}
                 for method in plain + (["expert", "measured"] if goal.expert_steps and plain else []):
                     script = (
-                        scripts[f"expert-{name}" if method == "expert" else method]
-                        if method in ("expert", "measured")
-                        else scripts[goal.template]
+                        row_scripts[method] if method in ("expert", "measured") else scripts[goal.template]
                     )
                     result = plain_search(
                         goal, seeds, args.budget, samplers[method], script, csv_path, scripts[goal.template]
@@ -555,18 +558,11 @@ def main() -> None:
                 f"{sum(r['llm_as_example'] for r in results)}/{sum(r['llm_feature_ideas'] for r in results)}"
             )
             if expert_gains:
-                shares = [
-                    r["gain"] / e if e > 0 else float("nan")
-                    for r, e in zip(results, expert_gains, strict=True)
-                ]
-                line += f"; share of the expert's gain (median): {statistics.median(shares):.2f}"
+                line += f"; share of the expert's gain (median): {median_share(results, expert_gains):.2f}"
             print(line)
         if expert_gains:
-            shares = [
-                r["gain"] / e if e > 0 else float("nan")
-                for r, e in zip(rows[(name, "measured")], expert_gains, strict=True)
-            ]
-            print(f"{name} measured: share of the expert's gain (median): {statistics.median(shares):.2f}")
+            share = median_share(rows[(name, "measured")], expert_gains)
+            print(f"{name} measured: share of the expert's gain (median): {share:.2f}")
 
 
 if __name__ == "__main__":
